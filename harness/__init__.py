@@ -1,0 +1,18 @@
+"""conform: a cross-framework conformance harness for deep-learning operators.
+
+Where each concern lives:
+
+- ``harness.yamlsrc``      YAML loading that remembers the line of every value
+- ``harness.cases``        the case model: case files -> validated ``Case`` objects
+- ``harness.ops``          canonical semantics, one module per operator
+- ``harness.oracle``       float64 NumPy reference, one module per operator
+- ``harness.data``         input fills and dtype rounding
+- ``harness.backends``     one adapter module per framework API surface
+- ``harness.worker``       the worker processes that host the adapters
+- ``harness.runner``       plan (case x backend) and execution
+- ``harness.compare``      tolerance model, metrics and verdicts
+- ``harness.report``       report.json and the terminal summary
+- ``harness.cli``          the ``conform`` command line
+"""
+
+__version__ = "0.1.0"

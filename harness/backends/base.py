@@ -1,0 +1,150 @@
+"""The one interface every backend implements (built-in or third-party).
+
+A backend is one API surface of one framework (DESIGN.md §3). It lives in a
+worker process: ``setup()`` imports the framework once, then ``run(call)`` is
+called per case. For each operator the backend has a method of that name
+(``conv2d_transpose(call) -> Native``); a missing method means the backend
+does not implement the operator, which is reported as ``unsupported``.
+
+Adapters call the framework with its own native parameters. They emulate a
+concept only where the API has no parameter for it, and say so through
+``Native.emulated`` and ``Native.notes``. A call the backend cannot express at
+all raises ``Unsupported(reason)``. Anything the framework raises is the
+framework's answer and is recorded as such.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+
+
+class Unsupported(Exception):
+    """The backend cannot express this call (dtype, layout, groups, ...)."""
+
+
+@dataclass
+class Call:
+    """One operator call, in canonical form, as sent to a worker."""
+
+    op: str
+    case_id: str
+    params: dict[str, Any]            # canonical params (pairs expanded, padding as list or mode)
+    resolved: Optional[dict]          # ops.<op>.Resolved.as_dict(), None for a call the semantics rejects
+    dtype: str
+    arrays: dict[str, np.ndarray]     # canonical operands, float64, exactly representable in dtype
+    expects_error: bool = False
+
+    @property
+    def layout(self) -> str:
+        return self.params.get("layout", "NCHW")
+
+
+@dataclass
+class Native:
+    """What an adapter returns: the output and how it was obtained."""
+
+    output: np.ndarray                # in the case's layout; any float dtype
+    native_call: str                  # the framework call, as copyable code
+    emulated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """The worker's answer to one call."""
+
+    status: str                       # ok | error | unsupported
+    output: Optional[np.ndarray] = None
+    native_call: str = ""
+    emulated: bool = False
+    notes: list[str] = field(default_factory=list)
+    error_type: str = ""
+    error_message: str = ""
+    detail: str = ""                  # traceback for errors, reason for unsupported
+    duration_ms: Optional[float] = None
+
+
+def first_line(text: str) -> str:
+    for line in str(text).splitlines():
+        if line.strip():
+            return line.strip()[:500]
+    return ""
+
+
+class Backend:
+    """Base class: subclass, set the class attributes, implement ``setup`` and op methods."""
+
+    id: ClassVar[str]                 # e.g. "tf.nn"
+    framework: ClassVar[str]          # display name, e.g. "tensorflow"
+    distribution: ClassVar[Optional[str]] = None   # PyPI name for the version, e.g. "tensorflow-cpu"
+    import_name: ClassVar[Optional[str]] = None    # module whose presence makes the backend available
+
+    def __init__(self):
+        self._duration_ms: Optional[float] = None
+
+    # ---- availability, checked in the parent without importing the framework
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        if cls.import_name and importlib.util.find_spec(cls.import_name) is None:
+            return False, f"{cls.import_name} is not installed"
+        return True, ""
+
+    @classmethod
+    def version(cls) -> Optional[str]:
+        if not cls.distribution:
+            return None
+        try:
+            return importlib.metadata.version(cls.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    # ---- in the worker
+    def setup(self) -> None:
+        """Import the framework and configure it; called once per worker."""
+
+    def timed(self, fn, *args, **kwargs):
+        """Run the framework's own call and record its wall time (DESIGN.md §7 duration_ms)."""
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        self._duration_ms = (time.perf_counter() - start) * 1e3
+        return result
+
+    def run(self, call: Call) -> Outcome:
+        method = getattr(self, call.op, None)
+        if method is None:
+            return Outcome("unsupported", detail=f"{self.id} does not implement {call.op}")
+        self._duration_ms = None
+        try:
+            native = method(call)
+        except Unsupported as exc:
+            return Outcome("unsupported", detail=str(exc))
+        except Exception as exc:  # the framework's answer: recorded, judged by the comparator
+            return Outcome("error", error_type=f"{type(exc).__module__}.{type(exc).__name__}",
+                           error_message=first_line(str(exc)) or type(exc).__name__,
+                           detail=traceback.format_exc(limit=-8), duration_ms=self._duration_ms)
+        return Outcome("ok", output=np.asarray(native.output), native_call=native.native_call,
+                       emulated=native.emulated, notes=native.notes, duration_ms=self._duration_ms)
+
+
+def to_layout(array: np.ndarray, layout: str) -> np.ndarray:
+    """Canonical NCHW -> ``layout``."""
+    return np.ascontiguousarray(array.transpose(0, 2, 3, 1)) if layout == "NHWC" else array
+
+
+def from_nchw(array: np.ndarray, layout: str) -> np.ndarray:
+    """An NCHW result -> the case's layout."""
+    return to_layout(array, layout)
+
+
+def fmt(value: Any) -> str:
+    """Render a parameter value as Python source for ``native_call``."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return repr(value)

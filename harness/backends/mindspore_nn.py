@@ -1,0 +1,99 @@
+"""Backend ``mindspore.nn``: ``mindspore.nn.Conv2dTranspose`` in PyNative mode on CPU.
+
+Native parameters: ``pad_mode='same'|'valid'|'pad'``, ``padding`` (int or
+``(top, bottom, left, right)``), ``output_padding``, ``stride``, ``dilation``,
+``group``, ``has_bias`` with ``bias_init``, ``weight_init`` (a Tensor holding
+the canonical weights, whose layout ``(C_in, C_out/group, kh, kw)`` is
+MindSpore's own) and ``dtype``.
+
+Emulated and marked: NHWC (the cell has no ``data_format``: input permuted),
+and ``output_shape`` (no such parameter): translated to ``pad_mode='pad'``
+with the resolved crops and ``output_padding`` unless it equals what
+``same``/``valid`` give by default.
+
+Unsupported (measured on MindSpore 2.10.0, CPU): float64 ("input argument
+must be a type of {Tensor[BFloat16], Tensor[Float16], Tensor[Float32], ...}")
+and bfloat16 ("Select CPU operator[Conv2DBackpropInput] fail! Unsupported
+data type!"). ``tests/test_backends.py`` re-checks both claims so they cannot
+go stale silently.
+"""
+
+from __future__ import annotations
+
+import os
+
+from harness.backends.base import Backend, Call, Native, Unsupported, fmt, from_nchw
+
+UNSUPPORTED_DTYPES = {
+    "float64": "MindSpore's CPU Conv2DTranspose accepts only float16/float32/bfloat16/int tensors",
+    "bfloat16": "MindSpore's CPU kernel Conv2DBackpropInput has no bfloat16 kernel",
+}
+
+
+class MindsporeNnBackend(Backend):
+    id = "mindspore.nn"
+    framework = "mindspore"
+    distribution = "mindspore"
+    import_name = "mindspore"
+
+    def setup(self) -> None:
+        os.environ.setdefault("GLOG_v", "3")   # MindSpore's C++ log: errors only
+        import mindspore as ms
+        from mindspore import nn
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+        ms.set_device("CPU")
+        self.ms, self.nn = ms, nn
+        self.dtypes = {"float16": ms.float16, "bfloat16": ms.bfloat16, "float32": ms.float32}
+
+    def conv2d_transpose(self, call: Call, probe_dtype: bool = False) -> Native:
+        ms, p, r = self.ms, call.params, call.resolved
+        if call.dtype in UNSUPPORTED_DTYPES and not probe_dtype:
+            raise Unsupported(UNSUPPORTED_DTYPES[call.dtype])
+        dtype = self.dtypes.get(call.dtype, ms.float64)
+        notes, emulated = [], False
+        if call.layout == "NHWC":
+            emulated = True
+            notes.append("NHWC emulated: nn.Conv2dTranspose has no data_format; input permuted to NCHW")
+        kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
+        pad, shape = p["padding"], p["output_shape"]
+        if isinstance(pad, str) and (shape is None or (r is not None and self._is_default(pad, r))):
+            kw.update(pad_mode=pad, padding=0)
+        elif isinstance(pad, str):
+            if r is None:
+                raise Unsupported("nn.Conv2dTranspose has no output_shape: an unreachable output_shape "
+                                  "cannot be posed")
+            emulated = True
+            kw.update(pad_mode="pad", padding=tuple(r["crops"]), output_padding=tuple(r["output_padding"]))
+            notes.append(f"padding {pad!r} with output_shape {shape} expressed as pad_mode='pad', "
+                         f"padding={kw['padding']}, output_padding={kw['output_padding']}")
+        else:
+            op = tuple(p["output_padding"])
+            if shape is not None and r is not None:
+                emulated, op = True, tuple(r["output_padding"])
+                notes.append(f"output_shape {shape} expressed as output_padding={op}")
+            kw.update(pad_mode="pad", padding=tuple(pad), output_padding=op)
+        x = ms.Tensor(call.arrays["x"], ms.float32).astype(dtype)
+        w = ms.Tensor(call.arrays["w"], ms.float32).astype(dtype)
+        has_bias = "b" in call.arrays
+        init = dict(weight_init=w, has_bias=has_bias, dtype=dtype)
+        if has_bias:
+            init["bias_init"] = ms.Tensor(call.arrays["b"], ms.float32).astype(dtype)
+        c_in = call.arrays["x"].shape[1]
+        kernel = tuple(p["kernel_size"])
+        net = self.nn.Conv2dTranspose(c_in, p["out_channels"], kernel, has_bias=has_bias,
+                                      **{k: v for k, v in init.items() if k != "has_bias"}, **kw)
+        y = self.timed(net, x)
+        text = (f"mindspore.nn.Conv2dTranspose({c_in}, {p['out_channels']}, kernel_size={fmt(kernel)}, "
+                + ", ".join(f"{k}={fmt(v)}" for k, v in kw.items())
+                + f", has_bias={has_bias}, weight_init=weight, "
+                + ("bias_init=bias, " if has_bias else "") + f"dtype=mindspore.{call.dtype})(x)")
+        out = y.astype(ms.float32).asnumpy()
+        return Native(from_nchw(out, call.layout), text, emulated, notes)
+
+    @staticmethod
+    def _is_default(pad: str, r: dict) -> bool:
+        """Whether the resolved output size is what pad_mode ``pad`` gives without output_shape."""
+        (h, w), (sh, sw) = r["in_hw"], r["stride"]
+        if pad == "same":
+            return tuple(r["out_hw"]) == (h * sh, w * sw)
+        return tuple(r["out_hw"]) == tuple(r["full_hw"])

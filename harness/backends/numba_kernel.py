@@ -1,0 +1,35 @@
+"""Backend ``numba``: the in-house JIT kernel (``harness.kernels.numba_conv2d_transpose``).
+
+It consumes the resolved call (crops and output size), since it *is* an
+implementation of the canonical semantics rather than a foreign API; a call
+the semantics rejects is rejected here with the semantics' reason.
+"""
+
+from __future__ import annotations
+
+from harness.backends.base import Backend, Call, Native
+
+
+class NumbaBackend(Backend):
+    id = "numba"
+    framework = "numba"
+    distribution = "numba"
+    import_name = "numba"
+
+    def setup(self) -> None:
+        from harness.kernels import numba_conv2d_transpose
+        self.kernel = numba_conv2d_transpose.conv2d_transpose
+
+    def conv2d_transpose(self, call: Call) -> Native:
+        r = call.resolved
+        if r is None:
+            from harness.ops.conv2d_transpose import Params, resolve
+            resolve(Params.model_validate(call.params))   # raises InvalidCall with the reason
+            raise AssertionError("unreachable: the parent resolved this call as invalid")
+        a = call.arrays
+        kwargs = dict(stride=tuple(r["stride"]), dilation=tuple(r["dilation"]), groups=r["groups"],
+                      crops=tuple(r["crops"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
+        out = self.timed(self.kernel, a["x"], a["w"], a.get("b"), **kwargs)
+        text = "harness.kernels.numba_conv2d_transpose.conv2d_transpose(x, w, b, " + ", ".join(
+            f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+        return Native(out, text)

@@ -1,0 +1,30 @@
+"""Backend ``numpy``: the oracle's definition run in the case's dtype (DESIGN.md §3).
+
+NumPy has no bfloat16; a bfloat16 case is computed in float32 and rounded to
+bfloat16, and the result says so (``emulated``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.backends.base import Backend, Call, Native
+from harness.data import round_to_dtype
+from harness.oracle.conv2d_transpose import reference
+
+
+class NumpyBackend(Backend):
+    id = "numpy"
+    framework = "numpy"
+    distribution = "numpy"
+    import_name = "numpy"
+
+    def conv2d_transpose(self, call: Call) -> Native:
+        compute = "float32" if call.dtype == "bfloat16" else call.dtype
+        out = self.timed(reference, call.params, call.arrays, np.dtype(compute))
+        notes, emulated = [], False
+        if call.dtype == "bfloat16":
+            out, emulated = round_to_dtype(out, "bfloat16"), True
+            notes.append("NumPy has no bfloat16: computed in float32, rounded to bfloat16")
+        return Native(out, f"harness.oracle.conv2d_transpose.reference(params, arrays, dtype={compute!r})",
+                      emulated, notes)

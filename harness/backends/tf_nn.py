@@ -1,0 +1,112 @@
+"""Backend ``tf.nn``: ``tf.nn.conv2d_transpose``.
+
+Native parameters: ``padding='SAME'|'VALID'|explicit list``, ``output_shape``,
+``strides``, ``dilations`` and ``data_format`` (NHWC and NCHW both run on this
+CPU build, so the case's layout is passed through). Filters are
+``(kh, kw, C_out/groups, C_in)``: TensorFlow infers groups from the filter's
+depth (``Conv2DBackpropInput`` is the gradient of a grouped forward conv), so
+groups are native too.
+
+TensorFlow has no ``output_padding`` and no bias: output padding is requested
+through ``output_shape`` (the size it implies) and bias through
+``tf.nn.bias_add``; both are marked emulated.
+"""
+
+from __future__ import annotations
+
+import os
+
+from harness.backends.base import Backend, Call, Native, first_line, fmt
+
+
+def _full(size, k, s, d):
+    return (size - 1) * s + d * (k - 1) + 1
+
+
+class TfNnBackend(Backend):
+    id = "tf.nn"
+    framework = "tensorflow"
+    distribution = "tensorflow-cpu"
+    import_name = "tensorflow"
+
+    def setup(self) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+        self.tf = tf
+        self.dtypes = {"float16": tf.float16, "bfloat16": tf.bfloat16, "float32": tf.float32, "float64": tf.float64}
+
+    def _tensor(self, array, dtype):
+        # Values are exactly representable in `dtype`; go through float64 -> dtype once.
+        return self.tf.cast(self.tf.constant(array, self.tf.float64), self.dtypes[dtype])
+
+    def _output_hw(self, call: Call):
+        """The output size TF is asked for: the resolved one, or a best guess for a rejected call."""
+        p, r = call.params, call.resolved
+        if r is not None:
+            return tuple(r["out_hw"])
+        if p["output_shape"] is not None:
+            return tuple(p["output_shape"])
+        n, c, h, w = call.arrays["x"].shape
+        sizes = []
+        for axis, size in enumerate((h, w)):
+            full = _full(size, p["kernel_size"][axis], p["stride"][axis], p["dilation"][axis])
+            if p["padding"] == "same":
+                sizes.append(size * p["stride"][axis])
+            elif p["padding"] == "valid":
+                sizes.append(full)
+            else:
+                lo, hi = p["padding"][2 * axis: 2 * axis + 2]
+                sizes.append(full - lo - hi + p["output_padding"][axis])
+        return tuple(sizes)
+
+    def conv2d_transpose(self, call: Call) -> Native:
+        try:
+            return self._conv2d_transpose(call, call.layout)
+        except self.tf.errors.OpError as exc:
+            # TF's CPU kernel Conv2DCustomBackpropInputOp (explicit padding) "only supports NHWC":
+            # a capability gap of this build, not a semantic answer. Run in NHWC and say so.
+            if call.layout != "NCHW" or "only supports NHWC" not in str(exc):
+                raise
+            native = self._conv2d_transpose(call, "NHWC")
+            native.output = native.output.transpose(0, 3, 1, 2)
+            native.emulated = True
+            native.notes.insert(0, "NCHW emulated: this TF CPU kernel only supports NHWC for explicit padding "
+                                   f"({first_line(str(exc))[:120]}); input transposed to NHWC, output back")
+            return native
+
+    def _conv2d_transpose(self, call: Call, layout: str) -> Native:
+        tf, p = self.tf, call.params
+        x = call.arrays["x"].transpose(0, 2, 3, 1) if layout == "NHWC" else call.arrays["x"]
+        filters = call.arrays["w"].transpose(2, 3, 1, 0)   # (C_in, C_out/g, kh, kw) -> (kh, kw, C_out/g, C_in)
+        n = x.shape[0]
+        oh, ow = self._output_hw(call)
+        c_out = p["out_channels"]
+        output_shape = [n, oh, ow, c_out] if layout == "NHWC" else [n, c_out, oh, ow]
+        if isinstance(p["padding"], str):
+            padding = p["padding"].upper()
+        else:
+            t, b, l, r = p["padding"]
+            padding = [[0, 0], [t, b], [l, r], [0, 0]] if layout == "NHWC" else [[0, 0], [0, 0], [t, b], [l, r]]
+        notes, emulated = [], False
+        if any(p["output_padding"]):
+            emulated = True
+            notes.append(f"output_padding {p['output_padding']} requested through output_shape {output_shape}")
+        if p["groups"] > 1:
+            notes.append(f"groups={p['groups']} implied by the filter depth C_out/groups")
+        kwargs = dict(output_shape=output_shape, strides=list(p["stride"]), padding=padding,
+                      data_format=layout, dilations=list(p["dilation"]))
+        xt, ft = self._tensor(x, call.dtype), self._tensor(filters, call.dtype)
+        bias = self._tensor(call.arrays["b"], call.dtype) if "b" in call.arrays else None
+
+        def native():
+            y = tf.nn.conv2d_transpose(xt, ft, **kwargs)
+            return tf.nn.bias_add(y, bias, data_format=layout) if bias is not None else y
+
+        y = self.timed(native)
+        text = "tf.nn.conv2d_transpose(x, filters, " + ", ".join(f"{k}={fmt(v)}" for k, v in kwargs.items()) + ")"
+        if bias is not None:
+            emulated = True
+            notes.append("bias added with tf.nn.bias_add (conv2d_transpose has no bias)")
+            text = f"tf.nn.bias_add({text}, bias, data_format={layout!r})"
+        out = tf.cast(y, tf.float64 if call.dtype == "float64" else tf.float32).numpy()
+        return Native(out, text, emulated, notes)

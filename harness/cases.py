@@ -1,0 +1,299 @@
+"""The case model: case files (DESIGN.md §4) -> validated, expanded ``Case`` objects.
+
+A case file has ``op``, optional ``defaults`` merged into every case, and
+``cases``; a case with ``matrix`` expands into one case per point of the
+cartesian product, with ids like ``sweep[stride=2,padding=same]``. Fields
+common to every operator live in ``CaseFields``; operator fields are validated
+by the operator's own ``Params`` model.
+
+Every problem in every file is collected and reported as
+``file:line: field: message``; nothing runs while any problem remains.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness import ops
+from harness.data import DTYPES, FILLS
+from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
+
+Fill = Literal["normal", "uniform", "ones", "arange", "impulse"]
+MAX_MATRIX_POINTS = 10_000
+
+
+class DataSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    x: Fill = "normal"
+    w: Fill = "normal"
+    b: Optional[Fill] = None
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+
+
+class Expect(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    shape: Optional[list[int]] = None
+    error: bool = False
+
+
+class Tolerance(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    rtol: float = Field(default=0.0, ge=0)
+    atol: float = Field(default=0.0, ge=0)
+
+
+class CaseFields(BaseModel):
+    """Fields every case has, whatever its operator."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.,=:+\-\[\]]*$")
+    source: Optional[str] = None
+    description: Optional[str] = None
+    dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
+    data: DataSpec = DataSpec()
+    expect: Optional[Expect] = None
+    tolerance: Optional[Tolerance] = None
+    backends: Optional[list[str]] = None
+
+
+COMMON_KEYS = set(CaseFields.model_fields) | {"matrix"}
+
+
+@dataclass
+class Case:
+    """One expanded, validated case: what the runner runs."""
+
+    id: str
+    op: str
+    file: str
+    line: int
+    common: CaseFields
+    params: BaseModel                 # the operator's Params
+    raw_params: dict[str, Any]        # the operator fields as written (after defaults/matrix)
+    resolved: Any = None              # ops.<op>.Resolved, or None if the call is invalid
+    invalid_reason: Optional[str] = None
+    lines: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dtype(self) -> str:
+        return self.common.dtype
+
+    @property
+    def expects_error(self) -> bool:
+        return bool(self.common.expect and self.common.expect.error)
+
+    @property
+    def expected_shape(self) -> Optional[tuple[int, ...]]:
+        if self.common.expect and self.common.expect.shape is not None:
+            return tuple(self.common.expect.shape)
+        return self.resolved.output_shape if self.resolved else None
+
+    def canonical_params(self) -> dict[str, Any]:
+        """The operator parameters in canonical form (pairs expanded, padding listed)."""
+        return self.params.model_dump()
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "x".join(_format_value(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _suggest(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_TYPE_TAGS = {"int", "str", "bool", "float", "list", "dict", "none"}
+
+
+def _pydantic_problems(exc: ValidationError, file: str, line_of, known: set[str]) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        # Drop pydantic's union-branch tags ('int', 'list[int]', "literal['same','valid']").
+        path = tuple(p for p in loc if isinstance(p, int) or (str(p).isidentifier() and p not in _TYPE_TAGS))
+        name = ".".join(str(p) for p in path[:1]) + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                                                          for p in path[1:])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field" + _suggest(str(loc[-1]), known)
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        problems.append(Problem(file, line_of(path), name or "case", msg))
+    return problems
+
+
+def _expand(raw: dict, file: str, located: Located, path: tuple, problems: list[Problem]):
+    """Yield (case dict, id suffix, line overrides) for each matrix point."""
+    matrix = raw.get("matrix")
+    if matrix is None:
+        yield raw, "", {}
+        return
+    if not isinstance(matrix, dict) or not matrix:
+        problems.append(Problem(file, located.line_of(path + ("matrix",)), "matrix",
+                                "matrix must be a mapping of field -> list of values"))
+        return
+    axes, total = [], 1
+    for key, values in matrix.items():
+        if key in ("id", "matrix") or not isinstance(values, list) or not values:
+            problems.append(Problem(file, located.line_of(path + ("matrix", key)), f"matrix.{key}",
+                                    "each matrix entry must be a non-empty list of values for a case field"))
+            return
+        axes.append((key, values))
+        total *= len(values)
+    if total > MAX_MATRIX_POINTS:
+        problems.append(Problem(file, located.line_of(path + ("matrix",)), "matrix",
+                                f"expands to {total} cases; the limit is {MAX_MATRIX_POINTS}"))
+        return
+    for point in itertools.product(*[range(len(v)) for _, v in axes]):
+        case = {k: v for k, v in raw.items() if k != "matrix"}
+        lines, labels = {}, []
+        for (key, values), index in zip(axes, point):
+            case[key] = values[index]
+            lines[key] = located.line_of(path + ("matrix", key, index))
+            labels.append(f"{key}={_format_value(values[index])}")
+        yield case, "[" + ",".join(labels) + "]", lines
+
+
+def load_file(path: Path, display: Optional[str] = None) -> list[Case]:
+    """Load one case file; raise ``ProblemsError`` listing every problem."""
+    file = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemsError([Problem(file, 1, "file", f"cannot read: {exc}")]) from None
+    located = load_yaml(text, file)
+    doc = located.value
+    problems: list[Problem] = []
+    if not isinstance(doc, dict):
+        raise ProblemsError([Problem(file, 1, "document", "a case file is a mapping with 'op' and 'cases'")])
+    for key in doc:
+        if key not in ("op", "defaults", "cases"):
+            problems.append(Problem(file, located.line_of((key,)), str(key),
+                                    "unknown top-level field" + _suggest(str(key), {"op", "defaults", "cases"})))
+    op_name = doc.get("op")
+    if op_name not in ops.OPS:
+        problems.append(Problem(file, located.line_of(("op",)), "op",
+                                f"unknown or missing operator {op_name!r}; known: {', '.join(ops.OPS)}"))
+        raise ProblemsError(problems)
+    op = ops.get(op_name)
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        problems.append(Problem(file, located.line_of(("defaults",)), "defaults", "defaults must be a mapping"))
+        defaults = {}
+    cases_raw = doc.get("cases")
+    if not isinstance(cases_raw, list) or not cases_raw:
+        problems.append(Problem(file, located.line_of(("cases",)), "cases", "cases must be a non-empty list"))
+        raise ProblemsError(problems)
+
+    out: list[Case] = []
+    for index, raw in enumerate(cases_raw):
+        path = ("cases", index)
+        if not isinstance(raw, dict):
+            problems.append(Problem(file, located.line_of(path), f"cases[{index}]", "a case is a mapping"))
+            continue
+        merged = {**defaults, **raw}
+        base_lines = {k: located.line_of(("defaults", k)) for k in defaults}
+        base_lines.update({k: located.line_of(path + (k,)) for k in raw})
+        for case_raw, suffix, matrix_lines in _expand(merged, file, located, path, problems):
+            lines = {**base_lines, **matrix_lines}
+            case = _build_case(case_raw, suffix, op, file, located.line_of(path), lines, problems)
+            if case is not None:
+                out.append(case)
+    if problems:
+        raise ProblemsError(problems)
+    return out
+
+
+def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
+    known = COMMON_KEYS | set(op.Params.model_fields)
+
+    def line_of(path):
+        return lines.get(path[0], line) if path else line
+
+    common_raw = {k: v for k, v in raw.items() if k in CaseFields.model_fields}
+    op_raw = {k: v for k, v in raw.items() if k not in CaseFields.model_fields and k != "matrix"}
+    found = []
+    try:
+        common = CaseFields.model_validate(common_raw)
+    except ValidationError as exc:
+        found += _pydantic_problems(exc, file, line_of, known)
+        common = None
+    try:
+        params = op.Params.model_validate(op_raw)
+    except ValidationError as exc:
+        found += _pydantic_problems(exc, file, line_of, known)
+        params = None
+    if found:
+        problems.extend(found)
+        return None
+    case = Case(id=common.id + suffix, op=op.NAME, file=file, line=line, common=common,
+                params=params, raw_params=op_raw, lines=lines)
+    try:
+        case.resolved = op.resolve(params)
+    except op.InvalidCall as exc:
+        case.invalid_reason = exc.reason
+        if not case.expects_error:
+            problems.append(Problem(file, lines.get(exc.field, line), exc.field,
+                                    f"{exc.reason} (a case that must be rejected says expect: {{error: true}})"))
+            return None
+    if case.resolved is not None and case.expects_error:
+        problems.append(Problem(file, lines.get("expect", line), "expect.error",
+                                "the canonical semantics accepts this call, so it cannot expect an error"))
+        return None
+    want = common.expect.shape if common.expect else None
+    if want is not None and case.resolved is not None and tuple(want) != case.resolved.output_shape:
+        problems.append(Problem(file, lines.get("expect", line), "expect.shape",
+                                f"{want} differs from the canonical output shape {list(case.resolved.output_shape)}"))
+        return None
+    return case
+
+
+def discover(paths: list[str]) -> list[Path]:
+    """Case files under ``paths`` (files or folders), sorted; registry files excluded."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*.y*ml") if f.name != "known_divergences.yaml")
+        else:
+            files.append(p)
+    return files
+
+
+def load_suite(paths: list[str]) -> list[Case]:
+    """Load every case file; check ids are unique; raise ``ProblemsError`` with all problems."""
+    problems: list[Problem] = []
+    cases: list[Case] = []
+    files = discover(paths)
+    for path in files:
+        if not path.exists():
+            problems.append(Problem(str(path), 0, "path", "no such file or directory"))
+            continue
+        try:
+            cases += load_file(path)
+        except ProblemsError as exc:
+            problems += exc.problems
+    seen: dict[str, Case] = {}
+    for case in cases:
+        if case.id in seen:
+            first = seen[case.id]
+            problems.append(Problem(case.file, case.line, "id",
+                                    f"duplicate case id {case.id!r} (first at {first.file}:{first.line})"))
+        else:
+            seen[case.id] = case
+    if not files and not problems:
+        problems.append(Problem(",".join(paths) or ".", 0, "path", "no case files found"))
+    if problems:
+        raise ProblemsError(problems)
+    return cases

@@ -1,0 +1,156 @@
+"""The ``conform`` command line (DESIGN.md §6).
+
+Exit codes: 0 the gate passes, 1 at least one failing verdict, 2 invalid case
+files or usage (every problem printed as ``file:line: field: message``, nothing
+run, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import sys
+from pathlib import Path
+
+from harness import backends as backend_registry
+from harness.yamlsrc import ProblemsError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2 too; keep its message, drop nothing
+        self.print_usage(sys.stderr)
+        print(f"conform: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="conform", description="Cross-framework conformance harness for DL operators.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def paths(p):
+        p.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
+        p.add_argument("-k", dest="pattern", help="only cases whose id matches this glob or substring")
+
+    run = sub.add_parser("run", help="run cases against backends and write reports")
+    paths(run)
+    run.add_argument("--backends", help="comma-separated backend ids or framework prefixes (default: all)")
+    run.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
+    run.add_argument("--shard", help="K/N: run the K-th of N interleaved slices of the cases (1-based)")
+    run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                     help="backend calls in flight at once (default: min(2, cores))")
+    run.add_argument("--timeout", type=float, default=120.0, help="seconds per backend call (default: 120)")
+    run.add_argument("--strict", action="store_true", help="xpass and stale registry entries fail the gate")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    paths(sub.add_parser("validate", help="check case files only"))
+    paths(sub.add_parser("list", help="print expanded case ids"))
+    sub.add_parser("backends", help="list known backends and whether they are available")
+    return parser
+
+
+def _select(cases, pattern):
+    if not pattern:
+        return cases
+    return [c for c in cases if fnmatch.fnmatchcase(c.id, pattern) or pattern in c.id]
+
+
+def _shard(cases, spec):
+    if not spec:
+        return cases
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+        if not 1 <= k <= n:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--shard must be K/N with 1 ≤ K ≤ N, got {spec!r}") from None
+    return cases[k - 1::n]
+
+
+def cmd_validate(args) -> int:
+    from harness.cases import load_suite
+    cases = load_suite(args.paths)
+    print(f"{len(_select(cases, args.pattern))} cases OK")
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    from harness.cases import load_suite
+    for case in _select(load_suite(args.paths), args.pattern):
+        print(case.id)
+    return EXIT_OK
+
+
+def cmd_backends(args) -> int:
+    for bid, target in backend_registry.registry().items():
+        cls = backend_registry.load_class(target)
+        available, reason = cls.availability()
+        print(f"{bid:20} {cls.framework:12} {cls.version() or '-':14} {'available' if available else reason}")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from harness.cases import load_suite
+    from harness.report import json_report
+    from harness.report.terminal import print_summary
+    from harness.runner import RunOptions, run
+
+    if args.timeout <= 0 or args.jobs < 1:
+        raise UsageError("--timeout must be > 0 and --jobs ≥ 1")
+    try:
+        chosen = backend_registry.select(args.backends, backend_registry.registry())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    cases = _shard(_select(load_suite(args.paths), args.pattern), args.shard)
+    console = Console(stderr=True, quiet=args.quiet)
+    total = len(cases) * len(chosen)
+    done = [0]
+
+    def on_result(record):
+        done[0] += 1
+        if console.is_terminal and not args.quiet:
+            console.print(f"[{done[0]}/{total}] {record['verdict']:16} {record['backend']:18} {record['case']}",
+                          highlight=False, markup=False)
+
+    result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout,
+                                   jobs=args.jobs, on_result=on_result))
+    report = json_report.build(result, strict=args.strict)
+    path = json_report.write(report, args.out)
+    print_summary(report, Console(quiet=args.quiet))
+    if not args.quiet:
+        print(f"report: {path}")
+    if result.incomplete:
+        return EXIT_FAIL
+    return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ProblemsError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"conform: {len(exc.problems)} problem(s) in case files; nothing was run", file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as exc:
+        print(f"conform: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `conform list | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

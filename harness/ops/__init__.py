@@ -1,0 +1,19 @@
+"""Operators: canonical semantics, one module per operator.
+
+An operator module provides ``NAME``, ``Params`` (a pydantic model of its case
+fields), ``InvalidCall``, ``resolve(params) -> Resolved`` and
+``input_shapes(params)``. Adding an operator means adding such a module here,
+an oracle in ``harness.oracle`` and one method per backend adapter.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from harness.ops import conv2d_transpose
+
+OPS: dict[str, ModuleType] = {conv2d_transpose.NAME: conv2d_transpose}
+
+
+def get(name: str) -> ModuleType:
+    return OPS[name]

@@ -1,0 +1,247 @@
+"""Canonical semantics of 2-D transposed convolution (DESIGN.md §2).
+
+This module owns what a conv2d_transpose *call* means, independent of any
+framework: the case parameters (``Params``), which calls are valid, and how
+every padding form resolves to per-side crops and an output size
+(``resolve``). Adapters use ``resolve`` only where their API lacks a concept
+and they must emulate it; the oracle does not use it at all.
+
+Note [Padding forms]
+--------------------
+Let ``K = d·(k−1)+1`` and ``F = (H−1)·s + K`` (the "full" output). Every form
+becomes crops ``(pt, pb)`` and ``H_out``; the output is ``full[pt : pt+H_out]``
+where rows at index ≥ F are zeros:
+
+* explicit ``[top, bottom, left, right]`` or an int: ``H_out = F − pt − pb + op``,
+  with ``0 ≤ op < max(s, d)`` (PyTorch's rule, ``ConvUtils.h``
+  ``check_output_padding``: "output padding must be smaller than either stride
+  or dilation").
+* explicit padding with ``output_shape``: ``op = H_out − (F − pt − pb)`` must
+  satisfy the same rule.
+* ``same``/``valid`` follow TensorFlow's ``conv_grad_shape_utils.cc``
+  (``ConvBackpropComputeDimensionsV2`` → ``GetWindowedOutputSizeVerbose``): the
+  transposed call is the gradient of a forward conv whose *input* is the
+  output we produce, so ``output_shape`` is reachable iff the forward conv of
+  ``H_out`` gives ``H``:
+
+  - SAME:  ``ceil(H_out / s) == H``, default ``H_out = H·s``,
+    ``pt = max(0, F − H_out) // 2`` (``pad_needed // 2``; the odd pixel goes
+    to the bottom, as in ``GetWindowedOutputSizeVerbose``).
+  - VALID: ``ceil((H_out − K + 1) / s) == H``, default ``H_out = F``,
+    ``pt = pb = 0`` (rows past F are zeros).
+
+  ``output_padding`` does not combine with ``same``/``valid``: TensorFlow has
+  no such parameter and PyTorch has no such padding; ``output_shape`` says it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = "conv2d_transpose"
+
+Pair = Union[int, list[int]]
+
+
+class InvalidCall(ValueError):
+    """A call the canonical semantics rejects; ``field`` names the culprit."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+
+
+def _pair(value, name: str, minimum: int) -> list[int]:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an int or a list of 2 ints, got {value!r}")
+    values = [value, value] if isinstance(value, int) else list(value)
+    if len(values) != 2:
+        raise ValueError(f"expected an int or a list of 2 ints, got {len(values)} values")
+    for v in values:
+        if v < minimum:
+            raise ValueError(f"must be ≥ {minimum}, got {v}")
+        if v > 1 << 20:
+            raise ValueError(f"{v} is absurdly large (limit {1 << 20})")
+    return values
+
+
+class Params(BaseModel):
+    """The operator fields of a conv2d_transpose case (DESIGN.md §4)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+    input: list[int] = Field(min_length=4, max_length=4, description="N, C, H, W in `layout` order")
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    out_channels: int = Field(ge=1, le=1 << 20)
+    kernel_size: Pair
+    stride: Pair = 1
+    padding: Union[Literal["same", "valid"], int, list[int]] = 0
+    output_padding: Pair = 0
+    dilation: Pair = 1
+    groups: int = Field(default=1, ge=1, le=1 << 20)
+    bias: bool = False
+    output_shape: Optional[list[int]] = Field(default=None, min_length=2, max_length=2)
+
+    @field_validator("input")
+    @classmethod
+    def _input(cls, v):
+        if v[0] < 0 or min(v[1:]) < 1:
+            raise ValueError(f"batch must be ≥ 0 and channels/height/width ≥ 1, got {v}")
+        if max(v) > 1 << 20:
+            raise ValueError(f"{v} has an absurdly large dimension (limit {1 << 20})")
+        return v
+
+    @field_validator("kernel_size", "stride", "dilation")
+    @classmethod
+    def _positive_pair(cls, v):
+        return _pair(v, "", 1)
+
+    @field_validator("output_padding")
+    @classmethod
+    def _non_negative_pair(cls, v):
+        return _pair(v, "", 0)
+
+    @field_validator("padding")
+    @classmethod
+    def _padding(cls, v):
+        if isinstance(v, str):
+            return v
+        values = [v] * 4 if isinstance(v, int) else list(v)
+        if len(values) != 4:
+            raise ValueError(f"explicit padding is an int or [top, bottom, left, right], got {len(values)} values")
+        if min(values) < 0:
+            raise ValueError(f"padding must be ≥ 0, got {values}")
+        return values
+
+    @field_validator("output_shape")
+    @classmethod
+    def _output_shape(cls, v):
+        if v is not None and min(v) < 1:
+            raise ValueError(f"output_shape must be positive, got {v}")
+        return v
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A valid call, every padding form resolved (all sizes per axis: (h, w))."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    in_hw: tuple[int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    crops: tuple[int, int, int, int]       # top, bottom, left, right
+    output_padding: tuple[int, int]        # rows/cols kept past F − crop
+    full_hw: tuple[int, int]               # F
+    out_hw: tuple[int, int]                # H_out, W_out
+    layout: str
+    bias: bool
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The output shape in the case's layout."""
+        n, c, (h, w) = self.batch, self.out_channels, self.out_hw
+        return (n, h, w, c) if self.layout == "NHWC" else (n, c, h, w)
+
+    @property
+    def accumulation_length(self) -> int:
+        """Products summed into one output element at most: C_in/groups·kh·kw."""
+        return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def nchw(params: Params) -> tuple[int, int, int, int]:
+    n, a, b, c = params.input
+    return (n, c, a, b) if params.layout == "NHWC" else (n, a, b, c)
+
+
+def input_shapes(params: Params) -> dict[str, tuple[int, ...]]:
+    """Canonical (NCHW, ``(C_in, C_out/groups, kh, kw)``) shapes of the operands."""
+    n, c, h, w = nchw(params)
+    shapes = {"x": (n, c, h, w),
+              "w": (c, params.out_channels // max(params.groups, 1), *params.kernel_size)}
+    if params.bias:
+        shapes["b"] = (params.out_channels,)
+    return shapes
+
+
+def _axis(size, k, s, d, form, pads, op, out, axis):
+    """Resolve one spatial axis; returns (crop_lo, crop_hi, op, out)."""
+    eff = d * (k - 1) + 1
+    full = (size - 1) * s + eff
+    limit = max(s, d)
+    if form == "explicit":
+        lo, hi = pads
+        if out is None:
+            if op >= limit:
+                raise InvalidCall("output_padding", f"output_padding {op} along {axis} must be smaller than "
+                                  f"max(stride, dilation) = {limit}")
+            out = full - lo - hi + op
+        else:
+            op = out - (full - lo - hi)
+            if not 0 <= op < limit:
+                raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding "
+                                  f"{lo}+{hi}: reachable sizes are {full - lo - hi}..{full - lo - hi + limit - 1}")
+        if out < 1:
+            raise InvalidCall("padding", f"output size along {axis} would be {out}: padding {lo}+{hi} removes the "
+                              f"whole full output of {full}")
+        return lo, hi, op, out
+    if form == "same":
+        if out is None:
+            out = size * s
+        elif -(-out // s) != size:
+            raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding 'same': "
+                              f"need ceil(out / {s}) == {size}, i.e. {(size - 1) * s + 1}..{size * s}")
+        needed = max(0, full - out)
+        lo = needed // 2
+        return lo, needed - lo, out - (full - needed), out
+    # valid
+    if out is None:
+        out = full
+    elif out < eff or -(-(out - eff + 1) // s) != size:
+        raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding 'valid': "
+                          f"reachable sizes are {full}..{full + s - 1}")
+    return 0, 0, out - full, out
+
+
+def resolve(params: Params) -> Resolved:
+    """Validate a call and resolve its padding; raise ``InvalidCall`` if invalid."""
+    n, c_in, h, w = nchw(params)
+    g = params.groups
+    if c_in % g:
+        raise InvalidCall("groups", f"input channels {c_in} are not divisible by groups {g}")
+    if params.out_channels % g:
+        raise InvalidCall("groups", f"out_channels {params.out_channels} are not divisible by groups {g}")
+    op = params.output_padding
+    if isinstance(params.padding, str):
+        form, pads = params.padding, ((0, 0), (0, 0))
+        if any(op):
+            raise InvalidCall("output_padding", f"output_padding does not combine with padding "
+                              f"'{params.padding}'; give output_shape instead")
+    else:
+        t, b, l, r = params.padding
+        form, pads = "explicit", ((t, b), (l, r))
+    if params.output_shape is not None and any(op):
+        raise InvalidCall("output_shape", "give output_padding or output_shape, not both")
+    out = params.output_shape or (None, None)
+    kh, kw = params.kernel_size
+    sh, sw = params.stride
+    dh, dw = params.dilation
+    top, bottom, oph, oh = _axis(h, kh, sh, dh, form, pads[0], op[0], out[0], "height")
+    left, right, opw, ow = _axis(w, kw, sw, dw, form, pads[1], op[1], out[1], "width")
+    return Resolved(
+        batch=n, in_channels=c_in, out_channels=params.out_channels, in_hw=(h, w),
+        kernel=(kh, kw), stride=(sh, sw), dilation=(dh, dw), groups=g,
+        crops=(top, bottom, left, right), output_padding=(oph, opw),
+        full_hw=((h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1),
+        out_hw=(oh, ow), layout=params.layout, bias=params.bias,
+    )

@@ -1,0 +1,78 @@
+"""The conv2d_transpose oracle: a scatter-add over kernel taps, from the definition.
+
+Definition (DESIGN.md §2), per group ``g`` and kernel tap ``(i, j)``::
+
+    full[n, g·Cog + o, a·s + i·d, b·s + j·d] += x[n, g·Cig + c, a, b] · w[g·Cig + c, o, i, j]
+
+then ``out = full[pt : pt + H_out, pl : pl + W_out]`` (rows past the full
+output are zeros) ``+ bias``. Each tap is one matrix product over the group's
+input channels, so the oracle runs at BLAS speed while staying a literal
+transcription of the sum.
+
+The padding arithmetic below is deliberately re-derived from the case
+parameters instead of calling ``harness.ops.conv2d_transpose.resolve``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _two(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def crops_and_size(size, k, s, d, padding, op, out):
+    """(crop_before, H_out) for one axis, straight from DESIGN.md §2."""
+    full = (size - 1) * s + d * (k - 1) + 1
+    if padding == "valid":
+        return 0, full if out is None else out
+    if padding == "same":
+        out = size * s if out is None else out
+        return max(0, full - out) // 2, out
+    before, after = padding
+    return before, full - before - after + op if out is None else out
+
+
+def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
+    """Compute conv2d_transpose in ``dtype`` (float64 for the oracle).
+
+    ``params`` are the case's fields (as in the case file); ``arrays`` hold the
+    canonical NCHW ``x``, ``w`` of shape (C_in, C_out/groups, kh, kw) and an
+    optional ``b``. Returns the output in the case's layout.
+    """
+    x = np.asarray(arrays["x"], dtype=dtype)
+    w = np.asarray(arrays["w"], dtype=dtype)
+    n, c_in, h, wd = x.shape
+    _, cog, kh, kw = w.shape
+    groups = params.get("groups", 1)
+    cig = c_in // groups
+    (sh, sw), (dh, dw) = _two(params.get("stride", 1)), _two(params.get("dilation", 1))
+    padding = params.get("padding", 0)
+    if isinstance(padding, int):
+        padding = [padding] * 4
+    pad_h = padding if isinstance(padding, str) else padding[0:2]
+    pad_w = padding if isinstance(padding, str) else padding[2:4]
+    oph, opw = _two(params.get("output_padding", 0))
+    out_h, out_w = params.get("output_shape") or (None, None)
+    top, out_h = crops_and_size(h, kh, sh, dh, pad_h, oph, out_h)
+    left, out_w = crops_and_size(wd, kw, sw, dw, pad_w, opw, out_w)
+
+    full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + out_h)
+    full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
+    # The canvas is channels-last so each tap is one (n·h·w, cig) @ (cig, cog) product.
+    full = np.zeros((n, full_h, full_w, groups * cog), dtype=dtype)
+    for g in range(groups):
+        xg = np.moveaxis(x[:, g * cig:(g + 1) * cig], 1, -1)  # (n, h, w, cig)
+        for i in range(kh):
+            for j in range(kw):
+                tap = xg @ w[g * cig:(g + 1) * cig, :, i, j]  # (n, h, w, cog)
+                full[:, i * dh: i * dh + (h - 1) * sh + 1: sh,
+                     j * dw: j * dw + (wd - 1) * sw + 1: sw,
+                     g * cog:(g + 1) * cog] += tap
+    out = full[:, top:top + out_h, left:left + out_w, :]
+    if arrays.get("b") is not None:
+        out = out + np.asarray(arrays["b"], dtype=dtype)
+    if params.get("layout", "NCHW") == "NCHW":
+        out = out.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(out)

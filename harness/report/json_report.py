@@ -1,0 +1,58 @@
+"""report.json: the machine-readable record of a run (schema ``conform.report/1``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.compare import GREEN
+from harness.report import atomic_write
+
+SCHEMA = "conform.report/1"
+
+
+def summarize(results: list[dict]) -> dict:
+    by_backend: dict[str, Counter] = defaultdict(Counter)
+    for r in results:
+        by_backend[r["backend"]][r["verdict"]] += 1
+    return {"by_verdict": dict(sorted(Counter(r["verdict"] for r in results).items())),
+            "by_backend": {b: dict(sorted(c.items())) for b, c in by_backend.items()}}
+
+
+def gate_passes(results: list[dict], strict: bool = False) -> bool:
+    """Exit-code rule of DESIGN.md §6."""
+    green = GREEN if strict else GREEN | {"xpass"}
+    return all(r["verdict"] in green for r in results)
+
+
+def _clean(value):
+    """JSON has no inf/nan: write them as strings so the file stays standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def build(run, strict: bool = False) -> dict:
+    return {
+        "schema": SCHEMA,
+        "created": run.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": run.duration_s,
+        "incomplete": run.incomplete,
+        "gate": {"passed": gate_passes(run.results, strict), "strict": strict},
+        "environment": run.environment,
+        "summary": summarize(run.results),
+        "results": _clean(run.results),
+    }
+
+
+def write(report: dict, out: Path) -> Path:
+    path = out / "report.json"
+    atomic_write(path, json.dumps(report, indent=1, sort_keys=False) + "\n")
+    return path

@@ -1,0 +1,37 @@
+"""The terminal summary: a verdict × backend table and the non-passing results."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.compare import GREEN
+
+VERDICT_ORDER = ["pass", "xfail", "unsupported", "skipped", "shape_mismatch", "value_mismatch",
+                 "unexpected_error", "missing_error", "crash", "timeout", "xpass"]
+STYLE = {"pass": "green", "xfail": "cyan", "unsupported": "yellow", "skipped": "dim"}
+
+
+def print_summary(report: dict, console: Console, max_failures: int = 30) -> None:
+    by_backend = report["summary"]["by_backend"]
+    verdicts = [v for v in VERDICT_ORDER if v in report["summary"]["by_verdict"]]
+    table = Table(title=f"conform: {len(report['results'])} results in {report['duration_s']:.1f} s")
+    table.add_column("backend")
+    table.add_column("version")
+    for v in verdicts:
+        table.add_column(v, justify="right", style=STYLE.get(v, "bold red"))
+    for backend, counts in by_backend.items():
+        env = report["environment"]["backends"].get(backend, {})
+        table.add_row(escape(backend), env.get("version") or "-", *[str(counts.get(v, "")) for v in verdicts])
+    console.print(table)
+    failing = [r for r in report["results"] if r["verdict"] not in GREEN]
+    for r in failing[:max_failures]:
+        console.print(f"[bold red]{r['verdict']}[/] {escape(r['backend'])} {escape(r['case'])}  "
+                      f"[dim]{escape(r['file'])}:{r['line']}[/]  {escape(r.get('reason') or '')}",
+                      highlight=False, soft_wrap=True)
+    if len(failing) > max_failures:
+        console.print(f"... and {len(failing) - max_failures} more in report.json")
+    gate = report["gate"]
+    console.print(("[green]gate: pass[/]" if gate["passed"] else "[bold red]gate: FAIL[/]")
+                  + (" (incomplete run)" if report.get("incomplete") else ""))

@@ -1,0 +1,182 @@
+"""The runner: plan (case × backend), prepare data and oracle, run workers, judge.
+
+Cases run one after another; within a case every selected backend runs in
+its own worker at the same time (up to ``jobs`` at once). A case's inputs and
+oracle output are computed once in the parent and sent to every worker, so all
+backends see identical operands; memory holds one case at a time.
+Each result is appended to ``results.jsonl`` as soon as it is judged.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from harness import ops
+from harness.backends import load_class, matches, registry
+from harness.backends.base import Call, Outcome
+from harness.cases import Case
+from harness.compare import Judgement, Reference, judge
+from harness.data import make_arrays
+from harness.oracle import ORACLES
+from harness.worker import Crash, Timeout, Worker
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+@dataclass
+class RunOptions:
+    backends: list[str]
+    out: Path
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    jobs: int = 2
+    on_result: Optional[Callable[[dict], None]] = None
+
+
+@dataclass
+class RunResult:
+    results: list[dict]
+    environment: dict
+    duration_s: float
+    created: str = ""
+    incomplete: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def environment(backend_ids: list[str], setup_errors: dict[str, str]) -> dict:
+    known = registry()
+    backends = {}
+    for bid in backend_ids:
+        cls = load_class(known[bid])
+        available, reason = cls.availability()
+        if bid in setup_errors:
+            available, reason = False, setup_errors[bid]
+        backends[bid] = {"framework": cls.framework, "version": cls.version(),
+                         "available": available, "reason": reason}
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "cpu": _cpu_name(), "backends": backends}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def prepare(case: Case) -> tuple[Call, Reference]:
+    """The canonical operands of a case and the oracle's answer for it."""
+    op = ops.get(case.op)
+    params = case.canonical_params()
+    arrays = make_arrays(op.input_shapes(case.params), case.common.data.model_dump(), case.dtype)
+    reference = Reference(output=None, magnitude=None, expected_shape=case.expected_shape)
+    if case.resolved is not None:
+        oracle = ORACLES[case.op]
+        reference.output = oracle(params, arrays)
+        reference.magnitude = oracle(params, {k: np.abs(v) for k, v in arrays.items()})
+        reference.accumulation_length = case.resolved.accumulation_length
+    resolved = case.resolved.as_dict() if case.resolved is not None else None
+    call = Call(op=case.op, case_id=case.id, params=params, resolved=resolved, dtype=case.dtype,
+                arrays=arrays, expects_error=case.expects_error)
+    return call, reference
+
+
+def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Outcome]) -> dict:
+    out = outcome or Outcome(status="none")
+    error = None
+    if out.status == "error":
+        error = {"type": out.error_type, "message": out.error_message}
+    return {
+        "case": case.id, "file": case.file, "line": case.line, "op": case.op,
+        "params": case.canonical_params(), "dtype": case.dtype, "backend": backend,
+        "verdict": judgement.verdict, "reason": judgement.reason,
+        "expected_shape": list(case.expected_shape) if case.expected_shape else None,
+        "actual_shape": list(out.output.shape) if out.output is not None else None,
+        "metrics": judgement.metrics, "tolerance": judgement.tolerance, "error": error,
+        "native_call": out.native_call or None, "emulated": out.emulated, "notes": out.notes,
+        "duration_ms": None if out.duration_ms is None else round(out.duration_ms, 3),
+        "source": case.common.source,
+    }
+
+
+def _run_one(worker: Worker, call: Call, reference: Reference, case: Case, timeout_s: float) -> dict:
+    answer = worker.call(call, timeout_s)
+    if isinstance(answer, Crash):
+        return _record(case, worker.backend_id, Judgement("crash", reason=answer.reason), None)
+    if isinstance(answer, Timeout):
+        return _record(case, worker.backend_id,
+                       Judgement("timeout", reason=f"no answer within {timeout_s:g} s; worker killed"), None)
+    tolerance = case.common.tolerance.model_dump() if case.common.tolerance else None
+    judgement = judge(answer, reference, expects_error=case.expects_error, dtype=case.dtype,
+                      tolerance_override=tolerance)
+    return _record(case, worker.backend_id, judgement, answer)
+
+
+def run(cases: list[Case], options: RunOptions) -> RunResult:
+    """Run every (case, backend) pair; stream results to ``results.jsonl``."""
+    started = time.monotonic()
+    known = registry()
+    workers: dict[str, Worker] = {}
+    setup_errors: dict[str, str] = {}
+    for bid in options.backends:
+        available, reason = load_class(known[bid]).availability()
+        if available:
+            workers[bid] = Worker(bid, known[bid])
+        else:
+            setup_errors[bid] = reason
+    options.out.mkdir(parents=True, exist_ok=True)
+    journal = (options.out / "results.jsonl").open("w", encoding="utf-8")
+    results: list[dict] = []
+
+    def emit(record: dict) -> None:
+        results.append(record)
+        journal.write(json.dumps(record, sort_keys=True) + "\n")
+        journal.flush()
+        if options.on_result:
+            options.on_result(record)
+
+    def start(bid: str) -> None:
+        if bid not in setup_errors and workers[bid].process is None and not workers[bid].start():
+            setup_errors[bid] = f"worker failed to start: {workers[bid].setup_error}"
+
+    interrupted = False
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            list(pool.map(start, list(workers)))
+            for case in cases:
+                call, reference = prepare(case)
+                todo = []
+                for bid in options.backends:
+                    if case.common.backends and not matches(bid, case.common.backends):
+                        emit(_record(case, bid, Judgement("skipped", reason="not in the case's backends list"),
+                                     None))
+                    elif bid in setup_errors:
+                        emit(_record(case, bid, Judgement("skipped", reason=setup_errors[bid]), None))
+                    else:
+                        todo.append(bid)
+                futures = [pool.submit(_run_one, workers[b], call, reference, case, options.timeout_s)
+                           for b in todo]
+                for future in futures:
+                    emit(future.result())
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for worker in workers.values():
+            worker.stop()
+        journal.close()
+    case_order = {c.id: i for i, c in enumerate(cases)}
+    backend_order = {b: i for i, b in enumerate(options.backends)}
+    results.sort(key=lambda r: (case_order[r["case"]], backend_order[r["backend"]]))
+    return RunResult(results=results, environment=environment(options.backends, setup_errors),
+                     duration_s=round(time.monotonic() - started, 3), incomplete=interrupted)

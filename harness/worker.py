@@ -1,0 +1,145 @@
+"""Worker processes: one long-lived process per backend, so each framework is
+imported once per run and a crash or hang costs one result, never the run.
+
+Note [Worker protocol]
+----------------------
+The parent starts a worker with the ``spawn`` method (no inherited threads or
+framework state), sends ``Call`` objects over a pipe and waits for an
+``Outcome`` with a deadline. Three things can go wrong, and each costs only
+the call in flight:
+
+* the process dies (segfault, abort, OOM kill): the pipe reports EOF, the
+  verdict is ``crash`` with the exit code or signal, the next call starts a
+  fresh worker;
+* no answer before the deadline: the process is killed, the verdict is
+  ``timeout``, the next call starts a fresh worker;
+* the framework raises: that is an answer, not a failure of the worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from harness.backends.base import Call, Outcome
+
+STARTUP_TIMEOUT_S = 300.0
+
+
+@dataclass
+class Crash:
+    reason: str
+
+
+@dataclass
+class Timeout:
+    seconds: float
+
+
+def _serve(target: str, conn) -> None:
+    """Worker main loop: import the backend once, then answer calls until EOF or None."""
+    from harness.backends import load_class
+
+    try:
+        backend = load_class(target)()
+        backend.setup()
+    except BaseException as exc:  # report why the framework cannot start, then exit
+        conn.send(("setup_error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            call = conn.recv()
+        except (EOFError, OSError):
+            return
+        if call is None:
+            return
+        conn.send(backend.run(call))
+
+
+def describe_exit(code: Optional[int]) -> str:
+    if code is None:
+        return "worker died"
+    if code < 0:
+        try:
+            return f"worker killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"worker killed by signal {-code}"
+    return f"worker exited with code {code}"
+
+
+class Worker:
+    """A backend's worker process, restarted on demand after a crash or timeout."""
+
+    def __init__(self, backend_id: str, target: str):
+        self.backend_id = backend_id
+        self.target = target
+        self.process = None
+        self.conn = None
+        self.setup_error: Optional[str] = None
+
+    def start(self) -> bool:
+        """Start the worker; False (with ``setup_error``) if the framework cannot start."""
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(self.target, child), daemon=True,
+                                   name=f"conform-{self.backend_id}")
+        self.process.start()
+        child.close()
+        self.conn = parent
+        if not parent.poll(STARTUP_TIMEOUT_S):
+            self.stop(kill=True)
+            self.setup_error = f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s"
+            return False
+        try:
+            kind, detail = parent.recv()
+        except (EOFError, OSError):
+            self.setup_error = describe_exit(self._reap())
+            return False
+        if kind != "ready":
+            self.setup_error = detail
+            self.stop()
+            return False
+        return True
+
+    def _reap(self) -> Optional[int]:
+        if self.process is None:
+            return None
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        code = self.process.exitcode
+        self.process, self.conn = None, None
+        return code
+
+    def call(self, call: Call, timeout_s: float) -> Union[Outcome, Crash, Timeout]:
+        if self.process is None and not self.start():
+            return Crash(f"worker could not be restarted: {self.setup_error}")
+        started = time.monotonic()
+        try:
+            self.conn.send(call)
+            if self.conn.poll(timeout_s):
+                return self.conn.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            return Crash(describe_exit(self._reap()))
+        if not self.process.is_alive():
+            return Crash(describe_exit(self._reap()))
+        self.stop(kill=True)
+        return Timeout(round(time.monotonic() - started, 3))
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if not kill and self.process.is_alive():
+            try:
+                self.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+            self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.kill()
+        self._reap()

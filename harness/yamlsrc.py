@@ -1,0 +1,120 @@
+"""YAML loading that remembers where every value came from.
+
+PyYAML's safe composer gives us nodes with marks; we construct plain Python
+values ourselves so that (1) every mapping key and sequence item keeps its line
+number, (2) duplicate keys are reported instead of silently overwritten, and
+(3) any tag outside the YAML core schema (``!!python/object`` and friends) is
+refused with a clear message instead of being constructed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a case file, printed as ``file:line: field: message``."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+
+class ProblemsError(Exception):
+    """Raised with every problem found; the CLI prints them and exits 2."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class Located:
+    """A loaded document plus the line of every path inside it.
+
+    Paths are tuples of mapping keys and sequence indices, e.g.
+    ``("cases", 2, "stride")``; the empty tuple is the document itself.
+    """
+
+    value: Any
+    lines: dict[tuple, int] = field(default_factory=dict)
+
+    def line_of(self, path: tuple) -> int:
+        """The line of ``path``, or of its closest located ancestor."""
+        path = tuple(path)
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+
+_CORE_TAGS = {
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "map", "seq")
+}
+
+
+def load_yaml(text: str, file: str) -> Located:
+    """Parse ``text``; raise ``ProblemsError`` with file:line on any problem."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise ProblemsError([Problem(file, line, "yaml", f"{exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise ProblemsError([Problem(file, 1, "yaml", str(exc))]) from None
+    finally:
+        loader.dispose()
+    located = Located(None)
+    problems: list[Problem] = []
+    if node is not None:
+        located.value = _construct(node, (), located.lines, problems, file, loader)
+    if problems:
+        raise ProblemsError(problems)
+    return located
+
+
+def _path_name(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "document"
+
+
+def _construct(node, path, lines, problems, file, loader):
+    lines[path] = node.start_mark.line + 1
+    if node.tag not in _CORE_TAGS:
+        problems.append(Problem(file, lines[path], _path_name(path),
+                                f"tag {node.tag!r} is not allowed in case files"))
+        return None
+    if isinstance(node, yaml.MappingNode):
+        out: dict = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem(file, key_node.start_mark.line + 1, _path_name(path),
+                                        "mapping keys must be plain scalars"))
+                continue
+            key = loader.construct_object(key_node)
+            if key in out:
+                problems.append(Problem(file, key_node.start_mark.line + 1, _path_name(path + (key,)),
+                                        f"duplicate key {key!r} (first on line {lines[path + (key,)]})"))
+                continue
+            out[key] = _construct(value_node, path + (key,), lines, problems, file, loader)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, path + (i,), lines, problems, file, loader)
+                for i, item in enumerate(node.value)]
+    try:
+        return loader.construct_object(node)
+    except yaml.YAMLError as exc:
+        problems.append(Problem(file, lines[path], _path_name(path), str(exc)))
+        return None
