@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     def paths(p):
         p.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
         p.add_argument("-k", dest="pattern", help="only cases whose id matches this glob or substring")
+        p.add_argument("--registry", type=Path,
+                       help="known-divergence registry (default: known_divergences.yaml in the first folder given)")
 
     run = sub.add_parser("run", help="run cases against backends and write reports")
     paths(run)
@@ -73,16 +75,46 @@ def _shard(cases, spec):
     return cases[k - 1::n]
 
 
-def cmd_validate(args) -> int:
+def _registry(args):
+    """The known-divergence registry for these paths (empty if there is none)."""
+    from harness import divergences
+    path = args.registry
+    if path is None:
+        folders = [Path(p) for p in args.paths if Path(p).is_dir()]
+        path = folders[0] / "known_divergences.yaml" if folders else None
+    elif not path.exists():
+        raise UsageError(f"--registry {path}: no such file")
+    return divergences.load(path) if path else divergences.Registry()
+
+
+def _load(args):
+    """Cases and registry, every problem of both reported together."""
     from harness.cases import load_suite
-    cases = load_suite(args.paths)
-    print(f"{len(_select(cases, args.pattern))} cases OK")
+    problems, cases, registry = [], [], None
+    for loader in (lambda: load_suite(args.paths), lambda: _registry(args)):
+        try:
+            value = loader()
+        except ProblemsError as exc:
+            problems += exc.problems
+            continue
+        if isinstance(value, list):
+            cases = value
+        else:
+            registry = value
+    if problems:
+        raise ProblemsError(problems)
+    return _select(cases, args.pattern), registry
+
+
+def cmd_validate(args) -> int:
+    cases, registry = _load(args)
+    print(f"{len(cases)} cases OK; {len(registry.entries)} known divergences")
     return EXIT_OK
 
 
 def cmd_list(args) -> int:
-    from harness.cases import load_suite
-    for case in _select(load_suite(args.paths), args.pattern):
+    cases, _ = _load(args)
+    for case in cases:
         print(case.id)
     return EXIT_OK
 
@@ -98,7 +130,6 @@ def cmd_backends(args) -> int:
 def cmd_run(args) -> int:
     from rich.console import Console
 
-    from harness.cases import load_suite
     from harness.report import json_report
     from harness.report.terminal import print_summary
     from harness.runner import RunOptions, run
@@ -109,7 +140,8 @@ def cmd_run(args) -> int:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    cases = _shard(_select(load_suite(args.paths), args.pattern), args.shard)
+    cases, registry = _load(args)
+    cases = _shard(cases, args.shard)
     console = Console(stderr=True, quiet=args.quiet)
     total = len(cases) * len(chosen)
     done = [0]
@@ -121,7 +153,7 @@ def cmd_run(args) -> int:
                           highlight=False, markup=False)
 
     result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout,
-                                   jobs=args.jobs, on_result=on_result))
+                                   jobs=args.jobs, on_result=on_result, registry=registry))
     report = json_report.build(result, strict=args.strict)
     path = json_report.write(report, args.out)
     print_summary(report, Console(quiet=args.quiet))

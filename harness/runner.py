@@ -26,6 +26,7 @@ from harness.backends.base import Call, Outcome
 from harness.cases import Case
 from harness.compare import Judgement, Reference, judge
 from harness.data import make_arrays
+from harness.divergences import Registry
 from harness.oracle import ORACLES
 from harness.worker import Crash, Timeout, Worker
 
@@ -39,6 +40,7 @@ class RunOptions:
     timeout_s: float = DEFAULT_TIMEOUT_S
     jobs: int = 2
     on_result: Optional[Callable[[dict], None]] = None
+    registry: Registry = field(default_factory=Registry)
 
 
 @dataclass
@@ -48,7 +50,7 @@ class RunResult:
     duration_s: float
     created: str = ""
     incomplete: bool = False
-    extra: dict = field(default_factory=dict)
+    stale: list[dict] = field(default_factory=list)
 
 
 def environment(backend_ids: list[str], setup_errors: dict[str, str]) -> dict:
@@ -139,7 +141,10 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     journal = (options.out / "results.jsonl").open("w", encoding="utf-8")
     results: list[dict] = []
 
+    versions = {bid: load_class(known[bid]).version() for bid in options.backends}
+
     def emit(record: dict) -> None:
+        options.registry.classify(record, versions[record["backend"]])
         results.append(record)
         journal.write(json.dumps(record, sort_keys=True) + "\n")
         journal.flush()
@@ -179,4 +184,5 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     backend_order = {b: i for i, b in enumerate(options.backends)}
     results.sort(key=lambda r: (case_order[r["case"]], backend_order[r["backend"]]))
     return RunResult(results=results, environment=environment(options.backends, setup_errors),
-                     duration_s=round(time.monotonic() - started, 3), incomplete=interrupted)
+                     duration_s=round(time.monotonic() - started, 3), incomplete=interrupted,
+                     stale=options.registry.stale())

@@ -45,9 +45,9 @@ class MindsporeNnBackend(Backend):
         self.ms, self.nn = ms, nn
         self.dtypes = {"float16": ms.float16, "bfloat16": ms.bfloat16, "float32": ms.float32}
 
-    def conv2d_transpose(self, call: Call, probe_dtype: bool = False) -> Native:
+    def conv2d_transpose(self, call: Call) -> Native:
         ms, p, r = self.ms, call.params, call.resolved
-        if call.dtype in UNSUPPORTED_DTYPES and not probe_dtype:
+        if call.dtype in UNSUPPORTED_DTYPES:
             raise Unsupported(UNSUPPORTED_DTYPES[call.dtype])
         dtype = self.dtypes.get(call.dtype, ms.float64)
         notes, emulated = [], False

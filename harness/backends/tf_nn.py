@@ -7,6 +7,10 @@ CPU build, so the case's layout is passed through). Filters are
 depth (``Conv2DBackpropInput`` is the gradient of a grouped forward conv), so
 groups are native too.
 
+This CPU build's kernel for explicit padding (``Conv2DCustomBackpropInputOp``)
+supports neither NCHW nor dilation > 1: NCHW is then run in NHWC (marked
+emulated), dilation is reported ``unsupported`` with TensorFlow's message.
+
 TensorFlow has no ``output_padding`` and no bias: output padding is requested
 through ``output_shape`` (the size it implies) and bias through
 ``tf.nn.bias_add``; both are marked emulated.
@@ -16,7 +20,11 @@ from __future__ import annotations
 
 import os
 
-from harness.backends.base import Backend, Call, Native, first_line, fmt
+from harness.backends.base import Backend, Call, Native, Unsupported, first_line, fmt
+
+#: Messages of TensorFlow's CPU kernels that mean "this build cannot run it", not "invalid call".
+#: Conv2DCustomBackpropInputOp (explicit padding) has no dilation; the oneDNN path (SAME/VALID) has.
+CPU_CAPABILITY_GAPS = ("do not yet support dilation rates larger than 1",)
 
 
 def _full(size, k, s, d):
@@ -63,11 +71,18 @@ class TfNnBackend(Backend):
         try:
             return self._conv2d_transpose(call, call.layout)
         except self.tf.errors.OpError as exc:
+            if any(gap in str(exc) for gap in CPU_CAPABILITY_GAPS):
+                raise Unsupported(f"TensorFlow CPU kernel: {first_line(str(exc))}") from None
             # TF's CPU kernel Conv2DCustomBackpropInputOp (explicit padding) "only supports NHWC":
             # a capability gap of this build, not a semantic answer. Run in NHWC and say so.
             if call.layout != "NCHW" or "only supports NHWC" not in str(exc):
                 raise
-            native = self._conv2d_transpose(call, "NHWC")
+            try:
+                native = self._conv2d_transpose(call, "NHWC")
+            except self.tf.errors.OpError as again:
+                if any(gap in str(again) for gap in CPU_CAPABILITY_GAPS):
+                    raise Unsupported(f"TensorFlow CPU kernel: {first_line(str(again))}") from None
+                raise
             native.output = native.output.transpose(0, 3, 1, 2)
             native.emulated = True
             native.notes.insert(0, "NCHW emulated: this TF CPU kernel only supports NHWC for explicit padding "

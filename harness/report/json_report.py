@@ -22,10 +22,10 @@ def summarize(results: list[dict]) -> dict:
             "by_backend": {b: dict(sorted(c.items())) for b, c in by_backend.items()}}
 
 
-def gate_passes(results: list[dict], strict: bool = False) -> bool:
-    """Exit-code rule of DESIGN.md §6."""
+def gate_passes(results: list[dict], strict: bool = False, stale: list | None = None) -> bool:
+    """Exit-code rule of DESIGN.md §6; ``--strict`` also fails on xpass and stale registry entries."""
     green = GREEN if strict else GREEN | {"xpass"}
-    return all(r["verdict"] in green for r in results)
+    return all(r["verdict"] in green for r in results) and not (strict and stale)
 
 
 def _clean(value):
@@ -45,9 +45,10 @@ def build(run, strict: bool = False) -> dict:
         "created": run.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": run.duration_s,
         "incomplete": run.incomplete,
-        "gate": {"passed": gate_passes(run.results, strict), "strict": strict},
+        "gate": {"passed": gate_passes(run.results, strict, run.stale), "strict": strict},
         "environment": run.environment,
         "summary": summarize(run.results),
+        "stale_divergences": run.stale,
         "results": _clean(run.results),
     }
 

@@ -32,6 +32,9 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
                       highlight=False, soft_wrap=True)
     if len(failing) > max_failures:
         console.print(f"... and {len(failing) - max_failures} more in report.json")
+    for entry in report.get("stale_divergences", []):
+        console.print(f"[yellow]stale known divergence[/] {escape(entry['id'])} "
+                      f"[dim]{escape(entry['file'])}:{entry['line']}[/]: {entry['reason']}", highlight=False)
     gate = report["gate"]
     console.print(("[green]gate: pass[/]" if gate["passed"] else "[bold red]gate: FAIL[/]")
                   + (" (incomplete run)" if report.get("incomplete") else ""))

@@ -1,0 +1,1 @@
+"""In-house fast kernels, one module per operator."""
