@@ -23,5 +23,8 @@ conform: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
+bench: $(STAMP)
+	$(BIN)/conform bench --out $(OUT) $(ARGS)
+
 clean:
 	rm -rf $(OUT) .pytest_cache

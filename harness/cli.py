@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     paths(sub.add_parser("validate", help="check case files only"))
     paths(sub.add_parser("list", help="print expanded case ids"))
     sub.add_parser("backends", help="list known backends and whether they are available")
+    bench = sub.add_parser("bench", help="time every backend on the benchmark shapes; writes bench.json")
+    bench.add_argument("paths", nargs="*", default=["benchmarks"], help="benchmark case files (default: benchmarks/)")
+    bench.add_argument("--backends", help="comma-separated backend ids or prefixes (default: all)")
+    bench.add_argument("--out", type=Path, default=Path("reports"))
+    bench.add_argument("--repeats", type=int, default=15)
+    bench.add_argument("--warmup", type=int, default=3)
     return parser
 
 
@@ -129,6 +135,9 @@ def cmd_backends(args) -> int:
 
 def cmd_run(args) -> int:
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.compare import GREEN
 
     from harness.report import json_report
     from harness.report.terminal import print_summary
@@ -143,17 +152,20 @@ def cmd_run(args) -> int:
     cases, registry = _load(args)
     cases = _shard(cases, args.shard)
     console = Console(stderr=True, quiet=args.quiet)
-    total = len(cases) * len(chosen)
-    done = [0]
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console, transient=True,
+                        disable=args.quiet or not console.is_terminal)
+    failing = [0]
 
     def on_result(record):
-        done[0] += 1
-        if console.is_terminal and not args.quiet:
-            console.print(f"[{done[0]}/{total}] {record['verdict']:16} {record['backend']:18} {record['case']}",
-                          highlight=False, markup=False)
+        failing[0] += record["verdict"] not in GREEN
+        progress.update(task, advance=1, description=f"conform ({failing[0]} failing)",
+                        last=f"{record['backend']} {record['case']}"[:60])
 
-    result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout,
-                                   jobs=args.jobs, on_result=on_result, registry=registry))
+    with progress:
+        task = progress.add_task("conform", total=len(cases) * len(chosen), last="")
+        result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout,
+                                       jobs=args.jobs, on_result=on_result, registry=registry))
     report = json_report.build(result, strict=args.strict)
     path = json_report.write(report, args.out)
     print_summary(report, Console(quiet=args.quiet))
@@ -164,7 +176,26 @@ def cmd_run(args) -> int:
     return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
+def cmd_bench(args) -> int:
+    from rich.console import Console
+
+    from harness.bench import print_table, run_bench
+    from harness.cases import load_suite
+
+    if args.repeats < 1 or args.warmup < 0:
+        raise UsageError("--repeats must be ≥ 1 and --warmup ≥ 0")
+    try:
+        chosen = backend_registry.select(args.backends, backend_registry.registry())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result = run_bench(load_suite(args.paths), chosen, args.out, args.warmup, args.repeats,
+                       log=lambda line: print(line, file=sys.stderr))
+    print_table(result, Console(width=160))
+    print(f"bench: {args.out / 'bench.json'}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "bench": cmd_bench, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
 
 
 def main(argv=None) -> int:

@@ -52,12 +52,13 @@ def _serve(target: str, conn) -> None:
     conn.send(("ready", None))
     while True:
         try:
-            call = conn.recv()
+            request = conn.recv()
         except (EOFError, OSError):
             return
-        if call is None:
+        if request is None:
             return
-        conn.send(backend.run(call))
+        kind, call, *extra = request
+        conn.send(backend.run(call) if kind == "run" else backend.bench(call, *extra))
 
 
 def describe_exit(code: Optional[int]) -> str:
@@ -117,11 +118,19 @@ class Worker:
         return code
 
     def call(self, call: Call, timeout_s: float) -> Union[Outcome, Crash, Timeout]:
+        """Run one call; the answer, or what went wrong with the worker."""
+        return self._request(("run", call), timeout_s)
+
+    def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float):
+        """Time the backend's own call ``repeats`` times after ``warmup`` calls (a list of ms)."""
+        return self._request(("bench", call, warmup, repeats), timeout_s)
+
+    def _request(self, request, timeout_s: float):
         if self.process is None and not self.start():
             return Crash(f"worker could not be restarted: {self.setup_error}")
         started = time.monotonic()
         try:
-            self.conn.send(call)
+            self.conn.send(request)
             if self.conn.poll(timeout_s):
                 return self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):

@@ -20,7 +20,7 @@ import importlib.util
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
@@ -131,6 +131,18 @@ class Backend:
                            detail=traceback.format_exc(limit=-8), duration_ms=self._duration_ms)
         return Outcome("ok", output=np.asarray(native.output), native_call=native.native_call,
                        emulated=native.emulated, notes=native.notes, duration_ms=self._duration_ms)
+
+
+    def bench(self, call: Call, warmup: int, repeats: int) -> Union[list[float], Outcome]:
+        """Wall times (ms) of ``repeats`` native calls after ``warmup``; an Outcome if the call fails."""
+        times = []
+        for i in range(warmup + repeats):
+            outcome = self.run(call)
+            if outcome.status != "ok":
+                return outcome
+            if i >= warmup:
+                times.append(outcome.duration_ms)
+        return times
 
 
 def to_layout(array: np.ndarray, layout: str) -> np.ndarray:

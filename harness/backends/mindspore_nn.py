@@ -82,13 +82,19 @@ class MindsporeNnBackend(Backend):
         kernel = tuple(p["kernel_size"])
         net = self.nn.Conv2dTranspose(c_in, p["out_channels"], kernel, has_bias=has_bias,
                                       **{k: v for k, v in init.items() if k != "has_bias"}, **kw)
-        y = self.timed(net, x)
+        y = self.timed(self._forward, net, x)
         text = (f"mindspore.nn.Conv2dTranspose({c_in}, {p['out_channels']}, kernel_size={fmt(kernel)}, "
                 + ", ".join(f"{k}={fmt(v)}" for k, v in kw.items())
                 + f", has_bias={has_bias}, weight_init=weight, "
                 + ("bias_init=bias, " if has_bias else "") + f"dtype=mindspore.{call.dtype})(x)")
         out = y.astype(ms.float32).asnumpy()
         return Native(from_nchw(out, call.layout), text, emulated, notes)
+
+    def _forward(self, net, x):
+        # PyNative dispatches asynchronously: wait for the kernel so the time is the computation's.
+        y = net(x)
+        self.ms.runtime.synchronize()
+        return y
 
     @staticmethod
     def _is_default(pad: str, r: dict) -> bool:

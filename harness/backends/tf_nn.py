@@ -8,8 +8,10 @@ depth (``Conv2DBackpropInput`` is the gradient of a grouped forward conv), so
 groups are native too.
 
 This CPU build's kernel for explicit padding (``Conv2DCustomBackpropInputOp``)
-supports neither NCHW nor dilation > 1: NCHW is then run in NHWC (marked
-emulated), dilation is reported ``unsupported`` with TensorFlow's message.
+supports neither NCHW, nor dilation > 1, nor groups: NCHW is then run in NHWC
+(marked emulated); dilation and groups with explicit padding are reported
+``unsupported`` with TensorFlow's message (SAME/VALID go through oneDNN,
+which has both).
 
 TensorFlow has no ``output_padding`` and no bias: output padding is requested
 through ``output_shape`` (the size it implies) and bias through
@@ -24,7 +26,10 @@ from harness.backends.base import Backend, Call, Native, Unsupported, first_line
 
 #: Messages of TensorFlow's CPU kernels that mean "this build cannot run it", not "invalid call".
 #: Conv2DCustomBackpropInputOp (explicit padding) has no dilation; the oneDNN path (SAME/VALID) has.
-CPU_CAPABILITY_GAPS = ("do not yet support dilation rates larger than 1",)
+CPU_CAPABILITY_GAPS = (
+    "do not yet support dilation rates larger than 1",
+    "Gradients for grouped convolutions are not supported on CPU",
+)
 
 
 def _full(size, k, s, d):

@@ -1,0 +1,129 @@
+"""``conform bench``: time every backend on fixed shapes in one run, each in its own worker.
+
+Each backend process warms up, then times its own native call (the same
+``duration_ms`` as in report.json: no import, no data conversion) ``repeats``
+times; we report the median, GFLOP/s, the ratio to the fastest *framework*
+(TensorFlow, PyTorch, MindSpore) on that shape, and the fraction of this
+machine's peak fp32 throughput. Backends run one after another so they do not
+compete for the two cores.
+
+Note [Peak throughput]
+----------------------
+peak = cores × clock × (SIMD width / 32 bits) × 2 (an FMA is two flops) ×
+FMA units per core. Width comes from the CPU flags (avx512f: 512 bits,
+avx2/fma: 256, else 128), the clock from ``/proc/cpuinfo`` (the nominal
+frequency a VM reports; turbo makes real peaks somewhat higher), cores from
+``os.sched_getaffinity``. The number of FMA units is not visible from user
+space: we assume 2 for AVX-512 server parts (Skylake-SP Gold/Platinum and
+later) and 2 for AVX2 cores; ``CONFORM_FMA_UNITS`` overrides it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Optional
+
+from harness.backends import load_class, registry
+from harness.cases import Case
+from harness.report import atomic_write
+from harness.runner import prepare
+from harness.worker import Worker
+
+FRAMEWORKS = ("tf.nn", "torch.functional", "mindspore.nn")
+ORACLE_DTYPE = {"numpy": "float64"}
+
+
+def peak_gflops() -> dict:
+    flags, mhz = set(), None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            elif line.startswith("cpu MHz") and mhz is None:
+                mhz = float(line.split(":", 1)[1])
+    except OSError:
+        pass
+    width = 512 if "avx512f" in flags else 256 if ("avx2" in flags or "avx" in flags) else 128
+    fma_units = int(os.environ.get("CONFORM_FMA_UNITS", "2"))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    ghz = (mhz or 2000.0) / 1000
+    lanes = width // 32
+    return {"gflops": cores * ghz * lanes * 2 * fma_units, "cores": cores, "ghz": ghz,
+            "simd_bits": width, "fma_units": fma_units}
+
+
+def flops(case: Case) -> float:
+    r = case.resolved
+    kh, kw = r.kernel
+    return 2.0 * r.batch * r.in_channels * r.in_hw[0] * r.in_hw[1] * (r.out_channels // r.groups) * kh * kw
+
+
+def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
+              timeout_s: float = 600.0, log=print) -> dict:
+    known = registry()
+    peak = peak_gflops()
+    rows: list[dict] = []
+    for bid in backend_ids:
+        available, reason = load_class(known[bid]).availability()
+        worker = Worker(bid, known[bid]) if available else None
+        if worker is not None and not worker.start():
+            available, reason = False, worker.setup_error
+        for case in cases:
+            dtype = ORACLE_DTYPE.get(bid, case.dtype)
+            row = {"case": case.id, "backend": bid, "dtype": dtype, "gflop": flops(case) / 1e9}
+            if not available:
+                rows.append({**row, "status": "skipped", "reason": reason})
+                continue
+            original = case.common.dtype
+            case.common.dtype = dtype
+            call, _ = prepare(case)
+            case.common.dtype = original
+            answer = worker.bench(call, warmup, repeats, timeout_s)
+            if isinstance(answer, list):
+                median = statistics.median(answer)
+                row.update(status="ok", median_ms=median, min_ms=min(answer), repeats=len(answer),
+                           gflops=row["gflop"] / (median / 1e3))
+                row["peak_fraction"] = row["gflops"] / peak["gflops"]
+            else:
+                row.update(status=getattr(answer, "status", "failed"),
+                           reason=getattr(answer, "detail", None) or getattr(answer, "reason", str(answer)))
+            rows.append(row)
+            log(f"{bid:18} {case.id:34} " + (f"{row['median_ms']:9.2f} ms {row['gflops']:7.1f} GFLOP/s"
+                                             if row["status"] == "ok" else f"{row['status']}: {row.get('reason')}"))
+        if worker is not None:
+            worker.stop()
+    for case in cases:
+        same = [r for r in rows if r["case"] == case.id and r["status"] == "ok"]
+        frameworks = [r["median_ms"] for r in same if r["backend"] in FRAMEWORKS]
+        fastest = min(frameworks) if frameworks else None
+        torch = next((r["median_ms"] for r in same if r["backend"] == "torch.functional"), None)
+        for r in same:
+            r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
+            r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
+    result = {"schema": "conform.bench/1", "peak": peak, "warmup": warmup, "repeats": repeats, "results": rows}
+    atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def print_table(result: dict, console) -> None:
+    from rich.table import Table
+    peak = result["peak"]
+    table = Table(title=f"conform bench: median of {result['repeats']} calls; peak fp32 "
+                        f"{peak['gflops']:.0f} GFLOP/s ({peak['cores']} cores × {peak['ghz']:.2f} GHz × "
+                        f"{peak['simd_bits'] // 32} lanes × 2 × {peak['fma_units']} FMA units)")
+    for col in ("shape", "backend", "dtype", "median ms", "GFLOP/s", "× fastest fw", "× torch", "% peak"):
+        table.add_column(col, justify="left" if col in ("shape", "backend", "dtype") else "right")
+    for r in result["results"]:
+        if r["status"] != "ok":
+            table.add_row(r["case"], r["backend"], r["dtype"], r["status"], "", "", "", "")
+            continue
+
+        def fmt(v: Optional[float], spec: str) -> str:
+            return "-" if v is None else format(v, spec)
+        table.add_row(r["case"], r["backend"], r["dtype"], f"{r['median_ms']:.2f}", f"{r['gflops']:.1f}",
+                      fmt(r["ratio_to_fastest_framework"], ".2f"), fmt(r["ratio_to_torch"], ".2f"),
+                      f"{100 * r['peak_fraction']:.1f}")
+    console.print(table)
