@@ -78,7 +78,7 @@ class Case:
     raw_params: dict[str, Any]        # the operator fields as written (after defaults/matrix)
     resolved: Any = None              # ops.<op>.Resolved, or None if the call is invalid
     invalid_reason: Optional[str] = None
-    lines: dict[str, int] = field(default_factory=dict)
+    lines: dict[tuple, int] = field(default_factory=dict)   # field path within the case -> line
 
     @property
     def dtype(self) -> str:
@@ -115,12 +115,17 @@ def _suggest(key: str, known: set[str]) -> str:
 _TYPE_TAGS = {"int", "str", "bool", "float", "list", "dict", "none"}
 
 
+def _is_type_tag(part: str) -> bool:
+    """pydantic puts union branches in error locations ('int', 'list[int]', "literal['same','valid']")."""
+    return part in _TYPE_TAGS or "[" in part or part.startswith("function-")
+
+
 def _pydantic_problems(exc: ValidationError, file: str, line_of, known: set[str]) -> list[Problem]:
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         # Drop pydantic's union-branch tags ('int', 'list[int]', "literal['same','valid']").
-        path = tuple(p for p in loc if isinstance(p, int) or (str(p).isidentifier() and p not in _TYPE_TAGS))
+        path = tuple(p for p in loc if isinstance(p, int) or not _is_type_tag(str(p)))
         name = ".".join(str(p) for p in path[:1]) + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
                                                           for p in path[1:])
         msg = err["msg"]
@@ -134,7 +139,7 @@ def _pydantic_problems(exc: ValidationError, file: str, line_of, known: set[str]
     return problems
 
 
-def _expand(raw: dict, file: str, located: Located, path: tuple, problems: list[Problem]):
+def _expand(raw: dict, file: str, located: Located, buckets: dict, path: tuple, problems: list[Problem]):
     """Yield (case dict, id suffix, line overrides) for each matrix point."""
     matrix = raw.get("matrix")
     if matrix is None:
@@ -161,7 +166,7 @@ def _expand(raw: dict, file: str, located: Located, path: tuple, problems: list[
         lines, labels = {}, []
         for (key, values), index in zip(axes, point):
             case[key] = values[index]
-            lines[key] = located.line_of(path + ("matrix", key, index))
+            lines.update(_lines_under(buckets, path + ("matrix", key, index), (key,)))
             labels.append(f"{key}={_format_value(values[index])}")
         yield case, "[" + ",".join(labels) + "]", lines
 
@@ -198,15 +203,15 @@ def load_file(path: Path, display: Optional[str] = None) -> list[Case]:
         raise ProblemsError(problems)
 
     out: list[Case] = []
+    buckets = _bucket_lines(located)
     for index, raw in enumerate(cases_raw):
         path = ("cases", index)
         if not isinstance(raw, dict):
             problems.append(Problem(file, located.line_of(path), f"cases[{index}]", "a case is a mapping"))
             continue
         merged = {**defaults, **raw}
-        base_lines = {k: located.line_of(("defaults", k)) for k in defaults}
-        base_lines.update({k: located.line_of(path + (k,)) for k in raw})
-        for case_raw, suffix, matrix_lines in _expand(merged, file, located, path, problems):
+        base_lines = {**_lines_under(buckets, ("defaults",)), **_lines_under(buckets, path)}
+        for case_raw, suffix, matrix_lines in _expand(merged, file, located, buckets, path, problems):
             lines = {**base_lines, **matrix_lines}
             case = _build_case(case_raw, suffix, op, file, located.line_of(path), lines, problems)
             if case is not None:
@@ -216,11 +221,36 @@ def load_file(path: Path, display: Optional[str] = None) -> list[Case]:
     return out
 
 
+def _lines_under(buckets: dict, prefix: tuple, replace: tuple = ()) -> dict[tuple, int]:
+    """Lines of every path at or below ``prefix``, re-rooted at ``replace`` (the empty path dropped).
+
+    ``buckets`` groups the document's lines by their first two path parts, so
+    a file of many cases is indexed once, not scanned once per case.
+    """
+    n, out = len(prefix), {}
+    for p, line in buckets.get(prefix[:2], ()):
+        if p[:n] == prefix and (rest := replace + p[n:]):
+            out[rest] = line
+    return out
+
+
+def _bucket_lines(located: Located) -> dict[tuple, list]:
+    buckets: dict[tuple, list] = {}
+    for path, line in located.lines.items():
+        buckets.setdefault(path[:2], []).append((path, line))
+        if len(path) >= 2:
+            buckets.setdefault(path[:1], []).append((path, line))
+    return buckets
+
+
 def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
     known = COMMON_KEYS | set(op.Params.model_fields)
 
     def line_of(path):
-        return lines.get(path[0], line) if path else line
+        path = tuple(path)
+        while path and path not in lines:
+            path = path[:-1]
+        return lines.get(path, line) if path else line
 
     common_raw = {k: v for k, v in raw.items() if k in CaseFields.model_fields}
     op_raw = {k: v for k, v in raw.items() if k not in CaseFields.model_fields and k != "matrix"}
@@ -245,16 +275,16 @@ def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
     except op.InvalidCall as exc:
         case.invalid_reason = exc.reason
         if not case.expects_error:
-            problems.append(Problem(file, lines.get(exc.field, line), exc.field,
+            problems.append(Problem(file, line_of((exc.field,)), exc.field,
                                     f"{exc.reason} (a case that must be rejected says expect: {{error: true}})"))
             return None
     if case.resolved is not None and case.expects_error:
-        problems.append(Problem(file, lines.get("expect", line), "expect.error",
+        problems.append(Problem(file, line_of(("expect", "error")), "expect.error",
                                 "the canonical semantics accepts this call, so it cannot expect an error"))
         return None
     want = common.expect.shape if common.expect else None
     if want is not None and case.resolved is not None and tuple(want) != case.resolved.output_shape:
-        problems.append(Problem(file, lines.get("expect", line), "expect.shape",
+        problems.append(Problem(file, line_of(("expect", "shape")), "expect.shape",
                                 f"{want} differs from the canonical output shape {list(case.resolved.output_shape)}"))
         return None
     return case

@@ -90,31 +90,62 @@ def _path_name(path: tuple) -> str:
     return out or "document"
 
 
-def _construct(node, path, lines, problems, file, loader):
-    lines[path] = node.start_mark.line + 1
+#: Values one document may construct; beyond this it is an alias bomb or simply absurd.
+MAX_VALUES = 200_000
+
+
+def _construct(node, path, lines, problems, file, loader, seen=None):
+    """Build the value of ``node``; an alias reuses the value built for its anchor.
+
+    ``lines[path]`` is the line of the *key* for mapping values (set by the
+    caller) and of the node itself otherwise.
+    """
+    seen = {} if seen is None else seen
+    lines.setdefault(path, node.start_mark.line + 1)
+    if id(node) in seen:  # an alias: share, never re-walk (no exponential blow-up)
+        return seen[id(node)]
+    if len(seen) >= MAX_VALUES:
+        raise ProblemsError([Problem(file, lines[path], _path_name(path),
+                                     f"the document holds more than {MAX_VALUES} values")])
     if node.tag not in _CORE_TAGS:
         problems.append(Problem(file, lines[path], _path_name(path),
                                 f"tag {node.tag!r} is not allowed in case files"))
+        seen[id(node)] = None
         return None
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
+        seen[id(node)] = out
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                problems.append(Problem(file, key_node.start_mark.line + 1, _path_name(path),
-                                        "mapping keys must be plain scalars"))
+            key_line = key_node.start_mark.line + 1
+            if key_node.tag not in _CORE_TAGS:
+                problems.append(Problem(file, key_line, _path_name(path),
+                                        f"tag {key_node.tag!r} is not allowed in case files"))
                 continue
-            key = loader.construct_object(key_node)
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem(file, key_line, _path_name(path), "mapping keys must be plain scalars"))
+                continue
+            key = _scalar(key_node, path, key_line, problems, file, loader)
             if key in out:
-                problems.append(Problem(file, key_node.start_mark.line + 1, _path_name(path + (key,)),
+                problems.append(Problem(file, key_line, _path_name(path + (key,)),
                                         f"duplicate key {key!r} (first on line {lines[path + (key,)]})"))
                 continue
-            out[key] = _construct(value_node, path + (key,), lines, problems, file, loader)
+            lines[path + (key,)] = key_line
+            out[key] = _construct(value_node, path + (key,), lines, problems, file, loader, seen)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, path + (i,), lines, problems, file, loader)
-                for i, item in enumerate(node.value)]
+        out_list: list = []
+        seen[id(node)] = out_list
+        out_list.extend(_construct(item, path + (i,), lines, problems, file, loader, seen)
+                        for i, item in enumerate(node.value))
+        return out_list
+    value = _scalar(node, path, lines[path], problems, file, loader)
+    seen[id(node)] = value
+    return value
+
+
+def _scalar(node, path, line, problems, file, loader):
     try:
         return loader.construct_object(node)
     except yaml.YAMLError as exc:
-        problems.append(Problem(file, lines[path], _path_name(path), str(exc)))
+        problems.append(Problem(file, line, _path_name(path), str(exc)))
         return None

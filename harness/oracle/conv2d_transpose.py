@@ -63,10 +63,11 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     # The canvas is channels-last so each tap is one (n·h·w, cig) @ (cig, cog) product.
     full = np.zeros((n, full_h, full_w, groups * cog), dtype=dtype)
     for g in range(groups):
-        xg = np.moveaxis(x[:, g * cig:(g + 1) * cig], 1, -1)  # (n, h, w, cig)
+        # (n·h·w, cig): one 2-D matrix, so each tap is a single BLAS call.
+        xg = np.ascontiguousarray(np.moveaxis(x[:, g * cig:(g + 1) * cig], 1, -1)).reshape(-1, cig)
         for i in range(kh):
             for j in range(kw):
-                tap = xg @ w[g * cig:(g + 1) * cig, :, i, j]  # (n, h, w, cog)
+                tap = (xg @ w[g * cig:(g + 1) * cig, :, i, j]).reshape(n, h, wd, cog)
                 full[:, i * dh: i * dh + (h - 1) * sh + 1: sh,
                      j * dw: j * dw + (wd - 1) * sw + 1: sw,
                      g * cog:(g + 1) * cog] += tap
