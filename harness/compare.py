@@ -26,7 +26,7 @@ output must be exactly zero. A case may override the model with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -132,3 +132,42 @@ def judge(outcome, ref: Reference, *, expects_error: bool, dtype: str,
         f"{metrics['mismatch_fraction']:.2%} of elements outside the bound; worst at "
         f"{metrics['worst_index']} is {metrics['bound_ratio']:.3g}x its bound")
     return Judgement(verdict, metrics, tolerance, reason)
+
+
+#: Backends built from the oracle's own definition: they cannot out-vote it.
+ORACLE_DERIVED = {"numpy"}
+
+
+def agreement(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
+              tolerance_override: Optional[dict] = None) -> dict[str, list[str]]:
+    """Which backends agree with which (``"oracle"`` included), under the same tolerance model.
+
+    Each output is within its bound ``b`` of the truth if correct, so two correct
+    outputs are within ``2b`` of each other (triangle inequality); NaN/Inf must
+    sit at the same positions.
+    """
+    tolerance = tolerance_for(dtype, ref.accumulation_length, tolerance_override)
+    limit = bound(tolerance, ref)
+    names = sorted(outputs)
+    partners: dict[str, list[str]] = {name: [] for name in names}
+    for name in names:
+        if metrics_for(outputs[name], ref, tolerance, dtype)["mismatch_fraction"] == 0:
+            partners[name].append("oracle")
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ya, yb = np.asarray(outputs[a], np.float64), np.asarray(outputs[b], np.float64)
+            same_nonfinite = np.array_equal(np.isfinite(ya), np.isfinite(yb))
+            with np.errstate(invalid="ignore"):
+                close = np.all(np.where(np.isfinite(ya) & np.isfinite(yb), np.abs(ya - yb) <= 2 * limit, True))
+            if same_nonfinite and close:
+                partners[a].append(b)
+                partners[b].append(a)
+    return partners
+
+
+def suspect_oracle(partners: dict[str, list[str]]) -> bool:
+    """True when independent backends agree among themselves and none agrees with the oracle."""
+    independent = [name for name in partners if name not in ORACLE_DERIVED]
+    if any("oracle" in partners[name] for name in independent):
+        return False
+    return any(other in independent for name in independent for other in partners[name])

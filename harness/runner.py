@@ -24,7 +24,7 @@ from harness import ops
 from harness.backends import load_class, matches, registry
 from harness.backends.base import Call, Outcome
 from harness.cases import Case
-from harness.compare import Judgement, Reference, judge
+from harness.compare import GREEN, Judgement, Reference, agreement, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
 from harness.oracle import ORACLES
@@ -41,6 +41,9 @@ class RunOptions:
     jobs: int = 2
     on_result: Optional[Callable[[dict], None]] = None
     registry: Registry = field(default_factory=Registry)
+    #: Called for each result that fails the gate, with (case, call, reference, record, outcome):
+    #: the place to write reproducers, which need the operands and the oracle's output.
+    on_failure: Optional[Callable] = None
 
 
 @dataclass
@@ -112,17 +115,35 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
     }
 
 
-def _run_one(worker: Worker, call: Call, reference: Reference, case: Case, timeout_s: float) -> dict:
+def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
+             timeout_s: float) -> tuple[dict, Optional[Outcome]]:
     answer = worker.call(call, timeout_s)
     if isinstance(answer, Crash):
-        return _record(case, worker.backend_id, Judgement("crash", reason=answer.reason), None)
+        return _record(case, worker.backend_id, Judgement("crash", reason=answer.reason), None), None
     if isinstance(answer, Timeout):
         return _record(case, worker.backend_id,
-                       Judgement("timeout", reason=f"no answer within {timeout_s:g} s; worker killed"), None)
-    tolerance = case.common.tolerance.model_dump() if case.common.tolerance else None
+                       Judgement("timeout", reason=f"no answer within {timeout_s:g} s; worker killed"), None), None
     judgement = judge(answer, reference, expects_error=case.expects_error, dtype=case.dtype,
-                      tolerance_override=tolerance)
-    return _record(case, worker.backend_id, judgement, answer)
+                      tolerance_override=_override(case))
+    return _record(case, worker.backend_id, judgement, answer), answer
+
+
+def _override(case: Case) -> Optional[dict]:
+    return case.common.tolerance.model_dump() if case.common.tolerance else None
+
+
+def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[dict, Optional[Outcome]]]) -> None:
+    """Add ``agrees_with`` to each record and flag the case when the oracle is the odd one out."""
+    if reference.output is None:
+        return
+    outputs = {rec["backend"]: out.output for rec, out in answered
+               if out is not None and out.status == "ok" and tuple(out.output.shape) == reference.expected_shape}
+    partners = agreement(outputs, reference, case.dtype, _override(case))
+    suspect = suspect_oracle(partners)
+    for record, _ in answered:
+        if record["backend"] in partners:
+            record["agrees_with"] = partners[record["backend"]]
+        record["suspect_oracle"] = suspect
 
 
 def run(cases: list[Case], options: RunOptions) -> RunResult:
@@ -131,13 +152,16 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     known = registry()
     workers: dict[str, Worker] = {}
     setup_errors: dict[str, str] = {}
+    logs = options.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     for bid in options.backends:
         available, reason = load_class(known[bid]).availability()
         if available:
-            workers[bid] = Worker(bid, known[bid])
+            log = logs / f"{bid}.log"
+            log.write_text("")
+            workers[bid] = Worker(bid, known[bid], log)
         else:
             setup_errors[bid] = reason
-    options.out.mkdir(parents=True, exist_ok=True)
     journal = (options.out / "results.jsonl").open("w", encoding="utf-8")
     results: list[dict] = []
 
@@ -172,8 +196,12 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
                         todo.append(bid)
                 futures = [pool.submit(_run_one, workers[b], call, reference, case, options.timeout_s)
                            for b in todo]
-                for future in futures:
-                    emit(future.result())
+                answered = [future.result() for future in futures]
+                _annotate_agreement(case, reference, answered)
+                for record, outcome in answered:
+                    if options.on_failure and record["verdict"] not in GREEN:
+                        options.on_failure(case, call, reference, record, outcome)
+                    emit(record)
     except KeyboardInterrupt:
         interrupted = True
     finally:

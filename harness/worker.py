@@ -19,9 +19,11 @@ the call in flight:
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Union
 
 from harness.backends.base import Call, Outcome
@@ -39,8 +41,15 @@ class Timeout:
     seconds: float
 
 
-def _serve(target: str, conn) -> None:
+def _serve(target: str, conn, log_path: Optional[str]) -> None:
     """Worker main loop: import the backend once, then answer calls until EOF or None."""
+    if log_path:
+        # Frameworks write banners and warnings straight to fd 1/2; keep them out of the
+        # user's terminal, in a log the crash verdict can quote.
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     from harness.backends import load_class
 
     try:
@@ -75,9 +84,10 @@ def describe_exit(code: Optional[int]) -> str:
 class Worker:
     """A backend's worker process, restarted on demand after a crash or timeout."""
 
-    def __init__(self, backend_id: str, target: str):
+    def __init__(self, backend_id: str, target: str, log_path: Optional[Path] = None):
         self.backend_id = backend_id
         self.target = target
+        self.log_path = log_path
         self.process = None
         self.conn = None
         self.setup_error: Optional[str] = None
@@ -86,7 +96,8 @@ class Worker:
         """Start the worker; False (with ``setup_error``) if the framework cannot start."""
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(self.target, child), daemon=True,
+        log = str(self.log_path) if self.log_path else None
+        self.process = ctx.Process(target=_serve, args=(self.target, child, log), daemon=True,
                                    name=f"conform-{self.backend_id}")
         self.process.start()
         child.close()
@@ -105,6 +116,19 @@ class Worker:
             self.stop()
             return False
         return True
+
+    def _crash(self) -> Crash:
+        reason = describe_exit(self._reap())
+        tail = self.log_tail(3)
+        return Crash(f"{reason}; last log lines: {tail}" if tail else reason)
+
+    def log_tail(self, lines: int = 5) -> str:
+        """The last lines the worker wrote (for crash reasons)."""
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path else ""
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
 
     def _reap(self) -> Optional[int]:
         if self.process is None:
@@ -134,9 +158,9 @@ class Worker:
             if self.conn.poll(timeout_s):
                 return self.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
-            return Crash(describe_exit(self._reap()))
+            return self._crash()
         if not self.process.is_alive():
-            return Crash(describe_exit(self._reap()))
+            return self._crash()
         self.stop(kill=True)
         return Timeout(round(time.monotonic() - started, 3))
 

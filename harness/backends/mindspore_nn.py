@@ -40,8 +40,7 @@ class MindsporeNnBackend(Backend):
         os.environ.setdefault("GLOG_v", "3")   # MindSpore's C++ log: errors only
         import mindspore as ms
         from mindspore import nn
-        ms.set_context(mode=ms.PYNATIVE_MODE)
-        ms.set_device("CPU")
+        ms.set_context(mode=ms.PYNATIVE_MODE)   # the CPU wheel's only device is the CPU
         self.ms, self.nn = ms, nn
         self.dtypes = {"float16": ms.float16, "bfloat16": ms.bfloat16, "float32": ms.float32}
 

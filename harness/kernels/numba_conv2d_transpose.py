@@ -13,15 +13,15 @@ _P_OF_NB = (0, 24, 12, 8, 6)
 
 
 @intrinsic
-def _microkernel(typingctx, tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntaps, cig, wld, P, NB):
+def _microkernel(typingctx, tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, P, NB):
     if not (isinstance(P, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)):
         return None
     npix, nvec = P.literal_value, NB.literal_value
     dt = tile.dtype
-    sig = types.void(tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntaps, cig, wld, P, NB)
+    sig = types.void(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, P, NB)
 
     def codegen(context, builder, signature, args):
-        tile_v, xa_v, xbase_v, xpix_v, toffx_v, wa_v, wbase_v, toffw_v, ntaps_v, cig_v, wld_v = args[:11]
+        tile_v, xa_v, xbase_v, xci_v, toffx_v, wa_v, wbase_v, toffw_v, ntaps_v, cig_v, wld_v = args[:11]
         ety = context.get_value_type(dt)
         lanes = 16 if dt == types.float32 else 8
         align = 4 if dt == types.float32 else 8
@@ -40,7 +40,6 @@ def _microkernel(typingctx, tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntap
             f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
         bmask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
         undef = ir.Constant(vty, ir.Undefined)
-        pix_off = [builder.mul(xpix_v, ir.Constant(i64, p)) for p in range(npix)]
         with cgutils.for_range(builder, ntaps_v) as tloop:
             t = tloop.index
             xo = builder.add(xbase_v, builder.load(builder.gep(txp, [t])))
@@ -52,9 +51,9 @@ def _microkernel(typingctx, tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntap
                 for b in range(nvec):
                     ptr = builder.gep(wp, [builder.add(wo, ir.Constant(i64, b * lanes))])
                     wv.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
-                xo_ci = builder.add(xo, ci)
+                xo_ci = builder.add(xo, builder.mul(ci, xci_v))
                 for p in range(npix):
-                    s = builder.load(builder.gep(xp, [builder.add(xo_ci, pix_off[p])]))
+                    s = builder.load(builder.gep(xp, [builder.add(xo_ci, ir.Constant(i64, p))]))
                     bv = builder.shuffle_vector(
                         builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)), undef, bmask)
                     for b in range(nvec):
@@ -69,36 +68,36 @@ def _microkernel(typingctx, tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntap
 
 
 @njit(cache=True)
-def _mk(tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntaps, cig, wld, nb):
+def _mk(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb):
     if nb == 1:
-        _microkernel(tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1)
+        _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1)
     elif nb == 2:
-        _microkernel(tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2)
+        _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2)
     elif nb == 3:
-        _microkernel(tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3)
+        _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3)
     else:
-        _microkernel(tile, xa, xbase, xpix, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
+        _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
 
 
 @njit(parallel=True, cache=True)
 def _pack_x(x, xp, pad_t, pad_l):
     nb, cin, h, wd = x.shape
     hp = xp.shape[1]
-    wp = xp.shape[2]
     for t in prange(nb * hp):
         n = t // hp
         r = t - n * hp
         a = r - pad_t
-        row = xp[n, r]
+        blk = xp[n, r]
         if a < 0 or a >= h:
-            row[:, :] = 0
+            blk[:, :] = 0
             continue
-        row[:pad_l, :] = 0
-        row[pad_l + wd:, :] = 0
         for ci in range(cin):
+            dst = blk[ci]
             src = x[n, ci, a]
+            dst[:pad_l] = 0
             for c in range(wd):
-                row[pad_l + c, ci] = src[c]
+                dst[pad_l + c] = src[c]
+            dst[pad_l + wd:] = 0
 
 
 @njit(cache=True)
@@ -116,7 +115,7 @@ def _pack_w(w, wp, groups):
 
 @njit(parallel=True, cache=True)
 def _kernel(xp, wp, bias, out, nhwc, sh, sw, top, left, fh, fw, pad_t, pad_l, groups, cog, toffx, toffw, ntaps, lanes):
-    nbatch, hp, wpad, cin = xp.shape
+    nbatch, hp, cin, wpad = xp.shape
     _, kh, kw, cig, cogp = wp.shape
     if nhwc:
         hout, wout = out.shape[1], out.shape[2]
@@ -169,8 +168,8 @@ def _kernel(xp, wp, bias, out, nhwc, sh, sw, top, left, fh, fw, pad_t, pad_l, gr
                     start = 0
                     while start < cnt:
                         s = min(start, max(0, cnt - npx))
-                        xbase = ((n * hp + yq + pad_t) * wpad + xq_lo + s + pad_l) * cin + g * cig
-                        _mk(tile, xflat, xbase, cin, tx, wflat, g * wgroup + ob0, tw, nt, cig, cogp, nb)
+                        xbase = ((n * hp + yq + pad_t) * cin + g * cig) * wpad + xq_lo + s + pad_l
+                        _mk(tile, xflat, xbase, wpad, tx, wflat, g * wgroup + ob0, tw, nt, cig, cogp, nb)
                         for p in range(start - s, min(npx, cnt - s)):
                             x = x0 + (s + p) * sw
                             if nhwc:
@@ -202,7 +201,7 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
     fw = (wd - 1) * sw + dw * (kw - 1) + 1
     qh = ((kh - 1) * dh) // sh
     qw = ((kw - 1) * dw) // sw
-    xp = np.empty((nbatch, h + 2 * qh, wd + 2 * qw + 24, cin), ct)
+    xp = np.empty((nbatch, h + 2 * qh, cin, wd + 2 * qw + 24), ct)
     _pack_x(x, xp, qh, qw)
     cogp = -(-cog // lanes) * lanes
     wp = np.empty((groups, kh, kw, cig, cogp), ct)
@@ -213,12 +212,12 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
     toffx = np.zeros((nph, tmax), np.int64)
     toffw = np.zeros((nph, tmax), np.int64)
     ntaps = np.zeros(nph, np.int64)
-    wpad = xp.shape[2]
+    wpad = xp.shape[3]
     for i in range(kh):
         for j in range(kw):
             ph = ((i * dh) % sh) * sw + (j * dw) % sw
             t = ntaps[ph]
-            toffx[ph, t] = (-((i * dh) // sh) * wpad - (j * dw) // sw) * cin
+            toffx[ph, t] = -((i * dh) // sh) * cin * wpad - (j * dw) // sw
             toffw[ph, t] = (i * kw + j) * cig * cogp
             ntaps[ph] += 1
     bias = np.zeros(cout, ct) if b is None else np.asarray(b, dtype=ct)
