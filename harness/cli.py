@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     paths(sub.add_parser("validate", help="check case files only"))
     paths(sub.add_parser("list", help="print expanded case ids"))
     sub.add_parser("backends", help="list known backends and whether they are available")
+    fuzz = sub.add_parser("fuzz", help="print N random valid cases (a case file) for a seed")
+    fuzz.add_argument("count", type=int)
+    fuzz.add_argument("--seed", type=int, default=0)
     bench = sub.add_parser("bench", help="time every backend on the benchmark shapes; writes bench.json")
     bench.add_argument("paths", nargs="*", default=["benchmarks"], help="benchmark case files (default: benchmarks/)")
     bench.add_argument("--backends", help="comma-separated backend ids or prefixes (default: all)")
@@ -195,7 +198,15 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "bench": cmd_bench, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
+def cmd_fuzz(args) -> int:
+    from harness.fuzz import generate
+    if not 1 <= args.count <= 10_000:
+        raise UsageError("fuzz: count must be between 1 and 10000")
+    sys.stdout.write(generate(args.count, args.seed))
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
 
 
 def main(argv=None) -> int:

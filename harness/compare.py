@@ -4,23 +4,28 @@ Note [Tolerance model]
 ----------------------
 A fixed ``rtol/atol`` is either loose enough to pass a one-pixel shift or
 tight enough to fail legitimate float16 rounding. Instead each output element
-gets its own bound from floating-point error analysis. With inputs already
-rounded to the case dtype, an output element is a sum of ``K`` products plus
-a bias, computed in precision ``u`` (unit roundoff of the case dtype) and
-rounded once more to that dtype. Standard error analysis of a dot product
-(Higham, *Accuracy and Stability*, §3.1) gives
+gets its own bound from floating-point error analysis. Inputs are rounded to
+the case dtype before anyone sees them, so input quantisation is never counted.
+An output element is a sum of ``K`` products (``K = C_in/groups · kh · kw``)
+accumulated with unit roundoff ``u_acc``, plus a bias, rounded to the case
+dtype (unit roundoff ``u``) at most twice (after the sum, after the bias).
+Standard error analysis of a dot product (Higham, *Accuracy and Stability of
+Numerical Algorithms*, §3.1) gives, with ``B = Σ|x·w| + |b|`` (the oracle's
+``conv2d_transpose(|x|, |w|) + |b|`` in float64)::
 
-    |ŷ − y| ≤ γ_K · Σ|x·w| + u·|y|,   γ_K = K·u / (1 − K·u)
+    |ŷ − y| ≤ u·(|y| + B) + γ_K·B,     γ_K = K·u_acc / (1 − K·u_acc)
 
-where ``B = Σ|x·w| + |b|`` is ``conv2d_transpose(|x|, |w|) + |b|`` computed by
-the oracle in float64. The worst case ``K·u`` is rarely approached: rounding
-errors of a blocked or pairwise sum behave like a random walk, so we use
+The worst case ``K·u_acc`` needs every rounding error to align; for blocked and
+pairwise sums they behave like a random walk (Higham & Mary, "A new approach
+to probabilistic rounding error analysis", 2019: ``λ·√K·u`` holds with
+probability ≥ 1 − 2·exp(−λ²/2)), so we use ``f(K) = C·√K`` with ``C = 4``::
 
-    bound = u · (2 + C·√K) · B + atol,   C = 4
+    bound = u·(|y_ref| + B) + u_acc·C·√K·B + atol
 
-(the 2 covers the final rounding and the bias addition; ``C·√K`` is a 4-sigma
-random-walk growth). ``K`` is ``C_in/groups · kh · kw``. Where ``B = 0`` the
-output must be exactly zero. A case may override the model with
+``u_acc`` is the backend's declared accumulation precision
+(``Backend.accumulation``, e.g. float32 for float16 inputs on oneDNN) and
+defaults to the case dtype, which is the conservative choice. Where ``B = 0``
+the output must be exactly zero. A case may override the model with
 ``tolerance: {rtol, atol}`` (then ``bound = atol + rtol·|y_ref|``).
 """
 
@@ -59,18 +64,24 @@ class Reference:
     expected_shape: Optional[tuple] = None
 
 
-def tolerance_for(dtype: str, accumulation_length: int, override: Optional[dict] = None) -> dict[str, Any]:
+def tolerance_for(dtype: str, accumulation_length: int, override: Optional[dict] = None,
+                  accumulation: Optional[str] = None) -> dict[str, Any]:
+    """The tolerance of one result: the error-bound model's constants, or the case's override."""
     if override:
         return {"model": "override", "rtol": override.get("rtol", 0.0), "atol": override.get("atol", 0.0)}
-    u = UNIT_ROUNDOFF[dtype]
-    return {"model": "error-bound", "unit_roundoff": u, "accumulation_length": accumulation_length,
-            "factor": u * (2 + GROWTH * np.sqrt(accumulation_length)), "atol": 0.0}
+    accumulation = accumulation or dtype
+    return {"model": "error-bound", "dtype": dtype, "unit_roundoff": UNIT_ROUNDOFF[dtype],
+            "accumulation": accumulation, "accumulation_length": accumulation_length,
+            "accumulation_factor": UNIT_ROUNDOFF[accumulation] * GROWTH * float(np.sqrt(accumulation_length)),
+            "atol": 0.0}
 
 
 def bound(tolerance: dict, reference: Reference) -> np.ndarray:
+    """Per-element bound on |y − y_ref| (Note [Tolerance model])."""
     if tolerance["model"] == "override":
         return tolerance["atol"] + tolerance["rtol"] * np.abs(reference.output)
-    return tolerance["factor"] * reference.magnitude + tolerance["atol"]
+    return (tolerance["unit_roundoff"] * (np.abs(reference.output) + reference.magnitude)
+            + tolerance["accumulation_factor"] * reference.magnitude + tolerance["atol"])
 
 
 def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -91,9 +102,9 @@ def metrics_for(actual: np.ndarray, ref: Reference, tolerance: dict, dtype: str)
     # Non-finite values must match exactly (same NaN positions, same infinities).
     nonfinite_bad = (finite_y != finite_r) | (~finite_r & ~((np.isnan(y) & np.isnan(r)) | (y == r)))
     both = finite_y & finite_r
-    diff = np.where(both, np.abs(y - r), 0.0)
     limit = bound(tolerance, ref)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        diff = np.where(both, np.abs(y - r), 0.0)
         ratio = np.where(diff == 0, 0.0, diff / limit)
         rel = np.where(both & (r != 0), diff / np.abs(r), 0.0)
     ratio = np.where(nonfinite_bad, np.inf, ratio)
@@ -111,7 +122,7 @@ def metrics_for(actual: np.ndarray, ref: Reference, tolerance: dict, dtype: str)
 
 
 def judge(outcome, ref: Reference, *, expects_error: bool, dtype: str,
-          tolerance_override: Optional[dict] = None) -> Judgement:
+          tolerance_override: Optional[dict] = None, accumulation: Optional[str] = None) -> Judgement:
     """Verdict for one backend outcome (an ``Outcome``; crashes/timeouts are judged by the runner)."""
     if outcome.status == "unsupported":
         return Judgement("unsupported", reason=outcome.detail)
@@ -125,7 +136,7 @@ def judge(outcome, ref: Reference, *, expects_error: bool, dtype: str,
     if tuple(actual.shape) != tuple(ref.expected_shape):
         return Judgement("shape_mismatch",
                          reason=f"shape {list(actual.shape)} != expected {list(ref.expected_shape)}")
-    tolerance = tolerance_for(dtype, ref.accumulation_length, tolerance_override)
+    tolerance = tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation)
     metrics = metrics_for(actual, ref, tolerance, dtype)
     verdict = "pass" if metrics["mismatch_fraction"] == 0 else "value_mismatch"
     reason = "" if verdict == "pass" else (
@@ -139,26 +150,30 @@ ORACLE_DERIVED = {"numpy"}
 
 
 def agreement(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
-              tolerance_override: Optional[dict] = None) -> dict[str, list[str]]:
+              tolerance_override: Optional[dict] = None,
+              accumulation: Optional[dict[str, str]] = None) -> dict[str, list[str]]:
     """Which backends agree with which (``"oracle"`` included), under the same tolerance model.
 
     Each output is within its bound ``b`` of the truth if correct, so two correct
-    outputs are within ``2b`` of each other (triangle inequality); NaN/Inf must
-    sit at the same positions.
+    outputs are within ``b_a + b_b`` of each other (triangle inequality); NaN/Inf
+    must sit at the same positions.
     """
-    tolerance = tolerance_for(dtype, ref.accumulation_length, tolerance_override)
-    limit = bound(tolerance, ref)
+    accumulation = accumulation or {}
+    tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name))
+                  for name in outputs}
+    limits = {name: bound(tol, ref) for name, tol in tolerances.items()}
     names = sorted(outputs)
     partners: dict[str, list[str]] = {name: [] for name in names}
     for name in names:
-        if metrics_for(outputs[name], ref, tolerance, dtype)["mismatch_fraction"] == 0:
+        if metrics_for(outputs[name], ref, tolerances[name], dtype)["mismatch_fraction"] == 0:
             partners[name].append("oracle")
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             ya, yb = np.asarray(outputs[a], np.float64), np.asarray(outputs[b], np.float64)
             same_nonfinite = np.array_equal(np.isfinite(ya), np.isfinite(yb))
             with np.errstate(invalid="ignore"):
-                close = np.all(np.where(np.isfinite(ya) & np.isfinite(yb), np.abs(ya - yb) <= 2 * limit, True))
+                close = np.all(np.where(np.isfinite(ya) & np.isfinite(yb),
+                                        np.abs(ya - yb) <= limits[a] + limits[b], True))
             if same_nonfinite and close:
                 partners[a].append(b)
                 partners[b].append(a)

@@ -124,10 +124,13 @@ def load(path: Path) -> Registry:
     try:
         parsed = RegistryFile.model_validate(located.value or {})
     except ValidationError as exc:
-        problems = []
+        problems, named = [], set()
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if isinstance(p, int) or str(p).isidentifier())
             name = ".".join(str(p) for p in loc) or "divergences"
+            if name in named:   # one problem per field, not one per branch of a Union
+                continue
+            named.add(name)
             problems.append(Problem(file, located.line_of(loc), name, err["msg"].removeprefix("Value error, ")))
         raise ProblemsError(problems) from None
     lines, seen, problems = {}, set(), []

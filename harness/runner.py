@@ -115,6 +115,10 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
     }
 
 
+def _accumulation(backend_id: str, dtype: str) -> str:
+    return load_class(registry()[backend_id]).accumulation.get(dtype, dtype)
+
+
 def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
              timeout_s: float) -> tuple[dict, Optional[Outcome]]:
     answer = worker.call(call, timeout_s)
@@ -124,7 +128,8 @@ def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
         return _record(case, worker.backend_id,
                        Judgement("timeout", reason=f"no answer within {timeout_s:g} s; worker killed"), None), None
     judgement = judge(answer, reference, expects_error=case.expects_error, dtype=case.dtype,
-                      tolerance_override=_override(case))
+                      tolerance_override=_override(case),
+                      accumulation=_accumulation(worker.backend_id, case.dtype))
     return _record(case, worker.backend_id, judgement, answer), answer
 
 
@@ -138,7 +143,8 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
         return
     outputs = {rec["backend"]: out.output for rec, out in answered
                if out is not None and out.status == "ok" and tuple(out.output.shape) == reference.expected_shape}
-    partners = agreement(outputs, reference, case.dtype, _override(case))
+    partners = agreement(outputs, reference, case.dtype, _override(case),
+                         {b: _accumulation(b, case.dtype) for b in outputs})
     suspect = suspect_oracle(partners)
     for record, _ in answered:
         if record["backend"] in partners:

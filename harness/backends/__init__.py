@@ -10,6 +10,7 @@ A third-party package registers its own backend with::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 from typing import Optional
@@ -25,14 +26,16 @@ BUILTIN: dict[str, str] = {
 ENTRY_POINT_GROUP = "conform.backends"
 
 
+@functools.cache
 def registry() -> dict[str, str]:
     """Every known backend id -> ``"module:Class"``; entry points may add ids, not replace built-ins."""
-    found = dict(BUILTIN)
+    found = dict(BUILTIN)  # cached: callers must not mutate the result
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep.value)
     return found
 
 
+@functools.cache
 def load_class(target: str):
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)

@@ -85,6 +85,8 @@ class Backend:
     framework: ClassVar[str]          # display name, e.g. "tensorflow"
     distribution: ClassVar[Optional[str]] = None   # PyPI name for the version, e.g. "tensorflow-cpu"
     import_name: ClassVar[Optional[str]] = None    # module whose presence makes the backend available
+    #: Case dtype -> the precision this backend accumulates in, where it differs (Note [Tolerance model]).
+    accumulation: ClassVar[dict[str, str]] = {}
 
     def __init__(self):
         self._duration_ms: Optional[float] = None

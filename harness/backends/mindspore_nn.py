@@ -35,6 +35,7 @@ class MindsporeNnBackend(Backend):
     framework = "mindspore"
     distribution = "mindspore"
     import_name = "mindspore"
+    accumulation = {"float16": "float32", "bfloat16": "float32"}
 
     def setup(self) -> None:
         os.environ.setdefault("GLOG_v", "3")   # MindSpore's C++ log: errors only

@@ -15,6 +15,7 @@ class NumbaBackend(Backend):
     framework = "numba"
     distribution = "numba"
     import_name = "numba"
+    accumulation = {"float16": "float32", "bfloat16": "float32"}
 
     def setup(self) -> None:
         from harness.kernels import numba_conv2d_transpose

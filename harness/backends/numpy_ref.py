@@ -18,6 +18,7 @@ class NumpyBackend(Backend):
     framework = "numpy"
     distribution = "numpy"
     import_name = "numpy"
+    accumulation = {"bfloat16": "float32"}   # computed in float32, rounded
 
     def conv2d_transpose(self, call: Call) -> Native:
         compute = "float32" if call.dtype == "bfloat16" else call.dtype

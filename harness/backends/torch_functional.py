@@ -23,6 +23,7 @@ class TorchFunctionalBackend(Backend):
     framework = "torch"
     distribution = "torch"
     import_name = "torch"
+    accumulation = {"float16": "float32", "bfloat16": "float32"}
 
     def setup(self) -> None:
         import torch

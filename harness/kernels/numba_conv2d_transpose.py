@@ -67,121 +67,190 @@ def _microkernel(typingctx, tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps
     return sig, codegen
 
 
+
+_PMAX = (0, 24, 12, 8, 6)      # pixels per tile for NB = 1..4 vectors per pixel (24 accumulators)
+_PSMALL = (0, 8, 4, 4, 3)      # a narrower tile for the ragged end of a row
+
+
 @njit(cache=True)
-def _mk(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb):
+def _mk(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb, small):
     if nb == 1:
-        _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1)
+        if small:
+            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 1)
+        else:
+            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1)
     elif nb == 2:
-        _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2)
+        if small:
+            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 2)
+        else:
+            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2)
     elif nb == 3:
-        _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3)
+        if small:
+            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 3)
+        else:
+            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3)
     else:
-        _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
+        if small:
+            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 3, 4)
+        else:
+            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
 
 
 @njit(parallel=True, cache=True)
-def _pack_x(x, xp, pad_t, pad_l):
-    nb, cin, h, wd = x.shape
-    hp = xp.shape[1]
-    for t in prange(nb * hp):
-        n = t // hp
-        r = t - n * hp
-        a = r - pad_t
-        blk = xp[n, r]
-        if a < 0 or a >= h:
-            blk[:, :] = 0
-            continue
-        for ci in range(cin):
-            dst = blk[ci]
-            src = x[n, ci, a]
-            dst[:pad_l] = 0
-            for c in range(wd):
-                dst[pad_l + c] = src[c]
-            dst[pad_l + wd:] = 0
-
-
-@njit(cache=True)
-def _pack_w(w, wp, groups):
-    cin, cog, kh, kw = w.shape
-    cig = cin // groups
-    wp[:] = 0
-    for g in range(groups):
+def _pack_w(w, wp):
+    groups, kh, kw, cig, cogp = wp.shape
+    cog = w.shape[1]
+    for r in prange(groups * cig):
+        g = r // cig
+        ci = r - g * cig
+        src = w[r]
         for i in range(kh):
             for j in range(kw):
-                for ci in range(cig):
-                    for o in range(cog):
-                        wp[g, i, j, ci, o] = w[g * cig + ci, o, i, j]
+                dst = wp[g, i, j, ci]
+                for o in range(cog):
+                    dst[o] = src[o, i, j]
+                for o in range(cog, cogp):
+                    dst[o] = 0
+
+
+@njit(cache=True)
+def _fill_bias(out, nhwc, n, y, x_lo, x_hi, x_step, bias):
+    cout = bias.shape[0]
+    if x_hi <= x_lo:
+        return
+    if nhwc:
+        for x in range(x_lo, x_hi, x_step):
+            row = out[n, y, x]
+            for oc in range(cout):
+                row[oc] = bias[oc]
+    else:
+        for oc in range(cout):
+            row = out[n, oc, y]
+            bv = bias[oc]
+            for x in range(x_lo, x_hi, x_step):
+                row[x] = bv
 
 
 @njit(parallel=True, cache=True)
-def _kernel(xp, wp, bias, out, nhwc, sh, sw, top, left, fh, fw, pad_t, pad_l, groups, cog, toffx, toffw, ntaps, lanes):
-    nbatch, hp, cin, wpad = xp.shape
-    _, kh, kw, cig, cogp = wp.shape
+def _kernel(x, wp, bias, out, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
+    nbatch, cin, h, wd = x.shape
+    groups, kh, kw, cig, cogp = wp.shape
+    cout = bias.shape[0]
+    cog = cout // groups
     if nhwc:
         hout, wout = out.shape[1], out.shape[2]
     else:
         hout, wout = out.shape[2], out.shape[3]
-    cout = groups * cog
-    xflat = xp.ravel()
-    wflat = wp.ravel()
+    fh = (h - 1) * sh + dh * (kh - 1) + 1
+    fw = (wd - 1) * sw + dw * (kw - 1) + 1
+    qh = ((kh - 1) * dh) // sh
+    qw = ((kw - 1) * dw) // sw
+    ring = qh + 1
+    wpad = 2 * qw + wd + 24
+    xend = min(wout, fw - left)
     nb_main = min(4, (cog + lanes - 1) // lanes)
     wgroup = kh * kw * cig * cogp
-    xend = min(wout, fw - left)
-    for task in prange(nbatch * hout):
-        n = task // hout
-        y = task - n * hout
+    wflat = wp.ravel()
+    total = nbatch * hout
+    for ch in prange(nchunks):
+        lo = ch * total // nchunks
+        hi = (ch + 1) * total // nchunks
+        buf = np.empty(ring * cin * wpad, dtype=out.dtype)
         tile = np.empty(24 * lanes, dtype=out.dtype)
-        yy = y + top
-        if yy >= fh:
-            for x in range(wout):
-                for oc in range(cout):
-                    if nhwc:
-                        out[n, y, x, oc] = bias[oc]
-                    else:
-                        out[n, oc, y, x] = bias[oc]
-            continue
-        for x in range(max(0, xend), wout):
-            for oc in range(cout):
-                if nhwc:
-                    out[n, y, x, oc] = bias[oc]
-                else:
-                    out[n, oc, y, x] = bias[oc]
-        py = yy % sh
-        yq = yy // sh
-        for px in range(sw):
-            ph = py * sw + px
-            x0 = (px - left) % sw
-            if xend <= x0:
+        tx = np.empty(kh * kw, dtype=np.int64)
+        tw = np.empty(kh * kw, dtype=np.int64)
+        ti = np.empty(kh, dtype=np.int64)
+        cur_n = -1
+        done = 0
+        for task in range(lo, hi):
+            n = task // hout
+            y = task - n * hout
+            if n != cur_n:
+                cur_n = n
+                done = 0
+            yy = y + top
+            if yy >= fh:
+                _fill_bias(out, nhwc, n, y, 0, wout, 1, bias)
                 continue
-            cnt = (xend - x0 + sw - 1) // sw
-            xq_lo = (x0 + left) // sw
-            tx = toffx[ph]
-            tw = toffw[ph]
-            nt = ntaps[ph]
-            for g in range(groups):
-                ob0 = 0
-                while ob0 < cog:
-                    nb = min(nb_main, (cog - ob0 + lanes - 1) // lanes)
-                    npx = 24 // nb
-                    ob = nb * lanes
-                    nvalid = min(ob, cog - ob0)
-                    start = 0
-                    while start < cnt:
-                        s = min(start, max(0, cnt - npx))
-                        xbase = ((n * hp + yq + pad_t) * cin + g * cig) * wpad + xq_lo + s + pad_l
-                        _mk(tile, xflat, xbase, wpad, tx, wflat, g * wgroup + ob0, tw, nt, cig, cogp, nb)
-                        for p in range(start - s, min(npx, cnt - s)):
-                            x = x0 + (s + p) * sw
+            _fill_bias(out, nhwc, n, y, max(0, xend), wout, 1, bias)
+            py = yy % sh
+            yq = yy // sh
+            # Input rows this output row reads, packed once per chunk into a ring of
+            # channel-major rows with zero borders (float64 -> compute dtype on the way).
+            a_lo = max(yq - qh, 0)
+            a_hi = min(yq, h - 1)
+            for a in range(max(done, a_lo), a_hi + 1):
+                base = (a % ring) * cin * wpad
+                for ci in range(cin):
+                    rb = base + ci * wpad
+                    src = x[n, ci, a]
+                    for c in range(qw):
+                        buf[rb + c] = 0
+                    for c in range(wd):
+                        buf[rb + qw + c] = src[c]
+                    for c in range(qw + wd, wpad):
+                        buf[rb + c] = 0
+            if a_hi + 1 > done:
+                done = a_hi + 1
+            nti = 0
+            for i in range(kh):
+                if (i * dh) % sh == py:
+                    a = yq - (i * dh) // sh
+                    if a >= 0 and a < h:
+                        ti[nti] = i
+                        nti += 1
+            for px in range(sw):
+                x0 = (px - left) % sw
+                if xend <= x0:
+                    continue
+                cnt = (xend - x0 + sw - 1) // sw
+                xq_lo = (x0 + left) // sw
+                nt = 0
+                for k in range(nti):
+                    i = ti[k]
+                    rowoff = ((yq - (i * dh) // sh) % ring) * cin * wpad
+                    for j in range(kw):
+                        if (j * dw) % sw == px:
+                            tx[nt] = rowoff - (j * dw) // sw
+                            tw[nt] = (i * kw + j) * cig * cogp
+                            nt += 1
+                if nt == 0:
+                    _fill_bias(out, nhwc, n, y, x0, xend, sw, bias)
+                    continue
+                for g in range(groups):
+                    ob0 = 0
+                    while ob0 < cog:
+                        nb = min(nb_main, (cog - ob0 + lanes - 1) // lanes)
+                        ob = nb * lanes
+                        nvalid = min(ob, cog - ob0)
+                        pm = _PMAX[nb]
+                        ps = _PSMALL[nb]
+                        s = 0
+                        while s < cnt:
+                            rem = cnt - s
+                            small = False
+                            npx = pm
+                            if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
+                                small = True
+                                npx = ps
+                            _mk(tile, buf, g * cig * wpad + xq_lo + s + qw, wpad, tx,
+                                wflat, g * wgroup + ob0, tw, nt, cig, cogp, nb, small)
+                            pv = min(npx, rem)
+                            xs = x0 + s * sw
+                            oc0 = g * cog + ob0
                             if nhwc:
-                                for o in range(nvalid):
-                                    oc = g * cog + ob0 + o
-                                    out[n, y, x, oc] = tile[p * ob + o] + bias[oc]
+                                for p in range(pv):
+                                    orow = out[n, y, xs + p * sw]
+                                    for o in range(nvalid):
+                                        orow[oc0 + o] = tile[p * ob + o] + bias[oc0 + o]
                             else:
                                 for o in range(nvalid):
-                                    oc = g * cog + ob0 + o
-                                    out[n, oc, y, x] = tile[p * ob + o] + bias[oc]
-                        start = s + npx
-                    ob0 += ob
+                                    orow = out[n, oc0 + o, y]
+                                    bv = bias[oc0 + o]
+                                    for p in range(pv):
+                                        orow[xs + p * sw] = tile[p * ob + o] + bv
+                            s += npx
+                        ob0 += ob
 
 
 def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout="NCHW", dtype="float32"):
@@ -191,38 +260,17 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
     w = np.ascontiguousarray(w)
     nbatch, cin, h, wd = x.shape
     _, cog, kh, kw = w.shape
-    sh, sw = stride
-    dh, dw = dilation
     cig = cin // groups
     cout = cog * groups
     hout, wout = out_hw
-    top, left = crops[0], crops[2]
-    fh = (h - 1) * sh + dh * (kh - 1) + 1
-    fw = (wd - 1) * sw + dw * (kw - 1) + 1
-    qh = ((kh - 1) * dh) // sh
-    qw = ((kw - 1) * dw) // sw
-    xp = np.empty((nbatch, h + 2 * qh, cin, wd + 2 * qw + 24), ct)
-    _pack_x(x, xp, qh, qw)
     cogp = -(-cog // lanes) * lanes
     wp = np.empty((groups, kh, kw, cig, cogp), ct)
-    _pack_w(w, wp, groups)
-    # taps of each output phase
-    nph = sh * sw
-    tmax = kh * kw
-    toffx = np.zeros((nph, tmax), np.int64)
-    toffw = np.zeros((nph, tmax), np.int64)
-    ntaps = np.zeros(nph, np.int64)
-    wpad = xp.shape[3]
-    for i in range(kh):
-        for j in range(kw):
-            ph = ((i * dh) % sh) * sw + (j * dw) % sw
-            t = ntaps[ph]
-            toffx[ph, t] = -((i * dh) // sh) * cin * wpad - (j * dw) // sw
-            toffw[ph, t] = (i * kw + j) * cig * cogp
-            ntaps[ph] += 1
+    _pack_w(w, wp)
     bias = np.zeros(cout, ct) if b is None else np.asarray(b, dtype=ct)
     nhwc = layout == "NHWC"
     shape = (nbatch, hout, wout, cout) if nhwc else (nbatch, cout, hout, wout)
     out = np.empty(shape, ct)
-    _kernel(xp, wp, bias, out, nhwc, sh, sw, top, left, fh, fw, qh, qw, groups, cog, toffx, toffw, ntaps, lanes)
+    import numba
+    nchunks = max(1, min(nbatch * hout, numba.get_num_threads()))
+    _kernel(x, wp, bias, out, nhwc, stride[0], stride[1], dilation[0], dilation[1], crops[0], crops[2], lanes, nchunks)
     return out
