@@ -26,6 +26,24 @@ from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
 
 Fill = Literal["normal", "uniform", "ones", "arange", "impulse"]
 MAX_MATRIX_POINTS = 10_000
+MAX_CASES = 100_000          # per suite: beyond this, it is a mistake, not a test plan
+GIB = 1 << 30
+
+
+def available_memory() -> int:
+    """MemAvailable from /proc/meminfo (bytes), or 8 GiB where unknown."""
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 8 * GIB
+
+
+def default_memory_budget() -> int:
+    """Half of the memory available now: room for the frameworks' own footprint."""
+    return available_memory() // 2
 
 
 class DataSpec(BaseModel):
@@ -139,6 +157,16 @@ def _pydantic_problems(exc: ValidationError, file: str, line_of, known: set[str]
     return problems
 
 
+def _matrix_size(raw) -> int:
+    """How many cases a raw case expands to (1 when its matrix is malformed: reported later)."""
+    matrix = raw.get("matrix") if isinstance(raw, dict) else None
+    size = 1
+    if isinstance(matrix, dict):
+        for values in matrix.values():
+            size *= len(values) if isinstance(values, list) and values else 1
+    return size
+
+
 def _expand(raw: dict, file: str, located: Located, buckets: dict, path: tuple, problems: list[Problem]):
     """Yield (case dict, id suffix, line overrides) for each matrix point."""
     matrix = raw.get("matrix")
@@ -171,7 +199,8 @@ def _expand(raw: dict, file: str, located: Located, buckets: dict, path: tuple, 
         yield case, "[" + ",".join(labels) + "]", lines
 
 
-def load_file(path: Path, display: Optional[str] = None) -> list[Case]:
+def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional[int] = None,
+              max_cases: int = MAX_CASES) -> list[Case]:
     """Load one case file; raise ``ProblemsError`` listing every problem."""
     file = display or str(path)
     try:
@@ -202,6 +231,11 @@ def load_file(path: Path, display: Optional[str] = None) -> list[Case]:
         problems.append(Problem(file, located.line_of(("cases",)), "cases", "cases must be a non-empty list"))
         raise ProblemsError(problems)
 
+    planned = sum(_matrix_size(raw) for raw in cases_raw)
+    if planned > max_cases:   # refuse before building anything: 10^4 × 10^4 must fail in milliseconds
+        problems.append(Problem(file, located.line_of(("cases",)), "cases",
+                                f"the file expands to {planned} cases; the suite limit is {MAX_CASES}"))
+        raise ProblemsError(problems)
     out: list[Case] = []
     buckets = _bucket_lines(located)
     for index, raw in enumerate(cases_raw):
@@ -212,8 +246,19 @@ def load_file(path: Path, display: Optional[str] = None) -> list[Case]:
         merged = {**defaults, **raw}
         base_lines = {**_lines_under(buckets, ("defaults",)), **_lines_under(buckets, path)}
         for case_raw, suffix, matrix_lines in _expand(merged, file, located, buckets, path, problems):
+            if len(out) >= max_cases:
+                problems.append(Problem(file, located.line_of(path), "cases",
+                                        f"the suite expands to more than {max_cases} cases"))
+                raise ProblemsError(problems)
             lines = {**base_lines, **matrix_lines}
             case = _build_case(case_raw, suffix, op, file, located.line_of(path), lines, problems)
+            if case is not None and memory_budget is not None:
+                need = op.peak_bytes(case.params)
+                if need > memory_budget:
+                    problems.append(Problem(file, case.lines.get(("input",), case.line), "input",
+                                            f"this case needs ~{need / GIB:.3g} GiB, the budget is "
+                                            f"{memory_budget / GIB:.3g} GiB (--max-memory)"))
+                    continue
             if case is not None:
                 out.append(case)
     if problems:
@@ -301,8 +346,12 @@ def discover(paths: list[str]) -> list[Path]:
     return files
 
 
-def load_suite(paths: list[str]) -> list[Case]:
-    """Load every case file; check ids are unique; raise ``ProblemsError`` with all problems."""
+def load_suite(paths: list[str], memory_budget: Optional[int] = None) -> list[Case]:
+    """Load every case file; check ids are unique and sizes sane; raise ``ProblemsError`` with all problems.
+
+    ``memory_budget`` (bytes) refuses cases whose estimated peak memory is larger,
+    at validation time, before any allocation.
+    """
     problems: list[Problem] = []
     cases: list[Case] = []
     files = discover(paths)
@@ -311,7 +360,7 @@ def load_suite(paths: list[str]) -> list[Case]:
             problems.append(Problem(str(path), 0, "path", "no such file or directory"))
             continue
         try:
-            cases += load_file(path)
+            cases += load_file(path, memory_budget=memory_budget, max_cases=MAX_CASES - len(cases))
         except ProblemsError as exc:
             problems += exc.problems
     seen: dict[str, Case] = {}

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-k", dest="pattern", help="only cases whose id matches this glob or substring")
         p.add_argument("--registry", type=Path,
                        help="known-divergence registry (default: known_divergences.yaml in the first folder given)")
+        p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
+                       help="refuse cases estimated to need more (e.g. 4GiB, 512MiB); also each worker's "
+                            "resident-memory limit (default: half of the memory available now)")
 
     run = sub.add_parser("run", help="run cases against backends and write reports")
     paths(run)
@@ -50,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=120.0, help="seconds per backend call (default: 120)")
     run.add_argument("--strict", action="store_true", help="xpass and stale registry entries fail the gate")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--resume", action="store_true",
+                     help="keep the results already in OUT/results.jsonl and run only the missing ones")
 
     paths(sub.add_parser("validate", help="check case files only"))
     paths(sub.add_parser("list", help="print expanded case ids"))
@@ -64,6 +69,24 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=15)
     bench.add_argument("--warmup", type=int, default=3)
     return parser
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+          "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """'4GiB', '512MiB', '1.5g' or a byte count -> bytes (argparse type)."""
+    import re
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4GiB, 512MiB)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _budget(args) -> int:
+    from harness.cases import default_memory_budget
+    return args.max_memory or default_memory_budget()
 
 
 def _select(cases, pattern):
@@ -100,7 +123,7 @@ def _load(args):
     """Cases and registry, every problem of both reported together."""
     from harness.cases import load_suite
     problems, cases, registry = [], [], None
-    for loader in (lambda: load_suite(args.paths), lambda: _registry(args)):
+    for loader in (lambda: load_suite(args.paths, memory_budget=_budget(args)), lambda: _registry(args)):
         try:
             value = loader()
         except ProblemsError as exc:
@@ -167,8 +190,9 @@ def cmd_run(args) -> int:
 
     with progress:
         task = progress.add_task("conform", total=len(cases) * len(chosen), last="")
-        result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout,
-                                       jobs=args.jobs, on_result=on_result, registry=registry))
+        result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout, jobs=args.jobs,
+                                       on_result=on_result, registry=registry, resume=args.resume,
+                                       memory_limit=_budget(args)))
     report = json_report.build(result, strict=args.strict)
     path = json_report.write(report, args.out)
     print_summary(report, Console(quiet=args.quiet))
@@ -209,8 +233,16 @@ def cmd_fuzz(args) -> int:
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
 
 
+def _terminate(signum, frame):
+    # SIGTERM (CI cancelling a job) stops the run like Ctrl-C: workers stopped, partial report written.
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
+    import signal
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # even when started with SIGINT ignored (`cmd &`)
     try:
         return COMMANDS[args.command](args)
     except ProblemsError as exc:
@@ -221,6 +253,9 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"conform: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:   # before or after the run itself (run() handles the run)
+        print("conform: interrupted", file=sys.stderr)
+        return EXIT_FAIL
     except BrokenPipeError:  # `conform list | head`: the reader left; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

@@ -44,6 +44,8 @@ class RunOptions:
     #: Called for each result that fails the gate, with (case, call, reference, record, outcome):
     #: the place to write reproducers, which need the operands and the oracle's output.
     on_failure: Optional[Callable] = None
+    resume: bool = False
+    memory_limit: Optional[int] = None     # per-worker resident memory budget (bytes)
 
 
 @dataclass
@@ -152,26 +154,58 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
         record["suspect_oracle"] = suspect
 
 
+def read_journal(path: Path) -> list[dict]:
+    """Complete records of an earlier run's journal; a torn last line is ignored."""
+    records = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and {"case", "backend", "verdict"} <= set(record):
+                records.append(record)
+    return records
+
+
 def run(cases: list[Case], options: RunOptions) -> RunResult:
-    """Run every (case, backend) pair; stream results to ``results.jsonl``."""
+    """Run every (case, backend) pair; stream results to ``results.jsonl``.
+
+    With ``options.resume`` the pairs already in the journal are kept and not
+    run again. Ctrl-C (or SIGTERM raised as KeyboardInterrupt by the CLI)
+    cancels the calls in flight, stops the workers and returns what finished,
+    marked incomplete.
+    """
     started = time.monotonic()
     known = registry()
+    versions = {bid: load_class(known[bid]).version() for bid in options.backends}
+    planned = {(c.id, b) for c in cases for b in options.backends}
+    journal_path = options.out / "results.jsonl"
+    options.out.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    done: set[tuple[str, str]] = set()
+    if options.resume:
+        for record in read_journal(journal_path):
+            key = (record["case"], record["backend"])
+            if key in planned and key not in done:
+                options.registry.classify(record, versions[record["backend"]])
+                results.append(record)
+                done.add(key)
+    journal = journal_path.open("a" if options.resume else "w", encoding="utf-8")
+
     workers: dict[str, Worker] = {}
     setup_errors: dict[str, str] = {}
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    needed = {b for c in cases for b in options.backends if (c.id, b) not in done}
     for bid in options.backends:
         available, reason = load_class(known[bid]).availability()
-        if available:
+        if not available:
+            setup_errors[bid] = reason
+        elif bid in needed:
             log = logs / f"{bid}.log"
             log.write_text("")
-            workers[bid] = Worker(bid, known[bid], log)
-        else:
-            setup_errors[bid] = reason
-    journal = (options.out / "results.jsonl").open("w", encoding="utf-8")
-    results: list[dict] = []
-
-    versions = {bid: load_class(known[bid]).version() for bid in options.backends}
+            workers[bid] = Worker(bid, known[bid], log, memory_limit=options.memory_limit)
 
     def emit(record: dict) -> None:
         options.registry.classify(record, versions[record["backend"]])
@@ -182,41 +216,46 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
             options.on_result(record)
 
     def start(bid: str) -> None:
-        if bid not in setup_errors and workers[bid].process is None and not workers[bid].start():
+        if not workers[bid].start():
             setup_errors[bid] = f"worker failed to start: {workers[bid].setup_error}"
 
     interrupted = False
+    pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            list(pool.map(start, list(workers)))
-            for case in cases:
-                call, reference = prepare(case)
-                todo = []
-                for bid in options.backends:
-                    if case.common.backends and not matches(bid, case.common.backends):
-                        emit(_record(case, bid, Judgement("skipped", reason="not in the case's backends list"),
-                                     None))
-                    elif bid in setup_errors:
-                        emit(_record(case, bid, Judgement("skipped", reason=setup_errors[bid]), None))
-                    else:
-                        todo.append(bid)
-                futures = [pool.submit(_run_one, workers[b], call, reference, case, options.timeout_s)
-                           for b in todo]
-                answered = [future.result() for future in futures]
-                _annotate_agreement(case, reference, answered)
-                for record, outcome in answered:
-                    if options.on_failure and record["verdict"] not in GREEN:
-                        options.on_failure(case, call, reference, record, outcome)
-                    emit(record)
+        list(pool.map(start, list(workers)))
+        for case in cases:
+            todo_all = [b for b in options.backends if (case.id, b) not in done]
+            if not todo_all:
+                continue
+            call, reference = prepare(case)
+            todo = []
+            for bid in todo_all:
+                if case.common.backends and not matches(bid, case.common.backends):
+                    emit(_record(case, bid, Judgement("skipped", reason="not in the case's backends list"), None))
+                elif bid in setup_errors:
+                    emit(_record(case, bid, Judgement("skipped", reason=setup_errors[bid]), None))
+                else:
+                    todo.append(bid)
+            futures = [pool.submit(_run_one, workers[b], call, reference, case, options.timeout_s) for b in todo]
+            answered = [future.result() for future in futures]
+            _annotate_agreement(case, reference, answered)
+            for record, outcome in answered:
+                if options.on_failure and record["verdict"] not in GREEN:
+                    options.on_failure(case, call, reference, record, outcome)
+                emit(record)
     except KeyboardInterrupt:
+        # The calls in flight are cancelled, not judged: they are not results.
         interrupted = True
-    finally:
         for worker in workers.values():
-            worker.stop()
+            worker.cancel()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for worker in workers.values():
+            worker.stop(kill=interrupted)
         journal.close()
     case_order = {c.id: i for i, c in enumerate(cases)}
     backend_order = {b: i for i, b in enumerate(options.backends)}
     results.sort(key=lambda r: (case_order[r["case"]], backend_order[r["backend"]]))
     return RunResult(results=results, environment=environment(options.backends, setup_errors),
                      duration_s=round(time.monotonic() - started, 3), incomplete=interrupted,
-                     stale=options.registry.stale())
+                     stale=options.registry.stale() if not interrupted else [])

@@ -11,6 +11,8 @@ the call in flight:
 * the process dies (segfault, abort, OOM kill): the pipe reports EOF, the
   verdict is ``crash`` with the exit code or signal, the next call starts a
   fresh worker;
+* its resident memory passes the budget: it is killed (verdict ``crash``,
+  with the figures) long before the kernel's OOM killer would pick a victim;
 * no answer before the deadline: the process is killed, the verdict is
   ``timeout``, the next call starts a fresh worker;
 * the framework raises: that is an answer, not a failure of the worker.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,9 @@ from typing import Optional, Union
 from harness.backends.base import Call, Outcome
 
 STARTUP_TIMEOUT_S = 300.0
+POLL_S = 0.05
+GIB = 1 << 30
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 @dataclass
@@ -84,10 +90,13 @@ def describe_exit(code: Optional[int]) -> str:
 class Worker:
     """A backend's worker process, restarted on demand after a crash or timeout."""
 
-    def __init__(self, backend_id: str, target: str, log_path: Optional[Path] = None):
+    def __init__(self, backend_id: str, target: str, log_path: Optional[Path] = None,
+                 memory_limit: Optional[int] = None):
         self.backend_id = backend_id
         self.target = target
         self.log_path = log_path
+        self.memory_limit = memory_limit
+        self._cancelled = threading.Event()
         self.process = None
         self.conn = None
         self.setup_error: Optional[str] = None
@@ -150,19 +159,42 @@ class Worker:
         return self._request(("bench", call, warmup, repeats), timeout_s)
 
     def _request(self, request, timeout_s: float):
+        if self.process is not None and not self.process.is_alive():
+            self._reap()   # died while idle (killed from outside): costs no result, just a restart
         if self.process is None and not self.start():
             return Crash(f"worker could not be restarted: {self.setup_error}")
         started = time.monotonic()
         try:
             self.conn.send(request)
-            if self.conn.poll(timeout_s):
-                return self.conn.recv()
+            # Poll in short slices so a runaway allocation is stopped long before the OOM killer.
+            while (waited := time.monotonic() - started) < timeout_s:
+                if self.conn.poll(min(POLL_S, timeout_s - waited)):
+                    return self.conn.recv()
+                if self._cancelled.is_set():
+                    return Crash("cancelled: the run was interrupted")
+                rss = self.rss_bytes()
+                if self.memory_limit and rss > self.memory_limit:
+                    self.stop(kill=True)
+                    return Crash(f"worker exceeded the memory budget ({rss / GIB:.2f} GiB > "
+                                 f"{self.memory_limit / GIB:.2f} GiB) and was killed")
         except (EOFError, OSError, BrokenPipeError):
             return self._crash()
         if not self.process.is_alive():
             return self._crash()
         self.stop(kill=True)
         return Timeout(round(time.monotonic() - started, 3))
+
+    def cancel(self) -> None:
+        """Make the call in flight (from another thread) return at its next poll; the caller then stops us."""
+        self._cancelled.set()
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the worker (0 if unknown)."""
+        try:
+            with open(f"/proc/{self.process.pid}/statm") as handle:
+                return int(handle.read().split()[1]) * PAGE_SIZE
+        except (OSError, ValueError, IndexError, AttributeError):
+            return 0
 
     def stop(self, kill: bool = False) -> None:
         if self.process is None:

@@ -87,6 +87,9 @@ class Backend:
     import_name: ClassVar[Optional[str]] = None    # module whose presence makes the backend available
     #: Case dtype -> the precision this backend accumulates in, where it differs (Note [Tolerance model]).
     accumulation: ClassVar[dict[str, str]] = {}
+    #: Operator -> canonical parameter -> how this API spells it (``NativeParam``); read by
+    #: ``conform mapping``, checked against the adapter's real calls by tests/test_mapping.py.
+    PARAMETERS: ClassVar[dict[str, dict[str, "NativeParam"]]] = {}
 
     def __init__(self):
         self._duration_ms: Optional[float] = None
@@ -162,3 +165,36 @@ def fmt(value: Any) -> str:
     if isinstance(value, tuple):
         value = list(value)
     return repr(value)
+
+
+def implied_output_padding(params: dict, x_shape) -> tuple[int, int]:
+    """The output_padding an ``output_shape`` with explicit padding implies, per axis (not range-checked:
+    for an unreachable shape it is negative or too large, and the framework judges it).
+
+    ``x_shape`` is the canonical NCHW input shape; ``out − ((size−1)·s + d·(k−1) + 1 − lo − hi)``.
+    """
+    t, b, l, r = params["padding"]
+    out = []
+    for size, k, s, d, want, lo, hi in zip(x_shape[2:], params["kernel_size"], params["stride"],
+                                           params["dilation"], params["output_shape"], (t, l), (b, r)):
+        out.append(want - ((size - 1) * s + d * (k - 1) + 1 - lo - hi))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class NativeParam:
+    """How a backend's API spells one canonical parameter (``Backend.PARAMETERS``, ``conform mapping``).
+
+    ``name``: the native parameter, or None when the API has none. ``position``: its index when the
+    adapter passes it positionally (checked against the real signature). ``via``: the native parameter
+    that carries the concept when there is no parameter of its own (TF's groups: the filters' shape).
+    ``emulated``: the adapter emulates the concept and marks such results ``emulated``.
+    ``tests/test_mapping.py`` runs the real adapters and checks every declaration against their calls.
+    """
+
+    name: Optional[str]
+    type: str = ""
+    convention: str = ""
+    emulated: bool = False
+    via: Optional[str] = None
+    position: Optional[int] = None

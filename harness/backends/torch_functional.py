@@ -48,6 +48,9 @@ class TorchFunctionalBackend(Backend):
         slice_from_full = None
         if r is None:
             # A call the semantics rejects: pose it as natively as possible and let torch judge.
+            if p["out_channels"] % p["groups"]:
+                raise Unsupported("conv_transpose2d has no out_channels: it is weight.shape[1]·groups, so "
+                                  "out_channels not divisible by groups cannot be posed")
             if isinstance(p["padding"], str):
                 if p["output_shape"] is not None:
                     raise Unsupported("torch.nn.functional.conv_transpose2d has no output_size: "
@@ -61,7 +64,12 @@ class TorchFunctionalBackend(Backend):
                 if t != bo or l != rt:
                     raise Unsupported("asymmetric padding has no native form in torch; the invalid call "
                                       "cannot be posed")
-                kw.update(padding=(t, l), output_padding=tuple(p["output_padding"]))
+                op = tuple(p["output_padding"])
+                if p["output_shape"] is not None:
+                    # As for a valid call: output_shape becomes the output_padding it implies.
+                    emulated, op = True, _implied_output_padding(p, call.arrays["x"].shape)
+                    notes.append(f"output_shape {p['output_shape']} expressed as output_padding={op}")
+                kw.update(padding=(t, l), output_padding=op)
         else:
             t, bo, l, rt = r["crops"]
             if t == bo and l == rt:

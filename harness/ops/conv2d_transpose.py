@@ -245,3 +245,22 @@ def resolve(params: Params) -> Resolved:
         full_hw=((h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1),
         out_hw=(oh, ow), layout=params.layout, bias=params.bias,
     )
+
+
+def peak_bytes(params: Params) -> int:
+    """Estimated peak memory of running one case (bytes), for the memory guard.
+
+    Counts what exists at once: the parent's float64 operands, the oracle's
+    full canvas, its output and the bound ``B`` (one more canvas and output),
+    and one worker's copies of operands and output (up to float64). Works on
+    invalid calls too, so an absurd case is refused before anything runs.
+    """
+    n, c_in, h, w = nchw(params)
+    kh, kw = params.kernel_size
+    sh, sw = params.stride
+    dh, dw = params.dilation
+    full_h, full_w = (h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1
+    out_h, out_w = params.output_shape or (full_h, full_w)
+    canvas = n * params.out_channels * (max(full_h, out_h) + sh) * (max(full_w, out_w) + sw)
+    operands = n * c_in * h * w + c_in * params.out_channels * kh * kw // max(params.groups, 1)
+    return 8 * (3 * operands + 4 * canvas)

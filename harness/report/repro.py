@@ -5,9 +5,10 @@ Each folder holds
 * ``inputs.npz``: the canonical operands ``x`` (NCHW), ``w`` (``(C_in,
   C_out/groups, kh, kw)``) and ``b``, all float64 and exactly representable in
   the case dtype; the oracle's output ``y_ref`` and its magnitude ``B``
-  (``conv2d_transpose(|x|, |w|) + |b|``, in the case layout); the tolerance
-  (``factor``, ``rtol``, ``atol``: the bound is ``factor·B + rtol·|y_ref| +
-  atol``, DESIGN.md/compare.py's model);
+  (``conv2d_transpose(|x|, |w|) + |b|``, in the case layout); and ``bound``,
+  the per-element bound on ``|y − y_ref|`` that the comparator used for this
+  backend (``harness.compare.bound``: stored as computed, so the script judges
+  with exactly conform's bound whatever the tolerance model's formula);
 * ``repro.py``: a standalone script that imports numpy and that one framework
   (never conform), converts the layouts itself, makes the same native call
   the adapter made (same parameters, same emulation steps), compares with
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import io
 import os
 import pprint
 import re
@@ -42,7 +44,7 @@ from typing import Any, Optional
 import numpy as np
 
 from harness.backends.base import fmt
-from harness.compare import tolerance_for
+from harness.compare import bound, tolerance_for
 from harness.report import atomic_write
 
 # ---------------------------------------------------------------- file names
@@ -148,6 +150,17 @@ def heatmap_png(plane: np.ndarray) -> bytes:
 
 # ---------------------------------------------------------------- the hook
 
+def _tolerance(case, call, reference, backend: str) -> dict:
+    """The tolerance the comparator would use for this backend (results without metrics carry none)."""
+    from harness.backends import load_class, registry
+    override = case.common.tolerance.model_dump() if case.common.tolerance else None
+    try:
+        accumulation = load_class(registry()[backend]).accumulation.get(call.dtype, call.dtype)
+    except Exception:  # noqa: BLE001 - an unknown backend: the conservative default
+        accumulation = None
+    return tolerance_for(call.dtype, reference.accumulation_length, override, accumulation)
+
+
 class ReproWriter:
     """``RunOptions.on_failure``: writes the reproducer of one failing result and links it in the record.
 
@@ -169,15 +182,12 @@ class ReproWriter:
     def write(self, case, call, reference, record, outcome) -> Path:
         folder = repro_dir(self.out, record["case"], record["backend"])
         folder.mkdir(parents=True, exist_ok=True)
-        override = case.common.tolerance.model_dump() if case.common.tolerance else None
-        tolerance = record.get("tolerance") or tolerance_for(call.dtype, reference.accumulation_length, override)
+        tolerance = record.get("tolerance") or _tolerance(case, call, reference, record["backend"])
         arrays = {name: np.asarray(value, np.float64) for name, value in call.arrays.items()}
         if reference.output is not None:
             arrays["y_ref"] = np.asarray(reference.output, np.float64)
             arrays["B"] = np.asarray(reference.magnitude, np.float64)
-        arrays.update(factor=np.float64(tolerance.get("factor", 0.0)), rtol=np.float64(tolerance.get("rtol", 0.0)),
-                      atol=np.float64(tolerance.get("atol", 0.0)))
-        import io
+            arrays["bound"] = np.asarray(bound(tolerance, reference), np.float64)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         _atomic_bytes(folder / "inputs.npz", buffer.getvalue())
@@ -484,6 +494,17 @@ def _comment(text: Any) -> str:
     return re.sub(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+", " ", str(text))[:400]
 
 
+def _plain(value):
+    """numpy scalars -> Python numbers, so ``repr`` gives plain literals."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _indent(lines: list[str]) -> list[str]:
     return ["    " + line if line else "" for line in lines]
 
@@ -492,19 +513,15 @@ _COMPARE = '''
 def compare(y):
     """The metrics of conform's comparator (harness/compare.py), from the stored oracle output."""
     y = np.asarray(y, dtype=np.float64)
-    r, magnitude = DATA["y_ref"], DATA["B"]
+    r, limit = DATA["y_ref"], DATA["bound"]   # limit: conform's per-element bound on |y - y_ref|
     if y.size == 0:
         return {"max_abs_err": 0.0, "max_rel_err": 0.0, "mismatch_fraction": 0.0, "worst_index": None,
                 "bound_ratio": 0.0, "nonfinite_mismatches": 0}
-    if BOUND_MODEL == "override":
-        limit = float(DATA["atol"]) + float(DATA["rtol"]) * np.abs(r)
-    else:
-        limit = float(DATA["factor"]) * magnitude + float(DATA["atol"])
     finite_y, finite_r = np.isfinite(y), np.isfinite(r)
     nonfinite_bad = (finite_y != finite_r) | (~finite_r & ~((np.isnan(y) & np.isnan(r)) | (y == r)))
     both = finite_y & finite_r
     diff = np.where(both, np.abs(y - r), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(diff == 0, 0.0, diff / limit)
         rel = np.where(both & (r != 0), diff / np.abs(r), 0.0)
     ratio = np.where(nonfinite_bad, np.inf, ratio)
@@ -565,7 +582,8 @@ def render_script(record: dict, resolved: Optional[dict], tolerance: dict, expec
               "#",
               "# Standalone: needs numpy and the one framework; imports nothing from conform.",
               "# inputs.npz next to this file holds the canonical operands (x NCHW, w (C_in, C_out/groups, kh, kw),",
-              "# b), the float64 oracle output y_ref and its magnitude B, and the tolerance (factor, rtol, atol).",
+              "# b), the float64 oracle output y_ref, its magnitude B and conform's per-element bound on |y - y_ref|",
+              "# (from TOLERANCE below; the failure is |y - y_ref| > bound anywhere, or NaN/Inf where y_ref has none).",
               "# Run it: python repro.py   (exit 0: agrees; 1: the failure reproduces; 2: cannot run)"]
     try:
         plan = plan_for(record, resolved, x_shape)
@@ -581,7 +599,6 @@ def render_script(record: dict, resolved: Optional[dict], tolerance: dict, expec
     for note in record.get("notes") or []:
         header.append(f"# Adapter note: {_comment(note)}")
     expected = record.get("expected_shape")
-    model = tolerance.get("model", "error-bound")
     lines = header + [
         "",
         "import os",
@@ -599,8 +616,8 @@ def render_script(record: dict, resolved: Optional[dict], tolerance: dict, expec
         f"LAYOUT = {record['params']['layout']!r}   # of x as the case states it, and of the output",
         f"EXPECTED_SHAPE = {expected!r}",
         f"EXPECTS_ERROR = {bool(expects_error)!r}",
-        f"BOUND_MODEL = {model!r}   # error-bound: factor*B + atol;  override: atol + rtol*|y_ref|",
-        f"RECORDED_METRICS = {record.get('metrics')!r}",
+        "TOLERANCE = " + pprint.pformat(_plain(tolerance), width=100, sort_dicts=False).replace("\n", "\n    "),
+        f"RECORDED_METRICS = {_plain(record.get('metrics'))!r}   # what conform measured",
         "",
         "X = DATA['x']                                    # (N, C_in, H, W), float64",
         "W = DATA['w']                                    # (C_in, C_out/groups, kh, kw), float64",
