@@ -139,21 +139,26 @@ def _is_type_tag(part: str) -> bool:
 
 
 def _pydantic_problems(exc: ValidationError, file: str, line_of, known: set[str]) -> list[Problem]:
-    problems = []
+    """pydantic errors -> problems, one per field (a Union's branches merged into one message)."""
+    messages: dict[tuple, list[str]] = {}
     for err in exc.errors():
         loc = tuple(err["loc"])
         # Drop pydantic's union-branch tags ('int', 'list[int]', "literal['same','valid']").
         path = tuple(p for p in loc if isinstance(p, int) or not _is_type_tag(str(p)))
-        name = ".".join(str(p) for p in path[:1]) + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
-                                                          for p in path[1:])
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field" + _suggest(str(loc[-1]), known)
         elif err["type"] == "missing":
             msg = "required field is missing"
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        problems.append(Problem(file, line_of(path), name or "case", msg))
+        found = messages.setdefault(path, [])
+        if msg not in found:
+            found.append(msg)
+    problems = []
+    for path, found in messages.items():
+        name = ".".join(str(p) for p in path[:1]) + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                                                          for p in path[1:])
+        merged = found[0] + "".join(" or " + m.removeprefix("Input should be ") for m in found[1:])
+        problems.append(Problem(file, line_of(path), name or "case", merged))
     return problems
 
 

@@ -69,7 +69,8 @@ def load_yaml(text: str, file: str) -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ProblemsError([Problem(file, line, "yaml", f"{exc.problem or exc}")]) from None
+        context = f"{exc.context}, " if exc.context else ""
+        raise ProblemsError([Problem(file, line, "yaml", f"{context}{exc.problem or exc}")]) from None
     except yaml.YAMLError as exc:
         raise ProblemsError([Problem(file, 1, "yaml", str(exc))]) from None
     finally:

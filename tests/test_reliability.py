@@ -1,0 +1,151 @@
+"""Reliability: crashes, hangs, memory blow-ups, killed workers and interrupted runs lose nothing.
+
+Faults are real: a test-only backend registered through the ``conform.backends``
+entry-point group aborts, segfaults, hangs, leaks memory or returns a wrong
+shape on chosen cases; a real PyTorch worker is killed from outside; a real
+run is interrupted with SIGINT and resumed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAULTY = ROOT / "tests" / "support" / "faulty"
+
+
+def env_with_faulty():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FAULTY), env.get("PYTHONPATH")]))
+    return env
+
+
+def case_file(path: Path, ids: list[str], input_=(1, 2, 5, 5)) -> Path:
+    body = "\n".join(f"  - id: {i}" for i in ids)
+    path.write_text(textwrap.dedent(f"""\
+        op: conv2d_transpose
+        defaults: {{input: {list(input_)}, out_channels: 2, kernel_size: 3, stride: 2, padding: 1}}
+        cases:
+        """) + body + "\n")
+    return path
+
+
+def conform(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_every_fault_costs_exactly_one_result_and_the_run_completes(tmp_path):
+    ids = ["ok-1", "abort-1", "ok-2", "segfault-1", "ok-3", "hang-1", "ok-4", "leak-1", "ok-5",
+           "wrong-shape-1", "ok-6", "exit-1", "raise-1", "ok-7"]
+    cases = case_file(tmp_path / "faults.yaml", ids)
+    started = time.monotonic()
+    proc = conform("run", cases, "--backends", "faulty,numpy", "--timeout", "5", "--max-memory", "1GiB",
+                   "--out", tmp_path / "out", "--quiet", env=env_with_faulty())
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert not report["incomplete"]
+    got = {(r["case"], r["backend"]): r for r in report["results"]}
+    assert len(got) == len(report["results"]) == len(ids) * 2          # nothing lost, nothing doubled
+    assert all(got[(i, "numpy")]["verdict"] == "pass" for i in ids)
+    faulty = {i: got[(i, "faulty")] for i in ids}
+    assert all(faulty[i]["verdict"] == "pass" for i in ids if i.startswith("ok")), faulty
+    assert faulty["abort-1"]["verdict"] == "crash" and "SIGABRT" in faulty["abort-1"]["reason"]
+    assert faulty["segfault-1"]["verdict"] == "crash" and "SIGSEGV" in faulty["segfault-1"]["reason"]
+    assert faulty["exit-1"]["verdict"] == "crash" and "exited with code 3" in faulty["exit-1"]["reason"]
+    assert faulty["hang-1"]["verdict"] == "timeout"
+    assert faulty["leak-1"]["verdict"] == "crash" and "memory budget" in faulty["leak-1"]["reason"]
+    assert faulty["wrong-shape-1"]["verdict"] == "shape_mismatch"
+    assert faulty["raise-1"]["verdict"] == "unexpected_error"
+    assert faulty["raise-1"]["error"]["message"] == "faulty backend refuses this call"
+    assert elapsed < 120
+    junk = [line for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines() if line.strip()]
+    assert len(junk) == len(ids) * 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+@pytest.mark.skipif(importlib.util.find_spec("psutil") is None, reason="psutil not installed")
+def test_a_real_framework_worker_killed_mid_run_costs_at_most_one_result(tmp_path):
+    import psutil
+    ids = [f"case-{i}" for i in range(60)]
+    cases = case_file(tmp_path / "many.yaml", ids, input_=(8, 32, 24, 24))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(cases), "--backends", "torch",
+                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    journal = out / "results.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 10):
+        time.sleep(0.05)
+    workers = [c for c in psutil.Process(proc.pid).children()
+               if any("spawn_main" in part for part in c.cmdline())]
+    assert workers, "no torch worker found"
+    for worker in workers:
+        worker.send_signal(signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=600)
+    report = json.loads((out / "report.json").read_text())
+    verdicts = [r["verdict"] for r in report["results"]]
+    assert len(verdicts) == 60 and not report["incomplete"]
+    assert verdicts.count("crash") <= 1 and verdicts.count("pass") >= 59, verdicts
+    crashed = [r for r in report["results"] if r["verdict"] == "crash"]
+    assert all("SIGKILL" in r["reason"] for r in crashed)
+    assert proc.returncode == (1 if crashed else 0), stderr
+
+
+def test_sigint_leaves_a_valid_incomplete_report_and_resume_completes_it(tmp_path):
+    ids = [f"case-{i}" for i in range(80)]
+    cases = case_file(tmp_path / "many.yaml", ids, input_=(8, 32, 24, 24))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(cases), "--backends", "numpy",
+                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    journal = out / "results.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 10):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in stderr, stderr
+    partial = json.loads((out / "report.json").read_text())
+    assert partial["incomplete"] is True
+    finished = len(partial["results"])
+    assert 10 <= finished < 80
+    assert not list(out.glob(".report.json.*"))      # no temporary left behind
+
+    resumed = conform("run", cases, "--backends", "numpy", "--out", out, "--quiet", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    full = json.loads((out / "report.json").read_text())
+    assert not full["incomplete"]
+    assert [r["case"] for r in full["results"]] == ids
+    # Finished results were kept, not re-run: the journal holds each pair exactly once.
+    lines = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    assert sorted(r["case"] for r in lines) == sorted(ids)
+    assert full["results"][:finished] == partial["results"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+def test_the_same_command_twice_gives_the_same_report_but_for_timings(tmp_path):
+    def normalised(out):
+        report = json.loads((out / "report.json").read_text())
+        for key in ("created", "duration_s"):
+            report.pop(key)
+        for r in report["results"]:
+            r.pop("duration_ms")
+        return report
+    args = ["run", "cases/conv2d_transpose/mapping_page.yaml", "--backends", "numpy,torch", "--quiet"]
+    first = conform(*args, "--out", tmp_path / "a")
+    second = conform(*args, "--out", tmp_path / "b")
+    assert first.returncode == second.returncode == 0
+    assert normalised(tmp_path / "a") == normalised(tmp_path / "b")
