@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -203,7 +204,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         if not available:
             setup_errors[bid] = reason
         elif bid in needed:
-            log = logs / f"{bid}.log"
+            log = logs / (re.sub(r"[^A-Za-z0-9_.-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
             log.write_text("")
             workers[bid] = Worker(bid, known[bid], log, memory_limit=options.memory_limit)
 
