@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +143,9 @@ class Coverage:
         return out
 
     def not_run_reason(self, ids: list[str], backend: str) -> str:
-        reasons = Counter(self.reasons.get(cid, {}).get(backend, "") for cid in ids)
+        # TensorFlow prefixes its messages with the op's function node: keep the message itself.
+        reasons = Counter(re.sub(r"\{\{function_node [^}]*\}\}\s*", "", self.reasons.get(cid, {}).get(backend, ""))
+                          for cid in ids)
         reasons.pop("", None)
         return reasons.most_common(1)[0][0] if reasons else ""
 

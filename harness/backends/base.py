@@ -186,7 +186,7 @@ class NativeParam:
     """How a backend's API spells one canonical parameter (``Backend.PARAMETERS``, ``conform mapping``).
 
     ``name``: the native parameter, or None when the API has none. ``position``: its index when the
-    adapter passes it positionally (checked against the real signature). ``via``: the native parameter
+    adapter passes it positionally (checked against the real signature), in ``call``. ``via``: the native parameter
     that carries the concept when there is no parameter of its own (TF's groups: the filters' shape).
     ``emulated``: the adapter emulates the concept and marks such results ``emulated``.
     ``tests/test_mapping.py`` runs the real adapters and checks every declaration against their calls.
@@ -198,3 +198,4 @@ class NativeParam:
     emulated: bool = False
     via: Optional[str] = None
     position: Optional[int] = None
+    call: str = "api"        # "api": the function or constructor; "forward": the call of the built object

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 
-from harness.backends.base import Backend, Call, Native, Unsupported, fmt, from_nchw
+from harness.backends.base import (Backend, Call, Native, NativeParam, Unsupported, fmt, from_nchw,
+                                   implied_output_padding)
 
 UNSUPPORTED_DTYPES = {
     "float64": "MindSpore's CPU Conv2DTranspose accepts only float16/float32/bfloat16/int tensors",
@@ -36,6 +37,29 @@ class MindsporeNnBackend(Backend):
     distribution = "mindspore"
     import_name = "mindspore"
     accumulation = {"float16": "float32", "bfloat16": "float32"}
+    PARAMETERS = {"conv2d_transpose": {
+        "x": NativeParam("x", "Tensor (N, C_in, H, W)", "the cell's input; NCHW only", position=0, call="forward"),
+        "w": NativeParam("weight_init", "Tensor (C_in, C_out/group, kh, kw), or an initializer name",
+                         "default 'normal' (random); conform passes the canonical weights as a Tensor"),
+        "kernel_size": NativeParam("kernel_size", "int or (kh, kw)", "an int means kh = kw"),
+        "in_channels": NativeParam("in_channels", "int", "must equal the input's channels", position=0),
+        "out_channels": NativeParam("out_channels", "int", "", position=1),
+        "output_shape": NativeParam(None, "", "no output_shape: emulated as pad_mode='pad' with the crops "
+                                    "and output_padding it implies", emulated=True),
+        "stride": NativeParam("stride", "int or (sh, sw)", "default 1"),
+        "padding": NativeParam("padding", "int or (top, bottom, left, right)",
+                               "≥ 0, default 0; only with pad_mode='pad'"),
+        "padding_mode": NativeParam("pad_mode", "'same' | 'valid' | 'pad'",
+                                    "default 'same'; 'pad' for explicit padding"),
+        "output_padding": NativeParam("output_padding", "int or (oh, ow)",
+                                      "0 ≤ op < max(stride, dilation); the added rows are zeros (F2)"),
+        "dilation": NativeParam("dilation", "int or (dh, dw)", "default 1"),
+        "groups": NativeParam("group", "int", "in_channels and out_channels divisible by group; default 1"),
+        "bias": NativeParam("has_bias", "bool", "default False"),
+        "b": NativeParam("bias_init", "Tensor (C_out,), or an initializer name", "default 'zeros'"),
+        "layout": NativeParam(None, "", "no data_format (NCHW only): NHWC emulated by permuting", emulated=True),
+        "dtype": NativeParam("dtype", "mindspore dtype", "default float32; CPU: float16 and float32 only"),
+    }}
 
     def setup(self) -> None:
         os.environ.setdefault("GLOG_v", "3")   # MindSpore's C++ log: errors only
@@ -68,8 +92,9 @@ class MindsporeNnBackend(Backend):
                          f"padding={kw['padding']}, output_padding={kw['output_padding']}")
         else:
             op = tuple(p["output_padding"])
-            if shape is not None and r is not None:
-                emulated, op = True, tuple(r["output_padding"])
+            if shape is not None:   # an unreachable shape too: MindSpore judges the output_padding it implies
+                emulated = True
+                op = tuple(r["output_padding"]) if r is not None else implied_output_padding(p, call.arrays["x"].shape)
                 notes.append(f"output_shape {shape} expressed as output_padding={op}")
             kw.update(pad_mode="pad", padding=tuple(pad), output_padding=op)
         x = ms.Tensor(call.arrays["x"], ms.float32).astype(dtype)

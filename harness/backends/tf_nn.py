@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from harness.backends.base import Backend, Call, Native, Unsupported, first_line, fmt
+from harness.backends.base import Backend, Call, Native, NativeParam, Unsupported, first_line, fmt
 
 #: Messages of TensorFlow's CPU kernels that mean "this build cannot run it", not "invalid call".
 #: Conv2DCustomBackpropInputOp (explicit padding) has no dilation; the oneDNN path (SAME/VALID) has.
@@ -41,6 +41,31 @@ class TfNnBackend(Backend):
     framework = "tensorflow"
     distribution = "tensorflow-cpu"
     import_name = "tensorflow"
+    PARAMETERS = {"conv2d_transpose": {
+        "x": NativeParam("input", "Tensor (N, H, W, C_in) or (N, C_in, H, W)", "in data_format order", position=0),
+        "w": NativeParam("filters", "Tensor (kh, kw, C_out/groups, C_in)", "", position=1),
+        "kernel_size": NativeParam(None, "", "no parameter: filters.shape[0:2]", via="filters"),
+        "in_channels": NativeParam(None, "", "no parameter: filters.shape[3], must equal the input's channels",
+                                   via="filters"),
+        "out_channels": NativeParam(None, "", "no parameter: the C of output_shape", via="output_shape"),
+        "output_shape": NativeParam("output_shape", "1-D, 4 ints in data_format order",
+                                    "required; rejected when the forward conv of it does not give the input"),
+        "stride": NativeParam("strides", "int or list of 1, 2 or 4 ints", "4 ints in data_format order"),
+        "padding": NativeParam("padding", "[[0, 0], [t, b], [l, r], [0, 0]] (NHWC) or [[0, 0], [0, 0], [t, b], "
+                               "[l, r]] (NCHW)", "CPU: no dilation or groups with explicit padding"),
+        "padding_mode": NativeParam("padding", "'SAME' | 'VALID' | explicit list", "default 'SAME'"),
+        "output_padding": NativeParam(None, "", "no parameter: requested through output_shape (the size it "
+                                      "implies)", emulated=True),
+        "dilation": NativeParam("dilations", "int or list of 1, 2 or 4 ints",
+                                "1 on N and C; CPU: only SAME/VALID, not float64"),
+        "groups": NativeParam(None, "", "no parameter: output channels / filters.shape[2]; CPU: only "
+                              "SAME/VALID, not float64", via="filters"),
+        "bias": NativeParam(None, "", "no bias: tf.nn.bias_add after the call", emulated=True),
+        "b": NativeParam(None, "", "no bias: tf.nn.bias_add(y, bias)", emulated=True),
+        "layout": NativeParam("data_format", "'NHWC' | 'NCHW'", "default 'NHWC'; CPU: explicit padding only NHWC"),
+        "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64", via="input"),
+        "name": NativeParam("name", "str", "the op's name; no effect on values"),
+    }}
     # No `accumulation` override: explicit padding runs Eigen's Conv2DCustomBackpropInputOp, which
     # accumulates float16/bfloat16 in their own precision (measured: up to 2x the float32-accumulation
     # bound), so the conservative default (the case dtype) is the honest declaration.

@@ -15,7 +15,8 @@ layout; those are emulated and marked:
 
 from __future__ import annotations
 
-from harness.backends.base import Backend, Call, Native, Unsupported, fmt, from_nchw
+from harness.backends.base import (Backend, Call, Native, NativeParam, Unsupported, fmt, from_nchw,
+                                   implied_output_padding)
 
 
 class TorchFunctionalBackend(Backend):
@@ -23,6 +24,31 @@ class TorchFunctionalBackend(Backend):
     framework = "torch"
     distribution = "torch"
     import_name = "torch"
+    PARAMETERS = {"conv2d_transpose": {
+        "x": NativeParam("input", "Tensor (N, C_in, H, W)", "NCHW only", position=0),
+        "w": NativeParam("weight", "Tensor (C_in, C_out/groups, kh, kw)", "the canonical layout", position=1),
+        "kernel_size": NativeParam(None, "", "no parameter: weight.shape[2:]", via="weight"),
+        "in_channels": NativeParam(None, "", "no parameter: weight.shape[0], must equal the input's channels",
+                                   via="weight"),
+        "out_channels": NativeParam(None, "", "no parameter: weight.shape[1]·groups", via="weight"),
+        "output_shape": NativeParam(None, "", "no output_size in the functional API: emulated as the "
+                                    "padding/output_padding it implies (or a slice of the full output)",
+                                    emulated=True),
+        "stride": NativeParam("stride", "int or (sh, sw)", "default 1"),
+        "padding": NativeParam("padding", "int or (ph, pw)", "symmetric crops only; asymmetric crops "
+                               "emulated by slicing the full output (padding=0)"),
+        "padding_mode": NativeParam(None, "", "no 'same'/'valid' for transposed convolution: emulated as "
+                                    "padding/output_padding by TensorFlow's rule, or a slice", emulated=True),
+        "output_padding": NativeParam("output_padding", "int or (oh, ow)",
+                                      "0 ≤ op < max(stride, dilation); the added rows hold full-output values"),
+        "dilation": NativeParam("dilation", "int or (dh, dw)", "default 1"),
+        "groups": NativeParam("groups", "int", "C_in and C_out divisible by groups"),
+        "bias": NativeParam("bias", "Tensor (C_out,) or None", "None: no bias", position=2),
+        "b": NativeParam("bias", "Tensor (C_out,)", "added to every output element", position=2),
+        "layout": NativeParam(None, "", "no data_format (NCHW only): NHWC emulated by permuting", emulated=True),
+        "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64 on CPU",
+                             via="input"),
+    }}
     accumulation = {"float16": "float32", "bfloat16": "float32"}
 
     def setup(self) -> None:
@@ -48,7 +74,7 @@ class TorchFunctionalBackend(Backend):
         slice_from_full = None
         if r is None:
             # A call the semantics rejects: pose it as natively as possible and let torch judge.
-            if p["out_channels"] % p["groups"]:
+            if p["out_channels"] % p["groups"] and not call.arrays["x"].shape[1] % p["groups"]:
                 raise Unsupported("conv_transpose2d has no out_channels: it is weight.shape[1]·groups, so "
                                   "out_channels not divisible by groups cannot be posed")
             if isinstance(p["padding"], str):
@@ -67,7 +93,7 @@ class TorchFunctionalBackend(Backend):
                 op = tuple(p["output_padding"])
                 if p["output_shape"] is not None:
                     # As for a valid call: output_shape becomes the output_padding it implies.
-                    emulated, op = True, _implied_output_padding(p, call.arrays["x"].shape)
+                    emulated, op = True, implied_output_padding(p, call.arrays["x"].shape)
                     notes.append(f"output_shape {p['output_shape']} expressed as output_padding={op}")
                 kw.update(padding=(t, l), output_padding=op)
         else:
