@@ -14,7 +14,8 @@ with the resolved crops and ``output_padding`` unless it equals what
 Unsupported (measured on MindSpore 2.10.0, CPU): float64 ("input argument
 must be a type of {Tensor[BFloat16], Tensor[Float16], Tensor[Float32], ...}")
 and bfloat16 ("Select CPU operator[Conv2DBackpropInput] fail! Unsupported
-data type!"). ``tests/test_backends.py`` re-checks both claims so they cannot
+data type!"; with NumPy 2 the Tensor conversion fails even earlier: "The
+Numpy bfloat16 data type is not supported now"). ``tests/test_backends.py`` re-checks both claims so they cannot
 go stale silently.
 """
 
@@ -27,7 +28,8 @@ from harness.backends.base import (Backend, Call, Native, NativeParam, Unsupport
 
 UNSUPPORTED_DTYPES = {
     "float64": "MindSpore's CPU Conv2DTranspose accepts only float16/float32/bfloat16/int tensors",
-    "bfloat16": "MindSpore's CPU kernel Conv2DBackpropInput has no bfloat16 kernel",
+    "bfloat16": ("MindSpore's CPU kernel Conv2DBackpropInput has no bfloat16 kernel, and MindSpore 2.10's "
+                 "bfloat16 Tensors refuse NumPy 2 (built against NumPy 1.x)"),
 }
 
 

@@ -10,8 +10,9 @@ groups are native too.
 This CPU build's kernel for explicit padding (``Conv2DCustomBackpropInputOp``)
 supports neither NCHW, nor dilation > 1, nor groups: NCHW is then run in NHWC
 (marked emulated); dilation and groups with explicit padding are reported
-``unsupported`` with TensorFlow's message (SAME/VALID go through oneDNN,
-which has both).
+``unsupported`` with TensorFlow's message. SAME/VALID go through oneDNN,
+which has both in float16/bfloat16/float32; float64 is not a oneDNN type and
+falls back to the explicit-padding kernel's limits.
 
 TensorFlow has no ``output_padding`` and no bias: output padding is requested
 through ``output_shape`` (the size it implies) and bias through
@@ -25,7 +26,7 @@ import os
 from harness.backends.base import Backend, Call, Native, NativeParam, Unsupported, first_line, fmt
 
 #: Messages of TensorFlow's CPU kernels that mean "this build cannot run it", not "invalid call".
-#: Conv2DCustomBackpropInputOp (explicit padding) has no dilation; the oneDNN path (SAME/VALID) has.
+#: Conv2DCustomBackpropInputOp (explicit padding, and float64) has no dilation and no groups.
 CPU_CAPABILITY_GAPS = (
     "do not yet support dilation rates larger than 1",
     "Gradients for grouped convolutions are not supported on CPU",
