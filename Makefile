@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= reports
 ARGS   ?=
 
-.PHONY: conform test bench setup clean
+.PHONY: conform test bench setup clean browser report-scale
 
 setup: $(STAMP)
 
@@ -20,8 +20,21 @@ $(STAMP): pyproject.toml constraints.txt
 conform: $(STAMP)
 	$(BIN)/conform run cases --out $(OUT) $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(ARGS)
+
+# Headless Chromium for the report's browser test (tests/test_report_browser.py): Debian's
+# package, driven by Playwright with executable_path (never `playwright install`). Idempotent;
+# without root/apt the browser tests skip and say why.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium (Debian package) for the report browser test"; \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/dev/null \
+	  || echo "warning: could not install chromium; the browser tests will be skipped" >&2; }
+
+# Open time and size of a 10,000-result report.html in headless Chromium.
+report-scale: $(STAMP) browser
+	$(BIN)/python benchmarks/report_scale.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/conform bench --out $(OUT) $(ARGS)

@@ -56,9 +56,29 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="keep the results already in OUT/results.jsonl and run only the missing ones")
 
+    report = sub.add_parser("report", help="re-render report.html, junit.xml and summary.md from a report.json")
+    report.add_argument("report", type=Path, help="a report.json written by `conform run`")
+    report.add_argument("--out", type=Path, help="folder for the files (default: the report's folder)")
+    diff = sub.add_parser("diff", help="results that became worse, better, new or gone; exit 1 if any got worse")
+    diff.add_argument("old", type=Path, help="the baseline report.json")
+    diff.add_argument("new", type=Path, help="the report.json to compare with it")
+    diff.add_argument("--json", action="store_true", help="print the changes as JSON")
+
     paths(sub.add_parser("validate", help="check case files only"))
     paths(sub.add_parser("list", help="print expanded case ids"))
     sub.add_parser("backends", help="list known backends and whether they are available")
+    cov = sub.add_parser("coverage", help="values and value pairs the cases cover, and which backends ran them")
+    cov.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
+    cov.add_argument("--report", type=Path, help="a report.json saying which backend ran which case "
+                                                 "(default: reports/report.json if it exists)")
+    cov.add_argument("--summary", action="store_true", help="per parameter pair totals only, not every pair")
+    cov.add_argument("--json", action="store_true", help="print the coverage as JSON")
+    mapping = sub.add_parser("mapping", help="Markdown parameter-mapping table between two API surfaces")
+    mapping.add_argument("op", help="operator, e.g. conv2d_transpose")
+    mapping.add_argument("--from", dest="source", required=True, help="backend id, e.g. tf.nn")
+    mapping.add_argument("--to", dest="target", required=True, help="backend id, e.g. mindspore.nn")
+    mapping.add_argument("--report", type=Path, default=Path("reports/report.json"),
+                         help="report.json for the measured column (default: reports/report.json)")
     fuzz = sub.add_parser("fuzz", help="print N random valid cases (a case file) for a seed")
     fuzz.add_argument("count", type=int)
     fuzz.add_argument("--seed", type=int, default=0)
@@ -166,6 +186,7 @@ def cmd_run(args) -> int:
     from harness.compare import GREEN
 
     from harness.report import json_report
+    from harness.report.repro import ReproWriter
     from harness.report.terminal import print_summary
     from harness.runner import RunOptions, run
 
@@ -177,6 +198,9 @@ def cmd_run(args) -> int:
         raise UsageError(str(exc)) from None
     cases, registry = _load(args)
     cases = _shard(cases, args.shard)
+    if not args.resume:   # reproducers of an earlier run in this folder would be stale
+        import shutil
+        shutil.rmtree(args.out / "repro", ignore_errors=True)
     console = Console(stderr=True, quiet=args.quiet)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console, transient=True,
@@ -191,16 +215,49 @@ def cmd_run(args) -> int:
     with progress:
         task = progress.add_task("conform", total=len(cases) * len(chosen), last="")
         result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout, jobs=args.jobs,
-                                       on_result=on_result, registry=registry, resume=args.resume,
+                                       on_result=on_result, on_failure=ReproWriter(args.out),
+                                       registry=registry, resume=args.resume,
                                        memory_limit=_budget(args)))
     report = json_report.build(result, strict=args.strict)
     path = json_report.write(report, args.out)
+    _write_reports(report, args.out, args.out)
     print_summary(report, Console(quiet=args.quiet))
     if not args.quiet:
         print(f"report: {path}")
     if result.incomplete:
         return EXIT_FAIL
     return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL
+
+
+def _write_reports(report: dict, out: Path, base: Path) -> list[Path]:
+    """report.html, junit.xml and summary.md next to report.json (each written atomically)."""
+    from harness.report import html, junit, markdown
+    return [html.write(report, out, base), junit.write(report, out), markdown.write(report, out)]
+
+
+def cmd_report(args) -> int:
+    from harness.report.diff import ReportError, load
+    try:
+        report = load(args.report)
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    for path in _write_reports(report, args.out or args.report.parent, args.report.parent):
+        print(path)
+    return EXIT_OK
+
+
+def cmd_diff(args) -> int:
+    import json
+
+    from harness.report.diff import ReportError, diff, format_text, load
+    try:
+        old, new = load(args.old), load(args.new)
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    changes = diff(old, new)
+    print(json.dumps(changes, indent=1) if args.json else format_text(changes, args.old, args.new), end="\n"
+          if args.json else "")
+    return EXIT_FAIL if changes["worse"] else EXIT_OK
 
 
 def cmd_bench(args) -> int:
@@ -230,7 +287,36 @@ def cmd_fuzz(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
+def cmd_coverage(args) -> int:
+    import json as _json
+
+    from harness import coverage
+    from harness.cases import load_suite
+
+    path = args.report or (Path("reports/report.json") if Path("reports/report.json").exists() else None)
+    if path is not None and not path.exists():
+        raise UsageError(f"--report {path}: no such file")
+    cov = coverage.measure(load_suite(args.paths), coverage.load_report(path) if path else None)
+    print(_json.dumps(coverage.as_json(cov), indent=1) if args.json else coverage.render(cov, summary=args.summary))
+    return EXIT_OK
+
+
+def cmd_mapping(args) -> int:
+    from harness import mapping, ops
+
+    if args.op not in ops.OPS:
+        raise UsageError(f"unknown operator {args.op!r}; known: {', '.join(ops.OPS)}")
+    known = backend_registry.registry()
+    for bid in (args.source, args.target):
+        if bid not in known:
+            raise UsageError(f"unknown backend {bid!r}; known: {', '.join(known)}")
+    report = mapping.load_report(args.report)
+    sys.stdout.write(mapping.render(args.op, args.source, args.target, report,
+                                    str(args.report) if report else ""))
+    return EXIT_OK
+
+
+COMMANDS = {"coverage": cmd_coverage, "mapping": cmd_mapping, "run": cmd_run, "report": cmd_report, "diff": cmd_diff, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
 
 
 def _terminate(signum, frame):

@@ -114,7 +114,7 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
         "metrics": judgement.metrics, "tolerance": judgement.tolerance, "error": error,
         "native_call": out.native_call or None, "emulated": out.emulated, "notes": out.notes,
         "duration_ms": None if out.duration_ms is None else round(out.duration_ms, 3),
-        "source": case.common.source,
+        "source": case.common.source, "description": case.common.description,
     }
 
 

@@ -68,6 +68,84 @@ def _microkernel(typingctx, tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps
 
 
 
+
+@intrinsic
+def _store_nchw(typingctx, out, obase, plane, sw, pv, nch, bias, boff, tile, toff, tstride):
+    """Transpose one lanes x lanes block of ``tile`` (rows = pixels, lanes = channels),
+    add the bias and store it channel-major: ``out[obase + o*plane + p*sw]`` for
+    ``o < nch``, ``p < pv``, ``sw`` in (1, 2). Masked stores never touch other elements."""
+    dt = tile.dtype
+    sig = types.void(out, obase, plane, sw, pv, nch, bias, boff, tile, toff, tstride)
+
+    def codegen(context, builder, signature, args):
+        out_v, obase_v, plane_v, sw_v, pv_v, nch_v, bias_v, boff_v, tile_v, toff_v, tstride_v = args
+        ety = context.get_value_type(dt)
+        lanes = 16 if dt == types.float32 else 8
+        align = 4 if dt == types.float32 else 8
+        vty = ir.VectorType(ety, lanes)
+        i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
+        mty = ir.VectorType(ir.IntType(1), lanes)
+
+        def data(aty, av):
+            return cgutils.create_struct_proxy(aty)(context, builder, value=av).data
+
+        op, bp, tp = data(out, out_v), data(bias, bias_v), data(tile, tile_v)
+        bvec = builder.load(builder.bitcast(builder.gep(bp, [boff_v]), vty.as_pointer()), align=align)
+        rows = []
+        for r in range(lanes):
+            ptr = builder.gep(tp, [builder.add(toff_v, builder.mul(tstride_v, ir.Constant(i64, r)))])
+            rows.append(builder.fadd(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align), bvec))
+        step = lanes // 2
+        while step >= 1:
+            for i in range(lanes):
+                if i & step:
+                    continue
+                a, b = rows[i], rows[i + step]
+                ma = [c if (c & step) == 0 else lanes + c - step for c in range(lanes)]
+                mb = [c + step if (c & step) == 0 else lanes + c for c in range(lanes)]
+                rows[i] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, lanes), ma))
+                rows[i + step] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, lanes), mb))
+            step //= 2
+        mstore = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, mty]),
+            f"llvm.masked.store.v{lanes}{'f32' if dt == types.float32 else 'f64'}.p0")
+        lane_idx = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
+
+        def splat(v):
+            ins = builder.insert_element(ir.Constant(ir.VectorType(i64, lanes), ir.Undefined), v, ir.Constant(i32, 0))
+            return builder.shuffle_vector(ins, ins, ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+
+        pv_splat = splat(pv_v)
+        mask1 = builder.icmp_signed("<", lane_idx, pv_splat)
+        half = lanes // 2
+        # sw == 2: lane c of a store gets pixel c // 2 (even lanes only).
+        even = [c % 2 == 0 for c in range(lanes)]
+        idx_lo = [c // 2 for c in range(lanes)]
+        idx_hi = [half + c // 2 for c in range(lanes)]
+        lim_lo = ir.Constant(ir.VectorType(i64, lanes), [c // 2 if even[c] else 1 << 40 for c in range(lanes)])
+        lim_hi = ir.Constant(ir.VectorType(i64, lanes), [half + c // 2 if even[c] else 1 << 40 for c in range(lanes)])
+        mask_lo = builder.icmp_signed("<", lim_lo, pv_splat)
+        mask_hi = builder.icmp_signed("<", lim_hi, pv_splat)
+        is_one = builder.icmp_signed("==", sw_v, ir.Constant(i64, 1))
+        for l in range(lanes):
+            with builder.if_then(builder.icmp_signed("<", ir.Constant(i64, l), nch_v)):
+                base = builder.add(obase_v, builder.mul(plane_v, ir.Constant(i64, l)))
+                ptr = builder.bitcast(builder.gep(op, [base]), vty.as_pointer())
+                with builder.if_else(is_one) as (then, otherwise):
+                    with then:
+                        builder.call(mstore, [rows[l], ptr, ir.Constant(i32, align), mask1])
+                    with otherwise:
+                        v_lo = builder.shuffle_vector(rows[l], rows[l], ir.Constant(ir.VectorType(i32, lanes), idx_lo))
+                        v_hi = builder.shuffle_vector(rows[l], rows[l], ir.Constant(ir.VectorType(i32, lanes), idx_hi))
+                        builder.call(mstore, [v_lo, ptr, ir.Constant(i32, align), mask_lo])
+                        ptr2 = builder.bitcast(builder.gep(op, [builder.add(base, ir.Constant(i64, lanes))]), vty.as_pointer())
+                        builder.call(mstore, [v_hi, ptr2, ir.Constant(i32, align), mask_hi])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 _PMAX = (0, 24, 12, 8, 6)      # pixels per tile for NB = 1..4 vectors per pixel (24 accumulators)
 _PSMALL = (0, 8, 4, 4, 3)      # a narrower tile for the ragged end of a row
 
@@ -151,12 +229,16 @@ def _kernel(x, wp, bias, out, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
     nb_main = min(4, (cog + lanes - 1) // lanes)
     wgroup = kh * kw * cig * cogp
     wflat = wp.ravel()
+    oflat = out.reshape(out.size)
+    plane = hout * wout
+    biasp = np.zeros(cout + lanes, dtype=out.dtype)
+    biasp[:cout] = bias
     total = nbatch * hout
     for ch in prange(nchunks):
         lo = ch * total // nchunks
         hi = (ch + 1) * total // nchunks
         buf = np.empty(ring * cin * wpad, dtype=out.dtype)
-        tile = np.empty(24 * lanes, dtype=out.dtype)
+        tile = np.zeros(32 * 64, dtype=out.dtype)
         tx = np.empty(kh * kw, dtype=np.int64)
         tw = np.empty(kh * kw, dtype=np.int64)
         ti = np.empty(kh, dtype=np.int64)
@@ -236,19 +318,31 @@ def _kernel(x, wp, bias, out, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
                             _mk(tile, buf, g * cig * wpad + xq_lo + s + qw, wpad, tx,
                                 wflat, g * wgroup + ob0, tw, nt, cig, cogp, nb, small)
                             pv = min(npx, rem)
-                            xs = x0 + s * sw
                             oc0 = g * cog + ob0
                             if nhwc:
+                                o_base = ((n * hout + y) * wout + x0 + s * sw) * cout + oc0
                                 for p in range(pv):
-                                    orow = out[n, y, xs + p * sw]
+                                    ob_p = o_base + p * sw * cout
+                                    tb = p * ob
                                     for o in range(nvalid):
-                                        orow[oc0 + o] = tile[p * ob + o] + bias[oc0 + o]
+                                        oflat[ob_p + o] = tile[tb + o] + bias[oc0 + o]
+                            elif sw <= 2:
+                                o_base = ((n * cout + oc0) * hout + y) * wout + x0 + s * sw
+                                for b in range(nb):
+                                    nch = min(lanes, nvalid - b * lanes)
+                                    if nch <= 0:
+                                        break
+                                    for p0 in range(0, pv, lanes):
+                                        _store_nchw(oflat, o_base + b * lanes * plane + p0 * sw, plane, sw,
+                                                    min(lanes, pv - p0), nch, biasp, oc0 + b * lanes,
+                                                    tile, p0 * ob + b * lanes, ob)
                             else:
+                                o_base = ((n * cout + oc0) * hout + y) * wout + x0 + s * sw
                                 for o in range(nvalid):
-                                    orow = out[n, oc0 + o, y]
                                     bv = bias[oc0 + o]
+                                    ob_o = o_base + o * plane
                                     for p in range(pv):
-                                        orow[xs + p * sw] = tile[p * ob + o] + bv
+                                        oflat[ob_o + p * sw] = tile[p * ob + o] + bv
                             s += npx
                         ob0 += ob
 

@@ -594,10 +594,8 @@ def render_script(record: dict, resolved: Optional[dict], tolerance: dict, expec
                                    "sys.exit(2)", ""])
     if plan.display:
         header.append(f"# The adapter's call: {_comment(plan.display)}")
-    for note in plan.emulation:
+    for note in record.get("notes") or plan.emulation:
         header.append(f"# Emulated (as in conform's adapter): {_comment(note)}")
-    for note in record.get("notes") or []:
-        header.append(f"# Adapter note: {_comment(note)}")
     expected = record.get("expected_shape")
     lines = header + [
         "",
@@ -611,12 +609,12 @@ def render_script(record: dict, resolved: Optional[dict], tolerance: dict, expec
         "HERE = os.path.dirname(os.path.abspath(__file__))",
         "DATA = np.load(os.path.join(HERE, 'inputs.npz'))",
         f"CASE = {record['case']!r}",
-        "PARAMS = " + pprint.pformat(record["params"], width=100, sort_dicts=False).replace("\n", "\n    "),
+        "PARAMS = " + pprint.pformat(record["params"], width=100, sort_dicts=False),
         f"DTYPE_NAME = {record['dtype']!r}",
         f"LAYOUT = {record['params']['layout']!r}   # of x as the case states it, and of the output",
         f"EXPECTED_SHAPE = {expected!r}",
         f"EXPECTS_ERROR = {bool(expects_error)!r}",
-        "TOLERANCE = " + pprint.pformat(_plain(tolerance), width=100, sort_dicts=False).replace("\n", "\n    "),
+        "TOLERANCE = " + pprint.pformat(_plain(tolerance), width=100, sort_dicts=False),
         f"RECORDED_METRICS = {_plain(record.get('metrics'))!r}   # what conform measured",
         "",
         "X = DATA['x']                                    # (N, C_in, H, W), float64",

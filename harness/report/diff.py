@@ -1,0 +1,108 @@
+"""``conform diff OLD.json NEW.json``: what changed between two runs (a regression gate across versions).
+
+Results are matched by (case, backend) and compared by verdict severity
+(``SEVERITY``, least to most severe)::
+
+    pass < xpass < unsupported < xfail < value_mismatch < shape_mismatch
+         < missing_error < unexpected_error < timeout < crash
+
+* ``worse``: the verdict became more severe (a new capability gap, a known
+  divergence turned into a failure, a value mismatch turned into a crash, ...);
+* ``better``: less severe;
+* ``new`` / ``gone``: the pair exists in only one of the runs;
+* ``unrun``: ran before, ``skipped`` now (backend unavailable or filtered): no
+  evidence either way, listed but never a regression; skipped before and run
+  now counts as ``new``.
+
+The exit code is 1 when anything became worse, else 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+from harness.report.json_report import SCHEMA
+
+#: Verdicts from least to most severe (DESIGN.md §5); ``skipped`` carries no evidence and is outside the order.
+SEVERITY_ORDER = ["pass", "xpass", "unsupported", "xfail", "value_mismatch", "shape_mismatch",
+                  "missing_error", "unexpected_error", "timeout", "crash"]
+SEVERITY = {v: i for i, v in enumerate(SEVERITY_ORDER)}
+SEVERITY["skipped"] = -1
+
+
+def severity(verdict: str) -> int:
+    """Rank of a verdict; an unknown verdict (a newer schema) ranks as the most severe."""
+    return SEVERITY.get(verdict, len(SEVERITY_ORDER))
+
+
+class ReportError(Exception):
+    """A file that is not a readable conform report (a usage error, exit 2)."""
+
+
+def load(path: Path) -> dict:
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{path}: cannot read a report: {exc}") from None
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA or not isinstance(report.get("results"), list):
+        raise ReportError(f"{path}: not a {SCHEMA} report")
+    return report
+
+
+def _raw_ratio(record: Optional[dict]):
+    """bound_ratio as stored (a number, or "inf"/"nan" as report.json writes them), None without metrics."""
+    return None if record is None else (record.get("metrics") or {}).get("bound_ratio")
+
+
+def diff(old: dict, new: dict) -> dict:
+    """Entries ``{case, backend, old, new, old_ratio, new_ratio}`` per category."""
+    before = {(r["case"], r["backend"]): r for r in old["results"]}
+    after = {(r["case"], r["backend"]): r for r in new["results"]}
+    out: dict[str, list] = {"worse": [], "better": [], "new": [], "gone": [], "unrun": []}
+    for key in list(before) + [k for k in after if k not in before]:
+        a, b = before.get(key), after.get(key)
+        entry = {"case": key[0], "backend": key[1], "old": a and a["verdict"], "new": b and b["verdict"],
+                 "old_ratio": _raw_ratio(a), "new_ratio": _raw_ratio(b),
+                 "reason": (b or a).get("reason") or ""}
+        if b is None:
+            out["gone"].append(entry)
+        elif a is None or (a["verdict"] == "skipped" and b["verdict"] != "skipped"):
+            out["new"].append(entry)
+        elif b["verdict"] == "skipped":
+            if a["verdict"] != "skipped":
+                out["unrun"].append(entry)
+        elif severity(b["verdict"]) > severity(a["verdict"]):
+            out["worse"].append(entry)
+        elif severity(b["verdict"]) < severity(a["verdict"]):
+            out["better"].append(entry)
+    out["worse"].sort(key=lambda e: (-severity(e["new"]), e["backend"], e["case"]))
+    return out
+
+
+def _fmt_ratio(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.3g}"
+
+
+def format_text(changes: dict, old_path, new_path) -> str:
+    lines = [f"conform diff: {old_path} -> {new_path}"]
+    for category in ("worse", "better", "new", "gone", "unrun"):
+        entries = changes[category]
+        lines.append(f"{category} ({len(entries)}):")
+        for e in entries:
+            verdicts = {"new": f"{e['new']}", "gone": f"{e['old']}"}.get(category, f"{e['old']} -> {e['new']}")
+            ratio = ""
+            if e["old_ratio"] is not None or e["new_ratio"] is not None:
+                ratio = f"  (bound_ratio {_fmt_ratio(e['old_ratio'])} -> {_fmt_ratio(e['new_ratio'])})"
+            lines.append(f"  {e['backend']:18} {e['case']}  {verdicts}{ratio}")
+    counts = ", ".join(f"{len(changes[c])} {c}" for c in ("worse", "better", "new", "gone", "unrun"))
+    lines.append(f"{counts}: {'FAIL (something became worse)' if changes['worse'] else 'ok'}")
+    return "\n".join(lines) + "\n"

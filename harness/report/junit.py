@@ -1,0 +1,135 @@
+"""junit.xml: one testcase per (case, backend), for CI viewers (Jenkins, GitLab, GitHub annotations).
+
+The file follows the Jenkins xUnit plugin's ``junit-10.xsd`` (the schema
+Jenkins and GitLab read; ``tests/data/junit-10.xsd``, checked by the tests):
+a ``<testsuites>`` root, one ``<testsuite>`` per backend (``tests``,
+``failures``, ``errors``, ``skipped``, ``time``), ``<testcase name classname
+time>``.
+
+Verdict mapping:
+
+=====================================================  ==========================================
+``pass``                                                passes
+``xfail``                                               passes; ``<system-out>`` names the known divergence
+``xpass``                                               ``<failure>`` with ``--strict``, else passes with a note
+``shape_mismatch``, ``value_mismatch``, ``missing_error``  ``<failure>`` (the backend answered wrongly)
+``unexpected_error``, ``crash``, ``timeout``            ``<error>`` (the backend did not answer)
+``unsupported``, ``skipped``                            ``<skipped>`` with the reason
+=====================================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+from harness.report import atomic_write
+
+FAILURE = {"shape_mismatch", "value_mismatch", "missing_error"}
+ERROR = {"unexpected_error", "crash", "timeout"}
+SKIPPED = {"unsupported", "skipped"}
+
+# XML 1.0 cannot carry most control characters, even escaped.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _text(value) -> str:
+    return _INVALID_XML.sub("\ufffd", "" if value is None else str(value))
+
+
+def _seconds(ms) -> str:
+    return f"{(ms or 0) / 1000:.6f}" if isinstance(ms, (int, float)) else "0"
+
+
+def _details(r: dict) -> str:
+    lines = [f"case: {r['case']}", f"backend: {r['backend']}", f"verdict: {r['verdict']}",
+             f"file: {r.get('file')}:{r.get('line')}"]
+    if r.get("reason"):
+        lines.append(f"reason: {r['reason']}")
+    if r.get("actual_shape") is not None:
+        expected = r.get("expected_shape")
+        lines.append(f"shape: {r['actual_shape']} " + (f"(expected {expected})" if expected is not None
+                                                        else "(the case expects rejection)"))
+    for key, value in (r.get("metrics") or {}).items():
+        lines.append(f"{key}: {value}")
+    if r.get("error"):
+        lines.append(f"error: {r['error'].get('type')}: {r['error'].get('message')}")
+    if r.get("native_call"):
+        lines.append(f"native call: {r['native_call']}")
+    if r.get("repro"):
+        lines.append(f"reproducer: {r['repro']}")
+    return "\n".join(lines)
+
+
+def build(report: dict) -> ET.Element:
+    strict = bool((report.get("gate") or {}).get("strict"))
+    by_backend: dict[str, list[dict]] = defaultdict(list)
+    for r in report.get("results") or []:
+        by_backend[r["backend"]].append(r)
+    root = ET.Element("testsuites", name="conform")
+    totals = defaultdict(int)
+    total_time = 0.0
+    for backend, results in by_backend.items():
+        suite = ET.SubElement(root, "testsuite", name=_text(backend))
+        counts = defaultdict(int)
+        suite_time = 0.0
+        env = ((report.get("environment") or {}).get("backends") or {}).get(backend) or {}
+        if env:
+            props = ET.SubElement(suite, "properties")
+            for key in ("framework", "version"):
+                ET.SubElement(props, "property", name=key, value=_text(env.get(key) or ""))
+        for r in results:
+            verdict = r["verdict"]
+            seconds = _seconds(r.get("duration_ms"))
+            suite_time += float(seconds)
+            case = ET.SubElement(suite, "testcase", name=_text(r["case"]), classname=_text(f"conform.{backend}"),
+                                 time=seconds)
+            message = _text(f"{verdict}: {r.get('reason') or verdict}")[:1000]
+            if verdict in FAILURE or (verdict == "xpass" and strict):
+                counts["failures"] += 1
+                node = ET.SubElement(case, "failure", message=message, type=verdict)
+                node.text = _text(_details(r))
+            elif verdict in ERROR:
+                counts["errors"] += 1
+                node = ET.SubElement(case, "error", message=message, type=verdict)
+                node.text = _text(_details(r))
+            elif verdict in SKIPPED:
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=message, type=verdict)
+            elif verdict in ("xfail", "xpass"):
+                divergence = r.get("divergence") or {}
+                note = (f"{verdict}: known divergence {divergence.get('id', '?')}"
+                        + (f" expected {r.get('original_verdict')}" if r.get("original_verdict") else "")
+                        + f": {divergence.get('reason', '')}\n{_details(r)}")
+                ET.SubElement(case, "system-out").text = _text(note)
+            elif verdict != "pass":   # a verdict newer than this writer: never hide it
+                counts["errors"] += 1
+                node = ET.SubElement(case, "error", message=message, type=_text(verdict))
+                node.text = _text(_details(r))
+        suite.set("tests", str(len(results)))
+        for key in ("failures", "errors", "skipped"):
+            suite.set(key, str(counts[key]))
+            totals[key] += counts[key]
+        suite.set("time", f"{suite_time:.6f}")
+        if report.get("created"):
+            suite.set("timestamp", _text(report["created"]))
+        totals["tests"] += len(results)
+        total_time += suite_time
+    for key in ("tests", "failures", "errors"):
+        root.set(key, str(totals[key]))
+    root.set("time", f"{total_time:.6f}")
+    return root
+
+
+def render(report: dict) -> str:
+    root = build(report)
+    ET.indent(root, space=" ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write(report: dict, out: Path) -> Path:
+    path = Path(out) / "junit.xml"
+    atomic_write(path, render(report))
+    return path

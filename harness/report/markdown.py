@@ -1,0 +1,92 @@
+"""summary.md: a short Markdown summary for a CI job page (e.g. ``$GITHUB_STEP_SUMMARY``).
+
+The gate, a backend × verdict count table, the failure groups (one line per
+shared pattern) and the first failing results. Every string from a case file
+is escaped for Markdown and HTML (case ids go in code spans).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from harness.report import atomic_write
+from harness.report.html import VERDICT_ORDER, failure_groups, format_ratio, iter_failures
+
+MAX_GROUPS = 10
+MAX_FAILURES = 15
+
+
+def _escape(text) -> str:
+    """Text safe in a Markdown table cell: no HTML, no table breaks, no emphasis or links."""
+    text = str(text if text is not None else "").replace("\r", " ").replace("\n", " ")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
+
+
+def _code(text) -> str:
+    """A code span that cannot be broken out of (backticks in the text get a longer fence)."""
+    text = str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def render(report: dict, max_failures: int = MAX_FAILURES) -> str:
+    results = report.get("results") or []
+    gate = report.get("gate") or {}
+    passed = gate.get("passed")
+    lines = [f"## conform: {'✅ gate passed' if passed else '❌ gate FAILED'}"
+             + (" (strict)" if gate.get("strict") else "") + (" — incomplete run" if report.get("incomplete") else ""),
+             ""]
+    by_backend = (report.get("summary") or {}).get("by_backend") or {}
+    present = {v for counts in by_backend.values() for v in counts}
+    verdicts = [v for v in VERDICT_ORDER if v in present] + sorted(present - set(VERDICT_ORDER))
+    envs = (report.get("environment") or {}).get("backends") or {}
+    duration = report.get("duration_s")
+    lines.append(f"{len(results)} results"
+                 + (f" in {duration:.1f} s" if isinstance(duration, (int, float)) else "")
+                 + f" · created {_escape(report.get('created') or '-')}")
+    lines.append("")
+    if by_backend:
+        lines.append("| backend | version | " + " | ".join(verdicts) + " |")
+        lines.append("| --- | --- | " + " | ".join("---:" for _ in verdicts) + " |")
+        for backend, counts in by_backend.items():
+            version = (envs.get(backend) or {}).get("version") or "-"
+            lines.append(f"| {_code(backend)} | {_escape(version)} | "
+                         + " | ".join(str(counts.get(v, "")) for v in verdicts) + " |")
+        lines.append("")
+    groups = [g for g in failure_groups(results) if g["verdict"] not in ("unsupported", "xfail")]
+    if groups:
+        lines += ["### Failures by shared pattern", ""]
+        for g in groups[:MAX_GROUPS]:
+            share = (f"{g['count']} of {g['matching']} with this pattern" if g["pattern"]
+                     else "scattered: no parameter value singles them out")
+            lines.append(f"- {_code(g['verdict'])} {_code(g['label'])}: {g['count']} result"
+                         f"{'s' if g['count'] != 1 else ''} ({share})")
+        if len(groups) > MAX_GROUPS:
+            lines.append(f"- … and {len(groups) - MAX_GROUPS} more groups in report.html")
+        lines.append("")
+    failing = iter_failures(results)
+    if failing:
+        lines += ["### Top failures", "", "| verdict | backend | case | bound_ratio | reason |",
+                  "| --- | --- | --- | ---: | --- |"]
+        for r in failing[:max_failures]:
+            ratio = (r.get("metrics") or {}).get("bound_ratio")
+            lines.append(f"| {_code(r['verdict'])} | {_code(r['backend'])} | {_code(r['case'])} | "
+                         f"{_escape(format_ratio(ratio))} | {_escape((r.get('reason') or '')[:160])} |")
+        if len(failing) > max_failures:
+            lines.append("")
+            lines.append(f"… and {len(failing) - max_failures} more failing results in report.html / junit.xml.")
+        lines.append("")
+    stale = report.get("stale_divergences") or []
+    if stale:
+        lines.append(f"{len(stale)} stale known divergence(s): " + ", ".join(_code(s.get("id")) for s in stale))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write(report: dict, out: Path) -> Path:
+    path = Path(out) / "summary.md"
+    atomic_write(path, render(report))
+    return path
