@@ -55,5 +55,6 @@ def build(run, strict: bool = False) -> dict:
 
 def write(report: dict, out: Path) -> Path:
     path = out / "report.json"
-    atomic_write(path, json.dumps(report, indent=1, sort_keys=False) + "\n")
+    # Compact: a 10,000-result report stays a few MB; `python -m json.tool` pretty-prints it.
+    atomic_write(path, json.dumps(report, separators=(",", ":")) + "\n")
     return path
