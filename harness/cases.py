@@ -21,7 +21,6 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import ops
-from harness.data import DTYPES, FILLS
 from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
 
 Fill = Literal["normal", "uniform", "ones", "arange", "impulse"]

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
+from helpers import conform, write
 
-ROOT = Path(__file__).resolve().parents[1]
 FRAMEWORKS = {"tf.nn": "tensorflow", "torch.functional": "torch", "mindspore.nn": "mindspore"}
 MISSING = [m for m in FRAMEWORKS.values() if importlib.util.find_spec(m) is None]
 needs_frameworks = pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
@@ -24,16 +20,6 @@ BACKENDS = "numpy,tf.nn,torch.functional,mindspore.nn"
 
 REPORT_FIELDS = {"case", "file", "line", "op", "params", "backend", "verdict", "expected_shape",
                  "actual_shape", "metrics", "tolerance", "error", "native_call", "emulated", "duration_ms"}
-
-
-def conform(*args, cwd=ROOT, timeout=600):
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
 
 
 @needs_frameworks

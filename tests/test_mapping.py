@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from harness import mapping
-from harness.backends import load_class, registry
 from harness.cases import load_suite
 from harness.runner import RunOptions, run
 

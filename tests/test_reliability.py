@@ -12,15 +12,13 @@ import importlib.util
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, conform, start_conform, wait_for_results
 
-ROOT = Path(__file__).resolve().parents[1]
 FAULTY = ROOT / "tests" / "support" / "faulty"
 
 
@@ -38,11 +36,6 @@ def case_file(path: Path, ids: list[str], input_=(1, 2, 5, 5)) -> Path:
         cases:
         """) + body + "\n")
     return path
-
-
-def conform(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env=env)
 
 
 def test_every_fault_costs_exactly_one_result_and_the_run_completes(tmp_path):
@@ -82,13 +75,8 @@ def test_a_real_framework_worker_killed_mid_run_costs_at_most_one_result(tmp_pat
     ids = [f"case-{i}" for i in range(60)]
     cases = case_file(tmp_path / "many.yaml", ids, input_=(8, 32, 24, 24))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(cases), "--backends", "torch",
-                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    journal = out / "results.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 10):
-        time.sleep(0.05)
+    proc = start_conform("run", cases, "--backends", "torch", "--out", out, "--quiet")
+    wait_for_results(out / "results.jsonl", 10)
     workers = [c for c in psutil.Process(proc.pid).children()
                if any("spawn_main" in part for part in c.cmdline())]
     assert workers, "no torch worker found"
@@ -108,13 +96,9 @@ def test_sigint_leaves_a_valid_incomplete_report_and_resume_completes_it(tmp_pat
     ids = [f"case-{i}" for i in range(80)]
     cases = case_file(tmp_path / "many.yaml", ids, input_=(8, 32, 24, 24))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(cases), "--backends", "numpy",
-                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_conform("run", cases, "--backends", "numpy", "--out", out, "--quiet")
     journal = out / "results.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 10):
-        time.sleep(0.02)
+    wait_for_results(journal, 10)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "Traceback" not in stderr, stderr

@@ -13,12 +13,12 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import conform, write
 
 from harness.report import html, junit, markdown
 from harness.report.diff import diff, severity
@@ -32,16 +32,6 @@ needs_mindspore = pytest.mark.skipif(not HAS["mindspore.nn"], reason="mindspore 
 needs_frameworks = pytest.mark.skipif(not all(HAS.values()),
                                       reason="needs tensorflow, torch and mindspore installed")
 XSS = "<script>window.__pwned=1</script>"
-
-
-def conform(*args, cwd=ROOT, timeout=900):
-    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    return path
 
 
 def record(case="c[stride=2]", backend="mindspore.nn", verdict="pass", **extra) -> dict:

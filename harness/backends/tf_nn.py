@@ -33,8 +33,26 @@ CPU_CAPABILITY_GAPS = (
 )
 
 
-def _full(size, k, s, d):
-    return (size - 1) * s + d * (k - 1) + 1
+def requested_output_hw(params: dict, resolved, x_shape) -> tuple[int, int]:
+    """The output size TF is asked for (its ``output_shape`` is mandatory): the resolved
+    size, or for a call the semantics rejects the size its parameters literally imply,
+    so that TensorFlow judges the call itself. ``harness.report.repro`` uses it too."""
+    if resolved is not None:
+        return tuple(resolved["out_hw"])
+    if params["output_shape"] is not None:
+        return tuple(params["output_shape"])
+    sizes = []
+    for axis, size in enumerate(x_shape[2:]):
+        k, s, d = params["kernel_size"][axis], params["stride"][axis], params["dilation"][axis]
+        full = (size - 1) * s + d * (k - 1) + 1
+        if params["padding"] == "same":
+            sizes.append(size * s)
+        elif params["padding"] == "valid":
+            sizes.append(full)
+        else:
+            lo, hi = params["padding"][2 * axis: 2 * axis + 2]
+            sizes.append(full - lo - hi + params["output_padding"][axis])
+    return tuple(sizes)
 
 
 class TfNnBackend(Backend):
@@ -81,26 +99,6 @@ class TfNnBackend(Backend):
         # Values are exactly representable in `dtype`; go through float64 -> dtype once.
         return self.tf.cast(self.tf.constant(array, self.tf.float64), self.dtypes[dtype])
 
-    def _output_hw(self, call: Call):
-        """The output size TF is asked for: the resolved one, or a best guess for a rejected call."""
-        p, r = call.params, call.resolved
-        if r is not None:
-            return tuple(r["out_hw"])
-        if p["output_shape"] is not None:
-            return tuple(p["output_shape"])
-        n, c, h, w = call.arrays["x"].shape
-        sizes = []
-        for axis, size in enumerate((h, w)):
-            full = _full(size, p["kernel_size"][axis], p["stride"][axis], p["dilation"][axis])
-            if p["padding"] == "same":
-                sizes.append(size * p["stride"][axis])
-            elif p["padding"] == "valid":
-                sizes.append(full)
-            else:
-                lo, hi = p["padding"][2 * axis: 2 * axis + 2]
-                sizes.append(full - lo - hi + p["output_padding"][axis])
-        return tuple(sizes)
-
     def conv2d_transpose(self, call: Call) -> Native:
         try:
             return self._conv2d_transpose(call, call.layout)
@@ -128,7 +126,7 @@ class TfNnBackend(Backend):
         x = call.arrays["x"].transpose(0, 2, 3, 1) if layout == "NHWC" else call.arrays["x"]
         filters = call.arrays["w"].transpose(2, 3, 1, 0)   # (C_in, C_out/g, kh, kw) -> (kh, kw, C_out/g, C_in)
         n = x.shape[0]
-        oh, ow = self._output_hw(call)
+        oh, ow = requested_output_hw(p, call.resolved, call.arrays["x"].shape)
         c_out = p["out_channels"]
         output_shape = [n, oh, ow, c_out] if layout == "NHWC" else [n, c_out, oh, ow]
         if isinstance(p["padding"], str):

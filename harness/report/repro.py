@@ -44,6 +44,7 @@ from typing import Any, Optional
 import numpy as np
 
 from harness.backends.base import fmt
+from harness.backends.tf_nn import requested_output_hw
 from harness.compare import bound, tolerance_for
 from harness.report import atomic_write
 
@@ -229,31 +230,10 @@ def _kwargs_text(kwargs: dict, render) -> str:
     return ", ".join(f"{k}={render(v)}" for k, v in kwargs.items())
 
 
-def _tf_output_hw(p: dict, r: Optional[dict], x_shape) -> tuple:
-    """Mirror of ``TfNnBackend._output_hw``."""
-    if r is not None:
-        return tuple(r["out_hw"])
-    if p["output_shape"] is not None:
-        return tuple(p["output_shape"])
-    _, _, h, w = x_shape
-    sizes = []
-    for axis, size in enumerate((h, w)):
-        k, s, d = p["kernel_size"][axis], p["stride"][axis], p["dilation"][axis]
-        full = (size - 1) * s + d * (k - 1) + 1
-        if p["padding"] == "same":
-            sizes.append(size * s)
-        elif p["padding"] == "valid":
-            sizes.append(full)
-        else:
-            lo, hi = p["padding"][2 * axis: 2 * axis + 2]
-            sizes.append(full - lo - hi + p["output_padding"][axis])
-    return tuple(sizes)
-
-
 def tf_call(p: dict, r: Optional[dict], dtype: str, x_shape, layout: str) -> tuple[str, str, bool]:
     """(code, display, has_bias) of ``tf.nn.conv2d_transpose`` as ``TfNnBackend`` calls it in ``layout``."""
     n = x_shape[0]
-    oh, ow = _tf_output_hw(p, r, x_shape)
+    oh, ow = requested_output_hw(p, r, x_shape)
     c_out = p["out_channels"]
     output_shape = [n, oh, ow, c_out] if layout == "NHWC" else [n, c_out, oh, ow]
     if isinstance(p["padding"], str):
@@ -299,7 +279,7 @@ def _tf_plan(record: dict, r: Optional[dict], x_shape) -> Plan:
     body = []
     if len(calls) == 1:
         fmt_layout, x, code = calls[0]
-        body += [f"global DATA_FORMAT", f"DATA_FORMAT = {fmt_layout!r}", f"x = cast({x})   # data_format {fmt_layout}",
+        body += ["global DATA_FORMAT", f"DATA_FORMAT = {fmt_layout!r}", f"x = cast({x})   # data_format {fmt_layout}",
                  f"return {code}"]
     else:
         (l1, x1, c1), (l2, x2, c2) = calls
@@ -370,7 +350,7 @@ def _torch_plan(record: dict, r: Optional[dict], x_shape) -> Plan:
     body = [f"y = {code}"]
     if slice_from_full:
         top, left, oh, ow = slice_from_full
-        body += [f"# emulated like conform's adapter: asymmetric crops sliced from the full output",
+        body += ["# emulated like conform's adapter: asymmetric crops sliced from the full output",
                  f"y = y[:, :, {top}:{top} + {oh}, {left}:{left} + {ow}]",
                  f"pad_h, pad_w = {oh} - y.shape[2], {ow} - y.shape[3]",
                  "if pad_h or pad_w:  # rows/cols past the full output are zeros",

@@ -1,0 +1,39 @@
+"""Shared helpers for tests that drive the real ``conform`` command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def conform(*args, cwd=ROOT, timeout=900, env=None) -> subprocess.CompletedProcess:
+    """Run ``python -m harness ARGS`` and capture its output."""
+    return subprocess.run([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def start_conform(*args, cwd=ROOT) -> subprocess.Popen:
+    """Start ``python -m harness ARGS`` in the background (for signals and kills)."""
+    return subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def write(path: Path, text: str) -> Path:
+    """Write a dedented case file and return its path."""
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+def wait_for_results(journal: Path, count: int, timeout_s: float = 300) -> None:
+    """Wait until a run's results.jsonl holds ``count`` results."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"{journal} did not reach {count} results in {timeout_s} s")
