@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 from helpers import conform, write
 
-from harness.report import html, junit, markdown
+from harness.report import analysis, html, junit, markdown
 from harness.report.diff import diff, severity
-from harness.report.repro import plan_for, render_script, repro_dir, safe_name
+from harness.report.repro import repro_dir, safe_name
+from harness.report.repro_scripts import plan_for, render_script
 
 ROOT = Path(__file__).resolve().parents[1]
 XSD = ROOT / "tests" / "data" / "junit-10.xsd"
@@ -201,7 +202,7 @@ def test_failure_groups_find_the_shared_pattern_once():
                 if pad == "valid" and k < s:
                     r["verdict"] = "shape_mismatch"
                 results.append(r)
-    groups = html.failure_groups(results)
+    groups = analysis.failure_groups(results)
     assert len(groups) == 1
     g = groups[0]
     assert set(g["pattern"]) == {"kernel<stride", "padding=valid"} and g["count"] == g["matching"] == 3
@@ -214,7 +215,7 @@ def test_capability_matrix_reads_unsupported_and_emulated_from_results():
     b["params"]["dilation"] = [2, 2]
     c = record(backend="torch.functional", emulated=True, notes=["padding 'same' emulated"])
     c["params"]["padding"] = "same"
-    rows = {(r["dimension"], r["value"]): r["cells"] for r in html.capabilities([a, b, c], ["tf.nn", "torch.functional"])}
+    rows = {(r["dimension"], r["value"]): r["cells"] for r in analysis.capabilities([a, b, c], ["tf.nn", "torch.functional"])}
     assert rows[("dilation", ">1")]["tf.nn"]["status"] == "unsupported"
     assert "no dilation on CPU" in rows[("dilation", ">1")]["tf.nn"]["title"]
     assert rows[("dilation", "1")]["tf.nn"]["status"] == "native"

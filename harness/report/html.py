@@ -8,6 +8,11 @@ only the rows in view, so 10,000 results stay fast); and a detail dialog per
 result (parameters, every backend's native call, metrics, |diff| heatmap,
 reproducer link).
 
+This module owns the rendering: the Jinja2 environment, the data the page's
+script renders (``page_data``), embedding heatmaps, and writing the file.
+What the page shows (failure groups, capability matrix, counts) is derived in
+``analysis.py``.
+
 Safety: every string from a case file or a report is escaped. Jinja2
 autoescapes the server-rendered parts; the data for the matrix is embedded
 as JSON in a ``<script type="application/json">`` block with ``<``, ``>``,
@@ -25,347 +30,18 @@ import json
 import math
 import os
 import re
-from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from harness.compare import GREEN
 from harness.report import atomic_write
-from harness.report.diff import SEVERITY_ORDER, severity
+from harness.report.analysis import (FAILING, VERDICT_ORDER, bound_ratio, capabilities, counts_table,
+                                     failure_groups, fmt_value)
+from harness.report.diff import severity
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-#: Display order of verdicts (least to most severe), skipped after unsupported.
-VERDICT_ORDER = ["pass", "xpass", "xfail", "unsupported", "skipped"] + [
-    v for v in SEVERITY_ORDER if v not in {"pass", "xpass", "xfail", "unsupported"}]
-FAILING = set(SEVERITY_ORDER) - GREEN - {"xpass"}
-
-# ---------------------------------------------------------------- parameter features
-
-
-def fmt_value(value: Any) -> str:
-    """A parameter value as a short label: ``[2, 2]`` -> ``2x2``, lists of equal ints collapse."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (list, tuple)):
-        if len(value) in (2, 4) and len(set(map(str, value))) == 1 and all(isinstance(v, int) for v in value):
-            return str(value[0])
-        return "x".join(fmt_value(v) for v in value)
-    return str(value)
-
-
-def _pairs(value) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
-def features(record: dict) -> set[str]:
-    """What a result's call looks like, as labels: exact values plus derived facts that explain failures."""
-    p = record.get("params") or {}
-    out = {f"dtype={record.get('dtype')}"} if record.get("dtype") else set()
-    out.add("case=" + str(record.get("case", "")).split("[")[0])
-    if "expected_shape" in record and record["expected_shape"] is None:
-        out.add("expects rejection")
-    for key, value in p.items():
-        out.add(f"{key}={fmt_value(value)}")
-    try:
-        pad = p.get("padding")
-        if isinstance(pad, (list, tuple)):
-            out.add("padding explicit")
-            if any(pad):
-                out.add("padding>0")
-            if len(pad) == 4 and (pad[0] != pad[1] or pad[2] != pad[3]):
-                out.add("padding asymmetric")
-        if "groups" in p and p["groups"] > 1:
-            out.add("groups>1")
-        if "dilation" in p and max(_pairs(p["dilation"])) > 1:
-            out.add("dilation>1")
-        if "stride" in p and max(_pairs(p["stride"])) > 1:
-            out.add("stride>1")
-        if "output_padding" in p and any(_pairs(p["output_padding"])):
-            out.add("output_padding>0")
-        if p.get("output_shape") is not None:
-            out.add("output_shape given")
-        if {"kernel_size", "stride"} <= set(p):
-            k, s = _pairs(p["kernel_size"]), _pairs(p["stride"])
-            d = _pairs(p.get("dilation", 1))
-            d = d * 2 if len(d) == 1 else d
-            k = k * 2 if len(k) == 1 else k
-            s = s * 2 if len(s) == 1 else s
-            eff = [dd * (kk - 1) + 1 for kk, dd in zip(k, d)]
-            if any(e < ss for e, ss in zip(eff, s)):
-                out.add("kernel<stride")
-            elif any(e == ss for e, ss in zip(eff, s)):
-                out.add("kernel=stride")
-    except (TypeError, ValueError):
-        pass
-    return out
-
-
-def _specificity(label: str) -> tuple:
-    """Preference among equally good labels: derived facts, then parameter values, then shapes, then case ids."""
-    if label.startswith("case="):
-        rank = 4
-    elif label.startswith(("input=", "output_shape=")):
-        rank = 3
-    elif "=" in label and not label.startswith("padding="):
-        rank = 2 if not any(c in label for c in "<>") else 0
-    else:
-        rank = 0 if " " in label or "<" in label or ">" in label else 1
-    return (rank, len(label), label)
-
-
-MAX_PATTERN = 4
-
-
-def _describe(group: list[int], population: list[set[str]], universal: set[str], hits: set[int]) -> list[str]:
-    """A short pattern shared by every result of ``group`` that singles out results with its verdict.
-
-    Greedy: add the shared feature that most raises the pattern's precision (the
-    share of the backend's results with the pattern that have this verdict, ``hits``)
-    until it reaches the precision of all shared features together, stops
-    improving, or has ``MAX_PATTERN`` labels.
-    """
-    shared = sorted(set.intersection(*(population[i] for i in group)) - universal, key=_specificity)
-    if not shared:
-        return []
-
-    def precision(pattern: list[str]) -> float:
-        matched = [i for i, f in enumerate(population) if all(label in f for label in pattern)]
-        return sum(1 for i in matched if i in hits) / len(matched) if matched else 0.0
-
-    full = precision(shared)
-    pattern: list[str] = []
-    current = precision(pattern)
-    while len(pattern) < MAX_PATTERN and current < full - 1e-12:
-        scored = [(precision(pattern + [label]), -k, label) for k, label in enumerate(shared) if label not in pattern]
-        if not scored:
-            break
-        best_precision, _, best = max(scored)
-        if best_precision <= current + 1e-12:
-            break
-        pattern.append(best)
-        current = best_precision
-    return pattern
-
-
-def failure_groups(results: list[dict], verdicts: Optional[set[str]] = None, max_groups: int = 12) -> list[dict]:
-    """Non-passing results grouped per (backend, verdict) by the parameter values they share.
-
-    Each group: ``{backend, verdict, pattern: [labels], label, indices, matching, count}`` where
-    ``matching`` is how many of the backend's results have the pattern at all, so
-    "8 of 8 with this pattern" reads as cause and "8 of 400" as coincidence.
-    A (backend, verdict) whose failures share nothing informative is split greedily by the
-    feature that covers most of them most specifically.
-    """
-    verdicts = verdicts or (set(SEVERITY_ORDER) - {"pass"})
-    by_backend: dict[str, list[int]] = defaultdict(list)
-    for i, r in enumerate(results):
-        by_backend[r["backend"]].append(i)
-    groups = []
-    for backend, members in by_backend.items():
-        population = [features(results[i]) for i in members]
-        universal = set.intersection(*population) if population else set()
-        by_verdict: dict[str, list[int]] = defaultdict(list)
-        for local, i in enumerate(members):
-            if results[i]["verdict"] in verdicts:
-                by_verdict[results[i]["verdict"]].append(local)
-        for verdict, failing in by_verdict.items():
-            same = {local for local in range(len(members)) if results[members[local]]["verdict"] == verdict}
-            remaining = list(failing)
-            found = 0
-            while remaining:
-                shared = set.intersection(*(population[i] for i in remaining)) - universal
-                matching = [i for i in range(len(population)) if shared <= population[i]]
-                precision = len(remaining) / len(matching) if matching else 1.0
-                if len(remaining) == 1 or precision >= 0.5 or found >= max_groups - 1:
-                    chosen = remaining
-                else:
-                    candidates = set().union(*(population[i] for i in remaining)) - universal
-
-                    def score(label):
-                        covered = sum(1 for i in remaining if label in population[i])
-                        total = sum(1 for f in population if label in f)
-                        hits = sum(1 for i in range(len(population)) if label in population[i] and i in same)
-                        return (covered * hits / total if total else 0, covered, -len(label), label)
-
-                    # A split must keep at least two results together: isolating one explains nothing.
-                    candidates = {c for c in candidates if sum(1 for i in remaining if c in population[i]) >= 2}
-                    best = max(sorted(candidates), key=score) if candidates else None
-                    chosen = [i for i in remaining if best in population[i]] if best else []
-                    if chosen and len(chosen) < len(remaining):
-                        # Split only when the part is singled out clearly better than the whole.
-                        sub = set.intersection(*(population[i] for i in chosen)) - universal
-                        sub_matching = sum(1 for f in population if sub <= f)
-                        sub_precision = len(chosen) / sub_matching if sub_matching else 1.0
-                        if sub_precision < max(1.5 * precision, 0.2):
-                            chosen = remaining
-                    else:
-                        chosen = remaining
-                pattern = _describe(chosen, population, universal, same)
-                matching = sum(1 for f in population if set(pattern) <= f)
-                if pattern and len(chosen) / matching < 0.05:   # shared by chance: no pattern at all
-                    pattern, matching = [], len(population)
-                groups.append({"backend": backend, "verdict": verdict, "pattern": pattern,
-                               "label": " · ".join([backend, *pattern]) if pattern else f"{backend} · (no shared "
-                                        "parameter value)",
-                               "indices": [members[i] for i in chosen], "count": len(chosen),
-                               "matching": matching})
-                chosen_set = set(chosen)
-                remaining = [i for i in remaining if i not in chosen_set]
-                found += 1
-    groups.sort(key=lambda g: (-severity(g["verdict"]), -g["count"], g["backend"], g["label"]))
-    return groups
-
-
-# ---------------------------------------------------------------- capability matrix
-
-def _padding_form(p: dict) -> Optional[str]:
-    pad = p.get("padding")
-    if isinstance(pad, str):
-        return pad
-    if isinstance(pad, (list, tuple)):
-        return "explicit, asymmetric" if len(pad) == 4 and (pad[0] != pad[1] or pad[2] != pad[3]) else "explicit"
-    return None
-
-
-CAPABILITY_DIMENSIONS = [
-    ("dtype", lambda r, p: r.get("dtype")),
-    ("layout", lambda r, p: p.get("layout")),
-    ("groups", lambda r, p: None if "groups" not in p else ("1" if p["groups"] == 1 else ">1")),
-    ("dilation", lambda r, p: None if "dilation" not in p else ("1" if max(_pairs(p["dilation"])) == 1 else ">1")),
-    ("padding", lambda r, p: _padding_form(p)),
-    ("output_padding", lambda r, p: None if "output_padding" not in p
-     else (">0" if any(_pairs(p["output_padding"])) else "0")),
-    ("output_shape", lambda r, p: None if "output_shape" not in p
-     else ("given" if p["output_shape"] is not None else "none")),
-    ("bias", lambda r, p: None if "bias" not in p else str(bool(p["bias"])).lower()),
-]
-
-
-def emulated_dimensions(notes: list[str]) -> set[str]:
-    """Which capability dimensions an adapter's emulation notes are about (by what each note opens with).
-
-    Adapters write notes such as "NHWC emulated: ...", "padding 'same' / output_shape ... expressed as
-    ...", "asymmetric crops ...", "output_padding [1, 1] requested through output_shape ...", "bias added
-    with tf.nn.bias_add", "NumPy has no bfloat16: ...". A note that says something is merely "implied"
-    is not an emulation.
-    """
-    found = set()
-    for note in notes or []:
-        head = str(note).strip()
-        if "implied" in head:
-            continue
-        if head.startswith(("NHWC", "NCHW")):
-            found.add("layout")
-        elif head.startswith(("padding", "asymmetric crops")):
-            found.add("padding")
-            if re.search(r"output_shape \[", head):
-                found.add("output_shape")
-        elif head.startswith("output_shape"):
-            found.add("output_shape")
-        elif head.startswith("output_padding"):
-            found.add("output_padding")
-        elif head.startswith("bias"):
-            found.add("bias")
-        elif re.search(r"\b(b?float(16|32|64))\b", head[:60]):
-            found.add("dtype")
-        else:
-            found |= {d for d in ("dilation", "groups") if d in head[:40]}
-    return found
-
-
-def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
-    """Rows ``{dimension, value, cells: {backend: {status, tested, unsupported, emulated, title}}}``.
-
-    Derived from the results of valid calls (a case that expects rejection tests error handling, not
-    a capability), each attributed to the dimension it is about:
-
-    * ``emulated``: to the dimensions its notes name (``emulated_dimensions``), so a call emulated for
-      its padding does not make its dtype look emulated;
-    * ``unsupported``: to the parameter value(s) of the call with the highest unsupported rate for
-      that backend (bfloat16 rather than the NCHW layout every such call also has).
-
-    Skipped results are not evidence and are left out.
-    """
-    def values_of(r: dict) -> list[tuple[str, str]]:
-        p = r.get("params") or {}
-        pairs = []
-        for dim, get in CAPABILITY_DIMENSIONS:
-            try:
-                value = get(r, p)
-            except (TypeError, ValueError):
-                value = None
-            if value is not None:
-                pairs.append((dim, str(value)))
-        return pairs
-
-    evidence = [r for r in results if r["verdict"] != "skipped" and r.get("expected_shape") is not None]
-    tested: Counter = Counter()
-    refused: Counter = Counter()
-    for r in evidence:
-        for pair in values_of(r):
-            tested[(r["backend"], pair)] += 1
-            refused[(r["backend"], pair)] += r["verdict"] == "unsupported"
-    stats: dict[tuple, dict] = {}
-    order: list[tuple] = []
-    for r in evidence:
-        pairs = values_of(r)
-        emulated = emulated_dimensions(r.get("notes") or []) if r.get("emulated") else set()
-        blamed: set = set()
-        if r["verdict"] == "unsupported" and pairs:
-            rates = {pair: refused[(r["backend"], pair)] / tested[(r["backend"], pair)] for pair in pairs}
-            top = max(rates.values())
-            blamed = {pair for pair, rate in rates.items() if rate >= top - 1e-12}
-        for key in pairs:
-            if key not in stats:
-                stats[key] = defaultdict(lambda: {"tested": 0, "ran": 0, "unsupported": 0, "emulated": 0,
-                                                  "reasons": Counter(), "notes": Counter()})
-                order.append(key)
-            cell = stats[key][r["backend"]]
-            cell["tested"] += 1
-            cell["ran"] += r["verdict"] != "unsupported"
-            if key in blamed:
-                cell["unsupported"] += 1
-                cell["reasons"][(r.get("reason") or "-").splitlines()[0][:200]] += 1
-            elif key[0] in emulated:
-                cell["emulated"] += 1
-                for note in r.get("notes") or []:
-                    if key[0] in emulated_dimensions([note]):
-                        cell["notes"][note[:200]] += 1
-    dim_rank = {d: i for i, (d, _) in enumerate(CAPABILITY_DIMENSIONS)}
-    order.sort(key=lambda k: (dim_rank[k[0]], k[1]))
-    rows = []
-    for key in order:
-        cells = {}
-        for b in backends:
-            c = stats[key].get(b)
-            if not c or not c["tested"]:
-                cells[b] = {"status": "untested", "text": "–", "title": "no result"}
-                continue
-            n, u, e, ran = c["tested"], c["unsupported"], c["emulated"], c["ran"]
-            if u == n:
-                status, text = "unsupported", "unsupported"
-            elif u:
-                status, text = "partial", f"unsupported {u}/{n}" + (f", emulated {e}/{ran}" if e else "")
-            elif e and e == ran:
-                status, text = "emulated", "emulated"
-            elif e:
-                status, text = "emulated-some", f"emulated {e}/{ran}"
-            else:
-                status, text = "native", "native"
-            title = [f"{n} results: {ran - e} native, {e} emulated, {u} unsupported"
-                     + (f", {n - ran - u} unsupported because of another parameter" if n - ran - u else "")]
-            title += [f"unsupported: {reason} ({count})" for reason, count in c["reasons"].most_common(2)]
-            title += [f"emulated: {note} ({count})" for note, count in c["notes"].most_common(2)]
-            cells[b] = {"status": status, "text": text, "title": "\n".join(title)}
-        rows.append({"dimension": key[0], "value": key[1], "cells": cells})
-    return rows
-
 
 # ---------------------------------------------------------------- page data
 
@@ -398,16 +74,6 @@ def _num(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def _ratio(r: dict) -> Optional[float]:
-    value = (r.get("metrics") or {}).get("bound_ratio")
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, (int, float)) else None
 
 
 def page_data(report: dict, base: Optional[Path], link_prefix: str = "") -> dict:
@@ -449,7 +115,7 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "") -> dict
             cindex[cid] = len(cases)
             cases.append([cid, findex[f], r.get("line"), pv, [None] * len(backends),
                           r.get("source") or "", r.get("description") or ""])
-        ratio = _ratio(r)
+        ratio = bound_ratio(r)
         cases[cindex[cid]][4][bindex[r["backend"]]] = [vindex[r["verdict"]], _num(ratio), n]
         repro = _safe_relative(r.get("repro"))
         detail = {k: _num(v) if not isinstance(v, (dict, list)) else v for k, v in {
@@ -525,14 +191,6 @@ def format_ratio(value) -> str:
     return f"{value:.2g}" if value < 100 else f"{value:.1e}"
 
 
-def counts_table(report: dict, backends: list[str]) -> tuple[list[str], list[dict]]:
-    by_backend = (report.get("summary") or {}).get("by_backend") or {}
-    present = {v for counts in by_backend.values() for v in counts}
-    verdicts = [v for v in VERDICT_ORDER if v in present] + sorted(present - set(VERDICT_ORDER))
-    rows = [{"backend": b, "counts": by_backend.get(b, {})} for b in backends if b in by_backend]
-    return verdicts, rows
-
-
 def render(report: dict, base: Optional[Path] = None, out: Optional[Path] = None) -> str:
     """The HTML text of a report. ``base``: folder of report.json (heatmaps, repro/);
     ``out``: folder the HTML goes to (links to repro/ are made relative to it)."""
@@ -567,9 +225,3 @@ def write(report: dict, out: Path, base: Optional[Path] = None) -> Path:
     path = out / "report.html"
     atomic_write(path, render(report, base if base is not None else out, out))
     return path
-
-
-def iter_failures(results: Iterable[dict]) -> list[dict]:
-    """Results that fail the gate, most severe first."""
-    return sorted((r for r in results if r["verdict"] in FAILING),
-                  key=lambda r: (-severity(r["verdict"]), -(_ratio(r) or 0)))

@@ -11,7 +11,8 @@ import re
 from pathlib import Path
 
 from harness.report import atomic_write
-from harness.report.html import VERDICT_ORDER, failure_groups, format_ratio, iter_failures
+from harness.report.analysis import VERDICT_ORDER, failure_groups, iter_failures
+from harness.report.html import format_ratio
 
 MAX_GROUPS = 10
 MAX_FAILURES = 15
