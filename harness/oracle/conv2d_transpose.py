@@ -7,7 +7,8 @@ Definition (DESIGN.md §2), per group ``g`` and kernel tap ``(i, j)``::
 then ``out = full[pt : pt + H_out, pl : pl + W_out]`` (rows past the full
 output are zeros) ``+ bias``. Each tap is one matrix product over the group's
 input channels, so the oracle runs at BLAS speed while staying a literal
-transcription of the sum.
+transcription of the sum; the only indexing trick, the phase-major canvas, is
+explained where it is used.
 
 The padding arithmetic below is deliberately re-derived from the case
 parameters instead of calling ``harness.ops.conv2d_transpose.resolve``.
@@ -60,17 +61,20 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
 
     full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + out_h)
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
-    # The canvas is channels-last so each tap is one (n·h·w, cig) @ (cig, cog) product.
-    full = np.zeros((n, full_h, full_w, groups * cog), dtype=dtype)
-    for g in range(groups):
-        # (n·h·w, cig): one 2-D matrix, so each tap is a single BLAS call.
-        xg = np.ascontiguousarray(np.moveaxis(x[:, g * cig:(g + 1) * cig], 1, -1)).reshape(-1, cig)
-        for i in range(kh):
-            for j in range(kw):
-                tap = (xg @ w[g * cig:(g + 1) * cig, :, i, j]).reshape(n, h, wd, cog)
-                full[:, i * dh: i * dh + (h - 1) * sh + 1: sh,
-                     j * dw: j * dw + (wd - 1) * sw + 1: sw,
-                     g * cog:(g + 1) * cog] += tap
+    # Each tap is one batched matrix product over the groups: (g, n·h·w, cig) @ (g, cig, cog).
+    xt = np.ascontiguousarray(x.reshape(n, groups, cig, h, wd).transpose(1, 0, 3, 4, 2)).reshape(groups, n * h * wd, cig)
+    wt = w.reshape(groups, cig, cog, kh, kw)
+    # The canvas stores rows phase-major: full row Y = q·s + p lives at canvas[p, :, q]. Tap (i, j) writes
+    # rows a·s + i·d, i.e. phase (i·d) % s and rows (i·d) // s + a: one dense block per tap instead of
+    # a strided scatter. Same sums, about twice as fast.
+    canvas = np.zeros((sh, sw, n, -(-full_h // sh), -(-full_w // sw), groups * cog), dtype=dtype)
+    for i in range(kh):
+        for j in range(kw):
+            tap = np.matmul(xt, wt[:, :, :, i, j])                       # (g, n·h·w, cog)
+            tap = tap.transpose(1, 0, 2).reshape(n, h, wd, groups * cog)
+            (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
+            canvas[pi, pj, :, qi:qi + h, qj:qj + wd] += tap
+    full = canvas.transpose(2, 3, 0, 4, 1, 5).reshape(n, canvas.shape[3] * sh, canvas.shape[4] * sw, groups * cog)
     out = full[:, top:top + out_h, left:left + out_w, :]
     if arrays.get("b") is not None:
         out = out + np.asarray(arrays["b"], dtype=dtype)
