@@ -21,6 +21,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import ops
+from harness.backends import registry
 from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
 
 Fill = Literal["normal", "uniform", "ones", "arange", "impulse"]
@@ -221,7 +222,7 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
             problems.append(Problem(file, located.line_of((key,)), str(key),
                                     "unknown top-level field" + _suggest(str(key), {"op", "defaults", "cases"})))
     op_name = doc.get("op")
-    if op_name not in ops.OPS:
+    if not isinstance(op_name, str) or op_name not in ops.OPS:
         problems.append(Problem(file, located.line_of(("op",)), "op",
                                 f"unknown or missing operator {op_name!r}; known: {', '.join(ops.OPS)}"))
         raise ProblemsError(problems)
@@ -317,6 +318,15 @@ def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
     if found:
         problems.extend(found)
         return None
+    if common.expect and common.expect.error and common.expect.shape is not None:
+        problems.append(Problem(file, line_of(("expect",)), "expect",
+                                "give expect.shape or expect.error, not both"))
+        return None
+    for index, selector in enumerate(common.backends or []):
+        if not _backend_selector_known(selector):
+            problems.append(Problem(file, line_of(("backends", index)), f"backends[{index}]",
+                                    f"unknown backend {selector!r}; known: {', '.join(registry())}"))
+            return None
     case = Case(id=common.id + suffix, op=op.NAME, file=file, line=line, common=common,
                 params=params, raw_params=op_raw, lines=lines)
     try:
@@ -337,6 +347,10 @@ def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
                                 f"{want} differs from the canonical output shape {list(case.resolved.output_shape)}"))
         return None
     return case
+
+
+def _backend_selector_known(selector: str) -> bool:
+    return any(b == selector or b.split(".")[0] == selector for b in registry())
 
 
 def discover(paths: list[str]) -> list[Path]:

@@ -134,7 +134,7 @@ def _registry(args):
     if path is None:
         folders = [Path(p) for p in args.paths if Path(p).is_dir()]
         path = folders[0] / "known_divergences.yaml" if folders else None
-    elif not path.exists():
+    elif not path.is_file() and str(path) != os.devnull:
         raise UsageError(f"--registry {path}: no such file")
     return divergences.load(path) if path else divergences.Registry()
 
@@ -192,6 +192,8 @@ def cmd_run(args) -> int:
 
     if args.timeout <= 0 or args.jobs < 1:
         raise UsageError("--timeout must be > 0 and --jobs ≥ 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
@@ -217,7 +219,8 @@ def cmd_run(args) -> int:
         result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout, jobs=args.jobs,
                                        on_result=on_result, on_failure=ReproWriter(args.out),
                                        registry=registry, resume=args.resume,
-                                       memory_limit=_budget(args)))
+                                       memory_limit=_budget(args),
+                                       check_stale=not (args.pattern or args.shard)))
     report = json_report.build(result, strict=args.strict)
     path = json_report.write(report, args.out)
     _write_reports(report, args.out, args.out)

@@ -91,6 +91,12 @@ def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
     return np.exp2(exponent - (MANTISSA_BITS[dtype] - 1))
 
 
+def _nonfinite_mismatches(y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Where NaN/±Inf do not sit at the same positions (NaN only matches NaN, Inf only the same Inf)."""
+    finite_y, finite_r = np.isfinite(y), np.isfinite(r)
+    return (finite_y != finite_r) | (~finite_r & ~((np.isnan(y) & np.isnan(r)) | (y == r)))
+
+
 def metrics_for(actual: np.ndarray, ref: Reference, tolerance: dict, dtype: str) -> dict[str, Any]:
     """Per-result metrics; NaN/Inf must sit where the oracle has them, signed zero is ignored."""
     y = np.asarray(actual, dtype=np.float64)
@@ -99,8 +105,7 @@ def metrics_for(actual: np.ndarray, ref: Reference, tolerance: dict, dtype: str)
         return {"max_abs_err": 0.0, "max_rel_err": 0.0, "max_ulp": 0.0, "mismatch_fraction": 0.0,
                 "worst_index": None, "bound_ratio": 0.0, "nonfinite_mismatches": 0}
     finite_y, finite_r = np.isfinite(y), np.isfinite(r)
-    # Non-finite values must match exactly (same NaN positions, same infinities).
-    nonfinite_bad = (finite_y != finite_r) | (~finite_r & ~((np.isnan(y) & np.isnan(r)) | (y == r)))
+    nonfinite_bad = _nonfinite_mismatches(y, r)
     both = finite_y & finite_r
     limit = bound(tolerance, ref)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -170,11 +175,10 @@ def agreement(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             ya, yb = np.asarray(outputs[a], np.float64), np.asarray(outputs[b], np.float64)
-            same_nonfinite = np.array_equal(np.isfinite(ya), np.isfinite(yb))
-            with np.errstate(invalid="ignore"):
-                close = np.all(np.where(np.isfinite(ya) & np.isfinite(yb),
-                                        np.abs(ya - yb) <= limits[a] + limits[b], True))
-            if same_nonfinite and close:
+            both = np.isfinite(ya) & np.isfinite(yb)
+            with np.errstate(invalid="ignore", over="ignore"):
+                close = np.all(np.where(both, np.abs(ya - yb) <= limits[a] + limits[b], True))
+            if not _nonfinite_mismatches(ya, yb).any() and close:
                 partners[a].append(b)
                 partners[b].append(a)
     return partners

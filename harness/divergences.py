@@ -101,6 +101,7 @@ class Registry:
         if entry is None:
             return
         self.used.add(entry.id)
+        # The record keeps its raw verdict in `original_verdict`, so a resumed run can re-judge it.
         result["divergence"] = {"id": entry.id, "reason": entry.reason, "link": entry.link}
         if result["verdict"] in entry.verdicts():
             result["original_verdict"], result["verdict"] = result["verdict"], "xfail"
@@ -108,11 +109,16 @@ class Registry:
             result["verdict"] = "xpass"
             result["reason"] = f"known divergence {entry.id} expected {'/'.join(entry.verdicts())}, but it passed"
 
-    def stale(self) -> list[dict]:
-        """Entries that matched no result classified so far, as report records."""
+    def stale(self, backends: Optional[list[str]] = None) -> list[dict]:
+        """Entries that matched no result classified so far, as report records.
+
+        Only entries for ``backends`` (the run's) count: an entry for a backend
+        that did not run cannot have matched anything.
+        """
         return [{"id": e.id, "file": self.file, "line": self.lines.get(e.id, 1), "backend": e.backend,
                  "cases": e.globs(), "reason": "matches no result of this run"}
-                for e in self.entries if e.id not in self.used]
+                for e in self.entries if e.id not in self.used
+                and (backends is None or any(backend_matches(b, [e.backend]) for b in backends))]
 
 
 def load(path: Path) -> Registry:
@@ -120,7 +126,11 @@ def load(path: Path) -> Registry:
     if not path.exists():
         return Registry()
     file = str(path)
-    located = load_yaml(path.read_text(encoding="utf-8"), file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProblemsError([Problem(file, 1, "file", f"cannot read: {exc}")]) from None
+    located = load_yaml(text, file)
     try:
         parsed = RegistryFile.model_validate(located.value or {})
     except ValidationError as exc:

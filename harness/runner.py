@@ -47,6 +47,8 @@ class RunOptions:
     on_failure: Optional[Callable] = None
     resume: bool = False
     memory_limit: Optional[int] = None     # per-worker resident memory budget (bytes)
+    #: Report registry entries that match nothing; only meaningful when no -k/--shard filtered the cases.
+    check_stale: bool = True
 
 
 @dataclass
@@ -155,6 +157,23 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
         record["suspect_oracle"] = suspect
 
 
+def unclassify(record: dict) -> None:
+    """Undo a registry classification (xfail/xpass) so the record can be classified again."""
+    if record.pop("divergence", None) is not None:
+        if "original_verdict" in record:
+            record["verdict"] = record.pop("original_verdict")
+        elif record["verdict"] == "xpass":
+            record["verdict"], record["reason"] = "pass", ""
+
+
+def _end_with_newline(path: Path) -> None:
+    if path.exists() and path.stat().st_size:
+        with path.open("rb+") as handle:
+            handle.seek(-1, 2)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+
+
 def read_journal(path: Path) -> list[dict]:
     """Complete records of an earlier run's journal; a torn last line is ignored."""
     records = []
@@ -189,13 +208,16 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         for record in read_journal(journal_path):
             key = (record["case"], record["backend"])
             if key in planned and key not in done:
+                unclassify(record)   # the registry may have changed since: judge it afresh
                 options.registry.classify(record, versions[record["backend"]])
                 results.append(record)
                 done.add(key)
+        _end_with_newline(journal_path)   # a run killed mid-write leaves a torn last line
     journal = journal_path.open("a" if options.resume else "w", encoding="utf-8")
 
     workers: dict[str, Worker] = {}
-    setup_errors: dict[str, str] = {}
+    setup_errors: dict[str, str] = {}      # not installed: results are `skipped`
+    start_errors: dict[str, str] = {}      # installed but the worker cannot start: results are `crash`
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     needed = {b for c in cases for b in options.backends if (c.id, b) not in done}
@@ -218,7 +240,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
 
     def start(bid: str) -> None:
         if not workers[bid].start():
-            setup_errors[bid] = f"worker failed to start: {workers[bid].setup_error}"
+            start_errors[bid] = f"worker failed to start: {workers[bid].setup_error}"
 
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
@@ -235,6 +257,8 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
                     emit(_record(case, bid, Judgement("skipped", reason="not in the case's backends list"), None))
                 elif bid in setup_errors:
                     emit(_record(case, bid, Judgement("skipped", reason=setup_errors[bid]), None))
+                elif bid in start_errors:   # installed but broken: never a silent green
+                    emit(_record(case, bid, Judgement("crash", reason=start_errors[bid]), None))
                 else:
                     todo.append(bid)
             futures = [pool.submit(_run_one, workers[b], call, reference, case, options.timeout_s) for b in todo]
@@ -257,6 +281,6 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     case_order = {c.id: i for i, c in enumerate(cases)}
     backend_order = {b: i for i, b in enumerate(options.backends)}
     results.sort(key=lambda r: (case_order[r["case"]], backend_order[r["backend"]]))
-    return RunResult(results=results, environment=environment(options.backends, setup_errors),
-                     duration_s=round(time.monotonic() - started, 3), incomplete=interrupted,
-                     stale=options.registry.stale() if not interrupted else [])
+    stale = options.registry.stale(options.backends) if options.check_stale and not interrupted else []
+    return RunResult(results=results, environment=environment(options.backends, {**setup_errors, **start_errors}),
+                     duration_s=round(time.monotonic() - started, 3), incomplete=interrupted, stale=stale)

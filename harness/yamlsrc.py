@@ -73,6 +73,8 @@ def load_yaml(text: str, file: str) -> Located:
         raise ProblemsError([Problem(file, line, "yaml", f"{context}{exc.problem or exc}")]) from None
     except yaml.YAMLError as exc:
         raise ProblemsError([Problem(file, 1, "yaml", str(exc))]) from None
+    except RecursionError:
+        raise ProblemsError([Problem(file, 1, "yaml", "nesting is too deep")]) from None
     finally:
         loader.dispose()
     located = Located(None)
@@ -91,6 +93,8 @@ def _path_name(path: tuple) -> str:
     return out or "document"
 
 
+_BUILDING = object()   # marks a container whose own alias would make it contain itself
+
 #: Values one document may construct; beyond this it is an alias bomb or simply absurd.
 MAX_VALUES = 200_000
 
@@ -104,6 +108,9 @@ def _construct(node, path, lines, problems, file, loader, seen=None):
     seen = {} if seen is None else seen
     lines.setdefault(path, node.start_mark.line + 1)
     if id(node) in seen:  # an alias: share, never re-walk (no exponential blow-up)
+        if seen[id(node)] is _BUILDING:
+            problems.append(Problem(file, lines[path], _path_name(path), "recursive alias (refers to itself)"))
+            return None
         return seen[id(node)]
     if len(seen) >= MAX_VALUES:
         raise ProblemsError([Problem(file, lines[path], _path_name(path),
@@ -115,7 +122,7 @@ def _construct(node, path, lines, problems, file, loader, seen=None):
         return None
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
-        seen[id(node)] = out
+        seen[id(node)] = _BUILDING
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
             if key_node.tag not in _CORE_TAGS:
@@ -132,12 +139,13 @@ def _construct(node, path, lines, problems, file, loader, seen=None):
                 continue
             lines[path + (key,)] = key_line
             out[key] = _construct(value_node, path + (key,), lines, problems, file, loader, seen)
+        seen[id(node)] = out
         return out
     if isinstance(node, yaml.SequenceNode):
-        out_list: list = []
+        seen[id(node)] = _BUILDING
+        out_list = [_construct(item, path + (i,), lines, problems, file, loader, seen)
+                    for i, item in enumerate(node.value)]
         seen[id(node)] = out_list
-        out_list.extend(_construct(item, path + (i,), lines, problems, file, loader, seen)
-                        for i, item in enumerate(node.value))
         return out_list
     value = _scalar(node, path, lines[path], problems, file, loader)
     seen[id(node)] = value

@@ -186,3 +186,13 @@ def test_pairwise_agreement_and_suspect_oracle():
     assert suspect_oracle(partners)
     # The oracle's own NumPy run agreeing with it does not out-vote two frameworks.
     assert "oracle" in partners["numpy"]
+
+
+def test_agreement_requires_the_same_nonfinite_values():
+    ref = Reference(output=np.array([[[[1.0, np.inf]]]]), magnitude=np.ones((1, 1, 1, 2)),
+                    expected_shape=(1, 1, 1, 2))
+    outputs = {"tf.nn": np.array([[[[1.0, np.inf]]]]), "torch.functional": np.array([[[[1.0, -np.inf]]]]),
+               "mindspore.nn": np.array([[[[1.0, np.nan]]]])}
+    partners = agreement(outputs, ref, "float32")
+    assert partners == {"mindspore.nn": [], "tf.nn": ["oracle"], "torch.functional": []}
+    assert not suspect_oracle(partners)

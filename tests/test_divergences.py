@@ -118,3 +118,10 @@ def test_duplicate_entry_ids_are_refused(tmp_path):
 def test_the_shipped_registry_loads():
     reg = divergences.load(__import__("pathlib").Path(__file__).parents[1] / "cases" / "known_divergences.yaml")
     assert reg.entries and all(len(e.reason) > 30 for e in reg.entries)
+
+
+def test_entries_for_backends_that_did_not_run_are_not_stale(tmp_path):
+    reg = registry(tmp_path, ENTRY)
+    reg.classify(result("other-case", backend="torch.functional", verdict="pass"), "2.13.0")
+    assert reg.stale(["torch.functional"]) == []
+    assert [s["id"] for s in reg.stale(["torch.functional", "mindspore.nn"])] == ["F2"]

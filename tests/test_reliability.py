@@ -133,3 +133,34 @@ def test_the_same_command_twice_gives_the_same_report_but_for_timings(tmp_path):
     second = conform(*args, "--out", tmp_path / "b")
     assert first.returncode == second.returncode == 0
     assert normalised(tmp_path / "a") == normalised(tmp_path / "b")
+
+
+def test_an_installed_backend_that_cannot_start_fails_the_gate(tmp_path):
+    cases = case_file(tmp_path / "two.yaml", ["ok-1", "ok-2"])
+    proc = conform("run", cases, "--backends", "broken,numpy", "--out", tmp_path / "out", "--quiet",
+                   env=env_with_faulty())
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    broken = [r for r in report["results"] if r["backend"] == "broken"]
+    assert [r["verdict"] for r in broken] == ["crash", "crash"]
+    assert "libbroken.so" in broken[0]["reason"]
+    assert report["environment"]["backends"]["broken"]["available"] is False
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mindspore") is None, reason="mindspore not installed")
+def test_resume_judges_kept_results_against_the_current_registry(tmp_path):
+    cases = tmp_path / "f2.yaml"
+    cases.write_text("op: conv2d_transpose\ncases:\n  - id: f2\n    input: [1, 2, 4, 4]\n    out_channels: 2\n"
+                     "    kernel_size: 3\n    stride: 2\n    padding: 1\n    output_padding: 1\n")
+    registry = tmp_path / "known.yaml"
+    registry.write_text("divergences:\n  - id: F2\n    cases: f2\n    backend: mindspore.nn\n"
+                        "    verdict: value_mismatch\n    reason: MindSpore fills output_padding rows with zeros\n")
+    out = tmp_path / "out"
+    first = conform("run", cases, "--backends", "mindspore", "--registry", registry, "--out", out, "--quiet")
+    assert first.returncode == 0
+    registry.write_text("divergences: []\n")           # the entry is removed: the failure must show again
+    again = conform("run", cases, "--backends", "mindspore", "--registry", registry, "--out", out, "--quiet",
+                    "--resume")
+    (result,) = json.loads((out / "report.json").read_text())["results"]
+    assert result["verdict"] == "value_mismatch" and "divergence" not in result
+    assert again.returncode == 1

@@ -44,10 +44,12 @@ def load_class(target: str):
 def select(spec: Optional[str], known: dict[str, str]) -> list[str]:
     """Backend ids for ``--backends``: exact ids or framework prefixes (``tf`` -> every ``tf.*``).
 
+    Without ``spec``: every *available* backend (DESIGN.md §6); naming an
+    unavailable one explicitly gives ``skipped`` results that say why.
     Raises ``ValueError`` naming the unknown entries (a usage error, exit 2).
     """
     if not spec:
-        return list(known)
+        return [b for b in known if load_class(known[b]).availability()[0]]
     chosen: list[str] = []
     unknown = []
     for item in (s.strip() for s in spec.split(",") if s.strip()):

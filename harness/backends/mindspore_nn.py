@@ -84,6 +84,8 @@ class MindsporeNnBackend(Backend):
         pad, shape = p["padding"], p["output_shape"]
         if isinstance(pad, str) and (shape is None or (r is not None and self._is_default(pad, r))):
             kw.update(pad_mode=pad, padding=0)
+            if any(p["output_padding"]):   # MindSpore has the parameter: let it judge the combination
+                kw.update(output_padding=tuple(p["output_padding"]))
         elif isinstance(pad, str):
             if r is None:
                 raise Unsupported("nn.Conv2dTranspose has no output_shape: an unreachable output_shape "

@@ -123,6 +123,9 @@ class TfNnBackend(Backend):
 
     def _conv2d_transpose(self, call: Call, layout: str) -> Native:
         tf, p = self.tf, call.params
+        if isinstance(p["padding"], str) and any(p["output_padding"]):
+            raise Unsupported(f"tf.nn.conv2d_transpose has no output_padding: with padding "
+                              f"{p['padding']!r} it cannot be posed (output_shape is TF's way)")
         x = call.arrays["x"].transpose(0, 2, 3, 1) if layout == "NHWC" else call.arrays["x"]
         filters = call.arrays["w"].transpose(2, 3, 1, 0)   # (C_in, C_out/g, kh, kw) -> (kh, kw, C_out/g, C_in)
         n = x.shape[0]

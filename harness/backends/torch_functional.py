@@ -81,6 +81,9 @@ class TorchFunctionalBackend(Backend):
                 if p["output_shape"] is not None:
                     raise Unsupported("torch.nn.functional.conv_transpose2d has no output_size: "
                                       "an unreachable output_shape cannot be posed")
+                if any(p["output_padding"]):
+                    raise Unsupported(f"torch has no padding {p['padding']!r}: output_padding with it "
+                                      "cannot be posed")
                 notes.append(f"padding {p['padding']!r} has no native form; padding=0 passed so torch judges "
                              "the other parameters")
                 emulated = True

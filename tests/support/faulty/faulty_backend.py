@@ -42,3 +42,13 @@ class FaultyBackend(Backend):
         if case.startswith("raise"):
             raise RuntimeError("faulty backend refuses this call")
         return Native(out, "faulty(x, w)")
+
+
+class BrokenBackend(Backend):
+    """Installed, but its framework cannot start (an import that fails inside the worker)."""
+
+    id = "broken"
+    framework = "broken"
+
+    def setup(self) -> None:
+        raise ImportError("libbroken.so: cannot open shared object file")
