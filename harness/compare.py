@@ -131,6 +131,9 @@ def judge(outcome, ref: Reference, *, expects_error: bool, dtype: str,
     """Verdict for one backend outcome (an ``Outcome``; crashes/timeouts are judged by the runner)."""
     if outcome.status == "unsupported":
         return Judgement("unsupported", reason=outcome.detail)
+    if outcome.status == "error" and getattr(outcome, "origin", "framework") == "adapter":
+        return Judgement("unexpected_error", reason=f"adapter error, not the framework's answer (a conform bug): "
+                                                    f"{outcome.error_type}: {outcome.error_message}")
     if expects_error:
         if outcome.status == "error":
             return Judgement("pass", reason="rejected as expected")

@@ -81,3 +81,33 @@ def test_tensorflow_cpu_capability_gaps_are_reported_as_unsupported(tmp_path, fi
                           timeout=300)
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr
     assert last.startswith("unsupported") and gap in last, proc.stdout + proc.stderr
+
+
+def test_only_errors_raised_inside_the_native_region_count_as_the_frameworks_answer():
+    from harness.backends.base import Backend, Call, Native
+    from harness.compare import Reference, judge
+
+    class Probe(Backend):
+        id = "probe"
+        framework = "probe"
+
+        def conv2d_transpose(self, call):
+            if call.case_id == "framework-rejects":
+                with self.native():
+                    raise ValueError("groups must divide channels")
+            if call.case_id == "adapter-bug":
+                raise KeyError("paddin")        # conform's own mistake, before any framework call
+            return Native(self.timed(lambda: 1.0), "probe()")
+
+    def call(case_id):
+        return Call(op="conv2d_transpose", case_id=case_id, params={}, resolved=None, dtype="float32",
+                    arrays={}, expects_error=True)
+
+    backend = Probe()
+    rejected, bug = backend.run(call("framework-rejects")), backend.run(call("adapter-bug"))
+    assert (rejected.status, rejected.origin) == ("error", "framework")
+    assert (bug.status, bug.origin) == ("error", "adapter")
+    ref = Reference(output=None, magnitude=None)
+    assert judge(rejected, ref, expects_error=True, dtype="float32").verdict == "pass"
+    verdict = judge(bug, ref, expects_error=True, dtype="float32")
+    assert verdict.verdict == "unexpected_error" and "conform bug" in verdict.reason

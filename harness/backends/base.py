@@ -15,6 +15,7 @@ framework's answer and is recorded as such.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import time
@@ -69,6 +70,9 @@ class Outcome:
     error_message: str = ""
     detail: str = ""                  # traceback for errors, reason for unsupported
     duration_ms: Optional[float] = None
+    #: Who raised an error: "framework" (inside ``Backend.native()``: the framework's answer) or
+    #: "adapter" (conform's own code around it: a harness bug, never counted as a rejection).
+    origin: str = "framework"
 
 
 def first_line(text: str) -> str:
@@ -93,6 +97,7 @@ class Backend:
 
     def __init__(self):
         self._duration_ms: Optional[float] = None
+        self._native_exception: Optional[BaseException] = None
 
     # ---- availability, checked in the parent without importing the framework
     @classmethod
@@ -114,11 +119,25 @@ class Backend:
     def setup(self) -> None:
         """Import the framework and configure it; called once per worker."""
 
+    @contextlib.contextmanager
+    def native(self):
+        """Code inside is the framework's own: what it raises is the framework's answer.
+
+        Anything raised outside (layout conversion, argument building) is an
+        adapter bug and must not pass for a framework rejecting a call.
+        """
+        try:
+            yield
+        except BaseException as exc:
+            self._native_exception = exc
+            raise
+
     def timed(self, fn, *args, **kwargs):
-        """Run the framework's own call and record its wall time (DESIGN.md §7 duration_ms)."""
-        start = time.perf_counter()
-        result = fn(*args, **kwargs)
-        self._duration_ms = (time.perf_counter() - start) * 1e3
+        """Run the framework's own call (a native region) and record its wall time (duration_ms)."""
+        with self.native():
+            start = time.perf_counter()
+            result = fn(*args, **kwargs)
+            self._duration_ms = (time.perf_counter() - start) * 1e3
         return result
 
     def run(self, call: Call) -> Outcome:
@@ -126,14 +145,16 @@ class Backend:
         if method is None:
             return Outcome("unsupported", detail=f"{self.id} does not implement {call.op}")
         self._duration_ms = None
+        self._native_exception = None
         try:
             native = method(call)
         except Unsupported as exc:
             return Outcome("unsupported", detail=str(exc))
-        except Exception as exc:  # the framework's answer: recorded, judged by the comparator
+        except Exception as exc:  # the framework's answer (or an adapter bug): judged by the comparator
             return Outcome("error", error_type=f"{type(exc).__module__}.{type(exc).__name__}",
                            error_message=first_line(str(exc)) or type(exc).__name__,
-                           detail=traceback.format_exc(limit=-8), duration_ms=self._duration_ms)
+                           detail=traceback.format_exc(limit=-8), duration_ms=self._duration_ms,
+                           origin="framework" if exc is self._native_exception else "adapter")
         return Outcome("ok", output=np.asarray(native.output), native_call=native.native_call,
                        emulated=native.emulated, notes=native.notes, duration_ms=self._duration_ms)
 

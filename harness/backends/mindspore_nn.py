@@ -109,8 +109,9 @@ class MindsporeNnBackend(Backend):
             init["bias_init"] = ms.Tensor(call.arrays["b"], ms.float32).astype(dtype)
         c_in = call.arrays["x"].shape[1]
         kernel = tuple(p["kernel_size"])
-        net = self.nn.Conv2dTranspose(c_in, p["out_channels"], kernel, has_bias=has_bias,
-                                      **{k: v for k, v in init.items() if k != "has_bias"}, **kw)
+        with self.native():   # the cell validates its arguments when it is built
+            net = self.nn.Conv2dTranspose(c_in, p["out_channels"], kernel, has_bias=has_bias,
+                                          **{k: v for k, v in init.items() if k != "has_bias"}, **kw)
         y = self.timed(self._forward, net, x)
         text = (f"mindspore.nn.Conv2dTranspose({c_in}, {p['out_channels']}, kernel_size={fmt(kernel)}, "
                 + ", ".join(f"{k}={fmt(v)}" for k, v in kw.items())
