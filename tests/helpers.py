@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +42,18 @@ def wait_for_results(journal: Path, count: int, timeout_s: float = 300) -> None:
             return
         time.sleep(0.02)
     raise TimeoutError(f"{journal} did not reach {count} results in {timeout_s} s")
+
+
+def run_tensorflow(script: str) -> dict:
+    """Run ``script`` in a fresh process with TensorFlow's stock (non-oneDNN) CPU kernels."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed")
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "skip" in result:
+        pytest.skip(f"tensorflow unusable: {result['skip']}")
+    return result

@@ -13,16 +13,12 @@ taken from ``harness.ops`` or from the oracle's own helpers.
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_tensorflow
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -487,16 +483,7 @@ _TF_VALUES = textwrap.dedent("""
 
 def test_values_agree_with_tensorflow_same_valid_explicit():
     """TF's crop position for odd SAME padding, VALID with a larger output_shape, explicit crops."""
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("tensorflow is not installed")
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", _TF_VALUES], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if "skip" in result:
-        pytest.skip(f"tensorflow unusable: {result['skip']}")
+    result = run_tensorflow(_TF_VALUES)
     for row in result["rows"]:
         assert row["ours"] == row["theirs"], row
         assert row["err"] < 1e-4, row

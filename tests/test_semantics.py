@@ -13,16 +13,12 @@ is an int that ``resolve`` cannot unpack.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import run_tensorflow
 from pydantic import ValidationError
 
 from harness.ops.conv2d_transpose import InvalidCall, Params, input_shapes, resolve
@@ -457,24 +453,9 @@ _TF_SWEEP = textwrap.dedent("""
 """)
 
 
-def _run_tensorflow(script: str) -> dict:
-    """Run ``script`` in a fresh process with TensorFlow's stock (non-oneDNN) CPU kernels."""
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("tensorflow is not installed")
-    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if "skip" in result:
-        pytest.skip(f"tensorflow unusable: {result['skip']}")
-    return result
-
-
 def test_output_shape_acceptance_agrees_with_tensorflow():
     """tf.nn.conv2d_transpose accepts output_shape for SAME/VALID/explicit exactly when we do."""
-    rows = _run_tensorflow(_TF_SWEEP)["rows"]
+    rows = run_tensorflow(_TF_SWEEP)["rows"]
     assert len(rows) > 500
     counts = {True: 0, False: 0}
     for pad, h, k, s, lo, hi, out, tf_ok in rows:
