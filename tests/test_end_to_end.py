@@ -149,9 +149,14 @@ def test_a_real_divergence_fails_the_gate_unless_registered(tmp_path):
             reason: MindSpore fills output_padding rows with zeros
           - id: never-matches
             cases: "no-such-case*"
-            backend: tf.nn
+            backend: mindspore.nn
             verdict: shape_mismatch
             reason: an entry that matches nothing is stale
+          - id: other-backend
+            cases: "*"
+            backend: tf.nn
+            verdict: shape_mismatch
+            reason: tf.nn did not run, so this entry cannot be judged stale
     """)
     proc = conform("run", cases, "--backends", "mindspore", "--registry", registry, "--out", tmp_path / "b", "--quiet")
     report = json.loads((tmp_path / "b" / "report.json").read_text())
