@@ -36,7 +36,7 @@ CPU_CAPABILITY_GAPS = (
 def requested_output_hw(params: dict, resolved, x_shape) -> tuple[int, int]:
     """The output size TF is asked for (its ``output_shape`` is mandatory): the resolved
     size, or for a call the semantics rejects the size its parameters literally imply,
-    so that TensorFlow judges the call itself. ``harness.report.repro`` uses it too."""
+    so that TensorFlow judges the call itself."""
     if resolved is not None:
         return tuple(resolved["out_hw"])
     if params["output_shape"] is not None:
@@ -53,6 +53,27 @@ def requested_output_hw(params: dict, resolved, x_shape) -> tuple[int, int]:
             lo, hi = params["padding"][2 * axis: 2 * axis + 2]
             sizes.append(full - lo - hi + params["output_padding"][axis])
     return tuple(sizes)
+
+
+def native_kwargs(params: dict, resolved, x_shape, layout: str) -> dict:
+    """The keyword arguments of ``tf.nn.conv2d_transpose`` for a call in ``layout``.
+
+    ``x_shape`` is the canonical NCHW input shape. The adapter and the
+    standalone reproducer (``harness.report.repro_scripts``) both build the call
+    from this, so the two cannot drift apart.
+    """
+    n = x_shape[0]
+    oh, ow = requested_output_hw(params, resolved, x_shape)
+    c_out = params["out_channels"]
+    output_shape = [n, oh, ow, c_out] if layout == "NHWC" else [n, c_out, oh, ow]
+    if isinstance(params["padding"], str):
+        padding = params["padding"].upper()
+    else:
+        t, b, left, right = params["padding"]
+        padding = ([[0, 0], [t, b], [left, right], [0, 0]] if layout == "NHWC"
+                   else [[0, 0], [0, 0], [t, b], [left, right]])
+    return dict(output_shape=output_shape, strides=list(params["stride"]), padding=padding,
+                data_format=layout, dilations=list(params["dilation"]))
 
 
 class TfNnBackend(Backend):
@@ -128,23 +149,14 @@ class TfNnBackend(Backend):
                               f"{p['padding']!r} it cannot be posed (output_shape is TF's way)")
         x = call.arrays["x"].transpose(0, 2, 3, 1) if layout == "NHWC" else call.arrays["x"]
         filters = call.arrays["w"].transpose(2, 3, 1, 0)   # (C_in, C_out/g, kh, kw) -> (kh, kw, C_out/g, C_in)
-        n = x.shape[0]
-        oh, ow = requested_output_hw(p, call.resolved, call.arrays["x"].shape)
-        c_out = p["out_channels"]
-        output_shape = [n, oh, ow, c_out] if layout == "NHWC" else [n, c_out, oh, ow]
-        if isinstance(p["padding"], str):
-            padding = p["padding"].upper()
-        else:
-            t, b, l, r = p["padding"]
-            padding = [[0, 0], [t, b], [l, r], [0, 0]] if layout == "NHWC" else [[0, 0], [0, 0], [t, b], [l, r]]
+        kwargs = native_kwargs(p, call.resolved, call.arrays["x"].shape, layout)
+        output_shape = kwargs["output_shape"]
         notes, emulated = [], False
         if any(p["output_padding"]):
             emulated = True
             notes.append(f"output_padding {p['output_padding']} requested through output_shape {output_shape}")
         if p["groups"] > 1:
             notes.append(f"groups={p['groups']} implied by the filter depth C_out/groups")
-        kwargs = dict(output_shape=output_shape, strides=list(p["stride"]), padding=padding,
-                      data_format=layout, dilations=list(p["dilation"]))
         xt, ft = self._tensor(x, call.dtype), self._tensor(filters, call.dtype)
         bias = self._tensor(call.arrays["b"], call.dtype) if "b" in call.arrays else None
 

@@ -7,7 +7,8 @@ parameters, same emulation steps), compares with ``y_ref`` from
 codes: 0 agrees, 1 reproduces the failure, 2 cannot run.
 
 The call code is generated from the record's parameters by mirroring each
-adapter's mapping (``harness/backends/*.py``), one ``Plan`` builder per
+adapter's mapping (``harness/backends/*.py``; tf.nn calls the adapter's own
+``native_kwargs``), one ``Plan`` builder per
 backend in ``PLANS``, with the exact Python values the adapter passed (tuples
 stay tuples). The text the adapter recorded as ``native_call`` is reproduced
 by the same generator; ``tests/test_reports.py`` checks the two agree on every
@@ -31,7 +32,7 @@ from typing import Any, Optional
 import numpy as np
 
 from harness.backends.base import fmt
-from harness.backends.tf_nn import requested_output_hw
+from harness.backends.tf_nn import native_kwargs
 
 # ---------------------------------------------------------------- call plans (mirror the adapters)
 
@@ -60,18 +61,7 @@ def _kwargs_text(kwargs: dict, render) -> str:
 
 def tf_call(p: dict, r: Optional[dict], dtype: str, x_shape, layout: str) -> tuple[str, str, bool]:
     """(code, display, has_bias) of ``tf.nn.conv2d_transpose`` as ``TfNnBackend`` calls it in ``layout``."""
-    n = x_shape[0]
-    oh, ow = requested_output_hw(p, r, x_shape)
-    c_out = p["out_channels"]
-    output_shape = [n, oh, ow, c_out] if layout == "NHWC" else [n, c_out, oh, ow]
-    if isinstance(p["padding"], str):
-        padding = p["padding"].upper()
-    else:
-        t, b, left, right = p["padding"]
-        padding = ([[0, 0], [t, b], [left, right], [0, 0]] if layout == "NHWC"
-                   else [[0, 0], [0, 0], [t, b], [left, right]])
-    kwargs = dict(output_shape=output_shape, strides=list(p["stride"]), padding=padding,
-                  data_format=layout, dilations=list(p["dilation"]))
+    kwargs = native_kwargs(p, r, x_shape, layout)
     code = "tf.nn.conv2d_transpose(x, filters, " + _kwargs_text(kwargs, repr) + ")"
     display = "tf.nn.conv2d_transpose(x, filters, " + _kwargs_text(kwargs, fmt) + ")"
     if p["bias"]:
