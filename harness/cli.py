@@ -8,12 +8,12 @@ run, no traceback).
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import os
 import sys
 from pathlib import Path
 
 from harness import backends as backend_registry
+from harness.globs import select_id
 from harness.yamlsrc import ProblemsError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def paths(p):
         p.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
-        p.add_argument("-k", dest="pattern", help="only cases whose id matches this glob or substring")
+        p.add_argument("-k", dest="pattern", action="append", metavar="PATTERN",
+                       help="only cases whose id contains PATTERN or matches it as a glob over the whole id "
+                            "(only * and ? are special; brackets are literal); repeat to select more (OR). "
+                            "A selection that matches no case is a usage error (exit 2)")
         p.add_argument("--registry", type=Path,
                        help="known-divergence registry (default: known_divergences.yaml in the first folder given)")
         p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
@@ -47,14 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     paths(run)
     run.add_argument("--backends", help="comma-separated backend ids or framework prefixes (default: all)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
-    run.add_argument("--shard", help="K/N: run the K-th of N interleaved slices of the cases (1-based)")
+    run.add_argument("--shard", help="K/N: run the K-th of N interleaved slices of the cases (1-based); "
+                                     "an empty slice (N larger than the number of cases) is a usage error")
     run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                      help="backend calls in flight at once (default: min(2, cores))")
     run.add_argument("--timeout", type=float, default=120.0, help="seconds per backend call (default: 120)")
     run.add_argument("--strict", action="store_true", help="xpass and stale registry entries fail the gate")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--resume", action="store_true",
-                     help="keep the results already in OUT/results.jsonl and run only the missing ones")
+                     help="keep the results in OUT/results.jsonl whose case content and framework version are "
+                          "unchanged; run every other pair")
 
     report = sub.add_parser("report", help="re-render report.html, junit.xml and summary.md from a report.json")
     report.add_argument("report", type=Path, help="a report.json written by `conform run`")
@@ -109,10 +114,16 @@ def _budget(args) -> int:
     return args.max_memory or default_memory_budget()
 
 
-def _select(cases, pattern):
-    if not pattern:
+def _select(cases, patterns):
+    """The cases ``-k`` selects; selecting nothing is a usage error, never an empty green run."""
+    if not patterns:
         return cases
-    return [c for c in cases if fnmatch.fnmatchcase(c.id, pattern) or pattern in c.id]
+    chosen = [c for c in cases if select_id(c.id, patterns)]
+    if not chosen:
+        named = ", ".join(f"-k {p!r}" for p in patterns)
+        verb = "matches" if len(patterns) == 1 else "match"
+        raise UsageError(f"{named} {verb} none of the {len(cases)} cases (`conform list` prints the ids)")
+    return chosen
 
 
 def _shard(cases, spec):
@@ -124,7 +135,10 @@ def _shard(cases, spec):
             raise ValueError
     except ValueError:
         raise UsageError(f"--shard must be K/N with 1 ≤ K ≤ N, got {spec!r}") from None
-    return cases[k - 1::n]
+    chosen = cases[k - 1::n]
+    if not chosen:   # a slice that runs nothing would pass the gate without testing anything
+        raise UsageError(f"--shard {spec} selects no case: there are only {len(cases)} cases to split")
+    return chosen
 
 
 def _registry(args):
@@ -214,11 +228,15 @@ def cmd_run(args) -> int:
         progress.update(task, advance=1, description=f"conform ({failing[0]} failing)",
                         last=f"{record['backend']} {record['case']}"[:60])
 
+    def on_resume(plan):
+        print(plan.summary(), file=sys.stderr)   # even with --quiet: it says what this run will judge
+        progress.update(task, advance=len(plan.kept))
+
     with progress:
         task = progress.add_task("conform", total=len(cases) * len(chosen), last="")
         result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout, jobs=args.jobs,
                                        on_result=on_result, on_failure=ReproWriter(args.out),
-                                       registry=registry, resume=args.resume,
+                                       registry=registry, resume=args.resume, on_resume=on_resume,
                                        memory_limit=_budget(args),
                                        check_stale=not (args.pattern or args.shard)))
     report = json_report.build(result, strict=args.strict)
@@ -227,9 +245,7 @@ def cmd_run(args) -> int:
     print_summary(report, Console(quiet=args.quiet))
     if not args.quiet:
         print(f"report: {path}")
-    if result.incomplete:
-        return EXIT_FAIL
-    return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL
+    return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL   # an incomplete run never passes (json_report)
 
 
 def _write_reports(report: dict, out: Path, base: Path) -> list[Path]:

@@ -22,7 +22,6 @@ A matching result that fails *differently* keeps its own verdict.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
@@ -32,6 +31,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.backends import matches as backend_matches
+from harness.globs import compile_glob as _glob
 from harness.yamlsrc import Problem, ProblemsError, load_yaml
 
 FAILING = ["shape_mismatch", "value_mismatch", "unexpected_error", "missing_error", "crash", "timeout"]
@@ -67,10 +67,6 @@ class Entry(BaseModel):
 class RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     divergences: list[Entry] = []
-
-
-def _glob(pattern: str) -> re.Pattern:
-    return re.compile(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + r"\Z")
 
 
 @dataclass

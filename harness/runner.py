@@ -28,6 +28,7 @@ from harness.cases import Case
 from harness.compare import GREEN, Judgement, Reference, agreement, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
+from harness.journal import ResumePlan, plan_resume, read_journal, rewrite_journal
 from harness.oracle import ORACLES
 from harness.worker import Crash, Timeout, Worker
 
@@ -47,6 +48,8 @@ class RunOptions:
     on_failure: Optional[Callable] = None
     resume: bool = False
     memory_limit: Optional[int] = None     # per-worker resident memory budget (bytes)
+    #: Called once with the ``ResumePlan`` before anything runs (with ``resume`` only).
+    on_resume: Optional[Callable[[ResumePlan], None]] = None
     #: Report registry entries that match nothing; only meaningful when no -k/--shard filtered the cases.
     check_stale: bool = True
 
@@ -117,6 +120,7 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
         "native_call": out.native_call or None, "emulated": out.emulated, "notes": out.notes,
         "duration_ms": None if out.duration_ms is None else round(out.duration_ms, 3),
         "source": case.common.source, "description": case.common.description,
+        "case_hash": case.content_hash,
     }
 
 
@@ -166,35 +170,13 @@ def unclassify(record: dict) -> None:
             record["verdict"], record["reason"] = "pass", ""
 
 
-def _end_with_newline(path: Path) -> None:
-    if path.exists() and path.stat().st_size:
-        with path.open("rb+") as handle:
-            handle.seek(-1, 2)
-            if handle.read(1) != b"\n":
-                handle.write(b"\n")
-
-
-def read_journal(path: Path) -> list[dict]:
-    """Complete records of an earlier run's journal; a torn last line is ignored."""
-    records = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and {"case", "backend", "verdict"} <= set(record):
-                records.append(record)
-    return records
-
-
 def run(cases: list[Case], options: RunOptions) -> RunResult:
     """Run every (case, backend) pair; stream results to ``results.jsonl``.
 
-    With ``options.resume`` the pairs already in the journal are kept and not
-    run again. Ctrl-C (or SIGTERM raised as KeyboardInterrupt by the CLI)
-    cancels the calls in flight, stops the workers and returns what finished,
-    marked incomplete.
+    With ``options.resume`` the journal's records of unchanged pairs are kept
+    and not run again (``harness.journal`` says which). Ctrl-C (or SIGTERM
+    raised as KeyboardInterrupt by the CLI) cancels the calls in flight, stops
+    the workers and returns what finished, marked incomplete.
     """
     started = time.monotonic()
     known = registry()
@@ -205,14 +187,16 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     results: list[dict] = []
     done: set[tuple[str, str]] = set()
     if options.resume:
-        for record in read_journal(journal_path):
-            key = (record["case"], record["backend"])
-            if key in planned and key not in done:
-                unclassify(record)   # the registry may have changed since: judge it afresh
-                options.registry.classify(record, versions[record["backend"]])
-                results.append(record)
-                done.add(key)
-        _end_with_newline(journal_path)   # a run killed mid-write leaves a torn last line
+        records = read_journal(journal_path)
+        plan = plan_resume(records, cases, options.backends, versions)
+        for record in plan.kept:
+            unclassify(record)   # the registry may have changed since: judge it afresh
+            options.registry.classify(record, versions[record["backend"]])
+            results.append(record)
+            done.add((record["case"], record["backend"]))
+        rewrite_journal(journal_path, records, plan, planned)   # no outdated record survives
+        if options.on_resume:
+            options.on_resume(plan)
     journal = journal_path.open("a" if options.resume else "w", encoding="utf-8")
 
     workers: dict[str, Worker] = {}
@@ -231,6 +215,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
             workers[bid] = Worker(bid, known[bid], log, memory_limit=options.memory_limit)
 
     def emit(record: dict) -> None:
+        record["backend_version"] = versions[record["backend"]]
         options.registry.classify(record, versions[record["backend"]])
         results.append(record)
         journal.write(json.dumps(record, sort_keys=True) + "\n")

@@ -40,12 +40,14 @@ def _clean(value):
 
 
 def build(run, strict: bool = False) -> dict:
+    """The report of a run. ``gate.passed`` is decided here, once: every reporter and the exit code read it,
+    and an incomplete run (interrupted) never passes, whatever its finished results say."""
     return {
         "schema": SCHEMA,
         "created": run.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": run.duration_s,
         "incomplete": run.incomplete,
-        "gate": {"passed": gate_passes(run.results, strict, run.stale), "strict": strict},
+        "gate": {"passed": not run.incomplete and gate_passes(run.results, strict, run.stale), "strict": strict},
         "environment": run.environment,
         "summary": summarize(run.results),
         "stale_divergences": run.stale,

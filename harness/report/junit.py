@@ -16,6 +16,16 @@ Verdict mapping:
 ``unexpected_error``, ``crash``, ``timeout``            ``<error>`` (the backend did not answer)
 ``unsupported``, ``skipped``                            ``<skipped>`` with the reason
 =====================================================  ==========================================
+
+The gate can fail without a failing result: the run was interrupted, or
+``--strict`` found stale registry entries. A CI job that reads only junit.xml
+would then see every testcase pass, so these become testcases of a
+``conform`` testsuite: ``run completed`` is an ``<error>`` when the run is
+incomplete (nothing answered wrongly; the results that would have been
+judged simply do not exist, the same class as a worker that never answered),
+and each stale entry under ``--strict`` is a ``<failure>``. So junit.xml
+counts a failure or an error exactly when the report's ``gate.passed`` is
+false.
 """
 
 from __future__ import annotations
@@ -117,10 +127,39 @@ def build(report: dict) -> ET.Element:
             suite.set("timestamp", _text(report["created"]))
         totals["tests"] += len(results)
         total_time += suite_time
+    for key, value in _gate_suite(root, report, strict).items():
+        totals[key] += value
     for key in ("tests", "failures", "errors"):
         root.set(key, str(totals[key]))
     root.set("time", f"{total_time:.6f}")
     return root
+
+
+def _gate_suite(root: ET.Element, report: dict, strict: bool) -> dict[str, int]:
+    """Testcases for what fails the gate outside any one result; their counts (none: no suite)."""
+    problems = []
+    if report.get("incomplete"):
+        problems.append(("run completed", "error", "incomplete",
+                         f"the run was interrupted after {len(report.get('results') or [])} results; the pairs not "
+                         f"run are not judged, so the gate cannot pass (`conform run --resume` completes it)"))
+    if strict:
+        for entry in report.get("stale_divergences") or []:
+            problems.append((f"known divergence {entry.get('id')}", "failure", "stale",
+                             f"stale known divergence {entry.get('id')} ({entry.get('file')}:{entry.get('line')}): "
+                             f"{entry.get('reason')}"))
+    if not problems:
+        return {}
+    suite = ET.SubElement(root, "testsuite", name="conform", tests=str(len(problems)), skipped="0", time="0")
+    counts = {"tests": len(problems), "failures": 0, "errors": 0}
+    for name, kind, type_, message in problems:
+        case = ET.SubElement(suite, "testcase", name=_text(name), classname="conform.gate", time="0")
+        ET.SubElement(case, kind, message=_text(message)[:1000], type=type_).text = _text(message)
+        counts[kind + "s"] += 1
+    suite.set("failures", str(counts["failures"]))
+    suite.set("errors", str(counts["errors"]))
+    if report.get("created"):
+        suite.set("timestamp", _text(report["created"]))
+    return counts
 
 
 def render(report: dict) -> str:

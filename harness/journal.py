@@ -1,0 +1,94 @@
+"""The results journal (``results.jsonl``) and what ``--resume`` keeps of it.
+
+The runner appends every judged record to the journal as it goes, one JSON
+object a line. Each record carries ``case_hash`` (``Case.content_hash``:
+everything that decides the result) and ``backend_version`` (the framework
+version that produced it). ``--resume`` keeps a record only when its
+(case, backend) pair is planned, the case's content is unchanged and the same
+framework version is installed; every other planned pair runs again. A
+record written before these fields existed has neither, so it runs again.
+
+Before the resumed run appends, the journal is rewritten (atomically) without
+the records of the pairs that run again, so an outdated verdict cannot
+survive in the file for a later ``--resume`` to pick up. Records of pairs
+this run does not plan (other backends, cases outside ``-k``) are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from harness.cases import Case
+from harness.report import atomic_write
+
+Key = tuple[str, str]
+
+
+def read_journal(path: Path) -> list[dict]:
+    """Complete records of an earlier run's journal; a torn last line is ignored."""
+    records = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and {"case", "backend", "verdict"} <= set(record):
+                records.append(record)
+    return records
+
+
+@dataclass
+class ResumePlan:
+    """Which planned pairs keep their journal record, and why the others run again."""
+
+    kept: list[dict] = field(default_factory=list)
+    edited: int = 0          # a record exists, but the case's content changed since
+    version_changed: int = 0  # a record exists, but another framework version is installed now
+    new: int = 0             # no record
+
+    @property
+    def rerun(self) -> int:
+        return self.edited + self.version_changed + self.new
+
+    def summary(self) -> str:
+        return (f"resume: kept {len(self.kept)} results, rerunning {self.rerun} "
+                f"({self.edited} case changed, {self.version_changed} framework version changed, {self.new} new)")
+
+
+def plan_resume(records: list[dict], cases: list[Case], backends: list[str],
+                versions: dict[str, Optional[str]]) -> ResumePlan:
+    """Split the planned pairs into kept records and pairs to run again.
+
+    A later record of a pair wins over an earlier one. A kept record gets the
+    case's current file, line, description and source: those may change
+    without changing the result.
+    """
+    latest: dict[Key, dict] = {(r["case"], r["backend"]): r for r in records}
+    plan = ResumePlan()
+    for case in cases:
+        for backend in backends:
+            record = latest.get((case.id, backend))
+            if record is None:
+                plan.new += 1
+            elif record.get("case_hash") != case.content_hash:
+                plan.edited += 1
+            elif record.get("backend_version") != versions.get(backend):
+                plan.version_changed += 1
+            else:
+                record.update(file=case.file, line=case.line, description=case.common.description,
+                              source=case.common.source)
+                plan.kept.append(record)
+    return plan
+
+
+def rewrite_journal(path: Path, records: list[dict], plan: ResumePlan, planned: set[Key]) -> None:
+    """Rewrite the journal with the kept records and those of pairs this run does not plan, one per pair."""
+    kept = {(r["case"], r["backend"]) for r in plan.kept}
+    latest: dict[Key, dict] = {(r["case"], r["backend"]): r for r in records}
+    lines = [json.dumps(record, sort_keys=True) + "\n" for key, record in latest.items()
+             if key in kept or key not in planned]
+    atomic_write(path, "".join(lines))
