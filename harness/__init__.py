@@ -10,6 +10,8 @@ Where each concern lives:
 - ``harness.backends``     one adapter module per framework API surface
 - ``harness.worker``       the worker processes that host the adapters
 - ``harness.runner``       plan (case x backend) and execution
+- ``harness.journal``      results.jsonl, and what ``--resume`` keeps of it
+- ``harness.globs``        case-id globs (``-k``, the known-divergence registry)
 - ``harness.compare``      tolerance model, metrics and verdicts
 - ``harness.report``       report.json and the terminal summary
 - ``harness.cli``          the ``conform`` command line

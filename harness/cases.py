@@ -13,11 +13,8 @@ Every problem in every file is collected and reported as
 from __future__ import annotations
 
 import difflib
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -118,22 +115,6 @@ class Case:
     def canonical_params(self) -> dict[str, Any]:
         """The operator parameters in canonical form (pairs expanded, padding listed)."""
         return self.params.model_dump()
-
-    @cached_property
-    def content_hash(self) -> str:
-        """A short sha256 of everything that decides the case's results (``case_hash`` in every record).
-
-        The operator, canonical parameters, dtype, data fills and seed, the
-        expectation, a tolerance override and the backends restriction: what
-        changes a call, its operands or how it is judged. Not the id (the key
-        the hash is stored under), nor description, source, file or line,
-        so moving or re-documenting a case does not make ``--resume`` run it again.
-        """
-        common = self.common.model_dump(include={"dtype", "data", "expect", "tolerance"})
-        backends = sorted(self.common.backends) if self.common.backends is not None else None
-        content = {"op": self.op, "params": self.canonical_params(), "backends": backends, **common}
-        text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _format_value(value: Any) -> str:

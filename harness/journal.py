@@ -1,8 +1,8 @@
 """The results journal (``results.jsonl``) and what ``--resume`` keeps of it.
 
 The runner appends every judged record to the journal as it goes, one JSON
-object a line. Each record carries ``case_hash`` (``Case.content_hash``:
-everything that decides the result) and ``backend_version`` (the framework
+object a line. Each record carries ``case_hash`` (a hash of everything that
+decides the result, see ``case_hash()``) and ``backend_version`` (the framework
 version that produced it). ``--resume`` keeps a record only when its
 (case, backend) pair is planned, the case's content is unchanged and the same
 framework version is installed; every other planned pair runs again. A
@@ -16,6 +16,7 @@ this run does not plan (other backends, cases outside ``-k``) are kept.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,22 @@ from harness.cases import Case
 from harness.report import atomic_write
 
 Key = tuple[str, str]
+
+
+def case_hash(case: Case) -> str:
+    """A short sha256 of everything that decides a case's results (``case_hash`` in every record).
+
+    The operator, canonical parameters, dtype, data fills and seed, the
+    expectation, a tolerance override and the backends restriction: what
+    changes a call, its operands or how it is judged. Not the id (the key the
+    hash is stored under), nor description, source, file or line, so moving or
+    re-documenting a case does not make ``--resume`` run it again.
+    """
+    common = case.common.model_dump(include={"dtype", "data", "expect", "tolerance"})
+    backends = sorted(case.common.backends) if case.common.backends is not None else None
+    content = {"op": case.op, "params": case.canonical_params(), "backends": backends, **common}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def read_journal(path: Path) -> list[dict]:
@@ -70,11 +87,12 @@ def plan_resume(records: list[dict], cases: list[Case], backends: list[str],
     latest: dict[Key, dict] = {(r["case"], r["backend"]): r for r in records}
     plan = ResumePlan()
     for case in cases:
+        digest = case_hash(case)
         for backend in backends:
             record = latest.get((case.id, backend))
             if record is None:
                 plan.new += 1
-            elif record.get("case_hash") != case.content_hash:
+            elif record.get("case_hash") != digest:
                 plan.edited += 1
             elif record.get("backend_version") != versions.get(backend):
                 plan.version_changed += 1

@@ -28,7 +28,7 @@ from harness.cases import Case
 from harness.compare import GREEN, Judgement, Reference, agreement, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
-from harness.journal import ResumePlan, plan_resume, read_journal, rewrite_journal
+from harness.journal import ResumePlan, case_hash, plan_resume, read_journal, rewrite_journal
 from harness.oracle import ORACLES
 from harness.worker import Crash, Timeout, Worker
 
@@ -120,7 +120,7 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
         "native_call": out.native_call or None, "emulated": out.emulated, "notes": out.notes,
         "duration_ms": None if out.duration_ms is None else round(out.duration_ms, 3),
         "source": case.common.source, "description": case.common.description,
-        "case_hash": case.content_hash,
+        "case_hash": case_hash(case),
     }
 
 
