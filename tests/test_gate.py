@@ -201,9 +201,13 @@ def test_an_interrupted_run_fails_the_gate_in_the_terminal_and_every_report(tmp_
     (error,) = root.iter("error")
     assert error.get("type") == "incomplete" and "interrupted" in error.get("message")
 
-    # `conform report` re-renders from the saved report: the same gate.
+    # `conform report` re-renders from the saved report: the same gate, even from a report written
+    # before an incomplete run failed the gate (it said passed: true).
+    report["gate"]["passed"] = True
+    (out / "report.json").write_text(json.dumps(report))
     assert conform("report", out / "report.json", "--out", tmp_path / "again").returncode == 0
     assert (tmp_path / "again" / "summary.md").read_text().splitlines()[0] == summary.splitlines()[0]
+    assert 'class="gate gate-fail"' in (tmp_path / "again" / "report.html").read_text()
 
 
 def _report(results, passed, incomplete=False, strict=False, stale=()):
