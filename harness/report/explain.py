@@ -14,6 +14,8 @@ from typing import Any, Optional
 #: stricter of their two bounds (``spread.tighter_ratio`` > 1): below that, a test calibrated on the
 #: more precise framework would accept the other one's output; above it, it would not.
 FAR_APART = 1.0
+#: Verdicts of a result whose values are within the oracle's bound.
+WITHIN = {"pass", "xpass"}
 
 
 def number(value: Any) -> Optional[float]:
@@ -45,12 +47,16 @@ def _whose_bound(tolerance: Optional[dict]) -> str:
     dtype, accumulation = tolerance.get("dtype"), tolerance.get("accumulation")
     if not dtype:
         return "its bound"
-    how = f", summing in {accumulation}" if accumulation and accumulation != dtype else ""
+    how = f", summing in {accumulation}," if accumulation and accumulation != dtype else ""
     return f"the most a correct {dtype} implementation{how} could err there"
 
 
 def bound_gloss(metrics: Optional[dict], tolerance: Optional[dict] = None) -> str:
-    """What a result's ``bound_ratio`` means, in one sentence ("" when there is none)."""
+    """What a result's ``bound_ratio`` means, in one sentence ("" when there is none).
+
+    ``bound_ratio 2.16: the worst error is 2.16× the most a correct bfloat16 implementation, summing in
+    float32, could err there; rounding cannot explain it.``
+    """
     metrics = metrics or {}
     ratio = number(metrics.get("bound_ratio"))
     if ratio is None:
@@ -63,7 +69,7 @@ def bound_gloss(metrics: Optional[dict], tolerance: Optional[dict] = None) -> st
         return "bound_ratio inf: a nonzero value where the result must be exactly 0 (every product there is 0)."
     if ratio == 0:
         return "bound_ratio 0: every element equals the oracle's value."
-    share = f"{ratio:.3g}× " if ratio > 1 else f"{ratio:.0%} of " if ratio >= 0.01 else f"{ratio:.2g}× "
+    share = f"{ratio:.3g}× " if ratio > 1 else f"{ratio:.0%} of " if ratio >= 0.01 else f"{ratio:.2g} of "
     verdict = ("; rounding cannot explain it" if ratio > 1
                else "; 1 would be exactly that limit, above 1 the result fails")
     return f"bound_ratio {ratio:.3g}: the worst error is {share}{_whose_bound(tolerance)}{verdict}."
@@ -83,14 +89,14 @@ def worst_element(metrics: Optional[dict]) -> str:
 
 
 def spread_line(spread: Optional[dict], verdicts: Optional[dict[str, str]] = None) -> str:
-    """``tf.nn vs torch.functional: 1.64× apart (...), both within the oracle's bound``; "" without one."""
+    """``tf.nn vs torch.functional: 1.64× apart in units of ... , both within the oracle's bound``; "" without one."""
     if not spread or len(spread.get("pair") or []) != 2:
         return ""
     a, b = spread["pair"]
-    line = (f"{a} vs {b}: {fmt(spread.get('tighter_ratio'), 3)}× apart (max |Δ| {fmt(spread.get('max_abs_diff'))}"
-            f" against the tighter of their two bounds; {fmt(spread.get('ratio'), 3)}× their combined bound)")
+    line = (f"{a} vs {b}: {fmt(spread.get('tighter_ratio'), 3)}× apart in units of the tighter of their two bounds "
+            f"(max |Δ| {fmt(spread.get('max_abs_diff'))}; {fmt(spread.get('ratio'), 3)}× their combined bound)")
     verdicts = verdicts or {}
-    if verdicts.get(a) == "pass" and verdicts.get(b) == "pass":
+    if verdicts.get(a) in WITHIN and verdicts.get(b) in WITHIN:
         return line + ", both within the oracle's bound"
     if a in verdicts and b in verdicts:
         return line + f"; oracle: {a} {verdicts[a]}, {b} {verdicts[b]}"
@@ -116,5 +122,5 @@ def far_apart(results: list[dict]) -> list[tuple[str, dict, dict[str, str]]]:
         if spread and (number(spread.get("tighter_ratio")) or 0) > FAR_APART:
             cases.setdefault(r["case"], (spread, {}))[1][r["backend"]] = r.get("original_verdict") or r["verdict"]
     found = [(case, spread, verdicts) for case, (spread, verdicts) in cases.items()
-             if all(verdicts.get(b) == "pass" for b in spread["pair"])]
+             if all(verdicts.get(b) in WITHIN for b in spread["pair"])]
     return sorted(found, key=lambda item: -(number(item[1].get("tighter_ratio")) or 0))
