@@ -169,8 +169,9 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "", out: Op
         }.items() if v not in (None, "", [], False)}
         if r.get("metrics"):
             detail["metrics"] = {k: _num(v) for k, v in r["metrics"].items()}
-            detail["worst"] = worst_element(r["metrics"])
-            detail["gloss"] = bound_gloss(r["metrics"], r.get("tolerance"))
+            if r["verdict"] != "pass":   # in words where it matters (a third of the page's size otherwise)
+                detail["worst"] = worst_element(r["metrics"])
+                detail["gloss"] = bound_gloss(r["metrics"], r.get("tolerance"))
         if r.get("tolerance") and r["verdict"] not in ("pass",):
             detail["tolerance"] = {k: _num(v) for k, v in r["tolerance"].items()}
         if repro and r["verdict"] not in ("pass",):
