@@ -16,9 +16,11 @@ import pytest
 from rich.console import Console
 
 from harness.backends.base import Outcome
-from harness.compare import (Reference, bound_for, framework_spread, judge, metrics_for, pair_distance,
+from harness.cases import load_file
+from harness.compare import (Judgement, Reference, bound_for, framework_spread, judge, metrics_for, pair_distance,
                              tolerance_for)
 from harness.report import explain, html, json_report, markdown, terminal
+from harness.runner import _annotate_agreement, _record, prepare
 from test_compare import REALISTIC, computed, setup_case
 from test_reports import record, report_of
 
@@ -87,19 +89,12 @@ def test_spread_needs_two_outputs_and_counts_nonfinite_mismatches_as_inf():
     assert json.loads(json.dumps(json_report._clean(spread), allow_nan=False))["ratio"] == "inf"
 
 
-def test_the_runner_leaves_in_house_kernels_out_of_the_spread():
-    from harness.cases import load_file
-    from harness.runner import _annotate_agreement, _record, prepare
-    from harness.compare import Judgement
-    import pathlib
-    import tempfile
-    with tempfile.TemporaryDirectory() as folder:
-        path = pathlib.Path(folder) / "c.yaml"
-        path.write_text("op: conv2d_transpose\ncases:\n  - id: c\n    input: [1, 2, 5, 5]\n    out_channels: 2\n"
-                        "    kernel_size: 3\n    stride: 2\n")
-        loaded = load_file(path)
-    case = (loaded[0] if isinstance(loaded, tuple) else loaded)[0]
-    call, ref = prepare(case)
+def test_the_runner_leaves_in_house_kernels_out_of_the_spread(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("op: conv2d_transpose\ncases:\n  - id: c\n    input: [1, 2, 5, 5]\n    out_channels: 2\n"
+                    "    kernel_size: 3\n    stride: 2\n")
+    case = load_file(path)[0]
+    _, ref = prepare(case)
     good = ref.output.astype(np.float32)
     way_off = good + 1.0                                  # numpy and numba far off: they must not be the pair
     outputs = {"numpy": way_off, "numba": -way_off, "tf.nn": good, "torch.functional": good.copy()}
