@@ -31,7 +31,7 @@ the output must be exactly zero. A case may override the model with
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -62,6 +62,8 @@ class Reference:
     magnitude: Optional[np.ndarray]       # B = conv2d_transpose(|x|, |w|) + |b|
     accumulation_length: int = 1
     expected_shape: Optional[tuple] = None
+    #: ``bound_for``'s memo: one bound array per distinct tolerance, shared by judge, agreement and spread.
+    bounds: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def tolerance_for(dtype: str, accumulation_length: int, override: Optional[dict] = None,
@@ -84,6 +86,16 @@ def bound(tolerance: dict, reference: Reference) -> np.ndarray:
             + tolerance["accumulation_factor"] * reference.magnitude + tolerance["atol"])
 
 
+def bound_for(tolerance: dict, reference: Reference) -> np.ndarray:
+    """``bound`` memoised on the reference: a case's backends mostly share one tolerance, and the
+    judge, ``agreement`` and ``framework_spread`` all need it (``bound`` is a pure function of both)."""
+    key = repr(sorted(tolerance.items()))
+    limit = reference.bounds.get(key)
+    if limit is None:
+        limit = reference.bounds[key] = bound(tolerance, reference)
+    return limit
+
+
 def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
     """Spacing of ``dtype`` at ``values`` (subnormal spacing near zero)."""
     exponent = np.floor(np.log2(np.maximum(np.abs(values), np.finfo(np.float64).tiny)))
@@ -103,11 +115,12 @@ def metrics_for(actual: np.ndarray, ref: Reference, tolerance: dict, dtype: str)
     r = ref.output
     if y.size == 0:
         return {"max_abs_err": 0.0, "max_rel_err": 0.0, "max_ulp": 0.0, "mismatch_fraction": 0.0,
-                "worst_index": None, "bound_ratio": 0.0, "nonfinite_mismatches": 0}
+                "worst_index": None, "bound_ratio": 0.0, "nonfinite_mismatches": 0,
+                "worst_actual": None, "worst_expected": None, "worst_bound": None}
     finite_y, finite_r = np.isfinite(y), np.isfinite(r)
     nonfinite_bad = _nonfinite_mismatches(y, r)
     both = finite_y & finite_r
-    limit = bound(tolerance, ref)
+    limit = bound_for(tolerance, ref)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         diff = np.where(both, np.abs(y - r), 0.0)
         ratio = np.where(diff == 0, 0.0, diff / limit)
@@ -123,6 +136,8 @@ def metrics_for(actual: np.ndarray, ref: Reference, tolerance: dict, dtype: str)
         "worst_index": [int(i) for i in worst],
         "bound_ratio": float(ratio.max()),
         "nonfinite_mismatches": int(nonfinite_bad.sum()),
+        # The worst element itself, so a reader sees the numbers and not only where they are.
+        "worst_actual": float(y[worst]), "worst_expected": float(r[worst]), "worst_bound": float(limit[worst]),
     }
 
 
@@ -169,7 +184,7 @@ def agreement(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
     accumulation = accumulation or {}
     tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name))
                   for name in outputs}
-    limits = {name: bound(tol, ref) for name, tol in tolerances.items()}
+    limits = {name: bound_for(tol, ref) for name, tol in tolerances.items()}
     names = sorted(outputs)
     partners: dict[str, list[str]] = {name: [] for name in names}
     for name in names:
@@ -177,11 +192,7 @@ def agreement(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
             partners[name].append("oracle")
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            ya, yb = np.asarray(outputs[a], np.float64), np.asarray(outputs[b], np.float64)
-            both = np.isfinite(ya) & np.isfinite(yb)
-            with np.errstate(invalid="ignore", over="ignore"):
-                close = np.all(np.where(both, np.abs(ya - yb) <= limits[a] + limits[b], True))
-            if not _nonfinite_mismatches(ya, yb).any() and close:
+            if pair_distance(outputs[a], outputs[b], limits[a], limits[b])["ratio"] <= 1:
                 partners[a].append(b)
                 partners[b].append(a)
     return partners
@@ -193,3 +204,54 @@ def suspect_oracle(partners: dict[str, list[str]]) -> bool:
     if any("oracle" in partners[name] for name in independent):
         return False
     return any(other in independent for name in independent for other in partners[name])
+
+
+def pair_distance(ya: np.ndarray, yb: np.ndarray, la: np.ndarray, lb: np.ndarray) -> dict[str, float]:
+    """How far apart two outputs are, given each one's bound (``la``, ``lb``) per element.
+
+    ``ratio`` is ``max |ya − yb| / (la + lb)``: two correct outputs are within
+    ``la + lb`` of each other, so above 1 at least one of them is wrong; it can
+    therefore never exceed 1 when both pass. ``tighter_ratio`` measures the
+    same difference against the stricter of the two bounds, ``min(la, lb)``:
+    above 1, the two differ by more than the more precise one guarantees (a
+    port from it to the other changes results beyond its own error). NaN/Inf
+    at different positions, or any difference where a bound is 0, count as inf.
+    """
+    ya, yb = np.asarray(ya, np.float64), np.asarray(yb, np.float64)
+    if ya.size == 0:
+        return {"ratio": 0.0, "tighter_ratio": 0.0, "max_abs_diff": 0.0}
+    both = np.isfinite(ya) & np.isfinite(yb)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        diff = np.where(both, np.abs(ya - yb), 0.0)
+        ratio = np.where(diff == 0, 0.0, diff / (la + lb))
+        tighter = np.where(diff == 0, 0.0, diff / np.minimum(la, lb))
+    mismatched = _nonfinite_mismatches(ya, yb)
+    if mismatched.any():
+        return {"ratio": np.inf, "tighter_ratio": np.inf, "max_abs_diff": float(diff.max())}
+    return {"ratio": float(ratio.max()), "tighter_ratio": float(tighter.max()), "max_abs_diff": float(diff.max())}
+
+
+def framework_spread(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
+                     tolerance_override: Optional[dict] = None,
+                     accumulation: Optional[dict[str, str]] = None) -> Optional[dict[str, Any]]:
+    """The two outputs furthest apart (``pair_distance``), or None with fewer than two.
+
+    The pair is chosen by ``tighter_ratio``: ``ratio`` hides a framework whose
+    declared bound is wide (bfloat16 accumulation) behind that width, which is
+    exactly the difference a porter needs to see. The caller decides which
+    backends count (the runner passes frameworks only, not in-house kernels).
+    """
+    if len(outputs) < 2:
+        return None
+    accumulation = accumulation or {}
+    limits = {name: bound_for(tolerance_for(dtype, ref.accumulation_length, tolerance_override,
+                                            accumulation.get(name)), ref) for name in outputs}
+    names = sorted(outputs)
+    worst = None
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            distance = pair_distance(outputs[a], outputs[b], limits[a], limits[b])
+            key = (distance["tighter_ratio"], distance["ratio"], distance["max_abs_diff"])
+            if worst is None or key > worst[0]:
+                worst = (key, {"pair": [a, b], **distance})
+    return {**worst[1], "frameworks": names}

@@ -25,7 +25,7 @@ from harness import ops
 from harness.backends import load_class, matches, registry
 from harness.backends.base import Call, Outcome
 from harness.cases import Case
-from harness.compare import GREEN, Judgement, Reference, agreement, judge, suspect_oracle
+from harness.compare import GREEN, Judgement, Reference, agreement, framework_spread, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
 from harness.journal import ResumePlan, case_hash, plan_resume, read_journal, rewrite_journal
@@ -147,18 +147,23 @@ def _override(case: Case) -> Optional[dict]:
 
 
 def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[dict, Optional[Outcome]]]) -> None:
-    """Add ``agrees_with`` to each record and flag the case when the oracle is the odd one out."""
+    """Add ``agrees_with`` to each record, flag the case when the oracle is the odd one out, and add the
+    case's ``spread``: the two frameworks (in-house kernels left out) furthest apart."""
     if reference.output is None:
         return
     outputs = {rec["backend"]: out.output for rec, out in answered
                if out is not None and out.status == "ok" and tuple(out.output.shape) == reference.expected_shape}
-    partners = agreement(outputs, reference, case.dtype, _override(case),
-                         {b: _accumulation(b, case.dtype) for b in outputs})
+    accumulation = {b: _accumulation(b, case.dtype) for b in outputs}
+    partners = agreement(outputs, reference, case.dtype, _override(case), accumulation)
     suspect = suspect_oracle(partners)
+    frameworks = {b: y for b, y in outputs.items() if not load_class(registry()[b]).in_house}
+    spread = framework_spread(frameworks, reference, case.dtype, _override(case), accumulation)
     for record, _ in answered:
         if record["backend"] in partners:
             record["agrees_with"] = partners[record["backend"]]
         record["suspect_oracle"] = suspect
+        if spread is not None:
+            record["spread"] = spread
 
 
 def unclassify(record: dict) -> None:

@@ -79,6 +79,16 @@ cases:
     matrix:
       stride: [1, 2, 3]
       padding: [same, valid, 1]
+  - id: bf16-spread
+    description: tf.nn sums bfloat16 in bfloat16 on this path, torch.functional in float32
+    input: [1, 64, 16, 16]
+    out_channels: 32
+    kernel_size: 4
+    stride: 2
+    padding: 1
+    bias: true
+    dtype: bfloat16
+    data: {x: normal, w: normal, seed: 2}
 """
 
 
@@ -102,7 +112,7 @@ def test_report_opens_filters_and_shows_a_failure(browser, real_report):
     p = page.page
     assert page.errors == []
     total = page.count()
-    assert total == 10 and page.rows() == 10
+    assert total == 11 and page.rows() == 11
     assert p.locator("#gate").inner_text().startswith("gate:")
     assert "mindspore" in p.locator("#environment").inner_text() or "numpy" in p.locator("#environment").inner_text()
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -138,6 +148,20 @@ def test_report_opens_filters_and_shows_a_failure(browser, real_report):
         block = dialog.locator(".backend-block[data-backend='mindspore.nn']")
         assert "mindspore.nn.Conv2dTranspose(" in block.locator("pre code").inner_text()
         assert "bound_ratio" in block.inner_text() and "mismatch_fraction" in block.inner_text()
+        # The worst element's numbers, and what the ratio means, in plain words.
+        record = _result(real_report, "ms-output-padding", "mindspore.nn")
+        metrics = record["metrics"]
+        gloss = block.locator("p.gloss").inner_text()
+        assert f"worst element at {metrics['worst_index']}:" in gloss and "expected" in gloss
+        assert f"{metrics['bound_ratio']:.3g}× the most a correct float32 implementation could err there" in gloss
+        for key in ("worst_actual", "worst_expected", "worst_bound"):
+            assert block.locator(f"table.kv th:text-is('{key}')").count() == 1
+        assert block.locator(f"table.kv tr:has(th:text-is('worst_expected')) td").inner_text() == \
+            str(metrics["worst_expected"])
+        # The case's framework spread: MindSpore's failure puts it in the furthest pair.
+        spread = dialog.locator(".spread")
+        assert "mindspore.nn" in record["spread"]["pair"]
+        assert " vs ".join(record["spread"]["pair"]) in spread.inner_text()
         heatmap = block.locator(".heatmap img")
         assert heatmap.evaluate("img => img.complete && img.naturalWidth > 0")
         href = block.locator("p.repro a").get_attribute("href")
@@ -157,6 +181,55 @@ def test_report_opens_filters_and_shows_a_failure(browser, real_report):
     assert page.errors == []
 
 
+def _result(report_html: Path, case: str, backend: str) -> dict:
+    report = json.loads((report_html.parent / "report.json").read_text())
+    return next(r for r in report["results"] if r["case"] == case and r["backend"] == backend)
+
+
+def test_detail_shows_the_framework_spread_of_a_real_bfloat16_case(browser, real_report):
+    """tf.nn and torch.functional on one bfloat16 case: the detail says how far apart they are, in the
+    words and numbers report.json holds, and whether the oracle passes both."""
+    from harness.report.explain import spread_line
+    report = json.loads((real_report.parent / "report.json").read_text())
+    results = [r for r in report["results"] if r["case"] == "bf16-spread"]
+    spread = results[0].get("spread")
+    if spread is None:
+        pytest.skip("fewer than two frameworks installed: no spread to show")
+    assert "numpy" not in spread["frameworks"]               # in-house kernels are not a framework pair
+    verdicts = {r["backend"]: r["verdict"] for r in results}
+    page = Page(browser, real_report)
+    p = page.page
+    p.click("td.case:text-is('bf16-spread')")
+    dialog = p.locator("dialog#detail")
+    dialog.wait_for(state="visible")
+    block = dialog.locator(".spread")
+    line = block.locator("p.spread-line").inner_text()
+    assert line == spread_line(spread, verdicts)
+    assert line.startswith(" vs ".join(spread["pair"]) + ": ")
+    both = all(verdicts[b] == "pass" for b in spread["pair"])
+    assert line.endswith("both within the oracle's bound") == both
+    assert block.locator("table.kv tr:has(th:text-is('tighter_ratio')) td").inner_text() == \
+        str(spread["tighter_ratio"])
+    p.screenshot(path=str(SHOTS / "report-spread.png"))
+    assert page.errors == []
+
+
+def test_registry_entries_link_to_their_evidence(browser, tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_reports import record, report_of
+    from harness.report import html
+    link = "https://example.org/findings#f2"
+    path = html.write(report_of([record(case="known", verdict="xfail", original_verdict="value_mismatch",
+                                        divergence={"id": "F2", "reason": "zeros", "link": link})]), tmp_path)
+    page = Page(browser, path)
+    p = page.page
+    p.click("td.case >> nth=0")
+    anchor = p.locator("dialog#detail p.registry.divergence a")
+    assert anchor.get_attribute("href") == link and anchor.inner_text() == link
+    assert "known divergence F2: zeros" in p.locator("dialog#detail p.registry.divergence").inner_text()
+    assert page.errors == []
+
+
 def test_strings_from_case_files_are_inert(browser, tmp_path):
     sys.path.insert(0, str(ROOT / "tests"))
     from test_reports import XSS, _hostile_report
@@ -172,6 +245,7 @@ def test_strings_from_case_files_are_inert(browser, tmp_path):
     assert p.evaluate("window.__pwned") is None                        # ... never run
     assert p.locator("img[src='x']").count() == 0 and p.locator("#detail-body script").count() == 0
     assert dialog.locator("p.repro").count() == 0                      # the javascript: link was dropped
+    assert dialog.locator("p.registry a").count() == 0                 # ... and the registry's is text only
     assert page.errors == []                                           # not even a CSP violation to report
     p.screenshot(path=str(SHOTS / "report-escaping.png"))
 

@@ -149,7 +149,7 @@ def test_summary_markdown_escapes_case_strings():
                and "javascript" in line)
     assert "<script>" not in text and "&lt;script&gt;" in row
     assert "\\[a\\](javascript:x)" in row             # no live link: the brackets are escaped
-    assert row.count(" | ") == 4                           # the pipes inside did not add table cells
+    assert row.count(" | ") == 5                           # the pipes inside did not add table cells
 
 
 # ---------------------------------------------------------------- report.html (static checks)

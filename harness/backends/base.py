@@ -89,6 +89,9 @@ class Backend:
     framework: ClassVar[str]          # display name, e.g. "tensorflow"
     distribution: ClassVar[Optional[str]] = None   # PyPI name for the version, e.g. "tensorflow-cpu"
     import_name: ClassVar[Optional[str]] = None    # module whose presence makes the backend available
+    #: conform's own implementation (the oracle run in the case dtype, the numba kernel), not a framework
+    #: anyone ports between: left out of the per-case framework spread.
+    in_house: ClassVar[bool] = False
     #: Case dtype -> the precision this backend accumulates in, where it differs (Note [Tolerance model]).
     accumulation: ClassVar[dict[str, str]] = {}
     #: Operator -> canonical parameter -> how this API spells it (``NativeParam``); read by

@@ -15,6 +15,7 @@ class NumbaBackend(Backend):
     framework = "numba"
     distribution = "numba"
     import_name = "numba"
+    in_house = True
     accumulation = {"float16": "float32", "bfloat16": "float32"}
 
     def setup(self) -> None:

@@ -16,6 +16,7 @@ from harness.oracle.conv2d_transpose import reference
 class NumpyBackend(Backend):
     id = "numpy"
     framework = "numpy"
+    in_house = True
     distribution = "numpy"
     import_name = "numpy"
     accumulation = {"bfloat16": "float32"}   # computed in float32, rounded

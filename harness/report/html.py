@@ -40,6 +40,7 @@ from harness.report import atomic_write
 from harness.report.analysis import (FAILING, VERDICT_ORDER, bound_ratio, capabilities, counts_table,
                                      failure_groups, fmt_value)
 from harness.report.diff import severity
+from harness.report.explain import SPREAD_GLOSS, bound_gloss, spread_line, worst_element
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -70,15 +71,54 @@ def _heatmap_uri(base: Optional[Path], rel: Any) -> Optional[str]:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
+def _registry_href(link: Any, out: Optional[Path]) -> Optional[str]:
+    """Where a registry entry's ``link`` points, as an href from the report's folder, or None.
+
+    Web links are kept; a relative link is a path in the project (``docs/findings.md#f2``, relative to
+    where conform runs) and is linked only if that file exists. Anything else stays plain text.
+    """
+    if not isinstance(link, str):
+        return None
+    if re.match(r"^https?://[^\s\"'<>]+$", link):
+        return link
+    path, _, fragment = link.partition("#")
+    rel = _safe_relative(path)
+    if rel is None or out is None or not (Path.cwd() / rel).is_file():
+        return None
+    href = quote(Path(os.path.relpath((Path.cwd() / rel).resolve(), Path(out).resolve())).as_posix())
+    return href + ("#" + quote(fragment) if fragment else "")
+
+
+def _entry(entry: Any, out: Optional[Path]) -> Any:
+    """A registry entry on a record (``divergence``, ``resembles``) with an ``href`` when its link has one."""
+    if not isinstance(entry, dict):
+        return entry
+    href = _registry_href(entry.get("link"), out)
+    return {**entry, "href": href} if href else entry
+
+
+def _case_spread(results: list[dict]) -> dict[str, dict]:
+    """Per case: its framework spread as the page shows it (the sentence and the numbers), if any."""
+    spreads: dict[str, dict] = {}
+    verdicts: dict[str, dict[str, str]] = {}
+    for r in results:
+        verdicts.setdefault(r["case"], {})[r["backend"]] = r.get("original_verdict") or r["verdict"]
+        if isinstance(r.get("spread"), dict) and r["case"] not in spreads:
+            spreads[r["case"]] = r["spread"]
+    return {case: {**{k: _num(v) for k, v in spread.items()}, "line": spread_line(spread, verdicts[case])}
+            for case, spread in spreads.items()}
+
+
 def _num(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
 
 
-def page_data(report: dict, base: Optional[Path], link_prefix: str = "") -> dict:
+def page_data(report: dict, base: Optional[Path], link_prefix: str = "", out: Optional[Path] = None) -> dict:
     """The JSON the page's script renders: cases × backends, compactly."""
     results = report.get("results") or []
+    spreads = _case_spread(results)
     backends = list(dict.fromkeys(list((report.get("environment") or {}).get("backends") or {})
                                   + [r["backend"] for r in results]))
     bindex = {b: i for i, b in enumerate(backends)}
@@ -114,7 +154,7 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "") -> dict
                 pv.append(vpos[k][label])
             cindex[cid] = len(cases)
             cases.append([cid, findex[f], r.get("line"), pv, [None] * len(backends),
-                          r.get("source") or "", r.get("description") or ""])
+                          r.get("source") or "", r.get("description") or "", spreads.get(cid)])
         ratio = bound_ratio(r)
         cases[cindex[cid]][4][bindex[r["backend"]]] = [vindex[r["verdict"]], _num(ratio), n]
         repro = _safe_relative(r.get("repro"))
@@ -122,12 +162,16 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "") -> dict
             "reason": r.get("reason") or "", "expected_shape": r.get("expected_shape"),
             "actual_shape": r.get("actual_shape"), "native_call": r.get("native_call"),
             "emulated": bool(r.get("emulated")), "notes": r.get("notes") or [], "error": r.get("error"),
-            "duration_ms": r.get("duration_ms"), "divergence": r.get("divergence"),
+            "duration_ms": r.get("duration_ms"), "divergence": _entry(r.get("divergence"), out),
+            "resembles": _entry(r.get("resembles"), out),
             "original_verdict": r.get("original_verdict"), "agrees_with": r.get("agrees_with"),
             "suspect_oracle": r.get("suspect_oracle"),
         }.items() if v not in (None, "", [], False)}
         if r.get("metrics"):
             detail["metrics"] = {k: _num(v) for k, v in r["metrics"].items()}
+            if r["verdict"] != "pass":   # in words where it matters (a third of the page's size otherwise)
+                detail["worst"] = worst_element(r["metrics"])
+                detail["gloss"] = bound_gloss(r["metrics"], r.get("tolerance"))
         if r.get("tolerance") and r["verdict"] not in ("pass",):
             detail["tolerance"] = {k: _num(v) for k, v in r["tolerance"].items()}
         if repro and r["verdict"] not in ("pass",):
@@ -146,6 +190,7 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "") -> dict
         for case in cases:
             case[3][ki] = remap[case[3][ki]]
     return {"backends": backends, "verdicts": verdicts, "files": files, "param_keys": param_keys,
+            "spread_gloss": SPREAD_GLOSS,
             "param_values": values, "cases": cases, "details": details,
             "severity": {v: severity(v) for v in verdicts}, "failing": sorted(FAILING | {"xpass"})}
 
@@ -198,7 +243,7 @@ def render(report: dict, base: Optional[Path] = None, out: Optional[Path] = None
     prefix = ""
     if base is not None and out is not None and base.resolve() != Path(out).resolve():
         prefix = quote(Path(os.path.relpath(base.resolve(), Path(out).resolve())).as_posix()) + "/"
-    data = page_data(report, base, prefix)
+    data = page_data(report, base, prefix, out)
     results = report.get("results") or []
     backends = data["backends"]
     groups = failure_groups(results)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from harness.report import atomic_write
 from harness.report.analysis import VERDICT_ORDER, failure_groups, iter_failures
+from harness.report.explain import FAR_APART, bound_gloss, far_apart, spread_line, worst_element
 from harness.report.html import format_ratio
 
 MAX_GROUPS = 10
 MAX_FAILURES = 15
+MAX_FAR_APART = 10
 
 
 def _escape(text) -> str:
@@ -70,21 +72,39 @@ def render(report: dict, max_failures: int = MAX_FAILURES) -> str:
         lines.append("")
     failing = iter_failures(results)
     if failing:
-        lines += ["### Top failures", "", "| verdict | backend | case | bound_ratio | reason |",
-                  "| --- | --- | --- | ---: | --- |"]
+        lines += ["### Top failures", "", "| verdict | backend | case | bound_ratio | reason | worst element |",
+                  "| --- | --- | --- | ---: | --- | --- |"]
         for r in failing[:max_failures]:
-            ratio = (r.get("metrics") or {}).get("bound_ratio")
+            metrics = r.get("metrics") or {}
+            worst = ". ".join(t for t in (worst_element(metrics), bound_gloss(metrics, r.get("tolerance"))) if t)
             lines.append(f"| {_code(r['verdict'])} | {_code(r['backend'])} | {_code(r['case'])} | "
-                         f"{_escape(format_ratio(ratio))} | {_escape((r.get('reason') or '')[:160])} |")
+                         f"{_escape(format_ratio(metrics.get('bound_ratio')))} | "
+                         f"{_escape((r.get('reason') or '')[:160])} | {_escape(worst)} |")
         if len(failing) > max_failures:
             lines.append("")
             lines.append(f"… and {len(failing) - max_failures} more failing results in report.html / junit.xml.")
         lines.append("")
+    lines += _far_apart(results)
     stale = report.get("stale_divergences") or []
     if stale:
         lines.append(f"{len(stale)} stale known divergence(s): " + ", ".join(_code(s.get("id")) for s in stale))
         lines.append("")
     return "\n".join(lines)
+
+
+def _far_apart(results: list[dict]) -> list[str]:
+    found = far_apart(results)
+    if not found:
+        return []
+    lines = ["### Frameworks far apart, both within the oracle's bound", "",
+             f"Cases whose two furthest frameworks differ by more than {FAR_APART:g}× the tighter of their two "
+             "bounds (a test calibrated on the more precise one would reject the other), although the oracle "
+             "passes both:", ""]
+    for case, spread, verdicts in found[:MAX_FAR_APART]:
+        lines.append(f"- {_code(case)}: {_escape(spread_line(spread, verdicts))}")
+    if len(found) > MAX_FAR_APART:
+        lines.append(f"- … and {len(found) - MAX_FAR_APART} more cases in report.json (`spread`)")
+    return lines + [""]
 
 
 def write(report: dict, out: Path) -> Path:

@@ -7,6 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.compare import GREEN
+from harness.report.explain import bound_gloss, worst_element
 
 VERDICT_ORDER = ["pass", "xfail", "unsupported", "skipped", "shape_mismatch", "value_mismatch",
                  "unexpected_error", "missing_error", "crash", "timeout", "xpass"]
@@ -30,6 +31,11 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
         console.print(f"[bold red]{r['verdict']}[/] {escape(r['backend'])} {escape(r['case'])}  "
                       f"[dim]{escape(r['file'])}:{r['line']}[/]  {escape(r.get('reason') or '')}",
                       highlight=False, soft_wrap=True)
+        if r.get("metrics") and r["metrics"].get("worst_index") is not None:
+            # The numbers behind the verdict, and what the ratio means, on one indented line.
+            console.print(f"    [dim]worst element {escape(worst_element(r['metrics']))}. "
+                          f"{escape(bound_gloss(r['metrics'], r.get('tolerance')))}[/]",
+                          highlight=False, soft_wrap=True)
     if len(failing) > max_failures:
         console.print(f"... and {len(failing) - max_failures} more in report.json")
     for entry in report.get("stale_divergences", []):

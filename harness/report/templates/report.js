@@ -326,6 +326,32 @@
     return el("div", { className: "codebox" }, pre, button);
   }
 
+  // A registry entry (known divergence, or the one a failure resembles): id, reason, and its link as a
+  // link when report.html could resolve one (``href``), else as text.
+  function registryLine(label, entry, kind) {
+    var p = el("p", { className: "sub registry " + kind });
+    if (typeof entry !== "object") { p.textContent = label + " " + String(entry); return p; }
+    p.appendChild(document.createTextNode(label + " " + (entry.id || "") + ": " + (entry.reason || "")));
+    if (entry.href) {
+      p.appendChild(document.createTextNode(" ("));
+      p.appendChild(el("a", { href: entry.href, text: entry.link || entry.href }));
+      p.appendChild(document.createTextNode(")"));
+    } else if (entry.link) {
+      p.appendChild(document.createTextNode(" (" + entry.link + ")"));
+    }
+    return p;
+  }
+
+  function spreadBlock(s) {
+    var box = el("div", { className: "spread" });
+    box.appendChild(el("h3", { text: "framework spread" }));
+    box.appendChild(el("p", { className: "spread-line", text: s.line }));
+    box.appendChild(kvTable({ pair: s.pair.join(" vs "), tighter_ratio: s.tighter_ratio, ratio: s.ratio,
+      max_abs_diff: s.max_abs_diff, frameworks: (s.frameworks || []).join(", ") }));
+    box.appendChild(el("p", { className: "sub", text: D.spread_gloss }));
+    return box;
+  }
+
   function backendBlock(c, b, focus) {
     var cell = c[4][b];
     var verdict = D.verdicts[cell[0]];
@@ -337,10 +363,12 @@
     if (d.emulated) { title.appendChild(el("span", { className: "badge v-xfail", text: "emulated" })); }
     block.appendChild(title);
     if (d.reason) { block.appendChild(el("p", { text: d.reason })); }
-    if (d.divergence) {
-      block.appendChild(el("p", { className: "sub", text: "known divergence " + (d.divergence.id || "") + ": " +
-        (d.divergence.reason || "") + (d.divergence.link ? " (" + d.divergence.link + ")" : "") }));
+    if (d.worst || d.gloss) {
+      block.appendChild(el("p", { className: "gloss" }, d.worst ? el("span", { className: "worst mono", text: "worst element " + d.worst + ". " }) : null,
+        d.gloss || ""));
     }
+    if (d.divergence) { block.appendChild(registryLine("known divergence", d.divergence, "divergence")); }
+    if (d.resembles) { block.appendChild(registryLine("resembles", d.resembles, "resembles")); }
     if (d.error) { block.appendChild(el("p", { className: "warn mono", text: (d.error.type || "") + ": " + (d.error.message || "") })); }
     if (d.native_call) { block.appendChild(el("div", { className: "sub", text: "native call" })); block.appendChild(codeBox(d.native_call)); }
     if (d.notes && d.notes.length) {
@@ -358,7 +386,7 @@
     if (Object.keys(facts).length) { grid.appendChild(kvTable(facts)); }
     if (d.metrics) {
       grid.appendChild(kvTable(d.metrics, ["max_abs_err", "max_rel_err", "max_ulp", "mismatch_fraction", "worst_index",
-        "bound_ratio", "nonfinite_mismatches"]));
+        "worst_actual", "worst_expected", "worst_bound", "bound_ratio", "nonfinite_mismatches"]));
     }
     if (d.heatmap) {
       var img = el("img", { src: d.heatmap, alt: "heatmap of |difference|" });
@@ -389,6 +417,7 @@
     var params = {};
     D.param_keys.forEach(function (key, ki) { params[key] = D.param_values[key][c[3][ki]]; });
     body.appendChild(el("details", { open: "" }, el("summary", { text: "case parameters" }), kvTable(params)));
+    if (c[7]) { body.appendChild(spreadBlock(c[7])); }
     var focusNode = null;
     for (var b = 0; b < NB; b++) {
       if (!c[4][b]) { continue; }
