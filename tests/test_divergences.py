@@ -91,13 +91,13 @@ def test_entries_matching_nothing_are_stale(tmp_path):
 
 
 @pytest.mark.parametrize("body, field, message", [
-    ("      - id: X\n        cases: a\n        backend: b\n        verdict: wrong\n        reason: a reason long enough\n",
+    ("      - id: X\n        cases: a\n        backend: tf.nn\n        verdict: wrong\n        reason: a reason long enough\n",
      "divergences.0.verdict", "Input should be"),
-    ("      - id: X\n        cases: a\n        backend: b\n        verdict: crash\n        reason: short\n",
+    ("      - id: X\n        cases: a\n        backend: tf.nn\n        verdict: crash\n        reason: short\n",
      "divergences.0.reason", "at least 10"),
-    ("      - id: X\n        cases: a\n        backend: b\n        versions: '>>2'\n        verdict: crash\n"
+    ("      - id: X\n        cases: a\n        backend: tf.nn\n        versions: '>>2'\n        verdict: crash\n"
      "        reason: a reason long enough\n", "divergences.0.versions", "not a version range"),
-    ("      - id: X\n        cases: a\n        backend: b\n        verdict: crash\n        reason: a reason long enough\n"
+    ("      - id: X\n        cases: a\n        backend: tf.nn\n        verdict: crash\n        reason: a reason long enough\n"
      "        extra: 1\n", "divergences.0.extra", "Extra inputs"),
 ])
 def test_malformed_entries_name_file_line_and_field(tmp_path, body, field, message):
@@ -109,7 +109,7 @@ def test_malformed_entries_name_file_line_and_field(tmp_path, body, field, messa
 
 
 def test_duplicate_entry_ids_are_refused(tmp_path):
-    entry = "      - id: X\n        cases: a\n        backend: b\n        verdict: crash\n        reason: a reason long enough\n"
+    entry = "      - id: X\n        cases: a\n        backend: tf.nn\n        verdict: crash\n        reason: a reason long enough\n"
     with pytest.raises(ProblemsError) as info:
         registry(tmp_path, "    divergences:\n" + textwrap.indent(textwrap.dedent(entry * 2), "    "))
     assert "duplicate id 'X'" in info.value.problems[0].message
