@@ -122,7 +122,7 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "") -> dict
             "reason": r.get("reason") or "", "expected_shape": r.get("expected_shape"),
             "actual_shape": r.get("actual_shape"), "native_call": r.get("native_call"),
             "emulated": bool(r.get("emulated")), "notes": r.get("notes") or [], "error": r.get("error"),
-            "duration_ms": r.get("duration_ms"), "divergence": r.get("divergence"),
+            "duration_ms": r.get("duration_ms"), "divergence": r.get("divergence"), "resembles": r.get("resembles"),
             "original_verdict": r.get("original_verdict"), "agrees_with": r.get("agrees_with"),
             "suspect_oracle": r.get("suspect_oracle"),
         }.items() if v not in (None, "", [], False)}

@@ -19,6 +19,14 @@
     c[4].forEach(function (cell, bi) { if (cell) { resultCase[cell[2]] = [ci, bi]; } });
   });
 
+  // A registry entry named in a result: its id links to the evidence when the link is http(s) or file.
+  function registryNote(label, entry, rest) {
+    var href = entry.href || "";
+    var linked = /^(https?|file):/.test(href);
+    var id = linked ? el("a", { href: href, text: entry.id || "" }) : el("code", { text: entry.id || "" });
+    return el("p", { className: "sub registry-note" }, label, id, (rest || "") + (!linked && entry.link ? " (" + entry.link + ")" : ""));
+  }
+
   function el(tag, attrs) {
     var node = document.createElement(tag);
     if (attrs) {
@@ -337,9 +345,10 @@
     if (d.emulated) { title.appendChild(el("span", { className: "badge v-xfail", text: "emulated" })); }
     block.appendChild(title);
     if (d.reason) { block.appendChild(el("p", { text: d.reason })); }
-    if (d.divergence) {
-      block.appendChild(el("p", { className: "sub", text: "known divergence " + (d.divergence.id || "") + ": " +
-        (d.divergence.reason || "") + (d.divergence.link ? " (" + d.divergence.link + ")" : "") }));
+    if (d.divergence) { block.appendChild(registryNote("known divergence ", d.divergence, ": " + (d.divergence.reason || ""))); }
+    if (d.resembles) {
+      var differs = (d.resembles.failed_conditions || []).join(", ");
+      block.appendChild(registryNote("resembles known divergence ", d.resembles, differs ? " (differs in: " + differs + ")" : ""));
     }
     if (d.error) { block.appendChild(el("p", { className: "warn mono", text: (d.error.type || "") + ": " + (d.error.message || "") })); }
     if (d.native_call) { block.appendChild(el("div", { className: "sub", text: "native call" })); block.appendChild(codeBox(d.native_call)); }
