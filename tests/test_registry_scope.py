@@ -117,3 +117,39 @@ def test_user_cases_with_a_known_divergence_are_xfail_with_the_project_registry(
     known = {c: v for c, v in verdicts.items() if c.startswith(("unet-up[", "upsample"))}
     assert known and all(v == "xfail" for v in known.values()), known
     assert all(verdicts[c] == "pass" for c in verdicts if c.startswith(("unet-up-", "valid-kernel"))), verdicts
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mindspore") is None, reason="not installed: mindspore")
+def test_a_near_miss_says_what_it_resembles_and_resume_judges_it_again(tmp_path):
+    cases = write(tmp_path / "op.yaml", """
+        op: conv2d_transpose
+        cases:
+          - id: decoder-step
+            input: [1, 2, 4, 4]
+            out_channels: 2
+            kernel_size: 3
+            stride: 2
+            padding: 1
+            output_padding: 1
+    """)
+    near = write(tmp_path / "near.yaml", """
+        divergences:
+          - id: F2-half
+            backend: mindspore.nn
+            when: {padding_form: explicit, output_padding_holds_values: true, dtype: float16}
+            verdict: value_mismatch
+            reason: an entry for float16 only, which this float32 case resembles
+            link: https://example.org/f2
+    """)
+    out = tmp_path / "out"
+    proc = conform("run", cases, "--backends", "mindspore.nn", "--registry", near, "--out", out)
+    (result,) = json.loads((out / "report.json").read_text())["results"]
+    assert proc.returncode == 1 and result["verdict"] == "value_mismatch"
+    assert result["resembles"] == {"id": "F2-half", "link": "https://example.org/f2",
+                                   "href": "https://example.org/f2", "failed_conditions": ["dtype"]}
+    assert "resembles F2-half (differs in: dtype)" in proc.stdout
+    # The journal is judged again with the project's registry: now it is the known F2, and resembles nothing.
+    proc = conform("run", cases, "--backends", "mindspore.nn", "--registry", SHIPPED, "--out", out, "--resume")
+    (result,) = json.loads((out / "report.json").read_text())["results"]
+    assert proc.returncode == 0 and result["verdict"] == "xfail" and "resembles" not in result
+    assert result["divergence"]["id"].startswith("F2-")
