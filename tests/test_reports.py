@@ -454,3 +454,10 @@ def test_terminal_failure_lines_name_the_matching_or_resembling_entry():
     assert "value_mismatch mindspore.nn near" in text and "resembles F2-x (differs in: bias)" in text
     assert "xpass mindspore.nn fixed" in text and "known divergence F1-y" in text
     assert "file:///docs/findings.md#f2" in console.export_html()   # the id is a terminal hyperlink
+
+
+def test_junit_failure_text_names_the_resembled_entry():
+    from harness.report.junit import _details
+    near = record(case="near", verdict="value_mismatch",
+                  resembles={"id": "F2-x", "link": "docs/findings.md#f2", "failed_conditions": ["bias"]})
+    assert "resembles: F2-x (differs in: bias) docs/findings.md#f2" in _details(near).splitlines()
