@@ -1,36 +1,53 @@
-"""The known-divergence registry (``cases/known_divergences.yaml``, DESIGN.md §4).
+"""The known-divergence registry (``cases/known_divergences.yaml``, DESIGN.md §4, §8).
 
-An entry names results by case-id glob (``*`` and ``?`` only; ``[`` is
-literal, since matrix ids contain brackets), backend (id or framework prefix)
-and an optional framework version range (a ``packaging`` specifier), and says
-which verdict is expected there, why, and where the evidence is::
+An entry selects results by backend (id or framework prefix), an optional
+framework version range (a ``packaging`` specifier), declarative conditions
+on the case (``when``: its canonical parameters, ``dtype`` and the values the
+operator's semantics derives, see ``harness.conditions`` and the operator's
+``DERIVED``) and/or case-id globs (``*`` and ``?`` only; ``[`` is literal,
+since matrix ids contain brackets). It says which verdict is expected there,
+why, and where the evidence is::
 
     divergences:
       - id: F1
-        cases: ["stride-kernel-padding[stride=2,kernel_size=1,padding=valid]"]
         backend: mindspore.nn
         versions: ">=2.0"
+        when: {padding_form: valid, kernel_below_stride: true, output_size_is_default: true}
         verdict: shape_mismatch
         reason: MindSpore's pad_mode='valid' gives H·s when the kernel is smaller than the stride
         link: docs/findings.md#f1
 
 A matching result with the expected verdict becomes ``xfail``; a matching
 result that passes becomes ``xpass`` (the divergence is gone: remove the
-entry); an entry that matches no result of the run is *stale* and reported.
-A matching result that fails *differently* keeps its own verdict.
+entry); a matching result that fails *differently* keeps its own verdict.
+Results the backend could not run (``unsupported``, ``skipped``) are not
+observations and match nothing. An entry that matches no result of the run is
+*stale* and reported.
+
+A failing result that matches no entry *resembles* one when the backend,
+version and verdict fit and all of the entry's conditions (each ``when`` key,
+and the globs) but one hold; the record then names it and the condition that
+failed (``resembles: {id, link, href, failed_conditions}``).
+
+``link`` is a URL or a path relative to the registry's folder or its parent
+(``docs/findings.md#f1`` next to ``cases/``); records carry it as written and,
+when the file exists, as ``href`` (a ``file:`` URI) for reports to link.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from harness import conditions, ops
 from harness.backends import matches as backend_matches
+from harness.backends import registry as backend_registry
 from harness.globs import compile_glob as _glob
 from harness.yamlsrc import Problem, ProblemsError, load_yaml
 
@@ -40,9 +57,11 @@ FAILING = ["shape_mismatch", "value_mismatch", "unexpected_error", "missing_erro
 class Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     id: str = Field(min_length=1)
-    cases: Union[str, list[str]]
     backend: str = Field(min_length=1)
     versions: Optional[str] = None
+    op: Optional[str] = None
+    when: Optional[dict[str, Any]] = None
+    cases: Union[str, list[str], None] = None
     verdict: Union[Literal[tuple(FAILING)], list[Literal[tuple(FAILING)]]]
     reason: str = Field(min_length=10)
     link: Optional[str] = None
@@ -57,8 +76,21 @@ class Entry(BaseModel):
                 raise ValueError(f"not a version range: {exc}") from None
         return v
 
+    @field_validator("cases")
+    @classmethod
+    def _cases(cls, v):
+        if v is not None and (not v or any(not g for g in ([v] if isinstance(v, str) else v))):
+            raise ValueError("case-id globs must be non-empty")
+        return v
+
+    @model_validator(mode="after")
+    def _selects(self):
+        if self.when is None and self.cases is None:
+            raise ValueError("an empty selector: give `when` (conditions on the case) and/or `cases` (id globs)")
+        return self
+
     def globs(self) -> list[str]:
-        return [self.cases] if isinstance(self.cases, str) else list(self.cases)
+        return [] if self.cases is None else [self.cases] if isinstance(self.cases, str) else list(self.cases)
 
     def verdicts(self) -> list[str]:
         return [self.verdict] if isinstance(self.verdict, str) else list(self.verdict)
@@ -69,36 +101,111 @@ class RegistryFile(BaseModel):
     divergences: list[Entry] = []
 
 
+def condition_names(op_name: str) -> dict[str, str]:
+    """Every name a ``when`` may test for operator ``op_name``, with what it means."""
+    op = ops.get(op_name)
+    return {"dtype": "the case dtype", **{k: "case parameter" for k in op.Params.model_fields}, **op.DERIVED}
+
+
+def case_values(result: dict) -> Optional[dict]:
+    """The values conditions test for one result record (None when the record cannot say)."""
+    try:
+        op = ops.get(result["op"])
+        return {**result["params"], "dtype": result["dtype"], **op.derived(result["params"], result.get("data") or {})}
+    except (KeyError, TypeError, ValueError):   # a record from an older or foreign journal
+        return None
+
+
+@dataclass
+class Selector:
+    """An entry with its conditions compiled and its link resolved."""
+
+    entry: Entry
+    when: Optional[conditions.Conditions]
+    href: Optional[str] = None
+
+    def failing(self, result: dict, values: Optional[dict]) -> list[str]:
+        """The entry's conditions (``when`` keys, ``cases``) that do not hold for ``result``."""
+        failed = []
+        if self.when is not None:
+            if values is None or result.get("op") != self.entry.op:
+                return ["op"]
+            failed += self.when.failing(values)
+        if self.entry.cases is not None and not any(_glob(g).match(result["case"]) for g in self.entry.globs()):
+            failed.append("cases")
+        return failed
+
+    def applies(self, result: dict, version: Optional[str]) -> bool:
+        """Backend and version range fit (the part of the selector that is not about the case)."""
+        if not backend_matches(result["backend"], [self.entry.backend]):
+            return False
+        if self.entry.versions and version:
+            try:
+                return Version(version.split("+")[0]) in SpecifierSet(self.entry.versions)
+            except InvalidVersion:
+                pass
+        return True
+
+    def size(self) -> int:
+        return (len(self.when.clauses) if self.when else 0) + (self.entry.cases is not None)
+
+    def note(self, **extra) -> dict:
+        out = {"id": self.entry.id, "reason": self.entry.reason, "link": self.entry.link, **extra}
+        if self.href:
+            out["href"] = self.href
+        return out
+
+
+NOT_OBSERVED = ("unsupported", "skipped")
+
+
 @dataclass
 class Registry:
-    entries: list[Entry] = field(default_factory=list)
+    selectors: list[Selector] = field(default_factory=list)
     file: str = ""
     lines: dict[str, int] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
 
-    def match(self, result: dict, version: Optional[str]) -> Optional[Entry]:
-        for entry in self.entries:
-            if not backend_matches(result["backend"], [entry.backend]):
+    @property
+    def entries(self) -> list[Entry]:
+        return [s.entry for s in self.selectors]
+
+    def match(self, result: dict, version: Optional[str], values: Any = ...) -> Optional[Selector]:
+        if result["verdict"] in NOT_OBSERVED:
+            return None
+        values = case_values(result) if values is ... else values
+        for selector in self.selectors:
+            if selector.applies(result, version) and not selector.failing(result, values):
+                return selector
+        return None
+
+    def resembles(self, result: dict, version: Optional[str], values: Any = ...) -> Optional[dict]:
+        """The first entry a failing, unmatched result resembles (all its conditions but one hold)."""
+        values = case_values(result) if values is ... else values
+        for selector in self.selectors:
+            if selector.size() < 2 or result["verdict"] not in selector.entry.verdicts():
                 continue
-            if not any(_glob(g).match(result["case"]) for g in entry.globs()):
-                continue
-            if entry.versions and version:
-                try:
-                    if Version(version.split("+")[0]) not in SpecifierSet(entry.versions):
-                        continue
-                except InvalidVersion:
-                    pass
-            return entry
+            if selector.applies(result, version):
+                failed = selector.failing(result, values)
+                if len(failed) == 1 and failed != ["op"]:
+                    return selector.note(failed_conditions=failed)
         return None
 
     def classify(self, result: dict, version: Optional[str]) -> None:
-        """Turn a matching result into xfail/xpass (in place) and remember the entry as used."""
-        entry = self.match(result, version)
-        if entry is None:
+        """Turn a matching result into xfail/xpass (in place) and remember the entry as used;
+        note the entry an unmatched failure resembles."""
+        values = case_values(result)
+        selector = self.match(result, version, values)
+        if selector is None:
+            if result["verdict"] in FAILING:
+                note = self.resembles(result, version, values)
+                if note:
+                    result["resembles"] = {k: v for k, v in note.items() if k != "reason"}
             return
+        entry = selector.entry
         self.used.add(entry.id)
         # The record keeps its raw verdict in `original_verdict`, so a resumed run can re-judge it.
-        result["divergence"] = {"id": entry.id, "reason": entry.reason, "link": entry.link}
+        result["divergence"] = selector.note()
         if result["verdict"] in entry.verdicts():
             result["original_verdict"], result["verdict"] = result["verdict"], "xfail"
         elif result["verdict"] == "pass":
@@ -115,6 +222,26 @@ class Registry:
                  "cases": e.globs(), "reason": "matches no result of this run"}
                 for e in self.entries if e.id not in self.used
                 and (backends is None or any(backend_matches(b, [e.backend]) for b in backends))]
+
+
+def _href(link: Optional[str], folder: Path) -> Optional[str]:
+    """A link reports can follow: an http(s) URL as is, a relative path that exists as a file: URI."""
+    if not link:
+        return None
+    if re.match(r"https?://", link):
+        return link
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", link):   # any other scheme (javascript:, data:) is not followed
+        return None
+    path, _, anchor = link.partition("#")
+    for base in (folder, folder.parent):
+        target = (base / path).resolve()
+        if path and target.is_file():
+            return target.as_uri() + (f"#{anchor}" if anchor else "")
+    return None
+
+
+def _backend_known(selector: str) -> bool:
+    return any(b == selector or b.split(".")[0] == selector for b in backend_registry())
 
 
 def load(path: Path) -> Registry:
@@ -139,12 +266,32 @@ def load(path: Path) -> Registry:
             named.add(name)
             problems.append(Problem(file, located.line_of(loc), name, err["msg"].removeprefix("Value error, ")))
         raise ProblemsError(problems) from None
-    lines, seen, problems = {}, set(), []
+    lines, seen, problems, selectors = {}, set(), [], []
     for index, entry in enumerate(parsed.divergences):
-        lines[entry.id] = located.line_of(("divergences", index))
+        where = ("divergences", index)
+        lines[entry.id] = located.line_of(where)
         if entry.id in seen:
             problems.append(Problem(file, lines[entry.id], f"divergences[{index}].id", f"duplicate id {entry.id!r}"))
         seen.add(entry.id)
+        if not _backend_known(entry.backend):
+            problems.append(Problem(file, located.line_of(where + ("backend",)), f"divergences[{index}].backend",
+                                    f"unknown backend {entry.backend!r}; known: {', '.join(backend_registry())}"))
+        compiled = None
+        if entry.when is not None:
+            if entry.op is None and len(ops.OPS) == 1:
+                entry.op = next(iter(ops.OPS))
+            if entry.op not in ops.OPS:
+                problems.append(Problem(file, located.line_of(where + ("op",)), f"divergences[{index}].op",
+                                        f"unknown or missing operator {entry.op!r} (conditions are on one "
+                                        f"operator's parameters); known: {', '.join(ops.OPS)}"))
+                continue
+            compiled, found = conditions.parse(entry.when, condition_names(entry.op), where + ("when",))
+            problems += [Problem(file, located.line_of(p), _name(p), m) for p, m in found]
+        selectors.append(Selector(entry, compiled, _href(entry.link, path.parent)))
     if problems:
         raise ProblemsError(problems)
-    return Registry(parsed.divergences, file, lines)
+    return Registry(selectors, file, lines)
+
+
+def _name(path: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(path))

@@ -112,7 +112,8 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
         error = {"type": out.error_type, "message": out.error_message}
     return {
         "case": case.id, "file": case.file, "line": case.line, "op": case.op,
-        "params": case.canonical_params(), "dtype": case.dtype, "backend": backend,
+        "params": case.canonical_params(), "dtype": case.dtype, "data": case.common.data.model_dump(),
+        "backend": backend,
         "verdict": judgement.verdict, "reason": judgement.reason,
         "expected_shape": list(case.expected_shape) if case.expected_shape else None,
         "actual_shape": list(out.output.shape) if out.output is not None else None,
@@ -167,7 +168,8 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
 
 
 def unclassify(record: dict) -> None:
-    """Undo a registry classification (xfail/xpass) so the record can be classified again."""
+    """Undo a registry classification (xfail/xpass, resembles) so the record can be classified again."""
+    record.pop("resembles", None)
     if record.pop("divergence", None) is not None:
         if "original_verdict" in record:
             record["verdict"] = record.pop("original_verdict")

@@ -3,8 +3,9 @@
 200 random valid cases (``conform fuzz``) across all four dtypes, both
 layouts, groups, dilation, every padding form, run on every installed
 backend three times. Every non-passing result must be explained by a known,
-documented framework divergence (docs/findings.md), recognised here by its
-parameters rather than by case id; and the three runs must agree exactly.
+documented framework divergence (docs/findings.md), recognised by the
+project's registry from its parameters (the fuzz ids are new to it); and the
+three runs must agree exactly.
 """
 
 from __future__ import annotations
@@ -17,24 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from harness.ops import conv2d_transpose as op
+from harness import divergences
 
 ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = divergences.load(ROOT / "cases" / "known_divergences.yaml")
 MISSING = [m for m in ("tensorflow", "torch", "mindspore", "numba") if importlib.util.find_spec(m) is None]
 
 
-def explained_by_known_finding(record: dict) -> str:
-    """Which documented divergence explains a non-passing result ('' if none)."""
-    if record["backend"] != "mindspore.nn":
-        return ""
-    p = record["params"]
-    r = op.resolve(op.Params.model_validate(p))
-    if record["verdict"] == "shape_mismatch" and p["padding"] == "valid" and any(
-            d * (k - 1) + 1 < s for k, s, d in zip(p["kernel_size"], p["stride"], p["dilation"])):
-        return "F1"   # MindSpore 'valid' gives H·s when the effective kernel is smaller than the stride
-    if record["verdict"] == "value_mismatch" and any(r.output_padding) and (any(r.crops) or p["bias"]):
-        return "F2"   # MindSpore fills output_padding rows with zeros (no values, no bias)
-    return ""
+def explained_by_known_finding(record: dict, versions: dict) -> str:
+    """Which registered divergence explains a non-passing result ('' if none): the project's registry,
+    which recognises a divergence by the case's parameters, not its id."""
+    selector = REGISTRY.match(record, versions[record["backend"]])
+    return selector.entry.id if selector and record["verdict"] in selector.entry.verdicts() else ""
 
 
 @pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
@@ -50,13 +45,15 @@ def test_two_hundred_random_cases_on_every_backend_are_quiet_and_repeatable(tmp_
         out = tmp_path / f"run{i}"
         subprocess.run([sys.executable, "-m", "harness", "run", str(cases), "--registry", str(empty),
                         "--out", str(out), "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=900)
-        runs.append(json.loads((out / "report.json").read_text())["results"])
+        report = json.loads((out / "report.json").read_text())
+        runs.append(report["results"])
+    versions = {b: e["version"] for b, e in report["environment"]["backends"].items()}
     first = runs[0]
     assert len(first) == 200 * 5
     dtypes = {r["dtype"] for r in first}
     assert dtypes == {"float16", "bfloat16", "float32", "float64"}
     unexplained = [r for r in first if r["verdict"] not in ("pass", "unsupported")
-                   and not explained_by_known_finding(r)]
+                   and not explained_by_known_finding(r, versions)]
     assert not unexplained, [(r["backend"], r["case"], r["verdict"], r["reason"]) for r in unexplained]
     # Correct results pass with room to spare, not by a hair.
     ratios = [r["metrics"]["bound_ratio"] for r in first if r["verdict"] == "pass" and r["metrics"]]

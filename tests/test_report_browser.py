@@ -225,7 +225,7 @@ def test_registry_entries_link_to_their_evidence(browser, tmp_path):
     p = page.page
     p.click("td.case >> nth=0")
     anchor = p.locator("dialog#detail p.registry.divergence a")
-    assert anchor.get_attribute("href") == link and anchor.inner_text() == link
+    assert anchor.get_attribute("href") == link and anchor.inner_text() == "F2"
     assert "known divergence F2: zeros" in p.locator("dialog#detail p.registry.divergence").inner_text()
     assert page.errors == []
 
@@ -270,3 +270,29 @@ def test_ten_thousand_results_open_fast(browser, tmp_path):
     (ROOT / "reports").mkdir(exist_ok=True)
     (ROOT / "reports" / "report-scale-test.json").write_text(json.dumps(
         {"results": 10_000, "html_bytes": size, "open_s": timings}, indent=1) + "\n")
+
+
+def test_the_detail_links_the_matching_or_resembling_registry_entry(browser, tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_reports import record, report_of
+    from harness.report import html
+    evidence = (ROOT / "docs" / "findings.md").as_uri()
+    near = record(case="near", verdict="value_mismatch", reason="3% outside the bound",
+                  resembles={"id": "F2-x", "link": "docs/findings.md#f2", "href": evidence + "#f2",
+                             "failed_conditions": ["bias"]})
+    known = record(case="known", verdict="xfail", original_verdict="value_mismatch",
+                   divergence={"id": "F1-y", "reason": "a known one", "link": "x", "href": "javascript:alert(1)"})
+    path = html.write(report_of([near, known]), tmp_path)
+    page = Page(browser, path)
+    p, dialog = page.page, page.page.locator("dialog#detail")
+    p.click("td.case:text-is('near')")
+    dialog.wait_for(state="visible")
+    note = dialog.locator("p.registry-note")
+    assert note.inner_text() == "resembles known divergence F2-x (differs in: bias)"
+    assert note.locator("a").get_attribute("href") == evidence + "#f2"
+    p.keyboard.press("Escape")
+    p.click("td.case:text-is('known')")
+    dialog.wait_for(state="visible")
+    assert dialog.locator("p.registry-note").inner_text() == "known divergence F1-y: a known one (x)"
+    assert dialog.locator("p.registry-note a").count() == 0          # a javascript: href is not a link
+    assert page.errors == []

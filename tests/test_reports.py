@@ -439,3 +439,25 @@ def test_diff_and_report_reject_files_that_are_not_reports(tmp_path):
     for args in (("diff", bad, good), ("diff", good, tmp_path / "missing.json"), ("report", bad)):
         proc = conform(*args)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_terminal_failure_lines_name_the_matching_or_resembling_entry():
+    from rich.console import Console
+    from harness.report.terminal import print_summary
+    near = record(case="near", verdict="value_mismatch", reason="3% outside",
+                  resembles={"id": "F2-x", "link": "l", "href": "file:///docs/findings.md#f2",
+                             "failed_conditions": ["bias"]})
+    fixed = record(case="fixed", verdict="xpass", divergence={"id": "F1-y", "reason": "r", "link": "l"})
+    console = Console(record=True, width=200, force_terminal=True)
+    print_summary(report_of([near, fixed, record()]), console)
+    text = console.export_text(clear=False)
+    assert "value_mismatch mindspore.nn near" in text and "resembles F2-x (differs in: bias)" in text
+    assert "xpass mindspore.nn fixed" in text and "known divergence F1-y" in text
+    assert "file:///docs/findings.md#f2" in console.export_html()   # the id is a terminal hyperlink
+
+
+def test_junit_failure_text_names_the_resembled_entry():
+    from harness.report.junit import _details
+    near = record(case="near", verdict="value_mismatch",
+                  resembles={"id": "F2-x", "link": "docs/findings.md#f2", "failed_conditions": ["bias"]})
+    assert "resembles: F2-x (differs in: bias) docs/findings.md#f2" in _details(near).splitlines()

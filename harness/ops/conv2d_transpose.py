@@ -174,43 +174,43 @@ def input_shapes(params: Params) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def axis_sizes(size, k, s, d, form, pads, op, out) -> tuple[int, int, int, int]:
+    """One spatial axis without any check: (crop_lo, crop_hi, op, out), ``out`` as asked or by default."""
+    full = (size - 1) * s + d * (k - 1) + 1
+    if form == "explicit":
+        lo, hi = pads
+        return (lo, hi, op, full - lo - hi + op) if out is None else (lo, hi, out - (full - lo - hi), out)
+    if form == "same":
+        out = size * s if out is None else out
+        needed = max(0, full - out)
+        return needed // 2, needed - needed // 2, out - (full - needed), out
+    out = full if out is None else out   # valid
+    return 0, 0, out - full, out
+
+
 def _axis(size, k, s, d, form, pads, op, out, axis):
-    """Resolve one spatial axis; returns (crop_lo, crop_hi, op, out)."""
+    """Resolve one spatial axis; returns (crop_lo, crop_hi, op, out) or raises ``InvalidCall``."""
     eff = d * (k - 1) + 1
     full = (size - 1) * s + eff
     limit = max(s, d)
+    lo, hi, op_, out_ = axis_sizes(size, k, s, d, form, pads, op, out)
     if form == "explicit":
-        lo, hi = pads
-        if out is None:
-            if op >= limit:
-                raise InvalidCall("output_padding", f"output_padding {op} along {axis} must be smaller than "
-                                  f"max(stride, dilation) = {limit}")
-            out = full - lo - hi + op
-        else:
-            op = out - (full - lo - hi)
-            if not 0 <= op < limit:
-                raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding "
-                                  f"{lo}+{hi}: reachable sizes are {full - lo - hi}..{full - lo - hi + limit - 1}")
-        if out < 1:
-            raise InvalidCall("padding", f"output size along {axis} would be {out}: padding {lo}+{hi} removes the "
+        if out is None and op >= limit:
+            raise InvalidCall("output_padding", f"output_padding {op} along {axis} must be smaller than "
+                              f"max(stride, dilation) = {limit}")
+        if out is not None and not 0 <= op_ < limit:
+            raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding "
+                              f"{lo}+{hi}: reachable sizes are {full - lo - hi}..{full - lo - hi + limit - 1}")
+        if out_ < 1:
+            raise InvalidCall("padding", f"output size along {axis} would be {out_}: padding {lo}+{hi} removes the "
                               f"whole full output of {full}")
-        return lo, hi, op, out
-    if form == "same":
-        if out is None:
-            out = size * s
-        elif -(-out // s) != size:
-            raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding 'same': "
-                              f"need ceil(out / {s}) == {size}, i.e. {(size - 1) * s + 1}..{size * s}")
-        needed = max(0, full - out)
-        lo = needed // 2
-        return lo, needed - lo, out - (full - needed), out
-    # valid
-    if out is None:
-        out = full
-    elif out < eff or -(-(out - eff + 1) // s) != size:
+    elif form == "same" and out is not None and -(-out // s) != size:
+        raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding 'same': "
+                          f"need ceil(out / {s}) == {size}, i.e. {(size - 1) * s + 1}..{size * s}")
+    elif form == "valid" and out is not None and (out < eff or -(-(out - eff + 1) // s) != size):
         raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding 'valid': "
                           f"reachable sizes are {full}..{full + s - 1}")
-    return 0, 0, out - full, out
+    return lo, hi, op_, out_
 
 
 def resolve(params: Params) -> Resolved:
@@ -264,3 +264,80 @@ def peak_bytes(params: Params) -> int:
     canvas = n * params.out_channels * (max(full_h, out_h) + sh) * (max(full_w, out_w) + sw)
     operands = n * c_in * h * w + c_in * params.out_channels * kh * kw // max(params.groups, 1)
     return 8 * (3 * operands + 4 * canvas)
+
+
+#: Values the semantics derives from a call, for conditions in the known-divergence
+#: registry (harness/divergences.py). Per-axis values are ``[height, width]``.
+DERIVED = {
+    "valid_call": "the canonical semantics accepts the call",
+    "padding_form": "'same', 'valid' or 'explicit'",
+    "batch": "N, the number of images",
+    "in_size": "[H, W] of the input",
+    "effective_kernel": "[K_h, K_w], K = dilation·(kernel − 1) + 1",
+    "kernel_below_stride": "K < stride on some axis",
+    "full_size": "[F_h, F_w], F = (H − 1)·stride + K: the output before crops",
+    "crops": "[top, bottom, left, right] rows/columns cropped from the full output, every padding form resolved",
+    "any_crop": "some crop is > 0",
+    "out_size": "[H_out, W_out] (≤ 0 when crops remove the whole output)",
+    "output_size_is_default": "out_size is what the padding form gives without output_shape or output_padding",
+    "extra_rows": "[rows, columns] kept past F − crop (output_padding, or what output_shape implies)",
+    "output_padding_any": "extra_rows > 0 on some axis",
+    "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
+                                   "and the data reaches it (an impulse fill is one 1 at the centre)",
+    "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
+    "out_channels_per_group": "out_channels // groups (0: empty filters)",
+}
+
+
+def _reaches(lo: int, hi: int, size: int, k: int, s: int, d: int, x_impulse: bool, w_impulse: bool) -> bool:
+    """Whether any full-output index in [lo, hi) receives a product of nonzero operands.
+
+    Full index ``i·s + j·d`` gets ``x[i]·w[j]``; an impulse fill is nonzero only at the centre.
+    """
+    for j in ([k // 2] if w_impulse else range(k)):
+        offset = j * d
+        i = size // 2 if x_impulse else max(0, -(-(lo - offset) // s))
+        if (0 <= i < size) and lo <= i * s + offset < hi:
+            return True
+    return False
+
+
+def derived(params: dict, data: dict) -> dict:
+    """The values of ``DERIVED`` for canonical ``params`` (valid or not) and the case's data fills."""
+    n, a, b, c = params["input"]
+    h, w = (a, b) if params.get("layout") == "NHWC" else (b, c)
+    form = params["padding"] if isinstance(params["padding"], str) else "explicit"
+    pads = ((0, 0), (0, 0)) if form != "explicit" else (tuple(params["padding"][:2]), tuple(params["padding"][2:]))
+    shape = params.get("output_shape") or (None, None)
+    axes = list(zip((h, w), params["kernel_size"], params["stride"], params["dilation"], pads,
+                    params["output_padding"], shape))
+    sizes = [axis_sizes(size, k, s, d, form, p, op, out) for size, k, s, d, p, op, out in axes]
+    defaults = [axis_sizes(size, k, s, d, form, p, 0, None)[3] for size, k, s, d, p, op, out in axes]
+    eff = [d * (k - 1) + 1 for _, k, _, d, *_ in axes]
+    full = [(size - 1) * s + e for (size, _, s, *_), e in zip(axes, eff)]
+    crops = [c for lo, hi, _, _ in sizes for c in (lo, hi)]
+    extra = [op for _, _, op, _ in sizes]
+    out = [o for *_, o in sizes]
+    x_imp, w_imp = data.get("x") == "impulse", data.get("w") == "impulse"
+
+    def reached(axis: int, lo: int, hi: int) -> bool:
+        size, k, s, d, *_ = axes[axis]
+        return _reaches(max(lo, 0), min(hi, full[axis]), size, k, s, d, x_imp, w_imp)
+
+    holds = n > 0 and min(out) > 0 and any(
+        extra[a] > 0 and reached(a, full[a] - crops[2 * a + 1], full[a] - crops[2 * a + 1] + extra[a])
+        and reached(1 - a, crops[2 * (1 - a)], crops[2 * (1 - a)] + out[1 - a]) for a in (0, 1))
+    try:
+        resolve(Params.model_validate(params))
+        valid = True
+    except (InvalidCall, ValueError):
+        valid = False
+    return {
+        "valid_call": valid, "padding_form": form, "batch": n, "in_size": [h, w], "effective_kernel": eff,
+        "kernel_below_stride": any(e < s for e, s in zip(eff, params["stride"])),
+        "full_size": full, "crops": crops, "any_crop": any(crops), "out_size": out,
+        "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
+        "output_padding_holds_values": holds,
+        "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
+        "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),
+    }

@@ -93,7 +93,12 @@ def _entry(entry: Any, out: Optional[Path]) -> Any:
     """A registry entry on a record (``divergence``, ``resembles``) with an ``href`` when its link has one."""
     if not isinstance(entry, dict):
         return entry
-    href = _registry_href(entry.get("link"), out)
+    entry = dict(entry)
+    # The registry resolved the link against its own folder when it classified the result (``href``);
+    # only web and file URIs of that are followed, anything else (``javascript:``) is dropped.
+    href = entry.pop("href", None)
+    if not (isinstance(href, str) and re.match(r"^(https?|file)://[^\s\"'<>]+$", href)):
+        href = _registry_href(entry.get("link"), out)
     return {**entry, "href": href} if href else entry
 
 

@@ -66,6 +66,10 @@ def _details(r: dict) -> str:
         lines.append(f"{key}: {value}")
     if r.get("error"):
         lines.append(f"error: {r['error'].get('type')}: {r['error'].get('message')}")
+    if r.get("resembles"):   # a near miss of a known divergence (harness/divergences.py)
+        near = r["resembles"]
+        lines.append(f"resembles: {near.get('id')} (differs in: {', '.join(near.get('failed_conditions') or [])})"
+                     + (f" {near['link']}" if near.get("link") else ""))
     if r.get("native_call"):
         lines.append(f"native call: {r['native_call']}")
     if r.get("repro"):

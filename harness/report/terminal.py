@@ -29,8 +29,8 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
     failing = [r for r in report["results"] if r["verdict"] not in GREEN]
     for r in failing[:max_failures]:
         console.print(f"[bold red]{r['verdict']}[/] {escape(r['backend'])} {escape(r['case'])}  "
-                      f"[dim]{escape(r['file'])}:{r['line']}[/]  {escape(r.get('reason') or '')}",
-                      highlight=False, soft_wrap=True)
+                      f"[dim]{escape(r['file'])}:{r['line']}[/]  {escape(r.get('reason') or '')}"
+                      + registry_note(r), highlight=False, soft_wrap=True)
         if r.get("metrics") and r["metrics"].get("worst_index") is not None:
             # The numbers behind the verdict, and what the ratio means, on one indented line.
             console.print(f"    [dim]worst element {escape(worst_element(r['metrics']))}. "
@@ -44,3 +44,18 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
     gate = report["gate"]
     console.print(("[green]gate: pass[/]" if gate["passed"] else "[bold red]gate: FAIL[/]")
                   + (" (incomplete run)" if report.get("incomplete") else ""))
+
+
+def registry_note(r: dict) -> str:
+    """`  known divergence F1` or `  resembles F2 (differs in: bias)`, the id linked to its evidence."""
+    entry = r.get("divergence") or r.get("resembles")
+    if not entry:
+        return ""
+    name = escape(str(entry.get("id", "?")))
+    href = entry.get("href") or ""
+    if href.startswith(("https://", "http://", "file://")):
+        name = f"[link={escape(href)}]{name}[/link]"
+    if r.get("divergence"):
+        return f"  [cyan]known divergence {name}[/]"
+    differs = ", ".join(map(str, entry.get("failed_conditions") or []))
+    return f"  [yellow]resembles {name}[/]" + (f" [dim](differs in: {escape(differs)})[/]" if differs else "")

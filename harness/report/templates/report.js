@@ -19,6 +19,16 @@
     c[4].forEach(function (cell, bi) { if (cell) { resultCase[cell[2]] = [ci, bi]; } });
   });
 
+  // A registry entry named in a result: its id links to the evidence when the link is http(s) or file.
+  // A registry entry on a result: its id links to the evidence (page_data resolved a safe href, or none).
+  function registryNote(label, entry, rest, kind) {
+    if (typeof entry !== "object") { return el("p", { className: "sub registry registry-note " + kind, text: label + String(entry) }); }
+    var href = entry.href || "";
+    var linked = /^(https?:|file:|[^:]*$)/.test(href) && href !== "";
+    var id = linked ? el("a", { href: href, text: entry.id || "" }) : el("code", { text: entry.id || "" });
+    return el("p", { className: "sub registry registry-note " + kind }, label, id, (rest || "") + (!linked && entry.link ? " (" + entry.link + ")" : ""));
+  }
+
   function el(tag, attrs) {
     var node = document.createElement(tag);
     if (attrs) {
@@ -328,20 +338,6 @@
 
   // A registry entry (known divergence, or the one a failure resembles): id, reason, and its link as a
   // link when report.html could resolve one (``href``), else as text.
-  function registryLine(label, entry, kind) {
-    var p = el("p", { className: "sub registry " + kind });
-    if (typeof entry !== "object") { p.textContent = label + " " + String(entry); return p; }
-    p.appendChild(document.createTextNode(label + " " + (entry.id || "") + ": " + (entry.reason || "")));
-    if (entry.href) {
-      p.appendChild(document.createTextNode(" ("));
-      p.appendChild(el("a", { href: entry.href, text: entry.link || entry.href }));
-      p.appendChild(document.createTextNode(")"));
-    } else if (entry.link) {
-      p.appendChild(document.createTextNode(" (" + entry.link + ")"));
-    }
-    return p;
-  }
-
   function spreadBlock(s) {
     var box = el("div", { className: "spread" });
     box.appendChild(el("h3", { text: "framework spread" }));
@@ -367,8 +363,11 @@
       block.appendChild(el("p", { className: "gloss" }, d.worst ? el("span", { className: "worst mono", text: "worst element " + d.worst + ". " }) : null,
         d.gloss || ""));
     }
-    if (d.divergence) { block.appendChild(registryLine("known divergence", d.divergence, "divergence")); }
-    if (d.resembles) { block.appendChild(registryLine("resembles", d.resembles, "resembles")); }
+    if (d.divergence) { block.appendChild(registryNote("known divergence ", d.divergence, ": " + (d.divergence.reason || ""), "divergence")); }
+    if (d.resembles) {
+      var differs = (d.resembles.failed_conditions || []).join(", ");
+      block.appendChild(registryNote("resembles known divergence ", d.resembles, differs ? " (differs in: " + differs + ")" : "", "resembles"));
+    }
     if (d.error) { block.appendChild(el("p", { className: "warn mono", text: (d.error.type || "") + ": " + (d.error.message || "") })); }
     if (d.native_call) { block.appendChild(el("div", { className: "sub", text: "native call" })); block.appendChild(codeBox(d.native_call)); }
     if (d.notes && d.notes.length) {

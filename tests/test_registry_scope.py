@@ -1,0 +1,155 @@
+"""The shipped known-divergence entries match exactly the results that diverge, in both directions.
+
+The default suite, 300 ``conform fuzz`` cases and a few cases a user would
+write (a U-Net decoder step, 'valid' with a kernel below the stride) run on
+MindSpore and TensorFlow with an *empty* registry, so every verdict is the
+framework's own. Then each result is checked against the shipped registry:
+every failing result is matched by an entry that expects its verdict (the
+entry recognises the divergence, whatever the case is called), and no entry
+matches a result that passes (the entry never claims a case without it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from harness import divergences
+from harness.compare import GREEN
+from tests.helpers import ROOT, conform, write
+
+MISSING = [m for m in ("tensorflow", "mindspore") if importlib.util.find_spec(m) is None]
+BACKENDS = "mindspore.nn,tf.nn"
+SHIPPED = ROOT / "cases" / "known_divergences.yaml"
+
+USER_CASES = """
+    op: conv2d_transpose
+    cases:
+      - id: unet-up            # k 3, s 2, padding 1, output_padding 1: exactly F2
+        input: [1, 16, 8, 8]
+        out_channels: 8
+        kernel_size: 3
+        stride: 2
+        padding: 1
+        output_padding: 1
+        matrix: {bias: [true, false], layout: [NCHW, NHWC], dtype: [float32, float16]}
+      - id: upsample-k1        # 'valid' with an (effective) kernel below the stride: exactly F1
+        input: [2, 3, 5, 6]
+        out_channels: 2
+        padding: valid
+        matrix:
+          kernel_size: [1, [2, 3]]
+          stride: [[2, 4], 4]
+      - id: upsample-dilated   # K = 2·(2−1)+1 = 3 < 4
+        input: [1, 2, 4, 4]
+        out_channels: 2
+        kernel_size: 2
+        dilation: 2
+        stride: 4
+        padding: valid
+      # the same shapes without the divergence
+      - id: unet-up-no-crop    # the added rows lie past the full output: zeros are right
+        input: [1, 16, 8, 8]
+        out_channels: 8
+        kernel_size: 3
+        stride: 2
+        output_padding: 1
+      - id: unet-up-impulse    # the impulse never reaches the cropped rows
+        input: [1, 4, 8, 8]
+        out_channels: 4
+        kernel_size: 3
+        stride: 2
+        padding: 1
+        output_padding: 1
+        data: {x: impulse}
+      - id: valid-kernel-at-stride
+        input: [1, 3, 5, 6]
+        out_channels: 2
+        kernel_size: 3
+        stride: [2, 3]
+        padding: valid
+"""
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
+def test_shipped_entries_match_exactly_the_divergent_results(tmp_path):
+    fuzz = tmp_path / "fuzz.yaml"
+    fuzz.write_text(conform("fuzz", 300, "--seed", 20261201).stdout)
+    user = write(tmp_path / "user.yaml", USER_CASES)
+    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
+    out = tmp_path / "raw"
+    conform("run", "cases", fuzz, user, "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
+    report = json.loads((out / "report.json").read_text())
+    versions = {b: e["version"] for b, e in report["environment"]["backends"].items()}
+    registry = divergences.load(SHIPPED)
+    unexplained, claimed, matched = [], [], {}
+    for r in report["results"]:
+        selector = registry.match(r, versions[r["backend"]])
+        if r["verdict"] not in GREEN and (selector is None or r["verdict"] not in selector.entry.verdicts()):
+            unexplained.append((r["backend"], r["case"], r["verdict"], r["reason"]))
+        if r["verdict"] in GREEN and selector is not None:
+            claimed.append((r["backend"], r["case"], r["verdict"], selector.entry.id))
+        if selector is not None:
+            matched.setdefault(selector.entry.id, set()).add(r["case"])
+    assert not unexplained, unexplained
+    assert not claimed, claimed
+    assert set(matched) == {e.id for e in registry.entries}   # every entry is exercised
+    # both sources carry F1 and F2: a random case is recognised as well as the suite's own
+    for entry in ("F1-", "F2-"):
+        ids = next(cases for eid, cases in matched.items() if eid.startswith(entry))
+        assert any(c.startswith("fuzz-") for c in ids) and any(c.startswith(("stride", "output-padding", "one-by"))
+                                                               for c in ids), (entry, sorted(ids)[:5])
+    user_ids = {c for cases in matched.values() for c in cases if c.startswith(("unet", "upsample", "valid-"))}
+    assert len([c for c in user_ids if c.startswith("unet-up[")]) == 8   # bias × layout × dtype
+    assert not any(c.startswith(("unet-up-no-crop", "unet-up-impulse", "valid-kernel")) for c in user_ids)
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
+def test_user_cases_with_a_known_divergence_are_xfail_with_the_project_registry(tmp_path):
+    user = write(tmp_path / "user.yaml", USER_CASES)
+    out = tmp_path / "out"
+    run = conform("run", user, "--backends", "mindspore.nn", "--registry", SHIPPED, "--out", out)
+    report = json.loads((out / "report.json").read_text())
+    verdicts = {r["case"]: r["verdict"] for r in report["results"]}
+    assert run.returncode == 0 and report["gate"]["passed"], run.stdout
+    known = {c: v for c, v in verdicts.items() if c.startswith(("unet-up[", "upsample"))}
+    assert known and all(v == "xfail" for v in known.values()), known
+    assert all(verdicts[c] == "pass" for c in verdicts if c.startswith(("unet-up-", "valid-kernel"))), verdicts
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mindspore") is None, reason="not installed: mindspore")
+def test_a_near_miss_says_what_it_resembles_and_resume_judges_it_again(tmp_path):
+    cases = write(tmp_path / "op.yaml", """
+        op: conv2d_transpose
+        cases:
+          - id: decoder-step
+            input: [1, 2, 4, 4]
+            out_channels: 2
+            kernel_size: 3
+            stride: 2
+            padding: 1
+            output_padding: 1
+    """)
+    near = write(tmp_path / "near.yaml", """
+        divergences:
+          - id: F2-half
+            backend: mindspore.nn
+            when: {padding_form: explicit, output_padding_holds_values: true, dtype: float16}
+            verdict: value_mismatch
+            reason: an entry for float16 only, which this float32 case resembles
+            link: https://example.org/f2
+    """)
+    out = tmp_path / "out"
+    proc = conform("run", cases, "--backends", "mindspore.nn", "--registry", near, "--out", out)
+    (result,) = json.loads((out / "report.json").read_text())["results"]
+    assert proc.returncode == 1 and result["verdict"] == "value_mismatch"
+    assert result["resembles"] == {"id": "F2-half", "link": "https://example.org/f2",
+                                   "href": "https://example.org/f2", "failed_conditions": ["dtype"]}
+    assert "resembles F2-half (differs in: dtype)" in proc.stdout
+    # The journal is judged again with the project's registry: now it is the known F2, and resembles nothing.
+    proc = conform("run", cases, "--backends", "mindspore.nn", "--registry", SHIPPED, "--out", out, "--resume")
+    (result,) = json.loads((out / "report.json").read_text())["results"]
+    assert proc.returncode == 0 and result["verdict"] == "xfail" and "resembles" not in result
+    assert result["divergence"]["id"].startswith("F2-")
