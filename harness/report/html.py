@@ -35,11 +35,13 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from harness.report import atomic_write
 from harness.report.analysis import (FAILING, VERDICT_ORDER, bound_ratio, capabilities, counts_table,
                                      failure_groups, fmt_value)
 from harness.report.diff import severity
+from harness.report.safe_text import printable
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -174,9 +176,14 @@ def _json_for_html(data: Any) -> str:
 
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=_finalize)
     env.filters["ratio"] = format_ratio
     return env
+
+
+def _finalize(value):
+    """Every ``{{ }}`` of the template: control characters and bidi overrides shown as escapes, not obeyed."""
+    return value if isinstance(value, Markup) or not isinstance(value, str) else printable(value, keep="\n\t")
 
 
 def format_ratio(value) -> str:
