@@ -167,11 +167,15 @@ def _finite(value: Any) -> Any:
     return value
 
 
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+
+
 def _json_for_html(data: Any) -> str:
     """JSON safe inside a <script> element: no '<', '>', '&' or line separators unescaped."""
     text = json.dumps(_finite(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    # JSON leaves DEL, C1 controls (CSI is \x9b), line separators and bidi overrides raw: escape them too.
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _env() -> Environment:

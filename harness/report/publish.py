@@ -242,6 +242,7 @@ class Generation:
             self.path = root / f"gen-{stamp}-{os.getpid()}-{n}"
         self.path.mkdir()
         (self.path / STAGING).touch()
+        (self.path / "repro").mkdir()      # always part of the set, empty when nothing failed
         self.published = False
 
     def __enter__(self) -> "Generation":
