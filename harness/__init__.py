@@ -11,7 +11,8 @@ Where each concern lives:
 - ``harness.worker``       the worker processes that host the adapters
 - ``harness.runner``       plan (case x backend) and execution
 - ``harness.compare``      tolerance model, metrics and verdicts
-- ``harness.report``       report.json and the terminal summary
+- ``harness.report``       report.json, html, junit, summary.md, reproducers, publishing them as one set
+- ``harness.outdir``       the --out folder: what conform may write there, its manifest and lock
 - ``harness.cli``          the ``conform`` command line
 """
 

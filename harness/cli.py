@@ -199,7 +199,7 @@ def cmd_run(args) -> int:
         report = clean(json_report.build(result, strict=args.strict))
         if args.resume:
             gen.carry_reproducers(report["results"])
-        _publish(gen, report, gen.path, args.out)
+        _publish(gen, report, gen.path, gen.path)   # the generation is seen as --out: links stay relative
     print_summary(report, Console(quiet=args.quiet))
     if not args.quiet:
         print(f"report: {args.out / 'report.json'}")
@@ -263,16 +263,11 @@ def _generation(out: Path):
 
 
 def _publish(gen, report: dict, base: Path, html_out: Path) -> None:
-    """Render every report in memory, write the new generation, switch to it; on failure the old set stays."""
-    from harness.report.publish import PublishError, render_set
+    from harness.report.publish import PublishError, publish_reports
     try:
-        gen.write(render_set(report, base, html_out))
-        warnings = gen.publish()
-    except (OSError, UnicodeError, PublishError) as exc:
-        if gen.published:
-            raise UsageError(f"the reports in {gen.out} are complete, but tidying up failed: {exc}") from None
-        raise UsageError(f"cannot write the reports into {gen.out}: {exc}; "
-                         "the previous reports there are unchanged") from None
+        warnings = publish_reports(gen, report, base, html_out)
+    except PublishError as exc:
+        raise UsageError(str(exc)) from None
     for warning in warnings:
         print(f"conform: warning: {warning}", file=sys.stderr)
 

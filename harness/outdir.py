@@ -22,8 +22,9 @@ every run.
    (``report.json``, ``repro``, ``results.jsonl``, ``bench.json``, ... and the
    ``.report.json.XXXXXXXX`` temporaries older versions left after a kill) was
    written by an earlier conform: it is adopted (``reports/`` of ``make
-   conform`` before the manifest existed). Any other non-empty folder is
-   refused.
+   conform`` before the manifest existed; the screenshots and report-scale
+   output this repository's tests put there do not prevent it). Any other
+   non-empty folder is refused.
 
 The lock: ``.conform-out.lock`` is held with ``fcntl.flock`` for the whole
 command, so a second run, ``conform report`` or ``conform bench`` into the
@@ -57,6 +58,8 @@ SCHEMA = "conform.out/1"
 KNOWN = frozenset({"report.json", "report.html", "junit.xml", "summary.md", "repro", "results.jsonl", "logs",
                    "bench.json", GENERATIONS})
 _OWN_FILES = frozenset({MANIFEST, LOCK})
+#: What this repository's tests and benchmarks put in reports/ (screenshots, report-scale): no obstacle to adoption.
+_TOOLING = frozenset({"screenshots", "report-scale", "report-scale-test.json"})
 #: ``atomic_write``'s temporaries (``.<name>.<8 random chars>``), left behind by a SIGKILL.
 TEMPORARY = re.compile(r"^\.(?P<name>report\.json|report\.html|junit\.xml|summary\.md|bench\.json|"
                        r"\.conform-out\.json)\.[A-Za-z0-9_]{8}$")
@@ -92,7 +95,7 @@ def _refuse_outright(out: Path, case_paths) -> None:
 
 
 def _conform_entry(name: str) -> bool:
-    return name in KNOWN or name in _OWN_FILES or bool(TEMPORARY.match(name))
+    return name in KNOWN or name in _OWN_FILES or name in _TOOLING or bool(TEMPORARY.match(name))
 
 
 class OutDir:

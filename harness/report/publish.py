@@ -326,3 +326,19 @@ def render_set(report: dict, base: Path, html_out: Path) -> dict[str, bytes]:
             "report.html": html.render(report, base, html_out).encode("utf-8"),
             "junit.xml": junit.render(report).encode("utf-8"),
             "summary.md": markdown.render(report).encode("utf-8")}
+
+
+def publish_reports(gen: Generation, report: dict, base: Path, html_out: Path) -> list[str]:
+    """Render every report in memory, write them into ``gen`` and switch to it; returns warnings.
+
+    Raises ``PublishError`` saying whether the old set is unchanged (any failure before the switch) or the new
+    set is complete and only tidying up failed.
+    """
+    try:
+        gen.write(render_set(report, base, html_out))
+        return gen.publish()
+    except (OSError, UnicodeError, PublishError) as exc:
+        if gen.published:
+            raise PublishError(f"the reports in {gen.out} are complete, but tidying up failed: {exc}") from None
+        raise PublishError(f"cannot write the reports into {gen.out}: {exc}; "
+                           "the previous reports there are unchanged") from None
