@@ -165,10 +165,13 @@ def claim(out: Path, writes, case_paths=()) -> OutDir:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutError(f"--out {out}: exists and is not a folder")
-    _refuse_outright(out, case_paths)
-    # Checked before the lock file is created (never write into a foreign folder) and again under the lock.
-    if out.is_dir() and not (out / MANIFEST).exists() and _foreign(out):
-        raise _not_ours(out)
+    try:
+        _refuse_outright(out, case_paths)
+        # Checked before the lock file is created (never write into a foreign folder) and again under the lock.
+        if out.is_dir() and not (out / MANIFEST).exists() and _foreign(out):
+            raise _not_ours(out)
+    except OSError as exc:
+        raise OutError(f"--out {out}: cannot read the folder: {exc.strerror or exc}") from None
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd = _lock(out)
