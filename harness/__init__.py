@@ -13,7 +13,8 @@ Where each concern lives:
 - ``harness.journal``      results.jsonl, and what ``--resume`` keeps of it
 - ``harness.globs``        case-id globs (``-k``, the known-divergence registry)
 - ``harness.compare``      tolerance model, metrics and verdicts
-- ``harness.report``       report.json and the terminal summary
+- ``harness.report``       report.json, html, junit, summary.md, reproducers, publishing them as one set
+- ``harness.outdir``       the --out folder: what conform may write there, its manifest and lock
 - ``harness.cli``          the ``conform`` command line
 """
 

@@ -195,28 +195,43 @@ def cmd_backends(args) -> int:
 
 def cmd_run(args) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from harness.compare import GREEN
 
     from harness.report import json_report
-    from harness.report.repro import ReproWriter
+    from harness.report.safe_text import clean
     from harness.report.terminal import print_summary
-    from harness.runner import RunOptions, run
 
     if args.timeout <= 0 or args.jobs < 1:
         raise UsageError("--timeout must be > 0 and --jobs ≥ 1")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out}: exists and is not a folder")
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cases, registry = _load(args)
     cases = _shard(cases, args.shard)
-    if not args.resume:   # reproducers of an earlier run in this folder would be stale
-        import shutil
-        shutil.rmtree(args.out / "repro", ignore_errors=True)
+    with _claim(args.out, RUN_WRITES, args.paths), _generation(args.out) as gen:
+        result = _run_into(args, cases, chosen, registry, gen)
+        report = clean(json_report.build(result, strict=args.strict))
+        if args.resume:
+            gen.carry_reproducers(report["results"])
+        _publish(gen, report, gen.path, gen.path)   # the generation is seen as --out: links stay relative
+    print_summary(report, Console(quiet=args.quiet))
+    if not args.quiet:
+        print(f"report: {args.out / 'report.json'}")
+    if result.incomplete:
+        return EXIT_FAIL
+    return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL
+
+
+def _run_into(args, cases, chosen, registry, gen):
+    """The run itself, with progress; reproducers go into the new report generation ``gen``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from harness.compare import GREEN
+    from harness.report.repro import ReproWriter
+    from harness.report.safe_text import printable
+    from harness.runner import RunOptions, run
+
     console = Console(stderr=True, quiet=args.quiet)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console, transient=True,
@@ -226,7 +241,7 @@ def cmd_run(args) -> int:
     def on_result(record):
         failing[0] += record["verdict"] not in GREEN
         progress.update(task, advance=1, description=f"conform ({failing[0]} failing)",
-                        last=f"{record['backend']} {record['case']}"[:60])
+                        last=printable(f"{record['backend']} {record['case']}")[:60])
 
     def on_resume(plan):
         print(plan.summary(), file=sys.stderr)   # even with --quiet: it says what this run will judge
@@ -235,35 +250,66 @@ def cmd_run(args) -> int:
     with progress:
         task = progress.add_task("conform", total=len(cases) * len(chosen), last="")
         result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout, jobs=args.jobs,
-                                       on_result=on_result, on_failure=ReproWriter(args.out),
+                                       on_result=on_result, on_failure=ReproWriter(gen.path),
                                        registry=registry, resume=args.resume, on_resume=on_resume,
                                        memory_limit=_budget(args),
                                        check_stale=not (args.pattern or args.shard)))
-    report = json_report.build(result, strict=args.strict)
-    path = json_report.write(report, args.out)
-    _write_reports(report, args.out, args.out)
-    print_summary(report, Console(quiet=args.quiet))
-    if not args.quiet:
-        print(f"report: {path}")
-    return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL   # an incomplete run never passes (json_report)
+    return result
 
 
-def _write_reports(report: dict, out: Path, base: Path) -> list[Path]:
-    """report.html, junit.xml and summary.md next to report.json (each written atomically)."""
-    from harness.report import html, junit, markdown
-    return [html.write(report, out, base), junit.write(report, out), markdown.write(report, out)]
+# ---------------------------------------------------------------- --out: ownership, lock, one report set
+
+#: Top-level names `conform run` writes in --out (harness.outdir owns the rules, harness.report.publish the set).
+RUN_WRITES = ("report.json", "report.html", "junit.xml", "summary.md", "repro", "results.jsonl", "logs", ".conform")
+
+
+def _claim(out: Path, writes, case_paths=()):
+    """Check, lock and mark --out (``harness.outdir``); any refusal is a usage error."""
+    from harness.outdir import OutError, claim
+    try:
+        return claim(out, writes, case_paths)
+    except OutError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _generation(out: Path):
+    from harness.report.publish import Generation
+    try:
+        return Generation(out)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot prepare the reports: {exc}") from None
+
+
+def _publish(gen, report: dict, base: Path, html_out: Path) -> None:
+    from harness.report.publish import PublishError, publish_reports
+    try:
+        warnings = publish_reports(gen, report, base, html_out)
+    except PublishError as exc:
+        raise UsageError(str(exc)) from None
+    for warning in warnings:
+        print(f"conform: warning: {warning}", file=sys.stderr)
 
 
 def cmd_report(args) -> int:
+    from harness.report.check import normalize
     from harness.report.diff import ReportError, load
     try:
-        report = load(args.report)
+        report = normalize(load(args.report), args.report)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
-    if report.get("incomplete"):   # written before an incomplete run was made to fail the gate
-        report["gate"] = {**(report.get("gate") or {}), "passed": False}
-    for path in _write_reports(report, args.out or args.report.parent, args.report.parent):
-        print(path)
+    base = args.report.parent
+    out = args.out or base
+    in_place = out.resolve() == base.resolve()
+    writes = ("report.json", "report.html", "junit.xml", "summary.md", ".conform") + (("repro",) if in_place else ())
+    with _claim(out, writes), _generation(out) as gen:
+        if in_place:
+            gen.carry("repro")
+        try:
+            _publish(gen, report, base, out)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:   # odd values deep inside
+            raise UsageError(f"{args.report}: cannot render this report: {type(exc).__name__}: {exc}") from None
+    for name in ("report.json", "report.html", "junit.xml", "summary.md"):
+        print(out / name)
     return EXIT_OK
 
 
@@ -293,8 +339,9 @@ def cmd_bench(args) -> int:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    result = run_bench(load_suite(args.paths), chosen, args.out, args.warmup, args.repeats,
-                       log=lambda line: print(line, file=sys.stderr))
+    with _claim(args.out, ("bench.json",), args.paths):
+        result = run_bench(load_suite(args.paths), chosen, args.out, args.warmup, args.repeats,
+                           log=lambda line: print(line, file=sys.stderr))
     print_table(result, Console(width=160))
     print(f"bench: {args.out / 'bench.json'}")
     return EXIT_OK

@@ -35,12 +35,14 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from harness.report import atomic_write
 from harness.report.analysis import (FAILING, VERDICT_ORDER, bound_ratio, capabilities, counts_table,
                                      failure_groups, fmt_value)
 from harness.report.diff import severity
 from harness.report.explain import SPREAD_GLOSS, bound_gloss, spread_line, worst_element
+from harness.report.safe_text import printable
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -215,18 +217,27 @@ def _finite(value: Any) -> Any:
     return value
 
 
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff]")
+
+
 def _json_for_html(data: Any) -> str:
     """JSON safe inside a <script> element: no '<', '>', '&' or line separators unescaped."""
     text = json.dumps(_finite(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    # JSON leaves DEL, C1 controls (CSI is \x9b), line separators and bidi overrides raw: escape them too.
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, finalize=_finalize)
     env.filters["ratio"] = format_ratio
     return env
+
+
+def _finalize(value):
+    """Every ``{{ }}`` of the template: control characters and bidi overrides shown as escapes, not obeyed."""
+    return value if isinstance(value, Markup) or not isinstance(value, str) else printable(value, keep="\n\t")
 
 
 def format_ratio(value) -> str:

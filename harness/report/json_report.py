@@ -55,8 +55,12 @@ def build(run, strict: bool = False) -> dict:
     }
 
 
+def render(report: dict) -> str:
+    # Compact: a 10,000-result report stays a few MB; `python -m json.tool` pretty-prints it.
+    return json.dumps(report, separators=(",", ":")) + "\n"
+
+
 def write(report: dict, out: Path) -> Path:
     path = out / "report.json"
-    # Compact: a 10,000-result report stays a few MB; `python -m json.tool` pretty-prints it.
-    atomic_write(path, json.dumps(report, separators=(",", ":")) + "\n")
+    atomic_write(path, render(report))
     return path

@@ -41,8 +41,9 @@ FAILURE = {"shape_mismatch", "value_mismatch", "missing_error"}
 ERROR = {"unexpected_error", "crash", "timeout"}
 SKIPPED = {"unsupported", "skipped"}
 
-# XML 1.0 cannot carry most control characters, even escaped.
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# XML 1.0 cannot carry most control characters or lone surrogates, even escaped; DEL and C1 controls
+# (CSI is \x9b) are legal XML but a terminal showing the file would obey them.
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 
 
 def _text(value) -> str:

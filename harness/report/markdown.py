@@ -14,6 +14,7 @@ from harness.report import atomic_write
 from harness.report.analysis import VERDICT_ORDER, failure_groups, iter_failures
 from harness.report.explain import FAR_APART, bound_gloss, far_apart, spread_line, worst_element
 from harness.report.html import format_ratio
+from harness.report.safe_text import printable
 
 MAX_GROUPS = 10
 MAX_FAILURES = 15
@@ -22,14 +23,14 @@ MAX_FAR_APART = 10
 
 def _escape(text) -> str:
     """Text safe in a Markdown table cell: no HTML, no table breaks, no emphasis or links."""
-    text = str(text if text is not None else "").replace("\r", " ").replace("\n", " ")
+    text = printable(str(text if text is not None else "").replace("\r", " ").replace("\n", " "))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)
 
 
 def _code(text) -> str:
     """A code span that cannot be broken out of (backticks in the text get a longer fence)."""
-    text = str(text).replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    text = printable(str(text).replace("\r", " ").replace("\n", " ")).replace("|", "\\|")
     fence = "`" * (max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"

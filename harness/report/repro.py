@@ -40,6 +40,7 @@ from harness.report.repro_scripts import render_script
 # ---------------------------------------------------------------- file names
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,+-]+")
+_HASHED = re.compile(r"-[0-9a-f]{8}$")
 
 
 def safe_name(text: str, limit: int = 80) -> str:
@@ -47,10 +48,14 @@ def safe_name(text: str, limit: int = 80) -> str:
 
     Anything outside ``[A-Za-z0-9_.=,+-]`` becomes ``_``; when the name had to
     change (or was cut), a short hash of the original keeps distinct ids apart.
+    A name that already ends like a hashed one (``ca_b-6eaf1ea9``) gets a hash
+    too, so an id can never take the folder of another id's hashed name: a
+    name kept as it is never ends in ``-<8 hex>``, and every hashed name does.
     """
     name = _UNSAFE.sub("_", text).strip("._-") or "x"
-    if name != text or len(name) > limit:
-        name = f"{name[:limit]}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
+    if name != text or len(name) > limit or _HASHED.search(name):
+        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        name = f"{name[:limit]}-{digest}"
     return name
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from harness.backends.base import fmt
 from harness.backends.tf_nn import native_kwargs
+from harness.report.safe_text import printable, python_literal as _literal
 
 # ---------------------------------------------------------------- call plans (mirror the adapters)
 
@@ -288,8 +289,8 @@ def plan_for(record: dict, resolved: Optional[dict], x_shape) -> Plan:
 # ---------------------------------------------------------------- the script
 
 def _comment(text: Any) -> str:
-    """One safe comment line: no line breaks, no control characters."""
-    return re.sub(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+", " ", str(text))[:400]
+    """One safe comment line: no line breaks, no control characters, nothing UTF-8 cannot encode."""
+    return printable(text)[:400]
 
 
 def _plain(value):
@@ -400,20 +401,31 @@ def render_script(record: dict, resolved: Optional[dict], tolerance: dict, expec
         "import os",
         "import sys",
         "",
-        "import numpy as np",
+        "",
+        "def _cannot_run(kind, value, tb):",
+        "    # An error outside the framework's call is this script's defect, not a reproduction: exit 2, never 1.",
+        "    sys.__excepthook__(kind, value, tb)",
+        "    sys.stdout.flush()",
+        "    sys.stderr.flush()",
+        "    os._exit(2)",
+        "",
+        "",
+        "sys.excepthook = _cannot_run",
+        "",
+        "import numpy as np  # noqa: E402",
         "",
         *plan.prelude,
         "",
         "HERE = os.path.dirname(os.path.abspath(__file__))",
         "DATA = np.load(os.path.join(HERE, 'inputs.npz'))",
         f"CASE = {record['case']!r}",
-        "PARAMS = " + pprint.pformat(record["params"], width=100, sort_dicts=False),
+        "PARAMS = " + _literal(_plain(record["params"])),
         f"DTYPE_NAME = {record['dtype']!r}",
         f"LAYOUT = {record['params']['layout']!r}   # of x as the case states it, and of the output",
         f"EXPECTED_SHAPE = {expected!r}",
         f"EXPECTS_ERROR = {bool(expects_error)!r}",
-        "TOLERANCE = " + pprint.pformat(_plain(tolerance), width=100, sort_dicts=False),
-        f"RECORDED_METRICS = {_plain(record.get('metrics'))!r}   # what conform measured",
+        "TOLERANCE = " + _literal(_plain(tolerance)),
+        f"RECORDED_METRICS = {_literal(_plain(record.get('metrics')))}   # what conform measured",
         "",
         "X = DATA['x']                                    # (N, C_in, H, W), float64",
         "W = DATA['w']                                    # (C_in, C_out/groups, kh, kw), float64",

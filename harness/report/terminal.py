@@ -1,4 +1,9 @@
-"""The terminal summary: a verdict × backend table and the non-passing results."""
+"""The terminal summary: a verdict × backend table and the non-passing results.
+
+Every string from a case file, registry or framework goes through ``_t``:
+rich markup escaped and control characters shown as escapes (``safe_text``),
+so a case id cannot restyle or move the cursor of the terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,15 @@ from rich.table import Table
 
 from harness.compare import GREEN
 from harness.report.explain import bound_gloss, worst_element
+from harness.report.safe_text import printable
 
 VERDICT_ORDER = ["pass", "xfail", "unsupported", "skipped", "shape_mismatch", "value_mismatch",
                  "unexpected_error", "missing_error", "crash", "timeout", "xpass"]
 STYLE = {"pass": "green", "xfail": "cyan", "unsupported": "yellow", "skipped": "dim"}
+
+
+def _t(value) -> str:
+    return escape(printable(value))
 
 
 def print_summary(report: dict, console: Console, max_failures: int = 30) -> None:
@@ -24,23 +34,23 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
         table.add_column(v, justify="right", style=STYLE.get(v, "bold red"))
     for backend, counts in by_backend.items():
         env = report["environment"]["backends"].get(backend, {})
-        table.add_row(escape(backend), env.get("version") or "-", *[str(counts.get(v, "")) for v in verdicts])
+        table.add_row(_t(backend), _t(env.get("version") or "-"), *[str(counts.get(v, "")) for v in verdicts])
     console.print(table)
     failing = [r for r in report["results"] if r["verdict"] not in GREEN]
     for r in failing[:max_failures]:
-        console.print(f"[bold red]{r['verdict']}[/] {escape(r['backend'])} {escape(r['case'])}  "
-                      f"[dim]{escape(r['file'])}:{r['line']}[/]  {escape(r.get('reason') or '')}"
-                      + registry_note(r), highlight=False, soft_wrap=True)
+        console.print(f"[bold red]{_t(r['verdict'])}[/] {_t(r['backend'])} {_t(r['case'])}  "
+                      f"[dim]{_t(r['file'])}:{_t(r['line'])}[/]  {_t(r.get('reason'))}" + registry_note(r),
+                      highlight=False, soft_wrap=True)
         if r.get("metrics") and r["metrics"].get("worst_index") is not None:
             # The numbers behind the verdict, and what the ratio means, on one indented line.
-            console.print(f"    [dim]worst element {escape(worst_element(r['metrics']))}. "
-                          f"{escape(bound_gloss(r['metrics'], r.get('tolerance')))}[/]",
+            console.print(f"    [dim]worst element {_t(worst_element(r['metrics']))}. "
+                          f"{_t(bound_gloss(r['metrics'], r.get('tolerance')))}[/]",
                           highlight=False, soft_wrap=True)
     if len(failing) > max_failures:
         console.print(f"... and {len(failing) - max_failures} more in report.json")
     for entry in report.get("stale_divergences", []):
-        console.print(f"[yellow]stale known divergence[/] {escape(entry['id'])} "
-                      f"[dim]{escape(entry['file'])}:{entry['line']}[/]: {entry['reason']}", highlight=False)
+        console.print(f"[yellow]stale known divergence[/] {_t(entry['id'])} "
+                      f"[dim]{_t(entry['file'])}:{_t(entry['line'])}[/]: {_t(entry['reason'])}", highlight=False)
     gate = report["gate"]
     console.print(("[green]gate: pass[/]" if gate["passed"] else "[bold red]gate: FAIL[/]")
                   + (" (incomplete run)" if report.get("incomplete") else ""))
@@ -51,11 +61,11 @@ def registry_note(r: dict) -> str:
     entry = r.get("divergence") or r.get("resembles")
     if not entry:
         return ""
-    name = escape(str(entry.get("id", "?")))
+    name = _t(entry.get("id", "?"))
     href = entry.get("href") or ""
     if href.startswith(("https://", "http://", "file://")):
         name = f"[link={escape(href)}]{name}[/link]"
     if r.get("divergence"):
         return f"  [cyan]known divergence {name}[/]"
     differs = ", ".join(map(str, entry.get("failed_conditions") or []))
-    return f"  [yellow]resembles {name}[/]" + (f" [dim](differs in: {escape(differs)})[/]" if differs else "")
+    return f"  [yellow]resembles {name}[/]" + (f" [dim](differs in: {_t(differs)})[/]" if differs else "")
