@@ -120,8 +120,8 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
     }
 
 
-def _accumulation(backend_id: str, dtype: str) -> str:
-    return load_class(registry()[backend_id]).accumulation.get(dtype, dtype)
+def _accumulation(backend_id: str, dtype: str, outcome: Optional[Outcome] = None) -> str:
+    return load_class(registry()[backend_id]).accumulation_for(dtype, outcome)
 
 
 def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
@@ -134,7 +134,7 @@ def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
                        Judgement("timeout", reason=f"no answer within {timeout_s:g} s; worker killed"), None), None
     judgement = judge(answer, reference, expects_error=case.expects_error, dtype=case.dtype,
                       tolerance_override=_override(case),
-                      accumulation=_accumulation(worker.backend_id, case.dtype))
+                      accumulation=_accumulation(worker.backend_id, case.dtype, answer))
     return _record(case, worker.backend_id, judgement, answer), answer
 
 
@@ -146,10 +146,11 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
     """Add ``agrees_with`` to each record and flag the case when the oracle is the odd one out."""
     if reference.output is None:
         return
-    outputs = {rec["backend"]: out.output for rec, out in answered
-               if out is not None and out.status == "ok" and tuple(out.output.shape) == reference.expected_shape}
+    usable = {rec["backend"]: out for rec, out in answered
+              if out is not None and out.status == "ok" and tuple(out.output.shape) == reference.expected_shape}
+    outputs = {b: out.output for b, out in usable.items()}
     partners = agreement(outputs, reference, case.dtype, _override(case),
-                         {b: _accumulation(b, case.dtype) for b in outputs})
+                         {b: _accumulation(b, case.dtype, out) for b, out in usable.items()})
     suspect = suspect_oracle(partners)
     for record, _ in answered:
         if record["backend"] in partners:
