@@ -17,8 +17,8 @@ Numerical Algorithms*, §3.1) gives, with ``B = Σ|x·w| + |b|`` (the oracle's
 
 The worst case ``K·u_acc`` needs every rounding error to align; for blocked and
 pairwise sums they behave like a random walk (Higham & Mary, "A new approach
-to probabilistic rounding error analysis", 2019: ``λ·√K·u`` holds with
-probability ≥ 1 − 2·exp(−λ²/2)), so we use ``f(K) = C·√K`` with ``C = 4``.
+to probabilistic rounding error analysis", 2019: ``t·√K·u`` holds with
+probability ≥ 1 − 2·exp(−t²/2)), so we use ``f(K) = C·√K`` with ``C = 4``.
 
 Underflow. The relative model above holds only for results in the normal
 range. With gradual underflow (IEEE 754's default) each operation obeys
@@ -34,7 +34,8 @@ below it, never both. The roundings that can touch one element:
 
 * the ``K`` products (or fused multiply-adds, or per-tap partial results
   converted before summing): each may add ``u_acc·λ_acc`` absolutely, in
-  total ``K·u_acc·λ_acc``; the partial sums add nothing (``η = 0``);
+  total ``K·u_acc·λ_acc`` (to first order, like the rest of the model: later
+  roundings scale it by ``1 + O(u)``); the partial sums add nothing (``η = 0``);
 * the two roundings into the case dtype: of the sum (``|s| ≤ B``) and of the
   result with bias (``|y|``): ``u·max(B, λ) + u·max(|y|, λ)``.
 
@@ -120,8 +121,9 @@ def bound(tolerance: dict, reference: Reference) -> np.ndarray:
     magnitude = reference.magnitude
     # Reports written before the underflow terms existed lack them: 0 gives their bound back.
     floor = tolerance.get("smallest_normal", 0.0)
-    model = (tolerance["unit_roundoff"] * (np.maximum(np.abs(reference.output), floor) + np.maximum(magnitude, floor))
-             + tolerance["accumulation_factor"] * magnitude + tolerance.get("underflow", 0.0))
+    rounding = np.maximum(np.abs(reference.output), floor) + np.maximum(magnitude, floor)
+    model = (tolerance["unit_roundoff"] * rounding + tolerance["accumulation_factor"] * magnitude
+             + tolerance.get("underflow", 0.0))
     return np.where(magnitude > 0, model, 0.0) + tolerance["atol"]
 
 
