@@ -58,7 +58,7 @@ def parse_args(argv):
     return args
 
 
-def run(args, out: Path) -> tuple[list[dict], float]:
+def run(args, out: Path) -> tuple[dict, float]:
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for seed in args.seeds:
@@ -75,7 +75,7 @@ def run(args, out: Path) -> tuple[list[dict], float]:
     report = out / "report" / "report.json"
     if done.returncode == 2 or not report.exists():
         sys.exit(f"conform run failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    return json.loads(report.read_text())["results"], seconds
+    return json.loads(report.read_text()), seconds
 
 
 def summarise(results: list[dict], cases: int, seconds: float) -> list[dict]:
@@ -90,21 +90,24 @@ def summarise(results: list[dict], cases: int, seconds: float) -> list[dict]:
     kinds = collections.Counter((r["backend"], r["verdict"]) for r in unexplained)
     print(f"unexplained: {len(unexplained)}" + "".join(f"\n  {b} {v}: {n}" for (b, v), n in sorted(kinds.items())))
     for r in unexplained:
-        shown = {k: r["params"].get(k) for k in SHOWN if r["params"].get(k) not in (None, False)}
-        print(f"  {r['verdict']} {r['backend']} {r['case']} {r['dtype']} {r.get('reason', '')}\n      {shown}")
+        shown = " ".join(f"{k}={r['params'][k]}" for k in SHOWN if r["params"].get(k) not in (None, False))
+        print(f"  {r['verdict']} {r['backend']} {r['case']} {r['dtype']} {shown}: {r.get('reason', '')}")
     return unexplained
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.out:
-        results, seconds = run(args, Path(args.out))
+        report, seconds = run(args, Path(args.out))
     else:
         with tempfile.TemporaryDirectory(prefix="conform-quiet-") as tmp:
-            results, seconds = run(args, Path(tmp))
-    unexplained = summarise(results, args.count * len(args.seeds), seconds)
-    print("quiet: PASS" if not unexplained else "quiet: FAIL")
-    return 1 if unexplained else 0
+            report, seconds = run(args, Path(tmp))
+    unexplained = summarise(report["results"], args.count * len(args.seeds), seconds)
+    if report.get("incomplete"):
+        print("the run is incomplete: not every case ran")
+    quiet = not unexplained and not report.get("incomplete")
+    print("quiet: PASS" if quiet else "quiet: FAIL")
+    return 0 if quiet else 1
 
 
 if __name__ == "__main__":
