@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= reports
 ARGS   ?=
 
-.PHONY: conform test bench setup clean browser report-scale
+.PHONY: conform test bench setup clean browser report-scale quiet
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ browser:
 # Open time and size of a 10,000-result report.html in headless Chromium.
 report-scale: $(STAMP) browser
 	$(BIN)/python benchmarks/report_scale.py $(ARGS)
+
+# Quietness at scale: 1,000 fuzz cases (seeds 1-4, all dtypes) on every installed backend with the
+# project's registry; fails if any result is not pass/unsupported/skipped/xfail (benchmarks/quiet.py).
+quiet: $(STAMP)
+	$(BIN)/python benchmarks/quiet.py $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/conform bench --out $(OUT) $(ARGS)

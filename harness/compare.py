@@ -17,15 +17,46 @@ Numerical Algorithms*, §3.1) gives, with ``B = Σ|x·w| + |b|`` (the oracle's
 
 The worst case ``K·u_acc`` needs every rounding error to align; for blocked and
 pairwise sums they behave like a random walk (Higham & Mary, "A new approach
-to probabilistic rounding error analysis", 2019: ``λ·√K·u`` holds with
-probability ≥ 1 − 2·exp(−λ²/2)), so we use ``f(K) = C·√K`` with ``C = 4``::
+to probabilistic rounding error analysis", 2019: ``t·√K·u`` holds with
+probability ≥ 1 − 2·exp(−t²/2)), so we use ``f(K) = C·√K`` with ``C = 4``.
 
-    bound = u·(|y_ref| + B) + u_acc·C·√K·B + atol
+Underflow. The relative model above holds only for results in the normal
+range. With gradual underflow (IEEE 754's default) each operation obeys
+(Higham §2.1, eq. (2.8))::
 
-``u_acc`` is the backend's declared accumulation precision
-(``Backend.accumulation``, e.g. float32 for float16 inputs on oneDNN) and
-defaults to the case dtype, which is the conservative choice. Where ``B = 0``
-the output must be exactly zero. A case may override the model with
+    fl(a op b) = (a op b)(1 + δ) + η,   |δ| ≤ u,  |η| ≤ u·λ,  δ·η = 0
+
+where ``λ`` is the dtype's smallest normal number, so ``u·λ`` is half the
+subnormal spacing, and ``η = 0`` for addition and subtraction (a sum that
+lands in the subnormal range is exact). Per rounding the error is therefore
+``u·max(|z|, λ)``: relative in the normal range, half a subnormal spacing
+below it, never both. The roundings that can touch one element:
+
+* the ``K`` products (or fused multiply-adds, or per-tap partial results
+  converted before summing): each may add ``u_acc·λ_acc`` absolutely, in
+  total ``K·u_acc·λ_acc`` (to first order, like the rest of the model: later
+  roundings scale it by ``1 + O(u)``); the partial sums add nothing (``η = 0``);
+* the two roundings into the case dtype: of the sum (``|s| ≤ B``) and of the
+  result with bias (``|y|``): ``u·max(B, λ) + u·max(|y|, λ)``.
+
+Together::
+
+    bound = u·(max(|y_ref|, λ) + max(B, λ)) + u_acc·C·√K·B + K·u_acc·λ_acc + atol
+
+For normal ``|y_ref|`` and ``B`` this is the relative model unchanged, so the
+underflow terms cannot hide an error there; below ``λ`` they allow what a
+correctly rounded subnormal result needs (a float16 element of 2.2e-6 has
+spacing 6e-8, far more than ``u·2·2.2e-6``). A flush-to-zero kernel is not
+IEEE gradual underflow and errs by up to ``λ``: that is reported, not
+tolerated. Where ``B = 0`` every product is an exact zero and the output must
+be exactly zero (plus ``atol``).
+
+``u_acc`` is the accumulation precision of the *call*: an adapter that knows
+the kernel path the framework took reports it (``Native.accumulation``, e.g.
+PyTorch's ``SlowTranspose2d`` rounds per tap in the case dtype while its
+oneDNN path accumulates float16 in float32); otherwise the backend's
+declaration (``Backend.accumulation``) applies, and without one the case
+dtype, which is the conservative choice. A case may override the model with
 ``tolerance: {rtol, atol}`` (then ``bound = atol + rtol·|y_ref|``).
 """
 
@@ -75,15 +106,27 @@ def tolerance_for(dtype: str, accumulation_length: int, override: Optional[dict]
     return {"model": "error-bound", "dtype": dtype, "unit_roundoff": UNIT_ROUNDOFF[dtype],
             "accumulation": accumulation, "accumulation_length": accumulation_length,
             "accumulation_factor": UNIT_ROUNDOFF[accumulation] * GROWTH * float(np.sqrt(accumulation_length)),
+            "smallest_normal": smallest_normal(dtype),
+            "underflow": accumulation_length * UNIT_ROUNDOFF[accumulation] * smallest_normal(accumulation),
             "atol": 0.0}
+
+
+def smallest_normal(dtype: str) -> float:
+    """``λ``: the smallest positive normal number of ``dtype`` (``u·λ`` is half its subnormal spacing)."""
+    return float(2.0 ** MIN_EXPONENT[dtype])
 
 
 def bound(tolerance: dict, reference: Reference) -> np.ndarray:
     """Per-element bound on |y − y_ref| (Note [Tolerance model])."""
     if tolerance["model"] == "override":
         return tolerance["atol"] + tolerance["rtol"] * np.abs(reference.output)
-    return (tolerance["unit_roundoff"] * (np.abs(reference.output) + reference.magnitude)
-            + tolerance["accumulation_factor"] * reference.magnitude + tolerance["atol"])
+    magnitude = reference.magnitude
+    # Reports written before the underflow terms existed lack them: 0 gives their bound back.
+    floor = tolerance.get("smallest_normal", 0.0)
+    rounding = np.maximum(np.abs(reference.output), floor) + np.maximum(magnitude, floor)
+    model = (tolerance["unit_roundoff"] * rounding + tolerance["accumulation_factor"] * magnitude
+             + tolerance.get("underflow", 0.0))
+    return np.where(magnitude > 0, model, 0.0) + tolerance["atol"]
 
 
 def bound_for(tolerance: dict, reference: Reference) -> np.ndarray:

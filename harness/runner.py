@@ -125,8 +125,8 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
     }
 
 
-def _accumulation(backend_id: str, dtype: str) -> str:
-    return load_class(registry()[backend_id]).accumulation.get(dtype, dtype)
+def _accumulation(backend_id: str, dtype: str, outcome: Optional[Outcome] = None) -> str:
+    return load_class(registry()[backend_id]).accumulation_for(dtype, outcome)
 
 
 def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
@@ -139,7 +139,7 @@ def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
                        Judgement("timeout", reason=f"no answer within {timeout_s:g} s; worker killed"), None), None
     judgement = judge(answer, reference, expects_error=case.expects_error, dtype=case.dtype,
                       tolerance_override=_override(case),
-                      accumulation=_accumulation(worker.backend_id, case.dtype))
+                      accumulation=_accumulation(worker.backend_id, case.dtype, answer))
     return _record(case, worker.backend_id, judgement, answer), answer
 
 
@@ -152,9 +152,10 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
     case's ``spread``: the two frameworks (in-house kernels left out) furthest apart."""
     if reference.output is None:
         return
-    outputs = {rec["backend"]: out.output for rec, out in answered
-               if out is not None and out.status == "ok" and tuple(out.output.shape) == reference.expected_shape}
-    accumulation = {b: _accumulation(b, case.dtype) for b in outputs}
+    usable = {rec["backend"]: out for rec, out in answered
+              if out is not None and out.status == "ok" and tuple(out.output.shape) == reference.expected_shape}
+    outputs = {b: out.output for b, out in usable.items()}
+    accumulation = {b: _accumulation(b, case.dtype, out) for b, out in usable.items()}
     partners = agreement(outputs, reference, case.dtype, _override(case), accumulation)
     suspect = suspect_oracle(partners)
     frameworks = {b: y for b, y in outputs.items() if not load_class(registry()[b]).in_house}

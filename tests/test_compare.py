@@ -196,3 +196,74 @@ def test_agreement_requires_the_same_nonfinite_values():
     partners = agreement(outputs, ref, "float32")
     assert partners == {"mindspore.nn": [], "tf.nn": ["oracle"], "torch.functional": []}
     assert not suspect_oracle(partners)
+
+
+# ---- underflow (Note [Tolerance model]): what bounds a subnormal result, and what it must not hide
+
+F16_SPACING = 2.0 ** -24       # subnormal spacing of float16 = ulp of its smallest normal 2**-14
+
+
+def single_product(value: float) -> Reference:
+    """One output element that is a single product (K = 1, no bias): B = |y|."""
+    a = np.array([[[[value]]]])
+    return Reference(output=a, magnitude=np.abs(a), accumulation_length=1, expected_shape=(1, 1, 1, 1))
+
+
+def test_underflow_term_is_what_bounds_a_correctly_rounded_subnormal_result():
+    # The issue's element: x·w = 2.21e-6 (w = -1.25e-6 is itself subnormal in float16); float16's
+    # spacing there is 6e-8, so the correctly rounded result errs by up to 3e-8 while the relative
+    # model allows u·(|y| + B) = 2.2e-9.
+    ref = single_product(2.2100284695625305e-06)
+    rounded = np.float16(2.2100284695625305e-06).astype(np.float64).reshape(1, 1, 1, 1)
+    tol = tolerance_for("float16", 1, accumulation="float32")
+    assert verdict(rounded, ref, "float16").verdict == "pass"
+    without = {k: v for k, v in tol.items() if k not in ("smallest_normal", "underflow")}
+    assert metrics_for(rounded, ref, without, "float16")["bound_ratio"] > 1   # the old model's false alarm
+    # Every value in float16's subnormal range, correctly rounded, passes.
+    y = np.linspace(1e-9, 2.0 ** -14, 997).reshape(1, 1, 1, -1)
+    ref = Reference(output=y, magnitude=y, accumulation_length=1, expected_shape=y.shape)
+    assert verdict(y.astype(np.float16).astype(np.float64), ref, "float16").verdict == "pass"
+
+
+def test_underflow_term_does_not_hide_an_error_of_more_than_one_ulp_of_the_smallest_normal():
+    # Below λ the allowance is u·λ per rounding into float16, two roundings: one spacing in total.
+    y = 2.2100284695625305e-06
+    off = np.array([[[[float(np.float16(y)) + 2 * F16_SPACING]]]])
+    assert verdict(off, single_product(y), "float16").verdict == "value_mismatch"
+    # At normal values the bound is the relative model exactly (the float32 products' underflow
+    # allowance K·u_acc·λ_acc is below 1e-44), so a two-ulp error just above λ still fails.
+    y = 3 * 2.0 ** -14
+    ref = single_product(y)
+    tol = tolerance_for("float16", 1, accumulation="float32")
+    from harness.compare import bound
+    relative = tol["unit_roundoff"] * 2 * y + tol["accumulation_factor"] * y
+    assert bound(tol, ref)[0, 0, 0, 0] - relative < 1e-44
+    two_ulps = np.array([[[[y + 2 * ulp(np.array([y]), "float16")[0]]]]])
+    assert verdict(two_ulps, ref, "float16").verdict == "value_mismatch"
+
+
+def test_underflow_term_keeps_exact_zero_where_no_product_is_nonzero():
+    ref = Reference(output=np.zeros((1, 1, 1, 2)), magnitude=np.array([[[[0.0, 1e-7]]]]),
+                    accumulation_length=9, expected_shape=(1, 1, 1, 2))
+    y = np.array([[[[F16_SPACING, 0.0]]]])
+    assert verdict(y, ref, "float16").verdict == "value_mismatch"      # B = 0: must be exactly 0
+    assert verdict(y[..., ::-1].copy(), ref, "float16").verdict == "pass"   # B > 0: one spacing allowed
+
+
+def test_per_call_accumulation_overrides_the_backend_declaration():
+    from harness.backends.base import Backend
+
+    class Declared(Backend):
+        id = "declared"
+        accumulation = {"float16": "float32"}
+
+    assert Declared.accumulation_for("float16") == "float32"
+    assert Declared.accumulation_for("bfloat16") == "bfloat16"     # undeclared: the case dtype
+    assert Declared.accumulation_for("float16", Outcome("ok", accumulation="float16")) == "float16"
+    # The judge widens the bound accordingly (case-dtype accumulation: u instead of u_acc).
+    p, arrays, ref = setup_case(REALISTIC[0], "float16")
+    y = computed(p, arrays, "float16")
+    tight = judge(Outcome("ok", output=y), ref, expects_error=False, dtype="float16", accumulation="float32")
+    loose = judge(Outcome("ok", output=y), ref, expects_error=False, dtype="float16", accumulation="float16")
+    assert loose.tolerance["accumulation"] == "float16"
+    assert loose.metrics["bound_ratio"] < tight.metrics["bound_ratio"]

@@ -55,6 +55,9 @@ class Native:
     native_call: str                  # the framework call, as copyable code
     emulated: bool = False
     notes: list[str] = field(default_factory=list)
+    #: The precision this call accumulated in, when the adapter knows the kernel path the framework
+    #: took (overrides ``Backend.accumulation``; Note [Tolerance model] in harness/compare.py).
+    accumulation: Optional[str] = None
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Outcome:
     #: Who raised an error: "framework" (inside ``Backend.native()``: the framework's answer) or
     #: "adapter" (conform's own code around it: a harness bug, never counted as a rejection).
     origin: str = "framework"
+    accumulation: Optional[str] = None   # ``Native.accumulation``: this call's, if the adapter knows it
 
 
 def first_line(text: str) -> str:
@@ -159,7 +163,16 @@ class Backend:
                            detail=traceback.format_exc(limit=-8), duration_ms=self._duration_ms,
                            origin="framework" if exc is self._native_exception else "adapter")
         return Outcome("ok", output=np.asarray(native.output), native_call=native.native_call,
-                       emulated=native.emulated, notes=native.notes, duration_ms=self._duration_ms)
+                       emulated=native.emulated, notes=native.notes, duration_ms=self._duration_ms,
+                       accumulation=native.accumulation)
+
+    @classmethod
+    def accumulation_for(cls, dtype: str, outcome: Optional[Outcome] = None) -> str:
+        """The accumulation precision to judge a result by: the call's own if the adapter reported it,
+        else this backend's declaration for ``dtype``, else ``dtype`` itself (the conservative default)."""
+        if outcome is not None and getattr(outcome, "accumulation", None):
+            return outcome.accumulation
+        return cls.accumulation.get(dtype, dtype)
 
 
     def bench(self, call: Call, warmup: int, repeats: int) -> Union[list[float], Outcome]:

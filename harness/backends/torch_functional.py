@@ -49,7 +49,7 @@ class TorchFunctionalBackend(Backend):
         "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64 on CPU",
                              via="input"),
     }}
-    accumulation = {"float16": "float32", "bfloat16": "float32"}
+    # No class-level `accumulation`: each call reports the kernel path torch chose (`_accumulation`).
 
     def setup(self) -> None:
         import torch
@@ -57,6 +57,29 @@ class TorchFunctionalBackend(Backend):
         self.torch, self.F = torch, F
         self.dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16,
                        "float32": torch.float32, "float64": torch.float64}
+        self.onednn_paths = onednn_backends(torch)
+
+    def _accumulation(self, x, w, bias, kw: dict, dtype: str) -> str:
+        """The precision this call accumulates in, from the kernel path torch selects for it.
+
+        ``torch._C._select_conv_backend`` is the rule ``torch.convolution`` itself applies
+        (aten/src/ATen/native/Convolution.cpp, ``select_conv_backend``). On CPU, float16/bfloat16
+        go to oneDNN (``MkldnnTranspose``), which accumulates in float32, unless e.g. output_padding
+        is not below both stride and dilation; then ``SlowTranspose2d`` runs a GEMM per tap and
+        sums the taps with col2im in the tensor's own dtype, so the case dtype is the honest answer.
+        Any other or unknown path: the case dtype (conservative).
+        """
+        if dtype not in ("float16", "bfloat16"):
+            return dtype
+        select = getattr(self.torch._C, "_select_conv_backend", None)
+        if select is None:
+            return dtype
+        try:
+            chosen = select(x, w, bias, list(kw["stride"]), list(kw["padding"]), list(kw["dilation"]), True,
+                            list(kw["output_padding"]), kw["groups"])
+        except Exception:  # noqa: BLE001 - a call torch rejects: the call itself will say so
+            return dtype
+        return "float32" if int(chosen) in self.onednn_paths else dtype
 
     def _tensor(self, array, dtype):
         return self.torch.from_numpy(array).to(self.dtypes[dtype])
@@ -114,6 +137,7 @@ class TorchFunctionalBackend(Backend):
                 notes.append(f"asymmetric crops {tuple(r['crops'])}: full output (padding=0) sliced, "
                              "bias added after slicing")
         bias_arg = None if slice_from_full else b
+        accumulation = self._accumulation(x, w, bias_arg, kw, call.dtype)
         y = self.timed(self.F.conv_transpose2d, x, w, bias_arg, **kw)
         if slice_from_full:
             top, left, oh, ow = slice_from_full
@@ -126,4 +150,22 @@ class TorchFunctionalBackend(Backend):
         call_text = (f"torch.nn.functional.conv_transpose2d(x, weight, {'bias' if bias_arg is not None else 'None'}, "
                      + ", ".join(f"{k}={fmt(v)}" for k, v in kw.items()) + ")")
         out = y.to(self.torch.float32 if call.dtype != "float64" else self.torch.float64).numpy()
-        return Native(from_nchw(out, call.layout), call_text, emulated, notes)
+        return Native(from_nchw(out, call.layout), call_text, emulated, notes, accumulation=accumulation)
+
+
+def onednn_backends(torch) -> set[int]:
+    """Values of ``torch._C._ConvBackend`` that run oneDNN (float32 accumulation for half types).
+
+    ``Mkldnn`` is bound by name; ``MkldnnTranspose`` is not (torch 2.13's binding omits it and
+    prints ``???``), but ATen's ``enum class ConvBackend`` declares it right after ``Mkldnn`` and
+    before ``MkldnnEmpty``, so it is the one value between the two when that gap exists.
+    """
+    members = getattr(getattr(torch._C, "_ConvBackend", None), "__members__", {})
+    if "Mkldnn" not in members:
+        return set()
+    found = {int(members["Mkldnn"])}
+    if "MkldnnTranspose" in members:
+        found.add(int(members["MkldnnTranspose"]))
+    elif "MkldnnEmpty" in members and int(members["MkldnnEmpty"]) == int(members["Mkldnn"]) + 2:
+        found.add(int(members["Mkldnn"]) + 1)
+    return found

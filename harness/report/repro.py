@@ -150,7 +150,7 @@ def _tolerance(case, call, reference, backend: str) -> dict:
     from harness.backends import load_class, registry
     override = case.common.tolerance.model_dump() if case.common.tolerance else None
     try:
-        accumulation = load_class(registry()[backend]).accumulation.get(call.dtype, call.dtype)
+        accumulation = load_class(registry()[backend]).accumulation_for(call.dtype)
     except Exception:  # noqa: BLE001 - an unknown backend: the conservative default
         accumulation = None
     return tolerance_for(call.dtype, reference.accumulation_length, override, accumulation)
