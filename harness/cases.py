@@ -8,12 +8,23 @@ by the operator's own ``Params`` model.
 
 Every problem in every file is collected and reported as
 ``file:line: field: message``; nothing runs while any problem remains.
+
+Ids follow one rule (``ID_PATTERN``, at most ``ID_MAX`` characters) whether
+written or built from matrix values: a matrix value that cannot be spelled in
+an id (free text, newlines, escapes, HTML) is refused at its line, so every id
+is safe in a file name, a terminal and a junit testcase name. Case files are
+read through ``harness.userfile`` (regular files of at most 1 MiB each,
+``MAX_SUITE_BYTES`` for the whole suite); a folder that cannot be walked is a
+problem, not a silently smaller suite.
 """
 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import itertools
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -22,12 +33,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import ops
 from harness.backends import registry
+from harness.userfile import MAX_SOURCE_BYTES, MIB, read_text
 from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
 
 Fill = Literal["normal", "uniform", "ones", "arange", "impulse"]
 MAX_MATRIX_POINTS = 10_000
 MAX_CASES = 100_000          # per suite: beyond this, it is a mistake, not a test plan
 GIB = 1 << 30
+MAX_SUITE_BYTES = 8 * MIB     # all case files of one suite together (~100× the shipped suite)
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.,=:+\-\[\]]*$"
+ID_MAX = 200
+_ID_LABEL = re.compile(r"[A-Za-z0-9_.,=:+\-\[\]]*")   # what a matrix value may contribute to an id
 
 
 def available_memory() -> int:
@@ -70,7 +86,7 @@ class CaseFields(BaseModel):
     """Fields every case has, whatever its operator."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.,=:+\-\[\]]*$")
+    id: str = Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
     source: Optional[str] = None
     description: Optional[str] = None
     dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
@@ -194,6 +210,15 @@ def _expand(raw: dict, file: str, located: Located, buckets: dict, path: tuple, 
         problems.append(Problem(file, located.line_of(path + ("matrix",)), "matrix",
                                 f"expands to {total} cases; the limit is {MAX_MATRIX_POINTS}"))
         return
+    unsafe = [(key, i, value) for key, values in axes for i, value in enumerate(values)
+              if not _ID_LABEL.fullmatch(_format_value(value))]
+    for key, i, value in unsafe:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:30] + f"…({len(repr(value))} characters)"
+        problems.append(Problem(file, located.line_of(path + ("matrix", key, i)), f"matrix.{key}[{i}]",
+                                f"{shown} cannot be part of a case id (ids use letters, digits and _.,=:+-[] "
+                                "only); sweep this field in separate cases with their own ids"))
+    if unsafe:
+        return
     for point in itertools.product(*[range(len(v)) for _, v in axes]):
         case = {k: v for k, v in raw.items() if k != "matrix"}
         lines, labels = {}, []
@@ -208,11 +233,7 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
               max_cases: int = MAX_CASES) -> list[Case]:
     """Load one case file; raise ``ProblemsError`` listing every problem."""
     file = display or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProblemsError([Problem(file, 1, "file", f"cannot read: {exc}")]) from None
-    located = load_yaml(text, file)
+    located = load_yaml(read_text(path, file), file)
     doc = located.value
     problems: list[Problem] = []
     if not isinstance(doc, dict):
@@ -327,6 +348,11 @@ def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
             problems.append(Problem(file, line_of(("backends", index)), f"backends[{index}]",
                                     f"unknown backend {selector!r}; known: {', '.join(registry())}"))
             return None
+    if len(common.id + suffix) > ID_MAX:
+        problems.append(Problem(file, line_of(("matrix",)) if suffix else line, "id",
+                                f"the expanded id {common.id + suffix[:40]!r}… is {len(common.id + suffix)} "
+                                f"characters; the limit is {ID_MAX}"))
+        return None
     case = Case(id=common.id + suffix, op=op.NAME, file=file, line=line, common=common,
                 params=params, raw_params=op_raw, lines=lines)
     try:
@@ -353,14 +379,32 @@ def _backend_selector_known(selector: str) -> bool:
     return any(b == selector or b.split(".")[0] == selector for b in registry())
 
 
-def discover(paths: list[str]) -> list[Path]:
-    """Case files under ``paths`` (files or folders), sorted; registry files excluded."""
+def discover(paths: list[str], problems: Optional[list[Problem]] = None) -> list[Path]:
+    """Case files under ``paths`` (files or folders), sorted; registry files excluded.
+
+    A folder that cannot be listed (permissions, a symlink loop, a path too
+    long) is appended to ``problems`` (raised as ``ProblemsError`` when no list
+    is given): a suite that silently lost a folder would pass for the wrong reason.
+    """
+    found: list[Problem] = []
     files: list[Path] = []
+
+    def unreadable(exc: OSError) -> None:
+        found.append(Problem(exc.filename or "?", 0, "path", f"cannot list this folder: {exc.strerror or exc}"))
+
     for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*.y*ml") if f.name != "known_divergences.yaml")
-        else:
+        if not p.is_dir():
             files.append(p)
+            continue
+        below = []
+        for folder, dirs, names in os.walk(p, onerror=unreadable):
+            dirs.sort()
+            below += [Path(folder, n) for n in names
+                      if fnmatch.fnmatchcase(n, "*.y*ml") and n != "known_divergences.yaml"]
+        files += sorted(below)
+    if problems is None and found:
+        raise ProblemsError(found)
+    (problems if problems is not None else []).extend(found)
     return files
 
 
@@ -372,11 +416,19 @@ def load_suite(paths: list[str], memory_budget: Optional[int] = None) -> list[Ca
     """
     problems: list[Problem] = []
     cases: list[Case] = []
-    files = discover(paths)
+    files = discover(paths, problems)
+    total = 0
     for path in files:
         if not path.exists():
             problems.append(Problem(str(path), 0, "path", "no such file or directory"))
             continue
+        size = path.stat().st_size
+        total += size if size <= MAX_SOURCE_BYTES else 0   # a file over its own limit is refused by load_file
+        if total > MAX_SUITE_BYTES:   # checked before reading: the bound holds however many files there are
+            problems.append(Problem(str(path), 1, "file", f"the case files up to this one total "
+                                                          f"{total / MIB:.1f} MiB; the limit for one suite is "
+                                                          f"{MAX_SUITE_BYTES // MIB} MiB"))
+            break
         try:
             cases += load_file(path, memory_budget=memory_budget, max_cases=MAX_CASES - len(cases))
         except ProblemsError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness import backends as backend_registry
 from harness.globs import select_id
+from harness.text import printable
 from harness.yamlsrc import ProblemsError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -197,11 +198,14 @@ def cmd_run(args) -> int:
     from rich.console import Console
 
     from harness.report import json_report
-    from harness.report.safe_text import clean
+    from harness.text import clean
     from harness.report.terminal import print_summary
 
     if args.timeout <= 0 or args.jobs < 1:
         raise UsageError("--timeout must be > 0 and --jobs ≥ 1")
+    if args.jobs > MAX_JOBS:
+        raise UsageError(f"--jobs must be at most {MAX_JOBS} (each job may hold a framework worker's memory)")
+    _check_out(args.out)
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
@@ -229,13 +233,13 @@ def _run_into(args, cases, chosen, registry, gen):
 
     from harness.compare import GREEN
     from harness.report.repro import ReproWriter
-    from harness.report.safe_text import printable
+    from harness.text import printable
     from harness.runner import RunOptions, run
 
     console = Console(stderr=True, quiet=args.quiet)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.fields[last]}"), console=console, transient=True,
-                        disable=args.quiet or not console.is_terminal)
+                        TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False),  # ids hold [...]
+                        console=console, transient=True, disable=args.quiet or not console.is_terminal)
     failing = [0]
 
     def on_result(record):
@@ -290,14 +294,37 @@ def _publish(gen, report: dict, base: Path, html_out: Path) -> None:
         print(f"conform: warning: {warning}", file=sys.stderr)
 
 
+MAX_JOBS = 64
+
+
+def _check_out(out: Path) -> None:
+    """Refuse, before anything runs, an output folder conform could not create or write into.
+
+    The folder itself may not exist yet; its closest existing ancestor must be a
+    writable folder (not a file, not on a read-only file system).
+    """
+    try:
+        existing = out.absolute()
+        while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "exists and is not a folder" if existing == out.absolute() else f"is under {existing}, a file"
+            raise UsageError(f"--out {out}: {where}")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"--out {out}: {existing} is not writable (permissions or a read-only file system)")
+    except OSError as exc:
+        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
+
+
 def cmd_report(args) -> int:
     from harness.report.check import normalize
     from harness.report.diff import ReportError, load
     try:
-        report = normalize(load(args.report), args.report)
+        report = normalize(load(args.report))
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     base = args.report.parent
+    _check_out(args.out or base)
     out = args.out or base
     in_place = out.resolve() == base.resolve()
     writes = ("report.json", "report.html", "junit.xml", "summary.md", ".conform") + (("repro",) if in_place else ())
@@ -333,8 +360,9 @@ def cmd_bench(args) -> int:
     from harness.bench import print_table, run_bench
     from harness.cases import load_suite
 
-    if args.repeats < 1 or args.warmup < 0:
-        raise UsageError("--repeats must be ≥ 1 and --warmup ≥ 0")
+    if not (1 <= args.repeats <= 10_000 and 0 <= args.warmup <= 10_000):
+        raise UsageError("--repeats must be 1..10000 and --warmup 0..10000")
+    _check_out(args.out)
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
@@ -351,6 +379,8 @@ def cmd_fuzz(args) -> int:
     from harness.fuzz import generate
     if not 1 <= args.count <= 10_000:
         raise UsageError("fuzz: count must be between 1 and 10000")
+    if not 0 <= args.seed < 2**63:   # the seed is part of every generated id, which has a length limit
+        raise UsageError("fuzz: --seed must be between 0 and 2**63 - 1")
     sys.stdout.write(generate(args.count, args.seed))
     return EXIT_OK
 
@@ -405,7 +435,7 @@ def main(argv=None) -> int:
         print(f"conform: {len(exc.problems)} problem(s) in case files; nothing was run", file=sys.stderr)
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"conform: error: {exc}", file=sys.stderr)
+        print(f"conform: error: {printable(exc)}", file=sys.stderr)   # paths and values are user input
         return EXIT_USAGE
     except KeyboardInterrupt:   # before or after the run itself (run() handles the run)
         print("conform: interrupted", file=sys.stderr)

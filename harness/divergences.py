@@ -36,6 +36,7 @@ when the file exists, as ``href`` (a ``file:`` URI) for reports to link.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ from harness import conditions, ops
 from harness.backends import matches as backend_matches
 from harness.backends import registry as backend_registry
 from harness.globs import compile_glob as _glob
+from harness.userfile import read_text
 from harness.yamlsrc import Problem, ProblemsError, load_yaml
 
 FAILING = ["shape_mismatch", "value_mismatch", "unexpected_error", "missing_error", "crash", "timeout"]
@@ -246,14 +248,10 @@ def _backend_known(selector: str) -> bool:
 
 def load(path: Path) -> Registry:
     """Load the registry; a missing file is an empty registry. Raises ``ProblemsError``."""
-    if not path.exists():
+    if not path.exists() or str(path) == os.devnull:   # `--registry /dev/null`: no registry
         return Registry()
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProblemsError([Problem(file, 1, "file", f"cannot read: {exc}")]) from None
-    located = load_yaml(text, file)
+    located = load_yaml(read_text(path, file), file)   # user input: same size/special-file rules as cases
     try:
         parsed = RegistryFile.model_validate(located.value or {})
     except ValidationError as exc:

@@ -5,14 +5,24 @@ values ourselves so that (1) every mapping key and sequence item keeps its line
 number, (2) duplicate keys are reported instead of silently overwritten, and
 (3) any tag outside the YAML core schema (``!!python/object`` and friends) is
 refused with a clear message instead of being constructed.
+
+Hostile documents are problems too, each with its line: characters YAML
+forbids in a stream (NUL, ESC, C1 controls, U+FFFE; write them as escapes in a
+double-quoted string if they are meant), scalars a core tag cannot construct
+(``!!int "abc"``, integers of more than 4300 digits), nesting deeper than
+``MAX_DEPTH`` (checked while composing, before any recursion can overflow) and
+documents of more than ``MAX_VALUES`` values.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+
+from harness.text import printable
 
 
 @dataclass(frozen=True, order=True)
@@ -25,7 +35,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+        # Keys, values and file names quoted here come from the user: never raw escapes on a terminal.
+        return printable(f"{self.file}:{self.line}: {self.field}: {self.message}")
 
 
 class ProblemsError(Exception):
@@ -61,9 +72,43 @@ _CORE_TAGS = {
 }
 
 
+#: Nesting levels one document may have; case files need about eight.
+MAX_DEPTH = 64
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting beyond ``MAX_DEPTH`` (with the line) before recursing."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nesting is deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: str) -> Problem:
+    """A character YAML does not allow in a stream, at its line and column."""
+    line = text.count("\n", 0, exc.position) + 1
+    column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+    return Problem(file, line, "yaml", f"character U+{exc.character:04X} at column {column} is not allowed in "
+                                       "YAML (control characters and U+FFFE/U+FFFF must be written as "
+                                       "escapes inside a double-quoted string)")
+
+
 def load_yaml(text: str, file: str) -> Located:
     """Parse ``text``; raise ``ProblemsError`` with file:line on any problem."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _Loader(text)   # the reader checks every character here, before parsing
+    except yaml.reader.ReaderError as exc:
+        raise ProblemsError([_reader_problem(exc, text, file)]) from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -71,10 +116,10 @@ def load_yaml(text: str, file: str) -> Located:
         line = mark.line + 1 if mark else 1
         context = f"{exc.context}, " if exc.context else ""
         raise ProblemsError([Problem(file, line, "yaml", f"{context}{exc.problem or exc}")]) from None
+    except yaml.reader.ReaderError as exc:
+        raise ProblemsError([_reader_problem(exc, text, file)]) from None
     except yaml.YAMLError as exc:
         raise ProblemsError([Problem(file, 1, "yaml", str(exc))]) from None
-    except RecursionError:
-        raise ProblemsError([Problem(file, 1, "yaml", "nesting is too deep")]) from None
     finally:
         loader.dispose()
     located = Located(None)
@@ -157,4 +202,11 @@ def _scalar(node, path, line, problems, file, loader):
         return loader.construct_object(node)
     except yaml.YAMLError as exc:
         problems.append(Problem(file, line, _path_name(path), str(exc)))
-        return None
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        # An explicit core tag on a scalar it cannot construct (!!int "abc", !!bool "maybe"), or an
+        # integer beyond Python's 4300-digit string conversion limit.
+        shown = node.value if len(node.value) <= 40 else f"{node.value[:20]}…({len(node.value)} characters)"
+        kind = node.tag.rsplit(":", 1)[-1]
+        why = f" (more than {sys.get_int_max_str_digits()} digits)" if "digits" in str(exc) else ""
+        problems.append(Problem(file, line, _path_name(path), f"{shown!r} is not a valid {kind}{why}"))
+    return None

@@ -7,6 +7,7 @@ a marker, never hard-coded twice.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -591,3 +592,31 @@ def test_unknown_case_key_with_block_value_points_at_key(tmp_path):
     (p,) = problems(path)
     assert (p.line, p.field) == (line(text, "matrx:"), "matrx")
     assert "did you mean 'matrix'" in p.message
+
+
+def test_problem_str_shows_control_characters_as_escapes():
+    assert str(Problem("f.yaml", 3, "\x1b[31mkey", "bad\nvalue \x9b")) == "f.yaml:3: \\x1b[31mkey: bad\\nvalue \\x9b"
+
+
+def test_nesting_is_bounded_while_composing_with_the_line():
+    from harness.yamlsrc import MAX_DEPTH
+    assert load_yaml("a: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n", "f").value["a"] is not None
+    with pytest.raises(ProblemsError) as info:
+        load_yaml("a: 1\nb: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n", "f")
+    (p,) = info.value.problems
+    assert (p.line, p.field) == (2, "yaml") and f"deeper than {MAX_DEPTH}" in p.message
+
+
+def test_matrix_ids_follow_the_id_rules(tmp_path):
+    from harness.cases import ID_PATTERN
+    path, text = write(tmp_path, HEAD + VALID_CASE + "    matrix:\n      stride: [1, [1, 2]]\n"
+                       '      description: [plain, "two words", "a\\u0085"]\n')
+    found = problems(path)
+    assert [(p.line, p.field) for p in found] == [(line(text, "description:"), "matrix.description[1]"),
+                                                 (line(text, "description:"), "matrix.description[2]")]
+    assert all("cannot be part of a case id" in p.message for p in found)
+    path, _ = write(tmp_path, HEAD + VALID_CASE + "    matrix:\n      stride: [1, [1, 2]]\n"
+                    "      description: [plain, a.b]\n", "ok.yaml")
+    ids = [c.id for c in load_file(path)]
+    assert ids[-1] == "ok[stride=1x2,description=a.b]"
+    assert all(re.match(ID_PATTERN, i) for i in ids)

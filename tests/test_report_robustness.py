@@ -21,7 +21,7 @@ from test_reports import XSD, record, report_of
 from harness.report import junit, markdown
 from harness.report.repro import safe_name
 from harness.report.repro_scripts import render_script
-from harness.report.safe_text import clean
+from harness.text import clean
 from harness.report.terminal import print_summary
 
 EXACT_CASES = """

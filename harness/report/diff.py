@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Optional
 
 from harness.report.json_report import SCHEMA
+from harness.report.schema import check
+from harness.userfile import MIB, read_text
+from harness.yamlsrc import ProblemsError
 
 #: Verdicts from least to most severe (DESIGN.md §5); ``skipped`` carries no evidence and is outside the order.
 SEVERITY_ORDER = ["pass", "xpass", "unsupported", "xfail", "value_mismatch", "shape_mismatch",
@@ -42,13 +45,24 @@ class ReportError(Exception):
     """A file that is not a readable conform report (a usage error, exit 2)."""
 
 
+#: report.json is compact JSON of ~1 KB per result; this allows several hundred thousand results.
+MAX_REPORT_BYTES = 512 * MIB
+
+
 def load(path: Path) -> dict:
+    """A report.json with the shape every reader relies on; ``ReportError`` (exit 2) otherwise."""
     try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ReportError(f"{path}: cannot read a report: {exc}") from None
+        text = read_text(Path(path), str(path), MAX_REPORT_BYTES)   # regular file, bounded, UTF-8
+        report = json.loads(text)
+    except ProblemsError as exc:
+        raise ReportError(f"cannot read a report: {exc}") from None
+    except (ValueError, RecursionError) as exc:   # RecursionError: JSON nested thousands of levels deep
+        raise ReportError(f"{path}: cannot read a report: {str(exc) or 'nested too deeply'}") from None
     if not isinstance(report, dict) or report.get("schema") != SCHEMA or not isinstance(report.get("results"), list):
         raise ReportError(f"{path}: not a {SCHEMA} report")
+    wrong = check(report)
+    if wrong:
+        raise ReportError(f"{path}: not a readable {SCHEMA} report: {wrong}")
     return report
 
 

@@ -42,7 +42,7 @@ from harness.report.analysis import (FAILING, VERDICT_ORDER, bound_ratio, capabi
                                      failure_groups, fmt_value)
 from harness.report.diff import severity
 from harness.report.explain import SPREAD_GLOSS, bound_gloss, spread_line, worst_element
-from harness.report.safe_text import printable
+from harness.text import printable
 
 TEMPLATES = Path(__file__).parent / "templates"
 

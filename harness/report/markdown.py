@@ -14,7 +14,7 @@ from harness.report import atomic_write
 from harness.report.analysis import VERDICT_ORDER, failure_groups, iter_failures
 from harness.report.explain import FAR_APART, bound_gloss, far_apart, spread_line, worst_element
 from harness.report.html import format_ratio
-from harness.report.safe_text import printable
+from harness.text import printable
 
 MAX_GROUPS = 10
 MAX_FAILURES = 15

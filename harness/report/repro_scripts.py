@@ -33,7 +33,7 @@ import numpy as np
 
 from harness.backends.base import fmt
 from harness.backends.tf_nn import native_kwargs
-from harness.report.safe_text import printable, python_literal as _literal
+from harness.text import printable, python_literal as _literal
 
 # ---------------------------------------------------------------- call plans (mirror the adapters)
 

@@ -1,7 +1,7 @@
 """The terminal summary: a verdict × backend table and the non-passing results.
 
 Every string from a case file, registry or framework goes through ``_t``:
-rich markup escaped and control characters shown as escapes (``safe_text``),
+rich markup escaped and control characters shown as escapes (``harness.text.printable``),
 so a case id cannot restyle or move the cursor of the terminal.
 """
 
@@ -13,7 +13,7 @@ from rich.table import Table
 
 from harness.compare import GREEN
 from harness.report.explain import bound_gloss, worst_element
-from harness.report.safe_text import printable
+from harness.text import printable
 
 VERDICT_ORDER = ["pass", "xfail", "unsupported", "skipped", "shape_mismatch", "value_mismatch",
                  "unexpected_error", "missing_error", "crash", "timeout", "xpass"]

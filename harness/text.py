@@ -1,11 +1,12 @@
-"""Text that is safe wherever a report puts it: files, XML, Markdown, the terminal.
+"""Text that is safe wherever conform shows it: report files, XML, Markdown, the terminal, error messages.
 
 Strings in a report come from case files, registries and framework error
 messages, so they can hold anything a Python ``str`` can: lone surrogates
 (``"\\ud800"`` from a YAML escape), which no UTF-8 writer can encode;
 control characters, which XML 1.0 cannot carry even escaped; and terminal
 escape sequences (ESC, C1 controls such as CSI ``\\x9b``), which a terminal
-obeys. Two functions cover every sink:
+obeys. Case-file problems (``file:line: field: message``) and usage errors
+quote user input too and go through ``printable``. Two functions cover every sink:
 
 * ``clean(value)`` maps a whole report (dicts, lists, strings) to one every
   UTF-8 writer can encode: a lone surrogate becomes U+FFFD. Control
@@ -46,7 +47,8 @@ def clean(value):
 
 def _escape(match: re.Match) -> str:
     code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}.get(code) or (
+        f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def printable(text, keep: str = "") -> str:
