@@ -161,11 +161,13 @@ def _registry(args):
     return divergences.load(path) if path else divergences.Registry()
 
 
-def _load(args):
-    """Cases and registry, every problem of both reported together."""
+def _load(args, backends=None):
+    """Cases and registry, every problem of both reported together (``backends``: the run's, for the memory guard)."""
     from harness.cases import load_suite
+    from harness.memory import Budget
+    budget = Budget.for_backends(_budget(args), backends)
     problems, cases, registry = [], [], None
-    for loader in (lambda: load_suite(args.paths, memory_budget=_budget(args)), lambda: _registry(args)):
+    for loader in (lambda: load_suite(args.paths, memory_budget=budget), lambda: _registry(args)):
         try:
             value = loader()
         except ProblemsError as exc:
@@ -220,7 +222,7 @@ def cmd_run(args) -> int:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    cases, registry = _load(args)
+    cases, registry = _load(args, chosen)
     cases = _shard(cases, args.shard)
     if not args.resume:   # reproducers of an earlier run in this folder would be stale
         import shutil

@@ -97,32 +97,55 @@ def _nonfinite_mismatches(y: np.ndarray, r: np.ndarray) -> np.ndarray:
     return (finite_y != finite_r) | (~finite_r & ~((np.isnan(y) & np.isnan(r)) | (y == r)))
 
 
+#: Elements judged at a time: every temporary of the comparison is a block, so judging an output of any
+#: size needs a few MB beyond the arrays themselves (the parent's memory budget counts on it).
+BLOCK = 1 << 18
+
+
+def _blocks(*arrays: Optional[np.ndarray]):
+    """``(start, [block of each array])`` over the flattened arrays (``None`` stays ``None``)."""
+    flat = [None if a is None else np.asarray(a).reshape(-1) for a in arrays]
+    size = next(f.size for f in flat if f is not None)
+    for start in range(0, size, BLOCK):
+        yield start, [None if f is None else f[start:start + BLOCK] for f in flat]
+
+
 def metrics_for(actual: np.ndarray, ref: Reference, tolerance: dict, dtype: str) -> dict[str, Any]:
     """Per-result metrics; NaN/Inf must sit where the oracle has them, signed zero is ignored."""
-    y = np.asarray(actual, dtype=np.float64)
-    r = ref.output
-    if y.size == 0:
+    actual = np.asarray(actual)
+    if actual.size == 0:
         return {"max_abs_err": 0.0, "max_rel_err": 0.0, "max_ulp": 0.0, "mismatch_fraction": 0.0,
                 "worst_index": None, "bound_ratio": 0.0, "nonfinite_mismatches": 0}
-    finite_y, finite_r = np.isfinite(y), np.isfinite(r)
-    nonfinite_bad = _nonfinite_mismatches(y, r)
-    both = finite_y & finite_r
-    limit = bound(tolerance, ref)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        diff = np.where(both, np.abs(y - r), 0.0)
-        ratio = np.where(diff == 0, 0.0, diff / limit)
-        rel = np.where(both & (r != 0), diff / np.abs(r), 0.0)
-    ratio = np.where(nonfinite_bad, np.inf, ratio)
-    bad = nonfinite_bad | (diff > limit)
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    max_abs = max_rel = max_ulp = 0.0
+    bad_count = nonfinite_count = worst = 0
+    worst_ratio = -1.0
+    for start, (y, r, magnitude) in _blocks(actual, ref.output, ref.magnitude):
+        y = y.astype(np.float64)
+        finite_y, finite_r = np.isfinite(y), np.isfinite(r)
+        nonfinite_bad = _nonfinite_mismatches(y, r)
+        both = finite_y & finite_r
+        limit = bound(tolerance, Reference(r, magnitude))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            diff = np.where(both, np.abs(y - r), 0.0)
+            ratio = np.where(diff == 0, 0.0, diff / limit)
+            rel = np.where(both & (r != 0), diff / np.abs(r), 0.0)
+        ratio = np.where(nonfinite_bad, np.inf, ratio)
+        bad_count += int(np.count_nonzero(nonfinite_bad | (diff > limit)))
+        nonfinite_count += int(nonfinite_bad.sum())
+        k = int(np.argmax(ratio))
+        if ratio[k] > worst_ratio:       # strictly greater: the first worst element wins, as np.argmax
+            worst_ratio, worst = float(ratio[k]), start + k
+        max_abs = max(max_abs, float(diff.max()))
+        max_rel = max(max_rel, float(rel.max()))
+        max_ulp = max(max_ulp, float((diff / ulp(np.where(both, r, 0.0), dtype)).max()))
     return {
-        "max_abs_err": float(diff.max()),
-        "max_rel_err": float(rel.max()),
-        "max_ulp": float((diff / ulp(np.where(both, r, 0.0), dtype)).max()),
-        "mismatch_fraction": float(bad.mean()),
-        "worst_index": [int(i) for i in worst],
-        "bound_ratio": float(ratio.max()),
-        "nonfinite_mismatches": int(nonfinite_bad.sum()),
+        "max_abs_err": max_abs,
+        "max_rel_err": max_rel,
+        "max_ulp": max_ulp,
+        "mismatch_fraction": bad_count / actual.size,
+        "worst_index": [int(i) for i in np.unravel_index(worst, actual.shape)],
+        "bound_ratio": worst_ratio,
+        "nonfinite_mismatches": nonfinite_count,
     }
 
 
@@ -169,21 +192,25 @@ def agreement(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
     accumulation = accumulation or {}
     tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name))
                   for name in outputs}
-    limits = {name: bound(tol, ref) for name, tol in tolerances.items()}
     names = sorted(outputs)
     partners: dict[str, list[str]] = {name: [] for name in names}
     for name in names:
         if metrics_for(outputs[name], ref, tolerances[name], dtype)["mismatch_fraction"] == 0:
             partners[name].append("oracle")
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            ya, yb = np.asarray(outputs[a], np.float64), np.asarray(outputs[b], np.float64)
+    agree = {(a, b): True for i, a in enumerate(names) for b in names[i + 1:]}
+    for _, (r, magnitude, *ys) in _blocks(ref.output, ref.magnitude, *(outputs[name] for name in names)):
+        block = dict(zip(names, (y.astype(np.float64) for y in ys)))
+        limits = {name: bound(tolerances[name], Reference(r, magnitude)) for name in names}
+        for a, b in (pair for pair, ok in agree.items() if ok):
+            ya, yb = block[a], block[b]
             both = np.isfinite(ya) & np.isfinite(yb)
             with np.errstate(invalid="ignore", over="ignore"):
                 close = np.all(np.where(both, np.abs(ya - yb) <= limits[a] + limits[b], True))
-            if not _nonfinite_mismatches(ya, yb).any() and close:
-                partners[a].append(b)
-                partners[b].append(a)
+            agree[a, b] = bool(close) and not _nonfinite_mismatches(ya, yb).any()
+    for (a, b), ok in agree.items():
+        if ok:
+            partners[a].append(b)
+            partners[b].append(a)
     return partners
 
 

@@ -123,3 +123,57 @@ def test_option_values_out_of_range_are_usage_errors(tmp_path, option):
     assert proc.returncode == 2, proc.stderr
     assert f"argument {option[0]}:" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def peak_rss_while_running(proc) -> int:
+    """The process's peak resident memory: psutil's RSS sampled, and the kernel's own high-water mark."""
+    import psutil
+    process, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, process.memory_info().rss)
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) * 1024)
+        except (psutil.Error, OSError):
+            break
+        time.sleep(0.005)
+    return peak
+
+
+@needs_psutil
+def test_the_parent_stays_within_the_memory_budget_on_a_case_near_it(tmp_path):
+    """One case passes (agreement holds both answers), one fails (its reproducer builds inputs.npz)."""
+    from harness import ops
+    from harness.memory import Budget
+    from test_reliability import env_with_faulty
+
+    env = env_with_faulty()
+    op, limit = ops.get("conv2d_transpose"), 2 << 30
+    budget = Budget(limit, 512 << 20, 2)   # as the run computes it for numpy + faulty (a plugin: default baseline)
+    batch = max(n for n in range(1, 64) if budget.need(op, op.Params(
+        input=[n, 32, 96, 96], out_channels=32, kernel_size=3, stride=2, padding=1), "float64") <= limit)
+    need = budget.need(op, op.Params(input=[batch, 32, 96, 96], out_channels=32, kernel_size=3, stride=2,
+                                     padding=1), "float64")
+    assert need > 0.85 * limit                           # the case really is near the budget
+    cases = write(tmp_path / "near.yaml", f"""
+        op: conv2d_transpose
+        defaults: {{input: [{batch}, 32, 96, 96], out_channels: 32, kernel_size: 3, stride: 2, padding: 1,
+                    dtype: float64}}
+        cases:
+          - id: near-budget
+          - id: wrong-shape-near-budget
+        """)
+    proc = start_conform("run", cases, "--backends", "numpy,faulty", "--max-memory", "2GiB",
+                         "--out", tmp_path / "out", "--quiet", env=env)
+    peak = peak_rss_while_running(proc)
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 1, stderr                  # the wrong shape fails the gate
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    verdicts = {(r["case"], r["backend"]): r["verdict"] for r in report["results"]}
+    assert verdicts == {("near-budget", "numpy"): "pass", ("near-budget", "faulty"): "pass",
+                        ("wrong-shape-near-budget", "numpy"): "pass",
+                        ("wrong-shape-near-budget", "faulty"): "shape_mismatch"}
+    assert (tmp_path / "out" / "repro" / "wrong-shape-near-budget" / "faulty" / "inputs.npz").exists()
+    print(f"estimate {need / 2**30:.3f} GiB, parent peak {peak / 2**30:.3f} GiB, budget {limit / 2**30:.0f} GiB")
+    assert 0 < peak <= limit

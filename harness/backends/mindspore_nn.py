@@ -38,6 +38,7 @@ class MindsporeNnBackend(Backend):
     framework = "mindspore"
     distribution = "mindspore"
     import_name = "mindspore"
+    resident_bytes = 480 << 20      # measured 420 MiB after setup
     accumulation = {"float16": "float32", "bfloat16": "float32"}
     PARAMETERS = {"conv2d_transpose": {
         "x": NativeParam("x", "Tensor (N, C_in, H, W)", "the cell's input; NCHW only", position=0, call="forward"),

@@ -18,6 +18,7 @@ class NumpyBackend(Backend):
     framework = "numpy"
     distribution = "numpy"
     import_name = "numpy"
+    resident_bytes = 48 << 20       # measured 34 MiB
     accumulation = {"bfloat16": "float32"}   # computed in float32, rounded
 
     def conv2d_transpose(self, call: Call) -> Native:
