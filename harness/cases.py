@@ -27,12 +27,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness import ops
 from harness.backends import registry
+from harness.memory import Budget
 from harness.userfile import MAX_SOURCE_BYTES, MIB, read_text
 from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
 
@@ -229,7 +230,7 @@ def _expand(raw: dict, file: str, located: Located, buckets: dict, path: tuple, 
         yield case, "[" + ",".join(labels) + "]", lines
 
 
-def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional[int] = None,
+def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional[Budget] = None,
               max_cases: int = MAX_CASES) -> list[Case]:
     """Load one case file; raise ``ProblemsError`` listing every problem."""
     file = display or str(path)
@@ -279,11 +280,11 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
             lines = {**base_lines, **matrix_lines}
             case = _build_case(case_raw, suffix, op, file, located.line_of(path), lines, problems)
             if case is not None and memory_budget is not None:
-                need = op.peak_bytes(case.params)
-                if need > memory_budget:
+                need = memory_budget.need(op, case.params, case.dtype)
+                if need > memory_budget.limit:
                     problems.append(Problem(file, case.lines.get(("input",), case.line), "input",
                                             f"this case needs ~{need / GIB:.3g} GiB, the budget is "
-                                            f"{memory_budget / GIB:.3g} GiB (--max-memory)"))
+                                            f"{memory_budget.limit / GIB:.3g} GiB (--max-memory)"))
                     continue
             if case is not None:
                 out.append(case)
@@ -408,12 +409,14 @@ def discover(paths: list[str], problems: Optional[list[Problem]] = None) -> list
     return files
 
 
-def load_suite(paths: list[str], memory_budget: Optional[int] = None) -> list[Case]:
+def load_suite(paths: list[str], memory_budget: Union[Budget, int, None] = None) -> list[Case]:
     """Load every case file; check ids are unique and sizes sane; raise ``ProblemsError`` with all problems.
 
-    ``memory_budget`` (bytes) refuses cases whose estimated peak memory is larger,
-    at validation time, before any allocation.
+    ``memory_budget`` (a ``Budget``, or bytes for a run of every backend) refuses cases whose estimated
+    peak memory is larger (``harness.memory``), at validation time, before any allocation.
     """
+    if isinstance(memory_budget, int):
+        memory_budget = Budget.for_backends(memory_budget)
     problems: list[Problem] = []
     cases: list[Case] = []
     files = discover(paths, problems)

@@ -8,16 +8,19 @@ run, no traceback).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 
 from harness import backends as backend_registry
+from harness import interrupts
 from harness.globs import select_id
 from harness.text import printable
 from harness.yamlsrc import ProblemsError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+MAX_JOBS = 64   # each job may hold a framework worker's memory
 
 
 class UsageError(Exception):
@@ -53,9 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
     run.add_argument("--shard", help="K/N: run the K-th of N interleaved slices of the cases (1-based); "
                                      "an empty slice (N larger than the number of cases) is a usage error")
-    run.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+    run.add_argument("--jobs", type=_bounded(int, 1, MAX_JOBS, "a count of calls"), default=min(2, os.cpu_count() or 1),
                      help="backend calls in flight at once (default: min(2, cores))")
-    run.add_argument("--timeout", type=float, default=120.0, help="seconds per backend call (default: 120)")
+    run.add_argument("--timeout", type=_bounded(float, 0.001, MAX_TIMEOUT_S, "seconds"), default=120.0, help="seconds per backend call (default: 120)")
     run.add_argument("--strict", action="store_true", help="xpass and stale registry entries fail the gate")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--resume", action="store_true",
@@ -87,13 +90,13 @@ def _parser() -> argparse.ArgumentParser:
                          help="report.json for the measured column (default: reports/report.json)")
     fuzz = sub.add_parser("fuzz", help="print N random valid cases (a case file) for a seed")
     fuzz.add_argument("count", type=int)
-    fuzz.add_argument("--seed", type=int, default=0)
+    fuzz.add_argument("--seed", type=_bounded(int, 0, 2**63 - 1, "a seed"), default=0)
     bench = sub.add_parser("bench", help="time every backend on the benchmark shapes; writes bench.json")
     bench.add_argument("paths", nargs="*", default=["benchmarks"], help="benchmark case files (default: benchmarks/)")
     bench.add_argument("--backends", help="comma-separated backend ids or prefixes (default: all)")
     bench.add_argument("--out", type=Path, default=Path("reports"))
-    bench.add_argument("--repeats", type=int, default=15)
-    bench.add_argument("--warmup", type=int, default=3)
+    bench.add_argument("--repeats", type=_bounded(int, 1, 10_000, "a count"), default=15)
+    bench.add_argument("--warmup", type=_bounded(int, 0, 10_000, "a count"), default=3)
     return parser
 
 
@@ -101,13 +104,33 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 <<
           "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40}
 
 
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MIN_MEMORY, MAX_MEMORY = 1 << 20, 1 << 50
+
+
+def _bounded(convert, low, high, what: str):
+    """An argparse type: ``convert(text)``, finite and within [low, high], or a one-line usage error."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"not {what}: {text[:40]!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is out of range ({what} from {low:g} to {high:g})")
+        return value
+    return parse
+
+
 def _size(text: str) -> int:
-    """'4GiB', '512MiB', '1.5g' or a byte count -> bytes (argparse type)."""
+    """'4GiB', '512MiB', '1.5g' or a byte count -> bytes (argparse type), between 1 MiB and 1 PiB."""
     import re
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in _UNITS or float(match.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"not a memory size: {text!r} (e.g. 4GiB, 512MiB)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text[:100])
+    if not match or match.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"not a memory size: {text[:40]!r} (e.g. 4GiB, 512MiB)")
+    size = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if not MIN_MEMORY <= size <= MAX_MEMORY:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is out of range (a memory size from 1MiB to 1PiB)")
+    return int(size)
 
 
 def _budget(args) -> int:
@@ -154,11 +177,13 @@ def _registry(args):
     return divergences.load(path) if path else divergences.Registry()
 
 
-def _load(args):
-    """Cases and registry, every problem of both reported together."""
+def _load(args, backends=None):
+    """Cases and registry, every problem of both reported together (``backends``: the run's, for the memory guard)."""
     from harness.cases import load_suite
+    from harness.memory import Budget
+    budget = Budget.for_backends(_budget(args), backends)
     problems, cases, registry = [], [], None
-    for loader in (lambda: load_suite(args.paths, memory_budget=_budget(args)), lambda: _registry(args)):
+    for loader in (lambda: load_suite(args.paths, memory_budget=budget), lambda: _registry(args)):
         try:
             value = loader()
         except ProblemsError as exc:
@@ -201,23 +226,20 @@ def cmd_run(args) -> int:
     from harness.text import clean
     from harness.report.terminal import print_summary
 
-    if args.timeout <= 0 or args.jobs < 1:
-        raise UsageError("--timeout must be > 0 and --jobs ≥ 1")
-    if args.jobs > MAX_JOBS:
-        raise UsageError(f"--jobs must be at most {MAX_JOBS} (each job may hold a framework worker's memory)")
     _check_out(args.out)
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    cases, registry = _load(args)
+    cases, registry = _load(args, chosen)
     cases = _shard(cases, args.shard)
     with _claim(args.out, RUN_WRITES, args.paths), _generation(args.out) as gen:
         result = _run_into(args, cases, chosen, registry, gen)
-        report = clean(json_report.build(result, strict=args.strict))
-        if args.resume:
-            gen.carry_reproducers(report["results"])
-        _publish(gen, report, gen.path, gen.path)   # the generation is seen as --out: links stay relative
+        with interrupts.deferred():   # Note [Interrupts]: a signal now must not leave a torn or stale report set
+            report = clean(json_report.build(result, strict=args.strict))
+            if args.resume:
+                gen.carry_reproducers(report["results"])
+            _publish(gen, report, gen.path, gen.path)   # the generation is seen as --out: links stay relative
     print_summary(report, Console(quiet=args.quiet))
     if not args.quiet:
         print(f"report: {args.out / 'report.json'}")
@@ -292,9 +314,6 @@ def _publish(gen, report: dict, base: Path, html_out: Path) -> None:
         raise UsageError(str(exc)) from None
     for warning in warnings:
         print(f"conform: warning: {warning}", file=sys.stderr)
-
-
-MAX_JOBS = 64
 
 
 def _check_out(out: Path) -> None:
@@ -417,16 +436,10 @@ def cmd_mapping(args) -> int:
 COMMANDS = {"coverage": cmd_coverage, "mapping": cmd_mapping, "run": cmd_run, "report": cmd_report, "diff": cmd_diff, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
 
 
-def _terminate(signum, frame):
-    # SIGTERM (CI cancelling a job) stops the run like Ctrl-C: workers stopped, partial report written.
-    raise KeyboardInterrupt
-
-
 def main(argv=None) -> int:
-    import signal
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)   # even when started with SIGINT ignored (`cmd &`)
+    # SIGTERM (CI cancelling a job) stops the run like Ctrl-C: workers stopped, partial report written.
+    interrupts.install()
     try:
         return COMMANDS[args.command](args)
     except ProblemsError as exc:

@@ -62,7 +62,7 @@ dtype, which is the conservative choice. A case may override the model with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -93,8 +93,6 @@ class Reference:
     magnitude: Optional[np.ndarray]       # B = conv2d_transpose(|x|, |w|) + |b|
     accumulation_length: int = 1
     expected_shape: Optional[tuple] = None
-    #: ``bound_for``'s memo: one bound array per distinct tolerance, shared by judge, agreement and spread.
-    bounds: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def tolerance_for(dtype: str, accumulation_length: int, override: Optional[dict] = None,
@@ -129,16 +127,6 @@ def bound(tolerance: dict, reference: Reference) -> np.ndarray:
     return np.where(magnitude > 0, model, 0.0) + tolerance["atol"]
 
 
-def bound_for(tolerance: dict, reference: Reference) -> np.ndarray:
-    """``bound`` memoised on the reference: a case's backends mostly share one tolerance, and the
-    judge, ``agreement`` and ``framework_spread`` all need it (``bound`` is a pure function of both)."""
-    key = repr(sorted(tolerance.items()))
-    limit = reference.bounds.get(key)
-    if limit is None:
-        limit = reference.bounds[key] = bound(tolerance, reference)
-    return limit
-
-
 def ulp(values: np.ndarray, dtype: str) -> np.ndarray:
     """Spacing of ``dtype`` at ``values`` (subnormal spacing near zero)."""
     exponent = np.floor(np.log2(np.maximum(np.abs(values), np.finfo(np.float64).tiny)))
@@ -152,35 +140,61 @@ def _nonfinite_mismatches(y: np.ndarray, r: np.ndarray) -> np.ndarray:
     return (finite_y != finite_r) | (~finite_r & ~((np.isnan(y) & np.isnan(r)) | (y == r)))
 
 
+#: Elements judged at a time: every temporary of the comparison is a block, so judging an output of any
+#: size needs a few MB beyond the arrays themselves (the parent's memory budget counts on it).
+BLOCK = 1 << 18
+
+
+def _blocks(*arrays: Optional[np.ndarray]):
+    """``(start, [block of each array])`` over the flattened arrays (``None`` stays ``None``)."""
+    flat = [None if a is None else np.asarray(a).reshape(-1) for a in arrays]
+    size = next(f.size for f in flat if f is not None)
+    for start in range(0, size, BLOCK):
+        yield start, [None if f is None else f[start:start + BLOCK] for f in flat]
+
+
 def metrics_for(actual: np.ndarray, ref: Reference, tolerance: dict, dtype: str) -> dict[str, Any]:
     """Per-result metrics; NaN/Inf must sit where the oracle has them, signed zero is ignored."""
-    y = np.asarray(actual, dtype=np.float64)
-    r = ref.output
-    if y.size == 0:
+    actual = np.asarray(actual)
+    if actual.size == 0:
         return {"max_abs_err": 0.0, "max_rel_err": 0.0, "max_ulp": 0.0, "mismatch_fraction": 0.0,
                 "worst_index": None, "bound_ratio": 0.0, "nonfinite_mismatches": 0,
                 "worst_actual": None, "worst_expected": None, "worst_bound": None}
-    finite_y, finite_r = np.isfinite(y), np.isfinite(r)
-    nonfinite_bad = _nonfinite_mismatches(y, r)
-    both = finite_y & finite_r
-    limit = bound_for(tolerance, ref)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        diff = np.where(both, np.abs(y - r), 0.0)
-        ratio = np.where(diff == 0, 0.0, diff / limit)
-        rel = np.where(both & (r != 0), diff / np.abs(r), 0.0)
-    ratio = np.where(nonfinite_bad, np.inf, ratio)
-    bad = nonfinite_bad | (diff > limit)
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    max_abs = max_rel = max_ulp = 0.0
+    bad_count = nonfinite_count = worst = 0
+    worst_ratio = -1.0
+    for start, (y, r, magnitude) in _blocks(actual, ref.output, ref.magnitude):
+        y = y.astype(np.float64)
+        finite_y, finite_r = np.isfinite(y), np.isfinite(r)
+        nonfinite_bad = _nonfinite_mismatches(y, r)
+        both = finite_y & finite_r
+        limit = bound(tolerance, Reference(r, magnitude))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            diff = np.where(both, np.abs(y - r), 0.0)
+            ratio = np.where(diff == 0, 0.0, diff / limit)
+            rel = np.where(both & (r != 0), diff / np.abs(r), 0.0)
+        ratio = np.where(nonfinite_bad, np.inf, ratio)
+        bad_count += int(np.count_nonzero(nonfinite_bad | (diff > limit)))
+        nonfinite_count += int(nonfinite_bad.sum())
+        k = int(np.argmax(ratio))
+        if ratio[k] > worst_ratio:       # strictly greater: the first worst element wins, as np.argmax
+            worst_ratio, worst = float(ratio[k]), start + k
+        max_abs = max(max_abs, float(diff.max()))
+        max_rel = max(max_rel, float(rel.max()))
+        max_ulp = max(max_ulp, float((diff / ulp(np.where(both, r, 0.0), dtype)).max()))
+    at = (slice(worst, worst + 1),)
+    worst_ref = Reference(ref.output.reshape(-1)[at], ref.magnitude.reshape(-1)[at])
     return {
-        "max_abs_err": float(diff.max()),
-        "max_rel_err": float(rel.max()),
-        "max_ulp": float((diff / ulp(np.where(both, r, 0.0), dtype)).max()),
-        "mismatch_fraction": float(bad.mean()),
-        "worst_index": [int(i) for i in worst],
-        "bound_ratio": float(ratio.max()),
-        "nonfinite_mismatches": int(nonfinite_bad.sum()),
+        "max_abs_err": max_abs,
+        "max_rel_err": max_rel,
+        "max_ulp": max_ulp,
+        "mismatch_fraction": bad_count / actual.size,
+        "worst_index": [int(i) for i in np.unravel_index(worst, actual.shape)],
+        "bound_ratio": worst_ratio,
+        "nonfinite_mismatches": nonfinite_count,
         # The worst element itself, so a reader sees the numbers and not only where they are.
-        "worst_actual": float(y[worst]), "worst_expected": float(r[worst]), "worst_bound": float(limit[worst]),
+        "worst_actual": float(actual.reshape(-1)[worst]), "worst_expected": float(worst_ref.output[0]),
+        "worst_bound": float(bound(tolerance, worst_ref)[0]),
     }
 
 
@@ -227,17 +241,16 @@ def agreement(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
     accumulation = accumulation or {}
     tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name))
                   for name in outputs}
-    limits = {name: bound_for(tol, ref) for name, tol in tolerances.items()}
     names = sorted(outputs)
     partners: dict[str, list[str]] = {name: [] for name in names}
     for name in names:
         if metrics_for(outputs[name], ref, tolerances[name], dtype)["mismatch_fraction"] == 0:
             partners[name].append("oracle")
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            if pair_distance(outputs[a], outputs[b], limits[a], limits[b])["ratio"] <= 1:
-                partners[a].append(b)
-                partners[b].append(a)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    for (a, b), distance in pair_distances(outputs, ref, tolerances, pairs).items():
+        if distance["ratio"] <= 1:
+            partners[a].append(b)
+            partners[b].append(a)
     return partners
 
 
@@ -287,14 +300,25 @@ def framework_spread(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
     if len(outputs) < 2:
         return None
     accumulation = accumulation or {}
-    limits = {name: bound_for(tolerance_for(dtype, ref.accumulation_length, tolerance_override,
-                                            accumulation.get(name)), ref) for name in outputs}
+    tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name))
+                  for name in outputs}
     names = sorted(outputs)
-    worst = None
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            distance = pair_distance(outputs[a], outputs[b], limits[a], limits[b])
-            key = (distance["tighter_ratio"], distance["ratio"], distance["max_abs_diff"])
-            if worst is None or key > worst[0]:
-                worst = (key, {"pair": [a, b], **distance})
-    return {**worst[1], "frameworks": names}
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    distances = pair_distances(outputs, ref, tolerances, pairs)
+    a, b = max(pairs, key=lambda p: (distances[p]["tighter_ratio"], distances[p]["ratio"],
+                                     distances[p]["max_abs_diff"]))
+    return {"pair": [a, b], **distances[a, b], "frameworks": names}
+
+
+def pair_distances(outputs: dict[str, np.ndarray], ref: Reference, tolerances: dict[str, dict],
+                   pairs: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, float]]:
+    """``pair_distance`` of each pair over whole outputs, one block of elements at a time (``BLOCK``)."""
+    worst = {pair: {"ratio": 0.0, "tighter_ratio": 0.0, "max_abs_diff": 0.0} for pair in pairs}
+    names = sorted({name for pair in pairs for name in pair})
+    for _, (r, magnitude, *ys) in _blocks(ref.output, ref.magnitude, *(outputs[name] for name in names)):
+        block = dict(zip(names, ys))
+        limits = {name: bound(tolerances[name], Reference(r, magnitude)) for name in names}
+        for a, b in pairs:
+            distance = pair_distance(block[a], block[b], limits[a], limits[b])
+            worst[a, b] = {key: max(value, distance[key]) for key, value in worst[a, b].items()}
+    return worst

@@ -261,6 +261,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
                 if options.on_failure and record["verdict"] not in GREEN:
                     options.on_failure(case, call, reference, record, outcome)
                 emit(record)
+            del call, reference, futures, answered   # release this case's arrays before the next is prepared
     except KeyboardInterrupt:
         # The calls in flight are cancelled, not judged: they are not results.
         interrupted = True

@@ -4,22 +4,27 @@ imported once per run and a crash or hang costs one result, never the run.
 Note [Worker protocol]
 ----------------------
 The parent starts a worker with the ``spawn`` method (no inherited threads or
-framework state), sends ``Call`` objects over a pipe and waits for an
-``Outcome`` with a deadline. Three things can go wrong, and each costs only
-the call in flight:
+framework state), sends it a ``Call`` and reads back an ``Outcome`` over a
+pipe in the format of Note [Worker transport] (``harness/ipc.py``). Every
+wait has the call's deadline: delivering the request and reading the answer
+together get ``timeout_s``. What can go wrong costs only the call in flight:
 
 * the process dies (segfault, abort, OOM kill): the pipe reports EOF, the
   verdict is ``crash`` with the exit code or signal, the next call starts a
   fresh worker;
 * its resident memory passes the budget: it is killed (verdict ``crash``,
   with the figures) long before the kernel's OOM killer would pick a victim;
-* no answer before the deadline: the process is killed, the verdict is
-  ``timeout``, the next call starts a fresh worker;
+* the request cannot be delivered or no answer arrives before the deadline
+  (a hung or stopped process): it is killed (SIGKILL ends a stopped process
+  too), the verdict is ``timeout``, the next call starts a fresh worker;
+* the run is interrupted: the call returns within one poll slice, and the
+  runner kills the worker;
 * the framework raises: that is an answer, not a failure of the worker.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -29,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from harness import ipc
 from harness.backends.base import Call, Outcome
 
 STARTUP_TIMEOUT_S = 300.0
-POLL_S = 0.05
+STOP_TIMEOUT_S = 5.0
 GIB = 1 << 30
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -47,6 +53,14 @@ class Timeout:
     seconds: float
 
 
+class _Cancelled(Exception):
+    pass
+
+
+class _OverBudget(Exception):
+    pass
+
+
 def _serve(target: str, conn, log_path: Optional[str]) -> None:
     """Worker main loop: import the backend once, then answer calls until EOF or None."""
     if log_path:
@@ -58,22 +72,32 @@ def _serve(target: str, conn, log_path: Optional[str]) -> None:
         os.close(fd)
     from harness.backends import load_class
 
+    pipe = conn.fileno()   # `conn` stays referenced: it owns the descriptor
     try:
         backend = load_class(target)()
         backend.setup()
     except BaseException as exc:  # report why the framework cannot start, then exit
-        conn.send(("setup_error", f"{type(exc).__name__}: {exc}"))
+        ipc.send(pipe, ("setup_error", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", None))
+    ipc.send(pipe, ("ready", None))
     while True:
         try:
-            request = conn.recv()
+            request, arrays = ipc.recv(pipe)
         except (EOFError, OSError):
             return
         if request is None:
             return
         kind, call, *extra = request
-        conn.send(backend.run(call) if kind == "run" else backend.bench(call, *extra))
+        call.arrays = arrays
+        answer = backend.run(call) if kind == "run" else backend.bench(call, *extra)
+        try:
+            if isinstance(answer, Outcome) and answer.output is not None:
+                ipc.send(pipe, dataclasses.replace(answer, output=None), {"output": answer.output})
+            else:
+                ipc.send(pipe, answer)
+        except OSError:   # the parent is gone
+            return
+        del call, arrays, answer   # release this call's memory before waiting for the next
 
 
 def describe_exit(code: Optional[int]) -> str:
@@ -110,13 +134,18 @@ class Worker:
                                    name=f"conform-{self.backend_id}")
         self.process.start()
         child.close()
+        os.set_blocking(parent.fileno(), False)   # every transfer waits with a deadline (harness/ipc.py)
         self.conn = parent
-        if not parent.poll(STARTUP_TIMEOUT_S):
+        try:
+            (kind, detail), _ = ipc.recv(parent.fileno(), time.monotonic() + STARTUP_TIMEOUT_S, self._check_cancel)
+        except ipc.DeadlineExceeded:
             self.stop(kill=True)
             self.setup_error = f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s"
             return False
-        try:
-            kind, detail = parent.recv()
+        except _Cancelled:
+            self.stop(kill=True)
+            self.setup_error = "cancelled: the run was interrupted"
+            return False
         except (EOFError, OSError):
             self.setup_error = describe_exit(self._reap())
             return False
@@ -142,47 +171,63 @@ class Worker:
     def _reap(self) -> Optional[int]:
         if self.process is None:
             return None
-        self.process.join(timeout=5)
+        self.process.join(timeout=STOP_TIMEOUT_S)
         if self.process.is_alive():
             self.process.kill()
-            self.process.join(timeout=5)
+            self.process.join(timeout=STOP_TIMEOUT_S)
         code = self.process.exitcode
+        if self.conn is not None:
+            self.conn.close()
         self.process, self.conn = None, None
         return code
 
     def call(self, call: Call, timeout_s: float) -> Union[Outcome, Crash, Timeout]:
         """Run one call; the answer, or what went wrong with the worker."""
-        return self._request(("run", call), timeout_s)
+        return self._request(("run", call), call, timeout_s)
 
     def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float):
         """Time the backend's own call ``repeats`` times after ``warmup`` calls (a list of ms)."""
-        return self._request(("bench", call, warmup, repeats), timeout_s)
+        return self._request(("bench", call, warmup, repeats), call, timeout_s)
 
-    def _request(self, request, timeout_s: float):
+    def _check_cancel(self) -> None:
+        if self._cancelled.is_set():
+            raise _Cancelled
+
+    def _check(self) -> None:
+        """Between poll slices: stop for a cancelled run or a runaway allocation (long before the OOM killer)."""
+        self._check_cancel()
+        rss = self.rss_bytes()
+        if self.memory_limit and rss > self.memory_limit:
+            raise _OverBudget(f"worker exceeded the memory budget ({rss / GIB:.2f} GiB > "
+                              f"{self.memory_limit / GIB:.2f} GiB) and was killed")
+
+    def _request(self, request: tuple, call: Call, timeout_s: float):
         if self.process is not None and not self.process.is_alive():
             self._reap()   # died while idle (killed from outside): costs no result, just a restart
         if self.process is None and not self.start():
             return Crash(f"worker could not be restarted: {self.setup_error}")
         started = time.monotonic()
+        deadline = started + timeout_s
+        kind, _, *extra = request
         try:
-            self.conn.send(request)
-            # Poll in short slices so a runaway allocation is stopped long before the OOM killer.
-            while (waited := time.monotonic() - started) < timeout_s:
-                if self.conn.poll(min(POLL_S, timeout_s - waited)):
-                    return self.conn.recv()
-                if self._cancelled.is_set():
-                    return Crash("cancelled: the run was interrupted")
-                rss = self.rss_bytes()
-                if self.memory_limit and rss > self.memory_limit:
-                    self.stop(kill=True)
-                    return Crash(f"worker exceeded the memory budget ({rss / GIB:.2f} GiB > "
-                                 f"{self.memory_limit / GIB:.2f} GiB) and was killed")
-        except (EOFError, OSError, BrokenPipeError):
+            ipc.send(self.conn.fileno(), (kind, dataclasses.replace(call, arrays={}), *extra), call.arrays,
+                     deadline, self._check)
+            answer, arrays = ipc.recv(self.conn.fileno(), deadline, self._check)
+        except _Cancelled:
+            return Crash("cancelled: the run was interrupted")
+        except _OverBudget as exc:
+            self.stop(kill=True)
+            return Crash(str(exc))
+        except (EOFError, OSError):
             return self._crash()
-        if not self.process.is_alive():
-            return self._crash()
-        self.stop(kill=True)
-        return Timeout(round(time.monotonic() - started, 3))
+        except ipc.DeadlineExceeded:
+            if not self.process.is_alive():
+                return self._crash()
+            self.stop(kill=True)
+            return Timeout(round(time.monotonic() - started, 3))
+        if "output" in arrays:
+            answer.output = arrays["output"]
+        return answer
 
     def cancel(self) -> None:
         """Make the call in flight (from another thread) return at its next poll; the caller then stops us."""
@@ -201,10 +246,10 @@ class Worker:
             return
         if not kill and self.process.is_alive():
             try:
-                self.conn.send(None)
-            except (OSError, BrokenPipeError):
+                ipc.send(self.conn.fileno(), None, deadline=time.monotonic() + STOP_TIMEOUT_S)
+                self.process.join(timeout=STOP_TIMEOUT_S)
+            except (OSError, ipc.DeadlineExceeded):
                 pass
-            self.process.join(timeout=10)
         if self.process.is_alive():
             self.process.kill()
         self._reap()

@@ -22,10 +22,10 @@ def conform(*args, cwd=ROOT, timeout=900, env=None) -> subprocess.CompletedProce
                           text=True, timeout=timeout, env=env)
 
 
-def start_conform(*args, cwd=ROOT) -> subprocess.Popen:
+def start_conform(*args, cwd=ROOT, env=None) -> subprocess.Popen:
     """Start ``python -m harness ARGS`` in the background (for signals and kills)."""
     return subprocess.Popen([sys.executable, "-m", "harness", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def write(path: Path, text: str) -> Path:

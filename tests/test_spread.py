@@ -17,7 +17,7 @@ from rich.console import Console
 
 from harness.backends.base import Outcome
 from harness.cases import load_file
-from harness.compare import (Judgement, Reference, bound_for, framework_spread, judge, metrics_for, pair_distance,
+from harness.compare import (Judgement, Reference, bound, framework_spread, judge, metrics_for, pair_distance,
                              tolerance_for)
 from harness.report import explain, html, json_report, markdown, terminal
 from harness.runner import _annotate_agreement, _record, prepare
@@ -60,8 +60,8 @@ def test_spread_reports_the_pair_a_wide_bound_would_hide():
     one far from the rest, and that is the pair reported."""
     p, arrays, ref = setup_case(REALISTIC[0], "bfloat16")
     good = computed(p, arrays, "bfloat16")
-    tight = bound_for(tolerance_for("bfloat16", ref.accumulation_length, None, "float32"), ref)
-    wide = bound_for(tolerance_for("bfloat16", ref.accumulation_length, None, "bfloat16"), ref)
+    tight = bound(tolerance_for("bfloat16", ref.accumulation_length, None, "float32"), ref)
+    wide = bound(tolerance_for("bfloat16", ref.accumulation_length, None, "bfloat16"), ref)
     i, j = (0, 0, 3, 3), (1, 2, 5, 5)
     tf, ms = good.copy(), good.copy()
     tf[i] = ref.output[i] + 0.2 * wide[i]              # within its own (wide) bound
@@ -116,7 +116,7 @@ def test_metrics_carry_the_worst_elements_values_and_bound():
     m = metrics_for(y, ref, tol, "float32")
     assert m["worst_index"] == [1, 3, 2, 4]
     assert m["worst_actual"] == float(y[1, 3, 2, 4]) and m["worst_expected"] == float(ref.output[1, 3, 2, 4])
-    assert m["worst_bound"] == pytest.approx(float(bound_for(tol, ref)[1, 3, 2, 4]))
+    assert m["worst_bound"] == pytest.approx(float(bound(tol, ref)[1, 3, 2, 4]))
     assert m["bound_ratio"] == pytest.approx(abs(m["worst_actual"] - m["worst_expected"]) / m["worst_bound"])
     y[0, 0, 0, 0] = np.nan                                 # a NaN becomes the worst element, JSON-safe
     m = metrics_for(y, ref, tol, "float32")

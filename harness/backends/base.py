@@ -98,6 +98,9 @@ class Backend:
     in_house: ClassVar[bool] = False
     #: Case dtype -> the precision this backend accumulates in, where it differs (Note [Tolerance model]).
     accumulation: ClassVar[dict[str, str]] = {}
+    #: Resident memory of a worker with the framework set up, before any data (harness/memory.py adds it
+    #: to a case's estimate); the built-in adapters set what they measured, plus a margin.
+    resident_bytes: ClassVar[int] = 512 << 20
     #: Operator -> canonical parameter -> how this API spells it (``NativeParam``); read by
     #: ``conform mapping``, checked against the adapter's real calls by tests/test_mapping.py.
     PARAMETERS: ClassVar[dict[str, dict[str, "NativeParam"]]] = {}

@@ -19,6 +19,7 @@ class NumpyBackend(Backend):
     in_house = True
     distribution = "numpy"
     import_name = "numpy"
+    resident_bytes = 48 << 20       # measured 34 MiB
     # bfloat16: computed in float32, rounded. float16 is computed in float16 (each tap's matmul is
     # rounded to float16 and the taps are summed in float16), so it keeps the case-dtype default.
     accumulation = {"bfloat16": "float32"}

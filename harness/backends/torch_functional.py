@@ -24,6 +24,7 @@ class TorchFunctionalBackend(Backend):
     framework = "torch"
     distribution = "torch"
     import_name = "torch"
+    resident_bytes = 256 << 20      # measured 226 MiB after setup
     PARAMETERS = {"conv2d_transpose": {
         "x": NativeParam("input", "Tensor (N, C_in, H, W)", "NCHW only", position=0),
         "w": NativeParam("weight", "Tensor (C_in, C_out/groups, kh, kw)", "the canonical layout", position=1),

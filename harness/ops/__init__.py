@@ -2,9 +2,10 @@
 
 An operator module provides ``NAME``, ``Params`` (a pydantic model of its case
 fields), ``InvalidCall``, ``resolve(params) -> Resolved`` and
-``input_shapes(params)`` and ``peak_bytes(params)`` (for the memory guard), and
-``DERIVED`` (name -> meaning) with ``derived(params, data) -> dict``: the values its
-semantics derives from a call, which known-divergence entries may test (harness/divergences.py). Adding an operator means adding such a module here,
+``input_shapes(params)`` and ``footprint(params, dtype, outputs)`` (the data bytes of the parent and of a
+worker, for the memory guard), and ``DERIVED`` (name -> meaning) with ``derived(params, data) -> dict``:
+the values its semantics derives from a call, which known-divergence entries may test
+(harness/divergences.py). Adding an operator means adding such a module here,
 an oracle in ``harness.oracle`` and one method per backend adapter.
 """
 

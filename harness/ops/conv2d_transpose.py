@@ -247,13 +247,32 @@ def resolve(params: Params) -> Resolved:
     )
 
 
-def peak_bytes(params: Params) -> int:
-    """Estimated peak memory of running one case (bytes), for the memory guard.
+def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple[int, int]:
+    """Estimated peak data bytes of one case: ``(parent, worker)``, for the memory guard.
 
-    Counts what exists at once: the parent's float64 operands, the oracle's
-    full canvas, its output and the bound ``B`` (one more canvas and output),
-    and one worker's copies of operands and output (up to float64). Works on
-    invalid calls too, so an absurd case is refused before anything runs.
+    Works on invalid calls too, so an absurd case is refused before anything
+    runs. Element counts: operands ``O`` (x, w, b; ``X`` of them x), output
+    ``Y``, the oracle's phase-major canvas ``C``. The frameworks' own resident
+    memory is not included (``harness.memory`` adds it).
+
+    Parent, float64 throughout, the larger of two phases:
+
+    * preparing: the operands, the oracle output, the ``|x|, |w|, |b|`` copies
+      and the oracle's second run for ``B`` (its ``x`` transposed, the canvas,
+      the canvas re-ordered into rows, and ``out + b`` and its contiguous
+      copy): ``2·O + X + 2·C + 3·Y``;
+    * judging: operands, output and ``B``, each backend's answer (``outputs`` of
+      them, ``a`` bytes each: 4 for float16/float32 cases, whose outputs come
+      back as float32, else 8), and a failure's reproducer (its bound and the
+      compressed ``inputs.npz`` built in memory, about ``2·O + 7·Y``). The
+      comparison works in blocks of ``compare.BLOCK`` elements (a few MB).
+
+    Worker: the operands it receives (float64) and a framework copy, and the
+    computation in the compute precision ``s`` (4 or 8 bytes): ``16·O +
+    s·(X + 2·C + 3·Y)``, the oracle's own footprint (the ``numpy`` backend runs
+    it), which also bounds the frameworks measured (tf.nn 350 MB, mindspore.nn
+    265 MB, torch 258 MB for 422 MB estimated on input [4, 64, 128, 128], 64
+    channels, k 3, s 2).
     """
     n, c_in, h, w = nchw(params)
     kh, kw = params.kernel_size
@@ -262,8 +281,15 @@ def peak_bytes(params: Params) -> int:
     full_h, full_w = (h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1
     out_h, out_w = params.output_shape or (full_h, full_w)
     canvas = n * params.out_channels * (max(full_h, out_h) + sh) * (max(full_w, out_w) + sw)
-    operands = n * c_in * h * w + c_in * params.out_channels * kh * kw // max(params.groups, 1)
-    return 8 * (3 * operands + 4 * canvas)
+    output = n * params.out_channels * max(full_h, out_h) * max(full_w, out_w)
+    x = n * c_in * h * w
+    operands = x + c_in * params.out_channels * kh * kw // max(params.groups, 1) + params.out_channels
+    answer = 4 if dtype in ("float16", "float32") else 8
+    preparing = 8 * (2 * operands + x + 2 * canvas + 3 * output)
+    judging = 8 * (operands + 2 * output) + answer * outputs * output + 8 * (2 * operands + 7 * output)
+    compute = 8 if dtype == "float64" else 4
+    worker = 16 * operands + compute * (x + 2 * canvas + 3 * output)
+    return max(preparing, judging), worker
 
 
 #: Values the semantics derives from a call, for conditions in the known-divergence

@@ -47,6 +47,7 @@ def build(run, strict: bool = False) -> dict:
         "created": run.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": run.duration_s,
         "incomplete": run.incomplete,
+        # An interrupted run judged only part of the plan: it cannot pass the gate.
         "gate": {"passed": not run.incomplete and gate_passes(run.results, strict, run.stale), "strict": strict},
         "environment": run.environment,
         "summary": summarize(run.results),

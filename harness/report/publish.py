@@ -28,7 +28,7 @@ SIGKILL. With one rename every failure lands on one side of it:
 * any failure after the switch: the new set is complete and visible; what
   remains of the old generation is retired by the next command.
 
-SIGINT/SIGTERM are deferred (their Python handlers swapped for a recorder,
+SIGINT/SIGTERM are deferred (``harness.interrupts.deferred``: handlers swapped for a recorder,
 then re-raised) while the links are switched and the old generation retired,
 so a Ctrl-C cannot leave that bookkeeping half done. ``signal.pthread_sigmask``
 is not enough for that: a signal blocked in the main thread is delivered to
@@ -53,12 +53,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
+from harness.interrupts import deferred
 from harness.outdir import GENERATIONS
 
 SET = ("report.json", "report.html", "junit.xml", "summary.md", "repro")
@@ -108,24 +106,6 @@ def _symlink(target: str, at: Path) -> None:
         tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, at)
-
-
-@contextmanager
-def _deferred_signals():
-    """SIGINT/SIGTERM arriving inside the block are delivered when it ends (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        for s in dict.fromkeys(caught):
-            signal.raise_signal(s)
 
 
 # ---------------------------------------------------------------- generations
@@ -208,7 +188,7 @@ def _migrate_legacy(out: Path) -> None:
 def recover(out: Path) -> list[str]:
     """Finish what an interrupted earlier command left (call with the folder's lock held)."""
     root = Path(out) / GENERATIONS
-    with _deferred_signals():
+    with deferred():
         _migrate_legacy(Path(out))
         if not root.is_dir():
             return []
@@ -292,7 +272,7 @@ class Generation:
         listed = [p for p in _files(self.path) if p != STAGING]
         _write_new(self.path / INVENTORY, json.dumps(listed).encode("utf-8"))
         root = self.out / GENERATIONS
-        with _deferred_signals():
+        with deferred():
             for name in names:     # links through `current`: they show the old set until the switch
                 link, wanted = self.out / name, f"{GENERATIONS}/{CURRENT}/{name}"
                 if not link.is_symlink() and os.path.lexists(link):

@@ -25,7 +25,6 @@ template it fills.
 from __future__ import annotations
 
 import inspect
-import pprint
 import re
 from typing import Any, Optional
 
