@@ -258,7 +258,7 @@ def load(path: Path) -> Registry:
         problems, named = [], set()
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if isinstance(p, int) or str(p).isidentifier())
-            name = ".".join(str(p) for p in loc) or "divergences"
+            name = _name(loc) or "divergences"   # divergences[0].verdict, as every other problem
             if name in named:   # one problem per field, not one per branch of a Union
                 continue
             named.add(name)

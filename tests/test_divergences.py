@@ -92,13 +92,13 @@ def test_entries_matching_nothing_are_stale(tmp_path):
 
 @pytest.mark.parametrize("body, field, message", [
     ("      - id: X\n        cases: a\n        backend: tf.nn\n        verdict: wrong\n        reason: a reason long enough\n",
-     "divergences.0.verdict", "Input should be"),
+     "divergences[0].verdict", "Input should be"),
     ("      - id: X\n        cases: a\n        backend: tf.nn\n        verdict: crash\n        reason: short\n",
-     "divergences.0.reason", "at least 10"),
+     "divergences[0].reason", "at least 10"),
     ("      - id: X\n        cases: a\n        backend: tf.nn\n        versions: '>>2'\n        verdict: crash\n"
-     "        reason: a reason long enough\n", "divergences.0.versions", "not a version range"),
+     "        reason: a reason long enough\n", "divergences[0].versions", "not a version range"),
     ("      - id: X\n        cases: a\n        backend: tf.nn\n        verdict: crash\n        reason: a reason long enough\n"
-     "        extra: 1\n", "divergences.0.extra", "Extra inputs"),
+     "        extra: 1\n", "divergences[0].extra", "Extra inputs"),
 ])
 def test_malformed_entries_name_file_line_and_field(tmp_path, body, field, message):
     with pytest.raises(ProblemsError) as info:
@@ -266,9 +266,9 @@ def test_any_of_and_on_some_axis():
 @pytest.mark.parametrize("body, field, message", [
     ("        backend: tensorflow.nn\n        when: {padding: valid}\n", "divergences[0].backend",
      "unknown backend 'tensorflow.nn'"),
-    ("        backend: tf.nn\n", "divergences.0", "an empty selector"),
+    ("        backend: tf.nn\n", "divergences[0]", "an empty selector"),
     ("        backend: tf.nn\n        when: {}\n", "divergences[0].when", "non-empty mapping"),
-    ("        backend: tf.nn\n        cases: []\n", "divergences.0.cases", "non-empty"),
+    ("        backend: tf.nn\n        cases: []\n", "divergences[0].cases", "non-empty"),
     ("        backend: tf.nn\n        when:\n          padding: valid\n          strides: 2\n",
      "divergences[0].when.strides", "unknown condition name (did you mean 'stride'?)"),
     ("        backend: tf.nn\n        when:\n          any_of:\n            - {kernel_below_strid: true}\n",
