@@ -148,10 +148,24 @@ def _clause_holds(name: str, condition: Any, values: dict) -> bool:
     if name == "any_of":
         return any(c.holds(values) for c in condition)
     if name == "on_some_axis":
-        lengths = [len(values[n]) for n, _ in condition.clauses if isinstance(values.get(n), list)]
-        return any(all(holds(c, _axis_value(values.get(n), i)) for n, c in condition.clauses)
+        # Each axis sees every value at that axis, so the inner set may use any_of (or nest) like any other.
+        lengths = [len(values[n]) for n in _names(condition) if isinstance(values.get(n), list)]
+        return any(condition.holds({n: _axis_value(v, i) for n, v in values.items()})
                    for i in range(max(lengths, default=1)))
     return name in values and holds(condition, values[name])
+
+
+def _names(conditions: Conditions) -> set[str]:
+    """The value names a condition set tests, through any_of and on_some_axis."""
+    found = set()
+    for name, condition in conditions.clauses:
+        if name == "any_of":
+            found |= {n for inner in condition for n in _names(inner)}
+        elif name == "on_some_axis":
+            found |= _names(condition)
+        else:
+            found.add(name)
+    return found
 
 
 def _axis_value(value: Any, i: int) -> Any:

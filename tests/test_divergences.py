@@ -263,6 +263,19 @@ def test_any_of_and_on_some_axis():
     assert parsed.failing({"a": 0, "b": [0, 0], "c": [True, True]}) == ["any_of", "on_some_axis"]
 
 
+def test_any_of_inside_on_some_axis_is_judged_per_axis():
+    # Validated like any condition set, so it must also be evaluated like one: per axis, every value at that axis.
+    from harness import conditions
+    names = {"a": "", "b": "", "c": ""}
+    parsed, problems = conditions.parse({"on_some_axis": {"c": True, "any_of": [{"a": 1}, {"b": 1}]}}, names, ())
+    assert not problems
+    assert parsed.holds({"a": [0, 0], "b": [0, 1], "c": [False, True]})       # axis 1: c and b
+    assert not parsed.holds({"a": [1, 0], "b": [0, 1], "c": [False, False]})  # c holds on no axis
+    assert not parsed.holds({"a": [0, 1], "b": [0, 0], "c": [True, False]})   # a, c on different axes
+    nested, _ = conditions.parse({"on_some_axis": {"on_some_axis": {"a": 1}}}, names, ())
+    assert nested.holds({"a": [0, 1]}) and not nested.holds({"a": [0, 0]})
+
+
 @pytest.mark.parametrize("body, field, message", [
     ("        backend: tensorflow.nn\n        when: {padding: valid}\n", "divergences[0].backend",
      "unknown backend 'tensorflow.nn'"),
