@@ -73,17 +73,10 @@ USER_CASES = """
 """
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
-def test_shipped_entries_match_exactly_the_divergent_results(tmp_path):
-    fuzz = tmp_path / "fuzz.yaml"
-    fuzz.write_text(conform("fuzz", 300, "--seed", 20261201).stdout)
-    user = write(tmp_path / "user.yaml", USER_CASES)
-    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
-    out = tmp_path / "raw"
-    conform("run", "cases", fuzz, user, "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
-    report = json.loads((out / "report.json").read_text())
+def exact_matches(report: dict, registry) -> dict[str, set[str]]:
+    """Assert that every failing result is matched by an entry expecting its verdict and that no entry
+    matches a result that passes; return the cases each entry matched."""
     versions = {b: e["version"] for b, e in report["environment"]["backends"].items()}
-    registry = divergences.load(SHIPPED)
     unexplained, claimed, matched = [], [], {}
     for r in report["results"]:
         selector = registry.match(r, versions[r["backend"]])
@@ -95,6 +88,19 @@ def test_shipped_entries_match_exactly_the_divergent_results(tmp_path):
             matched.setdefault(selector.entry.id, set()).add(r["case"])
     assert not unexplained, unexplained
     assert not claimed, claimed
+    return matched
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
+def test_shipped_entries_match_exactly_the_divergent_results(tmp_path):
+    fuzz = tmp_path / "fuzz.yaml"
+    fuzz.write_text(conform("fuzz", 300, "--seed", 20261201).stdout)
+    user = write(tmp_path / "user.yaml", USER_CASES)
+    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
+    out = tmp_path / "raw"
+    conform("run", "cases", fuzz, user, "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
+    registry = divergences.load(SHIPPED)
+    matched = exact_matches(json.loads((out / "report.json").read_text()), registry)
     assert set(matched) == {e.id for e in registry.entries}   # every entry is exercised
     # both sources carry F1 and F2: a random case is recognised as well as the suite's own
     for entry in ("F1-", "F2-"):
@@ -153,3 +159,38 @@ def test_a_near_miss_says_what_it_resembles_and_resume_judges_it_again(tmp_path)
     (result,) = json.loads((out / "report.json").read_text())["results"]
     assert proc.returncode == 0 and result["verdict"] == "xfail" and "resembles" not in result
     assert result["divergence"]["id"].startswith("F2-")
+
+
+#: Invalid calls near F3 and F5: the divergence alone, and with a second defect the framework does catch.
+INVALID_CASES = """
+    op: conv2d_transpose
+    defaults: {expect: {error: true}, input: [1, 2, 1, 4], out_channels: 2, kernel_size: 2}
+    cases:
+      - {id: f3, padding: [1, 1, 0, 0]}                                      # 0 rows: accepted (F3)
+      - {id: f3-negative-width, input: [1, 2, 1, 1], padding: [1, 1, 2, 1]}  # and -1 columns: rejected
+      - {id: f3-output-padding, padding: [1, 1, 0, 0], output_padding: [0, 3]}
+      - {id: f3-groups, input: [1, 3, 1, 4], groups: 2, padding: [1, 1, 0, 0]}
+      - {id: f5, stride: 2, padding: valid, output_shape: [1, 8]}            # trunc((1 - 2)/2) + 1 = 1 (F5)
+      - {id: f5-k3-s3, kernel_size: 3, stride: 3, padding: valid, output_shape: [1, 12]}
+      - {id: f5-k3-s1, kernel_size: 3, padding: valid, output_shape: [2, 6]} # trunc(-1/1) + 1 = 0: rejected
+      - {id: f5-width-unreachable, stride: 2, padding: valid, output_shape: [1, 11]}
+      - {id: f5-groups, input: [1, 3, 1, 4], groups: 2, stride: 2, padding: valid, output_shape: [1, 8]}
+"""
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
+def test_invalid_call_entries_do_not_claim_calls_the_framework_rejects_for_another_reason(tmp_path):
+    cases = write(tmp_path / "invalid.yaml", INVALID_CASES)
+    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
+    out = tmp_path / "raw"
+    conform("run", cases, "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
+    report = json.loads((out / "report.json").read_text())
+    verdicts = {(r["backend"], r["case"]): r["verdict"] for r in report["results"]}
+    # The frameworks behave as the cases say (so the test checks the entries, not a stale assumption).
+    assert verdicts["tf.nn", "f3"] == verdicts["mindspore.nn", "f3"] == "missing_error"
+    assert verdicts["tf.nn", "f5"] == verdicts["tf.nn", "f5-k3-s3"] == "missing_error"
+    assert all(verdicts["tf.nn", c] == "pass" for c in ("f3-output-padding", "f5-k3-s1", "f5-width-unreachable",
+                                                         "f5-groups", "f3-negative-width")), verdicts
+    matched = exact_matches(report, divergences.load(SHIPPED))
+    assert matched == {"F3-tf-zero-size-output": {"f3"}, "F3-mindspore-zero-size-output": {"f3"},
+                       "F5-tf-onednn-valid-output-shape-below-kernel": {"f5", "f5-k3-s3"}}, matched

@@ -213,34 +213,48 @@ def _axis(size, k, s, d, form, pads, op, out, axis):
     return lo, hi, op_, out_
 
 
-def resolve(params: Params) -> Resolved:
-    """Validate a call and resolve its padding; raise ``InvalidCall`` if invalid."""
-    n, c_in, h, w = nchw(params)
-    g = params.groups
+def call_defects(params: Params) -> list[InvalidCall]:
+    """Every rule about the call as a whole that it breaks (not per axis), in the order ``resolve`` checks."""
+    _, c_in, _, _ = nchw(params)
+    g, op = params.groups, params.output_padding
+    found = []
     if c_in % g:
-        raise InvalidCall("groups", f"input channels {c_in} are not divisible by groups {g}")
+        found.append(InvalidCall("groups", f"input channels {c_in} are not divisible by groups {g}"))
     if params.out_channels % g:
-        raise InvalidCall("groups", f"out_channels {params.out_channels} are not divisible by groups {g}")
-    op = params.output_padding
+        found.append(InvalidCall("groups", f"out_channels {params.out_channels} are not divisible by groups {g}"))
+    if isinstance(params.padding, str) and any(op):
+        found.append(InvalidCall("output_padding", f"output_padding does not combine with padding "
+                                                   f"'{params.padding}'; give output_shape instead"))
+    if params.output_shape is not None and any(op):
+        found.append(InvalidCall("output_shape", "give output_padding or output_shape, not both"))
+    return found
+
+
+def _axis_args(params: Params) -> list[tuple]:
+    """``_axis`` arguments for height and width."""
+    _, _, h, w = nchw(params)
     if isinstance(params.padding, str):
         form, pads = params.padding, ((0, 0), (0, 0))
-        if any(op):
-            raise InvalidCall("output_padding", f"output_padding does not combine with padding "
-                              f"'{params.padding}'; give output_shape instead")
     else:
         t, b, l, r = params.padding
         form, pads = "explicit", ((t, b), (l, r))
-    if params.output_shape is not None and any(op):
-        raise InvalidCall("output_shape", "give output_padding or output_shape, not both")
     out = params.output_shape or (None, None)
-    kh, kw = params.kernel_size
-    sh, sw = params.stride
-    dh, dw = params.dilation
-    top, bottom, oph, oh = _axis(h, kh, sh, dh, form, pads[0], op[0], out[0], "height")
-    left, right, opw, ow = _axis(w, kw, sw, dw, form, pads[1], op[1], out[1], "width")
+    return [(size, k, s, d, form, pad, op, o, axis) for size, k, s, d, pad, op, o, axis in zip(
+        (h, w), params.kernel_size, params.stride, params.dilation, pads, params.output_padding, out,
+        ("height", "width"))]
+
+
+def resolve(params: Params) -> Resolved:
+    """Validate a call and resolve its padding; raise ``InvalidCall`` if invalid."""
+    defects = call_defects(params)
+    if defects:
+        raise defects[0]
+    n, c_in, h, w = nchw(params)
+    (top, bottom, oph, oh), (left, right, opw, ow) = [_axis(*args) for args in _axis_args(params)]
+    (kh, kw), (sh, sw), (dh, dw) = params.kernel_size, params.stride, params.dilation
     return Resolved(
         batch=n, in_channels=c_in, out_channels=params.out_channels, in_hw=(h, w),
-        kernel=(kh, kw), stride=(sh, sw), dilation=(dh, dw), groups=g,
+        kernel=(kh, kw), stride=(sh, sw), dilation=(dh, dw), groups=params.groups,
         crops=(top, bottom, left, right), output_padding=(oph, opw),
         full_hw=((h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1),
         out_hw=(oh, ow), layout=params.layout, bias=params.bias,
@@ -312,6 +326,13 @@ DERIVED = {
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
     "out_channels_per_group": "out_channels // groups (0: empty filters)",
+    "call_defects": "the rules about the whole call it breaks (groups, output_padding with 'same'/'valid', "
+                    "output_padding with output_shape), as the fields InvalidCall names; [] for none",
+    "axis_defects": "[h, w]: the field the rule of that axis rejects (padding: no rows left, output_padding: "
+                    "too large, output_shape: unreachable), null where the axis is fine",
+    "valid_size_check_truncated": "[h, w]: trunc((out_size − K) / stride) + 1 == H, the 'valid' size check "
+                                  "with division truncating toward zero; it accepts out_size < K (within one "
+                                  "stride) on a 1-row input, which the canonical ceil rule rejects",
 }
 
 
@@ -326,6 +347,22 @@ def _reaches(lo: int, hi: int, size: int, k: int, s: int, d: int, x_impulse: boo
         if (0 <= i < size) and lo <= i * s + offset < hi:
             return True
     return False
+
+
+def _defects(params: dict) -> tuple[list[str], list[Optional[str]]]:
+    """The fields ``call_defects`` and each axis's rule name (``InvalidCall.field``), not only the first."""
+    try:
+        model = Params.model_validate(params)
+    except ValueError:
+        return ["params"], [None, None]
+    axes = []
+    for args in _axis_args(model):
+        try:
+            _axis(*args)
+            axes.append(None)
+        except InvalidCall as exc:
+            axes.append(exc.field)
+    return sorted({d.field for d in call_defects(model)}), axes
 
 
 def derived(params: dict, data: dict) -> dict:
@@ -353,13 +390,11 @@ def derived(params: dict, data: dict) -> dict:
     holds = n > 0 and min(out) > 0 and any(
         extra[a] > 0 and reached(a, full[a] - crops[2 * a + 1], full[a] - crops[2 * a + 1] + extra[a])
         and reached(1 - a, crops[2 * (1 - a)], crops[2 * (1 - a)] + out[1 - a]) for a in (0, 1))
-    try:
-        resolve(Params.model_validate(params))
-        valid = True
-    except (InvalidCall, ValueError):
-        valid = False
+    whole, axis_defects = _defects(params)
+    truncated = [int((o - e) / s) + 1 == size for o, e, (size, _, s, *_) in zip(out, eff, axes)]
     return {
-        "valid_call": valid, "padding_form": form, "batch": n, "in_size": [h, w], "effective_kernel": eff,
+        "valid_call": not whole and not any(axis_defects),
+        "call_defects": whole, "axis_defects": axis_defects, "valid_size_check_truncated": truncated, "padding_form": form, "batch": n, "in_size": [h, w], "effective_kernel": eff,
         "kernel_below_stride": any(e < s for e, s in zip(eff, params["stride"])),
         "full_size": full, "crops": crops, "any_crop": any(crops), "out_size": out,
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
