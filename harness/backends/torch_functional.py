@@ -76,11 +76,11 @@ class TorchFunctionalBackend(Backend):
         if select is None:
             return dtype
         try:
-            chosen = select(x, w, bias, list(kw["stride"]), list(kw["padding"]), list(kw["dilation"]), True,
-                            list(kw["output_padding"]), kw["groups"])
-        except Exception:  # noqa: BLE001 - a call torch rejects: the call itself will say so
-            return dtype
-        return "float32" if int(chosen) in self.onednn_paths else dtype
+            chosen = int(select(x, w, bias, list(kw["stride"]), list(kw["padding"]), list(kw["dilation"]), True,
+                                list(kw["output_padding"]), kw["groups"]))
+        except Exception:  # noqa: BLE001 - a call torch rejects (the call itself will say so), or a private
+            return dtype   # API that changed its signature or return type: the conservative answer
+        return "float32" if chosen in self.onednn_paths else dtype
 
     def _tensor(self, array, dtype):
         return self.torch.from_numpy(array).to(self.dtypes[dtype])
