@@ -54,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     paths(run)
     run.add_argument("--backends", help="comma-separated backend ids or framework prefixes (default: all)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
-    run.add_argument("--shard", help="K/N: run the K-th of N interleaved slices of the cases (1-based); "
-                                     "an empty slice (N larger than the number of cases) is a usage error")
+    run.add_argument("--shard", type=_shard_spec, metavar="K/N",
+                     help="run the K-th of N interleaved slices of the cases (1-based); "
+                          "an empty slice (N larger than the number of cases) is a usage error")
     run.add_argument("--jobs", type=_bounded(int, 1, MAX_JOBS, "a count of calls"), default=min(2, os.cpu_count() or 1),
                      help="backend calls in flight at once (default: min(2, cores))")
     run.add_argument("--timeout", type=_bounded(float, 0.001, MAX_TIMEOUT_S, "seconds"), default=120.0, help="seconds per backend call (default: 120)")
@@ -151,18 +152,24 @@ def _select(cases, patterns):
     return chosen
 
 
+def _shard_spec(text: str) -> tuple[int, int]:
+    """'K/N' with 1 ≤ K ≤ N (argparse type: checked before any case file is read)."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 ≤ K ≤ N, got {text[:40]!r}")
+    return k, n
+
+
 def _shard(cases, spec):
     if not spec:
         return cases
-    try:
-        k, n = (int(v) for v in spec.split("/"))
-        if not 1 <= k <= n:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"--shard must be K/N with 1 ≤ K ≤ N, got {spec!r}") from None
+    k, n = spec
     chosen = cases[k - 1::n]
     if not chosen:   # a slice that runs nothing would pass the gate without testing anything
-        raise UsageError(f"--shard {spec} selects no case: there are only {len(cases)} cases to split")
+        raise UsageError(f"--shard {k}/{n} selects no case: there are only {len(cases)} cases to split")
     return chosen
 
 

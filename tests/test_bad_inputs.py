@@ -291,3 +291,12 @@ def test_the_terminal_summary_carries_no_raw_escape_sequences():
     assert not any(c in text for c in "\x1b\x9b\x07\ud800"), repr(text)
     assert "boom \\x1b[2J\\x1b]0;title\\x07 \\x9b31m [bold]x[/] \\ud800 two\\nlines" in text
     assert "\\x1b[5mblink" in text
+
+
+@pytest.mark.parametrize("shard", ["", "0/0", "3/2", "a/b", "1/0"])
+def test_a_bad_shard_is_refused_before_the_case_files_are_read(shard):
+    # The case file is bad too: the option is checked first, so its message is the one printed.
+    proc = conform("run", "tests/bad_inputs/huge_memory.yaml", "--shard", shard, "--out", "/tmp/unused")
+    refused(proc, "argument --shard: ")
+    assert "huge_memory.yaml" not in proc.stderr
+
