@@ -242,7 +242,11 @@ def cmd_run(args) -> int:
     cases, registry = _load(args, chosen)
     cases = _shard(cases, args.shard)
     with _claim(args.out, RUN_WRITES, args.paths), _generation(args.out) as gen:
-        result = _run_into(args, cases, chosen, registry, gen)
+        try:
+            result = _run_into(args, cases, chosen, registry, gen)
+        except OSError as exc:   # results.jsonl, logs/ or a reproducer: ENOSPC, EFBIG (ulimit -f), EIO
+            raise UsageError(f"cannot write into {args.out} while running: {exc.strerror or exc}; the run "
+                             "stopped and the previous reports there are unchanged") from None
         with interrupts.deferred():   # Note [Interrupts]: a signal now must not leave a torn or stale report set
             report = clean(json_report.build(result, strict=args.strict))
             if args.resume:
