@@ -380,8 +380,10 @@ def cmd_diff(args) -> int:
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     changes = diff(old, new)
-    print(json.dumps(changes, indent=1) if args.json else format_text(changes, args.old, args.new), end="\n"
-          if args.json else "")
+    if args.json:   # ASCII JSON: escapes every control character and lone surrogate
+        print(json.dumps(changes, indent=1))
+    else:           # ids, verdicts and backends come from the report files: user input
+        print(printable(format_text(changes, args.old, args.new), keep="\n"), end="")
     return EXIT_FAIL if changes["worse"] else EXIT_OK
 
 

@@ -300,3 +300,14 @@ def test_a_bad_shard_is_refused_before_the_case_files_are_read(shard):
     refused(proc, "argument --shard: ")
     assert "huge_memory.yaml" not in proc.stderr
 
+
+def test_diff_shows_hostile_text_from_a_report_as_escapes(tmp_path):
+    """A report.json is user input: its strings reach the terminal escaped, lone surrogates included."""
+    new = json.loads(SAMPLE.read_text())
+    new["results"][0]["verdict"] = "crash\x1b[2J\x9b31m"
+    new["results"][1]["backend"] = "\ud800\u202e"
+    (tmp_path / "new.json").write_text(json.dumps(new))     # ensure_ascii: "\ud800" stays a JSON escape
+    proc = conform("diff", SAMPLE, tmp_path / "new.json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "\x1b" not in proc.stdout and "\x9b" not in proc.stdout and "\u202e" not in proc.stdout
+    assert "crash\\x1b[2J\\x9b31m" in proc.stdout and "\\ud800\\u202e" in proc.stdout
