@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness import backends as backend_registry
 from harness import interrupts
+from harness.fuzz import MAX_CASES as FUZZ_MAX_CASES
 from harness.globs import select_id
 from harness.text import printable
 from harness.yamlsrc import ProblemsError
@@ -90,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     mapping.add_argument("--report", type=Path, default=Path("reports/report.json"),
                          help="report.json for the measured column (default: reports/report.json)")
     fuzz = sub.add_parser("fuzz", help="print N random valid cases (a case file) for a seed")
-    fuzz.add_argument("count", type=_bounded(int, 1, 10_000, "a count of cases"))
+    fuzz.add_argument("count", type=_bounded(int, 1, FUZZ_MAX_CASES, "a count of cases"))
     # The seed is part of every generated id, which has a length limit.
     fuzz.add_argument("--seed", type=_bounded(int, 0, 2**63 - 1, "a seed"), default=0)
     bench = sub.add_parser("bench", help="time every backend on the benchmark shapes; writes bench.json")

@@ -195,10 +195,11 @@ def test_a_registry_that_is_a_fifo_is_refused(tmp_path):
     (["run", "--jobs", "100000", "--out", "/tmp/unused"], "is out of range (a count of calls from 1 to 64)"),
     (["fuzz", "3", "--seed", "-1"], "argument --seed: '-1' is out of range (a seed from 0 to"),
     (["fuzz", "3", "--seed", str(10**200)], "argument --seed: "),
-    (["fuzz", "0"], "argument count: '0' is out of range (a count of cases from 1 to 10000)"),
+    (["fuzz", "0"], "argument count: '0' is out of range (a count of cases from 1 to 3000)"),
+    (["fuzz", "3001"], "argument count: '3001' is out of range (a count of cases from 1 to 3000)"),
     (["bench", "--repeats", "0"], "argument --repeats: '0' is out of range (a count from 1 to 10000)"),
     (["bench", "--repeats", "100000000"], "argument --repeats: '100000000' is out of range"),
-], ids=["jobs", "seed_negative", "seed_huge", "count_zero", "repeats_zero", "repeats_huge"])
+], ids=["jobs", "seed_negative", "seed_huge", "count_zero", "count_too_large", "repeats_zero", "repeats_huge"])
 def test_cli_counts_are_validated(args, fragment):
     refused(conform(*args), fragment)
 
@@ -311,3 +312,11 @@ def test_diff_shows_hostile_text_from_a_report_as_escapes(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "\x1b" not in proc.stdout and "\x9b" not in proc.stdout and "\u202e" not in proc.stdout
     assert "crash\\x1b[2J\\x9b31m" in proc.stdout and "\\ud800\\u202e" in proc.stdout
+
+
+def test_the_largest_fuzz_file_is_one_conform_reads():
+    """`conform fuzz N > f.yaml` must give a file `conform run f.yaml` accepts (10,000 cases were 2.4 MiB)."""
+    from harness.fuzz import MAX_CASES, generate
+    from harness.userfile import MAX_SOURCE_BYTES
+    text = generate(MAX_CASES, 2**63 - 1)        # the longest seed: the longest ids
+    assert len(text.encode("utf-8")) <= 0.85 * MAX_SOURCE_BYTES
