@@ -39,7 +39,8 @@ from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
 
 Fill = Literal["normal", "uniform", "ones", "arange", "impulse"]
 MAX_MATRIX_POINTS = 10_000
-MAX_CASES = 100_000          # per suite: beyond this, it is a mistake, not a test plan
+MAX_CASES = 20_000           # per suite (~40× the shipped one): building a case costs ~0.3 ms, so validation stays
+                             # within seconds; beyond this it is a mistake, not a test plan
 GIB = 1 << 30
 MAX_SUITE_BYTES = 8 * MIB     # all case files of one suite together (~100× the shipped suite)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.,=:+\-\[\]]*$"
