@@ -137,7 +137,7 @@ def _size(text: str) -> int:
 
 
 def _budget(args) -> int:
-    from harness.cases import default_memory_budget
+    from harness.memory import default_memory_budget
     return args.max_memory or default_memory_budget()
 
 

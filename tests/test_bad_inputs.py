@@ -111,7 +111,7 @@ def test_a_huge_file_is_refused_by_its_size_before_it_is_read(tmp_path):
 
 
 def test_the_whole_suite_is_bounded_too(tmp_path):
-    from harness.cases import MAX_SUITE_BYTES
+    from harness.discovery import MAX_SUITE_BYTES
     from harness.userfile import MAX_SOURCE_BYTES
     folder = suite(tmp_path)
     for i in range(MAX_SUITE_BYTES // MAX_SOURCE_BYTES + 1):   # each file within its own limit
@@ -320,3 +320,10 @@ def test_the_largest_fuzz_file_is_one_conform_reads():
     from harness.userfile import MAX_SOURCE_BYTES
     text = generate(MAX_CASES, 2**63 - 1)        # the longest seed: the longest ids
     assert len(text.encode("utf-8")) <= 0.85 * MAX_SOURCE_BYTES
+
+
+def test_a_symlink_loop_named_like_a_case_file_is_reported_as_one(tmp_path):
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    refused(conform("validate", tmp_path / "a.yaml"), "a.yaml:1: file: cannot read: Too many levels of symbolic links")
+    refused(conform("validate", tmp_path), "a.yaml:1: file: cannot read: Too many levels of symbolic links")
