@@ -327,3 +327,10 @@ def test_a_symlink_loop_named_like_a_case_file_is_reported_as_one(tmp_path):
     (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
     refused(conform("validate", tmp_path / "a.yaml"), "a.yaml:1: file: cannot read: Too many levels of symbolic links")
     refused(conform("validate", tmp_path), "a.yaml:1: file: cannot read: Too many levels of symbolic links")
+
+
+def test_max_memory_accepts_every_unit_its_message_names():
+    ok = conform("validate", "cases/conv2d_transpose/errors.yaml", "--max-memory", "1PiB")
+    assert ok.returncode == 0, ok.stderr
+    refused(conform("validate", "cases/conv2d_transpose/errors.yaml", "--max-memory", "2PiB"),
+            "'2PiB' is out of range (a memory size from 1MiB to 1PiB)")
