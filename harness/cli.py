@@ -17,6 +17,8 @@ from harness import backends as backend_registry
 from harness import interrupts
 from harness.fuzz import MAX_CASES as FUZZ_MAX_CASES
 from harness.globs import select_id
+from harness.outdir import OutError, check_writable, claim
+from harness.report.publish import Generation, PublishError
 from harness.text import printable
 from harness.yamlsrc import ProblemsError
 
@@ -235,14 +237,14 @@ def cmd_run(args) -> int:
     from harness.text import clean
     from harness.report.terminal import print_summary
 
-    _check_out(args.out)
+    check_writable(args.out)
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cases, registry = _load(args, chosen)
     cases = _shard(cases, args.shard)
-    with _claim(args.out, RUN_WRITES, args.paths), _generation(args.out) as gen:
+    with claim(args.out, RUN_WRITES, args.paths), Generation(args.out) as gen:
         try:
             result = _run_into(args, cases, chosen, registry, gen)
         except OSError as exc:   # results.jsonl, logs/ or a reproducer: ENOSPC, EFBIG (ulimit -f), EIO
@@ -302,50 +304,10 @@ def _run_into(args, cases, chosen, registry, gen):
 RUN_WRITES = ("report.json", "report.html", "junit.xml", "summary.md", "repro", "results.jsonl", "logs", ".conform")
 
 
-def _claim(out: Path, writes, case_paths=()):
-    """Check, lock and mark --out (``harness.outdir``); any refusal is a usage error."""
-    from harness.outdir import OutError, claim
-    try:
-        return claim(out, writes, case_paths)
-    except OutError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _generation(out: Path):
-    from harness.report.publish import Generation
-    try:
-        return Generation(out)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot prepare the reports: {exc}") from None
-
-
 def _publish(gen, report: dict, base: Path, html_out: Path) -> None:
-    from harness.report.publish import PublishError, publish_reports
-    try:
-        warnings = publish_reports(gen, report, base, html_out)
-    except PublishError as exc:
-        raise UsageError(str(exc)) from None
-    for warning in warnings:
+    from harness.report.publish import publish_reports
+    for warning in publish_reports(gen, report, base, html_out):
         print(f"conform: warning: {warning}", file=sys.stderr)
-
-
-def _check_out(out: Path) -> None:
-    """Refuse, before anything runs, an output folder conform could not create or write into.
-
-    The folder itself may not exist yet; its closest existing ancestor must be a
-    writable folder (not a file, not on a read-only file system).
-    """
-    try:
-        existing = out.absolute()
-        while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            where = "exists and is not a folder" if existing == out.absolute() else f"is under {existing}, a file"
-            raise UsageError(f"--out {out}: {where}")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise UsageError(f"--out {out}: {existing} is not writable (permissions or a read-only file system)")
-    except OSError as exc:
-        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
 
 
 def cmd_report(args) -> int:
@@ -356,11 +318,11 @@ def cmd_report(args) -> int:
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     base = args.report.parent
-    _check_out(args.out or base)
+    check_writable(args.out or base)
     out = args.out or base
     in_place = out.resolve() == base.resolve()
     writes = ("report.json", "report.html", "junit.xml", "summary.md", ".conform") + (("repro",) if in_place else ())
-    with _claim(out, writes), _generation(out) as gen:
+    with claim(out, writes), Generation(out) as gen:
         if in_place:
             gen.carry("repro")
         try:
@@ -394,12 +356,12 @@ def cmd_bench(args) -> int:
     from harness.bench import print_table, run_bench
     from harness.cases import load_suite
 
-    _check_out(args.out)
+    check_writable(args.out)
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    with _claim(args.out, ("bench.json",), args.paths):
+    with claim(args.out, ("bench.json",), args.paths):
         result = run_bench(load_suite(args.paths), chosen, args.out, args.warmup, args.repeats,
                            log=lambda line: print(line, file=sys.stderr))
     print_table(result, Console(width=160))
@@ -456,7 +418,7 @@ def main(argv=None) -> int:
             print(problem, file=sys.stderr)
         print(f"conform: {len(exc.problems)} problem(s) in case files; nothing was run", file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as exc:
+    except (UsageError, OutError, PublishError) as exc:   # --out refused, or the reports not written
         print(f"conform: error: {printable(exc)}", file=sys.stderr)   # paths and values are user input
         return EXIT_USAGE
     except KeyboardInterrupt:   # before or after the run itself (run() handles the run)
