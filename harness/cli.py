@@ -15,7 +15,10 @@ from pathlib import Path
 
 from harness import backends as backend_registry
 from harness import interrupts
+from harness.fuzz import MAX_CASES as FUZZ_MAX_CASES
 from harness.globs import select_id
+from harness.outdir import OutError, check_writable, claim
+from harness.report.publish import Generation, PublishError
 from harness.text import printable
 from harness.yamlsrc import ProblemsError
 
@@ -54,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     paths(run)
     run.add_argument("--backends", help="comma-separated backend ids or framework prefixes (default: all)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
-    run.add_argument("--shard", help="K/N: run the K-th of N interleaved slices of the cases (1-based); "
-                                     "an empty slice (N larger than the number of cases) is a usage error")
+    run.add_argument("--shard", type=_shard_spec, metavar="K/N",
+                     help="run the K-th of N interleaved slices of the cases (1-based); "
+                          "an empty slice (N larger than the number of cases) is a usage error")
     run.add_argument("--jobs", type=_bounded(int, 1, MAX_JOBS, "a count of calls"), default=min(2, os.cpu_count() or 1),
                      help="backend calls in flight at once (default: min(2, cores))")
     run.add_argument("--timeout", type=_bounded(float, 0.001, MAX_TIMEOUT_S, "seconds"), default=120.0, help="seconds per backend call (default: 120)")
@@ -89,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     mapping.add_argument("--report", type=Path, default=Path("reports/report.json"),
                          help="report.json for the measured column (default: reports/report.json)")
     fuzz = sub.add_parser("fuzz", help="print N random valid cases (a case file) for a seed")
-    fuzz.add_argument("count", type=_bounded(int, 1, 10_000, "a count of cases"))
+    fuzz.add_argument("count", type=_bounded(int, 1, FUZZ_MAX_CASES, "a count of cases"))
     # The seed is part of every generated id, which has a length limit.
     fuzz.add_argument("--seed", type=_bounded(int, 0, 2**63 - 1, "a seed"), default=0)
     bench = sub.add_parser("bench", help="time every backend on the benchmark shapes; writes bench.json")
@@ -102,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
-          "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40}
+          "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40, "p": 1 << 50, "pib": 1 << 50}
 
 
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
@@ -135,7 +139,7 @@ def _size(text: str) -> int:
 
 
 def _budget(args) -> int:
-    from harness.cases import default_memory_budget
+    from harness.memory import default_memory_budget
     return args.max_memory or default_memory_budget()
 
 
@@ -151,18 +155,24 @@ def _select(cases, patterns):
     return chosen
 
 
+def _shard_spec(text: str) -> tuple[int, int]:
+    """'K/N' with 1 ≤ K ≤ N (argparse type: checked before any case file is read)."""
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 ≤ K ≤ N, got {text[:40]!r}")
+    return k, n
+
+
 def _shard(cases, spec):
     if not spec:
         return cases
-    try:
-        k, n = (int(v) for v in spec.split("/"))
-        if not 1 <= k <= n:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"--shard must be K/N with 1 ≤ K ≤ N, got {spec!r}") from None
+    k, n = spec
     chosen = cases[k - 1::n]
     if not chosen:   # a slice that runs nothing would pass the gate without testing anything
-        raise UsageError(f"--shard {spec} selects no case: there are only {len(cases)} cases to split")
+        raise UsageError(f"--shard {k}/{n} selects no case: there are only {len(cases)} cases to split")
     return chosen
 
 
@@ -227,15 +237,19 @@ def cmd_run(args) -> int:
     from harness.text import clean
     from harness.report.terminal import print_summary
 
-    _check_out(args.out)
+    check_writable(args.out)
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cases, registry = _load(args, chosen)
     cases = _shard(cases, args.shard)
-    with _claim(args.out, RUN_WRITES, args.paths), _generation(args.out) as gen:
-        result = _run_into(args, cases, chosen, registry, gen)
+    with claim(args.out, RUN_WRITES, args.paths), Generation(args.out) as gen:
+        try:
+            result = _run_into(args, cases, chosen, registry, gen)
+        except OSError as exc:   # results.jsonl, logs/ or a reproducer: ENOSPC, EFBIG (ulimit -f), EIO
+            raise UsageError(f"cannot write into {args.out} while running: {exc.strerror or exc}; the run "
+                             "stopped and the previous reports there are unchanged") from None
         with interrupts.deferred():   # Note [Interrupts]: a signal now must not leave a torn or stale report set
             report = clean(json_report.build(result, strict=args.strict))
             if args.resume:
@@ -290,50 +304,10 @@ def _run_into(args, cases, chosen, registry, gen):
 RUN_WRITES = ("report.json", "report.html", "junit.xml", "summary.md", "repro", "results.jsonl", "logs", ".conform")
 
 
-def _claim(out: Path, writes, case_paths=()):
-    """Check, lock and mark --out (``harness.outdir``); any refusal is a usage error."""
-    from harness.outdir import OutError, claim
-    try:
-        return claim(out, writes, case_paths)
-    except OutError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _generation(out: Path):
-    from harness.report.publish import Generation
-    try:
-        return Generation(out)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot prepare the reports: {exc}") from None
-
-
 def _publish(gen, report: dict, base: Path, html_out: Path) -> None:
-    from harness.report.publish import PublishError, publish_reports
-    try:
-        warnings = publish_reports(gen, report, base, html_out)
-    except PublishError as exc:
-        raise UsageError(str(exc)) from None
-    for warning in warnings:
+    from harness.report.publish import publish_reports
+    for warning in publish_reports(gen, report, base, html_out):
         print(f"conform: warning: {warning}", file=sys.stderr)
-
-
-def _check_out(out: Path) -> None:
-    """Refuse, before anything runs, an output folder conform could not create or write into.
-
-    The folder itself may not exist yet; its closest existing ancestor must be a
-    writable folder (not a file, not on a read-only file system).
-    """
-    try:
-        existing = out.absolute()
-        while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            where = "exists and is not a folder" if existing == out.absolute() else f"is under {existing}, a file"
-            raise UsageError(f"--out {out}: {where}")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise UsageError(f"--out {out}: {existing} is not writable (permissions or a read-only file system)")
-    except OSError as exc:
-        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
 
 
 def cmd_report(args) -> int:
@@ -344,11 +318,11 @@ def cmd_report(args) -> int:
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     base = args.report.parent
-    _check_out(args.out or base)
+    check_writable(args.out or base)
     out = args.out or base
     in_place = out.resolve() == base.resolve()
     writes = ("report.json", "report.html", "junit.xml", "summary.md", ".conform") + (("repro",) if in_place else ())
-    with _claim(out, writes), _generation(out) as gen:
+    with claim(out, writes), Generation(out) as gen:
         if in_place:
             gen.carry("repro")
         try:
@@ -369,8 +343,10 @@ def cmd_diff(args) -> int:
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     changes = diff(old, new)
-    print(json.dumps(changes, indent=1) if args.json else format_text(changes, args.old, args.new), end="\n"
-          if args.json else "")
+    if args.json:   # ASCII JSON: escapes every control character and lone surrogate
+        print(json.dumps(changes, indent=1))
+    else:           # ids, verdicts and backends come from the report files: user input
+        print(printable(format_text(changes, args.old, args.new), keep="\n"), end="")
     return EXIT_FAIL if changes["worse"] else EXIT_OK
 
 
@@ -380,12 +356,12 @@ def cmd_bench(args) -> int:
     from harness.bench import print_table, run_bench
     from harness.cases import load_suite
 
-    _check_out(args.out)
+    check_writable(args.out)
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    with _claim(args.out, ("bench.json",), args.paths):
+    with claim(args.out, ("bench.json",), args.paths):
         result = run_bench(load_suite(args.paths), chosen, args.out, args.warmup, args.repeats,
                            log=lambda line: print(line, file=sys.stderr))
     print_table(result, Console(width=160))
@@ -442,7 +418,7 @@ def main(argv=None) -> int:
             print(problem, file=sys.stderr)
         print(f"conform: {len(exc.problems)} problem(s) in case files; nothing was run", file=sys.stderr)
         return EXIT_USAGE
-    except UsageError as exc:
+    except (UsageError, OutError, PublishError) as exc:   # --out refused, or the reports not written
         print(f"conform: error: {printable(exc)}", file=sys.stderr)   # paths and values are user input
         return EXIT_USAGE
     except KeyboardInterrupt:   # before or after the run itself (run() handles the run)

@@ -15,6 +15,10 @@ import yaml
 
 from harness.data import DTYPES
 
+#: ``conform fuzz``'s largest count: ~275 bytes a case, so the file stays well within the 1 MiB a case
+#: file may have (``harness.userfile.MAX_SOURCE_BYTES``) and conform reads what it generates.
+MAX_CASES = 3_000
+
 
 def random_case(rng: random.Random, case_id: str, dtypes=DTYPES) -> dict:
     groups = rng.choice([1, 1, 1, 2, 3])

@@ -12,6 +12,7 @@ would need more than the budget:
 
 The data bytes come from the operator (``footprint(params, dtype, outputs)``),
 the resident figures were measured (peak RSS, ``VmHWM``, on a 5×5 case).
+The default budget is half of the memory available when the run starts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from harness.backends import load_class, registry
+
+GIB = 1 << 30
 
 #: The parent's resident memory before any case: Python, NumPy, pydantic, rich (measured 56 MiB).
 PARENT_RESIDENT = 96 << 20
@@ -43,3 +46,19 @@ class Budget:
         """Estimated peak resident bytes of the hungriest process for one case."""
         parent, worker = op.footprint(params, dtype, self.outputs)
         return max(PARENT_RESIDENT + parent, self.framework_bytes + worker)
+
+
+def available_memory() -> int:
+    """MemAvailable from /proc/meminfo (bytes), or 8 GiB where unknown."""
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 8 * GIB
+
+
+def default_memory_budget() -> int:
+    """Half of the memory available now: room for the frameworks' own footprint."""
+    return available_memory() // 2

@@ -11,7 +11,9 @@ writes or replaces only those names (and its own ``.conform-out.*`` files and
 and deletes nothing else: a file a person put next to the reports survives
 every run.
 
-``claim`` decides whether a folder may be used, in this order:
+``check_writable`` refuses, before a run starts, a folder that could not be
+created or written (under a file, read-only). ``claim`` decides whether a
+folder may be used, in this order:
 
 1. refused outright (exit 2): ``/``, a home folder, a folder that holds (or
    is one of) the case paths of the run or has case files (``*.yaml``) in it;
@@ -210,3 +212,22 @@ def _not_ours(out: Path) -> OutError:
     more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
     return OutError(f"--out {out}: not empty and not written by conform ({', '.join(shown[:5])}{more}); "
                     "choose a new or empty folder")
+
+
+def check_writable(out: Path) -> None:
+    """Refuse, before anything runs, an output folder conform could not create or write into.
+
+    The folder itself may not exist yet; its closest existing ancestor must be a
+    writable folder (not a file, not on a read-only file system).
+    """
+    try:
+        existing = out.absolute()
+        while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "exists and is not a folder" if existing == out.absolute() else f"is under {existing}, a file"
+            raise OutError(f"--out {out}: {where}")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise OutError(f"--out {out}: {existing} is not writable (permissions or a read-only file system)")
+    except OSError as exc:
+        raise OutError(f"--out {out}: {exc.strerror or exc}") from None

@@ -17,6 +17,10 @@ together get ``timeout_s``. What can go wrong costs only the call in flight:
 * the request cannot be delivered or no answer arrives before the deadline
   (a hung or stopped process): it is killed (SIGKILL ends a stopped process
   too), the verdict is ``timeout``, the next call starts a fresh worker;
+* it does not become ready: starting (importing a framework) may take up to
+  ``STARTUP_TIMEOUT_S``, but a worker whose CPU time stands still for
+  ``STARTUP_STALL_S`` (stopped, or stuck) is killed at once; the backend's
+  results are then ``crash`` with that reason;
 * the run is interrupted: the call returns within one poll slice, and the
   runner kills the worker;
 * the framework raises: that is an answer, not a failure of the worker.
@@ -38,6 +42,9 @@ from harness import ipc
 from harness.backends.base import Call, Outcome
 
 STARTUP_TIMEOUT_S = 300.0
+#: A starting worker that has used no CPU for this long is stopped or stuck, not slow (importing a framework
+#: keeps a core busy): it is given up without waiting for STARTUP_TIMEOUT_S.
+STARTUP_STALL_S = 20.0
 STOP_TIMEOUT_S = 5.0
 GIB = 1 << 30
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -58,6 +65,10 @@ class _Cancelled(Exception):
 
 
 class _OverBudget(Exception):
+    pass
+
+
+class _Stalled(Exception):
     pass
 
 
@@ -137,10 +148,15 @@ class Worker:
         os.set_blocking(parent.fileno(), False)   # every transfer waits with a deadline (harness/ipc.py)
         self.conn = parent
         try:
-            (kind, detail), _ = ipc.recv(parent.fileno(), time.monotonic() + STARTUP_TIMEOUT_S, self._check_cancel)
+            (kind, detail), _ = ipc.recv(parent.fileno(), time.monotonic() + STARTUP_TIMEOUT_S,
+                                         self._startup_check())
         except ipc.DeadlineExceeded:
             self.stop(kill=True)
             self.setup_error = f"worker did not start within {STARTUP_TIMEOUT_S:.0f} s"
+            return False
+        except _Stalled:
+            self.stop(kill=True)
+            self.setup_error = f"worker made no progress for {STARTUP_STALL_S:g} s while starting (stopped or stuck)"
             return False
         except _Cancelled:
             self.stop(kill=True)
@@ -154,6 +170,28 @@ class Worker:
             self.stop()
             return False
         return True
+
+    def _startup_check(self):
+        """The tick while starting: stop for a cancelled run, or a worker whose CPU time stands still."""
+        progress = {"cpu": self.cpu_ticks(), "since": time.monotonic()}
+
+        def check() -> None:
+            self._check_cancel()
+            cpu, now = self.cpu_ticks(), time.monotonic()
+            if cpu < 0 or cpu != progress["cpu"]:    # unknown (no /proc): only STARTUP_TIMEOUT_S applies
+                progress.update(cpu=cpu, since=now)
+            elif now - progress["since"] > STARTUP_STALL_S:
+                raise _Stalled
+        return check
+
+    def cpu_ticks(self) -> int:
+        """User + system CPU time of the worker in clock ticks (-1 if unknown)."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()   # the name may hold spaces and parentheses
+            return int(fields[11]) + int(fields[12])               # utime, stime (stat fields 14 and 15)
+        except (OSError, ValueError, IndexError, AttributeError):
+            return -1
 
     def _crash(self) -> Crash:
         reason = describe_exit(self._reap())

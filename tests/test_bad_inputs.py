@@ -111,7 +111,7 @@ def test_a_huge_file_is_refused_by_its_size_before_it_is_read(tmp_path):
 
 
 def test_the_whole_suite_is_bounded_too(tmp_path):
-    from harness.cases import MAX_SUITE_BYTES
+    from harness.discovery import MAX_SUITE_BYTES
     from harness.userfile import MAX_SOURCE_BYTES
     folder = suite(tmp_path)
     for i in range(MAX_SUITE_BYTES // MAX_SOURCE_BYTES + 1):   # each file within its own limit
@@ -195,10 +195,11 @@ def test_a_registry_that_is_a_fifo_is_refused(tmp_path):
     (["run", "--jobs", "100000", "--out", "/tmp/unused"], "is out of range (a count of calls from 1 to 64)"),
     (["fuzz", "3", "--seed", "-1"], "argument --seed: '-1' is out of range (a seed from 0 to"),
     (["fuzz", "3", "--seed", str(10**200)], "argument --seed: "),
-    (["fuzz", "0"], "argument count: '0' is out of range (a count of cases from 1 to 10000)"),
+    (["fuzz", "0"], "argument count: '0' is out of range (a count of cases from 1 to 3000)"),
+    (["fuzz", "3001"], "argument count: '3001' is out of range (a count of cases from 1 to 3000)"),
     (["bench", "--repeats", "0"], "argument --repeats: '0' is out of range (a count from 1 to 10000)"),
     (["bench", "--repeats", "100000000"], "argument --repeats: '100000000' is out of range"),
-], ids=["jobs", "seed_negative", "seed_huge", "count_zero", "repeats_zero", "repeats_huge"])
+], ids=["jobs", "seed_negative", "seed_huge", "count_zero", "count_too_large", "repeats_zero", "repeats_huge"])
 def test_cli_counts_are_validated(args, fragment):
     refused(conform(*args), fragment)
 
@@ -291,3 +292,45 @@ def test_the_terminal_summary_carries_no_raw_escape_sequences():
     assert not any(c in text for c in "\x1b\x9b\x07\ud800"), repr(text)
     assert "boom \\x1b[2J\\x1b]0;title\\x07 \\x9b31m [bold]x[/] \\ud800 two\\nlines" in text
     assert "\\x1b[5mblink" in text
+
+
+@pytest.mark.parametrize("shard", ["", "0/0", "3/2", "a/b", "1/0"])
+def test_a_bad_shard_is_refused_before_the_case_files_are_read(shard):
+    # The case file is bad too: the option is checked first, so its message is the one printed.
+    proc = conform("run", "tests/bad_inputs/huge_memory.yaml", "--shard", shard, "--out", "/tmp/unused")
+    refused(proc, "argument --shard: ")
+    assert "huge_memory.yaml" not in proc.stderr
+
+
+def test_diff_shows_hostile_text_from_a_report_as_escapes(tmp_path):
+    """A report.json is user input: its strings reach the terminal escaped, lone surrogates included."""
+    new = json.loads(SAMPLE.read_text())
+    new["results"][0]["verdict"] = "crash\x1b[2J\x9b31m"
+    new["results"][1]["backend"] = "\ud800\u202e"
+    (tmp_path / "new.json").write_text(json.dumps(new))     # ensure_ascii: "\ud800" stays a JSON escape
+    proc = conform("diff", SAMPLE, tmp_path / "new.json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "\x1b" not in proc.stdout and "\x9b" not in proc.stdout and "\u202e" not in proc.stdout
+    assert "crash\\x1b[2J\\x9b31m" in proc.stdout and "\\ud800\\u202e" in proc.stdout
+
+
+def test_the_largest_fuzz_file_is_one_conform_reads():
+    """`conform fuzz N > f.yaml` must give a file `conform run f.yaml` accepts (10,000 cases were 2.4 MiB)."""
+    from harness.fuzz import MAX_CASES, generate
+    from harness.userfile import MAX_SOURCE_BYTES
+    text = generate(MAX_CASES, 2**63 - 1)        # the longest seed: the longest ids
+    assert len(text.encode("utf-8")) <= 0.85 * MAX_SOURCE_BYTES
+
+
+def test_a_symlink_loop_named_like_a_case_file_is_reported_as_one(tmp_path):
+    (tmp_path / "a.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "a.yaml")
+    refused(conform("validate", tmp_path / "a.yaml"), "a.yaml:1: file: cannot read: Too many levels of symbolic links")
+    refused(conform("validate", tmp_path), "a.yaml:1: file: cannot read: Too many levels of symbolic links")
+
+
+def test_max_memory_accepts_every_unit_its_message_names():
+    ok = conform("validate", "cases/conv2d_transpose/errors.yaml", "--max-memory", "1PiB")
+    assert ok.returncode == 0, ok.stderr
+    refused(conform("validate", "cases/conv2d_transpose/errors.yaml", "--max-memory", "2PiB"),
+            "'2PiB' is out of range (a memory size from 1MiB to 1PiB)")

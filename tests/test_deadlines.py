@@ -177,3 +177,39 @@ def test_the_parent_stays_within_the_memory_budget_on_a_case_near_it(tmp_path):
     assert (tmp_path / "out" / "repro" / "wrong-shape-near-budget" / "faulty" / "inputs.npz").exists()
     print(f"estimate {need / 2**30:.3f} GiB, parent peak {peak / 2**30:.3f} GiB, budget {limit / 2**30:.0f} GiB")
     assert 0 < peak <= limit
+
+
+@needs_psutil
+def test_a_worker_stopped_while_starting_is_given_up_once_it_stops_making_progress(monkeypatch):
+    """Starting has a long deadline (a framework import on a busy machine), but a worker frozen before it is
+    ready uses no CPU at all: it is given up after STARTUP_STALL_S without progress, not after the full
+    STARTUP_TIMEOUT_S (300 s, during which even the run's --timeout did not apply)."""
+    import os
+    import threading
+
+    import psutil
+
+    from harness import worker as worker_module
+    monkeypatch.setattr(worker_module, "STARTUP_STALL_S", 1.0)
+    stopped = []
+
+    def freeze_the_new_child():
+        me = psutil.Process(os.getpid())
+        deadline = time.monotonic() + 30
+        while not stopped and time.monotonic() < deadline:
+            for child in me.children():
+                if child.pid not in (c.pid for c in stopped) and "spawn_main" in " ".join(child.cmdline()):
+                    child.send_signal(signal.SIGSTOP)   # long before it has imported anything
+                    stopped.append(child)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=freeze_the_new_child)
+    watcher.start()
+    worker = worker_module.Worker("numpy", "harness.backends.numpy_ref:NumpyBackend")
+    started = time.monotonic()
+    assert not worker.start()
+    elapsed = time.monotonic() - started
+    watcher.join()
+    assert stopped and "made no progress" in worker.setup_error, worker.setup_error
+    assert elapsed < 30
+    assert not stopped[0].is_running() or stopped[0].status() == psutil.STATUS_ZOMBIE

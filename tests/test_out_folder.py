@@ -244,3 +244,19 @@ def test_sigkill_mid_run_leaves_the_old_set_and_the_next_run_clears_what_it_left
     assert run(cases(tmp_path / "next.yaml", ["next"]), out).returncode == 0
     assert not leftovers(out)
     assert_one_set(out)
+
+
+def test_a_write_failing_while_the_run_goes_efbig_is_exit_2_and_the_old_set_stays(tmp_path):
+    """The journal (results.jsonl) and the reproducers are written during the run, before any report: a
+    file-size limit hit there is the same clean failure as one hit while publishing, not a traceback."""
+    out = tmp_path / "out"
+    assert run(cases(tmp_path / "old.yaml", ["old"], extra=EXACT), out).returncode == 1
+    old = snapshot(out)
+    many = cases(tmp_path / "many.yaml", [f"case-{i}" for i in range(40)])   # a journal of ~40 KB
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", many, "--backends", "numpy", "--out", out,
+                           "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          preexec_fn=_limit_file_size(8_000))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "File too large" in proc.stderr and "previous reports there are unchanged" in proc.stderr
+    assert snapshot(out) == old
+    assert not leftovers(out)

@@ -210,6 +210,13 @@ class Generation:
 
     def __init__(self, out: Path):
         self.out = Path(out)
+        try:
+            self._begin()
+        except OSError as exc:
+            raise PublishError(f"--out {out}: cannot prepare the reports: {exc}") from None
+
+    def _begin(self) -> None:
+        """Finish what an earlier command left, then create this generation (still staging)."""
         self.warnings = recover(self.out)
         root = self.out / GENERATIONS
         root.mkdir(exist_ok=True)
