@@ -219,9 +219,14 @@ def judge(outcome, ref: Reference, *, expects_error: bool, dtype: str,
     tolerance = tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation)
     metrics = metrics_for(actual, ref, tolerance, dtype)
     verdict = "pass" if metrics["mismatch_fraction"] == 0 else "value_mismatch"
+    if metrics["nonfinite_mismatches"]:
+        worst = "is NaN or ±Inf where the oracle's value is not the same"
+    elif np.isinf(metrics["bound_ratio"]):
+        worst = "differs where its bound is 0 (the value must be exact)"
+    else:
+        worst = f"is {metrics['bound_ratio']:.3g}x its bound"
     reason = "" if verdict == "pass" else (
-        f"{metrics['mismatch_fraction']:.2%} of elements outside the bound; worst at "
-        f"{metrics['worst_index']} is {metrics['bound_ratio']:.3g}x its bound")
+        f"{metrics['mismatch_fraction']:.2%} of elements outside the bound; worst at {metrics['worst_index']} {worst}")
     return Judgement(verdict, metrics, tolerance, reason)
 
 

@@ -66,6 +66,8 @@ def bound_gloss(metrics: Optional[dict], tolerance: Optional[dict] = None) -> st
         if bad:
             return (f"bound_ratio inf: {int(bad)} element(s) are NaN or ±Inf where the oracle's value differs "
                     "(or finite where the oracle's is not); no tolerance covers that.")
+        if (tolerance or {}).get("model") == "override":
+            return "bound_ratio inf: a difference where the case's own tolerance allows none (atol + rtol·|expected| = 0)."
         return "bound_ratio inf: a nonzero value where the result must be exactly 0 (every product there is 0)."
     if ratio == 0:
         return "bound_ratio 0: every element equals the oracle's value."
