@@ -10,7 +10,7 @@ import numpy as np
 
 from harness.backends.base import Backend, Call, Native
 from harness.data import round_to_dtype
-from harness.oracle.conv2d_transpose import reference
+from harness.ops.conv2d_transpose.oracle import reference
 
 
 class NumpyBackend(Backend):
@@ -28,7 +28,7 @@ class NumpyBackend(Backend):
         if call.resolved is None:
             # The oracle's definition computes whatever it is given; like every API, reject an invalid
             # call first (with the canonical semantics' reason) instead of returning a result.
-            from harness.ops.conv2d_transpose import Params, resolve
+            from harness.ops.conv2d_transpose.semantics import Params, resolve
             with self.native():   # the in-house implementation's own answer
                 resolve(Params.model_validate(call.params))   # raises InvalidCall
             raise AssertionError("unreachable: the parent resolved this call as invalid")
@@ -38,5 +38,5 @@ class NumpyBackend(Backend):
         if call.dtype == "bfloat16":
             out, emulated = round_to_dtype(out, "bfloat16"), True
             notes.append("NumPy has no bfloat16: computed in float32, rounded to bfloat16")
-        return Native(out, f"harness.oracle.conv2d_transpose.reference(params, arrays, dtype={compute!r})",
+        return Native(out, f"harness.ops.conv2d_transpose.oracle.reference(params, arrays, dtype={compute!r})",
                       emulated, notes)

@@ -249,7 +249,7 @@ def _module_source(module) -> list[str]:
 
 def _numpy_plan(record: dict, r: Optional[dict], x_shape) -> Plan:
     from harness import data as data_module
-    from harness.oracle import conv2d_transpose as oracle
+    from harness.ops.conv2d_transpose import oracle
     dtype = record["dtype"]
     compute = "float32" if dtype == "bfloat16" else dtype
     prelude = _module_source(oracle)
@@ -258,19 +258,19 @@ def _numpy_plan(record: dict, r: Optional[dict], x_shape) -> Plan:
         prelude += ["", *inspect.getsource(data_module.round_to_dtype).splitlines()]
         body.append("y = round_to_dtype(y, 'bfloat16')   # NumPy has no bfloat16")
     body.append("return y")
-    display = f"harness.oracle.conv2d_transpose.reference(params, arrays, dtype={compute!r})"
+    display = f"harness.ops.conv2d_transpose.oracle.reference(params, arrays, dtype={compute!r})"
     return Plan("numpy", prelude, [], body, ["return np.asarray(y)"], display)
 
 
 def _numba_plan(record: dict, r: Optional[dict], x_shape) -> Plan:
-    from harness.kernels import numba_conv2d_transpose as kernel
+    from harness.ops.conv2d_transpose import numba_kernel as kernel
     if r is None:
         raise CannotReproduce("the numba kernel takes the resolved call; the semantics rejects this one")
     kwargs = dict(stride=tuple(r["stride"]), dilation=tuple(r["dilation"]), groups=r["groups"],
                   crops=tuple(r["crops"]), out_hw=tuple(r["out_hw"]), layout=record["params"]["layout"],
                   dtype=record["dtype"])
     text = "conv2d_transpose(X, W, B_, " + _kwargs_text(kwargs, repr) + ")"
-    display = "harness.kernels.numba_conv2d_transpose." + text.replace("(X, W, B_,", "(x, w, b,")
+    display = "harness.ops.conv2d_transpose.numba_kernel." + text.replace("(X, W, B_,", "(x, w, b,")
     return Plan("numba", _module_source(kernel), [], [f"return {text}"], ["return np.asarray(y)"], display)
 
 
