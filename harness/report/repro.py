@@ -7,10 +7,10 @@ folder names (``safe_name``, ``repro_dir``), writing ``inputs.npz`` and the
 
 Each folder holds
 
-* ``inputs.npz``: the canonical operands ``x`` (NCHW), ``w`` (``(C_in,
-  C_out/groups, kh, kw)``) and ``b``, all float64 and exactly representable in
-  the case dtype; the oracle's output ``y_ref`` and its magnitude ``B``
-  (``conv2d_transpose(|x|, |w|) + |b|``, in the case layout); and ``bound``,
+* ``inputs.npz``: the canonical operands (named and laid out as the
+  operator's ``operands`` say), all float64 and exactly representable in the
+  case dtype; the oracle's output ``y_ref`` and its magnitude ``B``
+  (``OpSpec.magnitude``, in the case layout); and ``bound``,
   the per-element bound on ``|y − y_ref|`` that the comparator used for this
   backend (``harness.compare.bound``: stored as computed, so the script judges
   with exactly conform's bound whatever the tolerance model's formula);
@@ -157,6 +157,15 @@ def _tolerance(case, call, reference, backend: str) -> dict:
     return tolerance_for(call.dtype, reference.accumulation_length, override, accumulation, reference.roundings)
 
 
+def _describe(backend: str, call):
+    """The program the backend would run for ``call`` (no answer came back: a crash or a timeout)."""
+    from harness.backends import load_class, registry
+    try:
+        return load_class(registry()[backend]).describe(call)
+    except Exception:  # noqa: BLE001 - an unknown or broken backend: no reproducer, not a lost run
+        return None
+
+
 class ReproWriter:
     """``RunOptions.on_failure``: writes the reproducer of one failing result and links it in the record.
 
@@ -187,8 +196,8 @@ class ReproWriter:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         _atomic_bytes(folder / "inputs.npz", buffer.getvalue())
-        script = render_script(record, call.resolved, tolerance, call.expects_error,
-                               x_shape=tuple(call.arrays["x"].shape))
+        program = getattr(outcome, "program", None) or _describe(record["backend"], call)
+        script = render_script(record, program, tolerance, call.expects_error)
         atomic_write(folder / "repro.py", script)
         (folder / "repro.py").chmod(0o755)
         record["repro"] = (folder / "repro.py").relative_to(self.out.resolve()).as_posix()
