@@ -44,7 +44,7 @@ class Call:
     op: str
     case_id: str
     params: dict[str, Any]            # canonical params (pairs expanded, padding as list or mode)
-    resolved: Optional[dict]          # ops.<op>.Resolved.as_dict(), None for a call the semantics rejects
+    resolved: Optional[dict]          # the operator's Resolved.as_dict(), None for a call the semantics rejects
     dtype: str
     arrays: dict[str, np.ndarray]     # canonical operands, float64, exactly representable in dtype
     expects_error: bool = False
@@ -270,37 +270,6 @@ class Backend:
             if i >= warmup:
                 times.append(outcome.duration_ms)
         return times
-
-
-def to_layout(array: np.ndarray, layout: str) -> np.ndarray:
-    """Canonical NCHW -> ``layout``."""
-    return np.ascontiguousarray(array.transpose(0, 2, 3, 1)) if layout == "NHWC" else array
-
-
-def from_nchw(array: np.ndarray, layout: str) -> np.ndarray:
-    """An NCHW result -> the case's layout."""
-    return to_layout(array, layout)
-
-
-def fmt(value: Any) -> str:
-    """Render a parameter value as Python source for ``native_call``."""
-    if isinstance(value, tuple):
-        value = list(value)
-    return repr(value)
-
-
-def implied_output_padding(params: dict, x_shape) -> tuple[int, int]:
-    """The output_padding an ``output_shape`` with explicit padding implies, per axis (not range-checked:
-    for an unreachable shape it is negative or too large, and the framework judges it).
-
-    ``x_shape`` is the canonical NCHW input shape; ``out − ((size−1)·s + d·(k−1) + 1 − lo − hi)``.
-    """
-    t, b, l, r = params["padding"]
-    out = []
-    for size, k, s, d, want, lo, hi in zip(x_shape[2:], params["kernel_size"], params["stride"],
-                                           params["dilation"], params["output_shape"], (t, l), (b, r)):
-        out.append(want - ((size - 1) * s + d * (k - 1) + 1 - lo - hi))
-    return tuple(out)
 
 
 @dataclass(frozen=True)

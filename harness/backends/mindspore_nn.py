@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import os
 
-from harness.backends.base import Backend, Call, NativeParam, Unsupported, implied_output_padding
+from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Attr, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
+from harness.ops.conv2d_transpose.semantics import implied_output_padding
 
 UNSUPPORTED_DTYPES = {
     "float64": "MindSpore's CPU Conv2DTranspose accepts only float16/float32/bfloat16/int tensors",

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from harness.backends.base import Backend, Call, NativeParam, Unsupported, implied_output_padding
+from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Attr, Import, Index, Method, Program, Ref, Step, evaluate, main_call
 from harness.backends.program import Call as Expr
+from harness.ops.conv2d_transpose.semantics import implied_output_padding
 
 
 class TorchFunctionalBackend(Backend):

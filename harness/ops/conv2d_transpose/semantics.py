@@ -238,3 +238,17 @@ def resolve(params: Params) -> Resolved:
         full_hw=((h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1),
         out_hw=(oh, ow), layout=params.layout, bias=params.bias,
     )
+
+
+def implied_output_padding(params: dict, x_shape) -> tuple[int, int]:
+    """For adapters: the output_padding an ``output_shape`` with explicit padding implies, per axis (unchecked:
+    for an unreachable shape it is negative or too large, and the framework judges it).
+
+    ``x_shape`` is the canonical NCHW input shape; ``out − ((size−1)·s + d·(k−1) + 1 − lo − hi)``.
+    """
+    t, b, l, r = params["padding"]
+    out = []
+    for size, k, s, d, want, lo, hi in zip(x_shape[2:], params["kernel_size"], params["stride"],
+                                           params["dilation"], params["output_shape"], (t, l), (b, r)):
+        out.append(want - ((size - 1) * s + d * (k - 1) + 1 - lo - hi))
+    return tuple(out)
