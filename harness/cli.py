@@ -3,6 +3,9 @@
 Exit codes: 0 the gate passes, 1 at least one failing verdict, 2 invalid case
 files or usage (every problem printed as ``file:line: field: message``, nothing
 run, no traceback).
+
+Over 400 lines: one parser and one small function per command; the commands'
+work lives in their own modules, what stays here is argument checking.
 """
 
 from __future__ import annotations
