@@ -86,8 +86,8 @@ def _native_call(backend: str, p: dict, dtype: str) -> str:
                 f"stride={p['stride']}, dilation={p['dilation']}, group={p['groups']}, pad_mode='pad', padding=1, "
                 f"has_bias={p['bias']}, weight_init=weight, dtype=mindspore.{dtype})(x)")
     if backend == "numba":
-        return "harness.kernels.numba_conv2d_transpose.conv2d_transpose(x, w, b, stride=(2, 2), dilation=(1, 1), ...)"
-    return f"harness.oracle.conv2d_transpose.reference(params, arrays, dtype='{dtype}')"
+        return "harness.ops.conv2d_transpose.numba_kernel.conv2d_transpose(x, w, b, stride=(2, 2), dilation=(1, 1), ...)"
+    return f"harness.ops.conv2d_transpose.oracle.reference(params, arrays, dtype='{dtype}')"
 
 
 def synthetic_report(n_results: int = 10_000, out: Path | None = None, seed: int = 0,

@@ -4,10 +4,10 @@ Where each concern lives:
 
 - ``harness.yamlsrc``      YAML loading that remembers the line of every value
 - ``harness.cases``        the case model: case files -> validated ``Case`` objects
-- ``harness.ops``          canonical semantics, one module per operator
-- ``harness.oracle``       float64 NumPy reference, one module per operator
+- ``harness.ops``          one package per operator (semantics, oracle, magnitude, operands, coverage,
+                           fuzz, error inputs, mapping rows), each exposing one ``SPEC``; ``ops.OPS``
 - ``harness.data``         input fills and dtype rounding
-- ``harness.backends``     one adapter module per framework API surface
+- ``harness.backends``     one adapter module per framework API surface; ``program``: the native call as data
 - ``harness.worker``       the worker processes that host the adapters
 - ``harness.runner``       plan (case x backend) and execution
 - ``harness.journal``      results.jsonl, and what ``--resume`` keeps of it

@@ -26,6 +26,7 @@ import statistics
 from pathlib import Path
 from typing import Optional
 
+from harness import ops
 from harness.backends import load_class, registry
 from harness.cases import Case
 from harness.report import atomic_write
@@ -56,9 +57,8 @@ def peak_gflops() -> dict:
 
 
 def flops(case: Case) -> float:
-    r = case.resolved
-    kh, kw = r.kernel
-    return 2.0 * r.batch * r.in_channels * r.in_hw[0] * r.in_hw[1] * (r.out_channels // r.groups) * kh * kw
+    """Floating-point operations of one call, as the case's operator counts them (``OpSpec.flops``)."""
+    return ops.get(case.op).flops(case.resolved)
 
 
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,

@@ -16,18 +16,23 @@ is safe in a file name, a terminal and a junit testcase name. Case files are
 found by ``harness.discovery`` (a folder that cannot be walked is a problem,
 not a silently smaller suite; the suite's size is bounded before any file is
 read) and read through ``harness.userfile`` (regular files of at most 1 MiB).
+
+A little over 400 lines: loading, matrix expansion and the mapping of every
+pydantic error back to its YAML line are one unit; split, each half would
+need the other's line bookkeeping.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from harness import ops
 from harness.backends import registry
@@ -44,14 +49,6 @@ GIB = 1 << 30
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.,=:+\-\[\]]*$"
 ID_MAX = 200
 _ID_LABEL = re.compile(r"[A-Za-z0-9_.,=:+\-\[\]]*")   # what a matrix value may contribute to an id
-
-
-class DataSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    x: Fill = "normal"
-    w: Fill = "normal"
-    b: Optional[Fill] = None
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
 
 
 class Expect(BaseModel):
@@ -74,13 +71,29 @@ class CaseFields(BaseModel):
     source: Optional[str] = None
     description: Optional[str] = None
     dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
-    data: DataSpec = DataSpec()
+    data: Any = None                  # the operator's data model (``fields_model``): a fill per operand, a seed
     expect: Optional[Expect] = None
     tolerance: Optional[Tolerance] = None
     backends: Optional[list[str]] = None
 
 
 COMMON_KEYS = set(CaseFields.model_fields) | {"matrix"}
+
+
+@functools.cache
+def data_model(op_name: str) -> type[BaseModel]:
+    """The ``data:`` model of an operator's cases: a fill per operand (a bias: none by default), a seed."""
+    spec = ops.get(op_name)
+    fills = {o.name: (Optional[Fill], None) if o.fill is None else (Fill, o.fill) for o in spec.operands}
+    return create_model(f"Data_{op_name}", __config__=ConfigDict(extra="forbid", strict=True), **fills,
+                        seed=(int, Field(default=0, ge=0, le=2**63 - 1)))
+
+
+@functools.cache
+def fields_model(op_name: str) -> type[CaseFields]:
+    """``CaseFields`` with the operator's ``data:`` model."""
+    data = data_model(op_name)
+    return create_model(f"CaseFields_{op_name}", __base__=CaseFields, data=(data, data()))
 
 
 @dataclass
@@ -94,7 +107,7 @@ class Case:
     common: CaseFields
     params: BaseModel                 # the operator's Params
     raw_params: dict[str, Any]        # the operator fields as written (after defaults/matrix)
-    resolved: Any = None              # ops.<op>.Resolved, or None if the call is invalid
+    resolved: Any = None              # the operator's Resolved (OpSpec.resolve), or None if the call is invalid
     invalid_reason: Optional[str] = None
     lines: dict[tuple, int] = field(default_factory=dict)   # field path within the case -> line
 
@@ -311,7 +324,7 @@ def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
     op_raw = {k: v for k, v in raw.items() if k not in CaseFields.model_fields and k != "matrix"}
     found = []
     try:
-        common = CaseFields.model_validate(common_raw)
+        common = fields_model(op.name).model_validate(common_raw)
     except ValidationError as exc:
         found += _pydantic_problems(exc, file, line_of, known)
         common = None
@@ -337,11 +350,11 @@ def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
                                 f"the expanded id {common.id + suffix[:40]!r}… is {len(common.id + suffix)} "
                                 f"characters; the limit is {ID_MAX}"))
         return None
-    case = Case(id=common.id + suffix, op=op.NAME, file=file, line=line, common=common,
+    case = Case(id=common.id + suffix, op=op.name, file=file, line=line, common=common,
                 params=params, raw_params=op_raw, lines=lines)
     try:
         case.resolved = op.resolve(params)
-    except op.InvalidCall as exc:
+    except ops.InvalidCall as exc:
         case.invalid_reason = exc.reason
         if not case.expects_error:
             problems.append(Problem(file, line_of((exc.field,)), exc.field,

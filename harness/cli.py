@@ -3,6 +3,9 @@
 Exit codes: 0 the gate passes, 1 at least one failing verdict, 2 invalid case
 files or usage (every problem printed as ``file:line: field: message``, nothing
 run, no traceback).
+
+Over 400 lines: one parser and one small function per command; the commands'
+work lives in their own modules, what stays here is argument checking.
 """
 
 from __future__ import annotations
@@ -78,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--json", action="store_true", help="print the changes as JSON")
 
     paths(sub.add_parser("validate", help="check case files only"))
-    paths(sub.add_parser("list", help="print expanded case ids"))
+    listing = sub.add_parser("list", help="print expanded case ids")
+    paths(listing)
+    _op_option(listing, "only cases of this operator")
     sub.add_parser("backends", help="list known backends and whether they are available")
     cov = sub.add_parser("coverage", help="values and value pairs the cases cover, and which backends ran them")
     cov.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
@@ -86,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                                                  "(default: reports/report.json if it exists)")
     cov.add_argument("--summary", action="store_true", help="per parameter pair totals only, not every pair")
     cov.add_argument("--json", action="store_true", help="print the coverage as JSON")
+    _op_option(cov, "only this operator's coverage (default: every operator in the cases)")
     mapping = sub.add_parser("mapping", help="Markdown parameter-mapping table between two API surfaces")
-    mapping.add_argument("op", help="operator, e.g. conv2d_transpose")
+    mapping.add_argument("op", help="operator: " + ", ".join(_operators()))
     mapping.add_argument("--from", dest="source", required=True, help="backend id, e.g. tf.nn")
     mapping.add_argument("--to", dest="target", required=True, help="backend id, e.g. mindspore.nn")
     mapping.add_argument("--report", type=Path, default=Path("reports/report.json"),
@@ -96,13 +102,34 @@ def _parser() -> argparse.ArgumentParser:
     fuzz.add_argument("count", type=_bounded(int, 1, FUZZ_MAX_CASES, "a count of cases"))
     # The seed is part of every generated id, which has a length limit.
     fuzz.add_argument("--seed", type=_bounded(int, 0, 2**63 - 1, "a seed"), default=0)
+    _op_option(fuzz, "the operator (default: the first registered, " + _operators()[0] + ")")
     bench = sub.add_parser("bench", help="time every backend on the benchmark shapes; writes bench.json")
     bench.add_argument("paths", nargs="*", default=["benchmarks"], help="benchmark case files (default: benchmarks/)")
     bench.add_argument("--backends", help="comma-separated backend ids or prefixes (default: all)")
     bench.add_argument("--out", type=Path, default=Path("reports"))
     bench.add_argument("--repeats", type=_bounded(int, 1, 10_000, "a count"), default=15)
     bench.add_argument("--warmup", type=_bounded(int, 0, 10_000, "a count"), default=3)
+    _op_option(bench, "only benchmark cases of this operator")
     return parser
+
+
+def _operators() -> list[str]:
+    from harness import ops
+    return list(ops.OPS)
+
+
+def _op_option(parser, help_text: str) -> None:
+    parser.add_argument("--op", choices=_operators(), help=help_text)
+
+
+def _of_op(cases, op):
+    """The cases of operator ``op`` (all without one); none is a usage error, never an empty green run."""
+    if not op:
+        return cases
+    chosen = [c for c in cases if c.op == op]
+    if not chosen:
+        raise UsageError(f"--op {op}: none of the {len(cases)} cases is of this operator")
+    return chosen
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
@@ -217,7 +244,7 @@ def cmd_validate(args) -> int:
 
 def cmd_list(args) -> int:
     cases, _ = _load(args)
-    for case in cases:
+    for case in _of_op(cases, args.op):
         print(case.id)
     return EXIT_OK
 
@@ -362,7 +389,7 @@ def cmd_bench(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     with claim(args.out, ("bench.json",), args.paths):
-        result = run_bench(load_suite(args.paths), chosen, args.out, args.warmup, args.repeats,
+        result = run_bench(_of_op(load_suite(args.paths), args.op), chosen, args.out, args.warmup, args.repeats,
                            log=lambda line: print(line, file=sys.stderr))
     print_table(result, Console(width=160))
     print(f"bench: {args.out / 'bench.json'}")
@@ -371,7 +398,7 @@ def cmd_bench(args) -> int:
 
 def cmd_fuzz(args) -> int:
     from harness.fuzz import generate
-    sys.stdout.write(generate(args.count, args.seed))
+    sys.stdout.write(generate(args.count, args.seed, op=args.op))
     return EXIT_OK
 
 
@@ -384,8 +411,12 @@ def cmd_coverage(args) -> int:
     path = args.report or (Path("reports/report.json") if Path("reports/report.json").exists() else None)
     if path is not None and not path.exists():
         raise UsageError(f"--report {path}: no such file")
-    cov = coverage.measure(load_suite(args.paths), coverage.load_report(path) if path else None)
-    print(_json.dumps(coverage.as_json(cov), indent=1) if args.json else coverage.render(cov, summary=args.summary))
+    report = coverage.load_report(path) if path else None
+    measured = coverage.measure_all(_of_op(load_suite(args.paths), args.op), report)
+    if args.json:
+        print(_json.dumps({"operators": {cov.op: coverage.as_json(cov) for cov in measured}}, indent=1))
+    else:
+        print("\n\n".join(coverage.render(cov, summary=args.summary) for cov in measured))
     return EXIT_OK
 
 

@@ -6,12 +6,16 @@ A fixed ``rtol/atol`` is either loose enough to pass a one-pixel shift or
 tight enough to fail legitimate float16 rounding. Instead each output element
 gets its own bound from floating-point error analysis. Inputs are rounded to
 the case dtype before anyone sees them, so input quantisation is never counted.
-An output element is a sum of ``K`` products (``K = C_in/groups · kh · kw``)
-accumulated with unit roundoff ``u_acc``, plus a bias, rounded to the case
-dtype (unit roundoff ``u``) at most twice (after the sum, after the bias).
-Standard error analysis of a dot product (Higham, *Accuracy and Stability of
-Numerical Algorithms*, §3.1) gives, with ``B = Σ|x·w| + |b|`` (the oracle's
-``conv2d_transpose(|x|, |w|) + |b|`` in float64)::
+The operator states what one output element is (``OpSpec.error_bound`` and
+``OpSpec.magnitude``, derived in its own Note): a sum of at most ``K`` terms
+accumulated with unit roundoff ``u_acc``, rounded to the case dtype (unit
+roundoff ``u``) ``r`` times afterwards, and the magnitude ``B``, the same
+computation on absolute values. For a convolution the terms are products,
+``K = C_in/groups · kh · kw``, ``r = 2`` (after the sum, after the bias) and
+``B = Σ|x·w| + |b|``; an average is a sum divided by a count (``r = 2``); a
+max is exact (``K = 0``, ``r = 0``: the bound is 0). Standard error analysis
+of a dot product (Higham, *Accuracy and Stability of Numerical Algorithms*,
+§3.1) gives, for ``r = 2``::
 
     |ŷ − y| ≤ u·(|y| + B) + γ_K·B,     γ_K = K·u_acc / (1 − K·u_acc)
 
@@ -36,8 +40,9 @@ below it, never both. The roundings that can touch one element:
   converted before summing): each may add ``u_acc·λ_acc`` absolutely, in
   total ``K·u_acc·λ_acc`` (to first order, like the rest of the model: later
   roundings scale it by ``1 + O(u)``); the partial sums add nothing (``η = 0``);
-* the two roundings into the case dtype: of the sum (``|s| ≤ B``) and of the
-  result with bias (``|y|``): ``u·max(B, λ) + u·max(|y|, λ)``.
+* the ``r`` roundings into the case dtype: of the result (``|y|``) and, for
+  ``r = 2``, of the sum before the bias or the division (``|s| ≤ B``):
+  ``u·max(|y|, λ) + u·max(B, λ)``.
 
 Together::
 
@@ -90,23 +95,31 @@ class Reference:
     """What the comparator needs from the oracle for one case."""
 
     output: Optional[np.ndarray]          # float64, case layout (None: the semantics rejects the call)
-    magnitude: Optional[np.ndarray]       # B = conv2d_transpose(|x|, |w|) + |b|
-    accumulation_length: int = 1
+    magnitude: Optional[np.ndarray]       # B (OpSpec.magnitude), e.g. conv2d_transpose(|x|, |w|) + |b|
+    accumulation_length: int = 1          # K and r of the operator's ErrorBound
     expected_shape: Optional[tuple] = None
+    roundings: int = 2
 
 
 def tolerance_for(dtype: str, accumulation_length: int, override: Optional[dict] = None,
-                  accumulation: Optional[str] = None) -> dict[str, Any]:
-    """The tolerance of one result: the error-bound model's constants, or the case's override."""
+                  accumulation: Optional[str] = None, roundings: int = 2) -> dict[str, Any]:
+    """The tolerance of one result: the error-bound model's constants, or the case's override.
+
+    ``roundings`` (``r``) is written only when it is not 2, the value every report
+    before it implies.
+    """
     if override:
         return {"model": "override", "rtol": override.get("rtol", 0.0), "atol": override.get("atol", 0.0)}
     accumulation = accumulation or dtype
-    return {"model": "error-bound", "dtype": dtype, "unit_roundoff": UNIT_ROUNDOFF[dtype],
-            "accumulation": accumulation, "accumulation_length": accumulation_length,
-            "accumulation_factor": UNIT_ROUNDOFF[accumulation] * GROWTH * float(np.sqrt(accumulation_length)),
-            "smallest_normal": smallest_normal(dtype),
-            "underflow": accumulation_length * UNIT_ROUNDOFF[accumulation] * smallest_normal(accumulation),
-            "atol": 0.0}
+    tolerance = {"model": "error-bound", "dtype": dtype, "unit_roundoff": UNIT_ROUNDOFF[dtype],
+                 "accumulation": accumulation, "accumulation_length": accumulation_length,
+                 "accumulation_factor": UNIT_ROUNDOFF[accumulation] * GROWTH * float(np.sqrt(accumulation_length)),
+                 "smallest_normal": smallest_normal(dtype),
+                 "underflow": accumulation_length * UNIT_ROUNDOFF[accumulation] * smallest_normal(accumulation),
+                 "atol": 0.0}
+    if roundings != 2:
+        tolerance["roundings"] = roundings
+    return tolerance
 
 
 def smallest_normal(dtype: str) -> float:
@@ -121,7 +134,10 @@ def bound(tolerance: dict, reference: Reference) -> np.ndarray:
     magnitude = reference.magnitude
     # Reports written before the underflow terms existed lack them: 0 gives their bound back.
     floor = tolerance.get("smallest_normal", 0.0)
-    rounding = np.maximum(np.abs(reference.output), floor) + np.maximum(magnitude, floor)
+    roundings = tolerance.get("roundings", 2)
+    rounding = np.maximum(np.abs(reference.output), floor) if roundings >= 1 else 0.0
+    if roundings >= 2:
+        rounding = rounding + np.maximum(magnitude, floor)
     model = (tolerance["unit_roundoff"] * rounding + tolerance["accumulation_factor"] * magnitude
              + tolerance.get("underflow", 0.0))
     return np.where(magnitude > 0, model, 0.0) + tolerance["atol"]
@@ -216,7 +232,7 @@ def judge(outcome, ref: Reference, *, expects_error: bool, dtype: str,
     if tuple(actual.shape) != tuple(ref.expected_shape):
         return Judgement("shape_mismatch",
                          reason=f"shape {list(actual.shape)} != expected {list(ref.expected_shape)}")
-    tolerance = tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation)
+    tolerance = tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation, ref.roundings)
     metrics = metrics_for(actual, ref, tolerance, dtype)
     verdict = "pass" if metrics["mismatch_fraction"] == 0 else "value_mismatch"
     if metrics["nonfinite_mismatches"]:
@@ -244,7 +260,8 @@ def agreement(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
     must sit at the same positions.
     """
     accumulation = accumulation or {}
-    tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name))
+    tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name),
+                                 ref.roundings)
                   for name in outputs}
     names = sorted(outputs)
     partners: dict[str, list[str]] = {name: [] for name in names}
@@ -305,7 +322,8 @@ def framework_spread(outputs: dict[str, np.ndarray], ref: Reference, dtype: str,
     if len(outputs) < 2:
         return None
     accumulation = accumulation or {}
-    tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name))
+    tolerances = {name: tolerance_for(dtype, ref.accumulation_length, tolerance_override, accumulation.get(name),
+                                 ref.roundings)
                   for name in outputs}
     names = sorted(outputs)
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]

@@ -1,12 +1,10 @@
-"""Parameter and value-pair coverage of a suite (``conform coverage``).
+"""Parameter and value-pair coverage of a suite, per operator (``conform coverage``).
 
-Each case is classified into *levels* per parameter: the values the issue
-asks the suite to cover (stride ∈ {1, 2, 3}, kernel ∈ {1, …, 5, non-square},
-dilation ∈ {1, 2}, groups ∈ {1, 2, C_in}, padding ∈ {same, valid, symmetric,
-asymmetric}, output_padding ∈ {0, 1, s−1}, bias, layout, dtype) plus the input
-data fill. A case may sit in several levels at once (``groups == C_in == 2``
-is both ``2`` and ``C_in``; ``output_padding == 1`` with stride 2 is both ``1``
-and ``s-1``); values outside the required levels are listed as extras.
+Each case is classified into *levels* per parameter by its operator
+(``OpSpec.coverage``: the values the suite must cover, e.g. stride ∈ {1, 2,
+3}, and the function that says which levels a case sits in; a case may sit
+in several levels at once, and values outside the required levels are listed
+as extras).
 
 The pairwise generator (``harness.pairwise``) uses this same classification
 to decide which pairs a row covers, so "generated pairwise" and "reported as
@@ -20,91 +18,18 @@ a backend ran a case when its verdict is anything but ``skipped`` or
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
-#: Parameter -> required levels, in display order.
-REQUIRED: dict[str, list[str]] = {
-    "stride": ["1", "2", "3"],
-    "kernel_size": ["1", "2", "3", "4", "5", "non-square"],
-    "dilation": ["1", "2"],
-    "groups": ["1", "2", "C_in"],
-    "padding": ["same", "valid", "symmetric", "asymmetric"],
-    "output_padding": ["0", "1", "s-1"],
-    "bias": ["false", "true"],
-    "layout": ["NCHW", "NHWC"],
-    "dtype": ["float16", "bfloat16", "float32", "float64"],
-    "data": ["normal", "uniform", "ones", "arange", "impulse"],
-}
-PARAMETERS = list(REQUIRED)
+from harness import ops
+from harness.pairwise import for_op, pairs_of, required_pairs
 
 #: Verdicts that mean the backend did not make the call.
 NOT_RUN = {"skipped", "unsupported"}
-
-
-def _pair(value) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    return tuple(value)  # type: ignore[return-value]
-
-
-def _square(value) -> str:
-    a, b = _pair(value)
-    return str(a) if a == b else f"{a}x{b}"
-
-
-def classify(params: dict, dtype: str, data: Optional[dict] = None) -> dict[str, set[str]]:
-    """The levels a case covers, per parameter. ``params`` are canonical (Params.model_dump())."""
-    kh, kw = _pair(params["kernel_size"])
-    layout = params.get("layout", "NCHW")
-    shape = params["input"]
-    c_in = shape[3] if layout == "NHWC" else shape[1]
-    groups = params.get("groups", 1)
-    stride = _pair(params.get("stride", 1))
-    op = _pair(params.get("output_padding", 0))
-    padding = params.get("padding", 0)
-    if isinstance(padding, int):
-        padding = [padding] * 4
-    levels: dict[str, set[str]] = {
-        "stride": {_square(stride)},
-        "kernel_size": {str(kh) if kh == kw else "non-square"},
-        "dilation": {_square(params.get("dilation", 1))},
-        "groups": {str(groups)} | ({"C_in"} if groups == c_in else set()),
-        "bias": {"true" if params.get("bias") else "false"},
-        "layout": {layout},
-        "dtype": {dtype},
-        "data": {(data or {}).get("x", "normal")},
-    }
-    if isinstance(padding, str):
-        levels["padding"] = {padding}
-    else:
-        t, b, l, r = padding
-        levels["padding"] = {"symmetric" if (t == b and l == r) else "asymmetric"}
-    ops_levels = set()
-    for o, s in zip(op, stride):  # each axis exercises its own output padding
-        ops_levels.add(str(o))
-        if o == s - 1:
-            ops_levels.add("s-1")
-    levels["output_padding"] = ops_levels
-    return levels
-
-
-def pairs_of(levels: dict[str, set[str]], parameters: list[str] = PARAMETERS) -> Iterable[tuple]:
-    """Every ((param_a, value_a), (param_b, value_b)) a classified case covers, a before b."""
-    for a, b in itertools.combinations(parameters, 2):
-        for va in levels[a]:
-            for vb in levels[b]:
-                yield (a, va), (b, vb)
-
-
-def required_pairs(parameters: list[str] = PARAMETERS) -> list[tuple]:
-    return [((a, va), (b, vb)) for a, b in itertools.combinations(parameters, 2)
-            for va in REQUIRED[a] for vb in REQUIRED[b]]
 
 
 # --------------------------------------------------------------------------- measuring a suite
@@ -112,6 +37,7 @@ def required_pairs(parameters: list[str] = PARAMETERS) -> list[tuple]:
 
 @dataclass
 class Coverage:
+    op: str
     cases: int = 0
     error_cases: int = 0
     backends: list[str] = field(default_factory=list)
@@ -149,10 +75,28 @@ class Coverage:
         reasons.pop("", None)
         return reasons.most_common(1)[0][0] if reasons else ""
 
+    @property
+    def required(self) -> dict[str, list[str]]:
+        return ops.get(self.op).coverage.required
 
-def measure(cases, report: Optional[dict] = None) -> Coverage:
-    """Classify every case; with a report, remember which backend ran which case."""
-    cov = Coverage()
+
+def measure_all(cases, report: Optional[dict] = None) -> list[Coverage]:
+    """One ``Coverage`` per operator the cases use, in registration order."""
+    present = {case.op for case in cases}
+    return [measure([c for c in cases if c.op == name], report, name) for name in ops.OPS if name in present]
+
+
+def measure(cases, report: Optional[dict] = None, op: Optional[str] = None) -> Coverage:
+    """Classify every case of ``op`` (default: the operator of the cases; there must be one); with a
+    report, remember which backend ran which case."""
+    names = {case.op for case in cases}
+    if op is None:
+        if len(names) > 1:
+            raise ValueError(f"cases of several operators ({', '.join(sorted(names))}): use measure_all")
+        op = next(iter(names), next(iter(ops.OPS)))
+    spec = ops.get(op)
+    cases = [c for c in cases if c.op == op]
+    cov = Coverage(op)
     if report:
         cov.backends = list(report.get("environment", {}).get("backends", {}))
         for r in report["results"]:
@@ -161,17 +105,18 @@ def measure(cases, report: Optional[dict] = None) -> Coverage:
                 cov.reasons.setdefault(r["case"], {})[r["backend"]] = r.get("reason") or ""
         if not cov.backends:
             cov.backends = sorted({r["backend"] for r in report["results"]})
+    parameters = list(spec.coverage.required)
     for case in cases:
         if case.expects_error:
             cov.error_cases += 1
             cov.errors[case.id] = cov.verdicts.get(case.id, {})
             continue
         cov.cases += 1
-        levels = classify(case.canonical_params(), case.dtype, case.common.data.model_dump())
-        for param in PARAMETERS:
+        levels = spec.coverage.classify(case.canonical_params(), case.dtype, case.common.data.model_dump())
+        for param in parameters:
             for value in levels[param]:
                 cov.values[(param, value)].append(case.id)
-        for pair in pairs_of(levels):
+        for pair in pairs_of(levels, parameters):
             cov.pairs[pair].append(case.id)
     return cov
 
@@ -199,11 +144,11 @@ def _ran_text(cov: Coverage, ids: list[str]) -> str:
 
 
 def render(cov: Coverage, *, summary: bool = False) -> str:
-    """The ``conform coverage`` text."""
-    from harness.pairwise import explain_uncovered
-
+    """The ``conform coverage`` text of one operator."""
+    explain_uncovered = for_op(cov.op).explain_uncovered
+    required = cov.required
     lines: list[str] = []
-    head = f"conform coverage: {cov.cases} cases (+ {cov.error_cases} error cases, counted apart)"
+    head = f"conform coverage: {cov.op}: {cov.cases} cases (+ {cov.error_cases} error cases, counted apart)"
     if cov.backends:
         head += f"; backends from the report: {', '.join(cov.backends)}"
     lines += [head, ""]
@@ -215,12 +160,12 @@ def render(cov: Coverage, *, summary: bool = False) -> str:
     if cov.backends:
         header += "".join(f" {b:>{max(width, 6)}}" for b in cov.backends)
     lines.append(header)
-    for param in PARAMETERS:
-        seen = [v for v in REQUIRED[param]] + sorted(v for (p, v) in cov.values if p == param
-                                                     and v not in REQUIRED[param])
+    for param in required:
+        seen = [v for v in required[param]] + sorted(v for (p, v) in cov.values if p == param
+                                                     and v not in required[param])
         for value in seen:
             ids = cov.values.get((param, value), [])
-            extra = "" if value in REQUIRED[param] else "  (extra)"
+            extra = "" if value in required[param] else "  (extra)"
             row = f"  {param:15} {value:11} {len(ids):>6}"
             if cov.backends:
                 ran = cov.ran(ids)
@@ -229,7 +174,7 @@ def render(cov: Coverage, *, summary: bool = False) -> str:
     lines.append("")
 
     # ---- pairs
-    wanted = required_pairs()
+    wanted = required_pairs(required)
     covered = [p for p in wanted if cov.pairs.get(p)]
     uncovered = [p for p in wanted if not cov.pairs.get(p)]
     lines.append(f"Value pairs: {len(covered)} of {len(wanted)} required pairs covered "
@@ -292,9 +237,9 @@ def render(cov: Coverage, *, summary: bool = False) -> str:
 
 
 def as_json(cov: Coverage) -> dict[str, Any]:
-    wanted = required_pairs()
+    wanted = required_pairs(cov.required)
     return {
-        "cases": cov.cases, "error_cases": cov.error_cases, "backends": cov.backends,
+        "op": cov.op, "cases": cov.cases, "error_cases": cov.error_cases, "backends": cov.backends,
         "values": {f"{p}={v}": {"cases": len(ids), "ran": cov.ran(ids)} for (p, v), ids in cov.values.items()},
         "pairs": {_pair_name(p): {"cases": len(cov.pairs.get(p, [])), "ran": cov.ran(cov.pairs.get(p, []))}
                   for p in wanted},

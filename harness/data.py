@@ -1,8 +1,8 @@
 """Input data: the fills a case can ask for, and rounding to the case dtype.
 
-Every backend receives the *same* canonical arrays (NCHW input, weights in
-``(C_in, C_out/groups, kh, kw)``), already rounded to the case dtype and held
-in float64, so that input quantisation is identical everywhere and is never
+Every backend receives the *same* canonical arrays (the layouts each operator
+states in its ``operands``), already rounded to the case dtype and held in
+float64, so that input quantisation is identical everywhere and is never
 counted as a backend's error. Adapters convert layout and dtype; the values
 are exactly representable in the target dtype, so that conversion is exact.
 """
@@ -10,8 +10,11 @@ are exactly representable in the target dtype, so that conversion is exact.
 from __future__ import annotations
 
 import hashlib
+from typing import Sequence
 
 import numpy as np
+
+from harness.ops.spec import Operand
 
 FILLS = ("normal", "uniform", "ones", "arange", "impulse")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -55,21 +58,27 @@ def _fill(kind: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.nda
     raise ValueError(f"unknown fill {kind!r}; choose one of {', '.join(FILLS)}")
 
 
-def make_arrays(shapes: dict[str, tuple[int, ...]], data: dict, dtype: str) -> dict[str, np.ndarray]:
+def make_arrays(shapes: dict[str, tuple[int, ...]], data: dict, dtype: str,
+                operands: Sequence[Operand] = ()) -> dict[str, np.ndarray]:
     """Create the canonical operands of one case, rounded to ``dtype``.
 
     Each operand has its own stream derived from (seed, operand name), so adding
-    a bias does not change ``x`` or ``w``. Bias is random and never zero, so a
-    dropped bias is always visible.
+    a bias does not change the other operands. ``operands`` (the operator's
+    ``Operand`` declarations) give each one's default fill; a bias (``role``
+    ``"bias"``) without a fill is random and never zero, so a dropped bias is
+    always visible.
     """
     seed = int(data.get("seed", 0))
+    declared = {operand.name: operand for operand in operands}
     arrays = {}
     for name, shape in shapes.items():
         digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-        if name == "b" and not data.get("b"):
+        operand = declared.get(name)
+        fill = data.get(name) or (operand.fill if operand else None)
+        if operand is not None and operand.role == "bias" and not fill:
             values = rng.uniform(0.25, 1.0, shape) * rng.choice([-1.0, 1.0], shape)
         else:
-            values = _fill(data.get(name, "normal"), shape, rng)
+            values = _fill(fill or "normal", shape, rng)
         arrays[name] = round_to_dtype(values, dtype)
     return arrays

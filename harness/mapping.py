@@ -23,49 +23,19 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
+from harness import ops
 from harness.backends import load_class, registry
 from harness.backends.base import NativeParam
+from harness.ops.spec import Canonical
 
 NOT_RUN = {"skipped", "unsupported"}
 
 
-@dataclass(frozen=True)
-class Canonical:
-    key: str
-    label: str
-    uses: Callable[[dict, str], bool]   # (canonical params, dtype) -> the case exercises this parameter
-    #: Optional (canonical params) -> value label: the measured column then also gives each value's figures.
-    breakdown: Optional[Callable[[dict], str]] = None
-
-
-def _pair_not(value, default) -> bool:
-    return list(value) != [default, default]
-
-
-#: The canonical parameters of each operator, in table order (the mapping page's order where it has one).
-CANONICAL: dict[str, list[Canonical]] = {"conv2d_transpose": [
-    Canonical("x", "input `x`, (N, C_in, H, W) in `layout`", lambda p, d: True),
-    Canonical("w", "weights `w`, (C_in, C_out/groups, kh, kw)", lambda p, d: True),
-    Canonical("kernel_size", "`kernel_size` (kh, kw)", lambda p, d: True),
-    Canonical("output_shape", "`output_shape` [H_out, W_out]", lambda p, d: p.get("output_shape") is not None),
-    Canonical("stride", "`stride` (sh, sw)", lambda p, d: _pair_not(p["stride"], 1)),
-    Canonical("padding", "explicit `padding` [top, bottom, left, right]",
-              lambda p, d: not isinstance(p["padding"], str)),
-    Canonical("layout", "`layout` NCHW / NHWC", lambda p, d: p.get("layout") == "NHWC"),
-    Canonical("dilation", "`dilation` (dh, dw)", lambda p, d: _pair_not(p["dilation"], 1)),
-    Canonical("name", "(an op name: no canonical meaning)", lambda p, d: False),
-    Canonical("in_channels", "`C_in` (from the input)", lambda p, d: True),
-    Canonical("out_channels", "`out_channels`", lambda p, d: True),
-    Canonical("padding_mode", "`padding` 'same' / 'valid' (TensorFlow's rule)",
-              lambda p, d: isinstance(p["padding"], str), breakdown=lambda p: p["padding"]),
-    Canonical("groups", "`groups`", lambda p, d: p.get("groups", 1) > 1),
-    Canonical("bias", "`bias` (whether a bias is added)", lambda p, d: bool(p.get("bias"))),
-    Canonical("b", "bias values `b`, (C_out,)", lambda p, d: bool(p.get("bias"))),
-    Canonical("output_padding", "`output_padding` (oh, ow)", lambda p, d: _pair_not(p["output_padding"], 0)),
-    Canonical("dtype", "`dtype` (other than float32)", lambda p, d: d != "float32"),
-]}
+def canonical(op: str) -> tuple[Canonical, ...]:
+    """The operator's mapping rows (``OpSpec.mapping``), in table order."""
+    return ops.get(op).mapping
 
 
 def declarations(backend_id: str, op: str) -> dict[str, NativeParam]:
@@ -138,7 +108,7 @@ def measure(report: dict, op: str, a: str, b: str) -> dict[str, Status]:
         if r.get("op", op) == op and r["backend"] in (a, b):
             by_case.setdefault(r["case"], {})[r["backend"]] = r
     out = {}
-    for canon in CANONICAL[op]:
+    for canon in canonical(op):
         st = Status()
         for records in by_case.values():
             first = next(iter(records.values()))
@@ -216,7 +186,7 @@ def rows(op: str, a: str, b: str, report: Optional[dict] = None) -> list[dict]:
     decl_a, decl_b = declarations(a, op), declarations(b, op)
     status = measure(report, op, a, b) if report else {}
     out = []
-    for canon in CANONICAL[op]:
+    for canon in canonical(op):
         da, db = decl_a.get(canon.key), decl_b.get(canon.key)
         if canon.key == "name" and da is None and db is None:
             continue

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
-
 from harness import ops
 from harness.backends import load_class, matches, registry
 from harness.backends.base import Call, Outcome
@@ -29,7 +27,6 @@ from harness.compare import GREEN, Judgement, Reference, agreement, framework_sp
 from harness.data import make_arrays
 from harness.divergences import Registry
 from harness.journal import ResumePlan, case_hash, plan_resume, read_journal, rewrite_journal
-from harness.oracle import ORACLES
 from harness.worker import Crash, Timeout, Worker
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -92,13 +89,13 @@ def prepare(case: Case) -> tuple[Call, Reference]:
     """The canonical operands of a case and the oracle's answer for it."""
     op = ops.get(case.op)
     params = case.canonical_params()
-    arrays = make_arrays(op.input_shapes(case.params), case.common.data.model_dump(), case.dtype)
+    arrays = make_arrays(op.shapes(case.params), case.common.data.model_dump(), case.dtype, op.operands)
     reference = Reference(output=None, magnitude=None, expected_shape=case.expected_shape)
     if case.resolved is not None:
-        oracle = ORACLES[case.op]
-        reference.output = oracle(params, arrays)
-        reference.magnitude = oracle(params, {k: np.abs(v) for k, v in arrays.items()})
-        reference.accumulation_length = case.resolved.accumulation_length
+        reference.output = op.oracle(params, arrays)
+        reference.magnitude = op.magnitude(params, arrays)
+        error = op.error_bound(case.resolved)
+        reference.accumulation_length, reference.roundings = error.accumulation_length, error.roundings
     resolved = case.resolved.as_dict() if case.resolved is not None else None
     call = Call(op=case.op, case_id=case.id, params=params, resolved=resolved, dtype=case.dtype,
                 arrays=arrays, expects_error=case.expects_error)

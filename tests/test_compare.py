@@ -14,8 +14,9 @@ import pytest
 from harness.compare import Reference, agreement, judge, metrics_for, suspect_oracle, tolerance_for, ulp
 from harness.backends.base import Outcome
 from harness.data import make_arrays
-from harness.ops import conv2d_transpose as op
-from harness.oracle.conv2d_transpose import reference
+from harness.ops.conv2d_transpose import SPEC
+from harness.ops.conv2d_transpose import semantics as op
+from harness.ops.conv2d_transpose.oracle import reference
 
 REALISTIC = [
     dict(input=[4, 32, 16, 16], out_channels=16, kernel_size=4, stride=2, padding=[1, 2, 2, 1], bias=True),
@@ -28,7 +29,7 @@ REALISTIC = [
 def setup_case(fields: dict, dtype: str, seed: int = 0):
     params = op.Params.model_validate(fields)
     resolved = op.resolve(params)
-    arrays = make_arrays(op.input_shapes(params), {"seed": seed}, dtype)
+    arrays = make_arrays(op.input_shapes(params), {"seed": seed}, dtype, SPEC.operands)
     p = params.model_dump()
     ref = Reference(output=reference(p, arrays), magnitude=reference(p, {k: np.abs(v) for k, v in arrays.items()}),
                     accumulation_length=resolved.accumulation_length, expected_shape=resolved.output_shape)

@@ -9,10 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from harness import coverage, pairwise
+from harness import coverage, ops
 from harness.cases import load_suite
-from harness.coverage import REQUIRED, classify, required_pairs
-from harness.ops import conv2d_transpose as semantics
+from harness.ops.conv2d_transpose import semantics
+from harness.pairwise import for_op, main as pairwise_main, operator_fields
+
+OP = "conv2d_transpose"
+REQUIRED = ops.get(OP).coverage.required
+classify = ops.get(OP).coverage.classify
+pairwise = for_op(OP)
+
+
+def required_pairs():
+    return pairwise.required_pairs()
 
 ROOT = Path(__file__).resolve().parents[1]
 INFEASIBLE = {(("padding", "same"), ("output_padding", "1")), (("padding", "valid"), ("output_padding", "1"))}
@@ -60,7 +69,7 @@ def rows():
 def test_every_generated_row_is_a_valid_call(rows):
     for row in rows:
         fields = pairwise.concrete(row)
-        semantics.resolve(semantics.Params.model_validate(pairwise._operator_fields(fields)))
+        semantics.resolve(semantics.Params.model_validate(operator_fields(fields)))
 
 
 def test_generated_rows_cover_every_feasible_pair_and_only_infeasible_ones_are_missing(rows):
@@ -74,9 +83,9 @@ def test_generated_rows_cover_every_feasible_pair_and_only_infeasible_ones_are_m
 
 
 def test_each_limited_backend_gets_every_pair_it_can_run(rows):
-    sp = pairwise.space()
+    sp = pairwise.space
     for backend, mask in sp.runnable.items():
-        runnable_rows = [r for r in rows if pairwise._runs_on(r, mask)]
+        runnable_rows = [r for r in rows if pairwise.runs_on(r, mask)]
         covered = set().union(*(pairwise.covered_by(pairwise.concrete(r)) for r in runnable_rows))
         wanted = {p for p in required_pairs() if pairwise.feasible(dict(p), mask)}
         assert wanted <= covered, (backend, sorted(wanted - covered)[:5])
@@ -103,9 +112,9 @@ def test_feasibility_uses_the_semantics():
 def test_pairwise_check_flag(tmp_path):
     out = tmp_path / "p.yaml"
     out.write_text(pairwise.render(pairwise.generate()), encoding="utf-8")
-    assert pairwise.main(["--check", str(out)]) == 0
+    assert pairwise_main([OP, "--check", str(out)]) == 0
     out.write_text("stale\n", encoding="utf-8")
-    assert pairwise.main(["--check", str(out)]) == 1
+    assert pairwise_main([OP, "--check", str(out)]) == 1
 
 
 # --------------------------------------------------------------------------- the suite and the command
@@ -149,7 +158,7 @@ def test_conform_coverage_command(tmp_path):
     assert "padding=same × output_padding=1: not expressible" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "harness", "coverage", "cases/conv2d_transpose/pairwise.yaml",
                            "--report", str(report), "--json"], cwd=ROOT, capture_output=True, text=True)
-    data = json.loads(proc.stdout)
+    data = json.loads(proc.stdout)["operators"][OP]
     assert len(data["uncovered"]) == 2 and data["backends"] == ["a", "b"]
     proc = subprocess.run([sys.executable, "-m", "harness", "coverage", "--report", str(tmp_path / "nope.json")],
                           cwd=ROOT, capture_output=True, text=True)

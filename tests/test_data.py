@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness import ops
 from harness.data import DTYPES, FILLS, make_arrays, round_to_dtype
 
 BF16_MAX = float.fromhex("0x1.fep127")
@@ -138,6 +139,7 @@ def test_round_to_dtype_accepts_lists_and_keeps_shape():
 # --------------------------------------------------------------------------- make_arrays
 
 SHAPES = {"x": (2, 3, 4, 5), "w": (3, 2, 3, 3)}
+OPERANDS = ops.get("conv2d_transpose").operands   # x, w and the bias b (random, never zero, by default)
 
 
 def test_make_arrays_shapes_and_dtype():
@@ -182,22 +184,23 @@ def test_operands_have_independent_streams():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_default_bias_is_never_zero(dtype):
     for seed in range(5):
-        b = make_arrays({"b": (257,)}, {"seed": seed}, dtype)["b"]
+        b = make_arrays({"b": (257,)}, {"seed": seed}, dtype, OPERANDS)["b"]
         assert np.all(b != 0)
         assert np.all(np.abs(b) >= 0.25) and np.all(np.abs(b) <= 1.0)
         assert np.any(b > 0) and np.any(b < 0)
 
 
 def test_bias_with_the_case_data_spec():
-    """The runner passes ``DataSpec.model_dump()``, where an unset bias fill is ``b: None``."""
-    from harness.cases import DataSpec
+    """The runner passes the operator's data model dumped, where an unset bias fill is ``b: None``."""
+    from harness.cases import data_model
 
+    DataSpec = data_model("conv2d_transpose")
     data = DataSpec(seed=4).model_dump()
     assert data["b"] is None
-    b = make_arrays({"b": (8,)}, data, "float32")["b"]
+    b = make_arrays({"b": (8,)}, data, "float32", OPERANDS)["b"]
     assert np.all(np.abs(b) >= 0.25)
-    assert same(b, make_arrays({"b": (8,)}, {"seed": 4}, "float32")["b"])
-    ones = make_arrays({"b": (8,)}, DataSpec(b="ones").model_dump(), "float32")["b"]
+    assert same(b, make_arrays({"b": (8,)}, {"seed": 4}, "float32", OPERANDS)["b"])
+    ones = make_arrays({"b": (8,)}, DataSpec(b="ones").model_dump(), "float32", OPERANDS)["b"]
     assert same(ones, np.ones(8))
 
 

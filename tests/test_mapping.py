@@ -84,7 +84,7 @@ def _cell_name(cell: str):
 
 
 def test_declarations_name_canonical_parameters_and_cover_them():
-    keys = {c.key for c in mapping.CANONICAL[OP]}
+    keys = {c.key for c in mapping.canonical(OP)}
     for backend in SURFACES:
         decls = _decls(backend)
         assert set(decls) <= keys, set(decls) - keys
@@ -152,7 +152,7 @@ def _pick_cases():
         return c.dtype in ("float16", "float32") and not (explicit and (p["groups"] > 1 or p["dilation"] != [1, 1]))
 
     chosen = {}
-    for canon in mapping.CANONICAL[OP]:
+    for canon in mapping.canonical(OP):
         using = [c for c in suite if runnable(c) and canon.uses(c.canonical_params(), c.dtype)]
         for c in (using[:1] + using[len(using) // 2: len(using) // 2 + 1] + using[-1:]) if using else []:
             chosen[c.id] = c
@@ -174,7 +174,7 @@ def test_every_declaration_matches_the_calls_the_adapter_makes(backend, real_res
     results = [r for r in real_results if r["backend"] == backend]
     assert results and all(r["verdict"] not in ("unexpected_error", "crash") for r in results), \
         [(r["case"], r["verdict"], r["reason"]) for r in results if r["verdict"] in ("unexpected_error", "crash")]
-    for canon in mapping.CANONICAL[OP]:
+    for canon in mapping.canonical(OP):
         decl = decls.get(canon.key)
         using = [r for r in results if canon.uses(r["params"], r["dtype"]) and r["native_call"]]
         if decl is None or canon.key == "name":

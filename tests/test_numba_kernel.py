@@ -1,10 +1,10 @@
-"""The in-house Numba kernel ``harness.kernels.numba_conv2d_transpose``.
+"""The in-house Numba kernel ``harness.ops.conv2d_transpose.numba_kernel``.
 
 Evidence, none of it borrowed from the kernel:
 
 * a plain float64 loop over every (n, channel, input pixel, tap), written here
   from DESIGN.md §2, on small fixed cases;
-* the float64 oracle ``harness.oracle.conv2d_transpose.reference`` over random
+* the float64 oracle ``harness.ops.conv2d_transpose.oracle.reference`` over random
   shapes, strides 1-3, dilations 1-2, groups 1-3, explicit crops,
   output_padding < max(stride, dilation), ``same``/``valid``, layouts and
   dtypes (hypothesis), with the error bounded by the oracle run on |x|, |w|, |b|;
@@ -30,8 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.data import round_to_dtype
-from harness.kernels import numba_conv2d_transpose as nk
-from harness.oracle.conv2d_transpose import reference
+from harness.ops.conv2d_transpose import numba_kernel as nk
+from harness.ops.conv2d_transpose.oracle import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8, "float32": 2.0 ** -24, "float64": 2.0 ** -53}
@@ -309,7 +309,7 @@ def test_every_jit_function_is_cached_and_a_fresh_process_loads_it():
     script = textwrap.dedent("""
         import json, time
         import numpy as np
-        from harness.kernels import numba_conv2d_transpose as nk
+        from harness.ops.conv2d_transpose import numba_kernel as nk
         t0 = time.perf_counter()
         for dtype in ("float32", "float64"):
             nk.conv2d_transpose(np.ones((1, 2, 3, 3)), np.ones((2, 2, 2, 2)), None, stride=(1, 1),

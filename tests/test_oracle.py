@@ -1,4 +1,4 @@
-"""The float64 oracle ``harness.oracle.conv2d_transpose.reference``.
+"""The float64 oracle ``harness.ops.conv2d_transpose.oracle.reference``.
 
 Two kinds of evidence, neither borrowed from the code under test:
 
@@ -22,8 +22,8 @@ from helpers import run_tensorflow
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness.ops.conv2d_transpose import Params, resolve
-from harness.oracle.conv2d_transpose import reference
+from harness.ops.conv2d_transpose.semantics import Params, resolve
+from harness.ops.conv2d_transpose.oracle import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -446,7 +446,7 @@ _TF_VALUES = textwrap.dedent("""
         import tensorflow as tf
     except Exception as exc:
         print(json.dumps({"skip": repr(exc)})); sys.exit(0)
-    from harness.oracle.conv2d_transpose import reference
+    from harness.ops.conv2d_transpose.oracle import reference
     cases = [
         # (H, W, kh, kw, s, padding, output_shape)
         (6, 5, 4, 4, 1, "same", None),      # pad_needed 3: top 1, bottom 2

@@ -18,9 +18,12 @@ from helpers import conform, write
 from rich.console import Console
 from test_reports import XSD, record, report_of
 
+from harness.backends.numpy_ref import NumpyBackend
+from harness.cases import load_file
 from harness.report import junit, markdown
 from harness.report.repro import safe_name
 from harness.report.repro_scripts import render_script
+from harness.runner import prepare
 from harness.text import clean
 from harness.report.terminal import print_summary
 
@@ -53,17 +56,15 @@ def test_every_reproducer_of_a_run_with_inf_metrics_compiles_and_one_reproduces(
     assert "bound_ratio: inf" in run.stdout and "verdict: value_mismatch" in run.stdout
 
 
-def test_a_reproducer_holds_any_metric_value_as_python():
+def test_a_reproducer_holds_any_metric_value_as_python(tmp_path):
     rec = record(backend="numpy", verdict="value_mismatch", case="c\ud800\x1b[2J",
                  metrics={"max_abs_err": float("nan"), "max_rel_err": float("-inf"), "bound_ratio": float("inf"),
                           "worst_index": [0, 0, 1, 1]})
-    resolved = {"crops": [1, 1, 1, 1], "output_padding": [1, 1], "stride": [2, 2], "dilation": [1, 1],
-                "groups": 1, "out_hw": [8, 8], "in_hw": [4, 4], "full_hw": [9, 9]}
-    script = render_script(rec, resolved, {"model": "override", "rtol": 0.0, "atol": float("inf")}, False,
-                           x_shape=(1, 2, 4, 4))
+    program = NumpyBackend.describe(prepare(load_file(write(tmp_path / "c.yaml", EXACT_CASES))[0])[0])
+    script = render_script(rec, program, {"model": "override", "rtol": 0.0, "atol": float("inf")}, False)
     script.encode("utf-8")                                          # no lone surrogate reaches the file
     namespace: dict = {"__file__": "repro.py"}
-    head = script.split("\nX = DATA")[0].replace("DATA = np.load(os.path.join(HERE, 'inputs.npz'))", "")
+    head = script.split("\n# ---- the operands")[0].replace("DATA = np.load(os.path.join(HERE, 'inputs.npz'))", "")
     exec(compile(head, "repro.py", "exec"), namespace)              # the constants, without the inputs file
     metrics = namespace["RECORDED_METRICS"]
     assert metrics["bound_ratio"] == float("inf") and metrics["max_rel_err"] == float("-inf")

@@ -23,7 +23,7 @@ from helpers import conform, write
 from harness.report import analysis, html, junit, markdown
 from harness.report.diff import diff, severity
 from harness.report.repro import repro_dir, safe_name
-from harness.report.repro_scripts import plan_for, render_script
+from harness.report.repro_scripts import render_script
 
 ROOT = Path(__file__).resolve().parents[1]
 XSD = ROOT / "tests" / "data" / "junit-10.xsd"
@@ -345,9 +345,13 @@ cases:
 
 
 @needs_frameworks
-def test_repro_generator_writes_exactly_the_call_each_adapter_made(tmp_path):
-    """For every result, the reproducer's call (as text) is the adapter's recorded native_call."""
+def test_reproducers_come_from_the_program_each_adapter_ran(tmp_path):
+    """Every result's native_call is rendered from the program the adapter ran; the program the adapter
+    describes in the parent (what a crashed or timed-out call is reproduced from) is that same call."""
+    from harness.backends import load_class, registry
+    from harness.backends.program import native_call
     from harness.cases import load_suite
+    from harness.runner import prepare
     cases_file = write(tmp_path / "fid.yaml", FIDELITY_CASES)
     out = tmp_path / "out"
     proc = conform("run", cases_file, "--out", out, "--quiet")
@@ -358,13 +362,14 @@ def test_repro_generator_writes_exactly_the_call_each_adapter_made(tmp_path):
     for r in report["results"]:
         if not r.get("native_call"):
             continue
-        case = cases[r["case"]]
-        resolved = case.resolved.as_dict() if case.resolved is not None else None
-        x_shape = tuple(case.params.input) if case.params.layout == "NCHW" else (
-            case.params.input[0], case.params.input[3], case.params.input[1], case.params.input[2])
-        plan = plan_for(r, resolved, x_shape)
-        assert plan.display == r["native_call"], (r["backend"], r["case"])
-        compile(render_script(r, resolved, {"model": "error-bound"}, False, x_shape), "repro.py", "exec")
+        call, _ = prepare(cases[r["case"]])
+        program = load_class(registry()[r["backend"]]).describe(call)
+        assert program is not None, (r["backend"], r["case"])
+        described = {native_call(program)} | ({native_call(program.fallback.program)} if program.fallback else set())
+        assert r["native_call"] in described, (r["backend"], r["case"], r["native_call"], described)
+        script = render_script(r, program, {"model": "error-bound"}, False)
+        compile(script, "repro.py", "exec")
+        assert f"# The adapter's call: {native_call(program)}" in script
         checked += 1
     assert checked >= 100 and {r["backend"] for r in report["results"]} >= set(FRAMEWORKS)
 

@@ -21,7 +21,7 @@ import pytest
 from helpers import run_tensorflow
 from pydantic import ValidationError
 
-from harness.ops.conv2d_transpose import InvalidCall, Params, input_shapes, resolve
+from harness.ops.conv2d_transpose.semantics import InvalidCall, Params, input_shapes, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 

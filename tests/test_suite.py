@@ -16,9 +16,8 @@ from harness import ops
 from harness.cases import load_suite
 from harness.data import make_arrays
 from harness.divergences import _glob
-from harness.oracle import ORACLES
-from harness.ops import conv2d_transpose as semantics
-from harness.pairwise import generate, render
+from harness.ops.conv2d_transpose import semantics
+from harness.pairwise import for_op
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "cases"
@@ -57,16 +56,18 @@ def test_oracle_shape_equals_the_semantics_shape_for_every_case(suite):
         if case.resolved is None:
             continue
         op = ops.get(case.op)
-        arrays = make_arrays(op.input_shapes(case.params), case.common.data.model_dump(), "float64")
-        out = ORACLES[case.op](case.canonical_params(), arrays)
+        arrays = make_arrays(op.shapes(case.params), case.common.data.model_dump(), "float64", op.operands)
+        out = op.oracle(case.canonical_params(), arrays)
         assert out.shape == case.expected_shape == case.resolved.output_shape, case.id
         assert np.isfinite(out).all(), case.id
 
 
 def test_pairwise_file_is_what_the_generator_gives():
     text = (FOLDER / "pairwise.yaml").read_text(encoding="utf-8")
-    assert text == render(generate()), ("cases/conv2d_transpose/pairwise.yaml is stale: "
-                                        "python -m harness.pairwise > cases/conv2d_transpose/pairwise.yaml")
+    gen = for_op("conv2d_transpose")
+    assert text == gen.render(gen.generate()), (
+        "cases/conv2d_transpose/pairwise.yaml is stale: "
+        "python -m harness.pairwise conv2d_transpose > cases/conv2d_transpose/pairwise.yaml")
 
 
 def test_error_inputs_cover_every_kind_the_issue_lists(suite):

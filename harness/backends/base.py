@@ -3,8 +3,12 @@
 A backend is one API surface of one framework (DESIGN.md §3). It lives in a
 worker process: ``setup()`` imports the framework once, then ``run(call)`` is
 called per case. For each operator the backend has a method of that name
-(``conv2d_transpose(call) -> Native``); a missing method means the backend
-does not implement the operator, which is reported as ``unsupported``.
+(``conv2d_transpose(call)``); a missing method means the backend does not
+implement the operator, which is reported as ``unsupported``. The built-in
+adapters' methods return a ``Program`` (the native call as data, Note [Native
+programs] in ``program.py``), which ``run`` executes and which the recorded
+``native_call`` and the reproducer are rendered from; a method may also call
+the framework itself and return a ``Native`` (third-party adapters).
 
 Adapters call the framework with its own native parameters. They emulate a
 concept only where the API has no parameter for it, and say so through
@@ -25,6 +29,9 @@ from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
+from harness.backends import program as programs
+from harness.backends.program import Program
+
 
 class Unsupported(Exception):
     """The backend cannot express this call (dtype, layout, groups, ...)."""
@@ -37,7 +44,7 @@ class Call:
     op: str
     case_id: str
     params: dict[str, Any]            # canonical params (pairs expanded, padding as list or mode)
-    resolved: Optional[dict]          # ops.<op>.Resolved.as_dict(), None for a call the semantics rejects
+    resolved: Optional[dict]          # the operator's Resolved.as_dict(), None for a call the semantics rejects
     dtype: str
     arrays: dict[str, np.ndarray]     # canonical operands, float64, exactly representable in dtype
     expects_error: bool = False
@@ -58,6 +65,7 @@ class Native:
     #: The precision this call accumulated in, when the adapter knows the kernel path the framework
     #: took (overrides ``Backend.accumulation``; Note [Tolerance model] in harness/compare.py).
     accumulation: Optional[str] = None
+    program: Optional[Program] = None      # what was run, when the adapter described it as a Program
 
 
 @dataclass
@@ -77,6 +85,7 @@ class Outcome:
     #: "adapter" (conform's own code around it: a harness bug, never counted as a rejection).
     origin: str = "framework"
     accumulation: Optional[str] = None   # ``Native.accumulation``: this call's, if the adapter knows it
+    program: Optional[Program] = None    # the program run (or attempted, for an error): reproducers' source
 
 
 def first_line(text: str) -> str:
@@ -104,10 +113,26 @@ class Backend:
     #: Operator -> canonical parameter -> how this API spells it (``NativeParam``); read by
     #: ``conform mapping``, checked against the adapter's real calls by tests/test_mapping.py.
     PARAMETERS: ClassVar[dict[str, dict[str, "NativeParam"]]] = {}
+    #: The operator methods only build a ``Program`` and touch no framework, so the parent may call them
+    #: (``describe``) to reproduce a call whose worker crashed or timed out.
+    plans_calls: ClassVar[bool] = False
 
     def __init__(self):
         self._duration_ms: Optional[float] = None
         self._native_exception: Optional[BaseException] = None
+        self._program: Optional[Program] = None
+
+    @classmethod
+    def describe(cls, call: "Call") -> Optional[Program]:
+        """The program this backend would run for ``call`` (in any process), or None if it cannot say."""
+        method = getattr(cls, call.op, None)
+        if not cls.plans_calls or method is None:
+            return None
+        try:
+            planned = method(cls(), call)
+        except Exception:  # noqa: BLE001 - Unsupported, or a call it cannot pose: nothing to reproduce
+            return None
+        return planned if isinstance(planned, Program) else None
 
     # ---- availability, checked in the parent without importing the framework
     @classmethod
@@ -156,18 +181,75 @@ class Backend:
             return Outcome("unsupported", detail=f"{self.id} does not implement {call.op}")
         self._duration_ms = None
         self._native_exception = None
+        self._program = None
         try:
             native = method(call)
+            if isinstance(native, Program):
+                native = self.execute(native, call)
         except Unsupported as exc:
             return Outcome("unsupported", detail=str(exc))
         except Exception as exc:  # the framework's answer (or an adapter bug): judged by the comparator
+            native_error = exc is self._native_exception
+            gap = self.unsupported_reason(exc) if native_error else None
+            if gap:
+                return Outcome("unsupported", detail=gap)
             return Outcome("error", error_type=f"{type(exc).__module__}.{type(exc).__name__}",
                            error_message=first_line(str(exc)) or type(exc).__name__,
                            detail=traceback.format_exc(limit=-8), duration_ms=self._duration_ms,
-                           origin="framework" if exc is self._native_exception else "adapter")
+                           origin="framework" if native_error else "adapter",
+                           native_call=programs.native_call(self._program) if self._program else "",
+                           program=self._program)
         return Outcome("ok", output=np.asarray(native.output), native_call=native.native_call,
                        emulated=native.emulated, notes=native.notes, duration_ms=self._duration_ms,
-                       accumulation=native.accumulation)
+                       accumulation=native.accumulation, program=native.program)
+
+    # ---- programs (Note [Native programs])
+    def unsupported_reason(self, exc: BaseException) -> Optional[str]:
+        """For an error the framework raised: the reason it is a capability gap of this build (verdict
+        ``unsupported``) rather than an answer about the call, else None."""
+        return None
+
+    def accumulation_of(self, program: Program, env: dict, call: Call) -> Optional[str]:
+        """The precision this call will accumulate in, asked after the operands are prepared (``env``
+        holds them); default: the program's own ``accumulation``."""
+        return program.accumulation
+
+    def execute(self, program: Program, call: Call) -> Native:
+        """Run a program (its fallback when the call phase raises the error it names)."""
+        try:
+            return self._execute(program, call)
+        except Exception as exc:
+            fallback = program.fallback
+            if fallback is None or exc is not self._native_exception or fallback.when not in str(exc):
+                raise
+            if self.unsupported_reason(exc):
+                raise
+            self._native_exception = None
+            native = self._execute(fallback.program, call)
+            native.notes.insert(0, fallback.note.format(error=first_line(str(exc))[:120]))
+            return native
+
+    def _execute(self, program: Program, call: Call) -> Native:
+        self._program = program
+        ns = programs.namespace(program)
+        env: dict[str, Any] = dict(call.arrays)
+        accumulation, elapsed = program.accumulation, None
+        for index, step in enumerate(program.steps):
+            if step.phase == "call" and (index == 0 or program.steps[index - 1].phase == "prepare"):
+                accumulation = self.accumulation_of(program, env, call)
+            if step.phase != "call":
+                value = programs.evaluate(step.expr, env, ns)
+            else:
+                with self.native():
+                    start = time.perf_counter()
+                    value = programs.evaluate(step.expr, env, ns)
+                    if step.timed:
+                        elapsed = (elapsed or 0.0) + time.perf_counter() - start
+                        self._duration_ms = elapsed * 1e3
+            if step.target:
+                env[step.target] = value
+        return Native(np.asarray(env[program.output]), programs.native_call(program), program.emulated,
+                      list(program.notes), accumulation=accumulation, program=program)
 
     @classmethod
     def accumulation_for(cls, dtype: str, outcome: Optional[Outcome] = None) -> str:
@@ -188,37 +270,6 @@ class Backend:
             if i >= warmup:
                 times.append(outcome.duration_ms)
         return times
-
-
-def to_layout(array: np.ndarray, layout: str) -> np.ndarray:
-    """Canonical NCHW -> ``layout``."""
-    return np.ascontiguousarray(array.transpose(0, 2, 3, 1)) if layout == "NHWC" else array
-
-
-def from_nchw(array: np.ndarray, layout: str) -> np.ndarray:
-    """An NCHW result -> the case's layout."""
-    return to_layout(array, layout)
-
-
-def fmt(value: Any) -> str:
-    """Render a parameter value as Python source for ``native_call``."""
-    if isinstance(value, tuple):
-        value = list(value)
-    return repr(value)
-
-
-def implied_output_padding(params: dict, x_shape) -> tuple[int, int]:
-    """The output_padding an ``output_shape`` with explicit padding implies, per axis (not range-checked:
-    for an unreachable shape it is negative or too large, and the framework judges it).
-
-    ``x_shape`` is the canonical NCHW input shape; ``out − ((size−1)·s + d·(k−1) + 1 − lo − hi)``.
-    """
-    t, b, l, r = params["padding"]
-    out = []
-    for size, k, s, d, want, lo, hi in zip(x_shape[2:], params["kernel_size"], params["stride"],
-                                           params["dilation"], params["output_shape"], (t, l), (b, r)):
-        out.append(want - ((size - 1) * s + d * (k - 1) + 1 - lo - hi))
-    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import os
 
-from harness.backends.base import (Backend, Call, Native, NativeParam, Unsupported, fmt, from_nchw,
-                                   implied_output_padding)
+from harness.backends.base import Backend, Call, NativeParam, Unsupported
+from harness.backends.program import Attr, Import, Method, Program, Ref, Step
+from harness.backends.program import Call as Expr
+from harness.ops.conv2d_transpose.semantics import implied_output_padding
 
 UNSUPPORTED_DTYPES = {
     "float64": "MindSpore's CPU Conv2DTranspose accepts only float16/float32/bfloat16/int tensors",
@@ -39,6 +41,7 @@ class MindsporeNnBackend(Backend):
     distribution = "mindspore"
     import_name = "mindspore"
     resident_bytes = 480 << 20      # measured 420 MiB after setup
+    plans_calls = True
     # Measured, not assumed: with GLOG_v=1, MindSpore 2.10's CPU kernel selection logs
     # "Conv2DBackpropInput kernel attr info: input[Tensor Float32 ...] output[Tensor Float32 ...]" for a
     # float16 cell and inserts casts around it (insert_cast_cpu.cc): the only CPU kernel is oneDNN in
@@ -71,16 +74,13 @@ class MindsporeNnBackend(Backend):
     def setup(self) -> None:
         os.environ.setdefault("GLOG_v", "3")   # MindSpore's C++ log: errors only
         import mindspore as ms
-        from mindspore import nn
         ms.set_context(mode=ms.PYNATIVE_MODE)   # the CPU wheel's only device is the CPU
-        self.ms, self.nn = ms, nn
-        self.dtypes = {"float16": ms.float16, "bfloat16": ms.bfloat16, "float32": ms.float32}
 
-    def conv2d_transpose(self, call: Call) -> Native:
-        ms, p, r = self.ms, call.params, call.resolved
+    def conv2d_transpose(self, call: Call) -> Program:
+        p, r = call.params, call.resolved
         if call.dtype in UNSUPPORTED_DTYPES:
             raise Unsupported(UNSUPPORTED_DTYPES[call.dtype])
-        dtype = self.dtypes.get(call.dtype, ms.float64)
+        dtype = Attr(f"mindspore.{call.dtype}")
         notes, emulated = [], False
         if call.layout == "NHWC":
             emulated = True
@@ -106,30 +106,33 @@ class MindsporeNnBackend(Backend):
                 op = tuple(r["output_padding"]) if r is not None else implied_output_padding(p, call.arrays["x"].shape)
                 notes.append(f"output_shape {shape} expressed as output_padding={op}")
             kw.update(pad_mode="pad", padding=tuple(pad), output_padding=op)
-        x = ms.Tensor(call.arrays["x"], ms.float32).astype(dtype)
-        w = ms.Tensor(call.arrays["w"], ms.float32).astype(dtype)
-        has_bias = "b" in call.arrays
-        init = dict(weight_init=w, has_bias=has_bias, dtype=dtype)
-        if has_bias:
-            init["bias_init"] = ms.Tensor(call.arrays["b"], ms.float32).astype(dtype)
-        c_in = call.arrays["x"].shape[1]
-        kernel = tuple(p["kernel_size"])
-        with self.native():   # the cell validates its arguments when it is built
-            net = self.nn.Conv2dTranspose(c_in, p["out_channels"], kernel, has_bias=has_bias,
-                                          **{k: v for k, v in init.items() if k != "has_bias"}, **kw)
-        y = self.timed(self._forward, net, x)
-        text = (f"mindspore.nn.Conv2dTranspose({c_in}, {p['out_channels']}, kernel_size={fmt(kernel)}, "
-                + ", ".join(f"{k}={fmt(v)}" for k, v in kw.items())
-                + f", has_bias={has_bias}, weight_init=weight, "
-                + ("bias_init=bias, " if has_bias else "") + f"dtype=mindspore.{call.dtype})(x)")
-        out = y.astype(ms.float32).asnumpy()
-        return Native(from_nchw(out, call.layout), text, emulated, notes)
 
-    def _forward(self, net, x):
-        # PyNative dispatches asynchronously: wait for the kernel so the time is the computation's.
-        y = net(x)
-        self.ms.runtime.synchronize()
-        return y
+        def tensor(name):
+            return Expr(Method(Expr("mindspore.Tensor", (Ref(name), Attr("mindspore.float32"))), "astype"), (dtype,))
+
+        has_bias = "b" in call.arrays
+        steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW"),
+                 Step("weight", tensor("w"), "prepare", comment="(C_in, C_out/group, kh, kw): MindSpore's own")]
+        init = dict(has_bias=has_bias, weight_init=Ref("weight"))
+        if has_bias:
+            steps.append(Step("bias", tensor("b"), "prepare"))
+            init["bias_init"] = Ref("bias")
+        c_in = call.arrays["x"].shape[1]
+        # The cell validates its arguments when it is built (a native step, not timed); PyNative dispatches
+        # asynchronously, so the timed part waits for the kernel.
+        steps += [Step("net", Expr("mindspore.nn.Conv2dTranspose", (c_in, p["out_channels"]),
+                                   {"kernel_size": tuple(p["kernel_size"]), **kw, **init, "dtype": dtype})),
+                  Step("y", Expr(Ref("net"), (Ref("x"),)), timed=True),
+                  Step(None, Expr("mindspore.runtime.synchronize"), timed=True),
+                  Step("out", Expr(Method(Expr(Method(Ref("y"), "astype"), (Attr("mindspore.float32"),)),
+                                          "asnumpy")), "finish")]
+        if call.layout == "NHWC":
+            steps.append(Step("out", Expr("numpy.ascontiguousarray",
+                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
+        operands = ("x", "w", "b") if has_bias else ("x", "w")
+        return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), operands,
+                       tuple(steps), "out", emulated, tuple(notes), environment=(("GLOG_v", "3"),),
+                       setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
 
     @staticmethod
     def _is_default(pad: str, r: dict) -> bool:

@@ -1,13 +1,18 @@
-"""Backend ``numba``: the in-house JIT kernel (``harness.kernels.numba_conv2d_transpose``).
+"""Backend ``numba``: the in-house JIT kernels (``harness/ops/<op>/numba_kernel.py``).
 
-It consumes the resolved call (crops and output size), since it *is* an
-implementation of the canonical semantics rather than a foreign API; a call
-the semantics rejects is rejected here with the semantics' reason.
+A kernel consumes the resolved call (crops and output size), since it *is*
+an implementation of the canonical semantics rather than a foreign API; a
+call the semantics rejects is rejected here with the semantics' reason.
 """
 
 from __future__ import annotations
 
-from harness.backends.base import Backend, Call, Native
+from harness.backends.base import Backend, Call
+from harness.backends.numpy_ref import semantics_rejection
+from harness.backends.program import Import, Program, Ref, Step
+from harness.backends.program import Call as Expr
+
+KERNEL = "harness.ops.conv2d_transpose.numba_kernel"
 
 
 class NumbaBackend(Backend):
@@ -16,24 +21,20 @@ class NumbaBackend(Backend):
     distribution = "numba"
     import_name = "numba"
     in_house = True
+    plans_calls = True
     resident_bytes = 192 << 20      # measured 159 MiB after setup and compilation
     accumulation = {"float16": "float32", "bfloat16": "float32"}
 
     def setup(self) -> None:
-        from harness.kernels import numba_conv2d_transpose
-        self.kernel = numba_conv2d_transpose.conv2d_transpose
+        import importlib
+        importlib.import_module(KERNEL)   # compiled once per worker, before any call is timed
 
-    def conv2d_transpose(self, call: Call) -> Native:
+    def conv2d_transpose(self, call: Call) -> Program:
         r = call.resolved
         if r is None:
-            from harness.ops.conv2d_transpose import Params, resolve
-            with self.native():   # the in-house implementation's own answer
-                resolve(Params.model_validate(call.params))   # raises InvalidCall with the reason
-            raise AssertionError("unreachable: the parent resolved this call as invalid")
-        a = call.arrays
+            return semantics_rejection(call, "numba")
         kwargs = dict(stride=tuple(r["stride"]), dilation=tuple(r["dilation"]), groups=r["groups"],
                       crops=tuple(r["crops"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
-        out = self.timed(self.kernel, a["x"], a["w"], a.get("b"), **kwargs)
-        text = "harness.kernels.numba_conv2d_transpose.conv2d_transpose(x, w, b, " + ", ".join(
-            f"{k}={v!r}" for k, v in kwargs.items()) + ")"
-        return Native(out, text)
+        bias = Ref("b") if "b" in call.arrays else None
+        step = Step("y", Expr(f"{KERNEL}.conv2d_transpose", (Ref("x"), Ref("w"), bias), kwargs), timed=True)
+        return Program("numba", (Import(KERNEL, embed=True),), tuple(call.arrays), (step,), "y")

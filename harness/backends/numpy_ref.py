@@ -1,16 +1,29 @@
-"""Backend ``numpy``: the oracle's definition run in the case's dtype (DESIGN.md §3).
+"""Backend ``numpy``: the operator's oracle run in the case's dtype (DESIGN.md §3).
 
 NumPy has no bfloat16; a bfloat16 case is computed in float32 and rounded to
-bfloat16, and the result says so (``emulated``).
+bfloat16, and the result says so (``emulated``). A call the canonical
+semantics rejects is rejected with the semantics' reason, as every API would
+reject it, instead of computing whatever the definition gives.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from harness import ops
+from harness.backends.base import Backend, Call
+from harness.backends.program import Import, Program, Ref, Step
+from harness.backends.program import Call as Expr
 
-from harness.backends.base import Backend, Call, Native
-from harness.data import round_to_dtype
-from harness.oracle.conv2d_transpose import reference
+
+def _path(fn) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def semantics_rejection(call: Call, framework: str) -> Program:
+    """The in-house answer to a call the semantics rejects: the semantics' own ``InvalidCall``."""
+    spec = ops.get(call.op)
+    validated = Expr(_path(spec.Params) + ".model_validate", (call.params,))
+    return Program(framework, (Import(spec.resolve.__module__), Import(spec.Params.__module__)), (),
+                   (Step("y", Expr(_path(spec.resolve), (validated,))),), "y")
 
 
 class NumpyBackend(Backend):
@@ -20,23 +33,29 @@ class NumpyBackend(Backend):
     distribution = "numpy"
     import_name = "numpy"
     resident_bytes = 48 << 20       # measured 34 MiB
+    plans_calls = True
     # bfloat16: computed in float32, rounded. float16 is computed in float16 (each tap's matmul is
     # rounded to float16 and the taps are summed in float16), so it keeps the case-dtype default.
     accumulation = {"bfloat16": "float32"}
 
-    def conv2d_transpose(self, call: Call) -> Native:
+    def oracle(self, call: Call) -> Program:
+        """Any operator: its oracle (``OpSpec.oracle``) in the case dtype."""
         if call.resolved is None:
-            # The oracle's definition computes whatever it is given; like every API, reject an invalid
-            # call first (with the canonical semantics' reason) instead of returning a result.
-            from harness.ops.conv2d_transpose import Params, resolve
-            with self.native():   # the in-house implementation's own answer
-                resolve(Params.model_validate(call.params))   # raises InvalidCall
-            raise AssertionError("unreachable: the parent resolved this call as invalid")
+            return semantics_rejection(call, "numpy")
+        oracle = ops.get(call.op).oracle
         compute = "float32" if call.dtype == "bfloat16" else call.dtype
-        out = self.timed(reference, call.params, call.arrays, np.dtype(compute))
-        notes, emulated = [], False
+        operands = tuple(call.arrays)
+        steps = [Step("params", call.params, "prepare"),
+                 Step("arrays", {name: Ref(name) for name in operands}, "prepare"),
+                 Step("y", Expr(_path(oracle), (Ref("params"), Ref("arrays")), {"dtype": compute}), timed=True)]
+        imports = (Import("numpy"), Import(oracle.__module__, embed=True))
+        notes, emulated = (), False
         if call.dtype == "bfloat16":
-            out, emulated = round_to_dtype(out, "bfloat16"), True
-            notes.append("NumPy has no bfloat16: computed in float32, rounded to bfloat16")
-        return Native(out, f"harness.oracle.conv2d_transpose.reference(params, arrays, dtype={compute!r})",
-                      emulated, notes)
+            steps.append(Step("y", Expr("harness.data.round_to_dtype", (Ref("y"), "bfloat16")), "finish",
+                              comment="NumPy has no bfloat16"))
+            imports += (Import("harness.data", names=("round_to_dtype",)),)
+            notes, emulated = ("NumPy has no bfloat16: computed in float32, rounded to bfloat16",), True
+        return Program("numpy", imports, operands, tuple(steps), "y", emulated, notes)
+
+    def conv2d_transpose(self, call: Call) -> Program:
+        return self.oracle(call)

@@ -23,7 +23,12 @@ from __future__ import annotations
 
 import os
 
-from harness.backends.base import Backend, Call, Native, NativeParam, Unsupported, first_line, fmt
+from dataclasses import replace
+from typing import Optional
+
+from harness.backends.base import Backend, Call, NativeParam, Unsupported, first_line
+from harness.backends.program import Attr, Fallback, Import, Method, Program, Ref, Step
+from harness.backends.program import Call as Expr
 
 #: Messages of TensorFlow's CPU kernels that mean "this build cannot run it", not "invalid call".
 #: Conv2DCustomBackpropInputOp (explicit padding, and float64) has no dilation and no groups.
@@ -59,8 +64,7 @@ def native_kwargs(params: dict, resolved, x_shape, layout: str) -> dict:
     """The keyword arguments of ``tf.nn.conv2d_transpose`` for a call in ``layout``.
 
     ``x_shape`` is the canonical NCHW input shape. The adapter and the
-    standalone reproducer (``harness.report.repro_scripts``) both build the call
-    from this, so the two cannot drift apart.
+    adapter's program (the call, its ``native_call`` and the reproducer) is built from this.
     """
     n = x_shape[0]
     oh, ow = requested_output_hw(params, resolved, x_shape)
@@ -82,6 +86,7 @@ class TfNnBackend(Backend):
     distribution = "tensorflow-cpu"
     import_name = "tensorflow"
     resident_bytes = 640 << 20      # measured 551 MiB after setup
+    plans_calls = True
     PARAMETERS = {"conv2d_transpose": {
         "x": NativeParam("input", "Tensor (N, H, W, C_in) or (N, C_in, H, W)", "in data_format order", position=0),
         "w": NativeParam("filters", "Tensor (kh, kw, C_out/groups, C_in)", "", position=1),
@@ -113,63 +118,56 @@ class TfNnBackend(Backend):
 
     def setup(self) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-        self.tf = tf
-        self.dtypes = {"float16": tf.float16, "bfloat16": tf.bfloat16, "float32": tf.float32, "float64": tf.float64}
+        import tensorflow  # noqa: F401 - imported once per worker; programs use it
 
-    def _tensor(self, array, dtype):
-        # Values are exactly representable in `dtype`; go through float64 -> dtype once.
-        return self.tf.cast(self.tf.constant(array, self.tf.float64), self.dtypes[dtype])
+    def unsupported_reason(self, exc: BaseException) -> Optional[str]:
+        if any(gap in str(exc) for gap in CPU_CAPABILITY_GAPS):
+            return f"TensorFlow CPU kernel: {first_line(str(exc))}"
+        return None
 
-    def conv2d_transpose(self, call: Call) -> Native:
-        try:
-            return self._conv2d_transpose(call, call.layout)
-        except self.tf.errors.OpError as exc:
-            if any(gap in str(exc) for gap in CPU_CAPABILITY_GAPS):
-                raise Unsupported(f"TensorFlow CPU kernel: {first_line(str(exc))}") from None
-            # TF's CPU kernel Conv2DCustomBackpropInputOp (explicit padding) "only supports NHWC":
-            # a capability gap of this build, not a semantic answer. Run in NHWC and say so.
-            if call.layout != "NCHW" or "only supports NHWC" not in str(exc):
-                raise
-            try:
-                native = self._conv2d_transpose(call, "NHWC")
-            except self.tf.errors.OpError as again:
-                if any(gap in str(again) for gap in CPU_CAPABILITY_GAPS):
-                    raise Unsupported(f"TensorFlow CPU kernel: {first_line(str(again))}") from None
-                raise
-            native.output = native.output.transpose(0, 3, 1, 2)
-            native.emulated = True
-            native.notes.insert(0, "NCHW emulated: this TF CPU kernel only supports NHWC for explicit padding "
-                                   f"({first_line(str(exc))[:120]}); input transposed to NHWC, output back")
-            return native
-
-    def _conv2d_transpose(self, call: Call, layout: str) -> Native:
-        tf, p = self.tf, call.params
+    def conv2d_transpose(self, call: Call) -> Program:
+        p = call.params
         if isinstance(p["padding"], str) and any(p["output_padding"]):
             raise Unsupported(f"tf.nn.conv2d_transpose has no output_padding: with padding "
                               f"{p['padding']!r} it cannot be posed (output_shape is TF's way)")
-        x = call.arrays["x"].transpose(0, 2, 3, 1) if layout == "NHWC" else call.arrays["x"]
-        filters = call.arrays["w"].transpose(2, 3, 1, 0)   # (C_in, C_out/g, kh, kw) -> (kh, kw, C_out/g, C_in)
+        program = self._conv2d_transpose(call, call.layout)
+        if call.layout != "NCHW":
+            return program
+        # TF's CPU kernel Conv2DCustomBackpropInputOp (explicit padding) "only supports NHWC": a capability
+        # gap of this build, not a semantic answer. Run in NHWC and say so.
+        note = ("NCHW emulated: this TF CPU kernel only supports NHWC for explicit padding ({error}); "
+                "input transposed to NHWC, output back")
+        return replace(program, fallback=Fallback("only supports NHWC", self._conv2d_transpose(call, "NHWC"), note))
+
+    def _conv2d_transpose(self, call: Call, layout: str) -> Program:
+        p, dtype = call.params, Attr(f"tf.{call.dtype}")
         kwargs = native_kwargs(p, call.resolved, call.arrays["x"].shape, layout)
-        output_shape = kwargs["output_shape"]
-        notes, emulated = [], False
+        notes, emulated = [], layout != call.layout
         if any(p["output_padding"]):
             emulated = True
-            notes.append(f"output_padding {p['output_padding']} requested through output_shape {output_shape}")
+            notes.append(f"output_padding {p['output_padding']} requested through output_shape {kwargs['output_shape']}")
         if p["groups"] > 1:
             notes.append(f"groups={p['groups']} implied by the filter depth C_out/groups")
-        xt, ft = self._tensor(x, call.dtype), self._tensor(filters, call.dtype)
-        bias = self._tensor(call.arrays["b"], call.dtype) if "b" in call.arrays else None
 
-        def native():
-            y = tf.nn.conv2d_transpose(xt, ft, **kwargs)
-            return tf.nn.bias_add(y, bias, data_format=layout) if bias is not None else y
+        def tensor(array):   # values are exactly representable in the dtype: float64 -> dtype is exact
+            return Expr("tf.cast", (Expr("tf.constant", (array, Attr("tf.float64"))), dtype))
 
-        y = self.timed(native)
-        text = "tf.nn.conv2d_transpose(x, filters, " + ", ".join(f"{k}={fmt(v)}" for k, v in kwargs.items()) + ")"
-        if bias is not None:
+        x = Expr(Method(Ref("x"), "transpose"), (0, 2, 3, 1)) if layout == "NHWC" else Ref("x")
+        steps = [Step("x", tensor(x), "prepare"),
+                 Step("filters", tensor(Expr(Method(Ref("w"), "transpose"), (2, 3, 1, 0))), "prepare",
+                      comment="(C_in, C_out/groups, kh, kw) -> (kh, kw, C_out/groups, C_in)"),
+                 Step("y", Expr("tf.nn.conv2d_transpose", (Ref("x"), Ref("filters")), kwargs), timed=True)]
+        operands = ("x", "w")
+        if "b" in call.arrays:
+            operands += ("b",)
             emulated = True
             notes.append("bias added with tf.nn.bias_add (conv2d_transpose has no bias)")
-            text = f"tf.nn.bias_add({text}, bias, data_format={layout!r})"
-        out = tf.cast(y, tf.float64 if call.dtype == "float64" else tf.float32).numpy()
-        return Native(out, text, emulated, notes)
+            steps.insert(2, Step("bias", tensor(Ref("b")), "prepare"))
+            steps.append(Step("y", Expr("tf.nn.bias_add", (Ref("y"), Ref("bias")), {"data_format": layout}),
+                              timed=True))
+        out = "tf.float64" if call.dtype == "float64" else "tf.float32"
+        steps.append(Step("out", Expr(Method(Expr("tf.cast", (Ref("y"), Attr(out))), "numpy")), "finish"))
+        if layout != call.layout:   # run in NHWC for an NCHW case: back to NCHW
+            steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
+        return Program("tensorflow", (Import("tensorflow", "tf"),), operands, tuple(steps), "out", emulated,
+                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),))

@@ -15,8 +15,12 @@ layout; those are emulated and marked:
 
 from __future__ import annotations
 
-from harness.backends.base import (Backend, Call, Native, NativeParam, Unsupported, fmt, from_nchw,
-                                   implied_output_padding)
+from typing import Optional
+
+from harness.backends.base import Backend, Call, NativeParam, Unsupported
+from harness.backends.program import Attr, Import, Index, Method, Program, Ref, Step, evaluate, main_call
+from harness.backends.program import Call as Expr
+from harness.ops.conv2d_transpose.semantics import implied_output_padding
 
 
 class TorchFunctionalBackend(Backend):
@@ -25,6 +29,7 @@ class TorchFunctionalBackend(Backend):
     distribution = "torch"
     import_name = "torch"
     resident_bytes = 256 << 20      # measured 226 MiB after setup
+    plans_calls = True
     PARAMETERS = {"conv2d_transpose": {
         "x": NativeParam("input", "Tensor (N, C_in, H, W)", "NCHW only", position=0),
         "w": NativeParam("weight", "Tensor (C_in, C_out/groups, kh, kw)", "the canonical layout", position=1),
@@ -50,17 +55,15 @@ class TorchFunctionalBackend(Backend):
         "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64 on CPU",
                              via="input"),
     }}
-    # No class-level `accumulation`: each call reports the kernel path torch chose (`_accumulation`).
+    # No class-level `accumulation`: each call reports the kernel path torch chose (`accumulation_of`).
 
     def setup(self) -> None:
         import torch
-        import torch.nn.functional as F
-        self.torch, self.F = torch, F
-        self.dtypes = {"float16": torch.float16, "bfloat16": torch.bfloat16,
-                       "float32": torch.float32, "float64": torch.float64}
+        import torch.nn.functional  # noqa: F401 - imported once per worker; programs use it
+        self.torch = torch
         self.onednn_paths = onednn_backends(torch)
 
-    def _accumulation(self, x, w, bias, kw: dict, dtype: str) -> str:
+    def accumulation_of(self, program: Program, env: dict, call: Call) -> Optional[str]:
         """The precision this call accumulates in, from the kernel path torch selects for it.
 
         ``torch._C._select_conv_backend`` is the rule ``torch.convolution`` itself applies
@@ -70,11 +73,15 @@ class TorchFunctionalBackend(Backend):
         sums the taps with col2im in the tensor's own dtype, so the case dtype is the honest answer.
         Any other or unknown path: the case dtype (conservative).
         """
+        dtype = call.dtype
         if dtype not in ("float16", "bfloat16"):
             return dtype
         select = getattr(self.torch._C, "_select_conv_backend", None)
-        if select is None:
+        step = main_call(program)
+        if select is None or step is None:
             return dtype
+        x, w, bias = (evaluate(a, env, {}) for a in step.expr.args)
+        kw = step.expr.kwargs
         try:
             chosen = int(select(x, w, bias, list(kw["stride"]), list(kw["padding"]), list(kw["dilation"]), True,
                                 list(kw["output_padding"]), kw["groups"]))
@@ -82,14 +89,8 @@ class TorchFunctionalBackend(Backend):
             return dtype   # API that changed its signature or return type: the conservative answer
         return "float32" if chosen in self.onednn_paths else dtype
 
-    def _tensor(self, array, dtype):
-        return self.torch.from_numpy(array).to(self.dtypes[dtype])
-
-    def conv2d_transpose(self, call: Call) -> Native:
+    def conv2d_transpose(self, call: Call) -> Program:
         p, r = call.params, call.resolved
-        x = self._tensor(call.arrays["x"], call.dtype)
-        w = self._tensor(call.arrays["w"], call.dtype)
-        b = self._tensor(call.arrays["b"], call.dtype) if "b" in call.arrays else None
         notes, emulated = [], False
         if call.layout == "NHWC":
             notes.append("NHWC emulated: input permuted to NCHW, output permuted back")
@@ -137,21 +138,39 @@ class TorchFunctionalBackend(Backend):
                 kw.update(padding=(0, 0), output_padding=(0, 0))
                 notes.append(f"asymmetric crops {tuple(r['crops'])}: full output (padding=0) sliced, "
                              "bias added after slicing")
-        bias_arg = None if slice_from_full else b
-        accumulation = self._accumulation(x, w, bias_arg, kw, call.dtype)
-        y = self.timed(self.F.conv_transpose2d, x, w, bias_arg, **kw)
-        if slice_from_full:
+        dtype = Attr(f"torch.{call.dtype}")
+
+        def tensor(name):
+            return Expr(Method(Expr("torch.from_numpy", (Ref(name),)), "to"), (dtype,))
+
+        has_bias = "b" in call.arrays
+        steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW (torch has no NHWC here)"),
+                 Step("weight", tensor("w"), "prepare", comment="(C_in, C_out/groups, kh, kw): torch's own layout")]
+        if has_bias:
+            steps.append(Step("bias", tensor("b"), "prepare"))
+        bias_arg = Ref("bias") if has_bias and not slice_from_full else None
+        steps.append(Step("y", Expr("torch.nn.functional.conv_transpose2d", (Ref("x"), Ref("weight"), bias_arg), kw),
+                          timed=True))
+        if slice_from_full:   # rows/cols past the full output are zeros; the bias after slicing
             top, left, oh, ow = slice_from_full
-            y = y[:, :, top:top + oh, left:left + ow]
-            pad_h, pad_w = oh - y.shape[2], ow - y.shape[3]
-            if pad_h or pad_w:  # rows/cols past the full output are zeros
-                y = self.F.pad(y, (0, pad_w, 0, pad_h))
-            if b is not None:
-                y = y + b.reshape(1, -1, 1, 1)
-        call_text = (f"torch.nn.functional.conv_transpose2d(x, weight, {'bias' if bias_arg is not None else 'None'}, "
-                     + ", ".join(f"{k}={fmt(v)}" for k, v in kw.items()) + ")")
-        out = y.to(self.torch.float32 if call.dtype != "float64" else self.torch.float64).numpy()
-        return Native(from_nchw(out, call.layout), call_text, emulated, notes, accumulation=accumulation)
+            full_h, full_w = r["full_hw"]
+            steps.append(Step("y", Index(Ref("y"), (slice(None), slice(None), slice(top, top + oh),
+                                                   slice(left, left + ow))), "finish"))
+            pad_h = oh - max(0, min(full_h, top + oh) - top)
+            pad_w = ow - max(0, min(full_w, left + ow) - left)
+            if pad_h or pad_w:
+                steps.append(Step("y", Expr("torch.nn.functional.pad", (Ref("y"), (0, pad_w, 0, pad_h))), "finish"))
+            if has_bias:
+                steps.append(Step("y", Expr("torch.add", (Ref("y"), Expr(Method(Ref("bias"), "reshape"),
+                                                                         (1, -1, 1, 1)))), "finish"))
+        out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
+        steps.append(Step("out", Expr(Method(Expr(Method(Ref("y"), "to"), (out,)), "numpy")), "finish"))
+        if call.layout == "NHWC":
+            steps.append(Step("out", Expr("numpy.ascontiguousarray",
+                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
+        operands = ("x", "w", "b") if has_bias else ("x", "w")
+        return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), operands,
+                       tuple(steps), "out", emulated, tuple(notes))
 
 
 def onednn_backends(torch) -> set[int]:

@@ -4,10 +4,11 @@ This module owns the analysis; ``html.py`` and ``markdown.py`` only render it.
 Everything here takes results (report.json records) and returns plain data:
 
 * verdict order and which verdicts fail the gate (``VERDICT_ORDER``, ``FAILING``);
-* what a result's call looks like as labels (``features``) and failures
-  grouped per (backend, verdict) by the labels they share (``failure_groups``);
-* the capability matrix: per backend and parameter value, native, emulated or
-  unsupported (``capabilities``);
+* what a result's call looks like as labels (``features``: exact values, and
+  what the operator derives, ``OpSpec.report``) and failures grouped per
+  (backend, verdict) by the labels they share (``failure_groups``);
+* the capability matrix: per backend and parameter value (the operator's
+  dimensions), native, emulated or unsupported (``capabilities``);
 * the verdict × backend count table (``counts_table``) and the failing
   results, most severe first (``iter_failures``).
 """
@@ -18,6 +19,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any, Iterable, Optional
 
+from harness import ops
 from harness.compare import GREEN
 from harness.report.diff import SEVERITY_ORDER, severity
 
@@ -42,12 +44,14 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
-def _pairs(value) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+def _spec(record: dict):
+    """The record's operator spec, or None for a record of an operator this conform does not know."""
+    return ops.OPS.get(record.get("op") or "")
 
 
 def features(record: dict) -> set[str]:
-    """What a result's call looks like, as labels: exact values plus derived facts that explain failures."""
+    """What a result's call looks like, as labels: exact values plus the derived facts its operator
+    says explain failures (``ReportSpec.features``)."""
     p = record.get("params") or {}
     out = {f"dtype={record.get('dtype')}"} if record.get("dtype") else set()
     out.add("case=" + str(record.get("case", "")).split("[")[0])
@@ -55,37 +59,12 @@ def features(record: dict) -> set[str]:
         out.add("expects rejection")
     for key, value in p.items():
         out.add(f"{key}={fmt_value(value)}")
-    try:
-        pad = p.get("padding")
-        if isinstance(pad, (list, tuple)):
-            out.add("padding explicit")
-            if any(pad):
-                out.add("padding>0")
-            if len(pad) == 4 and (pad[0] != pad[1] or pad[2] != pad[3]):
-                out.add("padding asymmetric")
-        if "groups" in p and p["groups"] > 1:
-            out.add("groups>1")
-        if "dilation" in p and max(_pairs(p["dilation"])) > 1:
-            out.add("dilation>1")
-        if "stride" in p and max(_pairs(p["stride"])) > 1:
-            out.add("stride>1")
-        if "output_padding" in p and any(_pairs(p["output_padding"])):
-            out.add("output_padding>0")
-        if p.get("output_shape") is not None:
-            out.add("output_shape given")
-        if {"kernel_size", "stride"} <= set(p):
-            k, s = _pairs(p["kernel_size"]), _pairs(p["stride"])
-            d = _pairs(p.get("dilation", 1))
-            d = d * 2 if len(d) == 1 else d
-            k = k * 2 if len(k) == 1 else k
-            s = s * 2 if len(s) == 1 else s
-            eff = [dd * (kk - 1) + 1 for kk, dd in zip(k, d)]
-            if any(e < ss for e, ss in zip(eff, s)):
-                out.add("kernel<stride")
-            elif any(e == ss for e, ss in zip(eff, s)):
-                out.add("kernel=stride")
-    except (TypeError, ValueError):
-        pass
+    spec = _spec(record)
+    if spec is not None:
+        try:
+            out |= spec.report.features(p)
+        except (TypeError, ValueError, KeyError):   # an odd saved report: exact values only
+            pass
     return out
 
 
@@ -207,60 +186,26 @@ def failure_groups(results: list[dict], verdicts: Optional[set[str]] = None, max
 
 # ---------------------------------------------------------------- capability matrix
 
-def _padding_form(p: dict) -> Optional[str]:
-    pad = p.get("padding")
-    if isinstance(pad, str):
-        return pad
-    if isinstance(pad, (list, tuple)):
-        return "explicit, asymmetric" if len(pad) == 4 and (pad[0] != pad[1] or pad[2] != pad[3]) else "explicit"
-    return None
+def capability_dimensions(results: list[dict]) -> list[tuple]:
+    """The capability matrix's (dimension, value-of(record, params)) of the operators in ``results``."""
+    seen: dict[str, object] = {}
+    for name in dict.fromkeys(r.get("op") for r in results):
+        spec = ops.OPS.get(name or "")
+        for dim, get in (spec.report.capabilities if spec else (("dtype", lambda r, p: r.get("dtype")),)):
+            seen.setdefault(dim, get)
+    return list(seen.items())
 
 
-CAPABILITY_DIMENSIONS = [
-    ("dtype", lambda r, p: r.get("dtype")),
-    ("layout", lambda r, p: p.get("layout")),
-    ("groups", lambda r, p: None if "groups" not in p else ("1" if p["groups"] == 1 else ">1")),
-    ("dilation", lambda r, p: None if "dilation" not in p else ("1" if max(_pairs(p["dilation"])) == 1 else ">1")),
-    ("padding", lambda r, p: _padding_form(p)),
-    ("output_padding", lambda r, p: None if "output_padding" not in p
-     else (">0" if any(_pairs(p["output_padding"])) else "0")),
-    ("output_shape", lambda r, p: None if "output_shape" not in p
-     else ("given" if p["output_shape"] is not None else "none")),
-    ("bias", lambda r, p: None if "bias" not in p else str(bool(p["bias"])).lower()),
-]
+def emulated_dimensions(notes: list[str], op: Optional[str] = None) -> set[str]:
+    """Which capability dimensions an adapter's emulation notes are about (``ReportSpec.emulated``).
 
-
-def emulated_dimensions(notes: list[str]) -> set[str]:
-    """Which capability dimensions an adapter's emulation notes are about (by what each note opens with).
-
-    Adapters write notes such as "NHWC emulated: ...", "padding 'same' / output_shape ... expressed as
-    ...", "asymmetric crops ...", "output_padding [1, 1] requested through output_shape ...", "bias added
-    with tf.nn.bias_add", "NumPy has no bfloat16: ...". A note that says something is merely "implied"
-    is not an emulation.
+    Without the operator (or for one this conform does not know), only the dtype: a note naming a
+    floating-point type in its first words ("NumPy has no bfloat16: ...").
     """
-    found = set()
-    for note in notes or []:
-        head = str(note).strip()
-        if "implied" in head:
-            continue
-        if head.startswith(("NHWC", "NCHW")):
-            found.add("layout")
-        elif head.startswith(("padding", "asymmetric crops")):
-            found.add("padding")
-            if re.search(r"output_shape \[", head):
-                found.add("output_shape")
-        elif head.startswith("output_shape"):
-            found.add("output_shape")
-        elif head.startswith("output_padding"):
-            found.add("output_padding")
-        elif head.startswith("bias"):
-            found.add("bias")
-        elif re.search(r"\b(b?float(16|32|64))\b", head[:60]):
-            found.add("dtype")
-        else:
-            found |= {d for d in ("dilation", "groups") if d in head[:40]}
-    return found
-
+    spec = ops.OPS.get(op or "")
+    if spec is not None:
+        return spec.report.emulated(notes)
+    return {"dtype" for note in notes or [] if re.search(r"\b(b?float(16|32|64))\b", str(note)[:60])}
 
 def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
     """Rows ``{dimension, value, cells: {backend: {status, tested, unsupported, emulated, title}}}``.
@@ -275,10 +220,15 @@ def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
 
     Skipped results are not evidence and are left out.
     """
+    dimensions = capability_dimensions(results)
+
     def values_of(r: dict) -> list[tuple[str, str]]:
         p = r.get("params") or {}
+        spec = _spec(r)
+        own = dict(spec.report.capabilities) if spec else {}
         pairs = []
-        for dim, get in CAPABILITY_DIMENSIONS:
+        for dim, _ in dimensions:
+            get = own.get(dim) or (lambda r, p: r.get("dtype") if dim == "dtype" else None)
             try:
                 value = get(r, p)
             except (TypeError, ValueError):
@@ -298,7 +248,7 @@ def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
     order: list[tuple] = []
     for r in evidence:
         pairs = values_of(r)
-        emulated = emulated_dimensions(r.get("notes") or []) if r.get("emulated") else set()
+        emulated = emulated_dimensions(r.get("notes") or [], r.get("op")) if r.get("emulated") else set()
         blamed: set = set()
         if r["verdict"] == "unsupported" and pairs:
             rates = {pair: refused[(r["backend"], pair)] / tested[(r["backend"], pair)] for pair in pairs}
@@ -318,9 +268,9 @@ def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
             elif key[0] in emulated:
                 cell["emulated"] += 1
                 for note in r.get("notes") or []:
-                    if key[0] in emulated_dimensions([note]):
+                    if key[0] in emulated_dimensions([note], r.get("op")):
                         cell["notes"][note[:200]] += 1
-    dim_rank = {d: i for i, (d, _) in enumerate(CAPABILITY_DIMENSIONS)}
+    dim_rank = {d: i for i, (d, _) in enumerate(dimensions)}
     order.sort(key=lambda k: (dim_rank[k[0]], k[1]))
     rows = []
     for key in order:

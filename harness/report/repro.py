@@ -7,10 +7,10 @@ folder names (``safe_name``, ``repro_dir``), writing ``inputs.npz`` and the
 
 Each folder holds
 
-* ``inputs.npz``: the canonical operands ``x`` (NCHW), ``w`` (``(C_in,
-  C_out/groups, kh, kw)``) and ``b``, all float64 and exactly representable in
-  the case dtype; the oracle's output ``y_ref`` and its magnitude ``B``
-  (``conv2d_transpose(|x|, |w|) + |b|``, in the case layout); and ``bound``,
+* ``inputs.npz``: the canonical operands (named and laid out as the
+  operator's ``operands`` say), all float64 and exactly representable in the
+  case dtype; the oracle's output ``y_ref`` and its magnitude ``B``
+  (``OpSpec.magnitude``, in the case layout); and ``bound``,
   the per-element bound on ``|y − y_ref|`` that the comparator used for this
   backend (``harness.compare.bound``: stored as computed, so the script judges
   with exactly conform's bound whatever the tolerance model's formula);
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import ops
 from harness.compare import bound, tolerance_for
 from harness.report import atomic_write
 from harness.report.repro_scripts import render_script
@@ -90,8 +91,9 @@ HEATMAP_MAX_CELLS = 96     # the plane is max-pooled to at most this many cells 
 HEATMAP_MIN_PIXELS = 192   # and scaled up (nearest) to at least this many pixels on its long side
 
 
-def diff_plane(actual: np.ndarray, reference: np.ndarray, layout: str) -> np.ndarray:
-    """``|actual − reference|`` reduced to the output plane (max over batch and channels).
+def diff_plane(actual: np.ndarray, reference: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``|actual − reference|`` reduced to the output plane (max over ``axes``: the operator's batch and
+    channel axes, ``ReportSpec.plane_axes``).
 
     A non-finite mismatch (NaN/Inf where the oracle has a number, or the
     reverse) counts as the plane's largest difference.
@@ -103,7 +105,6 @@ def diff_plane(actual: np.ndarray, reference: np.ndarray, layout: str) -> np.nda
     diff = np.where(fy & fr, np.abs(y - r), 0.0)
     top = diff.max() if diff.size else 0.0
     diff = np.where(bad, top if top > 0 else 1.0, diff)
-    axes = (0, 3) if layout == "NHWC" else (0, 1)
     return diff.max(axis=axes)
 
 
@@ -153,7 +154,16 @@ def _tolerance(case, call, reference, backend: str) -> dict:
         accumulation = load_class(registry()[backend]).accumulation_for(call.dtype)
     except Exception:  # noqa: BLE001 - an unknown backend: the conservative default
         accumulation = None
-    return tolerance_for(call.dtype, reference.accumulation_length, override, accumulation)
+    return tolerance_for(call.dtype, reference.accumulation_length, override, accumulation, reference.roundings)
+
+
+def _describe(backend: str, call):
+    """The program the backend would run for ``call`` (no answer came back: a crash or a timeout)."""
+    from harness.backends import load_class, registry
+    try:
+        return load_class(registry()[backend]).describe(call)
+    except Exception:  # noqa: BLE001 - an unknown or broken backend: no reproducer, not a lost run
+        return None
 
 
 class ReproWriter:
@@ -186,14 +196,14 @@ class ReproWriter:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         _atomic_bytes(folder / "inputs.npz", buffer.getvalue())
-        script = render_script(record, call.resolved, tolerance, call.expects_error,
-                               x_shape=tuple(call.arrays["x"].shape))
+        program = getattr(outcome, "program", None) or _describe(record["backend"], call)
+        script = render_script(record, program, tolerance, call.expects_error)
         atomic_write(folder / "repro.py", script)
         (folder / "repro.py").chmod(0o755)
         record["repro"] = (folder / "repro.py").relative_to(self.out.resolve()).as_posix()
         if (outcome is not None and outcome.output is not None and reference.output is not None
                 and tuple(np.shape(outcome.output)) == tuple(np.shape(reference.output))):
-            plane = diff_plane(outcome.output, reference.output, call.layout)
+            plane = diff_plane(outcome.output, reference.output, ops.get(call.op).report.plane_axes(call.params))
             _atomic_bytes(folder / "diff.png", heatmap_png(plane))
             record["heatmap"] = (folder / "diff.png").relative_to(self.out.resolve()).as_posix()
         return folder

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from harness.backends.base import Backend, Call, Native
-from harness.oracle.conv2d_transpose import reference
+from harness.ops.conv2d_transpose.oracle import reference
 
 
 class FaultyBackend(Backend):

@@ -86,6 +86,10 @@ all. So when ``w`` holds an inf or NaN (the repacking sums the weights to
 find out) the call falls back to ``_scatter_exact``, a plain parallel
 scatter-add that only ever touches real input pixels. Non-finite inputs need
 no fallback: zero padding is never multiplied by them.
+
+About 600 lines: the LLVM vector intrinsics, the micro-kernel, the packing
+and the epilogue are one kernel; split, each part would only be read with the
+others.
 """
 
 from __future__ import annotations

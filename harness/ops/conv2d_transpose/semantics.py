@@ -41,18 +41,11 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.ops.spec import InvalidCall
+
 NAME = "conv2d_transpose"
 
 Pair = Union[int, list[int]]
-
-
-class InvalidCall(ValueError):
-    """A call the canonical semantics rejects; ``field`` names the culprit."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
 
 
 def _pair(value, name: str, minimum: int) -> list[int]:
@@ -230,7 +223,7 @@ def call_defects(params: Params) -> list[InvalidCall]:
     return found
 
 
-def _axis_args(params: Params) -> list[tuple]:
+def axis_args(params: Params) -> list[tuple]:
     """``_axis`` arguments for height and width."""
     _, _, h, w = nchw(params)
     if isinstance(params.padding, str):
@@ -244,161 +237,42 @@ def _axis_args(params: Params) -> list[tuple]:
         ("height", "width"))]
 
 
+def axis_defect(args: tuple) -> Optional[str]:
+    """The field the rule of one axis rejects (``InvalidCall.field``), or None where the axis is fine."""
+    try:
+        _axis(*args)
+    except InvalidCall as exc:
+        return exc.field
+    return None
+
+
 def resolve(params: Params) -> Resolved:
     """Validate a call and resolve its padding; raise ``InvalidCall`` if invalid."""
     defects = call_defects(params)
     if defects:
         raise defects[0]
     n, c_in, h, w = nchw(params)
-    (top, bottom, oph, oh), (left, right, opw, ow) = [_axis(*args) for args in _axis_args(params)]
+    (top, bottom, oph, oh), (left, right, opw, ow) = [_axis(*args) for args in axis_args(params)]
     (kh, kw), (sh, sw), (dh, dw) = params.kernel_size, params.stride, params.dilation
+    g = params.groups
     return Resolved(
         batch=n, in_channels=c_in, out_channels=params.out_channels, in_hw=(h, w),
-        kernel=(kh, kw), stride=(sh, sw), dilation=(dh, dw), groups=params.groups,
+        kernel=(kh, kw), stride=(sh, sw), dilation=(dh, dw), groups=g,
         crops=(top, bottom, left, right), output_padding=(oph, opw),
         full_hw=((h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1),
         out_hw=(oh, ow), layout=params.layout, bias=params.bias,
     )
 
 
-def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple[int, int]:
-    """Estimated peak data bytes of one case: ``(parent, worker)``, for the memory guard.
+def implied_output_padding(params: dict, x_shape) -> tuple[int, int]:
+    """For adapters: the output_padding an ``output_shape`` with explicit padding implies, per axis (unchecked:
+    for an unreachable shape it is negative or too large, and the framework judges it).
 
-    Works on invalid calls too, so an absurd case is refused before anything
-    runs. Element counts: operands ``O`` (x, w, b; ``X`` of them x), output
-    ``Y``, the oracle's phase-major canvas ``C``. The frameworks' own resident
-    memory is not included (``harness.memory`` adds it).
-
-    Parent, float64 throughout, the larger of two phases:
-
-    * preparing: the operands, the oracle output, the ``|x|, |w|, |b|`` copies
-      and the oracle's second run for ``B`` (its ``x`` transposed, the canvas,
-      the canvas re-ordered into rows, and ``out + b`` and its contiguous
-      copy): ``2·O + X + 2·C + 3·Y``;
-    * judging: operands, output and ``B``, each backend's answer (``outputs`` of
-      them, ``a`` bytes each: 4 for float16/float32 cases, whose outputs come
-      back as float32, else 8), and a failure's reproducer (its bound and the
-      compressed ``inputs.npz`` built in memory, about ``2·O + 7·Y``). The
-      comparison works in blocks of ``compare.BLOCK`` elements (a few MB).
-
-    Worker: the operands it receives (float64) and a framework copy, and the
-    computation in the compute precision ``s`` (4 or 8 bytes): ``16·O +
-    s·(X + 2·C + 3·Y)``, the oracle's own footprint (the ``numpy`` backend runs
-    it), which also bounds the frameworks measured (tf.nn 350 MB, mindspore.nn
-    265 MB, torch 258 MB for 422 MB estimated on input [4, 64, 128, 128], 64
-    channels, k 3, s 2).
+    ``x_shape`` is the canonical NCHW input shape; ``out − ((size−1)·s + d·(k−1) + 1 − lo − hi)``.
     """
-    n, c_in, h, w = nchw(params)
-    kh, kw = params.kernel_size
-    sh, sw = params.stride
-    dh, dw = params.dilation
-    full_h, full_w = (h - 1) * sh + dh * (kh - 1) + 1, (w - 1) * sw + dw * (kw - 1) + 1
-    out_h, out_w = params.output_shape or (full_h, full_w)
-    canvas = n * params.out_channels * (max(full_h, out_h) + sh) * (max(full_w, out_w) + sw)
-    output = n * params.out_channels * max(full_h, out_h) * max(full_w, out_w)
-    x = n * c_in * h * w
-    operands = x + c_in * params.out_channels * kh * kw // max(params.groups, 1) + params.out_channels
-    answer = 4 if dtype in ("float16", "float32") else 8
-    preparing = 8 * (2 * operands + x + 2 * canvas + 3 * output)
-    judging = 8 * (operands + 2 * output) + answer * outputs * output + 8 * (2 * operands + 7 * output)
-    compute = 8 if dtype == "float64" else 4
-    worker = 16 * operands + compute * (x + 2 * canvas + 3 * output)
-    return max(preparing, judging), worker
-
-
-#: Values the semantics derives from a call, for conditions in the known-divergence
-#: registry (harness/divergences.py). Per-axis values are ``[height, width]``.
-DERIVED = {
-    "valid_call": "the canonical semantics accepts the call",
-    "padding_form": "'same', 'valid' or 'explicit'",
-    "batch": "N, the number of images",
-    "in_size": "[H, W] of the input",
-    "effective_kernel": "[K_h, K_w], K = dilation·(kernel − 1) + 1",
-    "kernel_below_stride": "K < stride on some axis",
-    "full_size": "[F_h, F_w], F = (H − 1)·stride + K: the output before crops",
-    "crops": "[top, bottom, left, right] rows/columns cropped from the full output, every padding form resolved",
-    "any_crop": "some crop is > 0",
-    "out_size": "[H_out, W_out] (≤ 0 when crops remove the whole output)",
-    "output_size_is_default": "out_size is what the padding form gives without output_shape or output_padding",
-    "extra_rows": "[rows, columns] kept past F − crop (output_padding, or what output_shape implies)",
-    "output_padding_any": "extra_rows > 0 on some axis",
-    "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
-                                   "and the data reaches it (an impulse fill is one 1 at the centre)",
-    "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
-    "out_channels_per_group": "out_channels // groups (0: empty filters)",
-    "call_defects": "the rules about the whole call it breaks (groups, output_padding with 'same'/'valid', "
-                    "output_padding with output_shape), as the fields InvalidCall names; [] for none",
-    "axis_defects": "[h, w]: the field the rule of that axis rejects (padding: no rows left, output_padding: "
-                    "too large, output_shape: unreachable), null where the axis is fine",
-    "valid_size_check_truncated": "[h, w]: trunc((out_size − K) / stride) + 1 == H, the 'valid' size check "
-                                  "with division truncating toward zero; it accepts out_size < K (within one "
-                                  "stride) on a 1-row input, which the canonical ceil rule rejects",
-}
-
-
-def _reaches(lo: int, hi: int, size: int, k: int, s: int, d: int, x_impulse: bool, w_impulse: bool) -> bool:
-    """Whether any full-output index in [lo, hi) receives a product of nonzero operands.
-
-    Full index ``i·s + j·d`` gets ``x[i]·w[j]``; an impulse fill is nonzero only at the centre.
-    """
-    for j in ([k // 2] if w_impulse else range(k)):
-        offset = j * d
-        i = size // 2 if x_impulse else max(0, -(-(lo - offset) // s))
-        if (0 <= i < size) and lo <= i * s + offset < hi:
-            return True
-    return False
-
-
-def _defects(params: dict) -> tuple[list[str], list[Optional[str]]]:
-    """The fields ``call_defects`` and each axis's rule name (``InvalidCall.field``), not only the first."""
-    try:
-        model = Params.model_validate(params)
-    except ValueError:
-        return ["params"], [None, None]
-    axes = []
-    for args in _axis_args(model):
-        try:
-            _axis(*args)
-            axes.append(None)
-        except InvalidCall as exc:
-            axes.append(exc.field)
-    return sorted({d.field for d in call_defects(model)}), axes
-
-
-def derived(params: dict, data: dict) -> dict:
-    """The values of ``DERIVED`` for canonical ``params`` (valid or not) and the case's data fills."""
-    n, a, b, c = params["input"]
-    h, w = (a, b) if params.get("layout") == "NHWC" else (b, c)
-    form = params["padding"] if isinstance(params["padding"], str) else "explicit"
-    pads = ((0, 0), (0, 0)) if form != "explicit" else (tuple(params["padding"][:2]), tuple(params["padding"][2:]))
-    shape = params.get("output_shape") or (None, None)
-    axes = list(zip((h, w), params["kernel_size"], params["stride"], params["dilation"], pads,
-                    params["output_padding"], shape))
-    sizes = [axis_sizes(size, k, s, d, form, p, op, out) for size, k, s, d, p, op, out in axes]
-    defaults = [axis_sizes(size, k, s, d, form, p, 0, None)[3] for size, k, s, d, p, op, out in axes]
-    eff = [d * (k - 1) + 1 for _, k, _, d, *_ in axes]
-    full = [(size - 1) * s + e for (size, _, s, *_), e in zip(axes, eff)]
-    crops = [c for lo, hi, _, _ in sizes for c in (lo, hi)]
-    extra = [op for _, _, op, _ in sizes]
-    out = [o for *_, o in sizes]
-    x_imp, w_imp = data.get("x") == "impulse", data.get("w") == "impulse"
-
-    def reached(axis: int, lo: int, hi: int) -> bool:
-        size, k, s, d, *_ = axes[axis]
-        return _reaches(max(lo, 0), min(hi, full[axis]), size, k, s, d, x_imp, w_imp)
-
-    holds = n > 0 and min(out) > 0 and any(
-        extra[a] > 0 and reached(a, full[a] - crops[2 * a + 1], full[a] - crops[2 * a + 1] + extra[a])
-        and reached(1 - a, crops[2 * (1 - a)], crops[2 * (1 - a)] + out[1 - a]) for a in (0, 1))
-    whole, axis_defects = _defects(params)
-    truncated = [int((o - e) / s) + 1 == size for o, e, (size, _, s, *_) in zip(out, eff, axes)]
-    return {
-        "valid_call": not whole and not any(axis_defects),
-        "call_defects": whole, "axis_defects": axis_defects, "valid_size_check_truncated": truncated, "padding_form": form, "batch": n, "in_size": [h, w], "effective_kernel": eff,
-        "kernel_below_stride": any(e < s for e, s in zip(eff, params["stride"])),
-        "full_size": full, "crops": crops, "any_crop": any(crops), "out_size": out,
-        "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
-        "output_padding_holds_values": holds,
-        "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
-        "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),
-    }
+    t, b, l, r = params["padding"]
+    out = []
+    for size, k, s, d, want, lo, hi in zip(x_shape[2:], params["kernel_size"], params["stride"],
+                                           params["dilation"], params["output_shape"], (t, l), (b, r)):
+        out.append(want - ((size - 1) * s + d * (k - 1) + 1 - lo - hi))
+    return tuple(out)

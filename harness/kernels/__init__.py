@@ -1,1 +1,0 @@
-"""In-house fast kernels, one module per operator."""

@@ -1,0 +1,26 @@
+"""What the tolerance model needs from conv2d_transpose: the magnitude ``B`` and the error-bound parameters.
+
+An output element is a sum of ``K = C_in/groups · kh · kw`` products plus a
+bias, rounded into the case dtype after the sum and after the bias (two
+roundings). The bound of Note [Tolerance model] (``harness/compare.py``)
+scales with ``B = Σ|x·w| + |b|``, which is the operator itself applied to the
+absolute operands: ``conv2d_transpose(|x|, |w|) + |b|``, computed by the
+float64 oracle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.ops.conv2d_transpose.oracle import reference
+from harness.ops.spec import ErrorBound
+
+
+def magnitude(params: dict, arrays: dict) -> np.ndarray:
+    """``B = conv2d_transpose(|x|, |w|) + |b|`` in float64, in the case layout."""
+    return reference(params, {name: np.abs(value) for name, value in arrays.items()})
+
+
+def error_bound(resolved) -> ErrorBound:
+    """``K`` products summed (``Resolved.accumulation_length``), then two roundings (sum, bias)."""
+    return ErrorBound(accumulation_length=resolved.accumulation_length, roundings=2)

@@ -1,0 +1,139 @@
+"""The operator interface (Note [Operators] in ``harness/ops/__init__.py``), checked for every operator.
+
+* the oracle imports nothing from conform: not the semantics, not the adapters;
+* the core names no operator: it knows them only through ``ops.OPS``;
+* each operator's error inputs are rejected by its semantics, blaming the field they say, and the loader
+  reports them as ``file:line: field: message`` unless the case expects the error;
+* the magnitude bounds the oracle's output (``|y| ≤ B``) on the pairwise rows, and fuzz cases are valid;
+* adapters build their programs without importing a framework (so the parent can describe a call).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import json
+import random
+import subprocess
+import sys
+import tokenize
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from helpers import write
+
+from harness import ops
+from harness.cases import load_file
+from harness.data import make_arrays
+from harness.pairwise import for_op, operator_fields
+from harness.yamlsrc import ProblemsError
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = list(ops.OPS.values())
+CORE = ["cases.py", "runner.py", "worker.py", "compare.py", "divergences.py", "data.py", "coverage.py",
+        "pairwise.py", "fuzz.py", "mapping.py", "cli.py", "memory.py", "journal.py", "bench.py", "report"]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_the_oracle_imports_nothing_from_conform(spec):
+    module = sys.modules[spec.oracle.__module__]
+    tree = ast.parse(inspect.getsource(module))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert {name.split(".")[0] for name in imported} <= {"__future__", "numpy", "math", "itertools"}, imported
+
+
+def _code_words(path: Path) -> set[str]:
+    """Names and strings in a module's code, its docstrings and comments left out."""
+    words, previous = set(), None
+    for token in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
+        if token.type == tokenize.NAME:
+            words.add(token.string)
+        elif token.type == tokenize.STRING and previous not in (tokenize.INDENT, tokenize.NEWLINE, tokenize.DEDENT,
+                                                                 None, tokenize.NL):
+            words.update(w.strip("'\"") for w in token.string.replace(".", " ").split())
+        if token.type not in (tokenize.COMMENT, tokenize.NL):
+            previous = token.type
+    return words
+
+
+def test_the_core_names_no_operator_and_no_operator_parameter():
+    # Resolved.output_shape is the interface's own word (the loader compares expect.shape with it).
+    distinctive = {name for spec in SPECS for name in spec.Params.model_fields if "_" in name} - {"output_shape"}
+    names = {spec.name for spec in SPECS} | distinctive
+    files = [p for entry in CORE for p in ((ROOT / "harness" / entry).rglob("*.py")
+                                          if (ROOT / "harness" / entry).is_dir() else [ROOT / "harness" / entry])]
+    found = {str(p.relative_to(ROOT)): sorted(_code_words(p) & names) for p in files}
+    assert not {k: v for k, v in found.items() if v}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_error_inputs_are_rejected_by_the_semantics_and_the_loader(spec, tmp_path):
+    assert spec.error_inputs, f"{spec.name} declares no error inputs"
+    for error in spec.error_inputs:
+        with pytest.raises(ops.InvalidCall) as info:
+            spec.resolve(spec.Params.model_validate(error.fields))
+        assert info.value.field == error.blames, (error.id, info.value.field, info.value.reason)
+        case = {"id": error.id, **error.fields}
+        path = write(tmp_path / f"{error.id}.yaml", yaml.safe_dump({"op": spec.name, "cases": [case]}))
+        with pytest.raises(ProblemsError) as refused:
+            load_file(path)
+        assert any(p.field == error.blames and p.line >= 1 for p in refused.value.problems), refused.value.problems
+        expected = {"op": spec.name, "cases": [{**case, "expect": {"error": True}}]}
+        (loaded,) = load_file(write(tmp_path / f"{error.id}-expected.yaml", yaml.safe_dump(expected)))
+        assert loaded.resolved is None and loaded.expects_error
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_magnitude_bounds_the_oracle_on_every_pairwise_row(spec):
+    gen = for_op(spec.name)
+    for row in gen.generate()[:40]:
+        fields = gen.concrete(row)
+        params = spec.Params.model_validate(operator_fields(fields))
+        resolved = spec.resolve(params)
+        arrays = make_arrays(spec.shapes(params), fields["data"] | {"seed": 3}, fields["dtype"], spec.operands)
+        canonical = params.model_dump()
+        y, magnitude = spec.oracle(canonical, arrays), spec.magnitude(canonical, arrays)
+        assert y.shape == magnitude.shape == resolved.output_shape
+        assert np.all(np.abs(y) <= magnitude * (1 + 1e-12)), gen.case_id_of(fields)
+        error = spec.error_bound(resolved)
+        assert error.accumulation_length >= 0 and error.roundings in (0, 1, 2)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_fuzz_cases_are_valid_and_reproducible(spec, tmp_path):
+    from harness.fuzz import generate
+    text = generate(30, seed=7, op=spec.name)
+    assert text == generate(30, seed=7, op=spec.name)
+    cases = load_file(write(tmp_path / "fuzz.yaml", text))
+    assert len(cases) == 30 and all(c.resolved is not None and c.op == spec.name for c in cases)
+    assert spec.fuzz(random.Random(1), "x", ("float32",))["dtype"] == "float32"
+
+
+DESCRIBE = r"""
+import json, sys
+from harness.backends import load_class, registry
+from harness.cases import load_suite
+from harness.runner import prepare
+described = {}
+for case in load_suite([sys.argv[1]]):
+    call, _ = prepare(case)
+    for backend, target in registry().items():
+        cls = load_class(target)
+        if cls.plans_calls:
+            described[backend] = cls.describe(call) is not None
+frameworks = sorted(m for m in ("tensorflow", "torch", "mindspore", "numba") if m in sys.modules)
+print(json.dumps({"described": described, "frameworks": frameworks}))
+"""
+
+
+def test_adapters_describe_a_call_without_importing_a_framework():
+    case_file = ROOT / "cases" / "conv2d_transpose" / "padding.yaml"
+    proc = subprocess.run([sys.executable, "-c", DESCRIBE, str(case_file)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.splitlines()[-1])
+    assert found["frameworks"] == [] and found["described"] and all(found["described"].values()), found
