@@ -1,0 +1,372 @@
+"""Fast 2-D convolution for the ``numba`` backend (DESIGN.md §3, §8).
+
+Definition (same as the oracle; padding contributes no term)::
+
+    out[n, g·Cog + o, y, x] = b[g·Cog + o] + Σ_{ci, i, j} x[n, g·Cig + ci, y·sh + i·dh − top, x·sw + j·dw − left]
+                                                       · w[g·Cog + o, ci, i, j]
+
+Design
+------
+*Output-stationary direct convolution with register tiles; no BLAS, no
+im2col buffer.* It reuses the transposed kernel's micro-kernel and NCHW
+store (``harness.kernels.numba_conv2d_transpose``: explicit 512-bit LLVM
+vectors, a tile of ``P`` output pixels × ``NB·L`` output channels, 24
+accumulators, ``K = taps × Cig`` swept with broadcast input operands), which
+needs the ``P`` pixels of one tap at consecutive addresses.
+
+- **Phase-packed rows.** Output column ``x`` reads padded column
+  ``x·sw + j·dw``. Each input row is packed once, lazily, into a per-thread
+  ring of ``(kh−1)·dh + 1`` rows, channel-major, with padded column ``c``
+  stored at phase ``c mod sw``, position ``c div sw``. Tap ``j`` then reads
+  phase ``(j·dw) mod sw`` from position ``x + (j·dw) div sw``: consecutive for
+  consecutive ``x`` whatever the stride. Left/right padding are zeros in the
+  packed row (never written), converted from float64 to the compute dtype on
+  the way in.
+- **Rows.** Taps whose input row lies in the top/bottom padding are dropped
+  per output row, so padding rows cost nothing; column padding is computed
+  against the zeros.
+- **Few output channels per group** (depthwise and the like, ``Cog ≤ 4``): a
+  channel tile would use ``Cog/L`` of each vector, so these calls instead
+  vectorise over the output row: per output channel, ``row += w[o, ci, i, j] ·
+  packed[x + offset]`` over taps, in a loop LLVM vectorises.
+- **Parallelism.** ``prange`` over one contiguous block of output rows per
+  thread: disjoint rows, no reduction, no race.
+
+float16/bfloat16 are computed with float32 accumulation and the result is
+rounded once (round to nearest even) to the case dtype; float64 is computed
+in float64. Every ``njit`` uses ``cache=True``.
+
+Non-finite weights: the tiles multiply the zero columns around the input by
+the weights, and ``0 · inf`` is NaN where the definition has no term. So when
+``w`` holds an inf or NaN (the repacking sums the weights to find out) the
+call falls back to ``_direct_exact``, a plain parallel loop over in-bounds
+terms only. Non-finite inputs need no fallback.
+
+Measured: see ``benchmarks/conv2d.yaml`` and the module's report in the
+commit history (medians against ``torch.nn.functional.conv2d``).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from harness.data import round_to_dtype
+# The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
+# the transposed convolution: same tile, different addressing of the packed input.
+from harness.kernels.numba_conv2d_transpose import _MAX_PIX, _PMAX, _PSMALL, _mk, _store_nchw
+
+__all__ = ["conv2d"]
+
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_FEW_CHANNELS = 4    # Cog at or below this: vectorise over pixels instead of channels
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc"})
+def _pack_w(w, wp, lanes):
+    """Repack ``w`` (C_out, Cig, kh, kw) into contiguous channel blocks; return the float64 sum.
+
+    The sum is not finite if a weight is inf or NaN. Output channels are cut
+    into the blocks the micro-kernel uses (``nb`` vectors of ``lanes``; the
+    last block narrower, zero-padded). Block ``(g, o0)`` of width ``ob``
+    starts at ``wp[g, o0·kh·kw·Cig]`` and holds, row ``(i·kw + j)·Cig + ci``,
+    the ``ob`` weights ``w[g·Cog + o0 : g·Cog + o0 + ob, ci, i, j]``.
+    """
+    cout, cig, kh, kw = w.shape
+    groups = wp.shape[0]
+    cog = cout // groups
+    nb_main = min(4, (cog + lanes - 1) // lanes)
+    ntap = kh * kw
+    nrow = ntap * cig
+    total = 0.0
+    for r in prange(groups * cig):
+        g = r // cig
+        ci = r - g * cig
+        dst = wp[g]
+        ob0 = 0
+        while ob0 < cog:
+            ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
+            nv = min(ob, cog - ob0)
+            for t in range(ntap):
+                i = t // kw
+                j = t - i * kw
+                start = ob0 * nrow + (t * cig + ci) * ob
+                for o in range(nv):
+                    v = w[g * cog + ob0 + o, ci, i, j]
+                    dst[start + o] = v
+                    total += v
+                for o in range(nv, ob):
+                    dst[start + o] = 0
+            ob0 += ob
+    return total
+
+
+@njit(cache=True)
+def _fill_bias(out, nhwc, n, y, biasp, cout):
+    """An output row that no tap reaches: just the bias."""
+    wout = out.shape[2] if nhwc else out.shape[3]
+    for oc in range(cout):
+        for x in range(wout):
+            if nhwc:
+                out[n, y, x, oc] = biasp[oc]
+            else:
+                out[n, oc, y, x] = biasp[oc]
+
+
+@njit(cache=True)
+def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
+           hout, wout, lanes):
+    """One output row from its packed input rows, tap list ``tx``/``tw``: register tiles over channels."""
+    cout = cog * groups
+    nb_main = min(4, (cog + lanes - 1) // lanes)
+    plane = hout * wout
+    for g in range(groups):
+        ob0 = 0
+        while ob0 < cog:
+            nb = min(nb_main, (cog - ob0 + lanes - 1) // lanes)
+            ob = nb * lanes
+            nvalid = min(ob, cog - ob0)
+            oc0 = g * cog + ob0
+            pm = _PMAX[nb]
+            ps = _PSMALL[nb]
+            s = 0
+            while s < wout:
+                rem = wout - s
+                small = False
+                npx = pm
+                if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
+                    small = True
+                    npx = ps
+                _mk(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, small)
+                pv = min(npx, rem)
+                if nhwc:
+                    o_base = ((n * hout + y) * wout + s) * cout + oc0
+                    for p in range(pv):
+                        for o in range(nvalid):
+                            oflat[o_base + p * cout + o] = tile[p * ob + o] + biasp[oc0 + o]
+                else:
+                    o_base = ((n * cout + oc0) * hout + y) * wout + s
+                    for b in range(nb):
+                        nch = min(lanes, nvalid - b * lanes)
+                        if nch <= 0:
+                            break
+                        for p0 in range(0, pv, lanes):
+                            _store_nchw(oflat, o_base + b * lanes * plane + p0, plane, 1, min(lanes, pv - p0), nch,
+                                        biasp, oc0 + b * lanes, tile, p0 * ob + b * lanes, ob)
+                s += npx
+            ob0 += ob
+
+
+@njit(cache=True, fastmath={"contract"})
+def _pixels(buf, xci, tx, tw, nt, w, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout):
+    """One output row, vectorised over its pixels: for few output channels per group.
+
+    Every inner loop runs over a slice from 0, so Numba drops its negative-index
+    wraparound and LLVM vectorises it.
+    """
+    kw = w.shape[3]
+    for g in range(groups):
+        for o in range(cog):
+            oc = g * cog + o
+            bv = biasp[oc]
+            for x in range(wout):
+                acc[x] = 0.0
+            for t in range(nt):
+                i = tw[t] // kw
+                j = tw[t] - i * kw
+                for ci in range(cig):
+                    wv = w[oc, ci, i, j]
+                    base = g * cig * xci + tx[t] + ci * xci
+                    src = buf[base:base + wout]
+                    for x in range(wout):
+                        acc[x] += wv * src[x]
+            if nhwc:
+                for x in range(wout):
+                    out[n, y, x, oc] = acc[x] + bv
+            else:
+                row = out[n, oc, y]
+                for x in range(wout):
+                    row[x] = acc[x] + bv
+
+
+@njit(cache=True)
+def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few):
+    """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
+    nbatch, cin, h, wd = x.shape
+    cout, cig, kh, kw = w.shape
+    groups = cin // cig
+    cog = cout // groups
+    if nhwc:
+        hout, wout = out.shape[1], out.shape[2]
+    else:
+        hout, wout = out.shape[2], out.shape[3]
+    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
+    seg = max(wout + qw, (left + wd - 1) // sw + 1) + _MAX_PIX   # one phase of a packed row
+    xci = sw * seg                                      # one channel of a packed row
+    ring = (kh - 1) * dh + 1                            # input rows one output row can read
+    wgroup = wp.shape[1]
+    nrow = kh * kw * cig
+    wflat = wp.reshape(wp.size)
+    oflat = out.reshape(out.size)
+
+    buf = np.zeros(ring * cin * xci, dtype=out.dtype)   # ring of packed input rows; padding stays 0
+    tile = np.zeros(32 * 64, dtype=out.dtype)           # >= 32 rows x 64 lanes (padded reads)
+    acc = np.zeros(wout, dtype=out.dtype)
+    tx = np.empty(kh * kw, dtype=np.int64)              # per-tap input offset in the ring
+    tw = np.empty(kh * kw, dtype=np.int64)              # per-tap weight row (few: tap index)
+    cur_n = -1
+    done = 0                                            # input rows < done are packed
+    for task in range(lo, hi):
+        n = task // hout
+        y = task - n * hout
+        if n != cur_n:
+            cur_n = n
+            done = 0
+        a_first = y * sh - top                          # input row of kernel row 0
+        a_lo = max(a_first, 0)
+        a_hi = min(a_first + (kh - 1) * dh, h - 1)
+        for a in range(max(done, a_lo), a_hi + 1):
+            base = (a % ring) * cin * xci
+            for ci in range(cin):
+                src = x[n, ci, a]
+                rb = base + ci * xci
+                if sw == 1:
+                    dst = buf[rb + left:rb + left + wd]
+                    for c in range(wd):
+                        dst[c] = src[c]
+                else:
+                    # padded column c + left goes to phase (c + left) mod sw, position (c + left) div sw:
+                    # per phase, every sw-th input column to consecutive positions (no division per element).
+                    for ph in range(sw):
+                        c0 = (ph - left) % sw
+                        dst = buf[rb + ph * seg + (c0 + left) // sw:]
+                        for k in range((wd - c0 + sw - 1) // sw):
+                            dst[k] = src[c0 + k * sw]
+        if a_hi + 1 > done:
+            done = a_hi + 1
+        nt = 0
+        for i in range(kh):
+            a = a_first + i * dh
+            if a < 0 or a >= h:
+                continue
+            rowoff = (a % ring) * cin * xci
+            for j in range(kw):
+                q = (j * dw) // sw
+                tx[nt] = rowoff + (j * dw - q * sw) * seg + q
+                tw[nt] = (i * kw + j) if few else (i * kw + j) * cig
+                nt += 1
+        if nt == 0:
+            _fill_bias(out, nhwc, n, y, biasp, cout)
+        elif few:
+            _pixels(buf, xci, tx, tw, nt, w, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout)
+        else:
+            _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
+                   hout, wout, lanes)
+
+
+@njit(parallel=True, cache=True)
+def _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few, nchunks):
+    total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
+    for ch in prange(nchunks):
+        _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
+              x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few)
+
+
+@njit(parallel=True, cache=True)
+def _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left):
+    """The definition as a loop over in-bounds terms only, one output plane per task;
+    used when the weights hold inf or NaN."""
+    nbatch, cin, h, wd = x.shape
+    cout, cig, kh, kw = w.shape
+    cog = cout // (cin // cig)
+    hout, wout = (out.shape[1], out.shape[2]) if nhwc else (out.shape[2], out.shape[3])
+    for task in prange(nbatch * cout):
+        n = task // cout
+        oc = task - n * cout
+        g = oc // cog
+        for y in range(hout):
+            for xo in range(wout):
+                acc = 0.0
+                for ci in range(cig):
+                    for i in range(kh):
+                        a = y * sh + i * dh - top
+                        if a < 0 or a >= h:
+                            continue
+                        for j in range(kw):
+                            c = xo * sw + j * dw - left
+                            if c >= 0 and c < wd:
+                                acc += x[n, g * cig + ci, a, c] * w[oc, ci, i, j]
+                if nhwc:
+                    out[n, y, xo, oc] = acc + biasp[oc]
+                else:
+                    out[n, oc, y, xo] = acc + biasp[oc]
+
+
+def _pair(v, name):
+    a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
+    if a < 1 or b < 1:
+        raise ValueError(f"{name} must be >= 1, got {v!r}")
+    return a, b
+
+
+def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
+    """2-D convolution (cross-correlation), computed in ``dtype``.
+
+    ``x`` (N, C_in, H, W) and ``w`` (C_out, C_in/groups, kh, kw) are canonical
+    NCHW arrays (float64 holding values exact in ``dtype``; anything else is
+    converted to float64 first), ``b`` is None or (C_out,). ``stride`` and
+    ``dilation`` are (h, w) pairs, ``pads`` = (top, bottom, left, right): only
+    top/left matter, the size is ``out_hw`` (``semantics.resolve`` gives
+    both). Returns (N, C_out, H_out, W_out) for NCHW or (N, H_out, W_out,
+    C_out) for NHWC: float64 for ``dtype="float64"``, else float32 holding
+    values rounded to ``dtype``.
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"x and w must be 4-D, got shapes {x.shape} and {w.shape}")
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    groups = int(groups)
+    nbatch, cin, h, wd = x.shape
+    cout, cig, kh, kw = w.shape
+    if groups < 1 or cin % groups or cig != cin // groups or cout % groups:
+        raise ValueError(f"x has {cin} channels, w has shape {w.shape}: need C_in and C_out divisible by "
+                         f"groups={groups} and w.shape[1] == C_in / groups")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel must be at least 1x1, got {kh}x{kw}")
+    top, _, left, _ = (int(p) for p in pads)
+    hout, wout = (int(v) for v in out_hw)
+    if top < 0 or left < 0 or hout < 0 or wout < 0:
+        raise ValueError(f"pads and out_hw must be >= 0, got {tuple(pads)} and {tuple(out_hw)}")
+    if b is not None and np.shape(b) != (cout,):
+        raise ValueError(f"bias must have shape ({cout},), got {np.shape(b)}")
+
+    ct = np.float64 if dtype == "float64" else np.float32
+    lanes = 8 if ct is np.float64 else 16
+    nhwc = layout == "NHWC"
+    out = np.empty((nbatch, hout, wout, cout) if nhwc else (nbatch, cout, hout, wout), ct)
+    biasp = np.zeros(cout + lanes, ct)
+    if b is not None:
+        biasp[:cout] = np.asarray(b, dtype=np.float64)
+    if out.size == 0:
+        return out
+
+    cog = cout // groups
+    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
+    if not np.isfinite(_pack_w(w, wp, lanes)):
+        _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
+    else:
+        nchunks = max(1, min(nbatch * hout, numba.get_num_threads()))
+        _kernel(x, w.astype(ct), wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, cog <= _FEW_CHANNELS,
+                nchunks)
+    if dtype == "float16":
+        out = out.astype(np.float16).astype(np.float32)
+    elif dtype == "bfloat16":
+        out = round_to_dtype(out, "bfloat16").astype(np.float32)
+    return out
