@@ -9,7 +9,7 @@ Design
 ------
 *Output-stationary direct convolution with register tiles; no BLAS, no
 im2col buffer.* It reuses the transposed kernel's micro-kernel and NCHW
-store (``harness.kernels.numba_conv2d_transpose``: explicit 512-bit LLVM
+store (``harness.kernels.tiles``: explicit 512-bit LLVM
 vectors, a tile of ``P`` output pixels × ``NB·L`` output channels, 24
 accumulators, ``K = taps × Cig`` swept with broadcast input operands), which
 needs the ``P`` pixels of one tap at consecutive addresses.
@@ -75,7 +75,7 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
-from harness.kernels.numba_conv2d_transpose import _MAX_PIX, _PMAX, _PSMALL, _mk, _store_nchw
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
 
 __all__ = ["conv2d"]
 
@@ -148,8 +148,8 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
             ob = nb * lanes
             nvalid = min(ob, cog - ob0)
             oc0 = g * cog + ob0
-            pm = _PMAX[nb]
-            ps = _PSMALL[nb]
+            pm = PMAX[nb]
+            ps = PSMALL[nb]
             s = 0
             while s < wout:
                 rem = wout - s
@@ -158,7 +158,7 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
                 if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
                     small = True
                     npx = ps
-                _mk(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, small)
+                tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, small)
                 pv = min(npx, rem)
                 if nhwc:
                     o_base = ((n * hout + y) * wout + s) * cout + oc0
@@ -172,7 +172,7 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
                         if nch <= 0:
                             break
                         for p0 in range(0, pv, lanes):
-                            _store_nchw(oflat, o_base + b * lanes * plane + p0, plane, 1, min(lanes, pv - p0), nch,
+                            store_nchw(oflat, o_base + b * lanes * plane + p0, plane, 1, min(lanes, pv - p0), nch,
                                         biasp, oc0 + b * lanes, tile, p0 * ob + b * lanes, ob)
                 s += npx
             ob0 += ob
@@ -222,7 +222,7 @@ def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, 
     else:
         hout, wout = out.shape[2], out.shape[3]
     qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
-    seg = max(wout + qw, (left + wd - 1) // sw + 1) + _MAX_PIX   # one phase of a packed row
+    seg = max(wout + qw, (left + wd - 1) // sw + 1) + MAX_PIX   # one phase of a packed row
     xci = sw * seg                                      # one channel of a packed row
     ring = (kh - 1) * dh + 1                            # input rows one output row can read
     wgroup = wp.shape[1]
