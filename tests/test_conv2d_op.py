@@ -289,7 +289,7 @@ def kernel_vs_oracle(params, dtype, seed, fill=None):
     check_close(got, want, bound, dtype)
 
 
-FIXED = [  # every padding form, strides, dilation, groups, and channel counts for both kernel paths
+FIXED = [  # every padding form, strides, dilation, groups, and channel counts for every kernel path
     dict(input=[2, 3, 7, 6], out_channels=5, kernel_size=3, padding="same"),
     dict(input=[1, 4, 9, 8], out_channels=17, kernel_size=[3, 2], stride=[2, 3], padding="same"),
     dict(input=[2, 6, 8, 7], out_channels=6, kernel_size=3, groups=6, dilation=2, padding="valid"),
@@ -297,6 +297,9 @@ FIXED = [  # every padding form, strides, dilation, groups, and channel counts f
          padding=[2, 0, 1, 3]),
     dict(input=[1, 2, 5, 5], out_channels=2, kernel_size=1, stride=3, padding=4),
     dict(input=[3, 8, 5, 26], out_channels=66, kernel_size=3, groups=2, padding=[0, 2, 1, 1]),
+    # depthwise path: rows wider than two float32 vectors (every pixel-tile width), 3 channels per group
+    dict(input=[2, 3, 4, 70], out_channels=9, kernel_size=[2, 3], stride=[1, 2], groups=3, padding="same"),
+    dict(input=[1, 2, 5, 75], out_channels=2, kernel_size=3, dilation=2, groups=2, padding=[1, 0, 3, 2]),
 ]
 
 

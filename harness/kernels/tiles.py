@@ -30,7 +30,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "store_nchw", "tile_sweep"]
+__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "pixel_sweep", "store_nchw", "tile_sweep"]
 
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
 
@@ -232,3 +232,38 @@ def tile_sweep(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, n
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4)
         else:
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
+
+
+@njit(cache=True)
+def pixel_sweep(tile, wv, wbase, toffw, xa, xbase, toffx, ntaps, rows, nb):
+    """The micro-kernel with the roles swapped: vectors over pixels, broadcast weights.
+
+    For ``r < rows`` (1, 2 or 4; e.g. the output channels of one group) and
+    ``nb`` (1, 2 or 4) vectors of ``L`` consecutive pixels::
+
+        tile[(r·nb + b)·L + l] = Σ_t wv[wbase + toffw[t] + r] · xa[xbase + toffx[t] + b·L + l]
+
+    For one input channel per group (depthwise), where a channel tile would
+    use ``1/L`` of each vector. Reads ``xa`` up to ``nb·L`` past each tap's start.
+    """
+    if rows == 1:
+        if nb == 1:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 1, 1)
+        elif nb == 2:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 1, 2)
+        else:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 1, 4)
+    elif rows == 2:
+        if nb == 1:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 2, 1)
+        elif nb == 2:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 2, 2)
+        else:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 2, 4)
+    else:
+        if nb == 1:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 4, 1)
+        elif nb == 2:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 4, 2)
+        else:
+            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 4, 4)
