@@ -13,6 +13,9 @@ output channels; this module owns that tile:
 - ``tile_sweep``: picks the compile-time tile shape (``PMAX``/``PSMALL``
   pixels for ``NB`` = 1..4 channel vectors).
 - ``store_nchw``: the NCHW epilogue (in-register transpose, bias, masked stores).
+- ``row_sweep``: the transposed tile for depthwise convolutions: output rows ×
+  vectors of pixels, weights broadcast.
+- ``pack_row``: one input row, converted and phase-packed for a stride.
 - ``MAX_PIX``: the widest tile, i.e. the zero padding a packed input row needs
   on its right so a tile may read past the row end.
 
@@ -30,7 +33,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "pixel_sweep", "store_nchw", "tile_sweep"]
+__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "pack_row", "row_sweep", "store_nchw", "tile_sweep"]
 
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
 
@@ -234,36 +237,106 @@ def tile_sweep(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, n
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
 
 
-@njit(cache=True)
-def pixel_sweep(tile, wv, wbase, toffw, xa, xbase, toffx, ntaps, rows, nb):
-    """The micro-kernel with the roles swapped: vectors over pixels, broadcast weights.
+@intrinsic
+def _row_kernel(typingctx, tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, R, NB):
+    """Register tile of ``R`` rows × ``NB`` vectors of pixels, weights broadcast::
 
-    For ``r < rows`` (1, 2 or 4; e.g. the output channels of one group) and
-    ``nb`` (1, 2 or 4) vectors of ``L`` consecutive pixels::
+        tile[(r·NB + b)·L + l] = Σ_t wv[wbase + toffw[t]] · xa[xbase + r·rstride + toffx[t] + b·L + l]
 
-        tile[(r·nb + b)·L + l] = Σ_t wv[wbase + toffw[t] + r] · xa[xbase + toffx[t] + b·L + l]
-
-    For one input channel per group (depthwise), where a channel tile would
-    use ``1/L`` of each vector. Reads ``xa`` up to ``nb·L`` past each tap's start.
+    ``R`` and ``NB`` are compile-time constants (``R·NB`` accumulators).
     """
-    if rows == 1:
-        if nb == 1:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 1, 1)
-        elif nb == 2:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 1, 2)
+    if not (isinstance(R, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)):
+        return None
+    dt = tile.dtype
+    if dt not in (types.float32, types.float64) or not all(_is_vec_array(a, dt) for a in (tile, wv, xa)):
+        return None
+    if not (_is_vec_array(toffw, types.int64) and _is_vec_array(toffx, types.int64)
+            and _is_index(wbase, xbase, rstride, ntaps)):
+        return None
+    nrow, nvec = R.literal_value, NB.literal_value
+    sig = types.void(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, R, NB)
+
+    def codegen(context, builder, signature, args):
+        tile_v, wv_v, wbase_v, toffw_v, xa_v, xbase_v, rstride_v, toffx_v, ntaps_v = (
+            _index_args(context, builder, signature, args)[:9])
+        ety = context.get_value_type(dt)
+        lanes = _lanes_of(dt)
+        align = 4 if dt == types.float32 else 8
+        vty = ir.VectorType(ety, lanes)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        tp, wp, xp = (_data_ptr(context, builder, t, v) for t, v in ((tile, tile_v), (wv, wv_v), (xa, xa_v)))
+        twp = _data_ptr(context, builder, toffw, toffw_v)
+        txp = _data_ptr(context, builder, toffx, toffx_v)
+        zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * lanes)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(nrow)]
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+            f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
+        splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        undef = ir.Constant(vty, ir.Undefined)
+        with cgutils.for_range(builder, ntaps_v) as tloop:
+            t = tloop.index
+            s = builder.load(builder.gep(wp, [builder.add(wbase_v, builder.load(builder.gep(twp, [t])))]))
+            wb = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
+            xo = builder.add(xbase_v, builder.load(builder.gep(txp, [t])))
+            for r in range(nrow):
+                xr = builder.add(xo, builder.mul(rstride_v, ir.Constant(i64, r)))
+                for b in range(nvec):
+                    ptr = builder.gep(xp, [builder.add(xr, ir.Constant(i64, b * lanes))])
+                    xv = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align)
+                    builder.store(builder.call(fma, [wb, xv, builder.load(accs[r][b])]), accs[r][b])
+        for r in range(nrow):
+            for b in range(nvec):
+                ptr = builder.gep(tp, [ir.Constant(i64, (r * nvec + b) * lanes)])
+                builder.store(builder.load(accs[r][b]), builder.bitcast(ptr, vty.as_pointer()), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def row_sweep(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, nb, many):
+    """``_row_kernel`` for ``nb`` (1, 2, 4) pixel vectors and ``8 // nb`` rows if ``many``, else 1 row.
+
+    For one input channel per group (depthwise), where a tile of output
+    channels would use ``1/L`` of each vector. Reads ``xa`` up to ``nb·L``
+    past each tap's start.
+    """
+    if nb == 1:
+        if many:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 8, 1)
         else:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 1, 4)
-    elif rows == 2:
-        if nb == 1:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 2, 1)
-        elif nb == 2:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 2, 2)
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 1)
+    elif nb == 2:
+        if many:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 4, 2)
         else:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 2, 4)
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 2)
     else:
-        if nb == 1:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 4, 1)
-        elif nb == 2:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 4, 2)
+        if many:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 2, 4)
         else:
-            microkernel(tile, wv, wbase, 0, toffw, xa, xbase, toffx, ntaps, 1, 1, 4, 4)
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 4)
+
+
+@njit(cache=True)
+def pack_row(src, dst, base, left, sw, seg):
+    """Copy input row ``src`` into ``dst`` (converting to its dtype), phase-packed for stride ``sw``.
+
+    Padded column ``c + left`` goes to phase ``(c + left) mod sw``, position
+    ``(c + left) div sw``, phase ``p`` starting at ``dst[base + p·seg]``: a
+    strided convolution's taps then read consecutive positions. Positions of
+    padding columns are not written (the caller keeps them zero).
+    """
+    wd = src.shape[0]
+    if sw == 1:
+        d = dst[base + left:base + left + wd]
+        for c in range(wd):
+            d[c] = src[c]
+    else:
+        # per phase, every sw-th input column to consecutive positions (no division per element)
+        for ph in range(sw):
+            c0 = (ph - left) % sw
+            d = dst[base + ph * seg + (c0 + left) // sw:]
+            for k in range((wd - c0 + sw - 1) // sw):
+                d[k] = src[c0 + k * sw]

@@ -75,13 +75,13 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pixel_sweep, store_nchw, tile_sweep
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, store_nchw, tile_sweep
+from harness.ops.conv2d.numba_depthwise import depthwise
 
 __all__ = ["conv2d"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 _FEW_CHANNELS = 4    # Cog at or below this: vectorise over pixels instead of channels
-_TILES, _PIXELS, _DEPTHWISE = 0, 1, 2   # how _rows computes an output row
 _BAND_BYTES = 1 << 20   # packed input band per thread: about half of a 2 MB L2
 
 
@@ -213,32 +213,7 @@ def _pixels(buf, xci, tx, tw, nt, w, biasp, out, acc, n, y, nhwc, groups, cig, c
 
 
 @njit(cache=True)
-def _depthwise(buf, xci, tx, tw, nt, wdw, kk, rows, biasp, out, tile, n, y, nhwc, groups, cog, wout, lanes):
-    """One output row for one input channel per group: ``pixel_sweep`` tiles of
-    ``rows`` output channels × up to 4 vectors of pixels, weights broadcast."""
-    for g in range(groups):
-        s = 0
-        while s < wout:
-            rem = wout - s
-            nb = 4 if rem > 2 * lanes else (2 if rem > lanes else 1)
-            pixel_sweep(tile, wdw, g * kk * rows, tw, buf, g * xci + s, tx, nt, rows, nb)
-            pv = min(nb * lanes, rem)
-            for o in range(cog):
-                oc = g * cog + o
-                bv = biasp[oc]
-                t = tile[o * nb * lanes:o * nb * lanes + pv]
-                if nhwc:
-                    for p in range(pv):
-                        out[n, y, s + p, oc] = t[p] + bv
-                else:
-                    dst = out[n, oc, y, s:s + pv]
-                    for p in range(pv):
-                        dst[p] = t[p] + bv
-            s += nb * lanes
-
-
-@njit(cache=True)
-def _rows(lo, hi, x, w, wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, path):
+def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few):
     """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
     nbatch, cin, h, wd = x.shape
     cout, cig, kh, kw = w.shape
@@ -249,8 +224,7 @@ def _rows(lo, hi, x, w, wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, le
     else:
         hout, wout = out.shape[2], out.shape[3]
     qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
-    # one phase of a packed row, zero-padded for the widest tile's reads past the row end
-    seg = max(wout + qw, (left + wd - 1) // sw + 1) + (2 * lanes if path == _DEPTHWISE else MAX_PIX)
+    seg = max(wout + qw, (left + wd - 1) // sw + 1) + MAX_PIX   # one phase of a packed row
     xci = sw * seg                                      # one channel of a packed row
     reach = (kh - 1) * dh + 1                           # input rows one output row can read
     # Output rows are done in blocks whose input band (all channels) fits ~1 MB of L2: the band is
@@ -268,7 +242,7 @@ def _rows(lo, hi, x, w, wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, le
     tile = np.zeros(32 * 64, dtype=out.dtype)           # >= 32 rows x 64 lanes (padded reads)
     acc = np.zeros(wout, dtype=out.dtype)
     tx = np.empty(kh * kw, dtype=np.int64)              # per-tap input offset in the band
-    tw = np.empty(kh * kw, dtype=np.int64)              # per-tap weight offset (path-specific unit)
+    tw = np.empty(kh * kw, dtype=np.int64)              # per-tap weight row (few: tap index)
     b_lo = 0
     b_hi = -1                                           # band rows b_lo..b_hi of image cur_n are packed
     cur_n = -1
@@ -284,20 +258,7 @@ def _rows(lo, hi, x, w, wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, le
             b_hi = min((y_end - 1) * sh - top + reach - 1, h - 1)
             for ci in range(cin):
                 for a in range(b_lo, b_hi + 1):
-                    src = x[n, ci, a]
-                    rb = (a - b_lo) * per_row + ci * xci
-                    if sw == 1:
-                        dst = buf[rb + left:rb + left + wd]
-                        for c in range(wd):
-                            dst[c] = src[c]
-                    else:
-                        # padded column c + left goes to phase (c + left) mod sw, position (c + left) div sw:
-                        # per phase, every sw-th input column to consecutive positions (no division per element).
-                        for ph in range(sw):
-                            c0 = (ph - left) % sw
-                            dst = buf[rb + ph * seg + (c0 + left) // sw:]
-                            for k in range((wd - c0 + sw - 1) // sw):
-                                dst[k] = src[c0 + k * sw]
+                    pack_row(x[n, ci, a], buf, (a - b_lo) * per_row + ci * xci, left, sw, seg)
         nt = 0
         for i in range(kh):
             a = a_first + i * dh
@@ -307,14 +268,11 @@ def _rows(lo, hi, x, w, wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, le
             for j in range(kw):
                 q = (j * dw) // sw
                 tx[nt] = rowoff + (j * dw - q * sw) * seg + q
-                tw[nt] = (i * kw + j) * (cig if path == _TILES else (rows if path == _DEPTHWISE else 1))
+                tw[nt] = (i * kw + j) if few else (i * kw + j) * cig
                 nt += 1
         if nt == 0:
             _fill_bias(out, nhwc, n, y, biasp, cout)
-        elif path == _DEPTHWISE:
-            _depthwise(buf, xci, tx, tw, nt, wdw, kh * kw, rows, biasp, out, tile, n, y, nhwc, groups, cog, wout,
-                       lanes)
-        elif path == _PIXELS:
+        elif few:
             _pixels(buf, xci, tx, tw, nt, w, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout)
         else:
             _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
@@ -322,11 +280,11 @@ def _rows(lo, hi, x, w, wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, le
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, w, wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, path, nchunks):
+def _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few, nchunks):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
     for ch in prange(nchunks):
         _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
-              x, w, wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, path)
+              x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few)
 
 
 @njit(parallel=True, cache=True)
@@ -418,14 +376,13 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     if not np.isfinite(_pack_w(w, wp, lanes)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     else:
-        nchunks = max(1, min(nbatch * hout, numba.get_num_threads()))
-        path = _TILES if cog > _FEW_CHANNELS else (_DEPTHWISE if cig == 1 else _PIXELS)
-        rows = 1 if cog == 1 else (2 if cog == 2 else 4)
-        wdw = np.zeros(groups * kh * kw * rows + rows, ct)   # (groups, kh·kw, rows), + over-read
-        if path == _DEPTHWISE:
-            wdw[:-rows].reshape(groups, kh * kw, rows)[:, :, :cog] = (
-                w.reshape(groups, cog, kh * kw).transpose(0, 2, 1))
-        _kernel(x, w.astype(ct), wp, wdw, rows, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, path, nchunks)
+        threads = numba.get_num_threads()
+        if cig == 1 and cog <= _FEW_CHANNELS:
+            depthwise(x, w.astype(ct).reshape(w.size), kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes,
+                      max(1, min(nbatch * groups, threads)))
+        else:
+            _kernel(x, w.astype(ct), wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, cog <= _FEW_CHANNELS,
+                    max(1, min(nbatch * hout, threads)))
     if dtype == "float16":
         out = out.astype(np.float16).astype(np.float32)
     elif dtype == "bfloat16":
