@@ -86,41 +86,47 @@ _BAND_BYTES = 1 << 20   # packed input band per thread: about half of a 2 MB L2
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _pack_w(w, wp, lanes):
+def _pack_w(w, wp, lanes, nb_max):
     """Repack ``w`` (C_out, Cig, kh, kw) into contiguous channel blocks; return the float64 sum.
 
     The sum is not finite if a weight is inf or NaN. Output channels are cut
-    into the blocks the micro-kernel uses (``nb`` vectors of ``lanes``; the
-    last block narrower, zero-padded). Block ``(g, o0)`` of width ``ob``
+    into the blocks the micro-kernel uses (``nb <= nb_max`` vectors of
+    ``lanes``; the last block narrower, zero-padded). Block ``(g, o0)`` of width ``ob``
     starts at ``wp[g, o0·kh·kw·Cig]`` and holds, row ``(i·kw + j)·Cig + ci``,
     the ``ob`` weights ``w[g·Cog + o0 : g·Cog + o0 + ob, ci, i, j]``.
     """
     cout, cig, kh, kw = w.shape
     groups = wp.shape[0]
     cog = cout // groups
-    nb_main = min(4, (cog + lanes - 1) // lanes)
+    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
     ntap = kh * kw
     nrow = ntap * cig
+    nsub = (cog + lanes - 1) // lanes
+    wf = w.reshape(cout, cig * ntap)
     total = 0.0
-    for r in prange(groups * cig):
-        g = r // cig
-        ci = r - g * cig
-        dst = wp[g]
-        ob0 = 0
-        while ob0 < cog:
-            ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
-            nv = min(ob, cog - ob0)
-            for t in range(ntap):
-                i = t // kw
-                j = t - i * kw
-                start = ob0 * nrow + (t * cig + ci) * ob
-                for o in range(nv):
-                    v = w[g * cog + ob0 + o, ci, i, j]
-                    dst[start + o] = v
-                    total += v
-                for o in range(nv, ob):
-                    dst[start + o] = 0
-            ob0 += ob
+    # One task per group and vector of L output channels: a small transpose (L rows of w, read
+    # sequentially, into L lanes of each weight row) that stays in L1; w's rows are too far apart
+    # (Cig·kh·kw elements, cache-set aliasing) to gather one channel vector at a time.
+    for r in prange(groups * nsub):
+        g = r // nsub
+        o_lo = (r - g * nsub) * lanes                   # first channel of this vector, in the group
+        ob0 = (o_lo // (nb_main * lanes)) * nb_main * lanes
+        ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
+        nv = min(lanes, cog - o_lo)
+        dst = wp[g, ob0 * nrow + o_lo - ob0:]
+        for ci in range(cig):
+            for l in range(lanes):
+                if l < nv:
+                    src = wf[g * cog + o_lo + l, ci * ntap:(ci + 1) * ntap]
+                    for t in range(ntap):
+                        dst[(t * cig + ci) * ob + l] = src[t]
+                else:
+                    for t in range(ntap):
+                        dst[(t * cig + ci) * ob + l] = 0
+        for l in range(nv):
+            row = wf[g * cog + o_lo + l]
+            for k in range(cig * ntap):
+                total += row[k]
     return total
 
 
@@ -181,13 +187,13 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
 
 
 @njit(cache=True, fastmath={"contract"})
-def _pixels(buf, xci, tx, tw, nt, w, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout):
+def _pixels(buf, xci, tx, tw, nt, wflat, wgroup, lanes, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout):
     """One output row, vectorised over its pixels: for few output channels per group.
 
-    Every inner loop runs over a slice from 0, so Numba drops its negative-index
-    wraparound and LLVM vectorises it.
+    The weights are read from the packed blocks (one block of ``lanes`` per
+    group here). Every inner loop runs over a slice from 0, so Numba drops its
+    negative-index wraparound and LLVM vectorises it.
     """
-    kw = w.shape[3]
     for g in range(groups):
         for o in range(cog):
             oc = g * cog + o
@@ -195,10 +201,8 @@ def _pixels(buf, xci, tx, tw, nt, w, biasp, out, acc, n, y, nhwc, groups, cig, c
             for x in range(wout):
                 acc[x] = 0.0
             for t in range(nt):
-                i = tw[t] // kw
-                j = tw[t] - i * kw
                 for ci in range(cig):
-                    wv = w[oc, ci, i, j]
+                    wv = wflat[g * wgroup + (tw[t] + ci) * lanes + o]
                     base = g * cig * xci + tx[t] + ci * xci
                     src = buf[base:base + wout]
                     for x in range(wout):
@@ -242,7 +246,7 @@ def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, 
     tile = np.zeros(32 * 64, dtype=out.dtype)           # >= 32 rows x 64 lanes (padded reads)
     acc = np.zeros(wout, dtype=out.dtype)
     tx = np.empty(kh * kw, dtype=np.int64)              # per-tap input offset in the band
-    tw = np.empty(kh * kw, dtype=np.int64)              # per-tap weight row (few: tap index)
+    tw = np.empty(kh * kw, dtype=np.int64)              # per-tap first weight row in a block
     b_lo = 0
     b_hi = -1                                           # band rows b_lo..b_hi of image cur_n are packed
     cur_n = -1
@@ -268,12 +272,12 @@ def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, 
             for j in range(kw):
                 q = (j * dw) // sw
                 tx[nt] = rowoff + (j * dw - q * sw) * seg + q
-                tw[nt] = (i * kw + j) if few else (i * kw + j) * cig
+                tw[nt] = (i * kw + j) * cig
                 nt += 1
         if nt == 0:
             _fill_bias(out, nhwc, n, y, biasp, cout)
         elif few:
-            _pixels(buf, xci, tx, tw, nt, w, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout)
+            _pixels(buf, xci, tx, tw, nt, wflat, wgroup, lanes, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout)
         else:
             _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
                    hout, wout, lanes)
@@ -373,7 +377,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
 
     cog = cout // groups
     wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(_pack_w(w, wp, lanes)):
+    if not np.isfinite(_pack_w(w, wp, lanes, 4)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     else:
         threads = numba.get_num_threads()
@@ -381,7 +385,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
             depthwise(x, w.astype(ct).reshape(w.size), kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes,
                       max(1, min(nbatch * groups, threads)))
         else:
-            _kernel(x, w.astype(ct), wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, cog <= _FEW_CHANNELS,
+            _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, cog <= _FEW_CHANNELS,
                     max(1, min(nbatch * hout, threads)))
     if dtype == "float16":
         out = out.astype(np.float16).astype(np.float32)
