@@ -29,7 +29,8 @@ from pydantic import ValidationError
 from harness.data import round_to_dtype
 from harness.ops.conv2d import numba_kernel
 from harness.ops.conv2d.oracle import reference
-from harness.ops.conv2d.semantics import InvalidCall, Params, derived, footprint, input_shapes, resolve
+from harness.ops.conv2d.derived import derived, footprint
+from harness.ops.conv2d.semantics import InvalidCall, Params, input_shapes, resolve
 from harness.ops.conv2d_transpose.oracle import reference as transpose_reference
 
 UNIT = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8, "float32": 2.0 ** -24, "float64": 2.0 ** -53}
