@@ -72,6 +72,14 @@ DERIVED = {
     "in_channels_per_group": "C_in // groups",
     "out_channels_per_group": "out_channels // groups",
     "depthwise": "groups == C_in (one input channel per group)",
+    "groups_divide": "C_in and out_channels are both divisible by groups",
+    "kernel_fits_undilated": "kernel_size ≤ padded_size on both axes (the kernel without its dilation)",
+    "out_size_truncated": "[h, w]: trunc((padded − K + stride) / stride), the output size with C++ division "
+                          "truncating toward zero (TensorFlow's GetWindowedOutputSize; 0 when −2·stride < "
+                          "padded − K < 0, where the canonical size is < 1)",
+    "out_size_truncated_plus_one": "[h, w]: trunc((padded − K) / stride) + 1, the same size truncated the other "
+                                   "way (0 when −2·stride < padded − K ≤ −stride)",
+    "output_shape_equals_input": "out_size == in_size and out_channels == C_in (the output has the input's shape)",
 }
 
 
@@ -102,6 +110,11 @@ def derived(params: dict, data: dict) -> dict:
         "kernel_exceeds_input": any(e > size for e, size in zip(eff, (h, w))),
         "in_channels_per_group": c_in // groups, "out_channels_per_group": params["out_channels"] // groups,
         "depthwise": groups == c_in,
+        "groups_divide": not c_in % groups and not params["out_channels"] % groups,
+        "kernel_fits_undilated": all(k <= p for k, p in zip(ks, padded)),
+        "out_size_truncated": [int((p - e + s) / s) for p, e, s in zip(padded, eff, ss)],
+        "out_size_truncated_plus_one": [int((p - e) / s) + 1 for p, e, s in zip(padded, eff, ss)],
+        "output_shape_equals_input": [out for *_, out in axes] == [h, w] and params["out_channels"] == c_in,
     }
 
 
