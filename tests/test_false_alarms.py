@@ -89,23 +89,28 @@ def test_torch_reports_the_kernel_path_it_took(results):
 def test_torch_accumulation_falls_back_to_the_case_dtype_when_the_kernel_path_is_unknown():
     # torch._C._select_conv_backend is private: whatever it does, the answer is a precision, never an error.
     from types import SimpleNamespace
+    from harness.backends.base import Call
+    from harness.backends.program import Call as CallExpr, Program, Ref, Step
     from harness.backends.torch_functional import TorchFunctionalBackend
 
-    def backend(select):
-        b = TorchFunctionalBackend.__new__(TorchFunctionalBackend)
-        b.torch, b.onednn_paths = SimpleNamespace(_C=SimpleNamespace(_select_conv_backend=select)), {7}
-        return b
-
     kw = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), output_padding=(0, 0), groups=1)
+    program = Program("torch", (), ("x", "w"), (
+        Step("y", CallExpr("torch.nn.functional.conv_transpose2d", (Ref("x"), Ref("w"), None), kw)),), "y")
+    env = {"x": None, "w": None}
+
+    def accumulation(select, dtype, torch_c=None):
+        b = TorchFunctionalBackend.__new__(TorchFunctionalBackend)
+        b.torch = SimpleNamespace(_C=torch_c or SimpleNamespace(_select_conv_backend=select))
+        b.onednn_paths = {7}
+        call = Call(op="conv2d_transpose", case_id="c", params={}, resolved=None, dtype=dtype, arrays={})
+        return b.accumulation_of(program, env, call)
 
     def raises(*args):
         raise RuntimeError("changed signature")
 
-    assert backend(lambda *a: 7)._accumulation(None, None, None, kw, "float16") == "float32"
-    assert backend(lambda *a: 8)._accumulation(None, None, None, kw, "bfloat16") == "bfloat16"   # unknown path
-    assert backend(raises)._accumulation(None, None, None, kw, "float16") == "float16"
-    assert backend(lambda *a: object())._accumulation(None, None, None, kw, "float16") == "float16"   # not an enum
-    assert backend(raises)._accumulation(None, None, None, kw, "float32") == "float32"
-    b = backend(None)
-    b.torch = SimpleNamespace(_C=SimpleNamespace())       # no such API at all
-    assert b._accumulation(None, None, None, kw, "bfloat16") == "bfloat16"
+    assert accumulation(lambda *a: 7, "float16") == "float32"
+    assert accumulation(lambda *a: 8, "bfloat16") == "bfloat16"          # unknown path
+    assert accumulation(raises, "float16") == "float16"
+    assert accumulation(lambda *a: object(), "float16") == "float16"    # not an enum
+    assert accumulation(raises, "float32") == "float32"
+    assert accumulation(None, "bfloat16", torch_c=SimpleNamespace()) == "bfloat16"   # no such API at all
