@@ -41,10 +41,10 @@ Rejected, with PyTorch's checks (``aten/src/ATen/native/ConvUtils.h``,
 (input or output side), an effective kernel larger than the padded input
 (``H + top + bottom < K``: "Kernel size can't be greater than actual input
 size"; TensorFlow: "Computed output size would be negative"), hence any
-output size < 1. TensorFlow is laxer at the edge: VALID with
-``ceil((H − K + 1) / s) == 0`` (e.g. ``H = K − 1``) returns an empty tensor
-instead of an error (measured: tests/test_conv2d_op.py), a divergence for the
-suites to record. Padding larger than the kernel is valid (rows of padding
+output size < 1. TensorFlow and MindSpore are laxer at the edge, both
+registered divergences (docs/findings.md): TensorFlow accepts any window whose
+truncated size ``trunc((padded − K + s) / s)`` is 0 (F6), MindSpore checks the
+kernel without its dilation (F7). Padding larger than the kernel is valid (rows of padding
 only give the bias). An empty batch is valid and gives an empty output.
 """
 
