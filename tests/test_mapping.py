@@ -29,11 +29,15 @@ from harness.cases import load_suite
 from harness.runner import RunOptions, run
 
 ROOT = Path(__file__).resolve().parents[1]
-OP = "conv2d_transpose"
+OP = "conv2d_transpose"   # the operator of MindSpore's mapping page (PAGE_ROWS)
 SURFACES = ["tf.nn", "torch.functional", "mindspore.nn"]
 MODULES = {"tf.nn": "tensorflow", "torch.functional": "torch", "mindspore.nn": "mindspore"}
-API = {"tf.nn": "tf.nn.conv2d_transpose", "torch.functional": "torch.nn.functional.conv_transpose2d",
-       "mindspore.nn": "mindspore.nn.Conv2dTranspose"}
+#: Operator -> surface -> the API its adapter calls (as recorded in native_call).
+APIS = {"conv2d_transpose": {"tf.nn": "tf.nn.conv2d_transpose", "torch.functional":
+                             "torch.nn.functional.conv_transpose2d", "mindspore.nn": "mindspore.nn.Conv2dTranspose"},
+        "conv2d": {"tf.nn": "tf.nn.conv2d", "torch.functional": "torch.nn.functional.conv2d",
+                   "mindspore.nn": "mindspore.nn.Conv2d"}}
+OPERATORS = list(APIS)
 MISSING = [m for m in MODULES.values() if importlib.util.find_spec(m) is None]
 needs_frameworks = pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
 
@@ -55,24 +59,25 @@ SEED_PAGE = ROOT.parent / "shared" / "seeds" / "000_e520289a08214ef6.txt"
 
 SIGNATURES = r"""
 import inspect, json, re, sys
-which = sys.argv[1]
+which, api = sys.argv[1], sys.argv[2].split(".")[-1]
 if which == "tf.nn":
     import tensorflow as tf
-    out = {"api": list(inspect.signature(tf.nn.conv2d_transpose).parameters)}
+    out = {"api": list(inspect.signature(getattr(tf.nn, api)).parameters)}
 elif which == "torch.functional":
     import torch.nn.functional as F
-    head = re.search(r"conv_transpose2d\((.*?)\)", F.conv_transpose2d.__doc__).group(1)
+    head = re.search(api + r"\((.*?)\)", getattr(F, api).__doc__).group(1)
     out = {"api": [part.split("=")[0].strip() for part in head.split(",")]}
 else:
     from mindspore import nn
-    out = {"api": list(inspect.signature(nn.Conv2dTranspose.__init__).parameters)[1:],
-           "forward": list(inspect.signature(nn.Conv2dTranspose.construct).parameters)[1:]}
+    cell = getattr(nn, api)
+    out = {"api": list(inspect.signature(cell.__init__).parameters)[1:],
+           "forward": list(inspect.signature(cell.construct).parameters)[1:]}
 print("SIGNATURE " + json.dumps(out))
 """
 
 
-def _decls(backend):
-    return mapping.declarations(backend, OP)
+def _decls(backend, op=OP):
+    return mapping.declarations(backend, op)
 
 
 def _cell_name(cell: str):
@@ -83,10 +88,11 @@ def _cell_name(cell: str):
 # --------------------------------------------------------------------------- declarations
 
 
-def test_declarations_name_canonical_parameters_and_cover_them():
-    keys = {c.key for c in mapping.canonical(OP)}
+@pytest.mark.parametrize("op", OPERATORS)
+def test_declarations_name_canonical_parameters_and_cover_them(op):
+    keys = {c.key for c in mapping.canonical(op)}
     for backend in SURFACES:
-        decls = _decls(backend)
+        decls = _decls(backend, op)
         assert set(decls) <= keys, set(decls) - keys
         assert keys - {"name"} <= set(decls), f"{backend} does not declare {keys - {'name'} - set(decls)}"
         for key, d in decls.items():
@@ -98,15 +104,17 @@ def test_declarations_name_canonical_parameters_and_cover_them():
 
 
 @needs_frameworks
+@pytest.mark.parametrize("op", OPERATORS)
 @pytest.mark.parametrize("backend", SURFACES)
-def test_declared_names_are_parameters_of_the_real_api(backend):
-    proc = subprocess.run([sys.executable, "-c", SIGNATURES, backend], capture_output=True, text=True,
+def test_declared_names_are_parameters_of_the_real_api(backend, op):
+    proc = subprocess.run([sys.executable, "-c", SIGNATURES, backend, APIS[op][backend]], capture_output=True,
+                          text=True,
                           timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_v": "3",
                                             **{k: v for k, v in __import__("os").environ.items()}})
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("SIGNATURE ")]
     assert line, proc.stdout + proc.stderr
     signature = json.loads(line[0][len("SIGNATURE "):])
-    for key, d in _decls(backend).items():
+    for key, d in _decls(backend, op).items():
         if d.name is None:
             continue
         params = signature[d.call]
@@ -142,9 +150,9 @@ def _passes(decl, name, position, api_call, forward_call) -> bool:
     return name in {k.arg for k in call.keywords}
 
 
-def _pick_cases():
-    """Up to 3 runnable-everywhere cases per canonical parameter, spread over the suite."""
-    suite = [c for c in load_suite([str(ROOT / "cases")]) if c.resolved is not None]
+def _pick_cases(op):
+    """Up to 3 runnable-everywhere cases of ``op`` per canonical parameter, spread over the suite."""
+    suite = [c for c in load_suite([str(ROOT / "cases" / op)]) if c.resolved is not None]
 
     def runnable(c):
         p = c.canonical_params()
@@ -152,29 +160,30 @@ def _pick_cases():
         return c.dtype in ("float16", "float32") and not (explicit and (p["groups"] > 1 or p["dilation"] != [1, 1]))
 
     chosen = {}
-    for canon in mapping.canonical(OP):
+    for canon in mapping.canonical(op):
         using = [c for c in suite if runnable(c) and canon.uses(c.canonical_params(), c.dtype)]
         for c in (using[:1] + using[len(using) // 2: len(using) // 2 + 1] + using[-1:]) if using else []:
             chosen[c.id] = c
     return list(chosen.values())
 
 
-@pytest.fixture(scope="module")
-def real_results(tmp_path_factory):
-    cases = _pick_cases()
-    result = run(cases, RunOptions(backends=SURFACES, out=tmp_path_factory.mktemp("mapping"), jobs=2))
-    return result.results
+@pytest.fixture(scope="module", params=OPERATORS)
+def real_results(request, tmp_path_factory):
+    op = request.param
+    result = run(_pick_cases(op), RunOptions(backends=SURFACES, out=tmp_path_factory.mktemp("mapping"), jobs=2))
+    return op, result.results
 
 
 @needs_frameworks
 @pytest.mark.parametrize("backend", SURFACES)
 def test_every_declaration_matches_the_calls_the_adapter_makes(backend, real_results):
-    decls = _decls(backend)
+    op, real_results = real_results
+    decls = _decls(backend, op)
     by_name = {d.name: d for d in decls.values() if d.name}
     results = [r for r in real_results if r["backend"] == backend]
     assert results and all(r["verdict"] not in ("unexpected_error", "crash") for r in results), \
         [(r["case"], r["verdict"], r["reason"]) for r in results if r["verdict"] in ("unexpected_error", "crash")]
-    for canon in mapping.canonical(OP):
+    for canon in mapping.canonical(op):
         decl = decls.get(canon.key)
         using = [r for r in results if canon.uses(r["params"], r["dtype"]) and r["native_call"]]
         if decl is None or canon.key == "name":
@@ -182,7 +191,7 @@ def test_every_declaration_matches_the_calls_the_adapter_makes(backend, real_res
         assert using, f"{backend}.{canon.key}: no suite case ran that uses it"
         seen = 0
         for r in using:
-            api_call, forward_call = _calls(r["native_call"], API[backend])
+            api_call, forward_call = _calls(r["native_call"], APIS[op][backend])
             assert api_call is not None, r["native_call"]
             keywords = {k.arg for k in api_call.keywords}
             if decl.name:
@@ -244,16 +253,19 @@ def test_measured_column_counts_agreement_divergence_and_gaps():
     assert mapping.measure(report, OP, "tf.nn", "mindspore.nn")["groups"].text("a", "b") == "not exercised by the suite"
 
 
-def test_docs_mapping_md_is_the_current_table():
+@pytest.mark.parametrize("op", OPERATORS)
+def test_docs_mapping_md_is_the_current_table(op):
     doc = (ROOT / "docs" / "mapping.md").read_text(encoding="utf-8")
-    lines = [ln for ln in doc.splitlines() if ln.startswith("| ") and "Parameter " in ln]
-    generated = [ln for ln in mapping.render(OP, "tf.nn", "mindspore.nn").splitlines()
+    sections = re.split(r"^# (?=\S+: )", doc, flags=re.M)   # one section per "# <op>: from → to" heading
+    section = next((s for s in sections if s.startswith(f"{op}: ")), "")
+    lines = [ln for ln in section.splitlines() if ln.startswith("| ") and "Parameter " in ln]
+    generated = [ln for ln in mapping.render(op, "tf.nn", "mindspore.nn").splitlines()
                  if ln.startswith("| ") and "Parameter " in ln]
 
     def cells(line):   # everything but the measured column
         return re.split(r"(?<!\\)\|", line)[1:-2]
     assert [cells(ln) for ln in lines] == [cells(ln) for ln in generated], \
-        "regenerate: conform mapping conv2d_transpose --from tf.nn --to mindspore.nn --report reports/report.json"
+        f"regenerate: conform mapping {op} --from tf.nn --to mindspore.nn --report reports/report.json"
 
 
 def test_conform_mapping_command(tmp_path):

@@ -141,6 +141,7 @@ def test_a_near_miss_says_what_it_resembles_and_resume_judges_it_again(tmp_path)
     near = write(tmp_path / "near.yaml", """
         divergences:
           - id: F2-half
+            op: conv2d_transpose
             backend: mindspore.nn
             when: {padding_form: explicit, output_padding_holds_values: true, dtype: float16}
             verdict: value_mismatch

@@ -1,4 +1,15 @@
-"""Backend ``mindspore.nn``: ``mindspore.nn.Conv2dTranspose`` in PyNative mode on CPU.
+"""Backend ``mindspore.nn``: ``mindspore.nn.Conv2dTranspose`` and ``nn.Conv2d`` in PyNative mode on CPU.
+
+``Conv2d``: ``pad_mode='same'|'valid'`` native, explicit padding as
+``pad_mode='pad'`` with ``padding=(top, bottom, left, right)``, ``group``,
+``dilation``, ``has_bias`` with ``bias_init`` and ``weight_init`` (the
+canonical weights, ``(C_out, C_in/group, kh, kw)``, MindSpore's own layout);
+NHWC permuted (the CPU kernel is NCHW only). Unsupported as for the
+transposed cell (measured on MindSpore 2.10.0): float64 ("the input
+argument[w] must be a type of {Tensor[BFloat16], Tensor[Float16],
+Tensor[Float32], ...}") and bfloat16 (NumPy 2 conversion refused).
+
+``Conv2dTranspose``:
 
 Native parameters: ``pad_mode='same'|'valid'|'pad'``, ``padding`` (int or
 ``(top, bottom, left, right)``), ``output_padding``, ``stride``, ``dilation``,
@@ -32,6 +43,11 @@ UNSUPPORTED_DTYPES = {
     "float64": "MindSpore's CPU Conv2DTranspose accepts only float16/float32/bfloat16/int tensors",
     "bfloat16": ("MindSpore's CPU kernel Conv2DBackpropInput has no bfloat16 kernel, and MindSpore 2.10's "
                  "bfloat16 Tensors refuse NumPy 2 (built against NumPy 1.x)"),
+}
+
+UNSUPPORTED_CONV2D_DTYPES = {
+    "float64": "MindSpore's CPU Conv2D accepts only bfloat16/float16/float32/int tensors",
+    "bfloat16": UNSUPPORTED_DTYPES["bfloat16"],
 }
 
 
@@ -68,6 +84,24 @@ class MindsporeNnBackend(Backend):
         "bias": NativeParam("has_bias", "bool", "default False"),
         "b": NativeParam("bias_init", "Tensor (C_out,), or an initializer name", "default 'zeros'"),
         "layout": NativeParam(None, "", "no data_format (NCHW only): NHWC emulated by permuting", emulated=True),
+        "dtype": NativeParam("dtype", "mindspore dtype", "default float32; CPU: float16 and float32 only"),
+    }, "conv2d": {
+        "x": NativeParam("x", "Tensor (N, C_in, H, W)", "the cell's input; NCHW only", position=0, call="forward"),
+        "w": NativeParam("weight_init", "Tensor (C_out, C_in/group, kh, kw), or an initializer name",
+                         "default 'normal' (random); conform passes the canonical weights as a Tensor"),
+        "kernel_size": NativeParam("kernel_size", "int or (kh, kw)", "an int means kh = kw"),
+        "in_channels": NativeParam("in_channels", "int", "must equal the input's channels", position=0),
+        "out_channels": NativeParam("out_channels", "int", "", position=1),
+        "stride": NativeParam("stride", "int or (sh, sw)", "default 1"),
+        "padding": NativeParam("padding", "int or (top, bottom, left, right)",
+                               "≥ 0, default 0; only with pad_mode='pad'"),
+        "padding_mode": NativeParam("pad_mode", "'same' | 'valid' | 'pad'",
+                                    "default 'same'; 'pad' for explicit padding"),
+        "dilation": NativeParam("dilation", "int or (dh, dw)", "default 1"),
+        "groups": NativeParam("group", "int", "in_channels and out_channels divisible by group; default 1"),
+        "bias": NativeParam("has_bias", "bool", "default False"),
+        "b": NativeParam("bias_init", "Tensor (C_out,), or an initializer name", "default None (zeros)"),
+        "layout": NativeParam(None, "", "data_format 'NHWC' is GPU-only: NHWC emulated by permuting", emulated=True),
         "dtype": NativeParam("dtype", "mindspore dtype", "default float32; CPU: float16 and float32 only"),
     }}
 
@@ -121,6 +155,46 @@ class MindsporeNnBackend(Backend):
         # The cell validates its arguments when it is built (a native step, not timed); PyNative dispatches
         # asynchronously, so the timed part waits for the kernel.
         steps += [Step("net", Expr("mindspore.nn.Conv2dTranspose", (c_in, p["out_channels"]),
+                                   {"kernel_size": tuple(p["kernel_size"]), **kw, **init, "dtype": dtype})),
+                  Step("y", Expr(Ref("net"), (Ref("x"),)), timed=True),
+                  Step(None, Expr("mindspore.runtime.synchronize"), timed=True),
+                  Step("out", Expr(Method(Expr(Method(Ref("y"), "astype"), (Attr("mindspore.float32"),)),
+                                          "asnumpy")), "finish")]
+        if call.layout == "NHWC":
+            steps.append(Step("out", Expr("numpy.ascontiguousarray",
+                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
+        operands = ("x", "w", "b") if has_bias else ("x", "w")
+        return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), operands,
+                       tuple(steps), "out", emulated, tuple(notes), environment=(("GLOG_v", "3"),),
+                       setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
+
+    def conv2d(self, call: Call) -> Program:
+        p = call.params
+        if call.dtype in UNSUPPORTED_CONV2D_DTYPES:
+            raise Unsupported(UNSUPPORTED_CONV2D_DTYPES[call.dtype])
+        dtype = Attr(f"mindspore.{call.dtype}")
+        notes, emulated = [], False
+        if call.layout == "NHWC":
+            emulated = True
+            notes.append("NHWC emulated: nn.Conv2d's data_format='NHWC' is GPU-only; input permuted to NCHW")
+        kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
+        if isinstance(p["padding"], str):
+            kw.update(pad_mode=p["padding"], padding=0)
+        else:
+            kw.update(pad_mode="pad", padding=tuple(p["padding"]))
+
+        def tensor(name):
+            return Expr(Method(Expr("mindspore.Tensor", (Ref(name), Attr("mindspore.float32"))), "astype"), (dtype,))
+
+        has_bias = "b" in call.arrays
+        steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW"),
+                 Step("weight", tensor("w"), "prepare", comment="(C_out, C_in/group, kh, kw): MindSpore's own")]
+        init = dict(has_bias=has_bias, weight_init=Ref("weight"))
+        if has_bias:
+            steps.append(Step("bias", tensor("b"), "prepare"))
+            init["bias_init"] = Ref("bias")
+        c_in = call.arrays["x"].shape[1]
+        steps += [Step("net", Expr("mindspore.nn.Conv2d", (c_in, p["out_channels"]),
                                    {"kernel_size": tuple(p["kernel_size"]), **kw, **init, "dtype": dtype})),
                   Step("y", Expr(Ref("net"), (Ref("x"),)), timed=True),
                   Step(None, Expr("mindspore.runtime.synchronize"), timed=True),

@@ -13,6 +13,7 @@ from harness.backends.program import Import, Program, Ref, Step
 from harness.backends.program import Call as Expr
 
 KERNEL = "harness.ops.conv2d_transpose.numba_kernel"
+CONV2D_KERNEL = "harness.ops.conv2d.numba_kernel"
 
 
 class NumbaBackend(Backend):
@@ -27,7 +28,8 @@ class NumbaBackend(Backend):
 
     def setup(self) -> None:
         import importlib
-        importlib.import_module(KERNEL)   # compiled once per worker, before any call is timed
+        for kernel in (KERNEL, CONV2D_KERNEL):   # compiled (or loaded) once per worker, before any call is timed
+            importlib.import_module(kernel)
 
     def conv2d_transpose(self, call: Call) -> Program:
         r = call.resolved
@@ -38,3 +40,13 @@ class NumbaBackend(Backend):
         bias = Ref("b") if "b" in call.arrays else None
         step = Step("y", Expr(f"{KERNEL}.conv2d_transpose", (Ref("x"), Ref("w"), bias), kwargs), timed=True)
         return Program("numba", (Import(KERNEL, embed=True),), tuple(call.arrays), (step,), "y")
+
+    def conv2d(self, call: Call) -> Program:
+        r = call.resolved
+        if r is None:
+            return semantics_rejection(call, "numba")
+        kwargs = dict(stride=tuple(r["stride"]), dilation=tuple(r["dilation"]), groups=r["groups"],
+                      pads=tuple(r["pads"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
+        bias = Ref("b") if "b" in call.arrays else None
+        step = Step("y", Expr(f"{CONV2D_KERNEL}.conv2d", (Ref("x"), Ref("w"), bias), kwargs), timed=True)
+        return Program("numba", (Import(CONV2D_KERNEL, embed=True),), tuple(call.arrays), (step,), "y")

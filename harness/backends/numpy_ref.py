@@ -59,3 +59,6 @@ class NumpyBackend(Backend):
 
     def conv2d_transpose(self, call: Call) -> Program:
         return self.oracle(call)
+
+    def conv2d(self, call: Call) -> Program:
+        return self.oracle(call)

@@ -212,8 +212,16 @@ def prelude(program: Program) -> list[str]:
     return out + list(program.setup)
 
 
-def _without_conform_imports(source: str) -> list[str]:
-    """An embedded module's lines, each ``from harness.m import f, g`` replaced by the sources of f and g."""
+def _embedded_whole(module: str) -> bool:
+    """Kernel modules are embedded whole, not function by function: their functions call the module's other
+    definitions (numba intrinsics, tile constants), and they import nothing from conform but each other."""
+    return module.startswith("harness.kernels.") or module.rsplit(".", 1)[-1].startswith("numba_")
+
+
+def _without_conform_imports(source: str, seen: Optional[set] = None) -> list[str]:
+    """An embedded module's lines, each ``from harness.m import f, g`` replaced by the sources of f and g
+    (or by the whole of ``harness.m`` for a kernel module, once)."""
+    seen = set() if seen is None else seen
     out = []
     for line in source.splitlines():
         found = re.fullmatch(r"from (harness(?:\.\w+)+) import ([\w, ]+)", line.strip())
@@ -221,6 +229,12 @@ def _without_conform_imports(source: str) -> list[str]:
             out.append(line)
             continue
         module = importlib.import_module(found.group(1))
+        if _embedded_whole(module.__name__):
+            if module.__name__ not in seen:
+                seen.add(module.__name__)
+                whole = inspect.getsource(module).replace("from __future__ import annotations\n", "")
+                out += [f"# ---- embedded: {module.__name__}"] + _without_conform_imports(whole, seen)
+            continue
         for name in (n.strip() for n in found.group(2).split(",")):
             out += inspect.getsource(getattr(module, name)).splitlines() + [""]
     return out + [""]

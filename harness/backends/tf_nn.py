@@ -1,4 +1,13 @@
-"""Backend ``tf.nn``: ``tf.nn.conv2d_transpose``.
+"""Backend ``tf.nn``: ``tf.nn.conv2d_transpose`` and ``tf.nn.conv2d``.
+
+``conv2d``: ``padding='SAME'|'VALID'`` are TensorFlow's own (the canonical
+rule), explicit padding is TF's list form, ``strides``, ``dilations`` and
+groups (the filters' depth ``C_in/groups``) are native, as is NHWC; NCHW runs
+natively in float16/bfloat16/float32 (oneDNN) and, where the CPU kernel
+"only supports the NHWC tensor format" (float64), in NHWC (marked emulated).
+The bias is ``tf.nn.bias_add`` (emulated).
+
+``conv2d_transpose``:
 
 Native parameters: ``padding='SAME'|'VALID'|explicit list``, ``output_shape``,
 ``strides``, ``dilations`` and ``data_format`` (NHWC and NCHW both run on this
@@ -111,6 +120,24 @@ class TfNnBackend(Backend):
         "layout": NativeParam("data_format", "'NHWC' | 'NCHW'", "default 'NHWC'; CPU: explicit padding only NHWC"),
         "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64", via="input"),
         "name": NativeParam("name", "str", "the op's name; no effect on values"),
+    }, "conv2d": {
+        "x": NativeParam("input", "Tensor (N, H, W, C_in) or (N, C_in, H, W)", "in data_format order", position=0),
+        "w": NativeParam("filters", "Tensor (kh, kw, C_in/groups, C_out)", "", position=1),
+        "kernel_size": NativeParam(None, "", "no parameter: filters.shape[0:2]", via="filters"),
+        "in_channels": NativeParam(None, "", "no parameter: the input's channels (a multiple of "
+                                   "filters.shape[2])", via="input"),
+        "out_channels": NativeParam(None, "", "no parameter: filters.shape[3]", via="filters"),
+        "stride": NativeParam("strides", "int or list of 1, 2 or 4 ints", "4 ints in data_format order"),
+        "padding": NativeParam("padding", "[[0, 0], [t, b], [l, r], [0, 0]] (NHWC) or [[0, 0], [0, 0], [t, b], "
+                               "[l, r]] (NCHW)", "explicit, asymmetric allowed"),
+        "padding_mode": NativeParam("padding", "'SAME' | 'VALID' | explicit list", "TensorFlow's rule"),
+        "dilation": NativeParam("dilations", "int or list of 1, 2 or 4 ints", "1 on N and C"),
+        "groups": NativeParam(None, "", "no parameter: input channels / filters.shape[2]", via="filters"),
+        "bias": NativeParam(None, "", "no bias: tf.nn.bias_add after the call", emulated=True),
+        "b": NativeParam(None, "", "no bias: tf.nn.bias_add(y, bias)", emulated=True),
+        "layout": NativeParam("data_format", "'NHWC' | 'NCHW'", "default 'NHWC'; CPU float64: NHWC only"),
+        "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64", via="input"),
+        "name": NativeParam("name", "str", "the op's name; no effect on values"),
     }}
     # No `accumulation` override: explicit padding runs Eigen's Conv2DCustomBackpropInputOp, which
     # accumulates float16/bfloat16 in their own precision (measured: up to 2x the float32-accumulation
@@ -168,6 +195,54 @@ class TfNnBackend(Backend):
         out = "tf.float64" if call.dtype == "float64" else "tf.float32"
         steps.append(Step("out", Expr(Method(Expr("tf.cast", (Ref("y"), Attr(out))), "numpy")), "finish"))
         if layout != call.layout:   # run in NHWC for an NCHW case: back to NCHW
+            steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
+        return Program("tensorflow", (Import("tensorflow", "tf"),), operands, tuple(steps), "out", emulated,
+                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),))
+
+    def conv2d(self, call: Call) -> Program:
+        if call.arrays["x"].shape[1] % call.params["groups"]:
+            raise Unsupported("tf.nn.conv2d has no groups: they are the input channels / filters.shape[2], so "
+                              "input channels not divisible by groups cannot be posed")
+        program = self._conv2d(call, call.layout)
+        if call.layout != "NCHW":
+            return program
+        note = ("NCHW emulated: this TF CPU kernel only supports NHWC ({error}); input transposed to NHWC, "
+                "output back")
+        return replace(program, fallback=Fallback("only supports the NHWC tensor format",
+                                                  self._conv2d(call, "NHWC"), note))
+
+    def _conv2d(self, call: Call, layout: str) -> Program:
+        p, dtype = call.params, Attr(f"tf.{call.dtype}")
+        if isinstance(p["padding"], str):
+            padding = p["padding"].upper()
+        else:
+            t, b, left, right = p["padding"]
+            padding = ([[0, 0], [t, b], [left, right], [0, 0]] if layout == "NHWC"
+                       else [[0, 0], [0, 0], [t, b], [left, right]])
+        kwargs = dict(strides=list(p["stride"]), padding=padding, data_format=layout, dilations=list(p["dilation"]))
+        notes, emulated = [], layout != call.layout
+        if p["groups"] > 1:
+            notes.append(f"groups={p['groups']} implied by the filter depth C_in/groups")
+
+        def tensor(array):   # values are exactly representable in the dtype: float64 -> dtype is exact
+            return Expr("tf.cast", (Expr("tf.constant", (array, Attr("tf.float64"))), dtype))
+
+        x = Expr(Method(Ref("x"), "transpose"), (0, 2, 3, 1)) if layout == "NHWC" else Ref("x")
+        steps = [Step("x", tensor(x), "prepare"),
+                 Step("filters", tensor(Expr(Method(Ref("w"), "transpose"), (2, 3, 1, 0))), "prepare",
+                      comment="(C_out, C_in/groups, kh, kw) -> (kh, kw, C_in/groups, C_out)"),
+                 Step("y", Expr("tf.nn.conv2d", (Ref("x"), Ref("filters")), kwargs), timed=True)]
+        operands = ("x", "w")
+        if "b" in call.arrays:
+            operands += ("b",)
+            emulated = True
+            notes.append("bias added with tf.nn.bias_add (tf.nn.conv2d has no bias)")
+            steps.insert(2, Step("bias", tensor(Ref("b")), "prepare"))
+            steps.append(Step("y", Expr("tf.nn.bias_add", (Ref("y"), Ref("bias")), {"data_format": layout}),
+                              timed=True))
+        out = "tf.float64" if call.dtype == "float64" else "tf.float32"
+        steps.append(Step("out", Expr(Method(Expr("tf.cast", (Ref("y"), Attr(out))), "numpy")), "finish"))
+        if layout != call.layout:
             steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
         return Program("tensorflow", (Import("tensorflow", "tf"),), operands, tuple(steps), "out", emulated,
                        tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),))

@@ -1,4 +1,11 @@
-"""Backend ``torch.functional``: ``torch.nn.functional.conv_transpose2d``.
+"""Backend ``torch.functional``: ``torch.nn.functional.conv_transpose2d`` and ``conv2d``.
+
+``conv2d``: ``padding='valid'`` is native, ``padding='same'`` native with
+stride 1 (PyTorch refuses it for strided convolutions; then the resolved
+padding is passed, marked emulated), symmetric explicit padding native,
+asymmetric padding applied with ``F.pad`` first (emulated), NHWC permuted.
+
+``conv_transpose2d``:
 
 Native parameters: ``stride``, symmetric ``padding=(ph, pw)``,
 ``output_padding``, ``groups``, ``dilation``, ``bias``; weights are already in
@@ -54,6 +61,25 @@ class TorchFunctionalBackend(Backend):
         "layout": NativeParam(None, "", "no data_format (NCHW only): NHWC emulated by permuting", emulated=True),
         "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64 on CPU",
                              via="input"),
+    }, "conv2d": {
+        "x": NativeParam("input", "Tensor (N, C_in, H, W)", "NCHW only", position=0),
+        "w": NativeParam("weight", "Tensor (C_out, C_in/groups, kh, kw)", "the canonical layout", position=1),
+        "kernel_size": NativeParam(None, "", "no parameter: weight.shape[2:]", via="weight"),
+        "in_channels": NativeParam(None, "", "no parameter: the input's channels = weight.shape[1]·groups",
+                                   via="input"),
+        "out_channels": NativeParam(None, "", "no parameter: weight.shape[0]", via="weight"),
+        "stride": NativeParam("stride", "int or (sh, sw)", "default 1"),
+        "padding": NativeParam("padding", "int or (ph, pw)", "symmetric only; asymmetric emulated with F.pad "
+                               "first"),
+        "padding_mode": NativeParam("padding", "'same' | 'valid'", "'same' only with stride 1 (else the resolved "
+                                    "padding, emulated); odd totals: the extra row/column at the bottom/right"),
+        "dilation": NativeParam("dilation", "int or (dh, dw)", "default 1"),
+        "groups": NativeParam("groups", "int", "C_in and C_out divisible by groups"),
+        "bias": NativeParam("bias", "Tensor (C_out,) or None", "None: no bias", position=2),
+        "b": NativeParam("bias", "Tensor (C_out,)", "added to every output element", position=2),
+        "layout": NativeParam(None, "", "no data_format (NCHW only): NHWC emulated by permuting", emulated=True),
+        "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64 on CPU",
+                             via="input"),
     }}
     # No class-level `accumulation`: each call reports the kernel path torch chose (`accumulation_of`).
 
@@ -82,9 +108,13 @@ class TorchFunctionalBackend(Backend):
             return dtype
         x, w, bias = (evaluate(a, env, {}) for a in step.expr.args)
         kw = step.expr.kwargs
+        transposed = "output_padding" in kw
+        padding = kw["padding"]
+        if isinstance(padding, str):   # conv2d's 'same' (stride 1) / 'valid': the padding it resolves to
+            padding = (0, 0) if padding == "valid" or call.resolved is None else call.resolved["pads"][::2]
         try:
-            chosen = int(select(x, w, bias, list(kw["stride"]), list(kw["padding"]), list(kw["dilation"]), True,
-                                list(kw["output_padding"]), kw["groups"]))
+            chosen = int(select(x, w, bias, list(kw["stride"]), list(padding), list(kw["dilation"]), transposed,
+                                list(kw.get("output_padding", (0, 0))), kw["groups"]))
         except Exception:  # noqa: BLE001 - a call torch rejects (the call itself will say so), or a private
             return dtype   # API that changed its signature or return type: the conservative answer
         return "float32" if chosen in self.onednn_paths else dtype
@@ -163,6 +193,55 @@ class TorchFunctionalBackend(Backend):
             if has_bias:
                 steps.append(Step("y", Expr("torch.add", (Ref("y"), Expr(Method(Ref("bias"), "reshape"),
                                                                          (1, -1, 1, 1)))), "finish"))
+        out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
+        steps.append(Step("out", Expr(Method(Expr(Method(Ref("y"), "to"), (out,)), "numpy")), "finish"))
+        if call.layout == "NHWC":
+            steps.append(Step("out", Expr("numpy.ascontiguousarray",
+                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
+        operands = ("x", "w", "b") if has_bias else ("x", "w")
+        return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), operands,
+                       tuple(steps), "out", emulated, tuple(notes))
+
+    def conv2d(self, call: Call) -> Program:
+        p, r = call.params, call.resolved
+        notes, emulated = [], False
+        if call.layout == "NHWC":
+            notes.append("NHWC emulated: input permuted to NCHW, output permuted back")
+            emulated = True
+        stride = tuple(p["stride"])
+        kw = dict(stride=stride, dilation=tuple(p["dilation"]), groups=p["groups"])
+        pre_pad = None
+        if p["padding"] == "valid" or (p["padding"] == "same" and (stride == (1, 1) or r is None)):
+            kw["padding"] = p["padding"]   # an invalid 'same' call too: torch judges it
+        else:
+            # 'same' with a stride (torch refuses it) is the padding it resolves to; an invalid call keeps
+            # its literal explicit padding, so torch judges it
+            t, bo, l, rt = r["pads"] if isinstance(p["padding"], str) else p["padding"]
+            if isinstance(p["padding"], str):
+                emulated = True
+                notes.append(f"padding {p['padding']!r} with stride {list(stride)} (torch: stride 1 only) "
+                             f"expressed as its padding {[t, bo, l, rt]}")
+            if t == bo and l == rt:
+                kw["padding"] = (t, l)
+            else:
+                emulated = True
+                pre_pad = (l, rt, t, bo)
+                kw["padding"] = (0, 0)
+                notes.append(f"asymmetric padding {[t, bo, l, rt]}: input zero-padded with F.pad, padding=0")
+        dtype = Attr(f"torch.{call.dtype}")
+
+        def tensor(name):
+            return Expr(Method(Expr("torch.from_numpy", (Ref(name),)), "to"), (dtype,))
+
+        has_bias = "b" in call.arrays
+        steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW (torch has no NHWC here)"),
+                 Step("weight", tensor("w"), "prepare", comment="(C_out, C_in/groups, kh, kw): torch's own layout")]
+        if has_bias:
+            steps.append(Step("bias", tensor("b"), "prepare"))
+        if pre_pad:
+            steps.append(Step("x", Expr("torch.nn.functional.pad", (Ref("x"), pre_pad)), "prepare"))
+        steps.append(Step("y", Expr("torch.nn.functional.conv2d",
+                                    (Ref("x"), Ref("weight"), Ref("bias") if has_bias else None), kw), timed=True))
         out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
         steps.append(Step("out", Expr(Method(Expr(Method(Ref("y"), "to"), (out,)), "numpy")), "finish"))
         if call.layout == "NHWC":

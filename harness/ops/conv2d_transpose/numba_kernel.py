@@ -20,11 +20,8 @@ im2col/col2im buffers.*
   ``NB·L`` output channels (``L`` = 16 float32 / 8 float64 lanes, 24
   accumulator vectors of the 32 AVX-512 registers) and sweeps
   ``K = taps × Cig``: per step it loads ``NB`` weight vectors and issues
-  ``P·NB`` FMAs with a broadcast input operand. It is generated as LLVM IR with
-  explicit 512-bit vectors (``@intrinsic``), because Numba's auto-vectoriser
-  targets 256-bit vectors on this CPU (LLVM's ``prefer-256-bit`` tuning) and
-  cannot keep a 2-D accumulator tile in registers. On CPUs without AVX-512
-  LLVM splits the vectors; the results are the same.
+  ``P·NB`` FMAs with a broadcast input operand (``harness.kernels.tiles``,
+  shared with the conv2d kernel: explicit 512-bit LLVM vectors).
 - **Memory traffic.** The input is packed lazily, row by row, into a small
   per-thread ring of ``(kh−1)·dh/sh + 1`` rows (channel-major, zero-padded
   columns), converting float64 to the compute dtype on the way: nothing of the
@@ -96,216 +93,14 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from harness.data import round_to_dtype
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
 
 __all__ = ["conv2d_transpose"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
-_MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
-
-
-def _lanes_of(dt):
-    return 16 if dt == types.float32 else 8
-
-
-def _is_index(*tys):
-    return all(isinstance(t, types.Integer) for t in tys)
-
-
-def _index_args(context, builder, signature, args):
-    """The intrinsic's arguments, with every integer widened to int64."""
-    return [context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer) else v
-            for v, t in zip(args, signature.args)]
-
-
-def _is_vec_array(arr, dt):
-    return isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C" and arr.dtype == dt
-
-
-def _data_ptr(context, builder, aty, aval):
-    return cgutils.create_struct_proxy(aty)(context, builder, value=aval).data
-
-
-@intrinsic
-def _microkernel(typingctx, tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, P, NB):
-    """Register-tiled sum over taps and input channels.
-
-    For ``p < P`` pixels and ``NB`` vectors of ``L`` output channels::
-
-        tile[(p·NB + b)·L + l] = Σ_t Σ_ci xa[xbase + toffx[t] + ci·xci + p]
-                                        · wa[wbase + (toffw[t] + ci)·wld + b·L + l]
-
-    ``P`` and ``NB`` are compile-time constants, so the ``P·NB`` accumulators
-    live in registers for the whole sweep.
-    """
-    if not (isinstance(P, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)):
-        return None
-    dt = tile.dtype
-    if dt not in (types.float32, types.float64) or not all(
-            _is_vec_array(a, dt) for a in (tile, xa, wa)):
-        return None
-    if not (_is_vec_array(toffx, types.int64) and _is_vec_array(toffw, types.int64)
-            and _is_index(xbase, xci, wbase, ntaps, cig, wld)):
-        return None
-    npix, nvec = P.literal_value, NB.literal_value
-    sig = types.void(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, P, NB)
-
-    def codegen(context, builder, signature, args):
-        tile_v, xa_v, xbase_v, xci_v, toffx_v, wa_v, wbase_v, toffw_v, ntaps_v, cig_v, wld_v = (
-            _index_args(context, builder, signature, args)[:11])
-        ety = context.get_value_type(dt)
-        lanes = _lanes_of(dt)
-        align = 4 if dt == types.float32 else 8
-        vty = ir.VectorType(ety, lanes)
-        i64, i32 = ir.IntType(64), ir.IntType(32)
-        tp, xp, wp = (_data_ptr(context, builder, t, v) for t, v in ((tile, tile_v), (xa, xa_v), (wa, wa_v)))
-        txp = _data_ptr(context, builder, toffx, toffx_v)
-        twp = _data_ptr(context, builder, toffw, toffw_v)
-        zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * lanes)
-        # Entry-block allocas: LLVM promotes them to registers (mem2reg/SROA).
-        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(npix)]
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-            f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
-        splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-        undef = ir.Constant(vty, ir.Undefined)
-        with cgutils.for_range(builder, ntaps_v) as tloop:
-            t = tloop.index
-            xo = builder.add(xbase_v, builder.load(builder.gep(txp, [t])))
-            wr0 = builder.load(builder.gep(twp, [t]))
-            with cgutils.for_range(builder, cig_v) as cloop:
-                ci = cloop.index
-                wo = builder.add(wbase_v, builder.mul(builder.add(wr0, ci), wld_v))
-                wv = []
-                for b in range(nvec):
-                    ptr = builder.gep(wp, [builder.add(wo, ir.Constant(i64, b * lanes))])
-                    wv.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
-                xo_ci = builder.add(xo, builder.mul(ci, xci_v))
-                for p in range(npix):
-                    s = builder.load(builder.gep(xp, [builder.add(xo_ci, ir.Constant(i64, p))]))
-                    bv = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
-                    for b in range(nvec):
-                        builder.store(builder.call(fma, [bv, wv[b], builder.load(accs[p][b])]), accs[p][b])
-        for p in range(npix):
-            for b in range(nvec):
-                ptr = builder.gep(tp, [ir.Constant(i64, (p * nvec + b) * lanes)])
-                builder.store(builder.load(accs[p][b]), builder.bitcast(ptr, vty.as_pointer()), align=align)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
-def _store_nchw(typingctx, out, obase, plane, sw, pv, nch, bias, boff, tile, toff, tstride):
-    """Store one ``L × L`` block of a tile channel-major, with the bias added.
-
-    The block is ``tile[toff + r·tstride + l]`` (row ``r`` = pixel, lane ``l`` =
-    channel). It is transposed in registers and, for ``l < nch`` and ``r < pv``,
-    ``out[obase + l·plane + r·sw] = block[r, l] + bias[boff + l]``, ``sw`` in
-    (1, 2). The stores are masked: no other element of ``out`` is read or
-    written, so neighbouring rows owned by other threads are safe.
-    """
-    dt = tile.dtype
-    if dt not in (types.float32, types.float64) or not all(
-            _is_vec_array(a, dt) for a in (out, bias, tile)):
-        return None
-    if not _is_index(obase, plane, sw, pv, nch, boff, toff, tstride):
-        return None
-    sig = types.void(out, obase, plane, sw, pv, nch, bias, boff, tile, toff, tstride)
-
-    def codegen(context, builder, signature, args):
-        out_v, obase_v, plane_v, sw_v, pv_v, nch_v, bias_v, boff_v, tile_v, toff_v, tstride_v = (
-            _index_args(context, builder, signature, args))
-        ety = context.get_value_type(dt)
-        lanes = _lanes_of(dt)
-        align = 4 if dt == types.float32 else 8
-        vty = ir.VectorType(ety, lanes)
-        i64, i32 = ir.IntType(64), ir.IntType(32)
-        ivec = ir.VectorType(i32, lanes)
-        op, bp, tp = (_data_ptr(context, builder, t, v) for t, v in ((out, out_v), (bias, bias_v), (tile, tile_v)))
-        bvec = builder.load(builder.bitcast(builder.gep(bp, [boff_v]), vty.as_pointer()), align=align)
-        rows = []
-        for r in range(lanes):
-            ptr = builder.gep(tp, [builder.add(toff_v, builder.mul(tstride_v, ir.Constant(i64, r)))])
-            rows.append(builder.fadd(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align), bvec))
-        # Transpose by swapping off-diagonal blocks of size step = L/2, ..., 1.
-        step = lanes // 2
-        while step >= 1:
-            for i in range(lanes):
-                if i & step:
-                    continue
-                a, b = rows[i], rows[i + step]
-                ma = [c if (c & step) == 0 else lanes + c - step for c in range(lanes)]
-                mb = [c + step if (c & step) == 0 else lanes + c for c in range(lanes)]
-                rows[i] = builder.shuffle_vector(a, b, ir.Constant(ivec, ma))
-                rows[i + step] = builder.shuffle_vector(a, b, ir.Constant(ivec, mb))
-            step //= 2
-        mstore = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, ir.VectorType(ir.IntType(1), lanes)]),
-            f"llvm.masked.store.v{lanes}{'f32' if dt == types.float32 else 'f64'}.p0")
-        i64vec = ir.VectorType(i64, lanes)
-        ins = builder.insert_element(ir.Constant(i64vec, ir.Undefined), pv_v, ir.Constant(i32, 0))
-        pv_splat = builder.shuffle_vector(ins, ins, ir.Constant(ivec, [0] * lanes))
-        # sw == 1: lane p holds pixel p. sw == 2: even lane c holds pixel c/2 (first store)
-        # or L/2 + c/2 (second store, L elements further); odd lanes are masked off.
-        never = 1 << 40
-        mask1 = builder.icmp_signed("<", ir.Constant(i64vec, list(range(lanes))), pv_splat)
-        half = lanes // 2
-        mask_lo = builder.icmp_signed("<", ir.Constant(i64vec, [c // 2 if c % 2 == 0 else never for c in range(lanes)]), pv_splat)
-        mask_hi = builder.icmp_signed("<", ir.Constant(i64vec, [half + c // 2 if c % 2 == 0 else never for c in range(lanes)]), pv_splat)
-        spread_lo = ir.Constant(ivec, [c // 2 for c in range(lanes)])
-        spread_hi = ir.Constant(ivec, [half + c // 2 for c in range(lanes)])
-        is_one = builder.icmp_signed("==", sw_v, ir.Constant(i64, 1))
-        ai = ir.Constant(i32, align)
-        for l in range(lanes):
-            with builder.if_then(builder.icmp_signed("<", ir.Constant(i64, l), nch_v)):
-                base = builder.add(obase_v, builder.mul(plane_v, ir.Constant(i64, l)))
-                ptr = builder.bitcast(builder.gep(op, [base]), vty.as_pointer())
-                with builder.if_else(is_one) as (then, otherwise):
-                    with then:
-                        builder.call(mstore, [rows[l], ptr, ai, mask1])
-                    with otherwise:
-                        ptr2 = builder.bitcast(builder.gep(op, [builder.add(base, ir.Constant(i64, lanes))]), vty.as_pointer())
-                        builder.call(mstore, [builder.shuffle_vector(rows[l], rows[l], spread_lo), ptr, ai, mask_lo])
-                        builder.call(mstore, [builder.shuffle_vector(rows[l], rows[l], spread_hi), ptr2, ai, mask_hi])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-# Pixels per tile for NB = 1..4 channel vectors (P·NB = 24 accumulators), and a
-# narrower tile for the ragged end of a row.
-_PMAX = (0, 24, 12, 8, 6)
-_PSMALL = (0, 8, 4, 4, 4)
-
-
-@njit(cache=True)
-def _mk(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb, small):
-    if nb == 1:
-        if small:
-            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 1)
-        else:
-            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1)
-    elif nb == 2:
-        if small:
-            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 2)
-        else:
-            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2)
-    elif nb == 3:
-        if small:
-            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 3)
-        else:
-            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3)
-    else:
-        if small:
-            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4)
-        else:
-            _microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
@@ -386,7 +181,7 @@ def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, la
     qh = ((kh - 1) * dh) // sh          # furthest row offset of a tap, in input rows
     qw = ((kw - 1) * dw) // sw          # ... and in input columns (= left zero padding)
     ring = qh + 1                       # input rows one output row can read
-    wpad = 2 * qw + wd + _MAX_PIX       # packed row: qw zeros | W values | zeros
+    wpad = 2 * qw + wd + MAX_PIX       # packed row: qw zeros | W values | zeros
     xend = min(wout, fw - left)         # output columns >= xend are past the full output
     nb_main = min(4, (cog + lanes - 1) // lanes)
     wgroup = wp.shape[1]
@@ -459,8 +254,8 @@ def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, la
                     ob = nb * lanes
                     nvalid = min(ob, cog - ob0)
                     oc0 = g * cog + ob0
-                    pm = _PMAX[nb]
-                    ps = _PSMALL[nb]
+                    pm = PMAX[nb]
+                    ps = PSMALL[nb]
                     s = 0
                     while s < cnt:
                         rem = cnt - s
@@ -469,7 +264,7 @@ def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, la
                         if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
                             small = True
                             npx = ps
-                        _mk(tile, buf, g * cig * wpad + xq_lo + s + qw, wpad, tx,
+                        tile_sweep(tile, buf, g * cig * wpad + xq_lo + s + qw, wpad, tx,
                             wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, small)
                         pv = min(npx, rem)
                         if nhwc:
@@ -486,7 +281,7 @@ def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, la
                                 if nch <= 0:
                                     break
                                 for p0 in range(0, pv, lanes):
-                                    _store_nchw(oflat, o_base + b * lanes * plane + p0 * sw, plane, sw,
+                                    store_nchw(oflat, o_base + b * lanes * plane + p0 * sw, plane, sw,
                                                 min(lanes, pv - p0), nch, biasp, oc0 + b * lanes,
                                                 tile, p0 * ob + b * lanes, ob)
                         else:

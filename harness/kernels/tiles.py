@@ -1,0 +1,342 @@
+"""Register-tile building blocks shared by the Numba convolution kernels.
+
+Both ``harness.kernels.numba_conv2d_transpose`` and
+``harness.ops.conv2d.numba_kernel`` are output-stationary direct convolutions
+that sweep ``K = taps × Cig`` into a tile of ``P`` output pixels × ``NB·L``
+output channels; this module owns that tile:
+
+- ``microkernel``: the sweep, generated as LLVM IR with explicit 512-bit
+  vectors (``@intrinsic``), because Numba's auto-vectoriser targets 256-bit
+  vectors on this CPU (LLVM's ``prefer-256-bit`` tuning) and cannot keep a 2-D
+  accumulator tile in registers. On CPUs without AVX-512 LLVM splits the
+  vectors; the results are the same.
+- ``tile_sweep``: picks the compile-time tile shape (``PMAX``/``PSMALL``
+  pixels for ``NB`` = 1..4 channel vectors).
+- ``store_nchw``: the NCHW epilogue (in-register transpose, bias, masked stores).
+- ``row_sweep``: the transposed tile for depthwise convolutions: output rows ×
+  vectors of pixels, weights broadcast.
+- ``pack_row``: one input row, converted and phase-packed for a stride.
+- ``MAX_PIX``: the widest tile, i.e. the zero padding a packed input row needs
+  on its right so a tile may read past the row end.
+
+Numba's on-disk cache keys each function on its own source file only, and a
+caller's cached machine code contains the code inlined from here: after
+editing this file, delete ``harness/kernels/__pycache__/*.nbi``/``*.nbc`` and
+``harness/ops/conv2d/__pycache__/*.nb*`` (or touch the two kernel files) so
+the kernels recompile.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "pack_row", "row_sweep", "store_nchw", "tile_sweep"]
+
+MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
+
+
+def _lanes_of(dt):
+    return 16 if dt == types.float32 else 8
+
+
+def _is_index(*tys):
+    return all(isinstance(t, types.Integer) for t in tys)
+
+
+def _index_args(context, builder, signature, args):
+    """The intrinsic's arguments, with every integer widened to int64."""
+    return [context.cast(builder, v, t, types.int64) if isinstance(t, types.Integer) else v
+            for v, t in zip(args, signature.args)]
+
+
+def _is_vec_array(arr, dt):
+    return isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C" and arr.dtype == dt
+
+
+def _data_ptr(context, builder, aty, aval):
+    return cgutils.create_struct_proxy(aty)(context, builder, value=aval).data
+
+
+@intrinsic
+def microkernel(typingctx, tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, P, NB):
+    """Register-tiled sum over taps and input channels.
+
+    For ``p < P`` pixels and ``NB`` vectors of ``L`` output channels::
+
+        tile[(p·NB + b)·L + l] = Σ_t Σ_ci xa[xbase + toffx[t] + ci·xci + p]
+                                        · wa[wbase + (toffw[t] + ci)·wld + b·L + l]
+
+    ``P`` and ``NB`` are compile-time constants, so the ``P·NB`` accumulators
+    live in registers for the whole sweep.
+    """
+    if not (isinstance(P, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)):
+        return None
+    dt = tile.dtype
+    if dt not in (types.float32, types.float64) or not all(
+            _is_vec_array(a, dt) for a in (tile, xa, wa)):
+        return None
+    if not (_is_vec_array(toffx, types.int64) and _is_vec_array(toffw, types.int64)
+            and _is_index(xbase, xci, wbase, ntaps, cig, wld)):
+        return None
+    npix, nvec = P.literal_value, NB.literal_value
+    sig = types.void(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, P, NB)
+
+    def codegen(context, builder, signature, args):
+        tile_v, xa_v, xbase_v, xci_v, toffx_v, wa_v, wbase_v, toffw_v, ntaps_v, cig_v, wld_v = (
+            _index_args(context, builder, signature, args)[:11])
+        ety = context.get_value_type(dt)
+        lanes = _lanes_of(dt)
+        align = 4 if dt == types.float32 else 8
+        vty = ir.VectorType(ety, lanes)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        tp, xp, wp = (_data_ptr(context, builder, t, v) for t, v in ((tile, tile_v), (xa, xa_v), (wa, wa_v)))
+        txp = _data_ptr(context, builder, toffx, toffx_v)
+        twp = _data_ptr(context, builder, toffw, toffw_v)
+        zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * lanes)
+        # Entry-block allocas: LLVM promotes them to registers (mem2reg/SROA).
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(npix)]
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+            f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
+        splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        undef = ir.Constant(vty, ir.Undefined)
+        with cgutils.for_range(builder, ntaps_v) as tloop:
+            t = tloop.index
+            xo = builder.add(xbase_v, builder.load(builder.gep(txp, [t])))
+            wr0 = builder.load(builder.gep(twp, [t]))
+            with cgutils.for_range(builder, cig_v) as cloop:
+                ci = cloop.index
+                wo = builder.add(wbase_v, builder.mul(builder.add(wr0, ci), wld_v))
+                wv = []
+                for b in range(nvec):
+                    ptr = builder.gep(wp, [builder.add(wo, ir.Constant(i64, b * lanes))])
+                    wv.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
+                xo_ci = builder.add(xo, builder.mul(ci, xci_v))
+                for p in range(npix):
+                    s = builder.load(builder.gep(xp, [builder.add(xo_ci, ir.Constant(i64, p))]))
+                    bv = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
+                    for b in range(nvec):
+                        builder.store(builder.call(fma, [bv, wv[b], builder.load(accs[p][b])]), accs[p][b])
+        for p in range(npix):
+            for b in range(nvec):
+                ptr = builder.gep(tp, [ir.Constant(i64, (p * nvec + b) * lanes)])
+                builder.store(builder.load(accs[p][b]), builder.bitcast(ptr, vty.as_pointer()), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def store_nchw(typingctx, out, obase, plane, sw, pv, nch, bias, boff, tile, toff, tstride):
+    """Store one ``L × L`` block of a tile channel-major, with the bias added.
+
+    The block is ``tile[toff + r·tstride + l]`` (row ``r`` = pixel, lane ``l`` =
+    channel). It is transposed in registers and, for ``l < nch`` and ``r < pv``,
+    ``out[obase + l·plane + r·sw] = block[r, l] + bias[boff + l]``, ``sw`` in
+    (1, 2). The stores are masked: no other element of ``out`` is read or
+    written, so neighbouring rows owned by other threads are safe.
+    """
+    dt = tile.dtype
+    if dt not in (types.float32, types.float64) or not all(
+            _is_vec_array(a, dt) for a in (out, bias, tile)):
+        return None
+    if not _is_index(obase, plane, sw, pv, nch, boff, toff, tstride):
+        return None
+    sig = types.void(out, obase, plane, sw, pv, nch, bias, boff, tile, toff, tstride)
+
+    def codegen(context, builder, signature, args):
+        out_v, obase_v, plane_v, sw_v, pv_v, nch_v, bias_v, boff_v, tile_v, toff_v, tstride_v = (
+            _index_args(context, builder, signature, args))
+        ety = context.get_value_type(dt)
+        lanes = _lanes_of(dt)
+        align = 4 if dt == types.float32 else 8
+        vty = ir.VectorType(ety, lanes)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        ivec = ir.VectorType(i32, lanes)
+        op, bp, tp = (_data_ptr(context, builder, t, v) for t, v in ((out, out_v), (bias, bias_v), (tile, tile_v)))
+        bvec = builder.load(builder.bitcast(builder.gep(bp, [boff_v]), vty.as_pointer()), align=align)
+        rows = []
+        for r in range(lanes):
+            ptr = builder.gep(tp, [builder.add(toff_v, builder.mul(tstride_v, ir.Constant(i64, r)))])
+            rows.append(builder.fadd(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align), bvec))
+        # Transpose by swapping off-diagonal blocks of size step = L/2, ..., 1.
+        step = lanes // 2
+        while step >= 1:
+            for i in range(lanes):
+                if i & step:
+                    continue
+                a, b = rows[i], rows[i + step]
+                ma = [c if (c & step) == 0 else lanes + c - step for c in range(lanes)]
+                mb = [c + step if (c & step) == 0 else lanes + c for c in range(lanes)]
+                rows[i] = builder.shuffle_vector(a, b, ir.Constant(ivec, ma))
+                rows[i + step] = builder.shuffle_vector(a, b, ir.Constant(ivec, mb))
+            step //= 2
+        mstore = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, ir.VectorType(ir.IntType(1), lanes)]),
+            f"llvm.masked.store.v{lanes}{'f32' if dt == types.float32 else 'f64'}.p0")
+        i64vec = ir.VectorType(i64, lanes)
+        ins = builder.insert_element(ir.Constant(i64vec, ir.Undefined), pv_v, ir.Constant(i32, 0))
+        pv_splat = builder.shuffle_vector(ins, ins, ir.Constant(ivec, [0] * lanes))
+        # sw == 1: lane p holds pixel p. sw == 2: even lane c holds pixel c/2 (first store)
+        # or L/2 + c/2 (second store, L elements further); odd lanes are masked off.
+        never = 1 << 40
+        mask1 = builder.icmp_signed("<", ir.Constant(i64vec, list(range(lanes))), pv_splat)
+        half = lanes // 2
+        mask_lo = builder.icmp_signed("<", ir.Constant(i64vec, [c // 2 if c % 2 == 0 else never for c in range(lanes)]), pv_splat)
+        mask_hi = builder.icmp_signed("<", ir.Constant(i64vec, [half + c // 2 if c % 2 == 0 else never for c in range(lanes)]), pv_splat)
+        spread_lo = ir.Constant(ivec, [c // 2 for c in range(lanes)])
+        spread_hi = ir.Constant(ivec, [half + c // 2 for c in range(lanes)])
+        is_one = builder.icmp_signed("==", sw_v, ir.Constant(i64, 1))
+        ai = ir.Constant(i32, align)
+        for l in range(lanes):
+            with builder.if_then(builder.icmp_signed("<", ir.Constant(i64, l), nch_v)):
+                base = builder.add(obase_v, builder.mul(plane_v, ir.Constant(i64, l)))
+                ptr = builder.bitcast(builder.gep(op, [base]), vty.as_pointer())
+                with builder.if_else(is_one) as (then, otherwise):
+                    with then:
+                        builder.call(mstore, [rows[l], ptr, ai, mask1])
+                    with otherwise:
+                        ptr2 = builder.bitcast(builder.gep(op, [builder.add(base, ir.Constant(i64, lanes))]), vty.as_pointer())
+                        builder.call(mstore, [builder.shuffle_vector(rows[l], rows[l], spread_lo), ptr, ai, mask_lo])
+                        builder.call(mstore, [builder.shuffle_vector(rows[l], rows[l], spread_hi), ptr2, ai, mask_hi])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+# Pixels per tile for NB = 1..4 channel vectors (P·NB = 24 accumulators), and a
+# narrower tile for the ragged end of a row.
+PMAX = (0, 24, 12, 8, 6)
+PSMALL = (0, 8, 4, 4, 4)
+
+
+@njit(cache=True)
+def tile_sweep(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb, small):
+    if nb == 1:
+        if small:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 1)
+        else:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1)
+    elif nb == 2:
+        if small:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 2)
+        else:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2)
+    elif nb == 3:
+        if small:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 3)
+        else:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3)
+    else:
+        if small:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4)
+        else:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
+
+
+@intrinsic
+def _row_kernel(typingctx, tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, R, NB):
+    """Register tile of ``R`` rows × ``NB`` vectors of pixels, weights broadcast::
+
+        tile[(r·NB + b)·L + l] = Σ_t wv[wbase + toffw[t]] · xa[xbase + r·rstride + toffx[t] + b·L + l]
+
+    ``R`` and ``NB`` are compile-time constants (``R·NB`` accumulators).
+    """
+    if not (isinstance(R, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)):
+        return None
+    dt = tile.dtype
+    if dt not in (types.float32, types.float64) or not all(_is_vec_array(a, dt) for a in (tile, wv, xa)):
+        return None
+    if not (_is_vec_array(toffw, types.int64) and _is_vec_array(toffx, types.int64)
+            and _is_index(wbase, xbase, rstride, ntaps)):
+        return None
+    nrow, nvec = R.literal_value, NB.literal_value
+    sig = types.void(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, R, NB)
+
+    def codegen(context, builder, signature, args):
+        tile_v, wv_v, wbase_v, toffw_v, xa_v, xbase_v, rstride_v, toffx_v, ntaps_v = (
+            _index_args(context, builder, signature, args)[:9])
+        ety = context.get_value_type(dt)
+        lanes = _lanes_of(dt)
+        align = 4 if dt == types.float32 else 8
+        vty = ir.VectorType(ety, lanes)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        tp, wp, xp = (_data_ptr(context, builder, t, v) for t, v in ((tile, tile_v), (wv, wv_v), (xa, xa_v)))
+        twp = _data_ptr(context, builder, toffw, toffw_v)
+        txp = _data_ptr(context, builder, toffx, toffx_v)
+        zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * lanes)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(nrow)]
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+            f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
+        splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        undef = ir.Constant(vty, ir.Undefined)
+        with cgutils.for_range(builder, ntaps_v) as tloop:
+            t = tloop.index
+            s = builder.load(builder.gep(wp, [builder.add(wbase_v, builder.load(builder.gep(twp, [t])))]))
+            wb = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
+            xo = builder.add(xbase_v, builder.load(builder.gep(txp, [t])))
+            for r in range(nrow):
+                xr = builder.add(xo, builder.mul(rstride_v, ir.Constant(i64, r)))
+                for b in range(nvec):
+                    ptr = builder.gep(xp, [builder.add(xr, ir.Constant(i64, b * lanes))])
+                    xv = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align)
+                    builder.store(builder.call(fma, [wb, xv, builder.load(accs[r][b])]), accs[r][b])
+        for r in range(nrow):
+            for b in range(nvec):
+                ptr = builder.gep(tp, [ir.Constant(i64, (r * nvec + b) * lanes)])
+                builder.store(builder.load(accs[r][b]), builder.bitcast(ptr, vty.as_pointer()), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def row_sweep(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, nb, many):
+    """``_row_kernel`` for ``nb`` (1, 2, 4) pixel vectors and ``8 // nb`` rows if ``many``, else 1 row.
+
+    For one input channel per group (depthwise), where a tile of output
+    channels would use ``1/L`` of each vector. Reads ``xa`` up to ``nb·L``
+    past each tap's start.
+    """
+    if nb == 1:
+        if many:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 8, 1)
+        else:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 1)
+    elif nb == 2:
+        if many:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 4, 2)
+        else:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 2)
+    else:
+        if many:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 2, 4)
+        else:
+            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 4)
+
+
+@njit(cache=True)
+def pack_row(src, dst, base, left, sw, seg):
+    """Copy input row ``src`` into ``dst`` (converting to its dtype), phase-packed for stride ``sw``.
+
+    Padded column ``c + left`` goes to phase ``(c + left) mod sw``, position
+    ``(c + left) div sw``, phase ``p`` starting at ``dst[base + p·seg]``: a
+    strided convolution's taps then read consecutive positions. Positions of
+    padding columns are not written (the caller keeps them zero).
+    """
+    wd = src.shape[0]
+    if sw == 1:
+        d = dst[base + left:base + left + wd]
+        for c in range(wd):
+            d[c] = src[c]
+    else:
+        # per phase, every sw-th input column to consecutive positions (no division per element)
+        for ph in range(sw):
+            c0 = (ph - left) % sw
+            d = dst[base + ph * seg + (c0 + left) // sw:]
+            for k in range((wd - c0 + sw - 1) // sw):
+                d[k] = src[c0 + k * sw]

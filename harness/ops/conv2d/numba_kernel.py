@@ -1,0 +1,394 @@
+"""Fast 2-D convolution for the ``numba`` backend (DESIGN.md §3, §8).
+
+Definition (same as the oracle; padding contributes no term)::
+
+    out[n, g·Cog + o, y, x] = b[g·Cog + o] + Σ_{ci, i, j} x[n, g·Cig + ci, y·sh + i·dh − top, x·sw + j·dw − left]
+                                                       · w[g·Cog + o, ci, i, j]
+
+Design
+------
+*Output-stationary direct convolution with register tiles; no BLAS, no
+im2col buffer.* It reuses the transposed kernel's micro-kernel and NCHW
+store (``harness.kernels.tiles``: explicit 512-bit LLVM
+vectors, a tile of ``P`` output pixels × ``NB·L`` output channels, 24
+accumulators, ``K = taps × Cig`` swept with broadcast input operands), which
+needs the ``P`` pixels of one tap at consecutive addresses.
+
+- **Phase-packed rows.** Output column ``x`` reads padded column
+  ``x·sw + j·dw``. Each input row is packed once, lazily, into a per-thread
+  ring of ``(kh−1)·dh + 1`` rows, channel-major, with padded column ``c``
+  stored at phase ``c mod sw``, position ``c div sw``. Tap ``j`` then reads
+  phase ``(j·dw) mod sw`` from position ``x + (j·dw) div sw``: consecutive for
+  consecutive ``x`` whatever the stride. Left/right padding are zeros in the
+  packed row (never written), converted from float64 to the compute dtype on
+  the way in.
+- **Rows.** Taps whose input row lies in the top/bottom padding are dropped
+  per output row, so padding rows cost nothing; column padding is computed
+  against the zeros.
+- **Few output channels per group** (depthwise and the like, ``Cog ≤ 4``): a
+  channel tile would use ``Cog/L`` of each vector, so these calls instead
+  vectorise over the output row: per output channel, ``row += w[o, ci, i, j] ·
+  packed[x + offset]`` over taps, in a loop LLVM vectorises.
+- **Parallelism.** ``prange`` over one contiguous block of output rows per
+  thread: disjoint rows, no reduction, no race.
+
+float16/bfloat16 are computed with float32 accumulation and the result is
+rounded once (round to nearest even) to the case dtype; float64 is computed
+in float64. Every ``njit`` uses ``cache=True``.
+
+Non-finite weights: the tiles multiply the zero columns around the input by
+the weights, and ``0 · inf`` is NaN where the definition has no term. So when
+``w`` holds an inf or NaN (the repacking sums the weights to find out) the
+call falls back to ``_direct_exact``, a plain parallel loop over in-bounds
+terms only. Non-finite inputs need no fallback.
+
+Measured (benchmarks/conv2d.yaml, float32 NCHW, float64 input as the
+contract says, so the conversion is included; median of 15 calls after 3
+warm-ups, torch 2.13 ``conv2d`` on float32 tensors timed alternately in the
+same process; 2-core AVX-512 VM shared with other jobs, load 5-12). One
+thread each (``numba.set_num_threads(1)``, ``torch.set_num_threads(1)``):
+
+=====================================  =================  =================  =====
+shape (bias)                           numba              torch              ratio
+=====================================  =================  =================  =====
+b1 (8,64,32,32)→64 k3 s1 p1            4.41 ms  137 GF/s  3.55 ms  170 GF/s  1.24
+b2 (1,256,16,16)→128 k3 s2 same        1.24 ms   30 GF/s  0.52 ms   73 GF/s  2.41
+b3 (16,32,64,64)→16 k5 d2 same        12.59 ms  133 GF/s  11.05 ms 152 GF/s  1.14
+b4 (8,64,32,32)→64 k3 s2 g8 same       1.20 ms   16 GF/s  0.81 ms   23 GF/s  1.48
+b5 (8,64,56,56) depthwise k3 same      4.45 ms    6 GF/s  1.70 ms   17 GF/s  2.62
+=====================================  =================  =================  =====
+
+With two threads each the medians were dominated by the shared machine
+(10-70 ms stalls for both, ratios 0.34-1.41): not a usable comparison.
+Known weak spots: small images with many channels (b2: 8 output pixels
+per row, so each tile re-streams a 590 KB weight panel for 6-8 pixels);
+grouped calls with 8 channels per group fill half a vector; the depthwise
+pixel loop and packing the float64 input are memory-bound.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from harness.data import round_to_dtype
+# The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
+# the transposed convolution: same tile, different addressing of the packed input.
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, store_nchw, tile_sweep
+from harness.ops.conv2d.numba_depthwise import depthwise
+
+__all__ = ["conv2d"]
+
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_FEW_CHANNELS = 4    # Cog at or below this: vectorise over pixels instead of channels
+_BAND_BYTES = 1 << 20   # packed input band per thread: about half of a 2 MB L2
+
+
+@njit(parallel=True, cache=True, fastmath={"reassoc"})
+def _pack_w(w, wp, lanes, nb_max):
+    """Repack ``w`` (C_out, Cig, kh, kw) into contiguous channel blocks; return the float64 sum.
+
+    The sum is not finite if a weight is inf or NaN. Output channels are cut
+    into the blocks the micro-kernel uses (``nb <= nb_max`` vectors of
+    ``lanes``; the last block narrower, zero-padded). Block ``(g, o0)`` of width ``ob``
+    starts at ``wp[g, o0·kh·kw·Cig]`` and holds, row ``(i·kw + j)·Cig + ci``,
+    the ``ob`` weights ``w[g·Cog + o0 : g·Cog + o0 + ob, ci, i, j]``.
+    """
+    cout, cig, kh, kw = w.shape
+    groups = wp.shape[0]
+    cog = cout // groups
+    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
+    ntap = kh * kw
+    nrow = ntap * cig
+    nsub = (cog + lanes - 1) // lanes
+    wf = w.reshape(cout, cig * ntap)
+    total = 0.0
+    # One task per group and vector of L output channels: a small transpose (L rows of w, read
+    # sequentially, into L lanes of each weight row) that stays in L1; w's rows are too far apart
+    # (Cig·kh·kw elements, cache-set aliasing) to gather one channel vector at a time.
+    for r in prange(groups * nsub):
+        g = r // nsub
+        o_lo = (r - g * nsub) * lanes                   # first channel of this vector, in the group
+        ob0 = (o_lo // (nb_main * lanes)) * nb_main * lanes
+        ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
+        nv = min(lanes, cog - o_lo)
+        dst = wp[g, ob0 * nrow + o_lo - ob0:]
+        for ci in range(cig):
+            for l in range(lanes):
+                if l < nv:
+                    src = wf[g * cog + o_lo + l, ci * ntap:(ci + 1) * ntap]
+                    for t in range(ntap):
+                        dst[(t * cig + ci) * ob + l] = src[t]
+                else:
+                    for t in range(ntap):
+                        dst[(t * cig + ci) * ob + l] = 0
+        for l in range(nv):
+            row = wf[g * cog + o_lo + l]
+            for k in range(cig * ntap):
+                total += row[k]
+    return total
+
+
+@njit(cache=True)
+def _fill_bias(out, nhwc, n, y, biasp, cout):
+    """An output row that no tap reaches: just the bias."""
+    wout = out.shape[2] if nhwc else out.shape[3]
+    for oc in range(cout):
+        for x in range(wout):
+            if nhwc:
+                out[n, y, x, oc] = biasp[oc]
+            else:
+                out[n, oc, y, x] = biasp[oc]
+
+
+@njit(cache=True)
+def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
+           hout, wout, lanes):
+    """One output row from its packed input rows, tap list ``tx``/``tw``: register tiles over channels."""
+    cout = cog * groups
+    nb_main = min(4, (cog + lanes - 1) // lanes)
+    plane = hout * wout
+    for g in range(groups):
+        ob0 = 0
+        while ob0 < cog:
+            nb = min(nb_main, (cog - ob0 + lanes - 1) // lanes)
+            ob = nb * lanes
+            nvalid = min(ob, cog - ob0)
+            oc0 = g * cog + ob0
+            pm = PMAX[nb]
+            ps = PSMALL[nb]
+            s = 0
+            while s < wout:
+                rem = wout - s
+                small = False
+                npx = pm
+                if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
+                    small = True
+                    npx = ps
+                tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, small)
+                pv = min(npx, rem)
+                if nhwc:
+                    o_base = ((n * hout + y) * wout + s) * cout + oc0
+                    for p in range(pv):
+                        for o in range(nvalid):
+                            oflat[o_base + p * cout + o] = tile[p * ob + o] + biasp[oc0 + o]
+                else:
+                    o_base = ((n * cout + oc0) * hout + y) * wout + s
+                    for b in range(nb):
+                        nch = min(lanes, nvalid - b * lanes)
+                        if nch <= 0:
+                            break
+                        for p0 in range(0, pv, lanes):
+                            store_nchw(oflat, o_base + b * lanes * plane + p0, plane, 1, min(lanes, pv - p0), nch,
+                                        biasp, oc0 + b * lanes, tile, p0 * ob + b * lanes, ob)
+                s += npx
+            ob0 += ob
+
+
+@njit(cache=True, fastmath={"contract"})
+def _pixels(buf, xci, tx, tw, nt, wflat, wgroup, lanes, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout):
+    """One output row, vectorised over its pixels: for few output channels per group.
+
+    The weights are read from the packed blocks (one block of ``lanes`` per
+    group here). Every inner loop runs over a slice from 0, so Numba drops its
+    negative-index wraparound and LLVM vectorises it.
+    """
+    for g in range(groups):
+        for o in range(cog):
+            oc = g * cog + o
+            bv = biasp[oc]
+            for x in range(wout):
+                acc[x] = 0.0
+            for t in range(nt):
+                for ci in range(cig):
+                    wv = wflat[g * wgroup + (tw[t] + ci) * lanes + o]
+                    base = g * cig * xci + tx[t] + ci * xci
+                    src = buf[base:base + wout]
+                    for x in range(wout):
+                        acc[x] += wv * src[x]
+            if nhwc:
+                for x in range(wout):
+                    out[n, y, x, oc] = acc[x] + bv
+            else:
+                row = out[n, oc, y]
+                for x in range(wout):
+                    row[x] = acc[x] + bv
+
+
+@njit(cache=True)
+def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few):
+    """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
+    nbatch, cin, h, wd = x.shape
+    cout, cig, kh, kw = w.shape
+    groups = cin // cig
+    cog = cout // groups
+    if nhwc:
+        hout, wout = out.shape[1], out.shape[2]
+    else:
+        hout, wout = out.shape[2], out.shape[3]
+    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
+    seg = max(wout + qw, (left + wd - 1) // sw + 1) + MAX_PIX   # one phase of a packed row
+    xci = sw * seg                                      # one channel of a packed row
+    reach = (kh - 1) * dh + 1                           # input rows one output row can read
+    # Output rows are done in blocks whose input band (all channels) fits ~1 MB of L2: the band is
+    # packed channel by channel, so the input is read sequentially (a row at a time from every
+    # channel defeats the hardware prefetcher), and every tap reads it from cache.
+    per_row = cin * xci
+    block = max(1, ((_BAND_BYTES // out.itemsize) // per_row - reach) // sh + 1)
+    band_rows = min(h, (block - 1) * sh + reach)
+    wgroup = wp.shape[1]
+    nrow = kh * kw * cig
+    wflat = wp.reshape(wp.size)
+    oflat = out.reshape(out.size)
+
+    buf = np.zeros(band_rows * per_row, dtype=out.dtype)   # packed input band; padding stays 0
+    tile = np.zeros(32 * 64, dtype=out.dtype)           # >= 32 rows x 64 lanes (padded reads)
+    acc = np.zeros(wout, dtype=out.dtype)
+    tx = np.empty(kh * kw, dtype=np.int64)              # per-tap input offset in the band
+    tw = np.empty(kh * kw, dtype=np.int64)              # per-tap first weight row in a block
+    b_lo = 0
+    b_hi = -1                                           # band rows b_lo..b_hi of image cur_n are packed
+    cur_n = -1
+    for task in range(lo, hi):
+        n = task // hout
+        y = task - n * hout
+        a_first = y * sh - top                          # input row of kernel row 0
+        if n != cur_n or min(a_first + reach - 1, h - 1) > b_hi:
+            # next band: the input rows of output rows y .. y + block - 1 (this image, this thread)
+            cur_n = n
+            y_end = min(y + block, hout, y + hi - task)
+            b_lo = max(a_first, 0)
+            b_hi = min((y_end - 1) * sh - top + reach - 1, h - 1)
+            for ci in range(cin):
+                for a in range(b_lo, b_hi + 1):
+                    pack_row(x[n, ci, a], buf, (a - b_lo) * per_row + ci * xci, left, sw, seg)
+        nt = 0
+        for i in range(kh):
+            a = a_first + i * dh
+            if a < 0 or a >= h:
+                continue
+            rowoff = (a - b_lo) * per_row
+            for j in range(kw):
+                q = (j * dw) // sw
+                tx[nt] = rowoff + (j * dw - q * sw) * seg + q
+                tw[nt] = (i * kw + j) * cig
+                nt += 1
+        if nt == 0:
+            _fill_bias(out, nhwc, n, y, biasp, cout)
+        elif few:
+            _pixels(buf, xci, tx, tw, nt, wflat, wgroup, lanes, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout)
+        else:
+            _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
+                   hout, wout, lanes)
+
+
+@njit(parallel=True, cache=True)
+def _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few, nchunks):
+    total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
+    for ch in prange(nchunks):
+        _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
+              x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few)
+
+
+@njit(parallel=True, cache=True)
+def _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left):
+    """The definition as a loop over in-bounds terms only, one output plane per task;
+    used when the weights hold inf or NaN."""
+    nbatch, cin, h, wd = x.shape
+    cout, cig, kh, kw = w.shape
+    cog = cout // (cin // cig)
+    hout, wout = (out.shape[1], out.shape[2]) if nhwc else (out.shape[2], out.shape[3])
+    for task in prange(nbatch * cout):
+        n = task // cout
+        oc = task - n * cout
+        g = oc // cog
+        for y in range(hout):
+            for xo in range(wout):
+                acc = 0.0
+                for ci in range(cig):
+                    for i in range(kh):
+                        a = y * sh + i * dh - top
+                        if a < 0 or a >= h:
+                            continue
+                        for j in range(kw):
+                            c = xo * sw + j * dw - left
+                            if c >= 0 and c < wd:
+                                acc += x[n, g * cig + ci, a, c] * w[oc, ci, i, j]
+                if nhwc:
+                    out[n, y, xo, oc] = acc + biasp[oc]
+                else:
+                    out[n, oc, y, xo] = acc + biasp[oc]
+
+
+def _pair(v, name):
+    a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
+    if a < 1 or b < 1:
+        raise ValueError(f"{name} must be >= 1, got {v!r}")
+    return a, b
+
+
+def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
+    """2-D convolution (cross-correlation), computed in ``dtype``.
+
+    ``x`` (N, C_in, H, W) and ``w`` (C_out, C_in/groups, kh, kw) are canonical
+    NCHW arrays (float64 holding values exact in ``dtype``; anything else is
+    converted to float64 first), ``b`` is None or (C_out,). ``stride`` and
+    ``dilation`` are (h, w) pairs, ``pads`` = (top, bottom, left, right): only
+    top/left matter, the size is ``out_hw`` (``semantics.resolve`` gives
+    both). Returns (N, C_out, H_out, W_out) for NCHW or (N, H_out, W_out,
+    C_out) for NHWC: float64 for ``dtype="float64"``, else float32 holding
+    values rounded to ``dtype``.
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"x and w must be 4-D, got shapes {x.shape} and {w.shape}")
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    groups = int(groups)
+    nbatch, cin, h, wd = x.shape
+    cout, cig, kh, kw = w.shape
+    if groups < 1 or cin % groups or cig != cin // groups or cout % groups:
+        raise ValueError(f"x has {cin} channels, w has shape {w.shape}: need C_in and C_out divisible by "
+                         f"groups={groups} and w.shape[1] == C_in / groups")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel must be at least 1x1, got {kh}x{kw}")
+    top, _, left, _ = (int(p) for p in pads)
+    hout, wout = (int(v) for v in out_hw)
+    if top < 0 or left < 0 or hout < 0 or wout < 0:
+        raise ValueError(f"pads and out_hw must be >= 0, got {tuple(pads)} and {tuple(out_hw)}")
+    if b is not None and np.shape(b) != (cout,):
+        raise ValueError(f"bias must have shape ({cout},), got {np.shape(b)}")
+
+    ct = np.float64 if dtype == "float64" else np.float32
+    lanes = 8 if ct is np.float64 else 16
+    nhwc = layout == "NHWC"
+    out = np.empty((nbatch, hout, wout, cout) if nhwc else (nbatch, cout, hout, wout), ct)
+    biasp = np.zeros(cout + lanes, ct)
+    if b is not None:
+        biasp[:cout] = np.asarray(b, dtype=np.float64)
+    if out.size == 0:
+        return out
+
+    cog = cout // groups
+    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
+    if not np.isfinite(_pack_w(w, wp, lanes, 4)):
+        _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
+    else:
+        threads = numba.get_num_threads()
+        if cig == 1 and cog <= _FEW_CHANNELS:
+            depthwise(x, w.astype(ct).reshape(w.size), kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes,
+                      max(1, min(nbatch * groups, threads)))
+        else:
+            _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, cog <= _FEW_CHANNELS,
+                    max(1, min(nbatch * hout, threads)))
+    if dtype == "float16":
+        out = out.astype(np.float16).astype(np.float32)
+    elif dtype == "bfloat16":
+        out = round_to_dtype(out, "bfloat16").astype(np.float32)
+    return out

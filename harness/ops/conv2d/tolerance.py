@@ -1,0 +1,28 @@
+"""What the tolerance model needs from conv2d: the magnitude ``B`` and the error-bound parameters.
+
+Note [conv2d error bound]
+-------------------------
+An output element is a sum of at most ``K = C_in/groups · kh · kw`` products
+(padding terms are absent, Note [conv2d semantics]) plus a bias, rounded into
+the case dtype after the sum and after the bias: two roundings, as for
+conv2d_transpose. The bound of Note [Tolerance model] (``harness/compare.py``)
+scales with ``B = Σ|x·w| + |b|``, which is the operator applied to the
+absolute operands: ``conv2d(|x|, |w|) + |b|``, computed by the float64 oracle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.ops.conv2d.oracle import reference
+from harness.ops.spec import ErrorBound
+
+
+def magnitude(params: dict, arrays: dict) -> np.ndarray:
+    """``B = conv2d(|x|, |w|) + |b|`` in float64, in the case layout."""
+    return reference(params, {name: np.abs(value) for name, value in arrays.items()})
+
+
+def error_bound(resolved) -> ErrorBound:
+    """``K`` products summed (``Resolved.accumulation_length``), then two roundings (sum, bias)."""
+    return ErrorBound(accumulation_length=resolved.accumulation_length, roundings=2)
