@@ -24,16 +24,22 @@ window ``i`` covers padded rows ``i·s + j·d`` for ``j < k``, i.e. input rows
   (the odd pixel goes to the bottom/right). MindSpore's ``pad_mode='same'``
   states the same rule. PyTorch has no ``'same'`` for pooling.
 * Window count, PyTorch's rule (``aten/src/ATen/native/Pool.h``,
-  ``pooling_output_shape_pad_lr``): ``H_out = floor((P − K)/s) + 1``; with
-  ``ceil_mode``, ``floor((P − K + s − 1)/s) + 1``, then the last window is
-  dropped if it starts at or past ``H + pt`` ("ensure that the last pooling
-  starts inside the image"): a window may run past the bottom/right padding,
-  never start in it. Floor division rounds towards −∞ (``div_rtn``), so with
-  ``ceil_mode`` a window up to ``s − 1`` rows larger than the padded input
-  still gives one output (PyTorch and MindSpore return it; the canonical
-  semantics follows). ``same`` pads so that windows fit exactly, hence
-  ``ceil_mode`` never changes a ``same`` call; ``valid`` with ``ceil_mode`` is
-  padding 0 with ``ceil_mode``.
+  ``pooling_output_shape_pad_lr``): ``H_out = floor((P − K)/s) + 1``, every
+  window inside the padded input. ``ceil_mode`` uses
+  ``floor((P − K + s − 1)/s) + 1``, which adds one window when the others
+  leave the end of the padded input uncovered, and drops that window if it
+  would start at or past ``H + pt`` ("ensure that the last pooling starts
+  inside the image"): a window may run past the bottom/right padding, never
+  start in it. PyTorch applies the drop to whatever window is last, which
+  differs from dropping only the added one (the canonical rule, so that
+  ``ceil_mode`` never gives fewer windows than floor mode) only when the
+  bottom padding is ≥ K, a call PyTorch rejects (``pad ≤ k/2``). Floor
+  division rounds towards −∞ (``div_rtn``), so with ``ceil_mode`` a window up
+  to ``s − 1`` rows larger than the padded input still gives one output
+  (PyTorch and MindSpore return it; the canonical semantics follows).
+  ``same`` pads so that windows fit exactly, hence ``ceil_mode`` never changes
+  a ``same`` call; ``valid`` with ``ceil_mode`` is padding 0 with
+  ``ceil_mode``.
 * Rejected (``InvalidCall``): ``H_out < 1`` on an axis (a window larger than
   the padded input in floor mode, or by ``s`` or more rows in ceil mode).
   TensorFlow computes VALID sizes with C++ truncating division
@@ -41,8 +47,9 @@ window ``i`` covers padded rows ``i·s + j·d`` for ``j < k``, i.e. input rows
   gives an *empty* output there instead of an error: a divergence, not a rule.
 * Framework restrictions that are NOT canonical rules (adapters report them as
   ``unsupported``, or pass the call and let the framework reject it):
-  PyTorch's ``pad ≤ K/2`` and symmetric padding (``pool2d_shape_check``,
-  ``pooling_output_shape``); MindSpore's symmetric ``padding`` per axis
+  PyTorch's ``pad ≤ k/2`` (torch 2.13: "pad should be smaller than or equal
+  to half of kernel size"; current sources check the effective kernel,
+  ``pooling_output_shape`` and ``pool2d_shape_check``) and symmetric padding; MindSpore's symmetric ``padding`` per axis
   (``pad_mode='pad'``), ``pt + pb ≤ k`` for ``AvgPool3D`` and ``pad ≤ k/2`` for
   ``MaxPool3DWithArgmax``; TensorFlow's ``padding < window size`` for explicit
   max pooling (``tf.nn.avg_pool2d`` has no explicit padding at all). A window
@@ -200,11 +207,13 @@ def axis_pads(size: int, eff: int, stride: int, form: str, explicit: tuple[int, 
 
 
 def axis_out(size: int, eff: int, stride: int, lo: int, hi: int, ceil_mode: bool) -> int:
-    """Number of windows on one axis, PyTorch's rule; ≤ 0 when none fits (no check)."""
-    out = (size + lo + hi - eff + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + lo:
-        out -= 1
-    return out
+    """Number of windows on one axis (Note [Pooling windows]); ≤ 0 when none fits (no check)."""
+    floor_out = (size + lo + hi - eff) // stride + 1
+    if not ceil_mode:
+        return floor_out
+    ceil_out = (size + lo + hi - eff + stride - 1) // stride + 1
+    # ceil_mode adds at most one window, and only one that starts inside the input or its top/left padding.
+    return ceil_out if ceil_out > floor_out and floor_out * stride < size + lo else floor_out
 
 
 def empty_windows(size: int, k: int, stride: int, dilation: int, lo: int, out: int) -> np.ndarray:
@@ -303,7 +312,8 @@ DERIVED = {
     "pads": "[top, bottom, left, right], every padding form resolved",
     "any_pad": "some pad is > 0",
     "asymmetric_pad": "top ≠ bottom or left ≠ right (PyTorch and MindSpore pad symmetrically)",
-    "pad_over_half_kernel": "some pad > K // 2 (PyTorch and MindSpore's MaxPool reject it)",
+    "pad_over_half_kernel": "some pad > kernel // 2 (PyTorch 2.13 and MindSpore's MaxPool reject it)",
+    "pad_over_half_effective_kernel": "some pad > K // 2 (newer PyTorch sources reject it)",
     "pad_not_below_kernel": "some pad ≥ K (TensorFlow's explicit max pooling rejects it)",
     "pad_sum_over_kernel": "top + bottom > kernel or left + right > kernel (MindSpore's AvgPool3D rejects it)",
     "out_size": "[H_out, W_out] (≤ 0 when no window fits)",
@@ -326,7 +336,8 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
         "effective_kernel": effs, "stride_is_kernel": list(params["stride"]) == list(params["kernel_size"]),
         "overlapping": any(x["s"] < x["k"] for x in a), "kernel_below_stride": any(x["eff"] < x["s"] for x in a),
         "pads": pads, "any_pad": any(pads), "asymmetric_pad": pads[0] != pads[1] or pads[2] != pads[3],
-        "pad_over_half_kernel": any(p > effs[i // 2] // 2 for i, p in enumerate(pads)),
+        "pad_over_half_kernel": any(p > a[i // 2]["k"] // 2 for i, p in enumerate(pads)),
+        "pad_over_half_effective_kernel": any(p > effs[i // 2] // 2 for i, p in enumerate(pads)),
         "pad_not_below_kernel": any(p >= effs[i // 2] for i, p in enumerate(pads)),
         "pad_sum_over_kernel": any(x["lo"] + x["hi"] > x["k"] for x in a),
         "out_size": [x["out"] for x in a], "floor_out_size": [x["floor_out"] for x in a],

@@ -3,9 +3,9 @@
 Definition (Note [Average pooling] in ``semantics.py``, restated so this
 module stands alone). Per axis, pad the input by ``(before, after)``; window
 ``i`` covers padded rows ``i·s .. i·s + k − 1``. Floor mode keeps every window
-that ends inside the padded input; ``ceil_mode`` keeps adding windows while
-the previous one stops short of the padded input's end, but never one that
-starts in the bottom/right padding. ``same`` pads TensorFlow's way
+that ends inside the padded input; ``ceil_mode`` adds one
+window after them when they leave the end of the padded input uncovered,
+unless it would start in the bottom/right padding. ``same`` pads TensorFlow's way
 (``ceil(H/s)`` outputs, the odd pixel at the bottom/right), ``valid`` not at
 all. Then::
 
@@ -40,16 +40,12 @@ def _axis(size, k, s, padding, ceil_mode):
         before, after = padding
     end = size + before + after
     windows = 0
-    while True:
-        start = windows * s
-        if ceil_mode:
-            # the previous window (start − s) stopped short of the end, and this one starts before the padding
-            more = start - s + k < end and start < size + before
-        else:
-            more = start + k <= end
-        if not more:
-            return before, after, windows
+    while windows * s + k <= end:                  # every window that fits
         windows += 1
+    start = windows * s
+    if ceil_mode and start - s + k < end and start < size + before:
+        windows += 1                                # the overhanging one: the last left rows uncovered
+    return before, after, windows
 
 
 def _plan(params: dict, h: int, w: int):

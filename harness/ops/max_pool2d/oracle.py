@@ -5,9 +5,9 @@ stands alone). Per axis, with dilation ``d`` the window spans
 ``K = d·(k − 1) + 1`` padded rows and samples every ``d``-th; pad the input by
 ``(before, after)`` with −∞ (padding never wins a maximum; a window of padding
 only is −∞); window ``i`` starts at padded row ``i·s``. Floor mode keeps every
-window that ends inside the padded input; ``ceil_mode`` keeps adding windows
-while the previous one stops short of the padded input's end, but never one
-that starts in the bottom/right padding. ``same`` pads TensorFlow's way
+window that ends inside the padded input; ``ceil_mode`` adds one
+window after them when they leave the end of the padded input uncovered,
+unless it would start in the bottom/right padding. ``same`` pads TensorFlow's way
 (``ceil(H/s)`` outputs, the odd pixel at the bottom/right), ``valid`` not at
 all. Then::
 
@@ -39,16 +39,12 @@ def _axis(size, k, s, d, padding, ceil_mode):
         before, after = padding
     end = size + before + after
     windows = 0
-    while True:
-        start = windows * s
-        if ceil_mode:
-            # the previous window (start − s) stopped short of the end, and this one starts before the padding
-            more = start - s + span < end and start < size + before
-        else:
-            more = start + span <= end
-        if not more:
-            return before, windows, max(end, (windows - 1) * s + span)
+    while windows * s + span <= end:                  # every window that fits
         windows += 1
+    start = windows * s
+    if ceil_mode and start - s + span < end and start < size + before:
+        windows += 1                                   # the overhanging one: the last left rows uncovered
+    return before, windows, max(end, (windows - 1) * s + span)
 
 
 def _plan(params: dict, h: int, w: int):

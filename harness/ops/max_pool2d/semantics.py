@@ -15,8 +15,8 @@ for it, measured with k 2, dilation 3, pad 1 on a 2×2 input). ``dilation``
 (default 1) spaces the taps; the effective kernel ``K = d·(k−1)+1`` enters
 the window count and ``same`` padding. Framework sources:
 PyTorch ``torch.nn.functional.max_pool2d`` (``aten/src/ATen/native/Pool.h``,
-``pooling_output_shape`` and ``pool2d_shape_check``: ``pad ≤ K/2``, symmetric
-padding, dilation); TensorFlow ``tf.nn.max_pool2d`` (``SAME``/``VALID`` by
+``pooling_output_shape`` and ``pool2d_shape_check``: ``pad ≤ k/2`` in torch
+2.13, ``K/2`` in current sources, symmetric padding, dilation); TensorFlow ``tf.nn.max_pool2d`` (``SAME``/``VALID`` by
 ``GetWindowedOutputSizeVerbose``; explicit padding must be smaller than the
 window, "Top padding 3 needs to be smaller than the window size 2"; no
 dilation, ``tf.nn.pool`` has it for ``VALID`` only; no ``ceil_mode``);
