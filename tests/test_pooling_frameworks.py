@@ -18,6 +18,7 @@ from helpers import run_tensorflow
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from harness.compare import Reference, bound, tolerance_for
 from harness.ops.avg_pool2d import oracle as avg_oracle
 from harness.ops.avg_pool2d import semantics as avg
 from harness.ops.max_pool2d import oracle as max_oracle
@@ -135,3 +136,69 @@ def test_pooling_agrees_with_tensorflow_same_valid_explicit():
     with pytest.raises(avg.InvalidCall):
         avg.resolve(avg.Params(input=[1, 5, 5, 1], layout="NHWC", kernel_size=6, stride=1, padding="valid"))
     assert result["valid_past_input"] == [1, 0, 0, 1]
+
+
+# --- the error bound (Note [Average pooling], Note [Max pooling]) ---------------------------------------------------
+
+TORCH_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+_NUMPY = {"float16": np.float16, "float32": np.float32}        # NumPy has no bfloat16
+
+
+def _avg_case(dtype, kernel, include, seed=3):
+    from harness.data import round_to_dtype
+    params = avg.Params(input=[2, 8, 38, 36], kernel_size=kernel, stride=[kernel // 2 + 1, kernel // 3 + 1],
+                        padding=[kernel // 2] * 4, ceil_mode=True, count_include_pad=include)
+    x = round_to_dtype(np.random.default_rng(seed).standard_normal(params.input) + 0.5, dtype)
+    reference = Reference(avg_oracle.reference(params.model_dump(), {"x": x}),
+                          avg_oracle.magnitude(params.model_dump(), {"x": x}), avg.resolve(params).accumulation_length)
+    return params, x, reference
+
+
+def _torch_avg(params, x, dtype):
+    k, s, p = params.kernel_size, params.stride, params.padding
+    y = F.avg_pool2d(torch.from_numpy(x).to(TORCH_DTYPES[dtype]), k, s, (p[0], p[2]), params.ceil_mode,
+                     params.count_include_pad)
+    return y.to(torch.float64).numpy()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("kernel", [3, 17])       # 17×17 = 289 terms: past bfloat16's exact counts
+def test_low_precision_averages_are_within_the_bound(dtype, kernel):
+    for include in (False, True):
+        params, x, ref = _avg_case(dtype, kernel, include)
+        limit = bound(tolerance_for(dtype, ref.accumulation_length), ref)
+        answers = {"torch": _torch_avg(params, x, dtype)}
+        if dtype in _NUMPY:           # the numpy backend: the oracle's definition run in the case dtype
+            answers["numpy"] = avg_oracle.reference(params.model_dump(), {"x": x}, _NUMPY[dtype])
+        for name, y in answers.items():
+            ratio = np.max(np.abs(y - ref.output) / limit)
+            assert ratio <= 1, (name, dtype, kernel, include, ratio)
+
+
+
+
+def test_the_bound_catches_a_wrong_divisor_or_a_shift():
+    """Tightness in float16, the loosest dtype: wrong count_include_pad, wrong ceil_mode, a shifted window.
+
+    Measured: torch's float16 answers use at most 0.07 of the bound, float32 0.2; a wrong divisor ~110
+    bounds, a one-row shift ~2500.
+    """
+    dtype = "float16"
+    params, x, ref = _avg_case(dtype, 3, False)
+    limit = bound(tolerance_for(dtype, ref.accumulation_length), ref)
+    wrong_count = _torch_avg(params.model_copy(update={"count_include_pad": True}), x, dtype)
+    assert np.max(np.abs(wrong_count - ref.output) / limit) > 10
+    shifted = avg_oracle.reference(params.model_dump(), {"x": np.roll(x, 1, axis=2)})
+    assert np.max(np.abs(shifted - ref.output) / limit) > 10
+    assert _torch_avg(params.model_copy(update={"ceil_mode": False}), x, dtype).shape != ref.output.shape
+
+
+def test_low_precision_maxima_are_exact():
+    from harness.data import round_to_dtype
+    for dtype, torch_dtype in TORCH_DTYPES.items():
+        params = mx.Params(input=[2, 4, 11, 12], kernel_size=3, stride=2, padding=1, dilation=[1, 2], ceil_mode=True)
+        x = round_to_dtype(np.random.default_rng(4).standard_normal(params.input), dtype)
+        ours = max_oracle.reference(params.model_dump(), {"x": x})
+        theirs = F.max_pool2d(torch.from_numpy(x).to(torch_dtype), 3, 2, 1, [1, 2], True).to(torch.float64).numpy()
+        np.testing.assert_array_equal(theirs, ours)
+        assert not max_oracle.magnitude(params.model_dump(), {"x": x}).any()   # bound 0: any difference fails
