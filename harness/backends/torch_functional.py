@@ -80,13 +80,14 @@ class TorchFunctionalBackend(Backend):
         step = main_call(program)
         if select is None or step is None:
             return dtype
-        x, w, bias = (evaluate(a, env, {}) for a in step.expr.args)
-        kw = step.expr.kwargs
         try:
+            # Only a convolution's call has this shape; any other call lands in the conservative answer.
+            x, w, bias = (evaluate(a, env, {}) for a in step.expr.args)
+            kw = step.expr.kwargs
             chosen = int(select(x, w, bias, list(kw["stride"]), list(kw["padding"]), list(kw["dilation"]), True,
                                 list(kw["output_padding"]), kw["groups"]))
-        except Exception:  # noqa: BLE001 - a call torch rejects (the call itself will say so), or a private
-            return dtype   # API that changed its signature or return type: the conservative answer
+        except Exception:  # noqa: BLE001 - a call torch rejects (the call itself will say so), a call that is
+            return dtype   # no convolution, or a private API that changed: the conservative answer
         return "float32" if chosen in self.onednn_paths else dtype
 
     def conv2d_transpose(self, call: Call) -> Program:
