@@ -271,15 +271,8 @@ def test_footprint_grows_with_the_input():
 
 # --- case files --------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def pooling_registered(monkeypatch):
-    """The loader with both operators known (registration is the wiring step's)."""
-    monkeypatch.setitem(ops.OPS, avg.NAME, avg)
-    monkeypatch.setitem(ops.OPS, mx.NAME, mx)
-
-
 @pytest.mark.parametrize("folder", ["avg_pool2d", "max_pool2d"])
-def test_case_files_load_and_their_oracle_shapes_match(folder, pooling_registered):
+def test_case_files_load_and_their_oracle_shapes_match(folder):
     module, oracle = (avg, avg_oracle) if folder == "avg_pool2d" else (mx, max_oracle)
     files = sorted((ROOT / "cases" / folder).glob("*.yaml"))
     assert len(files) >= 7

@@ -66,17 +66,10 @@ from typing import Literal, Optional, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.ops.spec import InvalidCall
+
 Pair = Union[int, list[int]]
 LIMIT = 1 << 20       # beyond this a size is a mistake, not a test
-
-
-class InvalidCall(ValueError):
-    """A call the canonical semantics rejects; ``field`` names the culprit."""
-
-    def __init__(self, field: str, reason: str):
-        super().__init__(reason)
-        self.field = field
-        self.reason = reason
 
 
 def pair(value, minimum: int) -> list[int]:
@@ -322,6 +315,8 @@ DERIVED = {
     "window_past_padding": "the last window runs past the bottom/right padding on some axis (ceil_mode)",
     "window_touches_padding": "some window covers a padding position (count_include_pad matters)",
     "window_in_padding_only": "some window holds no input element",
+    "window_overhang": "[K_h − P_h, K_w − P_w]: rows a window exceeds the padded input by (≤ 0: it fits)",
+    "overhang_below_stride": "on some axis a window exceeds the padded input by more than 0, fewer than s rows",
 }
 
 
@@ -345,4 +340,6 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
         "window_past_padding": any(x["past_padding"] for x in a),
         "window_touches_padding": any(x["touches_padding"] for x in a),
         "window_in_padding_only": any(x["empty"] for x in a),
+        "window_overhang": [x["eff"] - (x["size"] + x["lo"] + x["hi"]) for x in a],
+        "overhang_below_stride": any(0 < x["eff"] - (x["size"] + x["lo"] + x["hi"]) < x["s"] for x in a),
     }
