@@ -191,6 +191,7 @@ WHEN = """
     divergences:
       - id: W
         backend: mindspore.nn
+        op: conv2d_transpose
         when:
           padding_form: explicit
           stride: {any: {ge: 2}}
@@ -277,18 +278,18 @@ def test_any_of_inside_on_some_axis_is_judged_per_axis():
 
 
 @pytest.mark.parametrize("body, field, message", [
-    ("        backend: tensorflow.nn\n        when: {padding: valid}\n", "divergences[0].backend",
+    ("        backend: tensorflow.nn\n        op: conv2d_transpose\n        when: {padding: valid}\n", "divergences[0].backend",
      "unknown backend 'tensorflow.nn'"),
     ("        backend: tf.nn\n", "divergences[0]", "an empty selector"),
-    ("        backend: tf.nn\n        when: {}\n", "divergences[0].when", "non-empty mapping"),
+    ("        backend: tf.nn\n        op: conv2d_transpose\n        when: {}\n", "divergences[0].when", "non-empty mapping"),
     ("        backend: tf.nn\n        cases: []\n", "divergences[0].cases", "non-empty"),
-    ("        backend: tf.nn\n        when:\n          padding: valid\n          strides: 2\n",
+    ("        backend: tf.nn\n        op: conv2d_transpose\n        when:\n          padding: valid\n          strides: 2\n",
      "divergences[0].when.strides", "unknown condition name (did you mean 'stride'?)"),
-    ("        backend: tf.nn\n        when:\n          any_of:\n            - {kernel_below_strid: true}\n",
+    ("        backend: tf.nn\n        op: conv2d_transpose\n        when:\n          any_of:\n            - {kernel_below_strid: true}\n",
      "divergences[0].when.any_of[0].kernel_below_strid", "did you mean 'kernel_below_stride'?"),
-    ("        backend: tf.nn\n        when: {stride: {gte: 2}}\n", "divergences[0].when.stride",
+    ("        backend: tf.nn\n        op: conv2d_transpose\n        when: {stride: {gte: 2}}\n", "divergences[0].when.stride",
      "unknown operator 'gte'"),
-    ("        backend: tf.nn\n        when: {stride: {gt: two}}\n", "divergences[0].when.stride",
+    ("        backend: tf.nn\n        op: conv2d_transpose\n        when: {stride: {gt: two}}\n", "divergences[0].when.stride",
      "gt: should be a valid integer"),
     ("        backend: tf.nn\n        op: conv3d\n        when: {stride: 2}\n", "divergences[0].op",
      "unknown or missing operator 'conv3d'"),

@@ -142,6 +142,7 @@ def test_a_near_miss_says_what_it_resembles_and_resume_judges_it_again(tmp_path)
         divergences:
           - id: F2-half
             backend: mindspore.nn
+            op: conv2d_transpose
             when: {padding_form: explicit, output_padding_holds_values: true, dtype: float16}
             verdict: value_mismatch
             reason: an entry for float16 only, which this float32 case resembles
