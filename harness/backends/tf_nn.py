@@ -118,12 +118,13 @@ class TfNnBackend(Backend):
         "kernel_size": NativeParam("ksize", "int or list of 1, 2 or 4 ints", ""),
         "stride": NativeParam("strides", "int or list of 1, 2 or 4 ints", "required"),
         "padding_mode": NativeParam("padding", "'SAME' | 'VALID'", "SAME excludes the padding from the average"),
-        "padding": NativeParam(None, "", "no explicit padding: posed as 'VALID'/'SAME' where it equals what "
-                               "they pad, else unsupported", emulated=True),
+        "padding": NativeParam("padding", "'SAME' | 'VALID'", "no explicit pads: posed as the mode that pads the "
+                               "same (marked emulated), else unsupported"),
         "ceil_mode": NativeParam(None, "", "no ceil_mode: posed without it where it adds no window, else "
                                  "unsupported", emulated=True),
-        "count_include_pad": NativeParam(None, "", "none: padding is never counted; true is posed only where no "
-                                         "window touches padding"),
+        "count_include_pad": NativeParam(None, "", "none: the padding mode decides (SAME never counts its "
+                                         "padding); true is posed only where no window touches padding",
+                                         via="padding"),
         "layout": NativeParam("data_format", "'NHWC' | 'NCHW'", "default 'NHWC'; CPU: NCHW only via oneDNN "
                               "(float32, bfloat16), else run in NHWC"),
         "dtype": NativeParam(None, "", "the tensor's dtype: float16, bfloat16, float32, float64", via="input"),
