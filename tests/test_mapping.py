@@ -144,7 +144,7 @@ def _passes(decl, name, position, api_call, forward_call) -> bool:
 
 def _pick_cases():
     """Up to 3 runnable-everywhere cases per canonical parameter, spread over the suite."""
-    suite = [c for c in load_suite([str(ROOT / "cases")]) if c.resolved is not None]
+    suite = [c for c in load_suite([str(ROOT / "cases" / OP)]) if c.resolved is not None]
 
     def runnable(c):
         p = c.canonical_params()
