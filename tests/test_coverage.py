@@ -127,6 +127,13 @@ def test_the_default_suite_covers_every_expressible_pair():
     assert cov.error_cases >= 20
 
 
+@pytest.mark.parametrize("op", ["avg_pool2d", "max_pool2d"])
+def test_the_pooling_suites_cover_every_pair(op):
+    cov = coverage.measure(load_suite([str(ROOT / "cases" / op)]))
+    assert not {p for p in for_op(op).required_pairs() if not cov.pairs.get(p)}
+    assert cov.error_cases >= 5
+
+
 def _fake_report(suite, backends):
     results = []
     for case in suite:

@@ -4,7 +4,8 @@
 * the core names no operator: it knows them only through ``ops.OPS``;
 * each operator's error inputs are rejected by its semantics, blaming the field they say, and the loader
   reports them as ``file:line: field: message`` unless the case expects the error;
-* the magnitude bounds the oracle's output (``|y| ≤ B``) on the pairwise rows, and fuzz cases are valid;
+* the magnitude bounds the oracle's output (``|y| ≤ B``) on the pairwise rows, or is 0 for an exact
+  operator (``ErrorBound(0, 0)``: max), and fuzz cases are valid;
 * adapters build their programs without importing a framework (so the parent can describe a call).
 """
 
@@ -98,9 +99,12 @@ def test_magnitude_bounds_the_oracle_on_every_pairwise_row(spec):
         canonical = params.model_dump()
         y, magnitude = spec.oracle(canonical, arrays), spec.magnitude(canonical, arrays)
         assert y.shape == magnitude.shape == resolved.output_shape
-        assert np.all(np.abs(y) <= magnitude * (1 + 1e-12)), gen.case_id_of(fields)
         error = spec.error_bound(resolved)
         assert error.accumulation_length >= 0 and error.roundings in (0, 1, 2)
+        if error.accumulation_length == 0 and error.roundings == 0:   # exact (max): B = 0, the bound is 0
+            assert not magnitude.any(), gen.case_id_of(fields)
+        else:
+            assert np.all(np.abs(y) <= magnitude * (1 + 1e-12)), gen.case_id_of(fields)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)

@@ -38,6 +38,7 @@ from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Attr, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.ops.conv2d_transpose.semantics import implied_output_padding
+from harness.ops.pooling import frameworks as pooling_gaps
 
 UNSUPPORTED_DTYPES = {
     "float64": "MindSpore's CPU Conv2DTranspose accepts only float16/float32/bfloat16/int tensors",
@@ -104,6 +105,24 @@ class MindsporeNnBackend(Backend):
         "layout": NativeParam(None, "", "data_format 'NHWC' is GPU-only: NHWC emulated by permuting", emulated=True),
         "dtype": NativeParam("dtype", "mindspore dtype", "default float32; CPU: float16 and float32 only"),
     }}
+    PARAMETERS["avg_pool2d"] = {
+        "x": NativeParam("x", "Tensor (N, C, H, W)", "the cell's input; NCHW on CPU", position=0, call="forward"),
+        "kernel_size": NativeParam("kernel_size", "int or (kh, kw)", "default 1"),
+        "stride": NativeParam("stride", "int or (sh, sw)", "default 1 (not the kernel): always passed"),
+        "padding_mode": NativeParam("pad_mode", "'same' | 'valid' | 'pad'", "default 'valid'"),
+        "padding": NativeParam("padding", "int or (ph, pw)", "symmetric per axis; only with pad_mode='pad'"),
+        "ceil_mode": NativeParam("ceil_mode", "bool", "default False"),
+        "count_include_pad": NativeParam("count_include_pad", "bool", "default True (the canonical default is "
+                                         "false): always passed"),
+        "layout": NativeParam(None, "", "data_format='NHWC' only on GPU: NHWC emulated by permuting",
+                              emulated=True),
+        "dtype": NativeParam(None, "", "the tensor's dtype: float16, float32, float64 on CPU", via="x"),
+    }
+    PARAMETERS["max_pool2d"] = {
+        **{k: v for k, v in PARAMETERS["avg_pool2d"].items() if k != "count_include_pad"},
+        "ceil_mode": NativeParam("ceil_mode", "bool", "only with pad_mode='pad'"),
+        "dilation": NativeParam("dilation", "int or (dh, dw)", "only with pad_mode='pad'"),
+    }
 
     def setup(self) -> None:
         os.environ.setdefault("GLOG_v", "3")   # MindSpore's C++ log: errors only
@@ -207,6 +226,63 @@ class MindsporeNnBackend(Backend):
         return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), operands,
                        tuple(steps), "out", emulated, tuple(notes), environment=(("GLOG_v", "3"),),
                        setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
+
+    def avg_pool2d(self, call: Call) -> Program:
+        return self._pool(call, "mindspore.nn.AvgPool2d",
+                          {"ceil_mode": call.params["ceil_mode"], "count_include_pad": call.params["count_include_pad"]})
+
+    def max_pool2d(self, call: Call) -> Program:
+        return self._pool(call, "mindspore.nn.MaxPool2d", {"dilation": tuple(call.params["dilation"]),
+                                                           "ceil_mode": call.params["ceil_mode"]})
+
+    def _pool(self, call: Call, cell: str, extra: dict) -> Program:
+        """Both pooling cells: pad_mode 'same'/'valid' natively, else 'pad' with symmetric (ph, pw)."""
+        p, r = call.params, call.resolved
+        gap = pooling_gaps.mindspore_gap(call.op, p, r, call.dtype)
+        if gap:
+            raise Unsupported(gap)
+        mode = pooling_gaps.mindspore_mode(p, r)
+        notes, emulated = [], False
+        if call.layout == "NHWC":
+            emulated = True
+            notes.append("NHWC emulated: data_format='NHWC' runs on GPU only; input permuted to NCHW")
+        padding = 0
+        if mode == "pad":
+            pads = pooling_gaps.explicit_pads(p, r)
+            padding = (pads[0], pads[2])
+            if isinstance(p["padding"], str):
+                emulated = True
+                notes.append(f"padding {p['padding']!r} expressed as pad_mode='pad', padding={padding} "
+                             "(the cell takes dilation/ceil_mode only with 'pad')")
+        elif call.op == "max_pool2d":   # the cell refuses any non-default dilation/ceil_mode outside 'pad'
+            extra = {**extra, "dilation": 1, "ceil_mode": False}
+            if p["ceil_mode"]:           # 'same' only (mindspore_mode): windows fit exactly, it adds none
+                emulated = True
+                notes.append("ceil_mode=true adds no window with 'same': posed without it (the cell takes it "
+                             "only with pad_mode='pad')")
+        dtype = Attr(f"mindspore.{call.dtype}")
+        steps = [Step("x", Expr(Method(Expr("mindspore.Tensor", (Ref("x"), Attr("mindspore.float64"))), "astype"),
+                                (dtype,)), "prepare", comment="canonical NCHW"),
+                 Step("net", Expr(cell, (), {"kernel_size": tuple(p["kernel_size"]), "stride": tuple(p["stride"]),
+                                             "pad_mode": mode, "padding": padding, **extra})),
+                 Step("y", Expr(Ref("net"), (Ref("x"),)), timed=True),
+                 Step(None, Expr("mindspore.runtime.synchronize"), timed=True),
+                 Step("out", Expr(Method(Expr(Method(Ref("y"), "astype"), (Attr("mindspore.float64"),)),
+                                         "asnumpy")), "finish")]
+        if call.layout == "NHWC":
+            steps.append(Step("out", Expr("numpy.ascontiguousarray",
+                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
+        # Measured (MindSpore 2.10, CPU): float64 averages come back with float32 rounding errors (a 2x2
+        # mean of x/3 is off by 4e-8; docs/findings.md#pl5), so they are judged as float32 arithmetic.
+        # float16: no float32 accumulation is known for these kernels, so the case dtype (conservative),
+        # not the class declaration measured for the convolution. A maximum is exact either way.
+        accumulation = "float32" if call.op == "avg_pool2d" and call.dtype == "float64" else call.dtype
+        if accumulation != call.dtype:
+            notes.append("float64 average computed in float32 by MindSpore's CPU kernels (measured): judged "
+                         "with float32 accumulation")
+        return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), ("x",),
+                       tuple(steps), "out", emulated, tuple(notes), accumulation=accumulation,
+                       environment=(("GLOG_v", "3"),), setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
 
     @staticmethod
     def _is_default(pad: str, r: dict) -> bool:

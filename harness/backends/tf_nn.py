@@ -38,6 +38,7 @@ from typing import Optional
 from harness.backends.base import Backend, Call, NativeParam, Unsupported, first_line
 from harness.backends.program import Attr, Fallback, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
+from harness.ops.pooling import frameworks as pooling_gaps
 
 #: Messages of TensorFlow's CPU kernels that mean "this build cannot run it", not "invalid call".
 #: Conv2DCustomBackpropInputOp (explicit padding, and float64) has no dilation and no groups.
@@ -139,6 +140,30 @@ class TfNnBackend(Backend):
         "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64", via="input"),
         "name": NativeParam("name", "str", "the op's name; no effect on values"),
     }}
+    PARAMETERS["avg_pool2d"] = {
+        "x": NativeParam("input", "Tensor (N, H, W, C) or (N, C, H, W)", "in data_format order", position=0),
+        "kernel_size": NativeParam("ksize", "int or list of 1, 2 or 4 ints", ""),
+        "stride": NativeParam("strides", "int or list of 1, 2 or 4 ints", "required"),
+        "padding_mode": NativeParam("padding", "'SAME' | 'VALID'", "SAME excludes the padding from the average"),
+        "padding": NativeParam("padding", "'SAME' | 'VALID'", "no explicit pads: posed as the mode that pads the "
+                               "same (marked emulated), else unsupported"),
+        "ceil_mode": NativeParam(None, "", "no ceil_mode: posed without it where it adds no window, else "
+                                 "unsupported", emulated=True),
+        "count_include_pad": NativeParam(None, "", "none: the padding mode decides (SAME never counts its "
+                                         "padding); true is posed only where no window touches padding",
+                                         via="padding"),
+        "layout": NativeParam("data_format", "'NHWC' | 'NCHW'", "default 'NHWC'; CPU: NCHW only via oneDNN "
+                              "(float32, bfloat16), else run in NHWC"),
+        "dtype": NativeParam(None, "", "the tensor's dtype: float16, bfloat16, float32, float64", via="input"),
+        "name": NativeParam("name", "str", "the op's name; no effect on values"),
+    }
+    PARAMETERS["max_pool2d"] = {
+        **{k: v for k, v in PARAMETERS["avg_pool2d"].items() if k not in ("count_include_pad", "padding")},
+        "padding_mode": NativeParam("padding", "'SAME' | 'VALID' | explicit list", "padding never wins"),
+        "padding": NativeParam("padding", "[[0, 0], [t, b], [l, r], [0, 0]] (NHWC) or [[0, 0], [0, 0], [t, b], "
+                               "[l, r]] (NCHW)", "each pad smaller than the window"),
+        "dilation": NativeParam(None, "", "no dilation (tf.nn.pool has it with VALID only): unsupported"),
+    }
     # No `accumulation` override: explicit padding runs Eigen's Conv2DCustomBackpropInputOp, which
     # accumulates float16/bfloat16 in their own precision (measured: up to 2x the float32-accumulation
     # bound), so the conservative default (the case dtype) is the honest declaration.
@@ -245,4 +270,49 @@ class TfNnBackend(Backend):
         if layout != call.layout:
             steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
         return Program("tensorflow", (Import("tensorflow", "tf"),), operands, tuple(steps), "out", emulated,
+                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),))
+
+    def avg_pool2d(self, call: Call) -> Program:
+        return self._pool(call, "tf.nn.avg_pool2d")
+
+    def max_pool2d(self, call: Call) -> Program:
+        return self._pool(call, "tf.nn.max_pool2d")
+
+    def _pool(self, call: Call, fn: str) -> Program:
+        """Both pooling operators in the case's layout; NCHW falls back to NHWC where this CPU build lacks it."""
+        gap = pooling_gaps.tf_gap(call.op, call.params, call.resolved, call.dtype)
+        if gap:
+            raise Unsupported(gap)
+        program = self._pool_in(call, fn, call.layout)
+        if call.layout != "NCHW":
+            return program
+        note = "NCHW emulated: this TF CPU kernel only supports NHWC ({error}); input transposed to NHWC, output back"
+        return replace(program, fallback=Fallback("only supports NHWC", self._pool_in(call, fn, "NHWC"), note))
+
+    def _pool_in(self, call: Call, fn: str, layout: str) -> Program:
+        p = call.params
+        notes, emulated = [], layout != call.layout
+        form = pooling_gaps.tf_form(p, call.resolved)
+        if form is None:            # explicit max padding: TF's own list, in data_format order
+            t, b, left, right = p["padding"]
+            padding = [[0, 0], [t, b], [left, right], [0, 0]] if layout == "NHWC" else [[0, 0], [0, 0], [t, b],
+                                                                                      [left, right]]
+        else:
+            padding = form
+            if not isinstance(p["padding"], str):
+                emulated = True
+                notes.append(f"padding {p['padding']} expressed as {form!r} (the same pads)")
+        if p["ceil_mode"]:
+            emulated = True
+            notes.append("ceil_mode=true adds no window to this call: posed without it (TF has no ceil_mode)")
+        x = Expr(Method(Ref("x"), "transpose"), (0, 2, 3, 1)) if layout == "NHWC" else Ref("x")
+        out = "tf.float64" if call.dtype == "float64" else "tf.float32"
+        steps = [Step("x", Expr("tf.cast", (Expr("tf.constant", (x, Attr("tf.float64"))), Attr(f"tf.{call.dtype}"))),
+                      "prepare"),
+                 Step("y", Expr(fn, (Ref("x"),), dict(ksize=list(p["kernel_size"]), strides=list(p["stride"]),
+                                                      padding=padding, data_format=layout)), timed=True),
+                 Step("out", Expr(Method(Expr("tf.cast", (Ref("y"), Attr(out))), "numpy")), "finish")]
+        if layout != call.layout:
+            steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
+        return Program("tensorflow", (Import("tensorflow", "tf"),), ("x",), tuple(steps), "out", emulated,
                        tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),))

@@ -28,6 +28,7 @@ from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Attr, Import, Index, Method, Program, Ref, Step, evaluate, main_call
 from harness.backends.program import Call as Expr
 from harness.ops.conv2d_transpose.semantics import implied_output_padding
+from harness.ops.pooling import frameworks as pooling_gaps
 
 
 class TorchFunctionalBackend(Backend):
@@ -81,6 +82,23 @@ class TorchFunctionalBackend(Backend):
         "dtype": NativeParam(None, "", "the tensors' dtype: float16, bfloat16, float32, float64 on CPU",
                              via="input"),
     }}
+    PARAMETERS["avg_pool2d"] = {
+        "x": NativeParam("input", "Tensor (N, C, H, W)", "NCHW only", position=0),
+        "kernel_size": NativeParam("kernel_size", "int or (kh, kw)", ""),
+        "stride": NativeParam("stride", "int or (sh, sw)", "default: kernel_size"),
+        "padding": NativeParam("padding", "int or (ph, pw)", "symmetric only, ph ≤ kh // 2"),
+        "padding_mode": NativeParam(None, "", "no 'same'/'valid': posed as the padding they resolve to when "
+                                    "it is symmetric", emulated=True),
+        "ceil_mode": NativeParam("ceil_mode", "bool", "default False"),
+        "count_include_pad": NativeParam("count_include_pad", "bool", "default True (the canonical default is "
+                                         "false): always passed"),
+        "layout": NativeParam(None, "", "NCHW only: NHWC emulated by permuting", emulated=True),
+        "dtype": NativeParam(None, "", "the tensor's dtype", via="input"),
+    }
+    PARAMETERS["max_pool2d"] = {
+        **{k: v for k, v in PARAMETERS["avg_pool2d"].items() if k != "count_include_pad"},
+        "dilation": NativeParam("dilation", "int or (dh, dw)", "default 1"),
+    }
     # No class-level `accumulation`: each call reports the kernel path torch chose (`accumulation_of`).
 
     def setup(self) -> None:
@@ -106,17 +124,18 @@ class TorchFunctionalBackend(Backend):
         step = main_call(program)
         if select is None or step is None:
             return dtype
-        x, w, bias = (evaluate(a, env, {}) for a in step.expr.args)
-        kw = step.expr.kwargs
-        transposed = "output_padding" in kw
-        padding = kw["padding"]
-        if isinstance(padding, str):   # conv2d's 'same' (stride 1) / 'valid': the padding it resolves to
-            padding = (0, 0) if padding == "valid" or call.resolved is None else call.resolved["pads"][::2]
         try:
+            # Only a convolution's call has this shape; any other call lands in the conservative answer.
+            x, w, bias = (evaluate(a, env, {}) for a in step.expr.args)
+            kw = step.expr.kwargs
+            transposed = "output_padding" in kw
+            padding = kw["padding"]
+            if isinstance(padding, str):   # conv2d's 'same' (stride 1) / 'valid': the padding it resolves to
+                padding = (0, 0) if padding == "valid" or call.resolved is None else call.resolved["pads"][::2]
             chosen = int(select(x, w, bias, list(kw["stride"]), list(padding), list(kw["dilation"]), transposed,
                                 list(kw.get("output_padding", (0, 0))), kw["groups"]))
-        except Exception:  # noqa: BLE001 - a call torch rejects (the call itself will say so), or a private
-            return dtype   # API that changed its signature or return type: the conservative answer
+        except Exception:  # noqa: BLE001 - a call torch rejects (the call itself will say so), a call that is
+            return dtype   # no convolution, or a private API that changed: the conservative answer
         return "float32" if chosen in self.onednn_paths else dtype
 
     def conv2d_transpose(self, call: Call) -> Program:
@@ -249,6 +268,40 @@ class TorchFunctionalBackend(Backend):
                                           (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
         operands = ("x", "w", "b") if has_bias else ("x", "w")
         return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), operands,
+                       tuple(steps), "out", emulated, tuple(notes))
+
+    def avg_pool2d(self, call: Call) -> Program:
+        return self._pool(call, "torch.nn.functional.avg_pool2d",
+                          {"count_include_pad": call.params["count_include_pad"]})
+
+    def max_pool2d(self, call: Call) -> Program:
+        return self._pool(call, "torch.nn.functional.max_pool2d", {"dilation": tuple(call.params["dilation"])})
+
+    def _pool(self, call: Call, fn: str, extra: dict) -> Program:
+        """Both pooling operators: symmetric pads as ``padding=(ph, pw)``, 'same'/'valid' as the pads they give."""
+        p, r = call.params, call.resolved
+        gap = pooling_gaps.torch_gap(call.op, p, r, call.dtype)
+        if gap:
+            raise Unsupported(gap)
+        pads = pooling_gaps.explicit_pads(p, r)
+        notes, emulated = [], False
+        if isinstance(p["padding"], str):
+            emulated = True
+            notes.append(f"padding {p['padding']!r} expressed as padding={(pads[0], pads[2])}")
+        if call.layout == "NHWC":
+            emulated = True
+            notes.append("NHWC emulated: input permuted to NCHW, output permuted back")
+        kw = dict(kernel_size=tuple(p["kernel_size"]), stride=tuple(p["stride"]), padding=(pads[0], pads[2]),
+                  ceil_mode=p["ceil_mode"], **extra)
+        out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
+        steps = [Step("x", Expr(Method(Expr("torch.from_numpy", (Ref("x"),)), "to"), (Attr(f"torch.{call.dtype}"),)),
+                      "prepare", comment="canonical NCHW"),
+                 Step("y", Expr(fn, (Ref("x"),), kw), timed=True),
+                 Step("out", Expr(Method(Expr(Method(Ref("y"), "to"), (out,)), "numpy")), "finish")]
+        if call.layout == "NHWC":
+            steps.append(Step("out", Expr("numpy.ascontiguousarray",
+                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
+        return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), ("x",),
                        tuple(steps), "out", emulated, tuple(notes))
 
 

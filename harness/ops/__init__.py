@@ -48,10 +48,11 @@ Adding an operator:
 
 from __future__ import annotations
 
-from harness.ops import conv2d, conv2d_transpose
+from harness.ops import avg_pool2d, conv2d, conv2d_transpose, max_pool2d
 from harness.ops.spec import InvalidCall, OpSpec
 
-OPS: dict[str, OpSpec] = {spec.name: spec for spec in (conv2d_transpose.SPEC, conv2d.SPEC)}
+OPS: dict[str, OpSpec] = {spec.name: spec for spec in (conv2d_transpose.SPEC, conv2d.SPEC, avg_pool2d.SPEC,
+                                                       max_pool2d.SPEC)}
 
 __all__ = ["OPS", "InvalidCall", "OpSpec", "get"]
 

@@ -1,0 +1,97 @@
+"""The avg_pool2d oracle: window sums divided by a count, from the definition.
+
+Definition (Note [Average pooling] in ``semantics.py``, restated so this
+module stands alone). Per axis, pad the input by ``(before, after)``; window
+``i`` covers padded rows ``i·s .. i·s + k − 1``. Floor mode keeps every window
+that ends inside the padded input; ``ceil_mode`` adds one
+window after them when they leave the end of the padded input uncovered,
+unless it would start in the bottom/right padding. ``same`` pads TensorFlow's way
+(``ceil(H/s)`` outputs, the odd pixel at the bottom/right), ``valid`` not at
+all. Then::
+
+    out[n, c, i, j] = Σ x over the window's input positions / count(i, j)
+
+where ``count`` is the number of the window's positions inside the input, or,
+with ``count_include_pad``, inside the input and its padding (a ceil_mode
+window's overhang past the padding is never counted). The padding arithmetic
+is re-derived here on purpose, window by window, instead of calling
+``harness.ops.avg_pool2d.semantics``: a reference that reuses the code under
+test cannot catch that code's bugs. Calls the semantics rejects (no window,
+or a window with no input element and no counted padding) are never asked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _two(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _axis(size, k, s, padding, ceil_mode):
+    """(pad_before, pad_after, number of windows) of one axis, the windows counted one by one."""
+    if padding == "valid":
+        before = after = 0
+    elif padding == "same":
+        needed = max(0, (-(-size // s) - 1) * s + k - size)
+        before, after = needed // 2, needed - needed // 2
+    else:
+        before, after = padding
+    end = size + before + after
+    windows = 0
+    while windows * s + k <= end:                  # every window that fits
+        windows += 1
+    start = windows * s
+    if ceil_mode and start - s + k < end and start < size + before:
+        windows += 1                                # the overhanging one: the last left rows uncovered
+    return before, after, windows
+
+
+def _plan(params: dict, h: int, w: int):
+    kernel = _two(params["kernel_size"])
+    stride = _two(params.get("stride") or params["kernel_size"])
+    padding = params.get("padding", 0)
+    if isinstance(padding, int):
+        padding = [padding] * 4
+    per_axis = (padding, padding) if isinstance(padding, str) else (padding[0:2], padding[2:4])
+    ceil_mode = params.get("ceil_mode", False)
+    return [(size, k, s) + _axis(size, k, s, pad, ceil_mode)
+            for size, k, s, pad in zip((h, w), kernel, stride, per_axis)]
+
+
+def _counts(size, k, s, before, after, windows, include_pad):
+    """Per window of one axis: how many of its positions are counted."""
+    rows = np.arange(windows)[:, None] * s - before + np.arange(k)[None, :]     # input coordinates
+    low, high = (-before, size + after) if include_pad else (0, size)
+    return ((rows >= low) & (rows < high)).sum(axis=1)
+
+
+def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
+    """Compute avg_pool2d in ``dtype`` (float64 for the oracle).
+
+    ``params`` are the case's fields; ``arrays["x"]`` is the NCHW input.
+    Returns the output in the case's layout.
+    """
+    x = np.asarray(arrays["x"], dtype=dtype)
+    n, c, h, w = x.shape
+    (_, kh, sh, top, bottom, oh), (_, kw, sw, left, right, ow) = _plan(params, h, w)
+    rows, cols = max(top + h + bottom, (oh - 1) * sh + kh), max(left + w + right, (ow - 1) * sw + kw)
+    canvas = np.zeros((n, c, rows, cols), dtype=dtype)       # the padding (and any overhang) adds nothing
+    canvas[:, :, top:top + h, left:left + w] = x
+    total = np.zeros((n, c, oh, ow), dtype=dtype)
+    for a in range(kh):
+        for b in range(kw):
+            total += canvas[:, :, a:a + (oh - 1) * sh + 1:sh, b:b + (ow - 1) * sw + 1:sw]
+    include = params.get("count_include_pad", False)
+    count = np.outer(_counts(h, kh, sh, top, bottom, oh, include), _counts(w, kw, sw, left, right, ow, include))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = total / count.astype(dtype)
+    if params.get("layout", "NCHW") == "NHWC":
+        out = out.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(out)
+
+
+def magnitude(params: dict, arrays: dict) -> np.ndarray:
+    """``B`` of the tolerance model: the average of ``|x|`` over each window with the same divisor."""
+    return reference(params, {"x": np.abs(np.asarray(arrays["x"], dtype=np.float64))})

@@ -1,0 +1,156 @@
+"""What each framework surface can pose of a pooling call: the gaps its adapter reports as ``unsupported``.
+
+One function per surface, ``<surface>_gap(op, params, resolved, dtype)``,
+returns the reason a *valid* call cannot be posed there, or None. The
+adapters raise ``Unsupported`` with it, and the coverage capabilities
+(``pooling.parts``) ask the same functions, so "this backend cannot run
+that pair" has one source. These are framework restrictions, not canonical
+rules (Note [Pooling windows]); each is measured or quoted from the
+framework's source next to it:
+
+* torch.functional: symmetric padding only (``padding`` is ``(ph, pw)``),
+  ``pad ≤ kernel // 2`` (torch 2.13, ``pool2d_shape_check``: "pad should be
+  smaller than or equal to half of kernel size"; it checks the kernel, not
+  the effective kernel); no ``'same'``, posed as its padding when that is
+  symmetric.
+* tf.nn: ``avg_pool2d`` takes ``'SAME'``/``'VALID'`` only and excludes the
+  padding from the average; explicit ``max_pool2d`` padding must be smaller
+  than the window ("Top padding 3 needs to be smaller than the window size
+  2"); no ``ceil_mode`` (posed only where it adds no window); no dilation
+  (``tf.nn.pool`` has it for VALID only).
+* mindspore.nn: ``pad_mode='pad'`` pads symmetrically per axis
+  (``padding=(ph, pw)``); ``AvgPool3D`` (behind ``nn.AvgPool2d`` with
+  padding) requires ``pt + pb ≤ k``; ``MaxPool3DWithArgmax`` (behind
+  ``nn.MaxPool2d`` with padding) ``pad ≤ k // 2``; no bfloat16 ("For
+  primitive[AvgPool3D], the input argument[x] must be a type of
+  {Tensor[Float16], Tensor[Float32], Tensor[Float64]}"; ``ops.AvgPool`` fails
+  on NumPy 2 first).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+def explicit_pads(params: dict, resolved: Optional[dict]) -> Optional[tuple[int, int, int, int]]:
+    """The pads a call asks for: resolved (every form) for a valid call; for an invalid one, the explicit
+    list or none for 'valid' (None for 'same', whose pads need a valid call)."""
+    if resolved is not None:
+        return tuple(resolved["pads"])
+    if params["padding"] == "valid":
+        return (0, 0, 0, 0)
+    return None if params["padding"] == "same" else tuple(params["padding"])
+
+
+def symmetric(pads) -> bool:
+    return pads[0] == pads[1] and pads[2] == pads[3]
+
+
+def adds_window(resolved: Optional[dict], params: dict) -> bool:
+    """Whether ceil_mode gives more windows than floor mode (unknown for an invalid call: it may)."""
+    if not params.get("ceil_mode"):
+        return False
+    if resolved is None:
+        return True
+    from harness.ops.pooling import axis_out
+    for size, k, s, d, lo, hi, out in zip(resolved["in_hw"], resolved["kernel"], resolved["stride"],
+                                          resolved["dilation"], resolved["pads"][::2], resolved["pads"][1::2],
+                                          resolved["out_hw"]):
+        if out > axis_out(size, d * (k - 1) + 1, s, lo, hi, False):
+            return True
+    return False
+
+
+def touches_padding(resolved: Optional[dict]) -> bool:
+    """Whether some window covers a padding position (then count_include_pad changes a divisor)."""
+    if resolved is None:
+        return True
+    for size, k, s, lo, hi, out in zip(resolved["in_hw"], resolved["kernel"], resolved["stride"],
+                                       resolved["pads"][::2], resolved["pads"][1::2], resolved["out_hw"]):
+        if lo > 0 or (hi > 0 and (out - 1) * s + k > size + lo):
+            return True
+    return False
+
+
+def torch_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optional[str]:
+    pads = explicit_pads(params, resolved)
+    if pads is None:
+        return f"torch has no padding {params['padding']!r} for pooling; an invalid call with it cannot be posed"
+    if not symmetric(pads):
+        what = f"padding {params['padding']!r} resolves to" if isinstance(params["padding"], str) else "padding"
+        return f"{what} asymmetric pads {list(pads)}: torch pools with symmetric (ph, pw) only"
+    kernel = params["kernel_size"]
+    if pads[0] > kernel[0] // 2 or pads[2] > kernel[1] // 2:
+        return (f"pads {list(pads)} exceed half the kernel {list(kernel)}: torch 2.13 requires pad ≤ kernel // 2 "
+                "(pool2d_shape_check)")
+    return None
+
+
+def tf_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optional[str]:
+    padding = params["padding"]
+    if op == "max_pool2d" and max(params.get("dilation", (1, 1))) > 1:
+        return "tf.nn.max_pool2d has no dilation (tf.nn.pool has it with VALID only)"
+    if adds_window(resolved, params):
+        return "TensorFlow has no ceil_mode: the window it adds cannot be posed"
+    if op == "avg_pool2d":
+        if params.get("count_include_pad") and tf_form(params, resolved) != "VALID" and touches_padding(resolved):
+            return "tf.nn.avg_pool2d excludes padding from the average: count_include_pad=true cannot be posed"
+        if not isinstance(padding, str) and tf_form(params, resolved) is None:
+            return "tf.nn.avg_pool2d has no explicit padding (only 'SAME'/'VALID')"
+    elif not isinstance(padding, str) and resolved is not None:
+        window = resolved["kernel"]
+        if any(p >= window[i // 2] for i, p in enumerate(padding)):
+            return (f"explicit padding {list(padding)} is not smaller than the window {list(window)}: "
+                    "tf.nn.max_pool2d requires it")
+    return None
+
+
+def tf_form(params: dict, resolved: Optional[dict]) -> Optional[str]:
+    """'SAME'/'VALID' for an explicit padding that equals what that mode pads (avg has nothing else)."""
+    padding = params["padding"]
+    if isinstance(padding, str):
+        return padding.upper()
+    if not any(padding):
+        return "VALID"
+    if resolved is None:
+        return None
+    from harness.ops.pooling import axis_pads
+    same = []
+    for size, k, s in zip(resolved["in_hw"], resolved["kernel"], resolved["stride"]):
+        same += axis_pads(size, k, s, "same", (0, 0))
+    return "SAME" if tuple(same) == tuple(padding) else None
+
+
+def mindspore_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optional[str]:
+    if dtype == "bfloat16":
+        return ("MindSpore's pooling primitives take float16/float32/float64 only, and MindSpore 2.10's "
+                "bfloat16 Tensors refuse NumPy 2")
+    if mindspore_mode(params, resolved) == "same":
+        return None
+    pads = explicit_pads(params, resolved)
+    if pads is None:
+        return None
+    if not symmetric(pads):
+        return f"asymmetric pads {list(pads)}: pad_mode='pad' pads symmetrically per axis, padding=(ph, pw)"
+    kernel = params["kernel_size"]
+    if op == "avg_pool2d" and (2 * pads[0] > kernel[0] or 2 * pads[2] > kernel[1]):
+        return f"pads {list(pads)}: AvgPool3D (nn.AvgPool2d with padding) requires top + bottom ≤ kernel"
+    if op == "max_pool2d" and (pads[0] > kernel[0] // 2 or pads[2] > kernel[1] // 2):
+        return f"pads {list(pads)}: MaxPool3DWithArgmax (nn.MaxPool2d with padding) requires pad ≤ kernel // 2"
+    return None
+
+
+def mindspore_mode(params: dict, resolved: Optional[dict]) -> str:
+    """The pad_mode a call is posed with: 'same'/'valid' natively where the cell takes them, else 'pad'.
+
+    ``nn.MaxPool2d`` takes ``dilation`` and ``ceil_mode`` only with ``pad_mode='pad'``; ``'same'`` with a
+    ceil_mode that adds no window is still posed as ``'same'``.
+    """
+    padding = params["padding"]
+    if not isinstance(padding, str):
+        return "pad"
+    if max(params.get("dilation", (1, 1))) > 1:
+        return "pad"
+    if padding == "valid" and params.get("ceil_mode"):
+        return "pad"
+    return padding
