@@ -75,13 +75,16 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, store_nchw, tile_sweep
-from harness.ops.conv2d.numba_depthwise import depthwise
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, scratch, store_nchw, tile_sweep
+from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
+from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 
 __all__ = ["conv2d"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 _FEW_CHANNELS = 4    # Cog at or below this: vectorise over pixels instead of channels
+_FLAT_MAX_W = 16     # output rows at most this wide may use the flattened-rows path
+_FLAT_BYTES = 1 << 20
 _BAND_BYTES = 1 << 20   # packed input band per thread: about half of a 2 MB L2
 
 
@@ -104,9 +107,10 @@ def _pack_w(w, wp, lanes, nb_max):
     nsub = (cog + lanes - 1) // lanes
     wf = w.reshape(cout, cig * ntap)
     total = 0.0
-    # One task per group and vector of L output channels: a small transpose (L rows of w, read
-    # sequentially, into L lanes of each weight row) that stays in L1; w's rows are too far apart
-    # (Cig·kh·kw elements, cache-set aliasing) to gather one channel vector at a time.
+    # One task per group and vector of L output channels: a transpose through a small local block
+    # (L rows of w x 8 input channels, read sequentially; written out as whole L-lane vectors).
+    # Gathering one channel vector at a time from w is several times slower: w's rows are
+    # Cig·kh·kw elements apart, and the cache sets alias.
     for r in prange(groups * nsub):
         g = r // nsub
         o_lo = (r - g * nsub) * lanes                   # first channel of this vector, in the group
@@ -114,19 +118,20 @@ def _pack_w(w, wp, lanes, nb_max):
         ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
         nv = min(lanes, cog - o_lo)
         dst = wp[g, ob0 * nrow + o_lo - ob0:]
-        for ci in range(cig):
-            for l in range(lanes):
-                if l < nv:
-                    src = wf[g * cog + o_lo + l, ci * ntap:(ci + 1) * ntap]
-                    for t in range(ntap):
-                        dst[(t * cig + ci) * ob + l] = src[t]
-                else:
-                    for t in range(ntap):
-                        dst[(t * cig + ci) * ob + l] = 0
-        for l in range(nv):
-            row = wf[g * cog + o_lo + l]
-            for k in range(cig * ntap):
-                total += row[k]
+        loc = np.zeros((lanes, 8 * ntap), dtype=wp.dtype)   # L rows x 8 input channels, in L1
+        for c0 in range(0, cig, 8):
+            nc = min(8, cig - c0)
+            for l in range(nv):
+                src = wf[g * cog + o_lo + l, c0 * ntap:(c0 + nc) * ntap]
+                row = loc[l]
+                for k in range(nc * ntap):
+                    row[k] = src[k]
+                    total += src[k]
+            for t in range(ntap):
+                for c in range(nc):
+                    d = dst[(t * cig + c0 + c) * ob:(t * cig + c0 + c) * ob + lanes]
+                    for l in range(lanes):
+                        d[l] = loc[l, c * ntap + t]
     return total
 
 
@@ -166,7 +171,8 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
                 if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
                     small = True
                     npx = ps
-                tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, small)
+                tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb,
+                           small)
                 pv = min(npx, rem)
                 if nhwc:
                     o_base = ((n * hout + y) * wout + s) * cout + oc0
@@ -186,38 +192,24 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
             ob0 += ob
 
 
-@njit(cache=True, fastmath={"contract"})
-def _pixels(buf, xci, tx, tw, nt, wflat, wgroup, lanes, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout):
-    """One output row, vectorised over its pixels: for few output channels per group.
+@njit(cache=True)
+def _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, itemsize):
+    """Layout of a thread's packed input band: ``(seg, reach, block, band elements)``.
 
-    The weights are read from the packed blocks (one block of ``lanes`` per
-    group here). Every inner loop runs over a slice from 0, so Numba drops its
-    negative-index wraparound and LLVM vectorises it.
+    Output rows are done in blocks whose input band (all channels) fits ~1 MB of L2: the band is
+    packed channel by channel, so the input is read sequentially (a row at a time from every
+    channel defeats the hardware prefetcher), and every tap reads it from cache.
     """
-    for g in range(groups):
-        for o in range(cog):
-            oc = g * cog + o
-            bv = biasp[oc]
-            for x in range(wout):
-                acc[x] = 0.0
-            for t in range(nt):
-                for ci in range(cig):
-                    wv = wflat[g * wgroup + (tw[t] + ci) * lanes + o]
-                    base = g * cig * xci + tx[t] + ci * xci
-                    src = buf[base:base + wout]
-                    for x in range(wout):
-                        acc[x] += wv * src[x]
-            if nhwc:
-                for x in range(wout):
-                    out[n, y, x, oc] = acc[x] + bv
-            else:
-                row = out[n, oc, y]
-                for x in range(wout):
-                    row[x] = acc[x] + bv
+    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
+    seg = max(wout + qw, (left + wd - 1) // sw + 1) + MAX_PIX   # one phase of a packed row
+    reach = (kh - 1) * dh + 1                           # input rows one output row can read
+    per_row = cin * sw * seg
+    block = max(1, ((_BAND_BYTES // itemsize) // per_row - reach) // sh + 1)
+    return seg, reach, block, min(h, (block - 1) * sh + reach) * per_row
 
 
 @njit(cache=True)
-def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few):
+def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, lanes):
     """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
     nbatch, cin, h, wd = x.shape
     cout, cig, kh, kw = w.shape
@@ -227,24 +219,16 @@ def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, 
         hout, wout = out.shape[1], out.shape[2]
     else:
         hout, wout = out.shape[2], out.shape[3]
-    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
-    seg = max(wout + qw, (left + wd - 1) // sw + 1) + MAX_PIX   # one phase of a packed row
+    seg, reach, block, _ = _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)
     xci = sw * seg                                      # one channel of a packed row
-    reach = (kh - 1) * dh + 1                           # input rows one output row can read
-    # Output rows are done in blocks whose input band (all channels) fits ~1 MB of L2: the band is
-    # packed channel by channel, so the input is read sequentially (a row at a time from every
-    # channel defeats the hardware prefetcher), and every tap reads it from cache.
     per_row = cin * xci
-    block = max(1, ((_BAND_BYTES // out.itemsize) // per_row - reach) // sh + 1)
-    band_rows = min(h, (block - 1) * sh + reach)
     wgroup = wp.shape[1]
     nrow = kh * kw * cig
     wflat = wp.reshape(wp.size)
     oflat = out.reshape(out.size)
 
-    buf = np.zeros(band_rows * per_row, dtype=out.dtype)   # packed input band; padding stays 0
+    buf[:] = 0                                          # packed input band; padding stays 0
     tile = np.zeros(32 * 64, dtype=out.dtype)           # >= 32 rows x 64 lanes (padded reads)
-    acc = np.zeros(wout, dtype=out.dtype)
     tx = np.empty(kh * kw, dtype=np.int64)              # per-tap input offset in the band
     tw = np.empty(kh * kw, dtype=np.int64)              # per-tap first weight row in a block
     b_lo = 0
@@ -276,19 +260,18 @@ def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, 
                 nt += 1
         if nt == 0:
             _fill_bias(out, nhwc, n, y, biasp, cout)
-        elif few:
-            _pixels(buf, xci, tx, tw, nt, wflat, wgroup, lanes, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout)
         else:
             _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
                    hout, wout, lanes)
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few, nchunks):
+def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
+    size = work.shape[0] // nchunks
     for ch in prange(nchunks):
-        _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
-              x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few)
+        _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, w, wp, biasp, out,
+              work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes)
 
 
 @njit(parallel=True, cache=True)
@@ -376,19 +359,49 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         return out
 
     cog = cout // groups
-    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(_pack_w(w, wp, lanes, 4)):
-        _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
-    else:
-        threads = numba.get_num_threads()
-        if cig == 1 and cog <= _FEW_CHANNELS:
-            depthwise(x, w.astype(ct).reshape(w.size), kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes,
-                      max(1, min(nbatch * groups, threads)))
+    threads = numba.get_num_threads()
+    if _pixel_path(cog, wout, lanes):
+        if not np.all(np.isfinite(w)):
+            _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         else:
-            _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, cog <= _FEW_CHANNELS,
-                    max(1, min(nbatch * hout, threads)))
+            nchunks = max(1, min(nbatch * groups, threads))
+            size = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
+            work = scratch(nchunks * size, ct)
+            pixel_tiles(x, w.astype(ct).reshape(w.size), groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top,
+                        left, lanes, nchunks)
+        return _rounded(out, dtype)
+    # Flattened rows when the rows are narrow and the weight panel of one channel vector exceeds
+    # half of L1 (re-streamed for every few pixels otherwise), if the repeated input fits in L2.
+    use_flat = (wout <= _FLAT_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10
+                and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left) * out.itemsize <= _FLAT_BYTES)
+    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
+    if not np.isfinite(_pack_w(w, wp, lanes, 1 if use_flat else 4)):
+        _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
+    elif use_flat:
+        nchunks = max(1, min(nbatch * groups * -(-cog // lanes), threads))
+        work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left), ct)
+        flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks)
+    else:
+        nchunks = max(1, min(nbatch * hout, threads))
+        work = scratch(nchunks * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)
+        _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
+    return _rounded(out, dtype)
+
+
+def _pixel_path(cog, wout, lanes):
+    """Vectors over pixels (numba_pixels) rather than over output channels: for few channels per
+    group, or when rows fill more of each vector than the channels do (e.g. 8 channels, 16 pixels)."""
+    if cog <= _FEW_CHANNELS:
+        return True
+    if cog >= lanes:
+        return False
+    return wout / (-(-wout // lanes) * lanes) > cog / lanes
+
+
+def _rounded(out, dtype):
+    """float16/bfloat16 results: the float32 result rounded once to the case dtype."""
     if dtype == "float16":
-        out = out.astype(np.float16).astype(np.float32)
+        return out.astype(np.float16).astype(np.float32)
     elif dtype == "bfloat16":
-        out = round_to_dtype(out, "bfloat16").astype(np.float32)
+        return round_to_dtype(out, "bfloat16").astype(np.float32)
     return out

@@ -25,38 +25,51 @@ from numba import njit, prange
 
 from harness.kernels.tiles import pack_row, row_sweep
 
-__all__ = ["depthwise"]
+__all__ = ["pixel_tiles", "planes_size"]
 
 
 @njit(cache=True)
-def _planes(lo, hi, x, wv, kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes):
-    """Compute every output of input planes ``lo <= n·C_in + g < hi`` (one thread's share)."""
+def planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes):
+    """``(seg, padded rows, elements)`` of a thread's packed planes (one group's ``Cig`` channels)."""
+    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
+    # one phase of a packed row; 4 vectors of zeros on the right: a tile reads < 4·L past wout
+    seg = max(wout + qw, (left + wd - 1) // sw + 1) + 4 * lanes
+    hp = max((hout - 1) * sh + (kh - 1) * dh + 1, top + h)   # padded rows read (zero rows stay 0)
+    return seg, hp, cig * hp * sw * seg
+
+
+@njit(cache=True)
+def _planes(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes):
+    """Compute every output of groups ``lo <= n·groups + g < hi`` (one thread's share)."""
     nbatch, cin, h, wd = x.shape
     if nhwc:
         hout, wout, cout = out.shape[1], out.shape[2], out.shape[3]
     else:
         cout, hout, wout = out.shape[1], out.shape[2], out.shape[3]
-    cog = cout // cin
+    cig = cin // groups
+    cog = cout // groups
     kk = kh * kw
-    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
-    # one phase of a packed row; 4 vectors of zeros on the right: a tile reads < 4·L past wout
-    seg = max(wout + qw, (left + wd - 1) // sw + 1) + 4 * lanes
+    seg, hp, _ = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)
     xci = sw * seg                                      # one packed row
-    hp = max((hout - 1) * sh + (kh - 1) * dh + 1, top + h)   # padded rows read (zero rows stay 0)
-    buf = np.zeros(hp * xci, dtype=out.dtype)           # one packed, zero-padded plane
+    psize = hp * xci                                    # one packed, zero-padded plane
+    buf = work
+    buf[:] = 0
     tile = np.zeros(8 * lanes, dtype=out.dtype)
-    tx = np.empty(kk, dtype=np.int64)                   # per-tap input offset from the row's base
-    tw = np.empty(kk, dtype=np.int64)                   # per-tap weight offset
-    for i in range(kh):
-        for j in range(kw):
-            q = (j * dw) // sw
-            tx[i * kw + j] = i * dh * xci + (j * dw - q * sw) * seg + q
-            tw[i * kw + j] = i * kw + j
+    nt = cig * kk
+    tx = np.empty(nt, dtype=np.int64)                   # per-(channel, tap) input offset from the row's base
+    tw = np.empty(nt, dtype=np.int64)                   # ... and weight offset in w[oc]
+    for ci in range(cig):
+        for i in range(kh):
+            for j in range(kw):
+                q = (j * dw) // sw
+                tx[ci * kk + i * kw + j] = ci * psize + i * dh * xci + (j * dw - q * sw) * seg + q
+                tw[ci * kk + i * kw + j] = ci * kk + i * kw + j
     for task in range(lo, hi):
-        n = task // cin
-        g = task - n * cin
-        for a in range(h):
-            pack_row(x[n, g, a], buf, (top + a) * xci, left, sw, seg)
+        n = task // groups
+        g = task - n * groups
+        for ci in range(cig):
+            for a in range(h):
+                pack_row(x[n, g * cig + ci, a], buf, ci * psize + (top + a) * xci, left, sw, seg)
         for o in range(cog):
             oc = g * cog + o
             bv = biasp[oc]
@@ -69,7 +82,7 @@ def _planes(lo, hi, x, wv, kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, 
                 y = 0
                 while y < hout:
                     many = hout - y >= nr
-                    row_sweep(tile, wv, oc * kk, tw, buf, y * sh * xci + s, sh * xci, tx, kk, nb, many)
+                    row_sweep(tile, wv, oc * nt, tw, buf, y * sh * xci + s, sh * xci, tx, nt, nb, many)
                     for r in range(nr if many else 1):
                         t = tile[r * nb * lanes:r * nb * lanes + pv]
                         if nhwc:
@@ -84,10 +97,12 @@ def _planes(lo, hi, x, wv, kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, 
 
 
 @njit(parallel=True, cache=True)
-def depthwise(x, wv, kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
-    """``out`` = the convolution of float64 ``x`` (N, C_in, H, W) with ``C_in`` groups, computed in
-    ``out.dtype``; ``wv`` is the weight array (C_out, 1, kh, kw) flattened, ``biasp`` the bias."""
-    total = x.shape[0] * x.shape[1]
+def pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
+    """``out`` = the convolution of float64 ``x`` (N, C_in, H, W), computed in ``out.dtype``;
+    ``wv`` is the weight array (C_out, Cig, kh, kw) flattened, ``biasp`` the bias, ``work`` has
+    ``nchunks · planes_size(...)[2]`` elements."""
+    total = x.shape[0] * groups
+    size = work.shape[0] // nchunks
     for ch in prange(nchunks):
-        _planes(ch * total // nchunks, (ch + 1) * total // nchunks,
-                x, wv, kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes)
+        _planes(ch * total // nchunks, (ch + 1) * total // nchunks, x, wv, groups, kh, kw, biasp, out,
+                work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes)
