@@ -324,7 +324,7 @@ def row_sweep(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, nb, many
             _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 4)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")   # called per row: the call itself cost as much as the copy
 def pack_row(src, dst, base, left, sw, seg):
     """Copy input row ``src`` into ``dst`` (converting to its dtype), phase-packed for stride ``sw``.
 
@@ -338,6 +338,16 @@ def pack_row(src, dst, base, left, sw, seg):
         d = dst[base + left:base + left + wd]
         for c in range(wd):
             d[c] = src[c]
+    elif sw == 2:
+        # even and odd columns in one loop with a constant stride: LLVM vectorises it (deinterleave)
+        e = left % 2
+        de = dst[base + e * seg + left // 2:]              # column 2k -> phase e, position k + left div 2
+        do = dst[base + (1 - e) * seg + (left + 1) // 2:]  # column 2k+1 -> the other phase
+        for k in range(wd // 2):
+            de[k] = src[2 * k]
+            do[k] = src[2 * k + 1]
+        if wd % 2:
+            de[wd // 2] = src[wd - 1]
     else:
         # per phase, every sw-th input column to consecutive positions (no division per element)
         for ph in range(sw):
@@ -353,7 +363,8 @@ _SCRATCH = threading.local()
 def scratch(n, dtype) -> np.ndarray:
     """A 1-D work array of ``n`` elements, reused from call to call (per Python thread).
 
-    Contents are undefined: the kernel zeroes what it needs. Allocating
+    Contents are undefined: the kernel zeroes what it needs. It starts on a
+    64-byte boundary (a cache line, one 512-bit vector). Allocating
     ~1 MB per Numba thread and call costs page faults and zeroing by the OS
     each time (glibc hands the worker threads' large blocks back to the
     system): 15-20% of a small convolution.
@@ -362,5 +373,6 @@ def scratch(n, dtype) -> np.ndarray:
     key = np.dtype(dtype).str
     a = arrays.get(key)
     if a is None or a.size < n:
-        a = arrays[key] = np.empty(max(n, 1), dtype)
-    return a[:n]
+        a = arrays[key] = np.empty(n + 64, dtype)
+    skip = (-a.ctypes.data % 64) // a.itemsize         # start on a 64-byte boundary
+    return a[skip:skip + n]
