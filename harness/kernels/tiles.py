@@ -20,11 +20,11 @@ output channels; this module owns that tile:
 - ``MAX_PIX``: the widest tile, i.e. the zero padding a packed input row needs
   on its right so a tile may read past the row end.
 
-Numba's on-disk cache keys each function on its own source file only, and a
-caller's cached machine code contains the code inlined from here: after
-editing this file, delete ``harness/kernels/__pycache__/*.nbi``/``*.nbc`` and
-``harness/ops/conv2d/__pycache__/*.nb*`` (or touch the two kernel files) so
-the kernels recompile.
+Numba's on-disk cache keys each function on its own source file only, while a
+caller's cached machine code contains the code it took from here;
+``harness.kernels.jitcache`` (imported below, before any kernel is
+decorated) adds this file's digest to the cache key of every ``harness``
+function, so editing it recompiles the kernels.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+# Imported for its effect: the kernels' Numba caches also key on this file (see there).
+from harness.kernels import jitcache  # noqa: F401
 
 __all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "pack_row", "row_sweep", "scratch", "store_nchw",
            "tile_sweep"]

@@ -85,6 +85,7 @@ _DTYPES = ("float16", "bfloat16", "float32", "float64")
 _FEW_CHANNELS = 4    # Cog at or below this: vectorise over pixels instead of channels
 _FLAT_MAX_W = 16     # output rows at most this wide may use the flattened-rows path
 _FLAT_BYTES = 1 << 20
+_NB_ROWS = 4         # channel vectors per register tile on the rows path (PMAX[4] = 6 pixels)
 _BAND_BYTES = 1 << 20   # packed input band per thread: about half of a 2 MB L2
 
 
@@ -149,10 +150,10 @@ def _fill_bias(out, nhwc, n, y, biasp, cout):
 
 @njit(cache=True)
 def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
-           hout, wout, lanes):
+           hout, wout, lanes, nb_max):
     """One output row from its packed input rows, tap list ``tx``/``tw``: register tiles over channels."""
     cout = cog * groups
-    nb_main = min(4, (cog + lanes - 1) // lanes)
+    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
     plane = hout * wout
     for g in range(groups):
         ob0 = 0
@@ -209,7 +210,7 @@ def _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, itemsize):
 
 
 @njit(cache=True)
-def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, lanes):
+def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max):
     """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
     nbatch, cin, h, wd = x.shape
     cout, cig, kh, kw = w.shape
@@ -262,16 +263,16 @@ def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, la
             _fill_bias(out, nhwc, n, y, biasp, cout)
         else:
             _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
-                   hout, wout, lanes)
+                   hout, wout, lanes, nb_max)
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
+def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
     size = work.shape[0] // nchunks
     for ch in prange(nchunks):
         _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, w, wp, biasp, out,
-              work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes)
+              work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes, nb_max)
 
 
 @njit(parallel=True, cache=True)
@@ -375,7 +376,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     use_flat = (wout <= _FLAT_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10
                 and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left) * out.itemsize <= _FLAT_BYTES)
     wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(_pack_w(w, wp, lanes, 1 if use_flat else 4)):
+    if not np.isfinite(_pack_w(w, wp, lanes, 1 if use_flat else _NB_ROWS)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     elif use_flat:
         nchunks = max(1, min(nbatch * groups * -(-cog // lanes), threads))
@@ -384,7 +385,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     else:
         nchunks = max(1, min(nbatch * hout, threads))
         work = scratch(nchunks * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)
-        _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
+        _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, _NB_ROWS, nchunks)
     return _rounded(out, dtype)
 
 
