@@ -346,6 +346,33 @@ def test_kernel_matches_oracle_random(call, seed):
     kernel_vs_oracle(params, dtype, seed)
 
 
+@pytest.mark.parametrize("groups,cig,cog,nb_max,dtype", [
+    (1, 40, 70, 4, np.float32),    # 16-channel blocks transposed in registers, a partial one, partial block
+    (2, 16, 20, 1, np.float32),
+    (1, 24, 33, 4, np.float64),
+    (3, 5, 6, 2, np.float32),      # no full block of input channels: the scalar path
+])
+def test_weight_packing_layout(groups, cig, cog, nb_max, dtype):
+    """_pack_w's blocks, element by element, against the layout its docstring gives."""
+    kh, kw, lanes = 3, 2, 16 if dtype == np.float32 else 8
+    w = np.random.default_rng(1).standard_normal((groups * cog, cig, kh, kw))
+    wp = np.full((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), np.nan, dtype)
+    total = numba_kernel._pack_w(w, wp, lanes, nb_max)
+    assert np.isclose(total, w.sum())
+    want = np.zeros_like(wp)
+    nrow = kh * kw * cig
+    for g in range(groups):
+        ob0 = 0
+        while ob0 < cog:
+            ob = min(nb_max, -(-(cog - ob0) // lanes)) * lanes
+            for t in range(kh * kw):
+                for ci in range(cig):
+                    for o in range(min(ob, cog - ob0)):
+                        want[g, ob0 * nrow + (t * cig + ci) * ob + o] = w[g * cog + ob0 + o, ci, t // kw, t % kw]
+            ob0 += ob
+    np.testing.assert_array_equal(wp, want.astype(dtype))
+
+
 @pytest.mark.parametrize("cog", [2, 16])          # the pixel path and the tile path both fall back
 def test_kernel_non_finite_weights_follow_the_definition(cog):
     params = dict(input=[1, 2, 4, 5], out_channels=2 * cog, kernel_size=3, padding=1, groups=2)

@@ -13,6 +13,7 @@ output channels; this module owns that tile:
 - ``tile_sweep``: picks the compile-time tile shape (``PMAX``/``PSMALL``
   pixels for ``NB`` = 1..4 channel vectors).
 - ``store_nchw``: the NCHW epilogue (in-register transpose, bias, masked stores).
+- ``transpose_store``: an ``L × L`` block transposed in registers (weight repacking).
 - ``row_sweep``: the transposed tile for depthwise convolutions: output rows ×
   vectors of pixels, weights broadcast.
 - ``pack_row``: one input row, converted and phase-packed for a stride.
@@ -41,7 +42,7 @@ from numba.extending import intrinsic
 from harness.kernels import jitcache  # noqa: F401
 
 __all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "pack_row", "row_sweep", "scratch", "store_nchw",
-           "tile_sweep"]
+           "tile_sweep", "transpose_store"]
 
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
 
@@ -170,18 +171,7 @@ def store_nchw(typingctx, out, obase, plane, sw, pv, nch, bias, boff, tile, toff
         for r in range(lanes):
             ptr = builder.gep(tp, [builder.add(toff_v, builder.mul(tstride_v, ir.Constant(i64, r)))])
             rows.append(builder.fadd(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align), bvec))
-        # Transpose by swapping off-diagonal blocks of size step = L/2, ..., 1.
-        step = lanes // 2
-        while step >= 1:
-            for i in range(lanes):
-                if i & step:
-                    continue
-                a, b = rows[i], rows[i + step]
-                ma = [c if (c & step) == 0 else lanes + c - step for c in range(lanes)]
-                mb = [c + step if (c & step) == 0 else lanes + c for c in range(lanes)]
-                rows[i] = builder.shuffle_vector(a, b, ir.Constant(ivec, ma))
-                rows[i + step] = builder.shuffle_vector(a, b, ir.Constant(ivec, mb))
-            step //= 2
+        rows = _transpose(builder, rows, lanes)
         mstore = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, ir.VectorType(ir.IntType(1), lanes)]),
             f"llvm.masked.store.v{lanes}{'f32' if dt == types.float32 else 'f64'}.p0")
@@ -210,6 +200,56 @@ def store_nchw(typingctx, out, obase, plane, sw, pv, nch, bias, boff, tile, toff
                         ptr2 = builder.bitcast(builder.gep(op, [builder.add(base, ir.Constant(i64, lanes))]), vty.as_pointer())
                         builder.call(mstore, [builder.shuffle_vector(rows[l], rows[l], spread_lo), ptr, ai, mask_lo])
                         builder.call(mstore, [builder.shuffle_vector(rows[l], rows[l], spread_hi), ptr2, ai, mask_hi])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _transpose(builder, rows, lanes):
+    """Transpose ``lanes`` vectors of ``lanes`` elements in registers: swap off-diagonal blocks of
+    size ``lanes/2``, ..., 1."""
+    ivec = ir.VectorType(ir.IntType(32), lanes)
+    rows = list(rows)
+    step = lanes // 2
+    while step >= 1:
+        for i in range(lanes):
+            if i & step:
+                continue
+            a, b = rows[i], rows[i + step]
+            ma = [c if (c & step) == 0 else lanes + c - step for c in range(lanes)]
+            mb = [c + step if (c & step) == 0 else lanes + c for c in range(lanes)]
+            rows[i] = builder.shuffle_vector(a, b, ir.Constant(ivec, ma))
+            rows[i + step] = builder.shuffle_vector(a, b, ir.Constant(ivec, mb))
+        step //= 2
+    return rows
+
+
+@intrinsic
+def transpose_store(typingctx, src, soff, sstride, dst, doffs):
+    """``dst[doffs[c] + r] = src[soff + r·sstride + c]`` for ``r, c < L``: an ``L × L`` block
+    transposed in registers (the weight repacking's gather, without per-element loads)."""
+    dt = src.dtype
+    if dt not in (types.float32, types.float64) or not all(_is_vec_array(a, dt) for a in (src, dst)):
+        return None
+    if not (_is_vec_array(doffs, types.int64) and _is_index(soff, sstride)):
+        return None
+    sig = types.void(src, soff, sstride, dst, doffs)
+
+    def codegen(context, builder, signature, args):
+        src_v, soff_v, sstride_v, dst_v, doffs_v = _index_args(context, builder, signature, args)
+        ety = context.get_value_type(dt)
+        lanes = _lanes_of(dt)
+        align = 4 if dt == types.float32 else 8
+        vty = ir.VectorType(ety, lanes)
+        i64 = ir.IntType(64)
+        sp, dp, op = (_data_ptr(context, builder, t, v) for t, v in ((src, src_v), (dst, dst_v), (doffs, doffs_v)))
+        rows = []
+        for r in range(lanes):
+            off = builder.add(soff_v, builder.mul(sstride_v, ir.Constant(i64, r)))
+            rows.append(builder.load(builder.bitcast(builder.gep(sp, [off]), vty.as_pointer()), align=align))
+        for c, v in enumerate(_transpose(builder, rows, lanes)):
+            off = builder.load(builder.gep(op, [ir.Constant(i64, c)]))
+            builder.store(v, builder.bitcast(builder.gep(dp, [off]), vty.as_pointer()), align=align)
         return context.get_dummy_value()
 
     return sig, codegen

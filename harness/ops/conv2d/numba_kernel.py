@@ -75,7 +75,7 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, scratch, store_nchw, tile_sweep
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, scratch, store_nchw, tile_sweep, transpose_store
 from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
 from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 
@@ -109,7 +109,7 @@ def _pack_w(w, wp, lanes, nb_max):
     wf = w.reshape(cout, cig * ntap)
     total = 0.0
     # One task per group and vector of L output channels: a transpose through a small local block
-    # (L rows of w x 8 input channels, read sequentially; written out as whole L-lane vectors).
+    # (L rows of w x L input channels, read sequentially; written out as whole L-lane vectors).
     # Gathering one channel vector at a time from w is several times slower: w's rows are
     # Cig·kh·kw elements apart, and the cache sets alias.
     for r in prange(groups * nsub):
@@ -119,20 +119,31 @@ def _pack_w(w, wp, lanes, nb_max):
         ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
         nv = min(lanes, cog - o_lo)
         dst = wp[g, ob0 * nrow + o_lo - ob0:]
-        loc = np.zeros((lanes, 8 * ntap), dtype=wp.dtype)   # L rows x 8 input channels, in L1
-        for c0 in range(0, cig, 8):
-            nc = min(8, cig - c0)
+        dflat = wp[g]
+        loc = np.zeros((lanes, lanes * ntap), dtype=wp.dtype)   # L rows x L input channels, in L1
+        lflat = loc.reshape(loc.size)
+        doffs = np.empty(lanes, dtype=np.int64)
+        for c0 in range(0, cig, lanes):
+            nc = min(lanes, cig - c0)
             for l in range(nv):
                 src = wf[g * cog + o_lo + l, c0 * ntap:(c0 + nc) * ntap]
                 row = loc[l]
                 for k in range(nc * ntap):
                     row[k] = src[k]
                     total += src[k]
-            for t in range(ntap):
-                for c in range(nc):
-                    d = dst[(t * cig + c0 + c) * ob:(t * cig + c0 + c) * ob + lanes]
-                    for l in range(lanes):
-                        d[l] = loc[l, c * ntap + t]
+            if nc == lanes:
+                # L x L blocks of loc transposed in registers: column k = c·ntap + t -> weight row t·Cig + c0 + c
+                for k0 in range(0, lanes * ntap, lanes):
+                    for c in range(lanes):
+                        k = k0 + c
+                        doffs[c] = ob0 * nrow + o_lo - ob0 + ((k % ntap) * cig + c0 + k // ntap) * ob
+                    transpose_store(lflat, k0, lanes * ntap, dflat, doffs)
+            else:
+                for t in range(ntap):
+                    for c in range(nc):
+                        d = dst[(t * cig + c0 + c) * ob:(t * cig + c0 + c) * ob + lanes]
+                        for l in range(lanes):
+                            d[l] = loc[l, c * ntap + t]
     return total
 
 
