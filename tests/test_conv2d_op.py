@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from harness.data import round_to_dtype
-from harness.ops.conv2d import numba_kernel
+from harness.ops.conv2d import numba_kernel, numba_weights
 from harness.ops.conv2d.oracle import reference
 from harness.ops.conv2d.semantics import InvalidCall, Params, derived, footprint, input_shapes, resolve
 from harness.oracle.conv2d_transpose import reference as transpose_reference
@@ -353,11 +353,11 @@ def test_kernel_matches_oracle_random(call, seed):
     (3, 5, 6, 2, np.float32),      # no full block of input channels: the scalar path
 ])
 def test_weight_packing_layout(groups, cig, cog, nb_max, dtype):
-    """_pack_w's blocks, element by element, against the layout its docstring gives."""
+    """pack_weights' blocks, element by element, against the layout its docstring gives."""
     kh, kw, lanes = 3, 2, 16 if dtype == np.float32 else 8
     w = np.random.default_rng(1).standard_normal((groups * cog, cig, kh, kw))
     wp = np.full((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), np.nan, dtype)
-    total = numba_kernel._pack_w(w, wp, lanes, nb_max)
+    total = numba_weights.pack_weights(w, wp, lanes, nb_max)
     assert np.isclose(total, w.sum())
     want = np.zeros_like(wp)
     nrow = kh * kw * cig

@@ -152,7 +152,7 @@ def _tasks(lo, hi, x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, l
 @njit(parallel=True, cache=True)
 def flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks):
     """``out`` = the convolution of float64 ``x`` with the weights packed in blocks of one vector
-    (``numba_kernel._pack_w`` with ``nb_max = 1``), computed in ``out.dtype``; ``biasp`` holds the bias,
+    (``numba_weights.pack_weights`` with ``nb_max = 1``), computed in ``out.dtype``; ``biasp`` holds the bias,
     ``work`` has ``nchunks · flat_buffer_size(...)`` elements."""
     groups = wp.shape[0]
     cog = (biasp.shape[0] - lanes) // groups

@@ -8,33 +8,40 @@ Definition (same as the oracle; padding contributes no term)::
 Design
 ------
 *Output-stationary direct convolution with register tiles; no BLAS, no
-im2col buffer.* It reuses the transposed kernel's micro-kernel and NCHW
-store (``harness.kernels.tiles``: explicit 512-bit LLVM
-vectors, a tile of ``P`` output pixels × ``NB·L`` output channels, 24
-accumulators, ``K = taps × Cig`` swept with broadcast input operands), which
-needs the ``P`` pixels of one tap at consecutive addresses.
+im2col buffer.* Three paths share the building blocks of
+``harness.kernels.tiles`` (with the transposed kernel): the register-tile
+micro-kernel (explicit 512-bit LLVM vectors, ``P`` pixels × ``NB·L`` output
+channels, ``K = taps × Cig`` swept with broadcast input operands), the NCHW
+store, the phase-packed input row and the reused scratch memory.
 
-- **Phase-packed rows.** Output column ``x`` reads padded column
-  ``x·sw + j·dw``. Each input row is packed once, lazily, into a per-thread
-  ring of ``(kh−1)·dh + 1`` rows, channel-major, with padded column ``c``
-  stored at phase ``c mod sw``, position ``c div sw``. Tap ``j`` then reads
-  phase ``(j·dw) mod sw`` from position ``x + (j·dw) div sw``: consecutive for
-  consecutive ``x`` whatever the stride. Left/right padding are zeros in the
-  packed row (never written), converted from float64 to the compute dtype on
-  the way in.
-- **Rows.** Taps whose input row lies in the top/bottom padding are dropped
-  per output row, so padding rows cost nothing; column padding is computed
-  against the zeros.
-- **Few output channels per group** (depthwise and the like, ``Cog ≤ 4``): a
-  channel tile would use ``Cog/L`` of each vector, so these calls instead
-  vectorise over the output row: per output channel, ``row += w[o, ci, i, j] ·
-  packed[x + offset]`` over taps, in a loop LLVM vectorises.
-- **Parallelism.** ``prange`` over one contiguous block of output rows per
-  thread: disjoint rows, no reduction, no race.
+- **Rows** (this module; the default). Output column ``x`` reads padded
+  column ``x·sw + j·dw``; each input row is converted from float64 and packed
+  with padded column ``c`` at phase ``c mod sw``, position ``c div sw``, so tap
+  ``j`` reads consecutive positions for consecutive ``x`` whatever the stride
+  (padding columns are zeros, never written). A thread packs a band of input
+  rows at a time, channel by channel (sequential reads; a row from every
+  channel in turn defeats the prefetcher), sized to ~1 MB of L2, then
+  computes each output row from it: taps in the top/bottom padding are
+  dropped, tiles of up to 4 channel vectors run along the row.
+- **Flattened rows** (``numba_flat``): narrow outputs (``W_out ≤ 16``) whose
+  weight panel per channel vector exceeds half of L1 (b2: 8 pixels per row
+  would re-stream a 590 KB panel per 6-8 pixels). The tile runs over the
+  image's flattened ``(y, x)`` positions instead, 24 pixels × 1 vector.
+- **Pixel vectors** (``numba_pixels``): ``Cog ≤ 4`` (depthwise and the like)
+  or when a row fills more of a vector than the group's channels (b4: 8
+  channels, 16-pixel rows). Per group, the input planes are packed once with
+  zero padding rows and each output channel is swept by ``tiles.row_sweep``:
+  2-8 rows × 1-4 vectors of pixels, the weight broadcast.
+- **Weights** are repacked per call into the micro-kernel's channel blocks
+  (``numba_weights.pack_weights``).
+- **Parallelism.** ``prange`` over contiguous blocks of output rows (rows),
+  ``(n, group, channel block)`` tasks (flat) or ``(n, group)`` (pixels):
+  disjoint outputs, no reduction, no race.
 
 float16/bfloat16 are computed with float32 accumulation and the result is
 rounded once (round to nearest even) to the case dtype; float64 is computed
-in float64. Every ``njit`` uses ``cache=True``.
+in float64. Every ``njit`` uses ``cache=True``; ``harness.kernels.jitcache``
+makes the cache keys cover ``tiles.py`` too.
 
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights, and ``0 · inf`` is NaN where the definition has no term. So when
@@ -43,27 +50,29 @@ call falls back to ``_direct_exact``, a plain parallel loop over in-bounds
 terms only. Non-finite inputs need no fallback.
 
 Measured (benchmarks/conv2d.yaml, float32 NCHW, float64 input as the
-contract says, so the conversion is included; median of 15 calls after 3
-warm-ups, torch 2.13 ``conv2d`` on float32 tensors timed alternately in the
-same process; 2-core AVX-512 VM shared with other jobs, load 5-12). One
-thread each (``numba.set_num_threads(1)``, ``torch.set_num_threads(1)``):
+contract says, so its conversion is included; torch 2.13
+``torch.nn.functional.conv2d`` on float32 tensors; both in one process,
+calls alternating, median of 21 after 3 warm-ups, ``numba.set_num_threads``
+= ``torch.set_num_threads``; 2-core AVX-512 VM shared with other jobs, load
+4.8-5.3; three rounds, the range of the ratio numba/torch shown):
 
-=====================================  =================  =================  =====
-shape (bias)                           numba              torch              ratio
-=====================================  =================  =================  =====
-b1 (8,64,32,32)→64 k3 s1 p1            4.41 ms  137 GF/s  3.55 ms  170 GF/s  1.24
-b2 (1,256,16,16)→128 k3 s2 same        1.24 ms   30 GF/s  0.52 ms   73 GF/s  2.41
-b3 (16,32,64,64)→16 k5 d2 same        12.59 ms  133 GF/s  11.05 ms 152 GF/s  1.14
-b4 (8,64,32,32)→64 k3 s2 g8 same       1.20 ms   16 GF/s  0.81 ms   23 GF/s  1.48
-b5 (8,64,56,56) depthwise k3 same      4.45 ms    6 GF/s  1.70 ms   17 GF/s  2.62
-=====================================  =================  =================  =====
+=====================================  ==========================  ============  ============
+shape (bias)                           numba, 1 thread, round 3    ratio, 1 thr  ratio, 2 thr
+=====================================  ==========================  ============  ============
+b1 (8,64,32,32)→64 k3 s1 p1            4.30 ms 141 GF/s (t 3.60)   1.09-1.20     0.51-1.06 *
+b2 (1,256,16,16)→128 k3 s2 same        0.63 ms  60 GF/s (t 0.52)   1.18-1.22     1.33 *
+b3 (16,32,64,64)→16 k5 d2 same        12.38 ms 135 GF/s (t 11.12)  1.05-1.11     1.19 *
+b4 (8,64,32,32)→64 k3 s2 g8 same       0.78 ms  24 GF/s (t 0.79)   0.98-1.05     1.00-1.04
+b5 (8,64,56,56) depthwise k3 same      1.34 ms  22 GF/s (t 1.52)   0.87-1.04     1.04 *
+=====================================  ==========================  ============  ============
 
-With two threads each the medians were dominated by the shared machine
-(10-70 ms stalls for both, ratios 0.34-1.41): not a usable comparison.
-Known weak spots: small images with many channels (b2: 8 output pixels
-per row, so each tile re-streams a 590 KB weight panel for 6-8 pixels);
-grouped calls with 8 channels per group fill half a vector; the depthwise
-pixel loop and packing the float64 input are memory-bound.
+(* two of the three 2-thread rounds had 10-60 ms stalls for both libraries
+and ratios of 0.2-0.8; the value shown is the clean round.) Before this
+version (same method): 1.24, 2.41, 1.14, 1.48, 2.62 with one thread.
+Remaining gaps: the float64 input is twice the bytes torch reads (b3: 16.8
+against 8.4 MB); the weights are repacked on every call (b2: 0.18 ms of
+0.63 for 295 K weights); the micro-kernel's broadcast loads keep it near
+~150 GFLOP/s per core, below torch's ~170 on b1.
 """
 
 from __future__ import annotations
@@ -75,8 +84,9 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, scratch, store_nchw, tile_sweep, transpose_store
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, scratch, store_nchw, tile_sweep
 from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
+from harness.ops.conv2d.numba_weights import pack_weights
 from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 
 __all__ = ["conv2d"]
@@ -87,64 +97,6 @@ _FLAT_MAX_W = 16     # output rows at most this wide may use the flattened-rows 
 _FLAT_BYTES = 1 << 20
 _NB_ROWS = 4         # channel vectors per register tile on the rows path (PMAX[4] = 6 pixels)
 _BAND_BYTES = 1 << 20   # packed input band per thread: about half of a 2 MB L2
-
-
-@njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _pack_w(w, wp, lanes, nb_max):
-    """Repack ``w`` (C_out, Cig, kh, kw) into contiguous channel blocks; return the float64 sum.
-
-    The sum is not finite if a weight is inf or NaN. Output channels are cut
-    into the blocks the micro-kernel uses (``nb <= nb_max`` vectors of
-    ``lanes``; the last block narrower, zero-padded). Block ``(g, o0)`` of width ``ob``
-    starts at ``wp[g, o0·kh·kw·Cig]`` and holds, row ``(i·kw + j)·Cig + ci``,
-    the ``ob`` weights ``w[g·Cog + o0 : g·Cog + o0 + ob, ci, i, j]``.
-    """
-    cout, cig, kh, kw = w.shape
-    groups = wp.shape[0]
-    cog = cout // groups
-    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
-    ntap = kh * kw
-    nrow = ntap * cig
-    nsub = (cog + lanes - 1) // lanes
-    wf = w.reshape(cout, cig * ntap)
-    total = 0.0
-    # One task per group and vector of L output channels: a transpose through a small local block
-    # (L rows of w x L input channels, read sequentially; written out as whole L-lane vectors).
-    # Gathering one channel vector at a time from w is several times slower: w's rows are
-    # Cig·kh·kw elements apart, and the cache sets alias.
-    for r in prange(groups * nsub):
-        g = r // nsub
-        o_lo = (r - g * nsub) * lanes                   # first channel of this vector, in the group
-        ob0 = (o_lo // (nb_main * lanes)) * nb_main * lanes
-        ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
-        nv = min(lanes, cog - o_lo)
-        dst = wp[g, ob0 * nrow + o_lo - ob0:]
-        dflat = wp[g]
-        loc = np.zeros((lanes, lanes * ntap), dtype=wp.dtype)   # L rows x L input channels, in L1
-        lflat = loc.reshape(loc.size)
-        doffs = np.empty(lanes, dtype=np.int64)
-        for c0 in range(0, cig, lanes):
-            nc = min(lanes, cig - c0)
-            for l in range(nv):
-                src = wf[g * cog + o_lo + l, c0 * ntap:(c0 + nc) * ntap]
-                row = loc[l]
-                for k in range(nc * ntap):
-                    row[k] = src[k]
-                    total += src[k]
-            if nc == lanes:
-                # L x L blocks of loc transposed in registers: column k = c·ntap + t -> weight row t·Cig + c0 + c
-                for k0 in range(0, lanes * ntap, lanes):
-                    for c in range(lanes):
-                        k = k0 + c
-                        doffs[c] = ob0 * nrow + o_lo - ob0 + ((k % ntap) * cig + c0 + k // ntap) * ob
-                    transpose_store(lflat, k0, lanes * ntap, dflat, doffs)
-            else:
-                for t in range(ntap):
-                    for c in range(nc):
-                        d = dst[(t * cig + c0 + c) * ob:(t * cig + c0 + c) * ob + lanes]
-                        for l in range(lanes):
-                            d[l] = loc[l, c * ntap + t]
-    return total
 
 
 @njit(cache=True)
@@ -387,7 +339,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     use_flat = (wout <= _FLAT_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10
                 and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left) * out.itemsize <= _FLAT_BYTES)
     wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(_pack_w(w, wp, lanes, 1 if use_flat else _NB_ROWS)):
+    if not np.isfinite(pack_weights(w, wp, lanes, 1 if use_flat else _NB_ROWS)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     elif use_flat:
         nchunks = max(1, min(nbatch * groups * -(-cog // lanes), threads))
