@@ -303,6 +303,7 @@ FIXED = [  # every padding form, strides, dilation, groups, and channel counts f
     # flattened-rows path: narrow rows, Cig·kh·kw > 512 (a partial channel block, a stride, groups)
     dict(input=[1, 64, 7, 9], out_channels=24, kernel_size=3, stride=2, padding=[1, 0, 2, 1]),
     dict(input=[2, 120, 5, 6], out_channels=40, kernel_size=3, groups=2, padding="same"),
+    dict(input=[1, 64, 6, 7], out_channels=32, kernel_size=3, padding=[1, 1, 0, 1]),   # 2 vectors per tile
 ]
 
 

@@ -36,16 +36,16 @@ __all__ = ["flat", "flat_buffer_size"]
 
 
 @njit(cache=True)
-def flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left):
+def flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb):
     """Elements of the per-thread packed buffers (the caller checks they fit in cache)."""
     qw = ((kw - 1) * dw) // sw
     rl = max(wout + qw, (left + wd - 1) // sw + 1)
-    nblk = (hout * rl + PMAX[1] - 1) // PMAX[1]
-    return cig * kh * sw * hout * rl + MAX_PIX + qw + 1 + nblk * kh * sw * cig * (PMAX[1] + qw)
+    nblk = (hout * rl + PMAX[nb] - 1) // PMAX[nb]
+    return cig * kh * sw * hout * rl + MAX_PIX + qw + 1 + nblk * kh * sw * cig * (PMAX[nb] + qw)
 
 
 @njit(cache=True)
-def _tasks(lo, hi, x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes):
+def _tasks(lo, hi, x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb):
     """Compute tasks ``lo <= (n·groups + g)·nblocks + block < hi`` (one thread's share)."""
     nbatch, cin, h, wd = x.shape
     groups = wp.shape[0]
@@ -64,10 +64,12 @@ def _tasks(lo, hi, x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, l
     wgroup = wp.shape[1]
     nrow = kh * kw * cig
     hw = hout * wout
-    nblocks = (cog + lanes - 1) // lanes                # blocks of one channel vector
+    # blocks of nb channel vectors; only the last may be narrower, and only when nb = 1 (the caller
+    # uses nb = 2 only for Cog a multiple of 2·L): the pixel blocks below are PMAX[nb] wide.
+    nblocks = (cog + nb * lanes - 1) // (nb * lanes)
     wflat = wp.reshape(wp.size)
     oflat = out.reshape(out.size)
-    pm = PMAX[1]
+    pm = PMAX[nb]
     pb = pm + qw                                        # positions a pixel block's taps read
     nmb = (npix + pm - 1) // pm
     mbs = kh * sw * cig * pb                            # one pixel block, blocked layout
@@ -106,12 +108,11 @@ def _tasks(lo, hi, x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, l
                         dst = blk_buf[mb * mbs + (ip * cig + ci) * pb:]
                         for k in range(pb):
                             dst[k] = src[k]
-        ob0 = blk * lanes
-        nb = 1
-        ob = lanes
+        ob0 = blk * nb * lanes
+        ob = nb * lanes
         nvalid = min(ob, cog - ob0)
         oc0 = g * cog + ob0
-        ps = PSMALL[1]
+        ps = PSMALL[nb]
         m0 = 0
         while m0 < npix:
             rem = npix - m0
@@ -150,14 +151,14 @@ def _tasks(lo, hi, x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, l
 
 
 @njit(parallel=True, cache=True)
-def flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks):
+def flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb, nchunks):
     """``out`` = the convolution of float64 ``x`` with the weights packed in blocks of one vector
     (``numba_weights.pack_weights`` with ``nb_max = 1``), computed in ``out.dtype``; ``biasp`` holds the bias,
     ``work`` has ``nchunks · flat_buffer_size(...)`` elements."""
     groups = wp.shape[0]
     cog = (biasp.shape[0] - lanes) // groups
-    total = x.shape[0] * groups * ((cog + lanes - 1) // lanes)
+    total = x.shape[0] * groups * ((cog + nb * lanes - 1) // (nb * lanes))
     size = work.shape[0] // nchunks
     for ch in prange(nchunks):
         _tasks(ch * total // nchunks, (ch + 1) * total // nchunks,
-               x, wp, biasp, out, work[ch * size:(ch + 1) * size], nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes)
+               x, wp, biasp, out, work[ch * size:(ch + 1) * size], nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb)

@@ -337,14 +337,15 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     # Flattened rows when the rows are narrow and the weight panel of one channel vector exceeds
     # half of L1 (re-streamed for every few pixels otherwise), if the repeated input fits in L2.
     use_flat = (wout <= _FLAT_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10
-                and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left) * out.itemsize <= _FLAT_BYTES)
+                and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, 1) * out.itemsize <= _FLAT_BYTES)
+    nb_flat = 2 if cog % (2 * lanes) == 0 else 1      # 12 pixels x 2 vectors: fewer loads per FMA
     wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(pack_weights(w, wp, lanes, 1 if use_flat else _NB_ROWS)):
+    if not np.isfinite(pack_weights(w, wp, lanes, nb_flat if use_flat else _NB_ROWS)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     elif use_flat:
-        nchunks = max(1, min(nbatch * groups * -(-cog // lanes), threads))
-        work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left), ct)
-        flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks)
+        nchunks = max(1, min(nbatch * groups * -(-cog // (nb_flat * lanes)), threads))
+        work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb_flat), ct)
+        flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_flat, nchunks)
     else:
         nchunks = max(1, min(nbatch * hout, threads))
         work = scratch(nchunks * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)
