@@ -16,11 +16,13 @@ ragged tile ends waste lanes. Here the register tile runs over the flattened
   plane ``(ci, i, phase_j)``: consecutive for consecutive ``m``, across rows.
   Rows in the top/bottom padding are never written (zeros). This repeats the
   input ``kh`` times, so it is only used when that buffer is small.
-- **Tiles.** ``tiles.tile_sweep`` over ``m`` with one vector of channels and
-  ``PMAX[1]`` = 24 pixels: the least weight traffic per multiply-add. The
+- **Tiles.** ``tiles.tile_sweep`` over ``m``: ``nb`` = 1 channel vector ×
+  ``PMAX[1]`` = 24 pixels (the least weight traffic per multiply-add), or
+  2 × 12 when ``Cog`` is a multiple of 2·L (fewer loads per multiply-add;
+  every block then has the same width, so the pixel blocks line up). The
   ``R − W_out`` positions at the end of each row are computed and dropped.
-  The planes are re-blocked per 24-pixel block with input channels innermost,
-  so a tile's sweep reads consecutive memory.
+  The planes are re-blocked per ``PMAX[nb]``-pixel block with input channels
+  innermost, so a tile's sweep reads consecutive memory.
 - **Parallelism.** ``prange`` over contiguous blocks of ``(n, g, channel
   block)`` tasks; a thread repacks when ``(n, g)`` changes.
 """
@@ -152,9 +154,10 @@ def _tasks(lo, hi, x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, l
 
 @njit(parallel=True, cache=True)
 def flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb, nchunks):
-    """``out`` = the convolution of float64 ``x`` with the weights packed in blocks of one vector
-    (``numba_weights.pack_weights`` with ``nb_max = 1``), computed in ``out.dtype``; ``biasp`` holds the bias,
-    ``work`` has ``nchunks · flat_buffer_size(...)`` elements."""
+    """``out`` = the convolution of float64 ``x`` with the weights packed in blocks of ``nb`` vectors
+    (``numba_weights.pack_weights`` with ``nb_max = nb``; ``nb`` = 2 needs ``Cog`` a multiple of 2·L),
+    computed in ``out.dtype``; ``biasp`` holds the bias, ``work`` has ``nchunks · flat_buffer_size(..., nb)``
+    elements."""
     groups = wp.shape[0]
     cog = (biasp.shape[0] - lanes) // groups
     total = x.shape[0] * groups * ((cog + nb * lanes - 1) // (nb * lanes))

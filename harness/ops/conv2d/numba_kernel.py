@@ -26,7 +26,8 @@ store, the phase-packed input row and the reused scratch memory.
 - **Flattened rows** (``numba_flat``): narrow outputs (``W_out ≤ 16``) whose
   weight panel per channel vector exceeds half of L1 (b2: 8 pixels per row
   would re-stream a 590 KB panel per 6-8 pixels). The tile runs over the
-  image's flattened ``(y, x)`` positions instead, 24 pixels × 1 vector.
+  image's flattened ``(y, x)`` positions instead, 24 pixels × 1 vector
+  (12 × 2 when ``Cog`` is a multiple of 2·L).
 - **Pixel vectors** (``numba_pixels``): ``Cog ≤ 4`` (depthwise and the like)
   or when a row fills more of a vector than the group's channels (b4: 8
   channels, 16-pixel rows). Per group, the input planes are packed once with
@@ -54,25 +55,30 @@ contract says, so its conversion is included; torch 2.13
 ``torch.nn.functional.conv2d`` on float32 tensors; both in one process,
 calls alternating, median of 21 after 3 warm-ups, ``numba.set_num_threads``
 = ``torch.set_num_threads``; 2-core AVX-512 VM shared with other jobs, load
-4.8-5.3; three rounds, the range of the ratio numba/torch shown):
+2.3-5.3; six rounds with one thread, the range of ratios numba/torch shown,
+and the times of the round at load 2.7):
 
-=====================================  ==========================  ============  ============
-shape (bias)                           numba, 1 thread, round 3    ratio, 1 thr  ratio, 2 thr
-=====================================  ==========================  ============  ============
-b1 (8,64,32,32)→64 k3 s1 p1            4.30 ms 141 GF/s (t 3.60)   1.09-1.20     0.51-1.06 *
-b2 (1,256,16,16)→128 k3 s2 same        0.63 ms  60 GF/s (t 0.52)   1.18-1.22     1.33 *
-b3 (16,32,64,64)→16 k5 d2 same        12.38 ms 135 GF/s (t 11.12)  1.05-1.11     1.19 *
-b4 (8,64,32,32)→64 k3 s2 g8 same       0.78 ms  24 GF/s (t 0.79)   0.98-1.05     1.00-1.04
-b5 (8,64,56,56) depthwise k3 same      1.34 ms  22 GF/s (t 1.52)   0.87-1.04     1.04 *
-=====================================  ==========================  ============  ============
+=================================  ===========================  ===========  ===========
+shape (bias)                       1 thread: numba, torch       ratio 1 thr  ratio 2 thr
+=================================  ===========================  ===========  ===========
+b1 (8,64,32,32)→64 k3 s1 p1         4.09 ms 148 GF/s,  3.40 ms  1.09-1.33    1.24-1.26 *
+b2 (1,256,16,16)→128 k3 s2 same     0.60 ms  63 GF/s,  0.51 ms  1.13-1.19    1.15-1.33
+b3 (16,32,64,64)→16 k5 d2 same     11.28 ms 149 GF/s, 10.25 ms  1.05-1.16    0.98-1.20
+b4 (8,64,32,32)→64 k3 s2 g8 same    0.78 ms  24 GF/s,  0.76 ms  0.90-1.05    0.89-1.04
+b5 (8,64,56,56) depthwise k3 same   1.24 ms  23 GF/s,  1.50 ms  0.83-1.04    0.86-1.04
+=================================  ===========================  ===========  ===========
 
-(* two of the three 2-thread rounds had 10-60 ms stalls for both libraries
-and ratios of 0.2-0.8; the value shown is the clean round.) Before this
-version (same method): 1.24, 2.41, 1.14, 1.48, 2.62 with one thread.
+Two threads each: most rounds had 10-40 ms stalls for both libraries
+(medians of 8-40 ms for 0.4-6 ms of work); the ranges are from the clean
+rounds, and for b1 (* no clean round) the ratio of the fastest calls.
+Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
 Remaining gaps: the float64 input is twice the bytes torch reads (b3: 16.8
 against 8.4 MB); the weights are repacked on every call (b2: 0.18 ms of
-0.63 for 295 K weights); the micro-kernel's broadcast loads keep it near
-~150 GFLOP/s per core, below torch's ~170 on b1.
+0.60 for 295 K weights); the tile micro-kernel issues one broadcast load
+per pixel and step, and on the rows path a whole 147 KB weight panel (b1)
+streams from L2 for every 6-pixel tile, which keeps it near 150 GFLOP/s per
+core against torch's ~170 (sweeping the taps in L1-sized chunks measured no
+better).
 """
 
 from __future__ import annotations
@@ -85,9 +91,9 @@ from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
 from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, scratch, store_nchw, tile_sweep
+from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
 from harness.ops.conv2d.numba_weights import pack_weights
-from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 
 __all__ = ["conv2d"]
 
