@@ -53,32 +53,32 @@ terms only. Non-finite inputs need no fallback.
 Measured (benchmarks/conv2d.yaml, float32 NCHW, float64 input as the
 contract says, so its conversion is included; torch 2.13
 ``torch.nn.functional.conv2d`` on float32 tensors; both in one process,
-calls alternating, median of 21 after 3 warm-ups, ``numba.set_num_threads``
-= ``torch.set_num_threads``; 2-core AVX-512 VM shared with other jobs, load
-2.3-5.3; six rounds with one thread, the range of ratios numba/torch shown,
-and the times of the round at load 2.7):
+calls alternating, median of 21 (41 with 2 threads) after 3 warm-ups,
+``numba.set_num_threads`` = ``torch.set_num_threads``; 2-core AVX-512 VM
+shared with other jobs, load 2.3-5.3; the range of ratios numba/torch over
+3-8 rounds, and the times of the last 1-thread round, load 3.1):
 
 =================================  ===========================  ===========  ===========
 shape (bias)                       1 thread: numba, torch       ratio 1 thr  ratio 2 thr
 =================================  ===========================  ===========  ===========
-b1 (8,64,32,32)→64 k3 s1 p1         4.09 ms 148 GF/s,  3.40 ms  1.09-1.33    1.24-1.26 *
-b2 (1,256,16,16)→128 k3 s2 same     0.60 ms  63 GF/s,  0.51 ms  1.13-1.19    1.15-1.33
-b3 (16,32,64,64)→16 k5 d2 same     11.28 ms 149 GF/s, 10.25 ms  1.05-1.16    0.98-1.20
-b4 (8,64,32,32)→64 k3 s2 g8 same    0.78 ms  24 GF/s,  0.76 ms  0.90-1.05    0.89-1.04
-b5 (8,64,56,56) depthwise k3 same   1.24 ms  23 GF/s,  1.50 ms  0.83-1.04    0.86-1.04
+b1 (8,64,32,32)→64 k3 s1 p1         4.11 ms 147 GF/s,  3.35 ms  1.17-1.24    1.15-1.29
+b2 (1,256,16,16)→128 k3 s2 same     0.59 ms  64 GF/s,  0.50 ms  1.13-1.23    1.15-1.33
+b3 (16,32,64,64)→16 k5 d2 same     12.59 ms 133 GF/s, 10.63 ms  1.05-1.19    0.98-1.20
+b4 (8,64,32,32)→64 k3 s2 g8 same    0.75 ms  25 GF/s,  0.77 ms  0.90-1.05    0.89-1.04
+b5 (8,64,56,56) depthwise k3 same   1.28 ms  23 GF/s,  1.51 ms  0.83-1.04    0.85-1.04
 =================================  ===========================  ===========  ===========
 
 Two threads each: most rounds had 10-40 ms stalls for both libraries
 (medians of 8-40 ms for 0.4-6 ms of work); the ranges are from the clean
-rounds, and for b1 (* no clean round) the ratio of the fastest calls.
+rounds only. The nominal peak is 166 GFLOP/s per core (2.6 GHz × 16 lanes ×
+2 FMA units × 2): torch runs b1 at or above it (turbo), numba at ~90%.
 Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
 Remaining gaps: the float64 input is twice the bytes torch reads (b3: 16.8
 against 8.4 MB); the weights are repacked on every call (b2: 0.18 ms of
 0.60 for 295 K weights); the tile micro-kernel issues one broadcast load
-per pixel and step, and on the rows path a whole 147 KB weight panel (b1)
-streams from L2 for every 6-pixel tile, which keeps it near 150 GFLOP/s per
-core against torch's ~170 (sweeping the taps in L1-sized chunks measured no
-better).
+per pixel and step, and on the rows path a 74 KB weight panel (b1) streams
+from L2 for every 12-pixel tile (sweeping the taps in L1-sized chunks
+measured no better, with 4-vector tiles).
 """
 
 from __future__ import annotations
