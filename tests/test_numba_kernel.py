@@ -326,7 +326,7 @@ def test_every_jit_function_is_cached_and_a_fresh_process_loads_it():
 
 
 def test_cache_key_covers_the_shared_tile_code(tmp_path, monkeypatch):
-    """Editing harness/kernels/tiles.py must invalidate the kernels' cached code (compiled into them)."""
+    """Editing harness/kernels/tiles.py (or packing.py) must invalidate the kernels' cached code."""
     from harness.kernels import jitcache
     from harness.ops.conv2d import numba_kernel
     for dispatcher in (nk._kernel, numba_kernel._kernel):

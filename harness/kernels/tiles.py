@@ -16,8 +16,9 @@ output channels; this module owns that tile:
 - ``transpose_store``: an ``L × L`` block transposed in registers (weight repacking).
 - ``row_sweep``: the transposed tile for depthwise convolutions: output rows ×
   vectors of pixels, weights broadcast.
-- ``pack_row``: one input row, converted and phase-packed for a stride.
-- ``scratch``: reusable work memory for the packed inputs (see there).
+
+The packing of input rows and the work memory for it are in
+``harness.kernels.packing``.
 - ``MAX_PIX``: the widest tile, i.e. the zero padding a packed input row needs
   on its right so a tile may read past the row end.
 
@@ -30,9 +31,6 @@ function, so editing it recompiles the kernels.
 
 from __future__ import annotations
 
-import threading
-
-import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -41,8 +39,7 @@ from numba.extending import intrinsic
 # Imported for its effect: the kernels' Numba caches also key on this file (see there).
 from harness.kernels import jitcache  # noqa: F401
 
-__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "pack_row", "row_sweep", "scratch", "store_nchw",
-           "tile_sweep", "transpose_store"]
+__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "row_sweep", "store_nchw", "tile_sweep", "transpose_store"]
 
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
 
@@ -365,57 +362,3 @@ def row_sweep(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, nb, many
             _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 2, 4)
         else:
             _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 4)
-
-
-@njit(cache=True, inline="always")   # called per row: the call itself cost as much as the copy
-def pack_row(src, dst, base, left, sw, seg):
-    """Copy input row ``src`` into ``dst`` (converting to its dtype), phase-packed for stride ``sw``.
-
-    Padded column ``c + left`` goes to phase ``(c + left) mod sw``, position
-    ``(c + left) div sw``, phase ``p`` starting at ``dst[base + p·seg]``: a
-    strided convolution's taps then read consecutive positions. Positions of
-    padding columns are not written (the caller keeps them zero).
-    """
-    wd = src.shape[0]
-    if sw == 1:
-        d = dst[base + left:base + left + wd]
-        for c in range(wd):
-            d[c] = src[c]
-    elif sw == 2:
-        # even and odd columns in one loop with a constant stride: LLVM vectorises it (deinterleave)
-        e = left % 2
-        de = dst[base + e * seg + left // 2:]              # column 2k -> phase e, position k + left div 2
-        do = dst[base + (1 - e) * seg + (left + 1) // 2:]  # column 2k+1 -> the other phase
-        for k in range(wd // 2):
-            de[k] = src[2 * k]
-            do[k] = src[2 * k + 1]
-        if wd % 2:
-            de[wd // 2] = src[wd - 1]
-    else:
-        # per phase, every sw-th input column to consecutive positions (no division per element)
-        for ph in range(sw):
-            c0 = (ph - left) % sw
-            d = dst[base + ph * seg + (c0 + left) // sw:]
-            for k in range((wd - c0 + sw - 1) // sw):
-                d[k] = src[c0 + k * sw]
-
-
-_SCRATCH = threading.local()
-
-
-def scratch(n, dtype) -> np.ndarray:
-    """A 1-D work array of ``n`` elements, reused from call to call (per Python thread).
-
-    Contents are undefined: the kernel zeroes what it needs. It starts on a
-    64-byte boundary (a cache line, one 512-bit vector). Allocating
-    ~1 MB per Numba thread and call costs page faults and zeroing by the OS
-    each time (glibc hands the worker threads' large blocks back to the
-    system): 15-20% of a small convolution.
-    """
-    arrays = _SCRATCH.__dict__.setdefault("arrays", {})
-    key = np.dtype(dtype).str
-    a = arrays.get(key)
-    if a is None or a.size < n:
-        a = arrays[key] = np.empty(n + 64, dtype)
-    skip = (-a.ctypes.data % 64) // a.itemsize         # start on a 64-byte boundary
-    return a[skip:skip + n]

@@ -8,7 +8,7 @@ ragged tile ends waste lanes. Here the register tile runs over the flattened
 ``(y, x)`` pixels of the whole image instead:
 
 - **Packing.** Per ``(n, g)`` and thread, every input row an output row reads
-  is packed (``tiles.pack_row``: converted, phase-packed for the stride) once
+  is packed (``packing.pack_row``: converted, phase-packed for the stride) once
   per kernel row ``i``: channel ``ci``, kernel row ``i``, phase ``ph`` is a
   plane of ``H_out`` rows of ``R = max(W_out + qw, packed width)`` positions,
   output row ``y`` holding input row ``y·sh + i·dh − top``. Tap ``(i, j)`` of
@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, store_nchw, tile_sweep
+from harness.kernels.packing import pack_row
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
 
 __all__ = ["flat", "flat_buffer_size"]
 

@@ -11,8 +11,9 @@ Design
 im2col buffer.* Three paths share the building blocks of
 ``harness.kernels.tiles`` (with the transposed kernel): the register-tile
 micro-kernel (explicit 512-bit LLVM vectors, ``P`` pixels × ``NB·L`` output
-channels, ``K = taps × Cig`` swept with broadcast input operands), the NCHW
-store, the phase-packed input row and the reused scratch memory.
+channels, ``K = taps × Cig`` swept with broadcast input operands) and the
+NCHW store; and of ``harness.kernels.packing``: the phase-packed input row
+and the reused scratch memory.
 
 - **Rows** (this module; the default). Output column ``x`` reads padded
   column ``x·sw + j·dw``; each input row is converted from float64 and packed
@@ -90,7 +91,8 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, scratch, store_nchw, tile_sweep
+from harness.kernels.packing import pack_row, scratch
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
 from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
 from harness.ops.conv2d.numba_weights import pack_weights

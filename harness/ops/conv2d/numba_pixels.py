@@ -6,7 +6,7 @@ there a tile of output channels would use ``Cog/L`` of each vector, and the work
 memory. So the loop order is the memory order:
 
 - **Planes.** Each task is one ``(n, g)`` input plane: it is converted from
-  float64 and phase-packed (``tiles.pack_row``) into a per-thread buffer with
+  float64 and phase-packed (``packing.pack_row``) into a per-thread buffer with
   zero rows for the top/bottom padding (small enough for L1/L2), read
   sequentially once; its ``Cog`` output planes are then written row after
   row, sequentially. Padding, rows and columns, is computed against zeros, so
@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from harness.kernels.tiles import pack_row, row_sweep
+from harness.kernels.packing import pack_row
+from harness.kernels.tiles import row_sweep
 
 __all__ = ["pixel_tiles", "planes_size"]
 
