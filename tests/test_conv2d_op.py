@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from harness.data import round_to_dtype
-from harness.ops.conv2d import numba_kernel
+from harness.ops.conv2d import numba_kernel, numba_weights
 from harness.ops.conv2d.oracle import reference
 from harness.ops.conv2d.derived import derived, footprint
 from harness.ops.conv2d.semantics import InvalidCall, Params, input_shapes, resolve
@@ -301,6 +301,10 @@ FIXED = [  # every padding form, strides, dilation, groups, and channel counts f
     # depthwise path: rows wider than two float32 vectors (every pixel-tile width), 3 channels per group
     dict(input=[2, 3, 4, 70], out_channels=9, kernel_size=[2, 3], stride=[1, 2], groups=3, padding="same"),
     dict(input=[1, 2, 5, 75], out_channels=2, kernel_size=3, dilation=2, groups=2, padding=[1, 0, 3, 2]),
+    # flattened-rows path: narrow rows, Cig·kh·kw > 512 (a partial channel block, a stride, groups)
+    dict(input=[1, 64, 7, 9], out_channels=24, kernel_size=3, stride=2, padding=[1, 0, 2, 1]),
+    dict(input=[2, 120, 5, 6], out_channels=40, kernel_size=3, groups=2, padding="same"),
+    dict(input=[1, 64, 6, 7], out_channels=32, kernel_size=3, padding=[1, 1, 0, 1]),   # 2 vectors per tile
 ]
 
 
@@ -342,6 +346,33 @@ def test_kernel_matches_oracle_random(call, seed):
     except InvalidCall:
         return
     kernel_vs_oracle(params, dtype, seed)
+
+
+@pytest.mark.parametrize("groups,cig,cog,nb_max,dtype", [
+    (1, 40, 70, 4, np.float32),    # 16-channel blocks transposed in registers, a partial one, partial block
+    (2, 16, 20, 1, np.float32),
+    (1, 24, 33, 4, np.float64),
+    (3, 5, 6, 2, np.float32),      # no full block of input channels: the scalar path
+])
+def test_weight_packing_layout(groups, cig, cog, nb_max, dtype):
+    """pack_weights' blocks, element by element, against the layout its docstring gives."""
+    kh, kw, lanes = 3, 2, 16 if dtype == np.float32 else 8
+    w = np.random.default_rng(1).standard_normal((groups * cog, cig, kh, kw))
+    wp = np.full((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), np.nan, dtype)
+    total = numba_weights.pack_weights(w, wp, lanes, nb_max)
+    assert np.isclose(total, w.sum())
+    want = np.zeros_like(wp)
+    nrow = kh * kw * cig
+    for g in range(groups):
+        ob0 = 0
+        while ob0 < cog:
+            ob = min(nb_max, -(-(cog - ob0) // lanes)) * lanes
+            for t in range(kh * kw):
+                for ci in range(cig):
+                    for o in range(min(ob, cog - ob0)):
+                        want[g, ob0 * nrow + (t * cig + ci) * ob + o] = w[g * cog + ob0 + o, ci, t // kw, t % kw]
+            ob0 += ob
+    np.testing.assert_array_equal(wp, want.astype(dtype))
 
 
 @pytest.mark.parametrize("cog", [2, 16])          # the pixel path and the tile path both fall back

@@ -325,6 +325,22 @@ def test_every_jit_function_is_cached_and_a_fresh_process_loads_it():
     assert not any(report["misses"].values()), report
 
 
+def test_cache_key_covers_the_shared_tile_code(tmp_path, monkeypatch):
+    """Editing harness/kernels/tiles.py (or packing.py) must invalidate the kernels' cached code."""
+    from harness.kernels import jitcache
+    from harness.ops.conv2d import numba_kernel
+    for dispatcher in (nk._kernel, numba_kernel._kernel):
+        locator = dispatcher._cache._impl.locator
+        assert type(locator).__name__ == "_SharedSourceLocator"
+        before = locator.get_source_stamp()
+        edited = tmp_path / "tiles.py"
+        edited.write_bytes(jitcache.SHARED_SOURCES[0].read_bytes() + b"\n# edited\n")
+        monkeypatch.setattr(jitcache, "SHARED_SOURCES", (edited,))
+        assert locator.get_source_stamp() != before
+        monkeypatch.undo()
+        assert locator.get_source_stamp() == before
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

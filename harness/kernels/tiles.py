@@ -13,17 +13,20 @@ output channels; this module owns that tile:
 - ``tile_sweep``: picks the compile-time tile shape (``PMAX``/``PSMALL``
   pixels for ``NB`` = 1..4 channel vectors).
 - ``store_nchw``: the NCHW epilogue (in-register transpose, bias, masked stores).
+- ``transpose_store``: an ``L × L`` block transposed in registers (weight repacking).
 - ``row_sweep``: the transposed tile for depthwise convolutions: output rows ×
   vectors of pixels, weights broadcast.
-- ``pack_row``: one input row, converted and phase-packed for a stride.
+
+The packing of input rows and the work memory for it are in
+``harness.kernels.packing``.
 - ``MAX_PIX``: the widest tile, i.e. the zero padding a packed input row needs
   on its right so a tile may read past the row end.
 
-Numba's on-disk cache keys each function on its own source file only, and a
-caller's cached machine code contains the code inlined from here: after
-editing this file, delete ``harness/kernels/__pycache__/*.nbi``/``*.nbc`` and
-``harness/ops/conv2d/__pycache__/*.nb*`` (or touch the two kernel files) so
-the kernels recompile.
+Numba's on-disk cache keys each function on its own source file only, while a
+caller's cached machine code contains the code it took from here;
+``harness.kernels.jitcache`` (imported below, before any kernel is
+decorated) adds this file's digest to the cache key of every ``harness``
+function, so editing it recompiles the kernels.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "pack_row", "row_sweep", "store_nchw", "tile_sweep"]
+# Imported for its effect: the kernels' Numba caches also key on this file (see there).
+from harness.kernels import jitcache  # noqa: F401
+
+__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "row_sweep", "store_nchw", "tile_sweep", "transpose_store"]
 
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
 
@@ -162,18 +168,7 @@ def store_nchw(typingctx, out, obase, plane, sw, pv, nch, bias, boff, tile, toff
         for r in range(lanes):
             ptr = builder.gep(tp, [builder.add(toff_v, builder.mul(tstride_v, ir.Constant(i64, r)))])
             rows.append(builder.fadd(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align), bvec))
-        # Transpose by swapping off-diagonal blocks of size step = L/2, ..., 1.
-        step = lanes // 2
-        while step >= 1:
-            for i in range(lanes):
-                if i & step:
-                    continue
-                a, b = rows[i], rows[i + step]
-                ma = [c if (c & step) == 0 else lanes + c - step for c in range(lanes)]
-                mb = [c + step if (c & step) == 0 else lanes + c for c in range(lanes)]
-                rows[i] = builder.shuffle_vector(a, b, ir.Constant(ivec, ma))
-                rows[i + step] = builder.shuffle_vector(a, b, ir.Constant(ivec, mb))
-            step //= 2
+        rows = _transpose(builder, rows, lanes)
         mstore = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32, ir.VectorType(ir.IntType(1), lanes)]),
             f"llvm.masked.store.v{lanes}{'f32' if dt == types.float32 else 'f64'}.p0")
@@ -202,6 +197,56 @@ def store_nchw(typingctx, out, obase, plane, sw, pv, nch, bias, boff, tile, toff
                         ptr2 = builder.bitcast(builder.gep(op, [builder.add(base, ir.Constant(i64, lanes))]), vty.as_pointer())
                         builder.call(mstore, [builder.shuffle_vector(rows[l], rows[l], spread_lo), ptr, ai, mask_lo])
                         builder.call(mstore, [builder.shuffle_vector(rows[l], rows[l], spread_hi), ptr2, ai, mask_hi])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _transpose(builder, rows, lanes):
+    """Transpose ``lanes`` vectors of ``lanes`` elements in registers: swap off-diagonal blocks of
+    size ``lanes/2``, ..., 1."""
+    ivec = ir.VectorType(ir.IntType(32), lanes)
+    rows = list(rows)
+    step = lanes // 2
+    while step >= 1:
+        for i in range(lanes):
+            if i & step:
+                continue
+            a, b = rows[i], rows[i + step]
+            ma = [c if (c & step) == 0 else lanes + c - step for c in range(lanes)]
+            mb = [c + step if (c & step) == 0 else lanes + c for c in range(lanes)]
+            rows[i] = builder.shuffle_vector(a, b, ir.Constant(ivec, ma))
+            rows[i + step] = builder.shuffle_vector(a, b, ir.Constant(ivec, mb))
+        step //= 2
+    return rows
+
+
+@intrinsic
+def transpose_store(typingctx, src, soff, sstride, dst, doffs):
+    """``dst[doffs[c] + r] = src[soff + r·sstride + c]`` for ``r, c < L``: an ``L × L`` block
+    transposed in registers (the weight repacking's gather, without per-element loads)."""
+    dt = src.dtype
+    if dt not in (types.float32, types.float64) or not all(_is_vec_array(a, dt) for a in (src, dst)):
+        return None
+    if not (_is_vec_array(doffs, types.int64) and _is_index(soff, sstride)):
+        return None
+    sig = types.void(src, soff, sstride, dst, doffs)
+
+    def codegen(context, builder, signature, args):
+        src_v, soff_v, sstride_v, dst_v, doffs_v = _index_args(context, builder, signature, args)
+        ety = context.get_value_type(dt)
+        lanes = _lanes_of(dt)
+        align = 4 if dt == types.float32 else 8
+        vty = ir.VectorType(ety, lanes)
+        i64 = ir.IntType(64)
+        sp, dp, op = (_data_ptr(context, builder, t, v) for t, v in ((src, src_v), (dst, dst_v), (doffs, doffs_v)))
+        rows = []
+        for r in range(lanes):
+            off = builder.add(soff_v, builder.mul(sstride_v, ir.Constant(i64, r)))
+            rows.append(builder.load(builder.bitcast(builder.gep(sp, [off]), vty.as_pointer()), align=align))
+        for c, v in enumerate(_transpose(builder, rows, lanes)):
+            off = builder.load(builder.gep(op, [ir.Constant(i64, c)]))
+            builder.store(v, builder.bitcast(builder.gep(dp, [off]), vty.as_pointer()), align=align)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -317,26 +362,3 @@ def row_sweep(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, nb, many
             _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 2, 4)
         else:
             _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 4)
-
-
-@njit(cache=True)
-def pack_row(src, dst, base, left, sw, seg):
-    """Copy input row ``src`` into ``dst`` (converting to its dtype), phase-packed for stride ``sw``.
-
-    Padded column ``c + left`` goes to phase ``(c + left) mod sw``, position
-    ``(c + left) div sw``, phase ``p`` starting at ``dst[base + p·seg]``: a
-    strided convolution's taps then read consecutive positions. Positions of
-    padding columns are not written (the caller keeps them zero).
-    """
-    wd = src.shape[0]
-    if sw == 1:
-        d = dst[base + left:base + left + wd]
-        for c in range(wd):
-            d[c] = src[c]
-    else:
-        # per phase, every sw-th input column to consecutive positions (no division per element)
-        for ph in range(sw):
-            c0 = (ph - left) % sw
-            d = dst[base + ph * seg + (c0 + left) // sw:]
-            for k in range((wd - c0 + sw - 1) // sw):
-                d[k] = src[c0 + k * sw]

@@ -8,33 +8,42 @@ Definition (same as the oracle; padding contributes no term)::
 Design
 ------
 *Output-stationary direct convolution with register tiles; no BLAS, no
-im2col buffer.* It reuses the transposed kernel's micro-kernel and NCHW
-store (``harness.kernels.tiles``: explicit 512-bit LLVM
-vectors, a tile of ``P`` output pixels × ``NB·L`` output channels, 24
-accumulators, ``K = taps × Cig`` swept with broadcast input operands), which
-needs the ``P`` pixels of one tap at consecutive addresses.
+im2col buffer.* Three paths share the building blocks of
+``harness.kernels.tiles`` (with the transposed kernel): the register-tile
+micro-kernel (explicit 512-bit LLVM vectors, ``P`` pixels × ``NB·L`` output
+channels, ``K = taps × Cig`` swept with broadcast input operands) and the
+NCHW store; and of ``harness.kernels.packing``: the phase-packed input row
+and the reused scratch memory.
 
-- **Phase-packed rows.** Output column ``x`` reads padded column
-  ``x·sw + j·dw``. Each input row is packed once, lazily, into a per-thread
-  ring of ``(kh−1)·dh + 1`` rows, channel-major, with padded column ``c``
-  stored at phase ``c mod sw``, position ``c div sw``. Tap ``j`` then reads
-  phase ``(j·dw) mod sw`` from position ``x + (j·dw) div sw``: consecutive for
-  consecutive ``x`` whatever the stride. Left/right padding are zeros in the
-  packed row (never written), converted from float64 to the compute dtype on
-  the way in.
-- **Rows.** Taps whose input row lies in the top/bottom padding are dropped
-  per output row, so padding rows cost nothing; column padding is computed
-  against the zeros.
-- **Few output channels per group** (depthwise and the like, ``Cog ≤ 4``): a
-  channel tile would use ``Cog/L`` of each vector, so these calls instead
-  vectorise over the output row: per output channel, ``row += w[o, ci, i, j] ·
-  packed[x + offset]`` over taps, in a loop LLVM vectorises.
-- **Parallelism.** ``prange`` over one contiguous block of output rows per
-  thread: disjoint rows, no reduction, no race.
+- **Rows** (this module; the default). Output column ``x`` reads padded
+  column ``x·sw + j·dw``; each input row is converted from float64 and packed
+  with padded column ``c`` at phase ``c mod sw``, position ``c div sw``, so tap
+  ``j`` reads consecutive positions for consecutive ``x`` whatever the stride
+  (padding columns are zeros, never written). A thread packs a band of input
+  rows at a time, channel by channel (sequential reads; a row from every
+  channel in turn defeats the prefetcher), sized to ~1 MB of L2, then
+  computes each output row from it: taps in the top/bottom padding are
+  dropped, tiles of up to 4 channel vectors run along the row.
+- **Flattened rows** (``numba_flat``): narrow outputs (``W_out ≤ 16``) whose
+  weight panel per channel vector exceeds half of L1 (b2: 8 pixels per row
+  would re-stream a 590 KB panel per 6-8 pixels). The tile runs over the
+  image's flattened ``(y, x)`` positions instead, 24 pixels × 1 vector
+  (12 × 2 when ``Cog`` is a multiple of 2·L).
+- **Pixel vectors** (``numba_pixels``): ``Cog ≤ 4`` (depthwise and the like)
+  or when a row fills more of a vector than the group's channels (b4: 8
+  channels, 16-pixel rows). Per group, the input planes are packed once with
+  zero padding rows and each output channel is swept by ``tiles.row_sweep``:
+  2-8 rows × 1-4 vectors of pixels, the weight broadcast.
+- **Weights** are repacked per call into the micro-kernel's channel blocks
+  (``numba_weights.pack_weights``).
+- **Parallelism.** ``prange`` over contiguous blocks of output rows (rows),
+  ``(n, group, channel block)`` tasks (flat) or ``(n, group)`` (pixels):
+  disjoint outputs, no reduction, no race.
 
 float16/bfloat16 are computed with float32 accumulation and the result is
 rounded once (round to nearest even) to the case dtype; float64 is computed
-in float64. Every ``njit`` uses ``cache=True``.
+in float64. Every ``njit`` uses ``cache=True``; ``harness.kernels.jitcache``
+makes the cache keys cover ``tiles.py`` too.
 
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights, and ``0 · inf`` is NaN where the definition has no term. So when
@@ -43,27 +52,34 @@ call falls back to ``_direct_exact``, a plain parallel loop over in-bounds
 terms only. Non-finite inputs need no fallback.
 
 Measured (benchmarks/conv2d.yaml, float32 NCHW, float64 input as the
-contract says, so the conversion is included; median of 15 calls after 3
-warm-ups, torch 2.13 ``conv2d`` on float32 tensors timed alternately in the
-same process; 2-core AVX-512 VM shared with other jobs, load 5-12). One
-thread each (``numba.set_num_threads(1)``, ``torch.set_num_threads(1)``):
+contract says, so its conversion is included; torch 2.13
+``torch.nn.functional.conv2d`` on float32 tensors; both in one process,
+calls alternating, median of 21 (41 with 2 threads) after 3 warm-ups,
+``numba.set_num_threads`` = ``torch.set_num_threads``; 2-core AVX-512 VM
+shared with other jobs, load 2.3-5.3; the range of ratios numba/torch over
+3-8 rounds, and the times of the last 1-thread round, load 3.1):
 
-=====================================  =================  =================  =====
-shape (bias)                           numba              torch              ratio
-=====================================  =================  =================  =====
-b1 (8,64,32,32)→64 k3 s1 p1            4.41 ms  137 GF/s  3.55 ms  170 GF/s  1.24
-b2 (1,256,16,16)→128 k3 s2 same        1.24 ms   30 GF/s  0.52 ms   73 GF/s  2.41
-b3 (16,32,64,64)→16 k5 d2 same        12.59 ms  133 GF/s  11.05 ms 152 GF/s  1.14
-b4 (8,64,32,32)→64 k3 s2 g8 same       1.20 ms   16 GF/s  0.81 ms   23 GF/s  1.48
-b5 (8,64,56,56) depthwise k3 same      4.45 ms    6 GF/s  1.70 ms   17 GF/s  2.62
-=====================================  =================  =================  =====
+=================================  ===========================  ===========  ===========
+shape (bias)                       1 thread: numba, torch       ratio 1 thr  ratio 2 thr
+=================================  ===========================  ===========  ===========
+b1 (8,64,32,32)→64 k3 s1 p1         4.11 ms 147 GF/s,  3.35 ms  1.17-1.24    1.15-1.29
+b2 (1,256,16,16)→128 k3 s2 same     0.59 ms  64 GF/s,  0.50 ms  1.13-1.23    1.15-1.33
+b3 (16,32,64,64)→16 k5 d2 same     12.59 ms 133 GF/s, 10.63 ms  1.05-1.19    0.98-1.20
+b4 (8,64,32,32)→64 k3 s2 g8 same    0.75 ms  25 GF/s,  0.77 ms  0.90-1.05    0.89-1.04
+b5 (8,64,56,56) depthwise k3 same   1.28 ms  23 GF/s,  1.51 ms  0.83-1.04    0.85-1.04
+=================================  ===========================  ===========  ===========
 
-With two threads each the medians were dominated by the shared machine
-(10-70 ms stalls for both, ratios 0.34-1.41): not a usable comparison.
-Known weak spots: small images with many channels (b2: 8 output pixels
-per row, so each tile re-streams a 590 KB weight panel for 6-8 pixels);
-grouped calls with 8 channels per group fill half a vector; the depthwise
-pixel loop and packing the float64 input are memory-bound.
+Two threads each: most rounds had 10-40 ms stalls for both libraries
+(medians of 8-40 ms for 0.4-6 ms of work); the ranges are from the clean
+rounds only. The nominal peak is 166 GFLOP/s per core (2.6 GHz × 16 lanes ×
+2 FMA units × 2): torch runs b1 at or above it (turbo), numba at ~90%.
+Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
+Remaining gaps: the float64 input is twice the bytes torch reads (b3: 16.8
+against 8.4 MB); the weights are repacked on every call (b2: 0.18 ms of
+0.60 for 295 K weights); the tile micro-kernel issues one broadcast load
+per pixel and step, and on the rows path a 74 KB weight panel (b1) streams
+from L2 for every 12-pixel tile (sweeping the taps in L1-sized chunks
+measured no better, with 4-vector tiles).
 """
 
 from __future__ import annotations
@@ -75,59 +91,22 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, pack_row, store_nchw, tile_sweep
-from harness.ops.conv2d.numba_depthwise import depthwise
+from harness.kernels.packing import pack_row, scratch
+from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
+from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
+from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
+from harness.ops.conv2d.numba_weights import pack_weights
 
 __all__ = ["conv2d"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 _FEW_CHANNELS = 4    # Cog at or below this: vectorise over pixels instead of channels
+_FLAT_MAX_W = 16     # output rows at most this wide may use the flattened-rows path
+_FLAT_BYTES = 1 << 20
+# Channel vectors per register tile on the rows path: 2 (12 pixels) streams half the weight bytes
+# per multiply-add of 4 (6 pixels), which matters once a panel spills L1 (b1: 1.33-1.36x -> 1.17-1.24x).
+_NB_ROWS = 2
 _BAND_BYTES = 1 << 20   # packed input band per thread: about half of a 2 MB L2
-
-
-@njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _pack_w(w, wp, lanes, nb_max):
-    """Repack ``w`` (C_out, Cig, kh, kw) into contiguous channel blocks; return the float64 sum.
-
-    The sum is not finite if a weight is inf or NaN. Output channels are cut
-    into the blocks the micro-kernel uses (``nb <= nb_max`` vectors of
-    ``lanes``; the last block narrower, zero-padded). Block ``(g, o0)`` of width ``ob``
-    starts at ``wp[g, o0·kh·kw·Cig]`` and holds, row ``(i·kw + j)·Cig + ci``,
-    the ``ob`` weights ``w[g·Cog + o0 : g·Cog + o0 + ob, ci, i, j]``.
-    """
-    cout, cig, kh, kw = w.shape
-    groups = wp.shape[0]
-    cog = cout // groups
-    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
-    ntap = kh * kw
-    nrow = ntap * cig
-    nsub = (cog + lanes - 1) // lanes
-    wf = w.reshape(cout, cig * ntap)
-    total = 0.0
-    # One task per group and vector of L output channels: a small transpose (L rows of w, read
-    # sequentially, into L lanes of each weight row) that stays in L1; w's rows are too far apart
-    # (Cig·kh·kw elements, cache-set aliasing) to gather one channel vector at a time.
-    for r in prange(groups * nsub):
-        g = r // nsub
-        o_lo = (r - g * nsub) * lanes                   # first channel of this vector, in the group
-        ob0 = (o_lo // (nb_main * lanes)) * nb_main * lanes
-        ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
-        nv = min(lanes, cog - o_lo)
-        dst = wp[g, ob0 * nrow + o_lo - ob0:]
-        for ci in range(cig):
-            for l in range(lanes):
-                if l < nv:
-                    src = wf[g * cog + o_lo + l, ci * ntap:(ci + 1) * ntap]
-                    for t in range(ntap):
-                        dst[(t * cig + ci) * ob + l] = src[t]
-                else:
-                    for t in range(ntap):
-                        dst[(t * cig + ci) * ob + l] = 0
-        for l in range(nv):
-            row = wf[g * cog + o_lo + l]
-            for k in range(cig * ntap):
-                total += row[k]
-    return total
 
 
 @njit(cache=True)
@@ -144,10 +123,10 @@ def _fill_bias(out, nhwc, n, y, biasp, cout):
 
 @njit(cache=True)
 def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
-           hout, wout, lanes):
+           hout, wout, lanes, nb_max):
     """One output row from its packed input rows, tap list ``tx``/``tw``: register tiles over channels."""
     cout = cog * groups
-    nb_main = min(4, (cog + lanes - 1) // lanes)
+    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
     plane = hout * wout
     for g in range(groups):
         ob0 = 0
@@ -166,7 +145,8 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
                 if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
                     small = True
                     npx = ps
-                tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, small)
+                tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb,
+                           small)
                 pv = min(npx, rem)
                 if nhwc:
                     o_base = ((n * hout + y) * wout + s) * cout + oc0
@@ -186,38 +166,24 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
             ob0 += ob
 
 
-@njit(cache=True, fastmath={"contract"})
-def _pixels(buf, xci, tx, tw, nt, wflat, wgroup, lanes, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout):
-    """One output row, vectorised over its pixels: for few output channels per group.
+@njit(cache=True)
+def _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, itemsize):
+    """Layout of a thread's packed input band: ``(seg, reach, block, band elements)``.
 
-    The weights are read from the packed blocks (one block of ``lanes`` per
-    group here). Every inner loop runs over a slice from 0, so Numba drops its
-    negative-index wraparound and LLVM vectorises it.
+    Output rows are done in blocks whose input band (all channels) fits ~1 MB of L2: the band is
+    packed channel by channel, so the input is read sequentially (a row at a time from every
+    channel defeats the hardware prefetcher), and every tap reads it from cache.
     """
-    for g in range(groups):
-        for o in range(cog):
-            oc = g * cog + o
-            bv = biasp[oc]
-            for x in range(wout):
-                acc[x] = 0.0
-            for t in range(nt):
-                for ci in range(cig):
-                    wv = wflat[g * wgroup + (tw[t] + ci) * lanes + o]
-                    base = g * cig * xci + tx[t] + ci * xci
-                    src = buf[base:base + wout]
-                    for x in range(wout):
-                        acc[x] += wv * src[x]
-            if nhwc:
-                for x in range(wout):
-                    out[n, y, x, oc] = acc[x] + bv
-            else:
-                row = out[n, oc, y]
-                for x in range(wout):
-                    row[x] = acc[x] + bv
+    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
+    seg = max(wout + qw, (left + wd - 1) // sw + 1) + MAX_PIX   # one phase of a packed row
+    reach = (kh - 1) * dh + 1                           # input rows one output row can read
+    per_row = cin * sw * seg
+    block = max(1, ((_BAND_BYTES // itemsize) // per_row - reach) // sh + 1)
+    return seg, reach, block, min(h, (block - 1) * sh + reach) * per_row
 
 
 @njit(cache=True)
-def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few):
+def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max):
     """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
     nbatch, cin, h, wd = x.shape
     cout, cig, kh, kw = w.shape
@@ -227,24 +193,16 @@ def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, 
         hout, wout = out.shape[1], out.shape[2]
     else:
         hout, wout = out.shape[2], out.shape[3]
-    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
-    seg = max(wout + qw, (left + wd - 1) // sw + 1) + MAX_PIX   # one phase of a packed row
+    seg, reach, block, _ = _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)
     xci = sw * seg                                      # one channel of a packed row
-    reach = (kh - 1) * dh + 1                           # input rows one output row can read
-    # Output rows are done in blocks whose input band (all channels) fits ~1 MB of L2: the band is
-    # packed channel by channel, so the input is read sequentially (a row at a time from every
-    # channel defeats the hardware prefetcher), and every tap reads it from cache.
     per_row = cin * xci
-    block = max(1, ((_BAND_BYTES // out.itemsize) // per_row - reach) // sh + 1)
-    band_rows = min(h, (block - 1) * sh + reach)
     wgroup = wp.shape[1]
     nrow = kh * kw * cig
     wflat = wp.reshape(wp.size)
     oflat = out.reshape(out.size)
 
-    buf = np.zeros(band_rows * per_row, dtype=out.dtype)   # packed input band; padding stays 0
+    buf[:] = 0                                          # packed input band; padding stays 0
     tile = np.zeros(32 * 64, dtype=out.dtype)           # >= 32 rows x 64 lanes (padded reads)
-    acc = np.zeros(wout, dtype=out.dtype)
     tx = np.empty(kh * kw, dtype=np.int64)              # per-tap input offset in the band
     tw = np.empty(kh * kw, dtype=np.int64)              # per-tap first weight row in a block
     b_lo = 0
@@ -276,19 +234,18 @@ def _rows(lo, hi, x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, 
                 nt += 1
         if nt == 0:
             _fill_bias(out, nhwc, n, y, biasp, cout)
-        elif few:
-            _pixels(buf, xci, tx, tw, nt, wflat, wgroup, lanes, biasp, out, acc, n, y, nhwc, groups, cig, cog, wout)
         else:
             _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, nhwc, groups, cig, cog,
-                   hout, wout, lanes)
+                   hout, wout, lanes, nb_max)
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few, nchunks):
+def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
+    size = work.shape[0] // nchunks
     for ch in prange(nchunks):
-        _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
-              x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, few)
+        _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, w, wp, biasp, out,
+              work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes, nb_max)
 
 
 @njit(parallel=True, cache=True)
@@ -376,19 +333,50 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         return out
 
     cog = cout // groups
-    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(_pack_w(w, wp, lanes, 4)):
-        _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
-    else:
-        threads = numba.get_num_threads()
-        if cig == 1 and cog <= _FEW_CHANNELS:
-            depthwise(x, w.astype(ct).reshape(w.size), kh, kw, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes,
-                      max(1, min(nbatch * groups, threads)))
+    threads = numba.get_num_threads()
+    if _pixel_path(cog, wout, lanes):
+        if not np.all(np.isfinite(w)):
+            _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         else:
-            _kernel(x, w, wp, biasp, out, nhwc, sh, sw, dh, dw, top, left, lanes, cog <= _FEW_CHANNELS,
-                    max(1, min(nbatch * hout, threads)))
+            nchunks = max(1, min(nbatch * groups, threads))
+            size = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
+            work = scratch(nchunks * size, ct)
+            pixel_tiles(x, w.astype(ct).reshape(w.size), groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top,
+                        left, lanes, nchunks)
+        return _rounded(out, dtype)
+    # Flattened rows when the rows are narrow and the weight panel of one channel vector exceeds
+    # half of L1 (re-streamed for every few pixels otherwise), if the repeated input fits in L2.
+    use_flat = (wout <= _FLAT_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10
+                and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, 1) * out.itemsize <= _FLAT_BYTES)
+    nb_flat = 2 if cog % (2 * lanes) == 0 else 1      # 12 pixels x 2 vectors: fewer loads per FMA
+    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
+    if not np.isfinite(pack_weights(w, wp, lanes, nb_flat if use_flat else _NB_ROWS)):
+        _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
+    elif use_flat:
+        nchunks = max(1, min(nbatch * groups * -(-cog // (nb_flat * lanes)), threads))
+        work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb_flat), ct)
+        flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_flat, nchunks)
+    else:
+        nchunks = max(1, min(nbatch * hout, threads))
+        work = scratch(nchunks * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)
+        _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, _NB_ROWS, nchunks)
+    return _rounded(out, dtype)
+
+
+def _pixel_path(cog, wout, lanes):
+    """Vectors over pixels (numba_pixels) rather than over output channels: for few channels per
+    group, or when rows fill more of each vector than the channels do (e.g. 8 channels, 16 pixels)."""
+    if cog <= _FEW_CHANNELS:
+        return True
+    if cog >= lanes:
+        return False
+    return wout / (-(-wout // lanes) * lanes) > cog / lanes
+
+
+def _rounded(out, dtype):
+    """float16/bfloat16 results: the float32 result rounded once to the case dtype."""
     if dtype == "float16":
-        out = out.astype(np.float16).astype(np.float32)
+        return out.astype(np.float16).astype(np.float32)
     elif dtype == "bfloat16":
-        out = round_to_dtype(out, "bfloat16").astype(np.float32)
+        return round_to_dtype(out, "bfloat16").astype(np.float32)
     return out

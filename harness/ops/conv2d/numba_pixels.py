@@ -1,0 +1,109 @@
+"""The ``numba`` conv2d kernel's path for one input channel per group (depthwise).
+
+Called by ``harness.ops.conv2d.numba_kernel`` when ``Cig = 1`` and ``Cog <= 4``:
+there a tile of output channels would use ``Cog/L`` of each vector, and the work
+(``kh·kw`` multiply-adds per output) is too little to hide any extra pass over
+memory. So the loop order is the memory order:
+
+- **Planes.** Each task is one ``(n, g)`` input plane: it is converted from
+  float64 and phase-packed (``packing.pack_row``) into a per-thread buffer with
+  zero rows for the top/bottom padding (small enough for L1/L2), read
+  sequentially once; its ``Cog`` output planes are then written row after
+  row, sequentially. Padding, rows and columns, is computed against zeros, so
+  every output row has the same ``kh·kw`` taps.
+- **Row tiles.** ``tiles.row_sweep`` computes 8 vectors of outputs per call:
+  2 rows × 4 vectors of pixels, 4 × 2 or 8 × 1 (as wide as the row needs),
+  the weight of each tap broadcast. Several rows per call keep enough
+  independent accumulators to hide the FMA latency with 9 taps.
+- **Parallelism.** ``prange`` over contiguous blocks of planes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from harness.kernels.packing import pack_row
+from harness.kernels.tiles import row_sweep
+
+__all__ = ["pixel_tiles", "planes_size"]
+
+
+@njit(cache=True)
+def planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes):
+    """``(seg, padded rows, elements)`` of a thread's packed planes (one group's ``Cig`` channels)."""
+    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
+    # one phase of a packed row; 4 vectors of zeros on the right: a tile reads < 4·L past wout
+    seg = max(wout + qw, (left + wd - 1) // sw + 1) + 4 * lanes
+    hp = max((hout - 1) * sh + (kh - 1) * dh + 1, top + h)   # padded rows read (zero rows stay 0)
+    return seg, hp, cig * hp * sw * seg
+
+
+@njit(cache=True)
+def _planes(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes):
+    """Compute every output of groups ``lo <= n·groups + g < hi`` (one thread's share)."""
+    nbatch, cin, h, wd = x.shape
+    if nhwc:
+        hout, wout, cout = out.shape[1], out.shape[2], out.shape[3]
+    else:
+        cout, hout, wout = out.shape[1], out.shape[2], out.shape[3]
+    cig = cin // groups
+    cog = cout // groups
+    kk = kh * kw
+    seg, hp, _ = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)
+    xci = sw * seg                                      # one packed row
+    psize = hp * xci                                    # one packed, zero-padded plane
+    buf = work
+    buf[:] = 0
+    tile = np.zeros(8 * lanes, dtype=out.dtype)
+    nt = cig * kk
+    tx = np.empty(nt, dtype=np.int64)                   # per-(channel, tap) input offset from the row's base
+    tw = np.empty(nt, dtype=np.int64)                   # ... and weight offset in w[oc]
+    for ci in range(cig):
+        for i in range(kh):
+            for j in range(kw):
+                q = (j * dw) // sw
+                tx[ci * kk + i * kw + j] = ci * psize + i * dh * xci + (j * dw - q * sw) * seg + q
+                tw[ci * kk + i * kw + j] = ci * kk + i * kw + j
+    for task in range(lo, hi):
+        n = task // groups
+        g = task - n * groups
+        for ci in range(cig):
+            for a in range(h):
+                pack_row(x[n, g * cig + ci, a], buf, ci * psize + (top + a) * xci, left, sw, seg)
+        for o in range(cog):
+            oc = g * cog + o
+            bv = biasp[oc]
+            s = 0
+            while s < wout:
+                rem = wout - s
+                nb = 4 if rem > 2 * lanes else (2 if rem > lanes else 1)
+                pv = min(nb * lanes, rem)
+                nr = 8 // nb
+                y = 0
+                while y < hout:
+                    many = hout - y >= nr
+                    row_sweep(tile, wv, oc * nt, tw, buf, y * sh * xci + s, sh * xci, tx, nt, nb, many)
+                    for r in range(nr if many else 1):
+                        t = tile[r * nb * lanes:r * nb * lanes + pv]
+                        if nhwc:
+                            for p in range(pv):
+                                out[n, y + r, s + p, oc] = t[p] + bv
+                        else:
+                            dst = out[n, oc, y + r, s:s + pv]
+                            for p in range(pv):
+                                dst[p] = t[p] + bv
+                    y += nr if many else 1
+                s += nb * lanes
+
+
+@njit(parallel=True, cache=True)
+def pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
+    """``out`` = the convolution of float64 ``x`` (N, C_in, H, W), computed in ``out.dtype``;
+    ``wv`` is the weight array (C_out, Cig, kh, kw) flattened, ``biasp`` the bias, ``work`` has
+    ``nchunks · planes_size(...)[2]`` elements."""
+    total = x.shape[0] * groups
+    size = work.shape[0] // nchunks
+    for ch in prange(nchunks):
+        _planes(ch * total // nchunks, (ch + 1) * total // nchunks, x, wv, groups, kh, kw, biasp, out,
+                work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes)
