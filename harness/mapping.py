@@ -212,7 +212,7 @@ def render(op: str, a: str, b: str, report: Optional[dict] = None, report_path: 
     if report:
         envs = report.get("environment", {}).get("backends", {})
         versions = ", ".join(f"{bid} {envs[bid].get('version')}" for bid in (a, b) if bid in envs)
-        n_cases = len({r["case"] for r in report["results"]})
+        n_cases = len({r["case"] for r in report["results"] if r.get("op", op) == op})
         lines.append(f"The last column is measured on the {n_cases} cases of a run created "
                      f"{report.get('created', '?')} ({versions}): over the cases that use the parameter, "
                      "\"agrees\" = both pass (or both reject an invalid call).")
@@ -227,10 +227,10 @@ def render(op: str, a: str, b: str, report: Optional[dict] = None, report_path: 
         seen = {}
         for r in report["results"]:
             div = r.get("divergence")
-            if div and r["backend"] in (a, b):
+            if div and r["backend"] in (a, b) and r.get("op", op) == op:
                 seen.setdefault(div["id"], div)
         if seen:
-            lines += ["", "Known divergences seen on these surfaces:", ""]
+            lines += ["", f"Known divergences of {op} seen on these surfaces:", ""]
             for did, div in sorted(seen.items()):
                 lines.append(f"- **{did}** ({div.get('link') or ''}): {' '.join(div.get('reason', '').split())}")
     return "\n".join(lines) + "\n"
