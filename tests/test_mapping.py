@@ -251,6 +251,10 @@ def test_measured_column_counts_agreement_divergence_and_gaps():
     assert (st.cases, st.agree, st.diverge, st.not_run["tf.nn"]) == (3, 1, 1, 1)
     assert "diverges on 1 — see F1" in st.text("tf.nn", "mindspore.nn")
     assert mapping.measure(report, OP, "tf.nn", "mindspore.nn")["groups"].text("a", "b") == "not exercised by the suite"
+    # Another operator's results in the same report are neither counted nor listed as its divergences.
+    other = {**rec("p", "mindspore.nn", "xfail", divergence={"id": "PL9-x", "reason": "r", "link": "l"}), "op": "x2d"}
+    page = mapping.render(OP, "tf.nn", "mindspore.nn", {**report, "results": report["results"] + [other]})
+    assert "measured on the 3 cases" in page and "F1-x" in page and "PL9-x" not in page
 
 
 @pytest.mark.parametrize("op", OPERATORS)
