@@ -195,3 +195,59 @@ def test_invalid_call_entries_do_not_claim_calls_the_framework_rejects_for_anoth
     matched = exact_matches(report, divergences.load(SHIPPED))
     assert matched == {"F3-tf-zero-size-output": {"f3"}, "F3-mindspore-zero-size-output": {"f3"},
                        "F5-tf-onednn-valid-output-shape-below-kernel": {"f5", "f5-k3-s3"}}, matched
+
+
+# Near misses of the conv2d and pooling size entries (F7, PL1, PL4): windows that exceed the (padded)
+# input by o rows, on both sides of each entry's edge. Sizes with truncating division reach further
+# than the canonical floor: TensorFlow's trunc((P − K + s)/s) is 0 for o = 1..2s − 1, AvgPool3D's
+# ceil-mode size is 1 for o = s..2s − 2, and MindSpore's Conv2D is empty only for o = s.
+NEAR_MISSES = {
+    "avg.yaml": """
+        op: avg_pool2d
+        defaults: {input: [1, 2, 4, 5], expect: {error: true}}
+        cases:
+          - {id: pl1-avg-o4-s3, kernel_size: [8, 2], stride: [3, 1], padding: valid}   # TF: empty
+          - {id: pl1-avg-o6-s3, kernel_size: [10, 2], stride: [3, 1], padding: valid}  # TF: rejected
+          - {id: pl4-avg-o3-s3, input: [1, 2, 3, 3], kernel_size: [6, 1], stride: [3, 1], ceil_mode: true}
+          - {id: pl4-avg-o4-s3, input: [1, 2, 3, 3], kernel_size: [7, 1], stride: [3, 1], ceil_mode: true}
+          - {id: pl4-avg-o5-s3, input: [1, 2, 3, 3], kernel_size: [8, 1], stride: [3, 1], ceil_mode: true}
+    """,
+    "max.yaml": """
+        op: max_pool2d
+        defaults: {input: [1, 2, 4, 5], padding: valid, expect: {error: true}}
+        cases:
+          - {id: pl1-max-o4-s3, kernel_size: [8, 2], stride: [3, 1]}                   # TF: empty (oneDNN)
+          - {id: pl1-max-o1-s3, kernel_size: [5, 2], stride: [3, 1]}                   # oneDNN rejects...
+          - {id: pl1-max-o1-s3-f64, kernel_size: [5, 2], stride: [3, 1], dtype: float64}   # ...Eigen: empty
+    """,
+    "conv.yaml": """
+        op: conv2d
+        defaults: {input: [1, 2, 4, 5], out_channels: 2, kernel_size: [5, 2], dilation: [2, 1],
+                   padding: [1, 0, 0, 0], expect: {error: true}}
+        cases:
+          - {id: f7-o4-s4, stride: [4, 1]}       # MindSpore: empty
+          - {id: f7-o4-s3, stride: [3, 1]}       # MindSpore: "Resize failed"
+    """,
+}
+
+
+@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
+def test_size_entries_reach_exactly_as_far_as_the_truncating_divisions(tmp_path):
+    files = [write(tmp_path / name, text) for name, text in NEAR_MISSES.items()]
+    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
+    out = tmp_path / "raw"
+    conform("run", *files, "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
+    report = json.loads((out / "report.json").read_text())
+    verdicts = {(r["backend"], r["case"]): r["verdict"] for r in report["results"]}
+    assert [verdicts["tf.nn", c] for c in ("pl1-avg-o4-s3", "pl1-avg-o6-s3", "pl1-max-o4-s3", "pl1-max-o1-s3",
+                                           "pl1-max-o1-s3-f64")] == ["missing_error", "pass", "missing_error",
+                                                                     "pass", "missing_error"], verdicts
+    assert [verdicts["mindspore.nn", c] for c in ("pl4-avg-o3-s3", "pl4-avg-o4-s3", "pl4-avg-o5-s3", "f7-o4-s4",
+                                                  "f7-o4-s3")] == ["missing_error"] * 2 + ["pass", "missing_error",
+                                                                                          "pass"], verdicts
+    matched = exact_matches(report, divergences.load(SHIPPED))
+    assert matched == {"PL1-tf-avg-valid-window-larger-than-input": {"pl1-avg-o4-s3"},
+                       "PL1-tf-max-window-larger-than-input": {"pl1-max-o4-s3", "pl1-max-o1-s3-f64"},
+                       "PL4-mindspore-avg-ceil-window-larger-than-input": {"pl4-avg-o3-s3", "pl4-avg-o4-s3"},
+                       "F7-mindspore-conv2d-dilated-window-past-input": {"f7-o4-s4"},
+                       "F6-tf-conv2d-zero-size-output": {"f7-o4-s4", "f7-o4-s3"}}, matched

@@ -79,6 +79,8 @@ DERIVED = {
                           "padded − K < 0, where the canonical size is < 1)",
     "out_size_truncated_plus_one": "[h, w]: trunc((padded − K) / stride) + 1, the same size truncated the other "
                                    "way (0 when −2·stride < padded − K ≤ −stride)",
+    "out_size_floor": "[h, w]: floor((padded − K) / stride) + 1, the size rounded toward −∞ (0 when −stride ≤ "
+                      "padded − K < 0; ``out_size`` gives padded − K there instead)",
     "output_shape_equals_input": "out_size == in_size and out_channels == C_in (the output has the input's shape)",
 }
 
@@ -114,6 +116,7 @@ def derived(params: dict, data: dict) -> dict:
         "kernel_fits_undilated": all(k <= p for k, p in zip(ks, padded)),
         "out_size_truncated": [int((p - e + s) / s) for p, e, s in zip(padded, eff, ss)],
         "out_size_truncated_plus_one": [int((p - e) / s) + 1 for p, e, s in zip(padded, eff, ss)],
+        "out_size_floor": [(p - e) // s + 1 for p, e, s in zip(padded, eff, ss)],
         "output_shape_equals_input": [out for *_, out in axes] == [h, w] and params["out_channels"] == c_in,
     }
 
