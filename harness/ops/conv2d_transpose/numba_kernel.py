@@ -84,9 +84,10 @@ find out) the call falls back to ``_scatter_exact``, a plain parallel
 scatter-add that only ever touches real input pixels. Non-finite inputs need
 no fallback: zero padding is never multiplied by them.
 
-About 600 lines: the LLVM vector intrinsics, the micro-kernel, the packing
-and the epilogue are one kernel; split, each part would only be read with the
-others.
+A little over 400 lines: the shared register tiles live in
+``harness/kernels/tiles.py``; the phase packing, the sweep and the exact
+fallback left here are one kernel, and split, each part would only be read
+with the others.
 """
 
 from __future__ import annotations
