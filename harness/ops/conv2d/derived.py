@@ -8,7 +8,8 @@ guard of harness/memory.py), ``flops`` a call's work (``conform bench``).
 
 from __future__ import annotations
 
-from harness.ops.conv2d.semantics import InvalidCall, Params, split_padding, as_pair, axis_sizes, nchw, resolve
+from harness.ops.conv2d.semantics import InvalidCall, Params, axis_sizes, nchw, resolve, split_padding
+from harness.ops.fields import pair
 
 
 def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple[int, int]:
@@ -90,7 +91,7 @@ def derived(params: dict, data: dict) -> dict:
     n, a, b, c = params["input"]
     c_in, h, w = (c, a, b) if params.get("layout") == "NHWC" else (a, b, c)
     form, pads = split_padding(params.get("padding", 0))
-    ks, ss, ds = (as_pair(params.get(key, 1), 1) for key in ("kernel_size", "stride", "dilation"))
+    ks, ss, ds = (pair(params.get(key, 1), 1) for key in ("kernel_size", "stride", "dilation"))
     axes = [axis_sizes(size, k, s, d, form, p) for size, k, s, d, p in zip((h, w), ks, ss, ds, pads)]
     eff = [d * (k - 1) + 1 for k, d in zip(ks, ds)]
     resolved_pads = [p for lo, hi, _ in axes for p in (lo, hi)]

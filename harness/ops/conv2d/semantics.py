@@ -55,27 +55,10 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.ops.fields import LIMIT, Pair, input_dims, nchw, padding_form, pair
 from harness.ops.spec import InvalidCall
 
 NAME = "conv2d"
-
-Pair = Union[int, list[int]]
-_LIMIT = 1 << 20
-
-
-def as_pair(value, minimum: int) -> list[int]:
-    if isinstance(value, bool):
-        raise ValueError(f"expected an int or a list of 2 ints, got {value!r}")
-    values = [value, value] if isinstance(value, int) else list(value)
-    if len(values) != 2:
-        raise ValueError(f"expected an int or a list of 2 ints, got {len(values)} values")
-    for v in values:
-        if v < minimum:
-            raise ValueError(f"must be ≥ {minimum}, got {v}")
-        if v > _LIMIT:
-            raise ValueError(f"{v} is absurdly large (limit {_LIMIT})")
-    return values
-
 
 class Params(BaseModel):
     """The operator fields of a conv2d case (DESIGN.md §4, §8)."""
@@ -84,41 +67,28 @@ class Params(BaseModel):
 
     input: list[int] = Field(min_length=4, max_length=4, description="N, C, H, W in `layout` order")
     layout: Literal["NCHW", "NHWC"] = "NCHW"
-    out_channels: int = Field(ge=1, le=_LIMIT)
+    out_channels: int = Field(ge=1, le=LIMIT)
     kernel_size: Pair
     stride: Pair = 1
     padding: Union[Literal["same", "valid"], int, list[int]] = 0
     dilation: Pair = 1
-    groups: int = Field(default=1, ge=1, le=_LIMIT)
+    groups: int = Field(default=1, ge=1, le=LIMIT)
     bias: bool = False
 
     @field_validator("input")
     @classmethod
     def _input(cls, v):
-        if v[0] < 0 or min(v[1:]) < 1:
-            raise ValueError(f"batch must be ≥ 0 and channels/height/width ≥ 1, got {v}")
-        if max(v) > _LIMIT:
-            raise ValueError(f"{v} has an absurdly large dimension (limit {_LIMIT})")
-        return v
+        return input_dims(v)
 
     @field_validator("kernel_size", "stride", "dilation")
     @classmethod
     def _positive_pair(cls, v):
-        return as_pair(v, 1)
+        return pair(v, 1)
 
     @field_validator("padding")
     @classmethod
     def _padding(cls, v):
-        if isinstance(v, str):
-            return v
-        values = [v] * 4 if isinstance(v, int) else list(v)
-        if len(values) != 4:
-            raise ValueError(f"explicit padding is an int or [top, bottom, left, right], got {len(values)} values")
-        if min(values) < 0:
-            raise ValueError(f"padding must be ≥ 0, got {values}")
-        if max(values) > _LIMIT:
-            raise ValueError(f"padding {values} is absurdly large (limit {_LIMIT})")
-        return values
+        return padding_form(v)
 
 
 @dataclass(frozen=True)
@@ -151,11 +121,6 @@ class Resolved:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def nchw(params: Params) -> tuple[int, int, int, int]:
-    n, a, b, c = params.input
-    return (n, c, a, b) if params.layout == "NHWC" else (n, a, b, c)
 
 
 def input_shapes(params: Params) -> dict[str, tuple[int, ...]]:

@@ -66,25 +66,8 @@ from typing import Literal, Optional, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.ops.fields import Pair, input_dims, padding_form, pair
 from harness.ops.spec import InvalidCall
-
-Pair = Union[int, list[int]]
-LIMIT = 1 << 20       # beyond this a size is a mistake, not a test
-
-
-def pair(value, minimum: int) -> list[int]:
-    if isinstance(value, bool):
-        raise ValueError(f"expected an int or a list of 2 ints, got {value!r}")
-    values = [value, value] if isinstance(value, int) else list(value)
-    if len(values) != 2:
-        raise ValueError(f"expected an int or a list of 2 ints, got {len(values)} values")
-    for v in values:
-        if v < minimum:
-            raise ValueError(f"must be ≥ {minimum}, got {v}")
-        if v > LIMIT:
-            raise ValueError(f"{v} is absurdly large (limit {LIMIT})")
-    return values
-
 
 class PoolParams(BaseModel):
     """The case fields every pooling operator has; ``stride`` defaults to the kernel."""
@@ -101,11 +84,7 @@ class PoolParams(BaseModel):
     @field_validator("input")
     @classmethod
     def _input(cls, v):
-        if v[0] < 0 or min(v[1:]) < 1:
-            raise ValueError(f"batch must be ≥ 0 and channels/height/width ≥ 1, got {v}")
-        if max(v) > LIMIT:
-            raise ValueError(f"{v} has an absurdly large dimension (limit {LIMIT})")
-        return v
+        return input_dims(v)
 
     @field_validator("kernel_size")
     @classmethod
@@ -120,16 +99,7 @@ class PoolParams(BaseModel):
     @field_validator("padding")
     @classmethod
     def _padding(cls, v):
-        if isinstance(v, str):
-            return v
-        values = [v] * 4 if isinstance(v, int) else list(v)
-        if len(values) != 4:
-            raise ValueError(f"explicit padding is an int or [top, bottom, left, right], got {len(values)} values")
-        if min(values) < 0:
-            raise ValueError(f"padding must be ≥ 0, got {values}")
-        if max(values) > LIMIT:
-            raise ValueError(f"padding {values} is absurdly large (limit {LIMIT})")
-        return values
+        return padding_form(v)
 
     @model_validator(mode="after")
     def _stride_defaults_to_kernel(self):
