@@ -9,6 +9,7 @@ nothing from this module: they resolve their parameters independently.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Union
 
 Pair = Union[int, list[int]]
@@ -58,3 +59,23 @@ def nchw(params) -> tuple[int, int, int, int]:
     n, a, b, c = params.input
     return (n, c, a, b) if params.layout == "NHWC" else (n, a, b, c)
 
+
+
+class ConvResolved:
+    """What a resolved 2-D convolution (forward or transposed) derives from its fields; a mixin for
+    each operator's frozen ``Resolved`` dataclass, which declares ``batch``, ``in_channels``,
+    ``out_channels``, ``kernel``, ``groups``, ``out_hw`` and ``layout``."""
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The output shape in the case's layout."""
+        n, c, (h, w) = self.batch, self.out_channels, self.out_hw
+        return (n, h, w, c) if self.layout == "NHWC" else (n, c, h, w)
+
+    @property
+    def accumulation_length(self) -> int:
+        """Products summed into one output element at most: C_in/groups·kh·kw."""
+        return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -36,12 +36,12 @@ where rows at index ≥ F are zeros:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.ops.fields import LIMIT, Pair, input_dims, nchw, padding_form, pair
+from harness.ops.fields import LIMIT, ConvResolved, Pair, input_dims, nchw, padding_form, pair
 from harness.ops.spec import InvalidCall
 
 NAME = "conv2d_transpose"
@@ -92,7 +92,7 @@ class Params(BaseModel):
 
 
 @dataclass(frozen=True)
-class Resolved:
+class Resolved(ConvResolved):
     """A valid call, every padding form resolved (all sizes per axis: (h, w))."""
 
     batch: int
@@ -109,20 +109,6 @@ class Resolved:
     out_hw: tuple[int, int]                # H_out, W_out
     layout: str
     bias: bool
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        """The output shape in the case's layout."""
-        n, c, (h, w) = self.batch, self.out_channels, self.out_hw
-        return (n, h, w, c) if self.layout == "NHWC" else (n, c, h, w)
-
-    @property
-    def accumulation_length(self) -> int:
-        """Products summed into one output element at most: C_in/groups·kh·kw."""
-        return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def input_shapes(params: Params) -> dict[str, tuple[int, ...]]:
