@@ -116,6 +116,9 @@ class Backend:
     #: The operator methods only build a ``Program`` and touch no framework, so the parent may call them
     #: (``describe``) to reproduce a call whose worker crashed or timed out.
     plans_calls: ClassVar[bool] = False
+    #: The environment the worker runs in, a key of ``harness.envs.ENVIRONMENTS`` (Note [Environments]);
+    #: None: conform's own interpreter, and no ``ID@VERSION``.
+    environment: ClassVar[Optional[str]] = None
 
     def __init__(self):
         self._duration_ms: Optional[float] = None

@@ -56,6 +56,7 @@ class MindsporeNnBackend(Backend):
     id = "mindspore.nn"
     framework = "mindspore"
     distribution = "mindspore"
+    environment = "mindspore"
     import_name = "mindspore"
     resident_bytes = 480 << 20      # measured 420 MiB after setup
     plans_calls = True

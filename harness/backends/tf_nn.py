@@ -94,6 +94,7 @@ class TfNnBackend(Backend):
     id = "tf.nn"
     framework = "tensorflow"
     distribution = "tensorflow-cpu"
+    environment = "tensorflow"
     import_name = "tensorflow"
     resident_bytes = 640 << 20      # measured 551 MiB after setup
     plans_calls = True

@@ -35,6 +35,7 @@ class TorchFunctionalBackend(Backend):
     id = "torch.functional"
     framework = "torch"
     distribution = "torch"
+    environment = "torch"
     import_name = "torch"
     resident_bytes = 256 << 20      # measured 226 MiB after setup
     plans_calls = True
