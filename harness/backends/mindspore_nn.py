@@ -141,7 +141,15 @@ class MindsporeNnBackend(Backend):
             notes.append("NHWC emulated: nn.Conv2dTranspose has no data_format; input permuted to NCHW")
         kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
         pad, shape = p["padding"], p["output_shape"]
-        if isinstance(pad, str) and (shape is None or (r is not None and self._is_default(pad, r))):
+        if pad == "same_lower":
+            # No such pad_mode: the crops and output_padding it resolves to, with pad_mode='pad'.
+            if r is None:
+                raise Unsupported("MindSpore has no 'same_lower' pad_mode: an invalid call with it cannot be posed")
+            emulated = True
+            kw.update(pad_mode="pad", padding=tuple(r["crops"]), output_padding=tuple(r["output_padding"]))
+            notes.append(f"padding 'same_lower' expressed as pad_mode='pad', padding={kw['padding']}, "
+                         f"output_padding={kw['output_padding']}")
+        elif isinstance(pad, str) and (shape is None or (r is not None and self._is_default(pad, r))):
             kw.update(pad_mode=pad, padding=0)
             if any(p["output_padding"]):   # MindSpore has the parameter: let it judge the combination
                 kw.update(output_padding=tuple(p["output_padding"]))
@@ -198,7 +206,13 @@ class MindsporeNnBackend(Backend):
             emulated = True
             notes.append("NHWC emulated: nn.Conv2d's data_format='NHWC' is GPU-only; input permuted to NCHW")
         kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
-        if isinstance(p["padding"], str):
+        if p["padding"] == "same_lower":   # no such pad_mode: the pads it resolves to
+            if call.resolved is None:
+                raise Unsupported("MindSpore has no 'same_lower' pad_mode: an invalid call with it cannot be posed")
+            emulated = True
+            kw.update(pad_mode="pad", padding=tuple(call.resolved["pads"]))
+            notes.append(f"padding 'same_lower' expressed as pad_mode='pad', padding={kw['padding']}")
+        elif isinstance(p["padding"], str):
             kw.update(pad_mode=p["padding"], padding=0)
         else:
             kw.update(pad_mode="pad", padding=tuple(p["padding"]))

@@ -60,7 +60,7 @@ def requested_output_hw(params: dict, resolved, x_shape) -> tuple[int, int]:
     for axis, size in enumerate(x_shape[2:]):
         k, s, d = params["kernel_size"][axis], params["stride"][axis], params["dilation"][axis]
         full = (size - 1) * s + d * (k - 1) + 1
-        if params["padding"] == "same":
+        if params["padding"] in ("same", "same_lower"):
             sizes.append(size * s)
         elif params["padding"] == "valid":
             sizes.append(full)
@@ -80,10 +80,10 @@ def native_kwargs(params: dict, resolved, x_shape, layout: str) -> dict:
     oh, ow = requested_output_hw(params, resolved, x_shape)
     c_out = params["out_channels"]
     output_shape = [n, oh, ow, c_out] if layout == "NHWC" else [n, c_out, oh, ow]
-    if isinstance(params["padding"], str):
+    if params["padding"] in ("same", "valid"):
         padding = params["padding"].upper()
-    else:
-        t, b, left, right = params["padding"]
+    else:   # explicit, or 'same_lower' (no such mode in TF): the crops it resolves to
+        t, b, left, right = resolved["crops"] if params["padding"] == "same_lower" else params["padding"]
         padding = ([[0, 0], [t, b], [left, right], [0, 0]] if layout == "NHWC"
                    else [[0, 0], [0, 0], [t, b], [left, right]])
     return dict(output_shape=output_shape, strides=list(params["stride"]), padding=padding,
@@ -183,6 +183,8 @@ class TfNnBackend(Backend):
         if isinstance(p["padding"], str) and any(p["output_padding"]):
             raise Unsupported(f"tf.nn.conv2d_transpose has no output_padding: with padding "
                               f"{p['padding']!r} it cannot be posed (output_shape is TF's way)")
+        if p["padding"] == "same_lower" and call.resolved is None:
+            raise Unsupported("TensorFlow has no 'same_lower' padding: an invalid call with it cannot be posed")
         program = self._conv2d_transpose(call, call.layout)
         if call.layout != "NCHW":
             return program
@@ -199,6 +201,10 @@ class TfNnBackend(Backend):
         if any(p["output_padding"]):
             emulated = True
             notes.append(f"output_padding {p['output_padding']} requested through output_shape {kwargs['output_shape']}")
+        if p["padding"] == "same_lower":
+            emulated = True
+            notes.append(f"padding 'same_lower' expressed as its crops {list(call.resolved['crops'])} "
+                         "(TF has no such mode)")
         if p["groups"] > 1:
             notes.append(f"groups={p['groups']} implied by the filter depth C_out/groups")
 
@@ -229,6 +235,8 @@ class TfNnBackend(Backend):
         if call.arrays["x"].shape[1] % call.params["groups"]:
             raise Unsupported("tf.nn.conv2d has no groups: they are the input channels / filters.shape[2], so "
                               "input channels not divisible by groups cannot be posed")
+        if call.params["padding"] == "same_lower" and call.resolved is None:
+            raise Unsupported("TensorFlow has no 'same_lower' padding: an invalid call with it cannot be posed")
         program = self._conv2d(call, call.layout)
         if call.layout != "NCHW":
             return program
@@ -239,14 +247,17 @@ class TfNnBackend(Backend):
 
     def _conv2d(self, call: Call, layout: str) -> Program:
         p, dtype = call.params, Attr(f"tf.{call.dtype}")
-        if isinstance(p["padding"], str):
+        notes, emulated = [], layout != call.layout
+        if p["padding"] in ("same", "valid"):
             padding = p["padding"].upper()
-        else:
-            t, b, left, right = p["padding"]
+        else:   # explicit, or 'same_lower' (no such mode in TF): the pads it resolves to
+            t, b, left, right = call.resolved["pads"] if p["padding"] == "same_lower" else p["padding"]
             padding = ([[0, 0], [t, b], [left, right], [0, 0]] if layout == "NHWC"
                        else [[0, 0], [0, 0], [t, b], [left, right]])
+            if p["padding"] == "same_lower":
+                emulated = True
+                notes.append(f"padding 'same_lower' expressed as its pads {[t, b, left, right]} (TF has no such mode)")
         kwargs = dict(strides=list(p["stride"]), padding=padding, data_format=layout, dilations=list(p["dilation"]))
-        notes, emulated = [], layout != call.layout
         if p["groups"] > 1:
             notes.append(f"groups={p['groups']} implied by the filter depth C_in/groups")
 
@@ -295,14 +306,17 @@ class TfNnBackend(Backend):
         notes, emulated = [], layout != call.layout
         form = pooling_gaps.tf_form(p, call.resolved)
         if form is None:            # explicit max padding: TF's own list, in data_format order
-            t, b, left, right = p["padding"]
+            t, b, left, right = pooling_gaps.explicit_pads(p, call.resolved)
             padding = [[0, 0], [t, b], [left, right], [0, 0]] if layout == "NHWC" else [[0, 0], [0, 0], [t, b],
                                                                                       [left, right]]
+            if p["padding"] == "same_lower":
+                emulated = True
+                notes.append(f"padding 'same_lower' expressed as its pads {[t, b, left, right]} (TF has no such mode)")
         else:
             padding = form
-            if not isinstance(p["padding"], str):
+            if p["padding"] not in ("same", "valid"):
                 emulated = True
-                notes.append(f"padding {p['padding']} expressed as {form!r} (the same pads)")
+                notes.append(f"padding {p['padding']!r} expressed as {form!r} (the same pads)")
         if p["ceil_mode"]:
             emulated = True
             notes.append("ceil_mode=true adds no window to this call: posed without it (TF has no ceil_mode)")

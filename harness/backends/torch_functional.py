@@ -231,6 +231,8 @@ class TorchFunctionalBackend(Backend):
         stride = tuple(p["stride"])
         kw = dict(stride=stride, dilation=tuple(p["dilation"]), groups=p["groups"])
         pre_pad = None
+        if p["padding"] == "same_lower" and r is None:
+            raise Unsupported("torch has no 'same_lower' padding: an invalid call with it cannot be posed")
         if p["padding"] == "valid" or (p["padding"] == "same" and (stride == (1, 1) or r is None)):
             kw["padding"] = p["padding"]   # an invalid 'same' call too: torch judges it
         else:
@@ -239,8 +241,9 @@ class TorchFunctionalBackend(Backend):
             t, bo, l, rt = r["pads"] if isinstance(p["padding"], str) else p["padding"]
             if isinstance(p["padding"], str):
                 emulated = True
-                notes.append(f"padding {p['padding']!r} with stride {list(stride)} (torch: stride 1 only) "
-                             f"expressed as its padding {[t, bo, l, rt]}")
+                why = ("torch has no such mode" if p["padding"] == "same_lower"
+                       else f"with stride {list(stride)} (torch: stride 1 only)")
+                notes.append(f"padding {p['padding']!r} ({why}) expressed as its padding {[t, bo, l, rt]}")
             if t == bo and l == rt:
                 kw["padding"] = (t, l)
             else:

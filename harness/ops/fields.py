@@ -2,7 +2,7 @@
 
 Each operator's ``Params`` still declares its own fields (its case format is
 its own); what is the same everywhere — an int-or-pair field, the ``input``
-dimensions, the ``same | valid | int | [top, bottom, left, right]`` padding
+dimensions, the ``same | same_lower | valid | int | [top, bottom, left, right]`` padding
 forms and the NCHW/NHWC reading of ``input`` — is validated and read here, once. The oracles import
 nothing from this module: they resolve their parameters independently.
 """
@@ -10,10 +10,23 @@ nothing from this module: they resolve their parameters independently.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Union
+from typing import Literal, Union
 
 Pair = Union[int, list[int]]
 LIMIT = 1 << 20       # beyond this a size is a mistake, not a test
+
+#: The named padding forms every 2-D operator takes. ``same``: TensorFlow's rule, an odd total padding puts
+#: the extra row/column at the bottom/right (ONNX ``SAME_UPPER``); ``same_lower``: the same total, the extra
+#: one at the top/left (ONNX ``SAME_LOWER``); ``valid``: none. Each operator's Note says what they resolve to.
+PaddingMode = Literal["same", "same_lower", "valid"]
+Padding = Union[PaddingMode, int, list[int]]
+
+
+def split_total(total: int, form: str) -> tuple[int, int]:
+    """A total padding (or crop) split into (before, after): the odd one after for ``same``, before for
+    ``same_lower`` (ONNX's SAME_UPPER / SAME_LOWER)."""
+    small = total // 2
+    return (total - small, small) if form == "same_lower" else (small, total - small)
 
 
 def pair(value, minimum: int) -> list[int]:
@@ -41,7 +54,7 @@ def input_dims(v: list[int]) -> list[int]:
 
 
 def padding_form(v):
-    """``padding``: 'same' / 'valid' as is; an int or [top, bottom, left, right] as 4 ints ≥ 0."""
+    """``padding``: 'same' / 'same_lower' / 'valid' as is; an int or [top, bottom, left, right] as 4 ints ≥ 0."""
     if isinstance(v, str):
         return v
     values = [v] * 4 if isinstance(v, int) else list(v)

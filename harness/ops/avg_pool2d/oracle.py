@@ -6,8 +6,8 @@ module stands alone). Per axis, pad the input by ``(before, after)``; window
 that ends inside the padded input; ``ceil_mode`` adds one
 window after them when they leave the end of the padded input uncovered,
 unless it would start in the bottom/right padding. ``same`` pads TensorFlow's way
-(``ceil(H/s)`` outputs, the odd pixel at the bottom/right), ``valid`` not at
-all. Then::
+(``ceil(H/s)`` outputs, the odd pixel at the bottom/right), ``same_lower`` the
+same total with the odd pixel at the top/left, ``valid`` not at all. Then::
 
     out[n, c, i, j] = Σ x over the window's input positions / count(i, j)
 
@@ -33,9 +33,10 @@ def _axis(size, k, s, padding, ceil_mode):
     """(pad_before, pad_after, number of windows) of one axis, the windows counted one by one."""
     if padding == "valid":
         before = after = 0
-    elif padding == "same":
+    elif padding in ("same", "same_lower"):      # the odd pixel at the end; same_lower: at the start
         needed = max(0, (-(-size // s) - 1) * s + k - size)
-        before, after = needed // 2, needed - needed // 2
+        before = needed - needed // 2 if padding == "same_lower" else needed // 2
+        after = needed - before
     else:
         before, after = padding
     end = size + before + after

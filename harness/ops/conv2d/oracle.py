@@ -24,11 +24,12 @@ def _two(v):
 
 
 def pads_and_size(size, k, s, d, padding):
-    """(pad_before, H_out) for one axis: ``padding`` is 'same', 'valid' or (before, after)."""
+    """(pad_before, H_out) for one axis: ``padding`` is 'same', 'same_lower', 'valid' or (before, after)."""
     eff = d * (k - 1) + 1
-    if padding == "same":                       # TensorFlow: out = ceil(H/s), odd total to the end
-        out = -(-size // s)
-        return max((out - 1) * s + eff - size, 0) // 2, out
+    if padding in ("same", "same_lower"):       # TensorFlow: out = ceil(H/s), odd total to the end;
+        out = -(-size // s)                       # same_lower (ONNX SAME_LOWER): to the start
+        total = max((out - 1) * s + eff - size, 0)
+        return (total - total // 2 if padding == "same_lower" else total // 2), out
     before, after = (0, 0) if padding == "valid" else padding
     return before, (size + before + after - eff) // s + 1
 

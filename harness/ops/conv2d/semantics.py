@@ -35,6 +35,12 @@ Let ``K = d·(k−1)+1`` (the effective kernel). Every padding form becomes
     PyTorch's ``padding='same'`` (``total = d·(k−1)``, left ``total // 2``;
     PyTorch refuses ``'same'`` with a stride > 1).
   - VALID: ``H_out = ceil((H − K + 1) / s)``, no padding.
+  - ``same_lower``: SAME's ``H_out`` and total, the extra row/column at the
+    top/left (``top = pad_needed − pad_needed // 2``). It follows ONNX ``Conv``
+    ``auto_pad='SAME_LOWER'`` (``onnx/defs/nn/defs.cc``, ``convPoolShapeInference``:
+    ``pads[i] = half_pad_big`` for SAME_LOWER, ``half_pad_small`` for
+    SAME_UPPER, with the total of ``ceil(H/s)`` outputs); ONNX ``SAME_UPPER`` is
+    canonical ``same`` exactly (the same total, the odd one at the end).
 
 Rejected, with PyTorch's checks (``aten/src/ATen/native/ConvUtils.h``,
 ``check_shape_forward``) and TensorFlow's: channels not divisible by groups
@@ -51,11 +57,11 @@ only give the bias). An empty batch is valid and gives an empty output.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.ops.fields import LIMIT, ConvResolved, Pair, input_dims, nchw, padding_form, pair
+from harness.ops.fields import LIMIT, ConvResolved, Padding, Pair, input_dims, nchw, padding_form, pair, split_total
 from harness.ops.spec import InvalidCall
 
 NAME = "conv2d"
@@ -70,7 +76,7 @@ class Params(BaseModel):
     out_channels: int = Field(ge=1, le=LIMIT)
     kernel_size: Pair
     stride: Pair = 1
-    padding: Union[Literal["same", "valid"], int, list[int]] = 0
+    padding: Padding = 0
     dilation: Pair = 1
     groups: int = Field(default=1, ge=1, le=LIMIT)
     bias: bool = False
@@ -121,10 +127,9 @@ def input_shapes(params: Params) -> dict[str, tuple[int, ...]]:
 def axis_sizes(size: int, k: int, s: int, d: int, form: str, pads: tuple[int, int]) -> tuple[int, int, int]:
     """One spatial axis without any check: ``(pad_before, pad_after, out)``; ``out`` ≤ 0 when invalid."""
     eff = d * (k - 1) + 1
-    if form == "same":
+    if form in ("same", "same_lower"):
         out = -(-size // s)
-        needed = max((out - 1) * s + eff - size, 0)
-        return needed // 2, needed - needed // 2, out
+        return (*split_total(max((out - 1) * s + eff - size, 0), form), out)
     lo, hi = (0, 0) if form == "valid" else pads
     padded = size + lo + hi
     return lo, hi, (padded - eff) // s + 1 if padded >= eff else padded - eff

@@ -71,7 +71,7 @@ def flops(resolved) -> float:
 #: registry (harness/divergences.py). Per-axis values are ``[height, width]``.
 DERIVED = {
     "valid_call": "the canonical semantics accepts the call",
-    "padding_form": "'same', 'valid' or 'explicit'",
+    "padding_form": "'same', 'same_lower', 'valid' or 'explicit'",
     "batch": "N, the number of images",
     "in_size": "[H, W] of the input",
     "effective_kernel": "[K_h, K_w], K = dilation·(kernel − 1) + 1",

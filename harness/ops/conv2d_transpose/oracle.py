@@ -28,9 +28,10 @@ def crops_and_size(size, k, s, d, padding, op, out):
     full = (size - 1) * s + d * (k - 1) + 1
     if padding == "valid":
         return 0, full if out is None else out
-    if padding == "same":
+    if padding in ("same", "same_lower"):       # the odd crop at the end; same_lower: at the start
         out = size * s if out is None else out
-        return max(0, full - out) // 2, out
+        needed = max(0, full - out)
+        return (needed - needed // 2 if padding == "same_lower" else needed // 2), out
     before, after = padding
     return before, full - before - after + op if out is None else out
 

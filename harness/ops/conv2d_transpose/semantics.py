@@ -32,16 +32,25 @@ where rows at index ≥ F are zeros:
 
   ``output_padding`` does not combine with ``same``/``valid``: TensorFlow has
   no such parameter and PyTorch has no such padding; ``output_shape`` says it.
+* ``same_lower`` is ``same`` with the odd crop at the top/left:
+  ``pt = needed − needed // 2`` (same sizes, same reachable ``output_shape``).
+  It follows ONNX ``ConvTranspose`` ``auto_pad='SAME_LOWER'`` (``onnx/defs/nn/defs.cc``:
+  "In case the padding is an odd number, the extra padding is added at the end
+  for SAME_UPPER and at the beginning for SAME_LOWER"; with ``output_shape``:
+  ``pads[start] = total − total/2``), which ONNX Runtime 1.31/1.32 implement
+  (measured). ONNX ``SAME_UPPER`` is canonical ``same``: ``H_out = H·s``, the odd
+  crop at the end. (ONNX's own shape inference and ONNX Runtime give ``F``
+  instead of ``H·s`` when ``F < H·s``; that is a divergence, docs/findings.md.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, Union
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.ops.fields import LIMIT, ConvResolved, Pair, input_dims, nchw, padding_form, pair
+from harness.ops.fields import LIMIT, ConvResolved, Padding, Pair, input_dims, nchw, padding_form, pair, split_total
 from harness.ops.spec import InvalidCall
 
 NAME = "conv2d_transpose"
@@ -56,7 +65,7 @@ class Params(BaseModel):
     out_channels: int = Field(ge=1, le=LIMIT)
     kernel_size: Pair
     stride: Pair = 1
-    padding: Union[Literal["same", "valid"], int, list[int]] = 0
+    padding: Padding = 0
     output_padding: Pair = 0
     dilation: Pair = 1
     groups: int = Field(default=1, ge=1, le=LIMIT)
@@ -127,10 +136,10 @@ def axis_sizes(size, k, s, d, form, pads, op, out) -> tuple[int, int, int, int]:
     if form == "explicit":
         lo, hi = pads
         return (lo, hi, op, full - lo - hi + op) if out is None else (lo, hi, out - (full - lo - hi), out)
-    if form == "same":
+    if form in ("same", "same_lower"):
         out = size * s if out is None else out
         needed = max(0, full - out)
-        return needed // 2, needed - needed // 2, out - (full - needed), out
+        return (*split_total(needed, form), out - (full - needed), out)
     out = full if out is None else out   # valid
     return 0, 0, out - full, out
 
@@ -151,8 +160,8 @@ def _axis(size, k, s, d, form, pads, op, out, axis):
         if out_ < 1:
             raise InvalidCall("padding", f"output size along {axis} would be {out_}: padding {lo}+{hi} removes the "
                               f"whole full output of {full}")
-    elif form == "same" and out is not None and -(-out // s) != size:
-        raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding 'same': "
+    elif form in ("same", "same_lower") and out is not None and -(-out // s) != size:
+        raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding '{form}': "
                           f"need ceil(out / {s}) == {size}, i.e. {(size - 1) * s + 1}..{size * s}")
     elif form == "valid" and out is not None and (out < eff or -(-(out - eff + 1) // s) != size):
         raise InvalidCall("output_shape", f"output_shape {out} along {axis} is not reachable with padding 'valid': "

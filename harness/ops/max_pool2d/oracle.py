@@ -8,8 +8,8 @@ only is −∞); window ``i`` starts at padded row ``i·s``. Floor mode keeps ev
 window that ends inside the padded input; ``ceil_mode`` adds one
 window after them when they leave the end of the padded input uncovered,
 unless it would start in the bottom/right padding. ``same`` pads TensorFlow's way
-(``ceil(H/s)`` outputs, the odd pixel at the bottom/right), ``valid`` not at
-all. Then::
+(``ceil(H/s)`` outputs, the odd pixel at the bottom/right), ``same_lower`` the
+same total with the odd pixel at the top/left, ``valid`` not at all. Then::
 
     out[n, c, i, j] = max over a < kh, b < kw of padded[n, c, i·sh + a·dh, j·sw + b·dw]
 
@@ -32,9 +32,10 @@ def _axis(size, k, s, d, padding, ceil_mode):
     span = d * (k - 1) + 1
     if padding == "valid":
         before = after = 0
-    elif padding == "same":
+    elif padding in ("same", "same_lower"):      # the odd pixel at the end; same_lower: at the start
         needed = max(0, (-(-size // s) - 1) * s + span - size)
-        before, after = needed // 2, needed - needed // 2
+        before = needed - needed // 2 if padding == "same_lower" else needed // 2
+        after = needed - before
     else:
         before, after = padding
     end = size + before + after

@@ -22,7 +22,11 @@ window ``i`` covers padded rows ``i·s + j·d`` for ``j < k``, i.e. input rows
   ``GetWindowedOutputSizeVerbose``): ``H_out = ceil(H/s)``,
   ``pad_needed = max(0, (H_out − 1)·s + K − H)``, ``pt = pad_needed // 2``
   (the odd pixel goes to the bottom/right). MindSpore's ``pad_mode='same'``
-  states the same rule. PyTorch has no ``'same'`` for pooling.
+  states the same rule. PyTorch has no ``'same'`` for pooling. ``same_lower``:
+  the same total, the odd pixel at the top/left (``pt = pad_needed −
+  pad_needed // 2``), as ONNX ``AveragePool``/``MaxPool`` ``auto_pad='SAME_LOWER'``
+  (``onnx/defs/nn/defs.cc``, ``convPoolShapeInference``: ``half_pad_big`` first
+  for SAME_LOWER); ONNX ``SAME_UPPER`` is canonical ``same``.
 * Window count, PyTorch's rule (``aten/src/ATen/native/Pool.h``,
   ``pooling_output_shape_pad_lr``): ``H_out = floor((P − K)/s) + 1``, every
   window inside the padded input. ``ceil_mode`` uses
@@ -61,12 +65,12 @@ window ``i`` covers padded rows ``i·s + j·d`` for ``j < k``, i.e. input rows
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal, Optional, Union
+from typing import Literal, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.ops.fields import Pair, input_dims, padding_form, pair
+from harness.ops.fields import Padding, Pair, input_dims, padding_form, pair, split_total
 from harness.ops.spec import InvalidCall
 
 class PoolParams(BaseModel):
@@ -78,7 +82,7 @@ class PoolParams(BaseModel):
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     kernel_size: Pair
     stride: Optional[Pair] = None
-    padding: Union[Literal["same", "valid"], int, list[int]] = 0
+    padding: Padding = 0
     ceil_mode: bool = False
 
     @field_validator("input")
@@ -163,9 +167,8 @@ def axis_pads(size: int, eff: int, stride: int, form: str, explicit: tuple[int, 
     """(pad_before, pad_after) of one axis for a padding form (Note [Pooling windows])."""
     if form == "valid":
         return 0, 0
-    if form == "same":
-        needed = max(0, (-(-size // stride) - 1) * stride + eff - size)
-        return needed // 2, needed - needed // 2
+    if form in ("same", "same_lower"):
+        return split_total(max(0, (-(-size // stride) - 1) * stride + eff - size), form)
     return explicit
 
 
@@ -265,7 +268,7 @@ def footprint(params: PoolParams, dtype: str = "float64", outputs: int = 1, dila
 #: Per-axis values are ``[height, width]``; each operator adds its own.
 DERIVED = {
     "valid_call": "the canonical semantics accepts the call",
-    "padding_form": "'same', 'valid' or 'explicit'",
+    "padding_form": "'same', 'same_lower', 'valid' or 'explicit'",
     "batch": "N, the number of images",
     "in_size": "[H, W] of the input",
     "effective_kernel": "[K_h, K_w], K = dilation·(kernel − 1) + 1",

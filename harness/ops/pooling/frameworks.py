@@ -18,6 +18,9 @@ framework's source next to it:
   than the window ("Top padding 3 needs to be smaller than the window size
   2"); no ``ceil_mode`` (posed only where it adds no window); no dilation
   (``tf.nn.pool`` has it for VALID only).
+* ``same_lower`` (ONNX's SAME_LOWER) is no mode of any of them: posed as the pads it resolves to where
+  the surface takes explicit pads (torch and MindSpore: when symmetric; tf.nn max: a padding list; tf.nn
+  avg: as ``'SAME'`` when the pads are SAME's), else unsupported.
 * mindspore.nn: ``pad_mode='pad'`` pads symmetrically per axis
   (``padding=(ph, pw)``); ``AvgPool3D`` (behind ``nn.AvgPool2d`` with
   padding) requires ``pt + pb ≤ k``; ``MaxPool3DWithArgmax`` (behind
@@ -34,12 +37,12 @@ from typing import Optional
 
 def explicit_pads(params: dict, resolved: Optional[dict]) -> Optional[tuple[int, int, int, int]]:
     """The pads a call asks for: resolved (every form) for a valid call; for an invalid one, the explicit
-    list or none for 'valid' (None for 'same', whose pads need a valid call)."""
+    list or none for 'valid' (None for 'same'/'same_lower', whose pads need a valid call)."""
     if resolved is not None:
         return tuple(resolved["pads"])
     if params["padding"] == "valid":
         return (0, 0, 0, 0)
-    return None if params["padding"] == "same" else tuple(params["padding"])
+    return None if isinstance(params["padding"], str) else tuple(params["padding"])
 
 
 def symmetric(pads) -> bool:
@@ -95,25 +98,30 @@ def tf_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optio
     if op == "avg_pool2d":
         if params.get("count_include_pad") and tf_form(params, resolved) != "VALID" and touches_padding(resolved):
             return "tf.nn.avg_pool2d excludes padding from the average: count_include_pad=true cannot be posed"
-        if not isinstance(padding, str) and tf_form(params, resolved) is None:
-            return "tf.nn.avg_pool2d has no explicit padding (only 'SAME'/'VALID')"
-    elif not isinstance(padding, str) and resolved is not None:
-        window = resolved["kernel"]
-        if any(p >= window[i // 2] for i, p in enumerate(padding)):
-            return (f"explicit padding {list(padding)} is not smaller than the window {list(window)}: "
+        if padding not in ("same", "valid") and tf_form(params, resolved) is None:
+            what = "'same_lower' (its pads differ from 'SAME')" if padding == "same_lower" else "explicit padding"
+            return f"tf.nn.avg_pool2d has no {what}: only 'SAME'/'VALID'"
+    elif padding == "same_lower" and resolved is None:
+        return "TensorFlow has no 'same_lower': an invalid call with it cannot be posed"
+    elif padding not in ("same", "valid") and resolved is not None:
+        window, pads = resolved["kernel"], resolved["pads"]
+        if any(p >= window[i // 2] for i, p in enumerate(pads)):
+            return (f"explicit padding {list(pads)} is not smaller than the window {list(window)}: "
                     "tf.nn.max_pool2d requires it")
     return None
 
 
 def tf_form(params: dict, resolved: Optional[dict]) -> Optional[str]:
-    """'SAME'/'VALID' for an explicit padding that equals what that mode pads (avg has nothing else)."""
+    """'SAME'/'VALID' for a padding that equals what that mode pads (avg has nothing else): the canonical
+    'same'/'valid' themselves, or an explicit or 'same_lower' padding whose pads are the same."""
     padding = params["padding"]
-    if isinstance(padding, str):
+    if padding in ("same", "valid"):
         return padding.upper()
+    if resolved is None:
+        return None if isinstance(padding, str) or any(padding) else "VALID"
+    padding = resolved["pads"]
     if not any(padding):
         return "VALID"
-    if resolved is None:
-        return None
     from harness.ops.pooling import axis_pads
     same = []
     for size, k, s in zip(resolved["in_hw"], resolved["kernel"], resolved["stride"]):
@@ -129,7 +137,8 @@ def mindspore_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -
         return None
     pads = explicit_pads(params, resolved)
     if pads is None:
-        return None
+        return (f"padding {params['padding']!r} is posed with pad_mode='pad' as the pads it resolves to, which an "
+                "invalid call does not have")
     if not symmetric(pads):
         return f"asymmetric pads {list(pads)}: pad_mode='pad' pads symmetrically per axis, padding=(ph, pw)"
     kernel = params["kernel_size"]
@@ -147,7 +156,7 @@ def mindspore_mode(params: dict, resolved: Optional[dict]) -> str:
     ceil_mode that adds no window is still posed as ``'same'``.
     """
     padding = params["padding"]
-    if not isinstance(padding, str):
+    if padding not in ("same", "valid"):      # explicit, and 'same_lower' (no such pad_mode): its pads
         return "pad"
     if max(params.get("dilation", (1, 1))) > 1:
         return "pad"
