@@ -216,6 +216,19 @@ def test_same_valid_shapes_validity_and_values_agree_with_tensorflow():
 # --------------------------------------------------------------------------- adjoint identity
 
 
+def test_hand_same_lower_odd_padding_goes_top_left():
+    # ONNX SAME_LOWER: H = 4, K = 2, s = 1: pad_needed 1, all of it at the top/left.
+    out = ref(X44, np.ones((1, 1, 2, 2)), padding="same_lower")[0, 0]
+    assert out.shape == (4, 4)
+    assert out[0, 0] == 0 and out[3, 3] == 10 + 11 + 14 + 15 and out[0, 3] == 2 + 3
+    # k 3, s 2: pad_needed 1 at the top/left; windows rows −1..1 and 1..3
+    out = ref(X44, np.ones((1, 1, 3, 3)), stride=2, padding="same_lower")[0, 0]
+    np.testing.assert_array_equal(out, [[0 + 1 + 4 + 5, 1 + 2 + 3 + 5 + 6 + 7],
+                                        [4 + 5 + 8 + 9 + 12 + 13, 5 + 6 + 7 + 9 + 10 + 11 + 13 + 14 + 15]])
+    r = resolve(Params(input=[1, 1, 4, 4], out_channels=1, kernel_size=3, stride=2, padding="same_lower"))
+    assert r.pads == (1, 0, 1, 0) and r.out_hw == (2, 2)
+
+
 @st.composite
 def adjoint_calls(draw):
     groups = draw(st.integers(1, 3))
@@ -223,7 +236,7 @@ def adjoint_calls(draw):
     k = [draw(st.integers(1, 4)), draw(st.integers(1, 4))]
     s = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
     d = [draw(st.integers(1, 2)), draw(st.integers(1, 2))]
-    padding = draw(st.sampled_from(["same", "valid", "explicit"]))
+    padding = draw(st.sampled_from(["same", "same_lower", "valid", "explicit"]))
     if padding == "explicit":
         padding = [draw(st.integers(0, 3)) for _ in range(4)]
     hw = [draw(st.integers(1, 8)), draw(st.integers(1, 8))]
@@ -324,7 +337,7 @@ def kernel_calls(draw):
     groups = draw(st.integers(1, 3))
     cog = draw(st.sampled_from([1, 2, 4, 5, 8, 16, 17, 33]))
     k = [draw(st.integers(1, 4)), draw(st.integers(1, 4))]
-    padding = draw(st.sampled_from(["same", "valid", "explicit"]))
+    padding = draw(st.sampled_from(["same", "same_lower", "valid", "explicit"]))
     if padding == "explicit":
         padding = [draw(st.integers(0, 4)) for _ in range(4)]
     layout = draw(st.sampled_from(["NCHW", "NHWC"]))

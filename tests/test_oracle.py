@@ -284,6 +284,21 @@ def test_float32_path_dtype():
     np.testing.assert_array_equal(out[0, 0], FULL_S2)
 
 
+def test_same_lower_puts_the_odd_crop_at_the_top_left():
+    # k=2, s=1, H=2: F = 3, H_out = 2, pad_needed 1 -> same: top 0 (rows 0..1); same_lower: top 1 (rows 1..2).
+    np.testing.assert_array_equal(ref({"stride": 1, "padding": "same_lower"})[0, 0], FULL_S1[1:, 1:])
+    # k=3, s=2, H=2, output_shape 3: needed 2 -> 1/1 either way; default 4: needed 1 -> top 1 for same_lower.
+    w = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    full = np.zeros((5, 5))
+    for a in range(2):
+        for b in range(2):
+            full[2 * a:2 * a + 3, 2 * b:2 * b + 3] += X[0, 0, a, b] * w[0, 0]
+    np.testing.assert_array_equal(ref({"stride": 2, "padding": "same_lower"}, w=w)[0, 0], full[1:, 1:])
+    np.testing.assert_array_equal(ref({"stride": 2, "padding": "same_lower", "output_shape": [3, 3]}, w=w)[0, 0],
+                                  full[1:4, 1:4])
+
+
+
 # --------------------------------------------------------------------------- adjoint identity
 
 
@@ -292,9 +307,10 @@ def axis_geometry(size, k, s, d, form, pads, op, out):
     full = (size - 1) * s + d * (k - 1) + 1
     if form == "valid":
         return 0, (full if out is None else out), full
-    if form == "same":
+    if form in ("same", "same_lower"):   # the odd crop at the end; same_lower (ONNX SAME_LOWER): the start
         out = size * s if out is None else out
-        return max(0, full - out) // 2, out, full
+        needed = max(0, full - out)
+        return (needed - needed // 2 if form == "same_lower" else needed // 2), out, full
     lo, hi = pads
     return lo, (full - lo - hi + op if out is None else out), full
 
@@ -330,7 +346,7 @@ def calls(draw):
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    form = draw(st.sampled_from(["explicit", "same", "valid"]))
+    form = draw(st.sampled_from(["explicit", "same", "same_lower", "valid"]))
     use_shape = draw(st.booleans())
     params = {"groups": groups, "kernel_size": [kh, kw],
               "stride": sh if sh == sw and draw(st.booleans()) else [sh, sw],
@@ -349,7 +365,7 @@ def calls(draw):
             op = draw(st.integers(0, max(s, d) - 1))
             if use_shape:
                 out, op = full - lo - hi + op, 0
-        elif form == "same" and use_shape:
+        elif form in ("same", "same_lower") and use_shape:
             out = draw(st.integers((size - 1) * s + 1, size * s))
         elif form == "valid" and use_shape:
             out = draw(st.integers(full, full + s - 1))

@@ -69,6 +69,26 @@ def test_avg_same_odd_padding_goes_bottom_right(include, expected):
     np.testing.assert_array_equal(out[0, 0], expected)
 
 
+@pytest.mark.parametrize("include, expected", [
+    # 5×5 arange, k 2, s 2, same_lower (ONNX SAME_LOWER): pad_needed 1, all of it at the top/left; windows
+    # rows −1..0, 1..2, 3..4. Excluded: [0,0] = {0}; [0,1] = {1,2}/2; [1,0] = {5,10}/2; [1,1] = {6,7,11,12}/4 = 9.
+    (False, [[0.0, 1.5, 3.5], [7.5, 9.0, 11.0], [17.5, 19.0, 21.0]]),
+    # Included: every window counts 4: [0,0] = 0/4, [0,1] = 3/4, [1,0] = 15/4.
+    (True, [[0.0, 0.75, 1.75], [3.75, 9.0, 11.0], [8.75, 19.0, 21.0]]),
+])
+def test_avg_same_lower_odd_padding_goes_top_left(include, expected):
+    out = avg_ref(ARANGE_5, kernel_size=2, padding="same_lower", count_include_pad=include)
+    np.testing.assert_array_equal(out[0, 0], expected)
+    r = avg.resolve(avg.Params(input=[1, 1, 5, 5], kernel_size=2, stride=2, padding="same_lower"))
+    assert r.pads == (1, 0, 1, 0) and r.out_hw == (3, 3)
+
+
+def test_max_same_lower_pads_with_minus_infinity_at_the_top_left():
+    # 5×5 arange, k 2, s 2: windows rows −1..0, 1..2, 3..4: the max is the bottom-right element of each.
+    out = max_ref(ARANGE_5, kernel_size=2, padding="same_lower")[0, 0]
+    np.testing.assert_array_equal(out, [[0, 2, 4], [10, 12, 14], [20, 22, 24]])
+
+
 def test_avg_ceil_mode_adds_partial_windows():
     # 4×4 arange, k 3, s 2: floor mode fits 1 window (mean of rows/cols 0..2 = 45/9 = 5); ceil mode adds a
     # window starting at 2 that runs past the input: [0,1] = {2,3,6,7,10,11}/6 = 6.5, [1,0] = {8,9,10,12,13,14}/6
@@ -235,7 +255,8 @@ _shapes = st.fixed_dictionaries({
     "layout": st.sampled_from(["NCHW", "NHWC"]),
     "kernel_size": st.tuples(st.integers(1, 4), st.integers(1, 4)).map(list),
     "stride": st.tuples(st.integers(1, 4), st.integers(1, 4)).map(list),
-    "padding": st.one_of(st.sampled_from(["same", "valid"]), st.lists(st.integers(0, 5), min_size=4, max_size=4)),
+    "padding": st.one_of(st.sampled_from(["same", "same_lower", "valid"]),
+                         st.lists(st.integers(0, 5), min_size=4, max_size=4)),
     "ceil_mode": st.booleans(),
     "dilation": st.tuples(st.integers(1, 3), st.integers(1, 3)).map(list),
     "count_include_pad": st.booleans(),

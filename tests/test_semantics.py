@@ -214,6 +214,45 @@ def test_same_output_shape_unreachable(out):
             input=[1, 1, 5, 5], out_channels=1, kernel_size=3, stride=2, padding="same", output_shape=[out, 10])
 
 
+# --------------------------------------------------------------------------- same_lower (ONNX SAME_LOWER)
+
+
+def test_same_lower_odd_crop_at_top_left():
+    # H=5, k=3, s=2: F = 11, H_out = 10, needed 1 -> top 1, bottom 0 (same: 0/1).
+    r = R(input=[1, 1, 5, 5], out_channels=1, kernel_size=3, stride=2, padding="same_lower")
+    assert r.crops == (1, 0, 1, 0) and r.out_hw == (10, 10) and r.output_padding == (0, 0)
+    # H=6, k=4, s=1: F = 9, H_out = 6, needed 3 -> top 2, bottom 1 (same: 1/2).
+    r = R(input=[1, 1, 6, 6], out_channels=1, kernel_size=4, padding="same_lower")
+    assert r.crops == (2, 1, 2, 1) and r.out_hw == (6, 6)
+
+
+def test_same_lower_even_crop_and_rows_past_full_output_as_same():
+    # Even needed: H=5, k=4, s=2: F = 12, out 10, needed 2 -> 1/1, as 'same'.
+    r = R(input=[1, 1, 5, 5], out_channels=1, kernel_size=4, stride=2, padding="same_lower")
+    assert r.crops == (1, 1, 1, 1)
+    # k=1, s=3, H=4: F = 10, out 12, nothing to crop, two zero rows past F, as 'same'.
+    r = R(input=[1, 1, 4, 4], out_channels=1, kernel_size=1, stride=3, padding="same_lower")
+    assert r.crops == (0, 0, 0, 0) and r.out_hw == (12, 12) and r.output_padding == (2, 2)
+
+
+@pytest.mark.parametrize("out, crops", [(9, (1, 1)), (10, (1, 0))])
+def test_same_lower_with_output_shape(out, crops):
+    # H=5, k=3, s=2: F = 11; needed = 11 − out: 2 -> 1/1, 1 -> 1/0 (ONNX: pads[start] = total − total/2).
+    r = R(input=[1, 1, 5, 5], out_channels=1, kernel_size=3, stride=2, padding="same_lower", output_shape=[out, 10])
+    assert r.crops[:2] == crops and r.out_hw == (out, 10)
+
+
+@pytest.mark.parametrize("out", [8, 11])
+def test_same_lower_output_shape_unreachable(out):
+    rejects("output_shape", "'same_lower'", "9..10", str(out), input=[1, 1, 5, 5], out_channels=1, kernel_size=3,
+            stride=2, padding="same_lower", output_shape=[out, 10])
+
+
+def test_same_lower_rejects_output_padding():
+    rejects("output_padding", "same_lower", input=[1, 1, 5, 5], out_channels=1, kernel_size=3, stride=2,
+            padding="same_lower", output_padding=1)
+
+
 # --------------------------------------------------------------------------- valid
 
 
