@@ -21,6 +21,8 @@ framework's source next to it:
 * ``same_lower`` (ONNX's SAME_LOWER) is no mode of any of them: posed as the pads it resolves to where
   the surface takes explicit pads (torch and MindSpore: when symmetric; tf.nn max: a padding list; tf.nn
   avg: as ``'SAME'`` when the pads are SAME's), else unsupported.
+* onnxruntime: explicit pads smaller than the kernel (``PoolAttributes``: "Pad should be smaller than
+  kernel").
 * mindspore.nn: ``pad_mode='pad'`` pads symmetrically per axis
   (``padding=(ph, pw)``); ``AvgPool3D`` (behind ``nn.AvgPool2d`` with
   padding) requires ``pt + pb ≤ k``; ``MaxPool3DWithArgmax`` (behind
@@ -127,6 +129,19 @@ def tf_form(params: dict, resolved: Optional[dict]) -> Optional[str]:
     for size, k, s in zip(resolved["in_hw"], resolved["kernel"], resolved["stride"]):
         same += axis_pads(size, k, s, "same", (0, 0))
     return "SAME" if tuple(same) == tuple(padding) else None
+
+
+def onnxruntime_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optional[str]:
+    """ONNX Runtime's pooling kernels require every explicit pad to be smaller than the kernel (not the
+    dilated window): ``PoolAttributes`` (``core/providers/cpu/nn/pool_attributes.h``) fails the session with
+    "Pad should be smaller than kernel" (measured on 1.31.1 and 1.32.0)."""
+    padding, kernel = params["padding"], params["kernel_size"]
+    if isinstance(padding, str):
+        return None
+    if any(p >= kernel[i // 2] for i, p in enumerate(padding)):
+        return (f"pads {list(padding)} not smaller than the kernel {list(kernel)}: ONNX Runtime's pooling "
+                "requires pad < kernel (pool_attributes.h)")
+    return None
 
 
 def mindspore_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optional[str]:
