@@ -83,6 +83,9 @@ DERIVED = {
     "output_size_is_default": "out_size is what the padding form gives without output_shape or output_padding",
     "extra_rows": "[rows, columns] kept past F − crop (output_padding, or what output_shape implies)",
     "output_padding_any": "extra_rows > 0 on some axis",
+    "output_padding_not_below_stride": "extra_rows ≥ stride on some axis (canonical when below the dilation)",
+    "out_above_valid_range": "out_size > F + stride − 1 on some axis: no crop reaches it (the forward conv of "
+                             "such an output has more than H rows)",
     "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
@@ -152,6 +155,8 @@ def derived(params: dict, data: dict) -> dict:
         "kernel_below_stride": any(e < s for e, s in zip(eff, params["stride"])),
         "full_size": full, "crops": crops, "any_crop": any(crops), "out_size": out,
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
+        "output_padding_not_below_stride": any(e >= s for e, s in zip(extra, params["stride"])),
+        "out_above_valid_range": any(o > f + s - 1 for o, f, s in zip(out, full, params["stride"])),
         "output_padding_holds_values": holds,
         "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
         "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),

@@ -283,6 +283,8 @@ DERIVED = {
     "pad_not_below_kernel": "some pad ≥ K (TensorFlow's explicit max pooling rejects it)",
     "pad_sum_over_kernel": "top + bottom > kernel or left + right > kernel (MindSpore's AvgPool3D rejects it)",
     "out_size": "[H_out, W_out] (≤ 0 when no window fits)",
+    "same_pad_negative": "(ceil(H/s) − 1)·s + K − H < 0 on some axis: the 'same' padding before it is "
+                         "clamped at 0 is negative (K < s and the windows skip the last rows)",
     "floor_out_size": "[H_out, W_out] without ceil_mode",
     "ceil_mode_adds_window": "ceil_mode gives more windows than floor mode on some axis",
     "window_past_padding": "the last window runs past the bottom/right padding on some axis (ceil_mode)",
@@ -314,6 +316,7 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
         "pad_not_below_kernel": any(p >= effs[i // 2] for i, p in enumerate(pads)),
         "pad_sum_over_kernel": any(x["lo"] + x["hi"] > x["k"] for x in a),
         "out_size": [x["out"] for x in a], "floor_out_size": [x["floor_out"] for x in a],
+        "same_pad_negative": any((-(-x["size"] // x["s"]) - 1) * x["s"] + x["eff"] - x["size"] < 0 for x in a),
         "ceil_mode_adds_window": any(x["out"] > x["floor_out"] for x in a),
         "window_past_padding": any(x["past_padding"] for x in a),
         "window_touches_padding": any(x["touches_padding"] for x in a),
