@@ -161,7 +161,7 @@ class OnnxRuntimeBackend(Backend):
                 op = list(r["output_padding"]) if r is not None else list(implied_output_padding(p, call.arrays["x"].shape))
                 notes.append(f"output_shape {shape} with explicit padding expressed as output_padding={op} "
                              "(ONNX ignores pads when output_shape is given)")
-            if any(op):
+            if any(op) or shape is not None:
                 attrs["output_padding"] = op
         return self._one_node(call, "ConvTranspose", attrs, notes, emulated)
 
