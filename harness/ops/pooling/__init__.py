@@ -285,6 +285,12 @@ DERIVED = {
     "out_size": "[H_out, W_out] (≤ 0 when no window fits)",
     "same_pad_negative": "(ceil(H/s) − 1)·s + K − H < 0 on some axis: the 'same' padding before it is "
                          "clamped at 0 is negative (K < s and the windows skip the last rows)",
+    "same_begin_pad_negative": "the unclamped 'same'/'same_lower' total split as C++ splits it (begin = "
+                               "total / 2 truncated, same_lower: total − that) gives a negative top/left pad on "
+                               "some axis (ONNX Runtime's AveragePool reads from the wrong rows then)",
+    "same_windows_undilated_differ": "the windows of 'same'/'same_lower' with pads computed for the undilated "
+                                     "kernel (the total not clamped at 0, split with C++ division) differ from the "
+                                     "canonical windows (the first one's start, or their count) on some axis",
     "floor_out_size": "[H_out, W_out] without ceil_mode",
     "ceil_mode_adds_window": "ceil_mode gives more windows than floor mode on some axis",
     "window_past_padding": "the last window runs past the bottom/right padding on some axis (ceil_mode)",
@@ -306,6 +312,7 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
     a = g["axes"]
     pads = [a[0]["lo"], a[0]["hi"], a[1]["lo"], a[1]["hi"]]
     effs = [x["eff"] for x in a]
+    raw = [(-(-x["size"] // x["s"]) - 1) * x["s"] + x["eff"] - x["size"] for x in a]   # 'same' total, unclamped
     return {
         "padding_form": g["form"], "batch": g["batch"], "in_size": [x["size"] for x in a],
         "effective_kernel": effs, "stride_is_kernel": list(params["stride"]) == list(params["kernel_size"]),
@@ -316,7 +323,11 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
         "pad_not_below_kernel": any(p >= effs[i // 2] for i, p in enumerate(pads)),
         "pad_sum_over_kernel": any(x["lo"] + x["hi"] > x["k"] for x in a),
         "out_size": [x["out"] for x in a], "floor_out_size": [x["floor_out"] for x in a],
-        "same_pad_negative": any((-(-x["size"] // x["s"]) - 1) * x["s"] + x["eff"] - x["size"] < 0 for x in a),
+        "same_pad_negative": any(t < 0 for t in raw),
+        "same_begin_pad_negative": g["form"] in ("same", "same_lower") and any(
+            _cxx_split(t, g["form"])[0] < 0 for t in raw),
+        "same_windows_undilated_differ": g["form"] in ("same", "same_lower") and any(
+            _undilated_same_windows(x, g["form"]) != (x["lo"], x["out"]) for x in a),
         "ceil_mode_adds_window": any(x["out"] > x["floor_out"] for x in a),
         "window_past_padding": any(x["past_padding"] for x in a),
         "window_touches_padding": any(x["touches_padding"] for x in a),
@@ -327,6 +338,20 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
         "ceil_out_size_truncated": [_trunc_div(x["size"] + x["lo"] + x["hi"] - x["eff"] + x["s"] - 1, x["s"]) + 1
                                     for x in a],
     }
+
+
+def _undilated_same_windows(axis: dict, form: str) -> tuple[int, int]:
+    """(first window's start before the input, window count) of one axis when 'same' pads for the undilated
+    kernel, unclamped, split with C++ division (``same_windows_undilated_differ``)."""
+    total = (-(-axis["size"] // axis["s"]) - 1) * axis["s"] + axis["k"] - axis["size"]
+    begin, end = _cxx_split(total, form)
+    return begin, (axis["size"] + begin + end - axis["eff"]) // axis["s"] + 1
+
+
+def _cxx_split(total: int, form: str) -> tuple[int, int]:
+    """A 'same'/'same_lower' total split with C++ division (truncating toward zero), not clamped at 0."""
+    small = _trunc_div(total, 2)
+    return (total - small, small) if form == "same_lower" else (small, total - small)
 
 
 def _trunc_div(a: int, b: int) -> int:
