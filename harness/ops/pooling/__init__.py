@@ -342,7 +342,7 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
 
 def _undilated_same_windows(axis: dict, form: str) -> tuple[int, int]:
     """(first window's start before the input, window count) of one axis when 'same' pads for the undilated
-    kernel, unclamped, split with C++ division (``same_windows_undilated_differ``)."""
+    kernel, the total not clamped at 0, split with C++ division (``same_windows_undilated_differ``)."""
     total = (-(-axis["size"] // axis["s"]) - 1) * axis["s"] + axis["k"] - axis["size"]
     begin, end = _cxx_split(total, form)
     return begin, (axis["size"] + begin + end - axis["eff"]) // axis["s"] + 1
