@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from harness import envs, ops
 from harness.backends import backend_class, matches, registry, split_version
 from harness.backends.base import Call, Outcome
@@ -159,12 +161,28 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
     suspect = suspect_oracle(partners)
     frameworks = {b: y for b, y in outputs.items() if not backend_class(b).in_house}
     spread = framework_spread(frameworks, reference, case.dtype, _override(case), accumulation)
+    deltas = version_deltas(outputs)
     for record, _ in answered:
+        if record["backend"] in deltas:
+            record["version_delta"] = deltas[record["backend"]]
         if record["backend"] in partners:
             record["agrees_with"] = partners[record["backend"]]
         record["suspect_oracle"] = suspect
         if spread is not None:
             record["spread"] = spread
+
+
+def version_deltas(outputs: dict) -> dict[str, dict[str, float]]:
+    """For surfaces run at several versions (``ID@VERSION``): each one's max |Δ| against every other version
+    of the same surface, on this case's outputs (0.0: bit-identical; NaN/Inf placed alike count as equal)."""
+    deltas: dict[str, dict[str, float]] = {}
+    for a, ya in outputs.items():
+        for b, yb in outputs.items():
+            if a != b and split_version(a)[0] == split_version(b)[0]:
+                x, y = np.asarray(ya, np.float64), np.asarray(yb, np.float64)
+                same = (x == y) | (np.isnan(x) & np.isnan(y))
+                deltas.setdefault(a, {})[b] = float(np.abs(np.where(same, 0.0, x - y)).max(initial=0.0))
+    return deltas
 
 
 def unclassify(record: dict) -> None:
