@@ -337,7 +337,7 @@ def cmd_mapping(args) -> int:
         raise UsageError(f"unknown operator {args.op!r}; known: {', '.join(ops.OPS)}")
     known = backend_registry.registry()
     for bid in (args.source, args.target):
-        if bid not in known:
+        if backend_registry.split_version(bid)[0] not in known:
             raise UsageError(f"unknown backend {bid!r}; known: {', '.join(known)}")
     report = mapping.load_report(args.report)
     sys.stdout.write(mapping.render(args.op, args.source, args.target, report,
