@@ -22,14 +22,14 @@ from typing import Callable, Optional
 import numpy as np
 
 from harness import envs, ops
-from harness.backends import backend_class, matches, registry, split_version
+from harness.backends import backend_class, matches, split_version
 from harness.backends.base import Call, Outcome
 from harness.cases import Case
 from harness.compare import GREEN, Judgement, Reference, agreement, framework_spread, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
 from harness.journal import ResumePlan, case_hash, plan_resume, read_journal, rewrite_journal
-from harness.worker import Crash, Timeout, Worker
+from harness.worker import Crash, Timeout, Worker, worker_for
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -204,7 +204,6 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     the workers and returns what finished, marked incomplete.
     """
     started = time.monotonic()
-    known = registry()
     versions = {bid: envs.version_of(bid) for bid in options.backends}
     planned = {(c.id, b) for c in cases for b in options.backends}
     journal_path = options.out / "results.jsonl"
@@ -234,18 +233,15 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     for bid in options.backends:
         available, reason = envs.availability(bid)
         if available and bid in needed:
+            log = logs / (re.sub(r"[^A-Za-z0-9_.@-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
+            log.write_text("")
             try:
-                launch = envs.launch(bid, options.on_note or (lambda text: None))
+                workers[bid] = worker_for(bid, log, options.memory_limit, options.on_note or (lambda text: None))
+                launches[bid] = workers[bid].launch.label
             except envs.BuildError as exc:   # e.g. a version the index does not have
                 available, reason = False, f"its environment could not be built: {exc}"
         if not available:
             setup_errors[bid] = reason
-        elif bid in needed:
-            launches[bid] = launch.label
-            log = logs / (re.sub(r"[^A-Za-z0-9_.@-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
-            log.write_text("")
-            workers[bid] = Worker(bid, known[split_version(bid)[0]], log, memory_limit=options.memory_limit,
-                                  launch=launch)
     versions.update({bid: envs.version_of(bid) for bid in launches})   # what was built, now it exists
 
     def emit(record: dict) -> None:
