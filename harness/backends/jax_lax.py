@@ -57,7 +57,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from harness.backends.base import Backend, Call, NativeParam, Unsupported
+from harness.backends.base import Backend, Call, Unsupported
 from harness.backends.program import Attr, Import, Index, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.backends import jax_lax_params
@@ -230,7 +230,7 @@ class JaxLaxBackend(Backend):
                                                      "reduce_window with lax.max and a -inf init "
                                                      "(flax.linen.max_pool's form)")]
         emulated = average
-        pads, overhang = _pool_pads(p, r, call.arrays["x"].shape, dilation)
+        pads, overhang = _pool_pads(p, r)
         if any(overhang):
             emulated = True
             notes.append(f"ceil_mode: no such parameter; the added window's overhang {list(overhang)} posed as "
@@ -276,7 +276,7 @@ class JaxLaxBackend(Backend):
                 Step("y", Expr("jax.numpy.divide", (Ref("total"), Ref("count"))), timed=True)]
 
 
-def _pool_pads(params: dict, resolved: Optional[dict], x_shape, dilation) -> tuple:
+def _pool_pads(params: dict, resolved: Optional[dict]) -> tuple:
     """((top, bottom), (left, right)) and the ceil_mode overhang per axis (0 where it adds no window)."""
     if resolved is not None:
         t, b, le, ri = resolved["pads"]
