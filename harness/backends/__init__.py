@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "tf.nn": "harness.backends.tf_nn:TfNnBackend",
     "torch.functional": "harness.backends.torch_functional:TorchFunctionalBackend",
     "mindspore.nn": "harness.backends.mindspore_nn:MindsporeNnBackend",
+    "jax.lax": "harness.backends.jax_lax:JaxLaxBackend",
 }
 
 ENTRY_POINT_GROUP = "conform.backends"

@@ -295,4 +295,6 @@ class NativeParam:
     emulated: bool = False
     via: Optional[str] = None
     position: Optional[int] = None
-    call: str = "api"        # "api": the function or constructor; "forward": the call of the built object
+    call: str = "api"        # "api": the function or constructor; "forward": the call of the built object;
+    #                          another name: that function of the same module (jax.lax's groups, which only
+    #                          conv_general_dilated has)

@@ -86,6 +86,8 @@ DERIVED = {
     "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
+    "dilated_padded_size": "[h, w]: out_size + K − 1, the stride-dilated input (H−1)·s + 1 with the transposed "
+                           "form's zero padding (K−1−pt, K−1−pb+op) (jax.lax.conv_transpose's padded lhs)",
     "out_channels_per_group": "out_channels // groups (0: empty filters)",
     "call_defects": "the rules about the whole call it breaks (groups, output_padding with 'same'/'valid', "
                     "output_padding with output_shape), as the fields InvalidCall names; [] for none",
@@ -154,5 +156,6 @@ def derived(params: dict, data: dict) -> dict:
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
         "output_padding_holds_values": holds,
         "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
+        "dilated_padded_size": [o + e - 1 for o, e in zip(out, eff)],
         "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),
     }
