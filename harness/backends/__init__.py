@@ -21,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "tf.nn": "harness.backends.tf_nn:TfNnBackend",
     "torch.functional": "harness.backends.torch_functional:TorchFunctionalBackend",
     "mindspore.nn": "harness.backends.mindspore_nn:MindsporeNnBackend",
+    "torch.nn": "harness.backends.torch_nn:TorchNnBackend",
 }
 
 ENTRY_POINT_GROUP = "conform.backends"

@@ -57,6 +57,9 @@ def plan_conv_transpose(call: Call, module: bool) -> Plan:
             raise Unsupported("conv_transpose2d has no out_channels: it is weight.shape[1]·groups, so "
                               "out_channels not divisible by groups cannot be posed")
         if isinstance(p["padding"], str):
+            if p["output_shape"] is not None and not module:
+                raise Unsupported("torch.nn.functional.conv_transpose2d has no output_size: "
+                                  "an unreachable output_shape cannot be posed")
             if p["output_shape"] is not None:
                 raise Unsupported(f"torch has no padding {p['padding']!r} for transposed convolution: "
                                   "an unreachable output_shape with it cannot be posed")
@@ -177,10 +180,12 @@ def operand_steps(call: Call, weight_comment: str) -> list[Step]:
     return steps
 
 
-def finish_steps(call: Call) -> list[Step]:
-    """``y`` to a NumPy array (float32, or float64 for float64 cases) in the case layout."""
+def finish_steps(call: Call, detach: bool = False) -> list[Step]:
+    """``y`` to a NumPy array (float32, or float64 for float64 cases) in the case layout; ``detach``: ``y``
+    is a module's output, which requires grad (its Parameters do)."""
     out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
-    steps = [Step("out", Expr(Method(Expr(Method(Ref("y"), "to"), (out,)), "numpy")), "finish")]
+    y = Expr(Method(Ref("y"), "detach")) if detach else Ref("y")
+    steps = [Step("out", Expr(Method(Expr(Method(y, "to"), (out,)), "numpy")), "finish")]
     if call.layout == "NHWC":
         steps.append(Step("out", Expr("numpy.ascontiguousarray",
                                       (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))

@@ -8,7 +8,7 @@ that pair" has one source. These are framework restrictions, not canonical
 rules (Note [Pooling windows]); each is measured or quoted from the
 framework's source next to it:
 
-* torch.functional: symmetric padding only (``padding`` is ``(ph, pw)``),
+* torch.functional, torch.nn: symmetric padding only (``padding`` is ``(ph, pw)``),
   ``pad ≤ kernel // 2`` (torch 2.13, ``pool2d_shape_check``: "pad should be
   smaller than or equal to half of kernel size"; it checks the kernel, not
   the effective kernel); no ``'same'``, posed as its padding when that is

@@ -103,7 +103,7 @@ def case_ider(op: str) -> Callable:
     return case_id
 
 
-GAPS = {"tf.nn": frameworks.tf_gap, "torch.functional": frameworks.torch_gap,
+GAPS = {"tf.nn": frameworks.tf_gap, "torch.functional": frameworks.torch_gap, "torch.nn": frameworks.torch_gap,
         "mindspore.nn": frameworks.mindspore_gap}
 
 
