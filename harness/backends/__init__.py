@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "torch.functional": "harness.backends.torch_functional:TorchFunctionalBackend",
     "mindspore.nn": "harness.backends.mindspore_nn:MindsporeNnBackend",
     "torch.nn": "harness.backends.torch_nn:TorchNnBackend",
+    "mindspore.ops": "harness.backends.mindspore_ops:MindsporeOpsBackend",
 }
 
 ENTRY_POINT_GROUP = "conform.backends"
