@@ -114,11 +114,30 @@ def cmd_list(args) -> int:
 
 
 def cmd_backends(args) -> int:
-    for bid, target in backend_registry.registry().items():
-        cls = backend_registry.load_class(target)
-        available, reason = cls.availability()
-        print(f"{bid:20} {cls.framework:12} {cls.version() or '-':14} {'available' if available else reason}")
-    return EXIT_OK
+    """Each surface, its environment and version; ``--prepare`` builds the environments first."""
+    from harness import envs
+    try:
+        chosen = backend_registry.select(args.backends, backend_registry.registry()) if args.backends \
+            else list(backend_registry.registry())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    failed = False
+    for bid in chosen:
+        target = envs.target_of(bid)
+        where = "conform" if target is None else "shared" if target.shared else target.folder.name
+        if args.prepare and target is not None and not target.shared:
+            try:
+                envs.ensure(target, say=lambda text: print(text, file=sys.stderr))
+            except envs.BuildError as exc:
+                print(f"{bid}: {exc}", file=sys.stderr)
+                failed = True
+        if target is not None and not target.shared and envs.built(target) is None:
+            where += " (not built)"
+        available, reason = envs.availability(bid)
+        cls = backend_registry.backend_class(bid)
+        print(f"{bid:24} {cls.framework:12} {envs.version_of(bid) or '-':14} {where:36} "
+              f"{'available' if available else reason}")
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 def cmd_run(args) -> int:
@@ -185,7 +204,8 @@ def _run_into(args, cases, chosen, registry, gen):
                                        on_result=on_result, on_failure=ReproWriter(gen.path),
                                        registry=registry, resume=args.resume, on_resume=on_resume,
                                        memory_limit=_budget(args),
-                                       check_stale=not (args.pattern or args.shard)))
+                                       check_stale=not (args.pattern or args.shard),
+                                       on_note=lambda text: console.print(f"conform: {text}", markup=False)))
     return result
 
 

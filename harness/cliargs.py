@@ -71,7 +71,10 @@ def parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="print expanded case ids")
     paths(listing)
     _op_option(listing, "only cases of this operator")
-    sub.add_parser("backends", help="list known backends and whether they are available")
+    backends = sub.add_parser("backends", help="list the backends: framework, version, environment, availability")
+    backends.add_argument("--backends", help="only these ids or prefixes (ID@VERSION for another release)")
+    backends.add_argument("--prepare", action="store_true",
+                          help="build the environments of the listed backends that need their own (uv, cached)")
     cov = sub.add_parser("coverage", help="values and value pairs the cases cover, and which backends ran them")
     cov.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
     cov.add_argument("--report", type=Path, help="a report.json saying which backend ran which case "

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness import ops
-from harness.backends import load_class, matches, registry
+from harness import envs, ops
+from harness.backends import backend_class, matches, registry, split_version
 from harness.backends.base import Call, Outcome
 from harness.cases import Case
 from harness.compare import GREEN, Judgement, Reference, agreement, framework_spread, judge, suspect_oracle
@@ -49,6 +49,8 @@ class RunOptions:
     on_resume: Optional[Callable[[ResumePlan], None]] = None
     #: Report registry entries that match nothing; only meaningful when no -k/--shard filtered the cases.
     check_stale: bool = True
+    #: Told what takes time before the first result (building a backend's environment).
+    on_note: Optional[Callable[[str], None]] = None
 
 
 @dataclass
@@ -61,16 +63,16 @@ class RunResult:
     stale: list[dict] = field(default_factory=list)
 
 
-def environment(backend_ids: list[str], setup_errors: dict[str, str]) -> dict:
-    known = registry()
+def environment(backend_ids: list[str], setup_errors: dict[str, str], launches: dict[str, str]) -> dict:
     backends = {}
     for bid in backend_ids:
-        cls = load_class(known[bid])
-        available, reason = cls.availability()
+        cls = backend_class(bid)
+        available, reason = envs.availability(bid)
         if bid in setup_errors:
             available, reason = False, setup_errors[bid]
-        backends[bid] = {"framework": cls.framework, "version": cls.version(),
-                         "available": available, "reason": reason}
+        backends[bid] = {"framework": cls.framework, "version": envs.version_of(bid),
+                         "available": available, "reason": reason,
+                         "environment": launches.get(bid, "shared")}
     return {"python": sys.version.split()[0], "platform": platform.platform(),
             "cpu": _cpu_name(), "backends": backends}
 
@@ -123,7 +125,7 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
 
 
 def _accumulation(backend_id: str, dtype: str, outcome: Optional[Outcome] = None) -> str:
-    return load_class(registry()[backend_id]).accumulation_for(dtype, outcome)
+    return backend_class(backend_id).accumulation_for(dtype, outcome)
 
 
 def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
@@ -155,7 +157,7 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
     accumulation = {b: _accumulation(b, case.dtype, out) for b, out in usable.items()}
     partners = agreement(outputs, reference, case.dtype, _override(case), accumulation)
     suspect = suspect_oracle(partners)
-    frameworks = {b: y for b, y in outputs.items() if not load_class(registry()[b]).in_house}
+    frameworks = {b: y for b, y in outputs.items() if not backend_class(b).in_house}
     spread = framework_spread(frameworks, reference, case.dtype, _override(case), accumulation)
     for record, _ in answered:
         if record["backend"] in partners:
@@ -185,7 +187,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     """
     started = time.monotonic()
     known = registry()
-    versions = {bid: load_class(known[bid]).version() for bid in options.backends}
+    versions = {bid: envs.version_of(bid) for bid in options.backends}
     planned = {(c.id, b) for c in cases for b in options.backends}
     journal_path = options.out / "results.jsonl"
     options.out.mkdir(parents=True, exist_ok=True)
@@ -210,14 +212,23 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     needed = {b for c in cases for b in options.backends if (c.id, b) not in done}
+    launches: dict[str, str] = {}
     for bid in options.backends:
-        available, reason = load_class(known[bid]).availability()
+        available, reason = envs.availability(bid)
+        if available and bid in needed:
+            try:
+                launch = envs.launch(bid, options.on_note or (lambda text: None))
+            except envs.BuildError as exc:   # e.g. a version the index does not have
+                available, reason = False, f"its environment could not be built: {exc}"
         if not available:
             setup_errors[bid] = reason
         elif bid in needed:
-            log = logs / (re.sub(r"[^A-Za-z0-9_.-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
+            launches[bid] = launch.label
+            log = logs / (re.sub(r"[^A-Za-z0-9_.@-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
             log.write_text("")
-            workers[bid] = Worker(bid, known[bid], log, memory_limit=options.memory_limit)
+            workers[bid] = Worker(bid, known[split_version(bid)[0]], log, memory_limit=options.memory_limit,
+                                  launch=launch)
+    versions.update({bid: envs.version_of(bid) for bid in launches})   # what was built, now it exists
 
     def emit(record: dict) -> None:
         record["backend_version"] = versions[record["backend"]]
@@ -273,5 +284,5 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     backend_order = {b: i for i, b in enumerate(options.backends)}
     results.sort(key=lambda r: (case_order[r["case"]], backend_order[r["backend"]]))
     stale = options.registry.stale(options.backends) if options.check_stale and not interrupted else []
-    return RunResult(results=results, environment=environment(options.backends, {**setup_errors, **start_errors}),
+    return RunResult(results=results, environment=environment(options.backends, {**setup_errors, **start_errors}, launches),
                      duration_s=round(time.monotonic() - started, 3), incomplete=interrupted, stale=stale)
