@@ -41,6 +41,15 @@ from harness.backends.program import Call as Expr
 from harness.ops.conv2d_transpose.semantics import axis_sizes
 from harness.ops.pooling import frameworks as pooling_gaps
 
+#: Measured in the mindspore environment (NumPy 1.26, where bfloat16 Tensors convert): the CPU kernels refuse.
+UNSUPPORTED = {
+    "conv2d_transpose": {"float64": common.UNSUPPORTED_DTYPES["float64"],
+                         "bfloat16": "MindSpore's CPU Conv2DTranspose (Conv2DBackpropInput) has no bfloat16 kernel"},
+    "conv2d": {"float64": common.UNSUPPORTED_CONV2D_DTYPES["float64"],
+               "bfloat16": "MindSpore's CPU Conv2D has no bfloat16 kernel (\"Select CPU operator[Conv2D] fail! "
+                           "Unsupported data type!\")"},
+}
+
 _CONV = {
     "x": NativeParam("x", "Tensor (N, C_in, H, W)", "the primitive's first input; NCHW on CPU", position=0,
                      call="forward"),
@@ -115,8 +124,8 @@ class MindsporeOpsBackend(Backend):
 
     def conv2d_transpose(self, call: Call) -> Program:
         p, r = call.params, call.resolved
-        if call.dtype in common.UNSUPPORTED_DTYPES:
-            raise Unsupported(common.UNSUPPORTED_DTYPES[call.dtype])
+        if call.dtype in UNSUPPORTED[call.op]:
+            raise Unsupported(UNSUPPORTED[call.op][call.dtype])
         pad = p["padding"]
         if isinstance(pad, str) and any(p["output_padding"]):
             raise Unsupported(f"ops.Conv2DTranspose has no output_padding: with pad_mode={pad!r} it cannot be "
@@ -137,8 +146,8 @@ class MindsporeOpsBackend(Backend):
 
     def conv2d(self, call: Call) -> Program:
         p = call.params
-        if call.dtype in common.UNSUPPORTED_CONV2D_DTYPES:
-            raise Unsupported(common.UNSUPPORTED_CONV2D_DTYPES[call.dtype])
+        if call.dtype in UNSUPPORTED[call.op]:
+            raise Unsupported(UNSUPPORTED[call.op][call.dtype])
         kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
         if isinstance(p["padding"], str):
             kw.update(pad_mode=p["padding"])
