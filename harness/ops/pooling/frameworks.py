@@ -176,7 +176,8 @@ def mindspore_ops_uses_primitive(op: str, params: dict, resolved: Optional[dict]
 
 def mindspore_ops_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optional[str]:
     if dtype == "bfloat16":
-        return "MindSpore 2.10's CPU pooling kernels (AvgPool, MaxPool, AvgPool3D, MaxPoolWithArgmaxV2) have no bfloat16"
+        return ("MindSpore 2.10's CPU pooling kernels (AvgPool, MaxPool, AvgPool3D, MaxPoolWithArgmaxV2) "
+                "have no bfloat16")
     if mindspore_ops_uses_primitive(op, params, resolved):
         return None
     pads = explicit_pads(params, resolved)
