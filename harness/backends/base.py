@@ -295,4 +295,6 @@ class NativeParam:
     emulated: bool = False
     via: Optional[str] = None
     position: Optional[int] = None
-    call: str = "api"        # "api": the function or constructor; "forward": the call of the built object
+    #: "api": the function or constructor; "forward": the call of the built object; "state": a tensor loaded
+    #: into the built object (``load_state_dict``); "bias_add": the bias addition after the primitive.
+    call: str = "api"

@@ -5,8 +5,8 @@ These are what ``mindspore.nn``'s cells are built on (``nn.Conv2dTranspose`` wra
 ``Conv2DBackpropInput``, alias ``Conv2DTranspose``); the dtype gaps and the accumulation are the
 cells' (``harness/backends/mindspore_common.py``).
 
-``Conv2DTranspose(out_channel, kernel_size, pad_mode, pad, stride, dilation, group)(x, weight,
-input_size)``: the gradient of a forward ``Conv2D`` whose input has ``input_size``, so
+``Conv2DTranspose(out_channel, kernel_size, pad_mode, pad, stride, dilation, group)(out_backprop,
+filter, input_sizes)``: the gradient of a forward ``Conv2D`` whose input has ``input_size``, so
 ``out_channel`` is that conv's output channels (the transposed call's input channels) and the
 output size is the caller's: ``input_size = (N, C_out, H_out, W_out)``. conform passes the
 canonical output size there (``output_shape``, or what the padding form and ``output_padding``
@@ -61,7 +61,8 @@ _CONV = {
     "groups": NativeParam("group", "int", "default 1"),
     "bias": NativeParam(None, "", "no bias: ops.BiasAdd()(y, bias) after the primitive, as the cells do",
                         via="bias"),
-    "b": NativeParam("bias", "Tensor (C_out,)", "ops.BiasAdd's second input", position=1, call="bias_add"),
+    "b": NativeParam("bias", "Tensor (C_out,)", "ops.BiasAdd's second input (ops.bias_add(input_x, bias))",
+                     position=1, call="bias_add"),
     "layout": NativeParam(None, "", "data_format='NHWC' is GPU-only: NHWC emulated by permuting", emulated=True),
     "dtype": NativeParam(None, "", "the tensors' dtype: float16 and float32 on CPU", via="x"),
 }
@@ -78,18 +79,18 @@ class MindsporeOpsBackend(Backend):
     accumulation = common.CONV_ACCUMULATION
     PARAMETERS = {"conv2d_transpose": {
         **_CONV,
-        "x": NativeParam("dout", "Tensor (N, C_in, H, W)", "the gradient of the forward conv's output",
+        "x": NativeParam("out_backprop", "Tensor (N, C_in, H, W)", "the gradient of the forward conv's output",
                          position=0, call="forward"),
-        "w": NativeParam("weight", "Tensor (C_in, C_out/group, kh, kw)", "the forward conv's weight: the "
+        "w": NativeParam("filter", "Tensor (C_in, C_out/group, kh, kw)", "the forward conv's weight: the "
                          "canonical layout", position=1, call="forward"),
         "in_channels": NativeParam("out_channel", "int", "the forward conv's output channels = the input's "
                                    "channels (C_in)", position=0),
-        "out_channels": NativeParam(None, "", "input_size[1]", via="input_size"),
-        "output_shape": NativeParam("input_size", "tuple (N, C_out, H_out, W_out)", "required: the output "
+        "out_channels": NativeParam(None, "", "input_sizes[1]", via="input_sizes"),
+        "output_shape": NativeParam("input_sizes", "tuple (N, C_out, H_out, W_out)", "required: the output "
                                     "size (the forward conv's input)", position=2, call="forward"),
-        "output_padding": NativeParam(None, "", "no output_padding: the size it gives goes into input_size",
-                                      via="input_size"),
-        "dtype": NativeParam(None, "", "the tensors' dtype: float16 and float32 on CPU", via="dout"),
+        "output_padding": NativeParam(None, "", "no output_padding: the size it gives goes into input_sizes",
+                                      via="input_sizes"),
+        "dtype": NativeParam(None, "", "the tensors' dtype: float16 and float32 on CPU", via="out_backprop"),
     }, "conv2d": {
         **_CONV,
         "w": NativeParam("w", "Tensor (C_out, C_in/group, kh, kw)", "the canonical layout", position=1,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from harness.backends.base import Backend, Call, NativeParam, Unsupported
+from harness.backends.base import Backend, Call, NativeParam
 from harness.backends.program import Import, Program, Ref, Step, evaluate, main_call
 from harness.backends.program import Call as Expr
 from harness.backends.torch_common import (conv_accumulation, finish_steps, onednn_backends, operand_steps, operands,

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Optional
 
 from harness.backends.base import Backend, Call, NativeParam
-from harness.backends.program import Attr, Import, Method, Program, Ref, Step, evaluate, main_call
+from harness.backends.program import Attr, Import, Method, Program, Ref, Step, main_call
 from harness.backends.program import Call as Expr
 from harness.backends.torch_common import (Plan, conv_accumulation, finish_steps, onednn_backends, operand_steps,
                                            operands, plan_conv2d, plan_conv_transpose, plan_pool, slice_steps)
