@@ -26,6 +26,8 @@ BUILTIN: dict[str, str] = {
     "tf.nn": "harness.backends.tf_nn:TfNnBackend",
     "torch.functional": "harness.backends.torch_functional:TorchFunctionalBackend",
     "mindspore.nn": "harness.backends.mindspore_nn:MindsporeNnBackend",
+    "torch.nn": "harness.backends.torch_nn:TorchNnBackend",
+    "mindspore.ops": "harness.backends.mindspore_ops:MindsporeOpsBackend",
     "jax.lax": "harness.backends.jax_lax:JaxLaxBackend",
 }
 
