@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
                             "(only * and ? are special; brackets are literal); repeat to select more (OR). "
                             "A selection that matches no case is a usage error (exit 2)")
         p.add_argument("--registry", type=Path,
-                       help="known-divergence registry (default: known_divergences.yaml in the first folder given)")
+                       help="known-divergence registry (default: known_divergences.yaml in the first path's "
+                            "folder or the nearest folder above it)")
         p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
                        help="refuse cases estimated to need more (e.g. 4GiB, 512MiB); also each worker's "
                             "resident-memory limit (default: half of the memory available now)")
@@ -63,8 +64,11 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("report", type=Path, help="a report.json written by `conform run`")
     report.add_argument("--out", type=Path, help="folder for the files (default: the report's folder)")
     diff = sub.add_parser("diff", help="results that became worse, better, new or gone; exit 1 if any got worse")
-    diff.add_argument("old", type=Path, help="the baseline report.json")
-    diff.add_argument("new", type=Path, help="the report.json to compare with it")
+    diff.add_argument("old", type=Path, help="the baseline report.json (with --between: the one report)")
+    diff.add_argument("new", type=Path, nargs="?", help="the report.json to compare with it")
+    diff.add_argument("--between", nargs=2, metavar=("A", "B"),
+                      help="compare two backends of one report, A as the baseline (e.g. a surface at two "
+                           "versions: onnxruntime@1.31.1 onnxruntime@1.32.0)")
     diff.add_argument("--json", action="store_true", help="print the changes as JSON")
 
     paths(sub.add_parser("validate", help="check case files only"))

@@ -168,12 +168,15 @@ def ensure(target: Target, say=lambda text: None) -> Path:
         scratch = target.folder.with_name(target.folder.name + ".building")
         shutil.rmtree(scratch, ignore_errors=True)
         say(f"building environment {target.folder.name}: {' '.join(target.requirements)}")
-        _uv(uv, "venv", "-q", "--python", sys._base_executable, str(scratch))
-        _install(uv, scratch / "bin" / "python", target.requirements)
-        versions = _installed_versions(scratch / "bin" / "python", target.environment.versioned)
-        (scratch / STAMP).write_text(json.dumps({"requirements": list(target.requirements),
-                                                 "versions": versions}, indent=1))
-        os.rename(scratch, target.folder)
+        try:
+            _uv(uv, "venv", "-q", "--python", sys._base_executable, str(scratch))
+            _install(uv, scratch / "bin" / "python", target.requirements)
+            versions = _installed_versions(scratch / "bin" / "python", target.environment.versioned)
+            (scratch / STAMP).write_text(json.dumps({"requirements": list(target.requirements),
+                                                     "versions": versions}, indent=1))
+            os.rename(scratch, target.folder)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return python
 
 

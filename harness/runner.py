@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from harness import envs, ops
-from harness.backends import backend_class, matches, registry, split_version
+from harness.backends import backend_class, matches, split_version
 from harness.backends.base import Call, Outcome
 from harness.cases import Case
 from harness.compare import GREEN, Judgement, Reference, agreement, framework_spread, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
 from harness.journal import ResumePlan, case_hash, plan_resume, read_journal, rewrite_journal
-from harness.worker import Crash, Timeout, Worker
+from harness.worker import Crash, Timeout, Worker, worker_for
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -159,12 +161,28 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
     suspect = suspect_oracle(partners)
     frameworks = {b: y for b, y in outputs.items() if not backend_class(b).in_house}
     spread = framework_spread(frameworks, reference, case.dtype, _override(case), accumulation)
+    deltas = version_deltas(outputs)
     for record, _ in answered:
+        if record["backend"] in deltas:
+            record["version_delta"] = deltas[record["backend"]]
         if record["backend"] in partners:
             record["agrees_with"] = partners[record["backend"]]
         record["suspect_oracle"] = suspect
         if spread is not None:
             record["spread"] = spread
+
+
+def version_deltas(outputs: dict) -> dict[str, dict[str, float]]:
+    """For surfaces run at several versions (``ID@VERSION``): each one's max |Δ| against every other version
+    of the same surface, on this case's outputs (0.0: bit-identical; NaN/Inf placed alike count as equal)."""
+    deltas: dict[str, dict[str, float]] = {}
+    for a, ya in outputs.items():
+        for b, yb in outputs.items():
+            if a != b and split_version(a)[0] == split_version(b)[0]:
+                x, y = np.asarray(ya, np.float64), np.asarray(yb, np.float64)
+                same = (x == y) | (np.isnan(x) & np.isnan(y))
+                deltas.setdefault(a, {})[b] = float(np.abs(np.where(same, 0.0, x - y)).max(initial=0.0))
+    return deltas
 
 
 def unclassify(record: dict) -> None:
@@ -186,7 +204,6 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     the workers and returns what finished, marked incomplete.
     """
     started = time.monotonic()
-    known = registry()
     versions = {bid: envs.version_of(bid) for bid in options.backends}
     planned = {(c.id, b) for c in cases for b in options.backends}
     journal_path = options.out / "results.jsonl"
@@ -216,18 +233,15 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     for bid in options.backends:
         available, reason = envs.availability(bid)
         if available and bid in needed:
+            log = logs / (re.sub(r"[^A-Za-z0-9_.@-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
+            log.write_text("")
             try:
-                launch = envs.launch(bid, options.on_note or (lambda text: None))
+                workers[bid] = worker_for(bid, log, options.memory_limit, options.on_note or (lambda text: None))
+                launches[bid] = workers[bid].launch.label
             except envs.BuildError as exc:   # e.g. a version the index does not have
                 available, reason = False, f"its environment could not be built: {exc}"
         if not available:
             setup_errors[bid] = reason
-        elif bid in needed:
-            launches[bid] = launch.label
-            log = logs / (re.sub(r"[^A-Za-z0-9_.@-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
-            log.write_text("")
-            workers[bid] = Worker(bid, known[split_version(bid)[0]], log, memory_limit=options.memory_limit,
-                                  launch=launch)
     versions.update({bid: envs.version_of(bid) for bid in launches})   # what was built, now it exists
 
     def emit(record: dict) -> None:

@@ -143,6 +143,15 @@ def describe_exit(code: Optional[int]) -> str:
     return f"worker exited with code {code}"
 
 
+def worker_for(backend_id: str, log_path: Optional[Path] = None, memory_limit: Optional[int] = None,
+               say=lambda text: None) -> "Worker":
+    """A (not yet started) worker for a backend id, possibly ``ID@VERSION``, in its environment, which is
+    built first if it does not exist yet (``envs.BuildError`` if it cannot be)."""
+    from harness.backends import registry, split_version
+    return Worker(backend_id, registry()[split_version(backend_id)[0]], log_path, memory_limit,
+                  envs.launch(backend_id, say))
+
+
 class Worker:
     """A backend's worker process, restarted on demand after a crash or timeout."""
 

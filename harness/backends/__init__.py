@@ -26,6 +26,9 @@ BUILTIN: dict[str, str] = {
     "tf.nn": "harness.backends.tf_nn:TfNnBackend",
     "torch.functional": "harness.backends.torch_functional:TorchFunctionalBackend",
     "mindspore.nn": "harness.backends.mindspore_nn:MindsporeNnBackend",
+    "torch.nn": "harness.backends.torch_nn:TorchNnBackend",
+    "mindspore.ops": "harness.backends.mindspore_ops:MindsporeOpsBackend",
+    "jax.lax": "harness.backends.jax_lax:JaxLaxBackend",
     "onnxruntime": "harness.backends.onnx_runtime:OnnxRuntimeBackend",
 }
 

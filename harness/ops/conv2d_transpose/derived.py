@@ -86,9 +86,16 @@ DERIVED = {
     "output_padding_not_below_stride": "extra_rows ≥ stride on some axis (canonical when below the dilation)",
     "out_above_valid_range": "out_size > F + stride − 1 on some axis: no crop reaches it (the forward conv of "
                              "such an output has more than H rows)",
+    "output_shape_past_stride": "[h, w]: an output_shape is given and the extra_rows it implies on that axis are "
+                                "≥ stride (reachable only because dilation > stride)",
+    "extra_rows_past_stride": "[h, w]: extra_rows ≥ stride on that axis (output_padding or output_shape; "
+                              "allowed only because dilation > stride)",
+    "symmetric_crops": "top == bottom and left == right crops (every padding form resolved)",
     "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
+    "dilated_padded_size": "[h, w]: out_size + K − 1, the stride-dilated input (H−1)·s + 1 with the transposed "
+                           "form's zero padding (K−1−pt, K−1−pb+op) (jax.lax.conv_transpose's padded lhs)",
     "out_channels_per_group": "out_channels // groups (0: empty filters)",
     "call_defects": "the rules about the whole call it breaks (groups, output_padding with 'same'/'valid', "
                     "output_padding with output_shape), as the fields InvalidCall names; [] for none",
@@ -158,6 +165,11 @@ def derived(params: dict, data: dict) -> dict:
         "output_padding_not_below_stride": any(e >= s for e, s in zip(extra, params["stride"])),
         "out_above_valid_range": any(o > f + s - 1 for o, f, s in zip(out, full, params["stride"])),
         "output_padding_holds_values": holds,
+        "output_shape_past_stride": [o is not None and op >= st
+                                     for o, op, st in zip(shape, extra, params["stride"])],
+        "extra_rows_past_stride": [op >= st for op, st in zip(extra, params["stride"])],
+        "symmetric_crops": crops[0] == crops[1] and crops[2] == crops[3],
         "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
+        "dilated_padded_size": [o + e - 1 for o, e in zip(out, eff)],
         "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),
     }
