@@ -171,7 +171,8 @@ class JaxLaxBackend(Backend):
         pairs = transpose_pairs(p, x_shape)
         notes = []
         padding = pairs
-        if g == 1 and isinstance(p["padding"], str):
+        # conv_transpose's strings are 'SAME' and 'VALID' only (_conv_transpose_padding); 'same_lower' is pairs
+        if g == 1 and p["padding"] in ("same", "valid"):
             mode = p["padding"].upper()
             k_eff = [d * (k - 1) + 1 for k, d in zip(p["kernel_size"], p["dilation"])]
             native = [jax_transpose_string_pads(k, s, mode) for k, s in zip(k_eff, p["stride"])]

@@ -34,6 +34,8 @@ likewise); ``ops.AvgPoolV1``/``MaxPoolV1`` do not exist in 2.10.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from harness.backends import mindspore_common as common
 from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Program, Ref, Step
@@ -134,37 +136,34 @@ class MindsporeOpsBackend(Backend):
         n, c_in = call.arrays["x"].shape[:2]
         out_hw = tuple(r["out_hw"]) if r is not None else self._raw_out_hw(p, call.arrays["x"].shape)
         kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
-        if isinstance(pad, str):
-            kw.update(pad_mode=pad)
-        else:
-            kw.update(pad_mode="pad", pad=tuple(pad))
+        kw.update(_pad_mode(pad, r and r["crops"]))
         primitive = Expr("mindspore.ops.Conv2DTranspose", (c_in, tuple(p["kernel_size"])), kw)
         steps = [Step("x", common.tensor("x", call.dtype), "prepare", comment="canonical NCHW"),
                  Step("weight", common.tensor("w", call.dtype), "prepare",
                       comment="(C_in, C_out/group, kh, kw): the forward conv's weight, MindSpore's own layout"),
                  Step("y", Expr(primitive, (Ref("x"), Ref("weight"), (n, p["out_channels"], *out_hw))), timed=True)]
-        return self._finish(call, steps)
+        return self._finish(call, steps, _same_lower_note(pad, r and r["crops"]))
 
     def conv2d(self, call: Call) -> Program:
         p = call.params
         if call.dtype in UNSUPPORTED[call.op]:
             raise Unsupported(UNSUPPORTED[call.op][call.dtype])
         kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
-        if isinstance(p["padding"], str):
-            kw.update(pad_mode=p["padding"])
-        else:
-            kw.update(pad_mode="pad", pad=tuple(p["padding"]))
+        kw.update(_pad_mode(p["padding"], call.resolved and call.resolved["pads"]))
         primitive = Expr("mindspore.ops.Conv2D", (p["out_channels"], tuple(p["kernel_size"])), kw)
         steps = [Step("x", common.tensor("x", call.dtype), "prepare", comment="canonical NCHW"),
                  Step("weight", common.tensor("w", call.dtype), "prepare",
                       comment="(C_out, C_in/group, kh, kw): MindSpore's own layout"),
                  Step("y", Expr(primitive, (Ref("x"), Ref("weight"))), timed=True)]
-        return self._finish(call, steps)
+        return self._finish(call, steps, _same_lower_note(p["padding"], call.resolved and call.resolved["pads"]))
 
-    def _finish(self, call: Call, steps: list) -> Program:
+    def _finish(self, call: Call, steps: list, padding_note: Optional[str] = None) -> Program:
         notes, emulated = [], call.layout == "NHWC"
         if emulated:
             notes.append("NHWC emulated: data_format='NHWC' is GPU-only; input permuted to NCHW")
+        if padding_note:
+            notes.append(padding_note)
+            emulated = True
         if "b" in call.arrays:
             steps.insert(2, Step("bias", common.tensor("b", call.dtype), "prepare"))
             steps.append(Step("y", Expr(Expr("mindspore.ops.BiasAdd"), (Ref("y"), Ref("bias"))), timed=True))
@@ -226,3 +225,20 @@ class MindsporeOpsBackend(Backend):
         return common.program(call, steps + common.finish_steps(call, out="float64"), emulated, notes + more,
                               accumulation=accumulation)
 
+
+def _pad_mode(padding, resolved_pads) -> dict:
+    """``pad_mode``/``pad`` for a canonical padding: 'same'/'valid' natively, explicit as ``pad_mode='pad'``,
+    'same_lower' (MindSpore has no such mode) as the pads it resolves to."""
+    if padding == "same_lower":
+        if resolved_pads is None:
+            raise Unsupported("MindSpore has no 'same_lower' pad_mode: an invalid call with it cannot be posed")
+        return dict(pad_mode="pad", pad=tuple(resolved_pads))
+    if isinstance(padding, str):
+        return dict(pad_mode=padding)
+    return dict(pad_mode="pad", pad=tuple(padding))
+
+
+def _same_lower_note(padding, resolved_pads) -> Optional[str]:
+    if padding != "same_lower":
+        return None
+    return f"padding 'same_lower' (MindSpore has no such pad_mode) expressed as pad_mode='pad', pad={list(resolved_pads)}"

@@ -190,7 +190,7 @@ def mindspore_mode(params: dict, resolved: Optional[dict]) -> str:
 def mindspore_ops_uses_primitive(op: str, params: dict, resolved: Optional[dict]) -> bool:
     """Whether mindspore.ops poses a pooling call with ``ops.AvgPool``/``ops.MaxPool`` (pad_mode 'same'/
     'valid', nothing else) rather than ``ops.avg_pool2d``/``ops.max_pool2d``."""
-    if not isinstance(params["padding"], str) or adds_window(resolved, params):
+    if params["padding"] not in ("same", "valid") or adds_window(resolved, params):   # the primitives' pad_modes
         return False
     if op == "max_pool2d":
         return max(params.get("dilation", (1, 1))) == 1
