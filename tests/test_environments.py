@@ -106,3 +106,37 @@ def test_a_release_the_index_does_not_have_costs_its_results_not_the_run(tmp_pat
     assert "could not be built" in by_backend["mindspore.nn@0.0.1"]["reason"]
     assert not list((tmp_path / "home" / "envs").glob("mindspore-*")), "a failed build left a folder behind"
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+TWO_RELEASES = "onnxruntime@1.31.1,onnxruntime@1.32.0"
+
+
+@needs_uv
+@pytest.mark.skipif("onnxruntime" not in registry(), reason="no onnxruntime backend registered")
+def test_one_surface_at_two_releases_runs_side_by_side(tmp_path):
+    """The lightest pair that shows the two-environment path: ONNX Runtime wheels are ~20 MB."""
+    case = tmp_path / "two.yaml"
+    case.write_text("op: conv2d_transpose\ncases:\n"
+                    "  - id: plain\n    input: [1, 3, 6, 5]\n    out_channels: 4\n    kernel_size: 3\n"
+                    "    stride: 2\n    padding: 1\n    bias: true\n"
+                    "  - id: same\n    input: [2, 2, 5, 5]\n    out_channels: 2\n    kernel_size: 4\n"
+                    "    stride: 2\n    padding: same\n")
+    out = tmp_path / "out"
+    done = subprocess.run([*CONFORM, "run", str(case), "--backends", TWO_RELEASES, "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    backends = report["environment"]["backends"]
+    assert {b: backends[b]["version"] for b in backends} == {"onnxruntime@1.31.1": "1.31.1",
+                                                             "onnxruntime@1.32.0": "1.32.0"}
+    assert backends["onnxruntime@1.31.1"]["environment"] != backends["onnxruntime@1.32.0"]["environment"]
+    results = {(r["case"], r["backend"]): r for r in report["results"]}
+    assert len(results) == 4 and {r["verdict"] for r in results.values()} == {"pass"}
+    for (case_id, backend), record in results.items():
+        other = "onnxruntime@1.32.0" if backend.endswith("1.31.1") else "onnxruntime@1.31.1"
+        assert record["backend_version"] == backend.split("@")[1]
+        assert set(record["version_delta"]) == {other} and record["version_delta"][other] >= 0
+    assert "onnxruntime@1.31.1 -> onnxruntime@1.32.0: 0 worse, 0 better" in done.stdout
+    between = subprocess.run([*CONFORM, "diff", str(out / "report.json"), "--between", *TWO_RELEASES.split(",")],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert between.returncode == 0 and "0 worse" in between.stdout, between.stdout + between.stderr
