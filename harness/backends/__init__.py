@@ -21,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "tf.nn": "harness.backends.tf_nn:TfNnBackend",
     "torch.functional": "harness.backends.torch_functional:TorchFunctionalBackend",
     "mindspore.nn": "harness.backends.mindspore_nn:MindsporeNnBackend",
+    "tf.keras": "harness.backends.tf_keras:TfKerasBackend",
 }
 
 ENTRY_POINT_GROUP = "conform.backends"

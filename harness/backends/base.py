@@ -292,4 +292,5 @@ class NativeParam:
     emulated: bool = False
     via: Optional[str] = None
     position: Optional[int] = None
-    call: str = "api"        # "api": the function or constructor; "forward": the call of the built object
+    call: str = "api"        # "api": the function or constructor; "forward": the call of the built object;
+    #                          "weights": loaded into the built object (Keras' Layer.set_weights)
