@@ -157,8 +157,16 @@ class TfKerasBackend(Backend):
             t, b, left, right = p["padding"]
             pad, kw["padding"] = ((t, b), (left, right)), "valid"
             notes.append(f"explicit padding {p['padding']}: ZeroPadding2D({pad}) then padding='valid'")
-        return self._layers(call, call.layout, "keras.layers.Conv2D", (p["out_channels"], tuple(p["kernel_size"])), kw,
-                            FORWARD_KERNEL, pad=pad, notes=notes, emulated=pad is not None)
+        args = (p["out_channels"], tuple(p["kernel_size"]))
+        main = self._layers(call, call.layout, "keras.layers.Conv2D", args, kw, FORWARD_KERNEL, pad=pad, notes=notes,
+                            emulated=pad is not None)
+        if call.layout != "NCHW":
+            return main
+        note = ("NCHW emulated: Keras passes channels_first to a TF CPU kernel that only supports NHWC here ({error}); "
+                "run channels_last, input and output transposed")
+        fallback = self._layers(call, "NHWC", "keras.layers.Conv2D", args, kw, FORWARD_KERNEL, pad=pad, notes=notes,
+                                emulated=True)
+        return replace(main, fallback=Fallback("only supports the NHWC tensor format", fallback, note))
 
     def avg_pool2d(self, call: Call) -> Program:
         return self._pool(call, "keras.layers.AveragePooling2D")

@@ -89,6 +89,8 @@ DERIVED = {
     "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
+    "out_width_is_out_channels": "W_out == out_channels: in NCHW the output's last axis has as many elements as "
+                                 "channels (Keras' add then takes a (1, C, 1, 1) bias for NHWC: F9)",
     "out_channels_per_group": "out_channels // groups (0: empty filters)",
     "call_defects": "the rules about the whole call it breaks (groups, output_padding with 'same'/'valid' by "
                     "TensorFlow's rule, "
@@ -159,5 +161,6 @@ def derived(params: dict, data: dict) -> dict:
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
         "output_padding_holds_values": holds,
         "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
+        "out_width_is_out_channels": out[1] == params["out_channels"],
         "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),
     }
