@@ -53,7 +53,7 @@ PARAMETERS = {
     },
     "avg_pool2d": {
         "x": _X,
-        "kernel_size": NativeParam("pool_size", "int or (kh, kw)", "", position=0),
+        "kernel_size": NativeParam("pool_size", "int or (kh, kw)", ""),
         "stride": NativeParam("strides", "int or (sh, sw)", "default: pool_size"),
         "padding_mode": NativeParam("padding", "'same' | 'valid'", "'same' excludes the padding from the average"),
         "padding": NativeParam(None, "", "no explicit padding: the mode that pads the same, or (zeros counted) a "
