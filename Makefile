@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine: `make conform` and `make test`.
 # The virtualenv is rebuilt only when pyproject.toml or constraints.txt change
-# (the stamp file), so a second `make conform` installs nothing.
+# (the stamp file), so a second `make conform` installs nothing. `conform backends --prepare` builds
+# (with uv, cached under .conform/envs/) the pinned environments of backends that need their own.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -15,6 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -c constraints.txt -e '.[frameworks,test]'
+	$(BIN)/conform backends --prepare
 	touch $(STAMP)
 
 conform: $(STAMP)

@@ -26,14 +26,13 @@ import statistics
 from pathlib import Path
 from typing import Optional
 
-from harness import ops
-from harness.backends import load_class, registry
+from harness import envs, ops
+from harness.backends import backend_class
 from harness.cases import Case
 from harness.report import atomic_write
 from harness.runner import prepare
-from harness.worker import Worker
+from harness.worker import worker_for
 
-FRAMEWORKS = ("tf.nn", "torch.functional", "mindspore.nn")
 ORACLE_DTYPE = {"numpy": "float64"}
 
 
@@ -63,12 +62,16 @@ def flops(case: Case) -> float:
 
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
               timeout_s: float = 600.0, log=print) -> dict:
-    known = registry()
     peak = peak_gflops()
     rows: list[dict] = []
     for bid in backend_ids:
-        available, reason = load_class(known[bid]).availability()
-        worker = Worker(bid, known[bid]) if available else None
+        available, reason = envs.availability(bid)
+        worker = None
+        if available:
+            try:
+                worker = worker_for(bid, say=log)
+            except envs.BuildError as exc:
+                available, reason = False, f"its environment could not be built: {exc}"
         if worker is not None and not worker.start():
             available, reason = False, worker.setup_error
         for case in cases:
@@ -97,7 +100,7 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             worker.stop()
     for case in cases:
         same = [r for r in rows if r["case"] == case.id and r["status"] == "ok"]
-        frameworks = [r["median_ms"] for r in same if r["backend"] in FRAMEWORKS]
+        frameworks = [r["median_ms"] for r in same if not backend_class(r["backend"]).in_house]
         fastest = min(frameworks) if frameworks else None
         torch = next((r["median_ms"] for r in same if r["backend"] == "torch.functional"), None)
         for r in same:

@@ -11,6 +11,7 @@ function per command here, the commands' work in their own modules.
 from __future__ import annotations
 
 import os
+from typing import Optional
 import sys
 from pathlib import Path
 
@@ -72,11 +73,31 @@ def _registry(args):
     from harness import divergences
     path = args.registry
     if path is None:
-        folders = [Path(p) for p in args.paths if Path(p).is_dir()]
-        path = folders[0] / "known_divergences.yaml" if folders else None
+        path = _nearest_registry([Path(p) for p in args.paths])
     elif not path.is_file() and str(path) != os.devnull:
         raise UsageError(f"--registry {path}: no such file")
     return divergences.load(path) if path else divergences.Registry()
+
+
+def _nearest_registry(paths: list[Path]) -> Optional[Path]:
+    """``known_divergences.yaml`` in the first path's folder or the nearest folder above it (so a run of
+    ``cases/conv2d_transpose`` uses the suite's registry in ``cases/``), as pytest finds its rootdir."""
+    if not paths:
+        return None
+    start = paths[0].absolute()
+    for folder in [start if start.is_dir() else start.parent, *(start if start.is_dir() else start.parent).parents]:
+        candidate = folder / "known_divergences.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _whole_suite(args) -> bool:
+    """The run covers every case its registry was written for: only then is an entry matching nothing stale."""
+    if args.pattern or args.shard or args.registry is not None:
+        return not (args.pattern or args.shard)
+    registry = _nearest_registry([Path(p) for p in args.paths])
+    return registry is not None and any(Path(p).absolute() == registry.parent for p in args.paths)
 
 
 def _load(args, backends=None):
@@ -114,11 +135,30 @@ def cmd_list(args) -> int:
 
 
 def cmd_backends(args) -> int:
-    for bid, target in backend_registry.registry().items():
-        cls = backend_registry.load_class(target)
-        available, reason = cls.availability()
-        print(f"{bid:20} {cls.framework:12} {cls.version() or '-':14} {'available' if available else reason}")
-    return EXIT_OK
+    """Each surface, its environment and version; ``--prepare`` builds the environments first."""
+    from harness import envs
+    try:
+        chosen = backend_registry.select(args.backends, backend_registry.registry()) if args.backends \
+            else list(backend_registry.registry())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    failed = False
+    for bid in chosen:
+        target = envs.target_of(bid)
+        where = "conform" if target is None else "shared" if target.shared else target.folder.name
+        if args.prepare and target is not None and not target.shared:
+            try:
+                envs.ensure(target, say=lambda text: print(text, file=sys.stderr))
+            except envs.BuildError as exc:
+                print(f"{bid}: {exc}", file=sys.stderr)
+                failed = True
+        if target is not None and not target.shared and envs.built(target) is None:
+            where += " (not built)"
+        available, reason = envs.availability(bid)
+        cls = backend_registry.backend_class(bid)
+        print(f"{bid:24} {cls.framework:12} {envs.version_of(bid) or '-':14} {where:36} "
+              f"{'available' if available else reason}")
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 def cmd_run(args) -> int:
@@ -185,7 +225,8 @@ def _run_into(args, cases, chosen, registry, gen):
                                        on_result=on_result, on_failure=ReproWriter(gen.path),
                                        registry=registry, resume=args.resume, on_resume=on_resume,
                                        memory_limit=_budget(args),
-                                       check_stale=not (args.pattern or args.shard)))
+                                       check_stale=_whole_suite(args),
+                                       on_note=lambda text: console.print(f"conform: {text}", markup=False)))
     return result
 
 
@@ -228,16 +269,21 @@ def cmd_report(args) -> int:
 def cmd_diff(args) -> int:
     import json
 
-    from harness.report.diff import ReportError, diff, format_text, load
+    from harness.report.diff import ReportError, between, diff, format_text, load
+    if (args.new is None) == (args.between is None):
+        raise UsageError("diff takes two reports (OLD NEW), or one report and --between A B")
     try:
-        old, new = load(args.old), load(args.new)
+        if args.between:
+            changes = between(load(args.old), *args.between)
+            titles = [f"{args.between[0]} in {args.old}", args.between[1]]
+        else:
+            changes, titles = diff(load(args.old), load(args.new)), [args.old, args.new]
     except ReportError as exc:
         raise UsageError(str(exc)) from None
-    changes = diff(old, new)
     if args.json:   # ASCII JSON: escapes every control character and lone surrogate
         print(json.dumps(changes, indent=1))
     else:           # ids, verdicts and backends come from the report files: user input
-        print(printable(format_text(changes, args.old, args.new), keep="\n"), end="")
+        print(printable(format_text(changes, *titles), keep="\n"), end="")
     return EXIT_FAIL if changes["worse"] else EXIT_OK
 
 
@@ -291,7 +337,7 @@ def cmd_mapping(args) -> int:
         raise UsageError(f"unknown operator {args.op!r}; known: {', '.join(ops.OPS)}")
     known = backend_registry.registry()
     for bid in (args.source, args.target):
-        if bid not in known:
+        if backend_registry.split_version(bid)[0] not in known:
             raise UsageError(f"unknown backend {bid!r}; known: {', '.join(known)}")
     report = mapping.load_report(args.report)
     sys.stdout.write(mapping.render(args.op, args.source, args.target, report,

@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
                             "(only * and ? are special; brackets are literal); repeat to select more (OR). "
                             "A selection that matches no case is a usage error (exit 2)")
         p.add_argument("--registry", type=Path,
-                       help="known-divergence registry (default: known_divergences.yaml in the first folder given)")
+                       help="known-divergence registry (default: known_divergences.yaml in the first path's "
+                            "folder or the nearest folder above it)")
         p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
                        help="refuse cases estimated to need more (e.g. 4GiB, 512MiB); also each worker's "
                             "resident-memory limit (default: half of the memory available now)")
@@ -63,15 +64,21 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("report", type=Path, help="a report.json written by `conform run`")
     report.add_argument("--out", type=Path, help="folder for the files (default: the report's folder)")
     diff = sub.add_parser("diff", help="results that became worse, better, new or gone; exit 1 if any got worse")
-    diff.add_argument("old", type=Path, help="the baseline report.json")
-    diff.add_argument("new", type=Path, help="the report.json to compare with it")
+    diff.add_argument("old", type=Path, help="the baseline report.json (with --between: the one report)")
+    diff.add_argument("new", type=Path, nargs="?", help="the report.json to compare with it")
+    diff.add_argument("--between", nargs=2, metavar=("A", "B"),
+                      help="compare two backends of one report, A as the baseline (e.g. a surface at two "
+                           "versions: onnxruntime@1.31.1 onnxruntime@1.32.0)")
     diff.add_argument("--json", action="store_true", help="print the changes as JSON")
 
     paths(sub.add_parser("validate", help="check case files only"))
     listing = sub.add_parser("list", help="print expanded case ids")
     paths(listing)
     _op_option(listing, "only cases of this operator")
-    sub.add_parser("backends", help="list known backends and whether they are available")
+    backends = sub.add_parser("backends", help="list the backends: framework, version, environment, availability")
+    backends.add_argument("--backends", help="only these ids or prefixes (ID@VERSION for another release)")
+    backends.add_argument("--prepare", action="store_true",
+                          help="build the environments of the listed backends that need their own (uv, cached)")
     cov = sub.add_parser("coverage", help="values and value pairs the cases cover, and which backends ran them")
     cov.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
     cov.add_argument("--report", type=Path, help="a report.json saying which backend ran which case "

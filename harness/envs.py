@@ -23,7 +23,21 @@ so the two sides need not share a NumPy.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+STAMP = "conform-env.json"
+BUILD_TIMEOUT_S = 1800
 
 
 @dataclass(frozen=True)
@@ -51,3 +65,199 @@ ENVIRONMENTS: dict[str, Environment] = {
     "jax": Environment("jax", ("jax==0.10.2", "jaxlib==0.10.2"), ("jax", "jaxlib")),
     "onnxruntime": Environment("onnxruntime", ("onnxruntime==1.32.0", "onnx==1.23.2"), ("onnxruntime",)),
 }
+
+
+class BuildError(Exception):
+    """An environment could not be built (the reason quotes the installer)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a backend's worker: the interpreter, and the variables that differ from ours."""
+
+    python: str
+    variables: dict[str, str]
+    label: str                           # "shared" or the environment's folder, for `conform backends`
+
+
+def home() -> Path:
+    """Where built environments are cached: ``$CONFORM_HOME/envs``, by default ``./.conform/envs``."""
+    return Path(os.environ.get("CONFORM_HOME") or ".conform").absolute() / "envs"
+
+
+def uv_binary() -> Optional[str]:
+    """The ``uv`` executable (the pinned ``uv`` package's, else one on PATH)."""
+    try:
+        from uv import find_uv_bin
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One environment to build: a declaration at one version."""
+
+    environment: Environment
+    version: Optional[str]               # None: the declared pins
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        pins = []
+        for requirement in self.environment.requirements:
+            name = re.split(r"[=<>!~ ;\[]", requirement, maxsplit=1)[0]
+            pins.append(f"{name}=={self.version}" if self.version and name in self.environment.versioned
+                        else requirement)
+        pins += [f"{d}=={self.version}" for d in self.environment.versioned
+                 if self.version and not any(p.startswith(f"{d}==") for p in pins)]
+        return (*pins, *WORKER_REQUIREMENTS)
+
+    @property
+    def shared(self) -> bool:
+        """Runs in conform's own interpreter: a shared declaration at its own pins."""
+        return self.environment.shared and self.version is None
+
+    @property
+    def pinned_version(self) -> Optional[str]:
+        """The framework version this target holds, read from its pins."""
+        prefix = f"{self.environment.distribution}=="
+        return next((r[len(prefix):] for r in self.requirements if r.startswith(prefix)), None)
+
+    @property
+    def folder(self) -> Path:
+        key = json.dumps([self.requirements, platform.python_version()]).encode()
+        tag = f"{self.environment.name}-{self.version or self.pinned_version}-{hashlib.sha256(key).hexdigest()[:10]}"
+        return home() / tag
+
+
+def target_of(backend_id: str) -> Optional[Target]:
+    """The environment a backend id runs in; None for a backend that declares none (conform's own kernels)."""
+    from harness.backends import backend_class, split_version
+    declared = backend_class(backend_id).environment
+    if declared is None:
+        return None
+    return Target(ENVIRONMENTS[declared], split_version(backend_id)[1])
+
+
+def built(target: Target) -> Optional[dict]:
+    """The stamp of a finished build of ``target``, or None if it has not been built."""
+    try:
+        return json.loads((target.folder / STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def ensure(target: Target, say=lambda text: None) -> Path:
+    """The interpreter of ``target``'s environment, building it first if needed (once, under a lock).
+
+    A build goes into a scratch folder renamed into place when complete, so a
+    folder under ``home()`` is always a finished environment; an interrupted
+    build leaves only scratch, removed by the next attempt.
+    """
+    python = target.folder / "bin" / "python"
+    if built(target) is not None:
+        return python
+    uv = uv_binary()
+    if uv is None:
+        raise BuildError("uv is not installed: it builds the environments of non-shared backends")
+    home().mkdir(parents=True, exist_ok=True)
+    with open(home() / f".{target.folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)        # another run may be building the same environment
+        if built(target) is not None:
+            return python
+        scratch = target.folder.with_name(target.folder.name + ".building")
+        shutil.rmtree(scratch, ignore_errors=True)
+        say(f"building environment {target.folder.name}: {' '.join(target.requirements)}")
+        try:
+            _uv(uv, "venv", "-q", "--python", sys._base_executable, str(scratch))
+            _install(uv, scratch / "bin" / "python", target.requirements)
+            versions = _installed_versions(scratch / "bin" / "python", target.environment.versioned)
+            (scratch / STAMP).write_text(json.dumps({"requirements": list(target.requirements),
+                                                     "versions": versions}, indent=1))
+            os.rename(scratch, target.folder)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return python
+
+
+def _install(uv: str, python: Path, requirements: tuple[str, ...]) -> None:
+    """``uv pip install``; when the index cannot be reached, once more from uv's cache alone."""
+    try:
+        _uv(uv, "pip", "install", "-q", "--python", str(python), *requirements)
+    except BuildError as online:
+        try:
+            _uv(uv, "pip", "install", "-q", "--offline", "--python", str(python), *requirements)
+        except BuildError:
+            raise online from None
+
+
+def _uv(uv: str, *args: str) -> None:
+    done = subprocess.run([uv, *args], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
+                          env={**os.environ, "UV_NO_PROGRESS": "1"})
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        raise BuildError(f"uv {args[0]} failed: {' | '.join(lines[-4:])[:600]}")
+
+
+def _installed_versions(python: Path, distributions: tuple[str, ...]) -> dict[str, str]:
+    script = ("import importlib.metadata as m, json, sys\n"
+              "print(json.dumps({d: m.version(d) for d in sys.argv[1:]}))")
+    done = subprocess.run([str(python), "-c", script, *distributions], capture_output=True, text=True,
+                          timeout=60)
+    if done.returncode != 0:
+        raise BuildError(f"the built environment does not run: {done.stderr.strip()[-300:]}")
+    return json.loads(done.stdout)
+
+
+def launch(backend_id: str, say=lambda text: None) -> Launch:
+    """How to start ``backend_id``'s worker, building its environment if needed (``BuildError``)."""
+    target = target_of(backend_id)
+    if target is None or target.shared:
+        # Our own interpreter: the child sees our import path (as ``spawn`` would hand it over).
+        return Launch(sys.executable, {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}, "shared")
+    python = ensure(target, say)
+    return Launch(str(python), {"PYTHONPATH": str(_harness_link()), "PYTHONNOUSERSITE": "1"},
+                  target.folder.name)
+
+
+def _harness_link() -> Path:
+    """A folder holding only a link to this process's ``harness`` package: a worker in another environment
+    imports conform's code from it, and nothing else of ours (not our NumPy)."""
+    package = Path(__file__).resolve().parent
+    folder = home() / "_harness" / hashlib.sha256(str(package).encode()).hexdigest()[:12]
+    link = folder / "harness"
+    if not link.is_symlink() or link.resolve() != package:
+        folder.mkdir(parents=True, exist_ok=True)
+        scratch = folder / f".harness.{os.getpid()}"
+        scratch.unlink(missing_ok=True)
+        scratch.symlink_to(package, target_is_directory=True)
+        os.replace(scratch, link)
+    return folder
+
+
+def version_of(backend_id: str) -> Optional[str]:
+    """The framework version a backend id runs: its environment's (built, else pinned), or the installed one."""
+    from harness.backends import backend_class
+    target = target_of(backend_id)
+    if target is None or target.shared:
+        return backend_class(backend_id).version()
+    stamp = built(target)
+    if stamp:
+        return stamp["versions"].get(target.environment.distribution)
+    return target.version or target.pinned_version
+
+
+def availability(backend_id: str) -> tuple[bool, str]:
+    """Whether a backend id can run here (a non-shared environment: if it is built or uv can build it)."""
+    from harness.backends import backend_class
+    target = target_of(backend_id)
+    if target is None or target.shared:
+        return backend_class(backend_id).availability()
+    return (True, "") if built(target) is not None else buildable()
+
+
+def buildable() -> tuple[bool, str]:
+    """Whether environments can be built here (``uv`` is found)."""
+    if uv_binary() is not None:
+        return True, ""
+    return False, "uv is not installed: it builds the environments of backends that need their own"

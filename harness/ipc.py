@@ -15,7 +15,10 @@ The header is ``pickle((meta, [(name, dtype, shape), ...]))`` where ``meta``
 holds plain values only (the ``Call`` or ``Outcome`` with its arrays taken
 out): arrays never go through pickle (DESIGN.md §8), they are written
 straight from their own buffers and read straight into ``np.empty`` arrays, so
-neither side makes a second copy.
+neither side makes a second copy. The two sides may run different NumPys (a
+worker in its own environment, Note [Environments]), so the header must not
+name NumPy at all: a NumPy scalar that slips into ``meta`` is pickled as the
+Python number it holds, and an array there is refused.
 
 The parent's end of the pipe is non-blocking: ``send`` and ``recv`` wait for
 the socket in slices of ``POLL_S`` until a deadline, calling ``tick`` between
@@ -26,6 +29,7 @@ nothing else to do.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import select
@@ -70,11 +74,29 @@ def _wait(fd: int, events: int, deadline: Optional[float], tick: Optional[Callab
             tick()
 
 
+class _PlainPickler(pickle.Pickler):
+    """Pickles NumPy scalars as Python numbers and refuses arrays: a header any NumPy can read."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, np.generic):
+            value = obj.item()
+            return type(value), (value,)
+        if isinstance(obj, np.ndarray):
+            raise TypeError("an array in a message header: arrays travel as frames (Note [Worker transport])")
+        return NotImplemented
+
+
+def _header(meta: Any, specs: list) -> bytes:
+    buffer = io.BytesIO()
+    _PlainPickler(buffer, protocol=4).dump((meta, specs))
+    return buffer.getvalue()
+
+
 def send(fd: int, meta: Any, arrays: Optional[dict[str, np.ndarray]] = None,
          deadline: Optional[float] = None, tick: Optional[Callable[[], None]] = None) -> None:
     """Write one message; on a non-blocking ``fd`` give up at ``deadline`` (monotonic seconds)."""
     arrays = {name: _portable(a) for name, a in (arrays or {}).items()}
-    header = pickle.dumps((meta, [(name, a.dtype.str, a.shape) for name, a in arrays.items()]), protocol=4)
+    header = _header(meta, [(name, a.dtype.str, a.shape) for name, a in arrays.items()])
     for chunk in [_LENGTH.pack(len(header)) + header, *map(_bytes_of, arrays.values())]:
         view = memoryview(chunk)
         while view:

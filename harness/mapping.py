@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness import ops
-from harness.backends import load_class, registry
+from harness.backends import backend_class
 from harness.backends.base import NativeParam
 from harness.ops.spec import Canonical
 
@@ -40,7 +40,7 @@ def canonical(op: str) -> tuple[Canonical, ...]:
 
 def declarations(backend_id: str, op: str) -> dict[str, NativeParam]:
     """A backend's ``PARAMETERS`` for ``op`` (empty if it declares none)."""
-    cls = load_class(registry()[backend_id])
+    cls = backend_class(backend_id)
     return dict(getattr(cls, "PARAMETERS", {}).get(op, {}))
 
 

@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from harness import ops
-from harness.backends import load_class, matches, registry
+import numpy as np
+
+from harness import envs, ops
+from harness.backends import backend_class, matches, split_version
 from harness.backends.base import Call, Outcome
 from harness.cases import Case
 from harness.compare import GREEN, Judgement, Reference, agreement, framework_spread, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
 from harness.journal import ResumePlan, case_hash, plan_resume, read_journal, rewrite_journal
-from harness.worker import Crash, Timeout, Worker
+from harness.worker import Crash, Timeout, Worker, worker_for
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -49,6 +51,8 @@ class RunOptions:
     on_resume: Optional[Callable[[ResumePlan], None]] = None
     #: Report registry entries that match nothing; only meaningful when no -k/--shard filtered the cases.
     check_stale: bool = True
+    #: Told what takes time before the first result (building a backend's environment).
+    on_note: Optional[Callable[[str], None]] = None
 
 
 @dataclass
@@ -61,16 +65,16 @@ class RunResult:
     stale: list[dict] = field(default_factory=list)
 
 
-def environment(backend_ids: list[str], setup_errors: dict[str, str]) -> dict:
-    known = registry()
+def environment(backend_ids: list[str], setup_errors: dict[str, str], launches: dict[str, str]) -> dict:
     backends = {}
     for bid in backend_ids:
-        cls = load_class(known[bid])
-        available, reason = cls.availability()
+        cls = backend_class(bid)
+        available, reason = envs.availability(bid)
         if bid in setup_errors:
             available, reason = False, setup_errors[bid]
-        backends[bid] = {"framework": cls.framework, "version": cls.version(),
-                         "available": available, "reason": reason}
+        backends[bid] = {"framework": cls.framework, "version": envs.version_of(bid),
+                         "available": available, "reason": reason,
+                         "environment": launches.get(bid, "shared")}
     return {"python": sys.version.split()[0], "platform": platform.platform(),
             "cpu": _cpu_name(), "backends": backends}
 
@@ -123,7 +127,7 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
 
 
 def _accumulation(backend_id: str, dtype: str, outcome: Optional[Outcome] = None) -> str:
-    return load_class(registry()[backend_id]).accumulation_for(dtype, outcome)
+    return backend_class(backend_id).accumulation_for(dtype, outcome)
 
 
 def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
@@ -155,14 +159,30 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
     accumulation = {b: _accumulation(b, case.dtype, out) for b, out in usable.items()}
     partners = agreement(outputs, reference, case.dtype, _override(case), accumulation)
     suspect = suspect_oracle(partners)
-    frameworks = {b: y for b, y in outputs.items() if not load_class(registry()[b]).in_house}
+    frameworks = {b: y for b, y in outputs.items() if not backend_class(b).in_house}
     spread = framework_spread(frameworks, reference, case.dtype, _override(case), accumulation)
+    deltas = version_deltas(outputs)
     for record, _ in answered:
+        if record["backend"] in deltas:
+            record["version_delta"] = deltas[record["backend"]]
         if record["backend"] in partners:
             record["agrees_with"] = partners[record["backend"]]
         record["suspect_oracle"] = suspect
         if spread is not None:
             record["spread"] = spread
+
+
+def version_deltas(outputs: dict) -> dict[str, dict[str, float]]:
+    """For surfaces run at several versions (``ID@VERSION``): each one's max |Δ| against every other version
+    of the same surface, on this case's outputs (0.0: bit-identical; NaN/Inf placed alike count as equal)."""
+    deltas: dict[str, dict[str, float]] = {}
+    for a, ya in outputs.items():
+        for b, yb in outputs.items():
+            if a != b and split_version(a)[0] == split_version(b)[0]:
+                x, y = np.asarray(ya, np.float64), np.asarray(yb, np.float64)
+                same = (x == y) | (np.isnan(x) & np.isnan(y))
+                deltas.setdefault(a, {})[b] = float(np.abs(np.where(same, 0.0, x - y)).max(initial=0.0))
+    return deltas
 
 
 def unclassify(record: dict) -> None:
@@ -184,8 +204,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     the workers and returns what finished, marked incomplete.
     """
     started = time.monotonic()
-    known = registry()
-    versions = {bid: load_class(known[bid]).version() for bid in options.backends}
+    versions = {bid: envs.version_of(bid) for bid in options.backends}
     planned = {(c.id, b) for c in cases for b in options.backends}
     journal_path = options.out / "results.jsonl"
     options.out.mkdir(parents=True, exist_ok=True)
@@ -210,14 +229,20 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     needed = {b for c in cases for b in options.backends if (c.id, b) not in done}
+    launches: dict[str, str] = {}
     for bid in options.backends:
-        available, reason = load_class(known[bid]).availability()
+        available, reason = envs.availability(bid)
+        if available and bid in needed:
+            log = logs / (re.sub(r"[^A-Za-z0-9_.@-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
+            log.write_text("")
+            try:
+                workers[bid] = worker_for(bid, log, options.memory_limit, options.on_note or (lambda text: None))
+                launches[bid] = workers[bid].launch.label
+            except envs.BuildError as exc:   # e.g. a version the index does not have
+                available, reason = False, f"its environment could not be built: {exc}"
         if not available:
             setup_errors[bid] = reason
-        elif bid in needed:
-            log = logs / (re.sub(r"[^A-Za-z0-9_.-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
-            log.write_text("")
-            workers[bid] = Worker(bid, known[bid], log, memory_limit=options.memory_limit)
+    versions.update({bid: envs.version_of(bid) for bid in launches})   # what was built, now it exists
 
     def emit(record: dict) -> None:
         record["backend_version"] = versions[record["backend"]]
@@ -273,5 +298,5 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     backend_order = {b: i for i, b in enumerate(options.backends)}
     results.sort(key=lambda r: (case_order[r["case"]], backend_order[r["backend"]]))
     stale = options.registry.stale(options.backends) if options.check_stale and not interrupted else []
-    return RunResult(results=results, environment=environment(options.backends, {**setup_errors, **start_errors}),
+    return RunResult(results=results, environment=environment(options.backends, {**setup_errors, **start_errors}, launches),
                      duration_s=round(time.monotonic() - started, 3), incomplete=interrupted, stale=stale)

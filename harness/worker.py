@@ -3,9 +3,11 @@ imported once per run and a crash or hang costs one result, never the run.
 
 Note [Worker protocol]
 ----------------------
-The parent starts a worker with the ``spawn`` method (no inherited threads or
-framework state), sends it a ``Call`` and reads back an ``Outcome`` over a
-pipe in the format of Note [Worker transport] (``harness/ipc.py``). Every
+The parent starts a worker as a fresh interpreter (``python -m harness.worker``:
+no inherited threads or framework state), the backend environment's own
+where it has one (Note [Environments] in ``harness/envs.py``), hands it one end
+of a socket pair, sends it a ``Call`` and reads back an ``Outcome`` in the
+format of Note [Worker transport] (``harness/ipc.py``). Every
 wait has the call's deadline: delivering the request and reading the answer
 together get ``timeout_s``. What can go wrong costs only the call in flight:
 
@@ -29,16 +31,18 @@ together get ``timeout_s``. What can go wrong costs only the call in flight:
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from harness import ipc
+from harness import envs, ipc
 from harness.backends.base import Call, Outcome
 
 STARTUP_TIMEOUT_S = 300.0
@@ -72,18 +76,10 @@ class _Stalled(Exception):
     pass
 
 
-def _serve(target: str, conn, log_path: Optional[str]) -> None:
+def _serve(target: str, pipe: int) -> None:
     """Worker main loop: import the backend once, then answer calls until EOF or None."""
-    if log_path:
-        # Frameworks write banners and warnings straight to fd 1/2; keep them out of the
-        # user's terminal, in a log the crash verdict can quote.
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
     from harness.backends import load_class
 
-    pipe = conn.fileno()   # `conn` stays referenced: it owns the descriptor
     try:
         backend = load_class(target)()
         backend.setup()
@@ -111,6 +107,31 @@ def _serve(target: str, conn, log_path: Optional[str]) -> None:
         del call, arrays, answer   # release this call's memory before waiting for the next
 
 
+class _Child:
+    """A worker's process: ``subprocess.Popen`` behind the few calls the ``Worker`` makes."""
+
+    def __init__(self, popen: subprocess.Popen):
+        self.popen = popen
+        self.pid = popen.pid
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill(self) -> None:
+        if self.is_alive():
+            self.popen.kill()
+
+    @property
+    def exitcode(self) -> Optional[int]:
+        return self.popen.poll()    # negative: killed by that signal, as multiprocessing reports it
+
+
 def describe_exit(code: Optional[int]) -> str:
     if code is None:
         return "worker died"
@@ -122,30 +143,54 @@ def describe_exit(code: Optional[int]) -> str:
     return f"worker exited with code {code}"
 
 
+def worker_for(backend_id: str, log_path: Optional[Path] = None, memory_limit: Optional[int] = None,
+               say=lambda text: None) -> "Worker":
+    """A (not yet started) worker for a backend id, possibly ``ID@VERSION``, in its environment, which is
+    built first if it does not exist yet (``envs.BuildError`` if it cannot be)."""
+    from harness.backends import registry, split_version
+    return Worker(backend_id, registry()[split_version(backend_id)[0]], log_path, memory_limit,
+                  envs.launch(backend_id, say))
+
+
 class Worker:
     """A backend's worker process, restarted on demand after a crash or timeout."""
 
     def __init__(self, backend_id: str, target: str, log_path: Optional[Path] = None,
-                 memory_limit: Optional[int] = None):
+                 memory_limit: Optional[int] = None, launch: Optional[envs.Launch] = None):
         self.backend_id = backend_id
         self.target = target
         self.log_path = log_path
         self.memory_limit = memory_limit
+        #: The interpreter and variables to start with (default: ours, with our import path).
+        self.launch = launch or envs.Launch(sys.executable, {"PYTHONPATH": os.pathsep.join(filter(None, sys.path))},
+                                            "shared")
         self._cancelled = threading.Event()
-        self.process = None
-        self.conn = None
+        self.process: Optional[_Child] = None
+        self.conn: Optional[socket.socket] = None
         self.setup_error: Optional[str] = None
 
     def start(self) -> bool:
         """Start the worker; False (with ``setup_error``) if the framework cannot start."""
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        log = str(self.log_path) if self.log_path else None
-        self.process = ctx.Process(target=_serve, args=(self.target, child, log), daemon=True,
-                                   name=f"conform-{self.backend_id}")
-        self.process.start()
-        child.close()
-        os.set_blocking(parent.fileno(), False)   # every transfer waits with a deadline (harness/ipc.py)
+        parent, child = socket.socketpair()
+        # Frameworks write banners and warnings straight to fd 1/2; keep them out of the user's
+        # terminal, in a log the crash verdict can quote.
+        log = open(self.log_path, "ab") if self.log_path else None
+        variables = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        try:
+            popen = subprocess.Popen(
+                [self.launch.python, "-m", "harness.worker", self.target, str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env={**variables, **self.launch.variables}, close_fds=True)
+        except OSError as exc:
+            parent.close()
+            self.setup_error = f"cannot start {self.launch.python}: {exc}"
+            return False
+        finally:
+            child.close()
+            if log is not None:
+                log.close()
+        self.process = _Child(popen)
+        parent.setblocking(False)   # every transfer waits with a deadline (harness/ipc.py)
         self.conn = parent
         try:
             (kind, detail), _ = ipc.recv(parent.fileno(), time.monotonic() + STARTUP_TIMEOUT_S,
@@ -291,3 +336,7 @@ class Worker:
         if self.process.is_alive():
             self.process.kill()
         self._reap()
+
+
+if __name__ == "__main__":      # python -m harness.worker MODULE:CLASS FD (started by Worker.start)
+    _serve(sys.argv[1], int(sys.argv[2]))

@@ -198,7 +198,7 @@ def test_a_worker_stopped_while_starting_is_given_up_once_it_stops_making_progre
         deadline = time.monotonic() + 30
         while not stopped and time.monotonic() < deadline:
             for child in me.children():
-                if child.pid not in (c.pid for c in stopped) and "spawn_main" in " ".join(child.cmdline()):
+                if child.pid not in (c.pid for c in stopped) and "harness.worker" in child.cmdline():
                     child.send_signal(signal.SIGSTOP)   # long before it has imported anything
                     stopped.append(child)
             time.sleep(0.002)

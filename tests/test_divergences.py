@@ -314,3 +314,16 @@ def test_links_reports_may_follow(tmp_path):
     assert divergences._href("javascript:alert(1)", folder) is None
     assert divergences._href("docs/missing.md", folder) is None
     assert divergences._href("https://x.org/a#b", folder) == "https://x.org/a#b"
+
+
+def test_a_run_of_a_suite_subfolder_uses_the_suites_registry(tmp_path):
+    """`conform run cases/conv2d_transpose` finds cases/known_divergences.yaml (the nearest one above)."""
+    from harness.cli import _nearest_registry
+    suite = tmp_path / "suite"
+    (suite / "op" / "deeper").mkdir(parents=True)
+    (suite / "known_divergences.yaml").write_text("divergences: []\n")
+    (suite / "op" / "deeper" / "c.yaml").write_text("")
+    assert _nearest_registry([suite / "op" / "deeper"]) == (suite / "known_divergences.yaml").absolute()
+    assert _nearest_registry([suite / "op" / "deeper" / "c.yaml"]) == (suite / "known_divergences.yaml").absolute()
+    (suite / "op" / "known_divergences.yaml").write_text("divergences: []\n")
+    assert _nearest_registry([suite / "op" / "deeper"]) == (suite / "op" / "known_divergences.yaml").absolute()

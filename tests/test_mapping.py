@@ -297,3 +297,101 @@ def test_conform_mapping_command(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "harness", "mapping", OP, "--from", "jax", "--to", "tf.nn"],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown backend" in bad.stderr
+
+
+# --------------------------------------------------------------------------- issue 13's surfaces
+
+#: Operator -> surface -> the API its adapter builds (torch.nn: the module; mindspore.ops: the primitive).
+SURFACE_APIS = {"conv2d_transpose": {"torch.nn": "torch.nn.ConvTranspose2d",
+                                     "mindspore.ops": "mindspore.ops.Conv2DTranspose"},
+                "conv2d": {"torch.nn": "torch.nn.Conv2d", "mindspore.ops": "mindspore.ops.Conv2D"}}
+SURFACE_SIGNATURES = r"""
+import inspect, json, sys
+which, api = sys.argv[1], sys.argv[2].split(".")[-1]
+if which == "torch.nn":
+    import torch
+    cls = getattr(torch.nn, api)
+    module = cls(2, 2, 1)
+    out = {"api": list(inspect.signature(cls.__init__).parameters)[1:],
+           "forward": list(inspect.signature(cls.forward).parameters)[1:], "state": list(module.state_dict())}
+else:
+    from mindspore import ops
+    out = {"api": list(inspect.signature(getattr(ops, api).__init__).parameters)[1:],
+           "forward": list(getattr(ops, api)(2, 1).input_names),
+           "bias_add": list(inspect.signature(ops.bias_add).parameters)}
+print("SIGNATURE " + json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("op", OPERATORS + ["avg_pool2d", "max_pool2d"])
+@pytest.mark.parametrize("backend", ["torch.nn", "mindspore.ops"])
+def test_new_surface_declarations_cover_the_canonical_parameters(backend, op):
+    keys = {c.key for c in mapping.canonical(op)}
+    decls = _decls(backend, op)
+    assert set(decls) <= keys and keys - {"name"} <= set(decls), keys ^ set(decls)
+    names = {d.name for d in decls.values() if d.name}
+    for key, d in decls.items():
+        assert (d.name or d.emulated or d.via) and not (d.name and d.emulated), f"{backend}.{key}"
+        assert d.via is None or d.via in names, f"{backend}.{key}: via {d.via!r} undeclared"
+
+
+@needs_frameworks
+@pytest.mark.parametrize("op", OPERATORS)
+@pytest.mark.parametrize("backend", ["torch.nn", "mindspore.ops"])
+def test_new_surface_names_are_parameters_of_the_real_api(backend, op):
+    proc = subprocess.run([sys.executable, "-c", SURFACE_SIGNATURES, backend, SURFACE_APIS[op][backend]],
+                          capture_output=True, text=True, timeout=300,
+                          env={"GLOG_v": "3", **__import__("os").environ})
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("SIGNATURE ")]
+    assert line, proc.stdout + proc.stderr
+    signature = json.loads(line[0][len("SIGNATURE "):])
+    for key, d in _decls(backend, op).items():
+        if d.name:
+            params = signature[d.call]
+            assert d.name in params, f"{backend}.{key}: {d.name!r} is not in {d.call} {params}"
+            assert d.position is None or params[d.position] == d.name, f"{backend}.{key}: position {d.position}"
+
+
+@needs_frameworks
+@pytest.mark.parametrize("op", OPERATORS)
+def test_new_surface_declarations_match_the_calls_the_adapters_make(op, tmp_path):
+    from harness.backends import load_class, registry
+    from harness.runner import prepare
+    cases = {c.id: c for c in _pick_cases(op)}
+    results = run(list(cases.values()), RunOptions(backends=list(SURFACE_APIS[op]), out=tmp_path, jobs=2)).results
+    for backend, api in SURFACE_APIS[op].items():
+        decls = _decls(backend, op)
+        mine = [r for r in results if r["backend"] == backend]
+        assert mine and all(r["verdict"] not in ("unexpected_error", "crash", "skipped") for r in mine), \
+            [(r["case"], r["verdict"], r["reason"]) for r in mine if r["verdict"] != "pass"]
+
+        def carried(decl, r):
+            if decl.call == "state":    # loaded into the module: the program's load_state_dict names it
+                program = load_class(registry()[backend]).describe(prepare(cases[r["case"]])[0])
+                return any("load_state_dict" in str(s.expr) and f"'{decl.name}'" in str(s.expr.args)
+                           for s in program.steps)
+            if decl.call == "bias_add":
+                return r["native_call"].startswith("mindspore.ops.BiasAdd()(") and r["native_call"].endswith(", bias)")
+            api_call, forward_call = _calls(r["native_call"], api)
+            assert api_call is not None, r["native_call"]
+            return _passes(decl, decl.name, decl.position, api_call, forward_call)
+
+        by_name = {d.name: d for d in decls.values() if d.name}
+        for canon in mapping.canonical(op):
+            decl = decls.get(canon.key)
+            using = [r for r in mine if canon.uses(r["params"], r["dtype"]) and r["native_call"]]
+            if decl is None or canon.key == "name" or not using:
+                continue
+            seen = 0
+            for r in using:
+                if decl.name:
+                    ok = carried(decl, r)
+                    assert ok or r["emulated"], f"{backend}.{canon.key}: {decl.name!r} not in {r['native_call']}"
+                    seen += ok
+                else:
+                    api_call, _ = _calls(r["native_call"], api)
+                    assert canon.key not in {k.arg for k in api_call.keywords}, (backend, canon.key, r["native_call"])
+                    if decl.via:
+                        assert carried(by_name[decl.via], r), (backend, canon.key, decl.via, r["native_call"])
+                    seen += bool(r["emulated"]) if decl.emulated else 1
+            assert seen, f"{backend}.{canon.key}: never seen"

@@ -466,3 +466,27 @@ def test_junit_failure_text_names_the_resembled_entry():
     near = record(case="near", verdict="value_mismatch",
                   resembles={"id": "F2-x", "link": "docs/findings.md#f2", "failed_conditions": ["bias"]})
     assert "resembles: F2-x (differs in: bias) docs/findings.md#f2" in _details(near).splitlines()
+
+
+def test_diff_between_two_versions_of_a_surface_in_one_report(tmp_path):
+    """``--between A B``: B against A case by case, plus cases whose outputs moved with the same verdict."""
+    rows = [record(case="a", backend="ort@1"), record(case="a", backend="ort@2", version_delta={"ort@1": 0.5}),
+            record(case="b", backend="ort@1"), record(case="b", backend="ort@2", verdict="value_mismatch"),
+            record(case="c", backend="ort@1"), record(case="c", backend="ort@2", version_delta={"ort@1": 0.0})]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report_of(rows)))
+    proc = conform("diff", path, "--between", "ort@1", "ort@2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr       # b became worse
+    assert re.search(r"^worse \(1\):\n  ort@1 -> ort@2\s+b  pass -> value_mismatch", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^changed \(1\):\n  ort@1 -> ort@2\s+a  pass, outputs differ by up to 0.5$", proc.stdout,
+                     re.M), proc.stdout
+    unknown = conform("diff", path, "--between", "ort@1", "ort@3")
+    assert unknown.returncode == 2 and "no results for ort@3" in unknown.stderr
+    assert conform("diff", path).returncode == 2     # neither a second report nor --between
+
+
+def test_version_deltas_compare_only_versions_of_one_surface():
+    from harness.runner import version_deltas
+    y = np.array([1.0, np.nan, 3.0])
+    deltas = version_deltas({"ort@1": y, "ort@2": y + [0, 0, 0.25], "tf.nn": y + 1})
+    assert deltas == {"ort@1": {"ort@2": 0.25}, "ort@2": {"ort@1": 0.25}}

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Optional, Union
 
 import numpy as np
 
+from harness import envs
 from harness.backends import program as programs
 from harness.backends.program import Program
 
@@ -140,6 +141,8 @@ class Backend:
     # ---- availability, checked in the parent without importing the framework
     @classmethod
     def availability(cls) -> tuple[bool, str]:
+        if cls.environment is not None and not envs.ENVIRONMENTS[cls.environment].shared:
+            return envs.buildable()   # the framework lives in its own environment, not ours
         if cls.import_name and importlib.util.find_spec(cls.import_name) is None:
             return False, f"{cls.import_name} is not installed"
         return True, ""
@@ -292,5 +295,8 @@ class NativeParam:
     emulated: bool = False
     via: Optional[str] = None
     position: Optional[int] = None
-    call: str = "api"        # "api": the function or constructor; "forward": the call of the built object;
-    #                          "weights": loaded into the built object (Keras' Layer.set_weights)
+    #: "api": the function or constructor; "forward": the call of the built object; "state": a tensor loaded
+    #: into the built object (``load_state_dict``); "weights": loaded with Keras' ``Layer.set_weights``;
+    #: "bias_add": the bias addition after the primitive; another name: that function of the same module
+    #: (jax.lax's groups, which only conv_general_dilated has).
+    call: str = "api"

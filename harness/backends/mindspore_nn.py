@@ -32,24 +32,13 @@ go stale silently.
 
 from __future__ import annotations
 
-import os
-
+from harness.backends import mindspore_common
 from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Attr, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
+from harness.backends.mindspore_common import UNSUPPORTED_CONV2D_DTYPES, UNSUPPORTED_DTYPES
 from harness.ops.conv2d_transpose.semantics import implied_output_padding
 from harness.ops.pooling import frameworks as pooling_gaps
-
-UNSUPPORTED_DTYPES = {
-    "float64": "MindSpore's CPU Conv2DTranspose accepts only float16/float32/bfloat16/int tensors",
-    "bfloat16": ("MindSpore's CPU kernel Conv2DBackpropInput has no bfloat16 kernel, and MindSpore 2.10's "
-                 "bfloat16 Tensors refuse NumPy 2 (built against NumPy 1.x)"),
-}
-
-UNSUPPORTED_CONV2D_DTYPES = {
-    "float64": "MindSpore's CPU Conv2D accepts only bfloat16/float16/float32/int tensors",
-    "bfloat16": UNSUPPORTED_DTYPES["bfloat16"],
-}
 
 
 class MindsporeNnBackend(Backend):
@@ -60,11 +49,7 @@ class MindsporeNnBackend(Backend):
     import_name = "mindspore"
     resident_bytes = 480 << 20      # measured 420 MiB after setup
     plans_calls = True
-    # Measured, not assumed: with GLOG_v=1, MindSpore 2.10's CPU kernel selection logs
-    # "Conv2DBackpropInput kernel attr info: input[Tensor Float32 ...] output[Tensor Float32 ...]" for a
-    # float16 cell and inserts casts around it (insert_cast_cpu.cc): the only CPU kernel is oneDNN in
-    # float32, whatever the parameters, so float16 is accumulated in float32 (bfloat16 is unsupported).
-    accumulation = {"float16": "float32"}
+    accumulation = mindspore_common.CONV_ACCUMULATION   # measured: float16 convolutions sum in float32
     PARAMETERS = {"conv2d_transpose": {
         "x": NativeParam("x", "Tensor (N, C_in, H, W)", "the cell's input; NCHW only", position=0, call="forward"),
         "w": NativeParam("weight_init", "Tensor (C_in, C_out/group, kh, kw), or an initializer name",
@@ -126,9 +111,7 @@ class MindsporeNnBackend(Backend):
     }
 
     def setup(self) -> None:
-        os.environ.setdefault("GLOG_v", "3")   # MindSpore's C++ log: errors only
-        import mindspore as ms
-        ms.set_context(mode=ms.PYNATIVE_MODE)   # the CPU wheel's only device is the CPU
+        mindspore_common.setup()
 
     def conv2d_transpose(self, call: Call) -> Program:
         p, r = call.params, call.resolved
@@ -275,14 +258,8 @@ class MindsporeNnBackend(Backend):
         if call.layout == "NHWC":
             steps.append(Step("out", Expr("numpy.ascontiguousarray",
                                           (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
-        # Measured (MindSpore 2.10, CPU): float64 averages come back with float32 rounding errors (a 2x2
-        # mean of x/3 is off by 4e-8; docs/findings.md#pl5), so they are judged as float32 arithmetic.
-        # float16: no float32 accumulation is known for these kernels, so the case dtype (conservative),
-        # not the class declaration measured for the convolution. A maximum is exact either way.
-        accumulation = "float32" if call.op == "avg_pool2d" and call.dtype == "float64" else call.dtype
-        if accumulation != call.dtype:
-            notes.append("float64 average computed in float32 by MindSpore's CPU kernels (measured): judged "
-                         "with float32 accumulation")
+        accumulation, accumulation_notes = mindspore_common.pool_accumulation(call)
+        notes += accumulation_notes
         return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), ("x",),
                        tuple(steps), "out", emulated, tuple(notes), accumulation=accumulation,
                        environment=(("GLOG_v", "3"),), setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from harness.backends.base import Backend, Call, NativeParam, Unsupported
-from harness.backends.program import Attr, Import, Index, Method, Program, Ref, Step, evaluate, main_call
+from harness.backends.base import Backend, Call, NativeParam
+from harness.backends.program import Import, Program, Ref, Step, evaluate, main_call
 from harness.backends.program import Call as Expr
-from harness.ops.conv2d_transpose.semantics import implied_output_padding
-from harness.ops.pooling import frameworks as pooling_gaps
+from harness.backends.torch_common import (conv_accumulation, finish_steps, onednn_backends, operand_steps, operands,
+                                           plan_conv2d, plan_conv_transpose, plan_pool, slice_steps)
 
 
 class TorchFunctionalBackend(Backend):
@@ -109,221 +109,50 @@ class TorchFunctionalBackend(Backend):
         self.onednn_paths = onednn_backends(torch)
 
     def accumulation_of(self, program: Program, env: dict, call: Call) -> Optional[str]:
-        """The precision this call accumulates in, from the kernel path torch selects for it.
-
-        ``torch._C._select_conv_backend`` is the rule ``torch.convolution`` itself applies
-        (aten/src/ATen/native/Convolution.cpp, ``select_conv_backend``). On CPU, float16/bfloat16
-        go to oneDNN (``MkldnnTranspose``), which accumulates in float32, unless e.g. output_padding
-        is not below both stride and dilation; then ``SlowTranspose2d`` runs a GEMM per tap and
-        sums the taps with col2im in the tensor's own dtype, so the case dtype is the honest answer.
-        Any other or unknown path: the case dtype (conservative).
-        """
-        dtype = call.dtype
-        if dtype not in ("float16", "bfloat16"):
-            return dtype
-        select = getattr(self.torch._C, "_select_conv_backend", None)
+        """The precision this call accumulates in, from the kernel path torch selects for it
+        (``torch_common.conv_accumulation``); a call that is no convolution: the case dtype."""
         step = main_call(program)
-        if select is None or step is None:
-            return dtype
-        try:
-            # Only a convolution's call has this shape; any other call lands in the conservative answer.
-            x, w, bias = (evaluate(a, env, {}) for a in step.expr.args)
-            kw = step.expr.kwargs
-            transposed = "output_padding" in kw
-            padding = kw["padding"]
-            if isinstance(padding, str):   # conv2d's 'same' (stride 1) / 'valid': the padding it resolves to
-                padding = (0, 0) if padding == "valid" or call.resolved is None else call.resolved["pads"][::2]
-            chosen = int(select(x, w, bias, list(kw["stride"]), list(padding), list(kw["dilation"]), transposed,
-                                list(kw.get("output_padding", (0, 0))), kw["groups"]))
-        except Exception:  # noqa: BLE001 - a call torch rejects (the call itself will say so), a call that is
-            return dtype   # no convolution, or a private API that changed: the conservative answer
-        return "float32" if chosen in self.onednn_paths else dtype
+        if step is None or len(step.expr.args) != 3 or "groups" not in step.expr.kwargs:
+            return call.dtype
+        x, w, bias = (evaluate(a, env, {}) for a in step.expr.args)
+        kw = step.expr.kwargs
+        return conv_accumulation(self.torch, self.onednn_paths, call, x, w, bias, kw["stride"], kw["padding"],
+                                 kw["dilation"], "output_padding" in kw, kw.get("output_padding", (0, 0)),
+                                 kw["groups"])
 
     def conv2d_transpose(self, call: Call) -> Program:
-        p, r = call.params, call.resolved
-        notes, emulated = [], False
-        if call.layout == "NHWC":
-            notes.append("NHWC emulated: input permuted to NCHW, output permuted back")
-            emulated = True
-        kw = dict(stride=tuple(p["stride"]), groups=p["groups"], dilation=tuple(p["dilation"]))
-        slice_from_full = None
-        if r is None:
-            # A call the semantics rejects: pose it as natively as possible and let torch judge.
-            if p["out_channels"] % p["groups"] and not call.arrays["x"].shape[1] % p["groups"]:
-                raise Unsupported("conv_transpose2d has no out_channels: it is weight.shape[1]·groups, so "
-                                  "out_channels not divisible by groups cannot be posed")
-            if isinstance(p["padding"], str):
-                if p.get("size_rule") == "keras":
-                    raise Unsupported(f"torch has no padding {p['padding']!r}: an invalid size_rule 'keras' call "
-                                      "cannot be posed")
-                if p["output_shape"] is not None:
-                    raise Unsupported("torch.nn.functional.conv_transpose2d has no output_size: "
-                                      "an unreachable output_shape cannot be posed")
-                if any(p["output_padding"]):
-                    raise Unsupported(f"torch has no padding {p['padding']!r}: output_padding with it "
-                                      "cannot be posed")
-                notes.append(f"padding {p['padding']!r} has no native form; padding=0 passed so torch judges "
-                             "the other parameters")
-                emulated = True
-                kw.update(padding=(0, 0), output_padding=tuple(p["output_padding"]))
-            else:
-                t, bo, l, rt = p["padding"]
-                if t != bo or l != rt:
-                    raise Unsupported("asymmetric padding has no native form in torch; the invalid call "
-                                      "cannot be posed")
-                op = tuple(p["output_padding"])
-                if p["output_shape"] is not None:
-                    # As for a valid call: output_shape becomes the output_padding it implies.
-                    emulated, op = True, implied_output_padding(p, call.arrays["x"].shape)
-                    notes.append(f"output_shape {p['output_shape']} expressed as output_padding={op}")
-                kw.update(padding=(t, l), output_padding=op)
-        else:
-            t, bo, l, rt = r["crops"]
-            if t == bo and l == rt:
-                kw.update(padding=(t, l), output_padding=tuple(r["output_padding"]))
-                if isinstance(p["padding"], str) or p["output_shape"] is not None:
-                    emulated = True
-                    rule = f" / output_padding {p['output_padding']} (size_rule 'keras')" \
-                        if p.get("size_rule") == "keras" else ""
-                    notes.append(f"padding {p['padding']!r} / output_shape {p['output_shape']}{rule} expressed as "
-                                 f"padding={kw['padding']}, output_padding={kw['output_padding']}")
-            else:
-                emulated = True
-                slice_from_full = (t, l, *r["out_hw"])
-                kw.update(padding=(0, 0), output_padding=(0, 0))
-                notes.append(f"asymmetric crops {tuple(r['crops'])}: full output (padding=0) sliced, "
-                             "bias added after slicing")
-        dtype = Attr(f"torch.{call.dtype}")
-
-        def tensor(name):
-            return Expr(Method(Expr("torch.from_numpy", (Ref(name),)), "to"), (dtype,))
-
+        plan = plan_conv_transpose(call, module=False)
         has_bias = "b" in call.arrays
-        steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW (torch has no NHWC here)"),
-                 Step("weight", tensor("w"), "prepare", comment="(C_in, C_out/groups, kh, kw): torch's own layout")]
-        if has_bias:
-            steps.append(Step("bias", tensor("b"), "prepare"))
-        bias_arg = Ref("bias") if has_bias and not slice_from_full else None
-        steps.append(Step("y", Expr("torch.nn.functional.conv_transpose2d", (Ref("x"), Ref("weight"), bias_arg), kw),
-                          timed=True))
-        if slice_from_full:   # rows/cols past the full output are zeros; the bias after slicing
-            top, left, oh, ow = slice_from_full
-            full_h, full_w = r["full_hw"]
-            steps.append(Step("y", Index(Ref("y"), (slice(None), slice(None), slice(top, top + oh),
-                                                   slice(left, left + ow))), "finish"))
-            pad_h = oh - max(0, min(full_h, top + oh) - top)
-            pad_w = ow - max(0, min(full_w, left + ow) - left)
-            if pad_h or pad_w:
-                steps.append(Step("y", Expr("torch.nn.functional.pad", (Ref("y"), (0, pad_w, 0, pad_h))), "finish"))
-            if has_bias:
-                steps.append(Step("y", Expr("torch.add", (Ref("y"), Expr(Method(Ref("bias"), "reshape"),
-                                                                         (1, -1, 1, 1)))), "finish"))
-        out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
-        steps.append(Step("out", Expr(Method(Expr(Method(Ref("y"), "to"), (out,)), "numpy")), "finish"))
-        if call.layout == "NHWC":
-            steps.append(Step("out", Expr("numpy.ascontiguousarray",
-                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
-        operands = ("x", "w", "b") if has_bias else ("x", "w")
-        return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), operands,
-                       tuple(steps), "out", emulated, tuple(notes))
+        steps = operand_steps(call, "(C_in, C_out/groups, kh, kw): torch's own layout")
+        bias_arg = Ref("bias") if has_bias and not plan.slice_from_full else None
+        steps.append(Step("y", Expr("torch.nn.functional.conv_transpose2d", (Ref("x"), Ref("weight"), bias_arg),
+                                    plan.kw), timed=True))
+        if plan.slice_from_full:   # rows/cols past the full output are zeros; the bias after slicing
+            steps += slice_steps(plan, call, "bias" if has_bias else None)
+        return self._assemble(call, plan, steps)
 
     def conv2d(self, call: Call) -> Program:
-        p, r = call.params, call.resolved
-        notes, emulated = [], False
-        if call.layout == "NHWC":
-            notes.append("NHWC emulated: input permuted to NCHW, output permuted back")
-            emulated = True
-        stride = tuple(p["stride"])
-        kw = dict(stride=stride, dilation=tuple(p["dilation"]), groups=p["groups"])
-        pre_pad = None
-        if p["padding"] == "valid" or (p["padding"] == "same" and (stride == (1, 1) or r is None)):
-            kw["padding"] = p["padding"]   # an invalid 'same' call too: torch judges it
-        else:
-            # 'same' with a stride (torch refuses it) is the padding it resolves to; an invalid call keeps
-            # its literal explicit padding, so torch judges it
-            t, bo, l, rt = r["pads"] if isinstance(p["padding"], str) else p["padding"]
-            if isinstance(p["padding"], str):
-                emulated = True
-                notes.append(f"padding {p['padding']!r} with stride {list(stride)} (torch: stride 1 only) "
-                             f"expressed as its padding {[t, bo, l, rt]}")
-            if t == bo and l == rt:
-                kw["padding"] = (t, l)
-            else:
-                emulated = True
-                pre_pad = (l, rt, t, bo)
-                kw["padding"] = (0, 0)
-                notes.append(f"asymmetric padding {[t, bo, l, rt]}: input zero-padded with F.pad, padding=0")
-        dtype = Attr(f"torch.{call.dtype}")
-
-        def tensor(name):
-            return Expr(Method(Expr("torch.from_numpy", (Ref(name),)), "to"), (dtype,))
-
-        has_bias = "b" in call.arrays
-        steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW (torch has no NHWC here)"),
-                 Step("weight", tensor("w"), "prepare", comment="(C_out, C_in/groups, kh, kw): torch's own layout")]
-        if has_bias:
-            steps.append(Step("bias", tensor("b"), "prepare"))
-        if pre_pad:
-            steps.append(Step("x", Expr("torch.nn.functional.pad", (Ref("x"), pre_pad)), "prepare"))
-        steps.append(Step("y", Expr("torch.nn.functional.conv2d",
-                                    (Ref("x"), Ref("weight"), Ref("bias") if has_bias else None), kw), timed=True))
-        out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
-        steps.append(Step("out", Expr(Method(Expr(Method(Ref("y"), "to"), (out,)), "numpy")), "finish"))
-        if call.layout == "NHWC":
-            steps.append(Step("out", Expr("numpy.ascontiguousarray",
-                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
-        operands = ("x", "w", "b") if has_bias else ("x", "w")
-        return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), operands,
-                       tuple(steps), "out", emulated, tuple(notes))
+        plan = plan_conv2d(call)
+        steps = operand_steps(call, "(C_out, C_in/groups, kh, kw): torch's own layout")
+        if plan.pre_pad:
+            steps.append(Step("x", Expr("torch.nn.functional.pad", (Ref("x"), plan.pre_pad)), "prepare"))
+        bias_arg = Ref("bias") if "b" in call.arrays else None
+        steps.append(Step("y", Expr("torch.nn.functional.conv2d", (Ref("x"), Ref("weight"), bias_arg), plan.kw),
+                          timed=True))
+        return self._assemble(call, plan, steps)
 
     def avg_pool2d(self, call: Call) -> Program:
-        return self._pool(call, "torch.nn.functional.avg_pool2d",
-                          {"count_include_pad": call.params["count_include_pad"]})
+        return self._pool(call, "torch.nn.functional.avg_pool2d")
 
     def max_pool2d(self, call: Call) -> Program:
-        return self._pool(call, "torch.nn.functional.max_pool2d", {"dilation": tuple(call.params["dilation"])})
+        return self._pool(call, "torch.nn.functional.max_pool2d")
 
-    def _pool(self, call: Call, fn: str, extra: dict) -> Program:
-        """Both pooling operators: symmetric pads as ``padding=(ph, pw)``, 'same'/'valid' as the pads they give."""
-        p, r = call.params, call.resolved
-        gap = pooling_gaps.torch_gap(call.op, p, r, call.dtype)
-        if gap:
-            raise Unsupported(gap)
-        pads = pooling_gaps.explicit_pads(p, r)
-        notes, emulated = [], False
-        if isinstance(p["padding"], str):
-            emulated = True
-            notes.append(f"padding {p['padding']!r} expressed as padding={(pads[0], pads[2])}")
-        if call.layout == "NHWC":
-            emulated = True
-            notes.append("NHWC emulated: input permuted to NCHW, output permuted back")
-        kw = dict(kernel_size=tuple(p["kernel_size"]), stride=tuple(p["stride"]), padding=(pads[0], pads[2]),
-                  ceil_mode=p["ceil_mode"], **extra)
-        out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
-        steps = [Step("x", Expr(Method(Expr("torch.from_numpy", (Ref("x"),)), "to"), (Attr(f"torch.{call.dtype}"),)),
-                      "prepare", comment="canonical NCHW"),
-                 Step("y", Expr(fn, (Ref("x"),), kw), timed=True),
-                 Step("out", Expr(Method(Expr(Method(Ref("y"), "to"), (out,)), "numpy")), "finish")]
-        if call.layout == "NHWC":
-            steps.append(Step("out", Expr("numpy.ascontiguousarray",
-                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
-        return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), ("x",),
-                       tuple(steps), "out", emulated, tuple(notes))
+    def _pool(self, call: Call, fn: str) -> Program:
+        plan = plan_pool(call)
+        steps = operand_steps(call, "") + [Step("y", Expr(fn, (Ref("x"),), plan.kw), timed=True)]
+        return self._assemble(call, plan, steps)
 
-
-def onednn_backends(torch) -> set[int]:
-    """Values of ``torch._C._ConvBackend`` that run oneDNN (float32 accumulation for half types).
-
-    ``Mkldnn`` is bound by name; ``MkldnnTranspose`` is not (torch 2.13's binding omits it and
-    prints ``???``), but ATen's ``enum class ConvBackend`` declares it right after ``Mkldnn`` and
-    before ``MkldnnEmpty``, so it is the one value between the two when that gap exists.
-    """
-    members = getattr(getattr(torch._C, "_ConvBackend", None), "__members__", {})
-    if "Mkldnn" not in members:
-        return set()
-    found = {int(members["Mkldnn"])}
-    if "MkldnnTranspose" in members:
-        found.add(int(members["MkldnnTranspose"]))
-    elif "MkldnnEmpty" in members and int(members["MkldnnEmpty"]) == int(members["Mkldnn"]) + 2:
-        found.add(int(members["Mkldnn"]) + 1)
-    return found
+    @staticmethod
+    def _assemble(call: Call, plan, steps: list) -> Program:
+        return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), operands(call),
+                       tuple(steps + finish_steps(call)), "out", plan.emulated, tuple(plan.notes))

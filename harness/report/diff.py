@@ -15,6 +15,12 @@ Results are matched by (case, backend) and compared by verdict severity
   now counts as ``new``.
 
 The exit code is 1 when anything became worse, else 0.
+
+``conform diff REPORT --between A B`` compares two backends of one run the
+same way (A as the baseline), typically one surface at two releases
+(``onnxruntime@1.31.1`` and ``onnxruntime@1.32.0``); it adds ``changed``: the
+cases whose outputs differ between the two although neither verdict moved,
+with the largest difference (the run's ``version_delta``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ SEVERITY_ORDER = ["pass", "xpass", "unsupported", "xfail", "value_mismatch", "sh
                   "missing_error", "unexpected_error", "timeout", "crash"]
 SEVERITY = {v: i for i, v in enumerate(SEVERITY_ORDER)}
 SEVERITY["skipped"] = -1
+CATEGORIES = ("worse", "better", "new", "gone", "unrun", "changed")
 
 
 def severity(verdict: str) -> int:
@@ -96,6 +103,24 @@ def diff(old: dict, new: dict) -> dict:
     return out
 
 
+def between(report: dict, a: str, b: str) -> dict:
+    """``diff`` of backend ``a``'s results (baseline) against backend ``b``'s, within one report."""
+    known = {r["backend"] for r in report["results"]}
+    missing = [x for x in (a, b) if x not in known]
+    if missing:
+        raise ReportError(f"no results for {', '.join(missing)} in this report; it has {', '.join(sorted(known))}")
+    side = {x: {"results": [{**r, "backend": f"{a} -> {b}"} for r in report["results"] if r["backend"] == x]}
+            for x in (a, b)}
+    changes = diff(side[a], side[b])
+    moved = {e["case"] for category in changes.values() for e in category}
+    changes["changed"] = [
+        {"case": r["case"], "backend": f"{a} -> {b}", "old": r["verdict"], "new": r["verdict"],
+         "old_ratio": None, "new_ratio": None, "max_abs_diff": r["version_delta"][a], "reason": ""}
+        for r in report["results"]
+        if r["backend"] == b and r["case"] not in moved and (r.get("version_delta") or {}).get(a)]
+    return changes
+
+
 def _fmt_ratio(value) -> str:
     if value is None:
         return "-"
@@ -108,15 +133,20 @@ def _fmt_ratio(value) -> str:
 
 def format_text(changes: dict, old_path, new_path) -> str:
     lines = [f"conform diff: {old_path} -> {new_path}"]
-    for category in ("worse", "better", "new", "gone", "unrun"):
+    categories = [c for c in CATEGORIES if c in changes]
+    for category in categories:
         entries = changes[category]
         lines.append(f"{category} ({len(entries)}):")
         for e in entries:
+            if category == "changed":
+                lines.append(f"  {e['backend']:18} {e['case']}  {e['new']}, outputs differ by up to "
+                             f"{_fmt_ratio(e['max_abs_diff'])}")
+                continue
             verdicts = {"new": f"{e['new']}", "gone": f"{e['old']}"}.get(category, f"{e['old']} -> {e['new']}")
             ratio = ""
             if e["old_ratio"] is not None or e["new_ratio"] is not None:
                 ratio = f"  (bound_ratio {_fmt_ratio(e['old_ratio'])} -> {_fmt_ratio(e['new_ratio'])})"
             lines.append(f"  {e['backend']:18} {e['case']}  {verdicts}{ratio}")
-    counts = ", ".join(f"{len(changes[c])} {c}" for c in ("worse", "better", "new", "gone", "unrun"))
+    counts = ", ".join(f"{len(changes[c])} {c}" for c in categories)
     lines.append(f"{counts}: {'FAIL (something became worse)' if changes['worse'] else 'ok'}")
     return "\n".join(lines) + "\n"

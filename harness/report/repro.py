@@ -148,10 +148,10 @@ def heatmap_png(plane: np.ndarray) -> bytes:
 
 def _tolerance(case, call, reference, backend: str) -> dict:
     """The tolerance the comparator would use for this backend (results without metrics carry none)."""
-    from harness.backends import load_class, registry
+    from harness.backends import backend_class
     override = case.common.tolerance.model_dump() if case.common.tolerance else None
     try:
-        accumulation = load_class(registry()[backend]).accumulation_for(call.dtype)
+        accumulation = backend_class(backend).accumulation_for(call.dtype)
     except Exception:  # noqa: BLE001 - an unknown backend: the conservative default
         accumulation = None
     return tolerance_for(call.dtype, reference.accumulation_length, override, accumulation, reference.roundings)
@@ -159,9 +159,9 @@ def _tolerance(case, call, reference, backend: str) -> dict:
 
 def _describe(backend: str, call):
     """The program the backend would run for ``call`` (no answer came back: a crash or a timeout)."""
-    from harness.backends import load_class, registry
+    from harness.backends import backend_class
     try:
-        return load_class(registry()[backend]).describe(call)
+        return backend_class(backend).describe(call)
     except Exception:  # noqa: BLE001 - an unknown or broken backend: no reproducer, not a lost run
         return None
 

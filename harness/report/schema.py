@@ -61,6 +61,7 @@ class Result(_Lenient):
     divergence: Optional[_Divergence] = None
     resembles: Optional[_Divergence] = None
     spread: Optional[dict[StrictStr, Any]] = None
+    version_delta: Optional[dict[StrictStr, Any]] = None
     case_hash: Optional[StrictStr] = None
     backend_version: Optional[StrictStr] = None
     original_verdict: Optional[StrictStr] = None

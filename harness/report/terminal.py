@@ -36,6 +36,8 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
         env = report["environment"]["backends"].get(backend, {})
         table.add_row(_t(backend), _t(env.get("version") or "-"), *[str(counts.get(v, "")) for v in verdicts])
     console.print(table)
+    for line in version_lines(report):
+        console.print(line, highlight=False, soft_wrap=True)
     failing = [r for r in report["results"] if r["verdict"] not in GREEN]
     for r in failing[:max_failures]:
         console.print(f"[bold red]{_t(r['verdict'])}[/] {_t(r['backend'])} {_t(r['case'])}  "
@@ -54,6 +56,25 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
     gate = report["gate"]
     console.print(("[green]gate: pass[/]" if gate["passed"] else "[bold red]gate: FAIL[/]")
                   + (" (incomplete run)" if report.get("incomplete") else ""))
+
+
+def version_lines(report: dict) -> list[str]:
+    """One line per pair of consecutive versions of a surface in this run (``conform diff --between``)."""
+    from harness.backends import split_version
+    from harness.report.diff import between
+
+    by_surface: dict[str, list[str]] = {}
+    for backend in report["summary"]["by_backend"]:
+        by_surface.setdefault(split_version(backend)[0], []).append(backend)
+    lines = []
+    for versions in by_surface.values():
+        for a, b in zip(versions, versions[1:]):
+            changes = between(report, a, b)
+            largest = max((e["max_abs_diff"] for e in changes["changed"]), default=0.0)
+            lines.append(f"{_t(a)} -> {_t(b)}: {len(changes['worse'])} worse, {len(changes['better'])} better, "
+                         f"{len(changes['changed'])} with other values (largest |Δ| {largest:.3g}); "
+                         f"details: conform diff REPORT --between {_t(a)} {_t(b)}")
+    return lines
 
 
 def registry_note(r: dict) -> str:

@@ -88,6 +88,7 @@ KEY = ("stride", "kernel_size", "dilation", "groups", "padding", "dtype")
 CAPABILITIES = {
     # harness.backends.mindspore_nn.UNSUPPORTED_CONV2D_DTYPES: no float64, no bfloat16 CPU kernel.
     "mindspore.nn": lambda k: k["dtype"] in ("float16", "float32"),
+    "mindspore.ops": lambda k: k["dtype"] in ("float16", "float32"),   # mindspore_ops.UNSUPPORTED: the same kernels
 }
 YAML_FIELDS = ("input", "layout", "out_channels", "kernel_size", "stride", "dilation", "groups",
                "padding", "bias", "dtype")

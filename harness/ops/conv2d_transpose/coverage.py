@@ -107,6 +107,7 @@ CAPABILITIES = {
                             and (k["padding"] in ("symmetric", "asymmetric") or k["dtype"] == "float64")),
     # harness.backends.mindspore_nn.UNSUPPORTED_DTYPES: no float64, no bfloat16 CPU kernel.
     "mindspore.nn": lambda k: k["dtype"] in ("float16", "float32"),
+    "mindspore.ops": lambda k: k["dtype"] in ("float16", "float32"),   # mindspore_ops.UNSUPPORTED: the same kernels
 }
 YAML_FIELDS = ("input", "layout", "out_channels", "kernel_size", "stride", "dilation", "groups",
                "padding", "output_padding", "bias", "dtype")

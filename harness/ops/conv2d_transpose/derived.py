@@ -86,11 +86,18 @@ DERIVED = {
                               "(by TensorFlow's rule)",
     "extra_rows": "[rows, columns] kept past F − crop (output_padding, or what output_shape implies)",
     "output_padding_any": "extra_rows > 0 on some axis",
+    "output_shape_past_stride": "[h, w]: an output_shape is given and the extra_rows it implies on that axis are "
+                                "≥ stride (reachable only because dilation > stride)",
+    "extra_rows_past_stride": "[h, w]: extra_rows ≥ stride on that axis (output_padding or output_shape; "
+                              "allowed only because dilation > stride)",
+    "symmetric_crops": "top == bottom and left == right crops (every padding form resolved)",
     "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
     "out_width_is_out_channels": "W_out == out_channels: in NCHW the output's last axis has as many elements as "
                                  "channels (Keras' add then takes a (1, C, 1, 1) bias for NHWC: F9)",
+    "dilated_padded_size": "[h, w]: out_size + K − 1, the stride-dilated input (H−1)·s + 1 with the transposed "
+                           "form's zero padding (K−1−pt, K−1−pb+op) (jax.lax.conv_transpose's padded lhs)",
     "out_channels_per_group": "out_channels // groups (0: empty filters)",
     "call_defects": "the rules about the whole call it breaks (groups, output_padding with 'same'/'valid' by "
                     "TensorFlow's rule, "
@@ -160,7 +167,12 @@ def derived(params: dict, data: dict) -> dict:
         "full_size": full, "crops": crops, "any_crop": any(crops), "out_size": out,
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
         "output_padding_holds_values": holds,
+        "output_shape_past_stride": [o is not None and op >= st
+                                     for o, op, st in zip(shape, extra, params["stride"])],
+        "extra_rows_past_stride": [op >= st for op, st in zip(extra, params["stride"])],
+        "symmetric_crops": crops[0] == crops[1] and crops[2] == crops[3],
         "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
         "out_width_is_out_channels": out[1] == params["out_channels"],
+        "dilated_padded_size": [o + e - 1 for o, e in zip(out, eff)],
         "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),
     }

@@ -285,6 +285,8 @@ DERIVED = {
     "window_past_padding": "the last window runs past the bottom/right padding on some axis (ceil_mode)",
     "window_touches_padding": "some window covers a padding position (count_include_pad matters)",
     "window_in_padding_only": "some window holds no input element",
+    "floor_window_starts_in_padding": "a window of floor mode starts in the bottom/right padding on some axis: "
+                                      "(floor_out − 1)·s ≥ size + pad_lo (PyTorch's ceil_mode drop test)",
     "window_overhang": "[K_h − P_h, K_w − P_w]: rows a window exceeds the padded input by (≤ 0: it fits)",
     "overhang_below_stride": "on some axis a window exceeds the padded input by more than 0, fewer than s rows",
     "overhang_at_least_stride": "[h, w]: on that axis a window exceeds the padded input by s rows or more",
@@ -316,6 +318,8 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
         "window_past_padding": any(x["past_padding"] for x in a),
         "window_touches_padding": any(x["touches_padding"] for x in a),
         "window_in_padding_only": any(x["empty"] for x in a),
+        "floor_window_starts_in_padding": any(x["floor_out"] > 0 and (x["floor_out"] - 1) * x["s"]
+                                              >= x["size"] + x["lo"] for x in a),
         "window_overhang": [x["eff"] - (x["size"] + x["lo"] + x["hi"]) for x in a],
         "overhang_below_stride": any(0 < x["eff"] - (x["size"] + x["lo"] + x["hi"]) < x["s"] for x in a),
         "overhang_at_least_stride": [x["eff"] - (x["size"] + x["lo"] + x["hi"]) >= x["s"] for x in a],

@@ -8,7 +8,7 @@ that pair" has one source. These are framework restrictions, not canonical
 rules (Note [Pooling windows]); each is measured or quoted from the
 framework's source next to it:
 
-* torch.functional: symmetric padding only (``padding`` is ``(ph, pw)``),
+* torch.functional, torch.nn: symmetric padding only (``padding`` is ``(ph, pw)``),
   ``pad ≤ kernel // 2`` (torch 2.13, ``pool2d_shape_check``: "pad should be
   smaller than or equal to half of kernel size"; it checks the kernel, not
   the effective kernel); no ``'same'``, posed as its padding when that is
@@ -32,6 +32,13 @@ framework's source next to it:
   primitive[AvgPool3D], the input argument[x] must be a type of
   {Tensor[Float16], Tensor[Float32], Tensor[Float64]}"; ``ops.AvgPool`` fails
   on NumPy 2 first).
+* mindspore.ops: ``ops.AvgPool``/``ops.MaxPool`` take 'same'/'valid' only; explicit padding,
+  ``ceil_mode``, ``count_include_pad`` and dilation go to ``ops.avg_pool2d`` (AvgPool3D:
+  ``(top, bottom, left, right)``, asymmetric allowed, ``top + bottom ≤ k``: "the sum of the pads in
+  the two directions should be less than or equal to the corresponding kernel size") and
+  ``ops.max_pool2d`` (MaxPoolWithArgmaxV2: ``(ph, pw)`` only, "pads ... must be ... a tuple of two";
+  ``pad ≤ k // 2``); no bfloat16 CPU kernel in any of them ("Select CPU operator[AvgPool] fail!
+  Unsupported data type!", measured with NumPy 1.26).
 """
 
 from __future__ import annotations
@@ -190,3 +197,33 @@ def mindspore_mode(params: dict, resolved: Optional[dict]) -> str:
     if padding == "valid" and params.get("ceil_mode"):
         return "pad"
     return padding
+
+
+def mindspore_ops_uses_primitive(op: str, params: dict, resolved: Optional[dict]) -> bool:
+    """Whether mindspore.ops poses a pooling call with ``ops.AvgPool``/``ops.MaxPool`` (pad_mode 'same'/
+    'valid', nothing else) rather than ``ops.avg_pool2d``/``ops.max_pool2d``."""
+    if not isinstance(params["padding"], str) or adds_window(resolved, params):
+        return False
+    if op == "max_pool2d":
+        return max(params.get("dilation", (1, 1))) == 1
+    # AvgPool excludes padding from the average: count_include_pad=true needs avg_pool2d where it counts
+    return not (params.get("count_include_pad") and params["padding"] == "same" and touches_padding(resolved))
+
+
+def mindspore_ops_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optional[str]:
+    if dtype == "bfloat16":
+        return ("MindSpore 2.10's CPU pooling kernels (AvgPool, MaxPool, AvgPool3D, MaxPoolWithArgmaxV2) "
+                "have no bfloat16")
+    if mindspore_ops_uses_primitive(op, params, resolved):
+        return None
+    pads = explicit_pads(params, resolved)
+    if pads is None:
+        return f"ops.{op} has no padding {params['padding']!r}; an invalid call with it cannot be posed"
+    kernel = params["kernel_size"]
+    if op == "avg_pool2d" and (pads[0] + pads[1] > kernel[0] or pads[2] + pads[3] > kernel[1]):
+        return f"pads {list(pads)}: ops.avg_pool2d (AvgPool3D) requires top + bottom ≤ kernel"
+    if op == "max_pool2d" and not symmetric(pads):
+        return f"asymmetric pads {list(pads)}: ops.max_pool2d pads symmetrically, padding=(ph, pw)"
+    if op == "max_pool2d" and (pads[0] > kernel[0] // 2 or pads[2] > kernel[1] // 2):
+        return f"pads {list(pads)}: ops.max_pool2d (MaxPoolWithArgmaxV2) requires pad ≤ kernel // 2"
+    return None

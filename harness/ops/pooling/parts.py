@@ -103,8 +103,8 @@ def case_ider(op: str) -> Callable:
     return case_id
 
 
-GAPS = {"tf.nn": frameworks.tf_gap, "torch.functional": frameworks.torch_gap,
-        "mindspore.nn": frameworks.mindspore_gap}
+GAPS = {"tf.nn": frameworks.tf_gap, "torch.functional": frameworks.torch_gap, "torch.nn": frameworks.torch_gap,
+        "mindspore.nn": frameworks.mindspore_gap, "mindspore.ops": frameworks.mindspore_ops_gap}
 
 
 def capabilities(op: str, spec_of: Callable, default_row: dict) -> dict[str, Callable]:

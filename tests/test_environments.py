@@ -1,0 +1,108 @@
+"""Backends in environments of their own (harness/envs.py, Note [Environments]), ``ID@VERSION``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import envs, ipc
+from harness.backends import registry, select, split_version
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFORM = [sys.executable, "-m", "harness"]
+
+needs_uv = pytest.mark.skipif(envs.uv_binary() is None, reason="uv is not installed (make setup installs it)")
+
+#: MindSpore 2.10's extension was built against NumPy 1.x: under NumPy 2 its Tensor.__mul__ fails.
+TENSOR_MUL = """
+import numpy as np
+import mindspore as ms
+a = ms.Tensor(np.arange(4, dtype=np.float32).reshape(2, 2))
+print("product", (a * a).asnumpy().ravel().tolist(), "numpy", np.__version__)
+"""
+
+
+def test_versioned_ids_select_the_same_adapter_at_a_release():
+    known = registry()
+    assert select("tf.nn@2.20.0,torch.functional", known) == ["tf.nn@2.20.0", "torch.functional"]
+    assert select("tf@2.20.0", known) == [f"{b}@2.20.0" for b in known if b.startswith("tf.")]
+    assert split_version("onnxruntime@1.31.1") == ("onnxruntime", "1.31.1")
+    with pytest.raises(ValueError, match="own kernels have no versions"):
+        select("numpy@2.0.0", known)
+    with pytest.raises(ValueError, match="unknown backend"):
+        select("tf.nn@", known)
+
+
+def test_a_version_replaces_the_pins_of_the_versioned_distributions_only():
+    target = envs.Target(envs.ENVIRONMENTS["mindspore"], "2.9.0")
+    assert target.requirements[:2] == ("mindspore==2.9.0", "numpy==1.26.4")
+    assert not target.shared and target.pinned_version == "2.9.0"
+    assert envs.Target(envs.ENVIRONMENTS["tensorflow"], None).shared
+    assert not envs.Target(envs.ENVIRONMENTS["tensorflow"], "2.20.0").shared
+    # Each version (and each change of pins) has a folder of its own.
+    assert target.folder != envs.Target(envs.ENVIRONMENTS["mindspore"], None).folder
+
+
+def test_message_headers_hold_no_numpy_objects():
+    """A worker's NumPy may differ from ours: scalars go as Python numbers, arrays never in the header."""
+    header = ipc._header({"stride": np.int64(2), "scale": np.float32(0.5), "flag": np.bool_(True)}, [])
+    assert b"numpy" not in header
+    assert pickle.loads(header) == ({"stride": 2, "scale": 0.5, "flag": True}, [])
+    with pytest.raises(TypeError, match="frames"):
+        ipc._header({"x": np.zeros(3)}, [])
+
+
+@needs_uv
+@pytest.mark.skipif(importlib.util.find_spec("mindspore") is None, reason="mindspore not installed")
+def test_mindspore_tensor_mul_fails_in_the_shared_environment_and_works_in_its_own():
+    shared = subprocess.run([sys.executable, "-c", TENSOR_MUL], capture_output=True, text=True, timeout=300)
+    assert "product" not in shared.stdout
+    assert "SystemError" in shared.stderr and "__mul__" in shared.stderr, shared.stderr[-2000:]
+
+    own = envs.launch("mindspore.nn")
+    assert own.python != sys.executable and own.label.startswith("mindspore-2.10.0-")
+    done = subprocess.run([own.python, "-c", TENSOR_MUL], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "product [0.0, 1.0, 4.0, 9.0] numpy 1.26.4" in done.stdout
+
+
+@needs_uv
+@pytest.mark.skipif(importlib.util.find_spec("mindspore") is None, reason="mindspore not installed")
+def test_a_run_records_each_backends_environment_and_version(tmp_path):
+    case = tmp_path / "one.yaml"
+    case.write_text("op: conv2d_transpose\ncases:\n  - id: one\n    input: [1, 2, 5, 5]\n"
+                    "    out_channels: 3\n    kernel_size: 3\n    stride: 2\n")
+    out = tmp_path / "out"
+    done = subprocess.run([*CONFORM, "run", str(case), "--backends", "mindspore.nn,numpy", "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    backends = report["environment"]["backends"]
+    assert backends["mindspore.nn"]["environment"].startswith("mindspore-2.10.0-")
+    assert backends["numpy"]["environment"] == "shared"
+    assert {r["backend"]: r["verdict"] for r in report["results"]} == {"mindspore.nn": "pass", "numpy": "pass"}
+
+
+@needs_uv
+def test_a_release_the_index_does_not_have_costs_its_results_not_the_run(tmp_path):
+    case = tmp_path / "one.yaml"
+    case.write_text("op: conv2d_transpose\ncases:\n  - id: one\n    input: [1, 1, 3, 3]\n"
+                    "    out_channels: 1\n    kernel_size: 2\n")
+    out = tmp_path / "out"
+    done = subprocess.run([*CONFORM, "run", str(case), "--backends", "mindspore.nn@0.0.1,numpy", "--out",
+                           str(out), "--quiet"], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env={**__import__("os").environ, "CONFORM_HOME": str(tmp_path / "home")})
+    report = json.loads((out / "report.json").read_text())
+    by_backend = {r["backend"]: r for r in report["results"]}
+    assert by_backend["numpy"]["verdict"] == "pass"
+    assert by_backend["mindspore.nn@0.0.1"]["verdict"] == "skipped"
+    assert "could not be built" in by_backend["mindspore.nn@0.0.1"]["reason"]
+    assert not list((tmp_path / "home" / "envs").glob("mindspore-*")), "a failed build left a folder behind"
+    assert done.returncode == 0, done.stderr[-2000:]
