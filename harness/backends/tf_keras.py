@@ -122,7 +122,7 @@ class TfKerasBackend(Backend):
                               "be posed as itself")
         notes, crop, emulated = [], None, False
         kw = dict(strides=tuple(p["stride"]), dilation_rate=tuple(p["dilation"]))
-        if isinstance(p["padding"], str):
+        if p["padding"] in ("same", "valid"):
             op, notes, emulated = layer_output_padding(p, r, call.arrays["x"].shape)
             kw.update(padding=p["padding"], output_padding=op)
         else:
@@ -151,10 +151,12 @@ class TfKerasBackend(Backend):
         _no_strided_dilation(p, "Conv2D")
         kw = dict(strides=tuple(p["stride"]), dilation_rate=tuple(p["dilation"]), groups=p["groups"])
         pad, notes = None, []
-        if isinstance(p["padding"], str):
+        if p["padding"] in ("same", "valid"):
             kw["padding"] = p["padding"]
-        else:
-            t, b, left, right = p["padding"]
+        else:   # explicit, or 'same_lower' (Keras has no such mode) as the pads it resolves to
+            if call.resolved is None and isinstance(p["padding"], str):
+                raise Unsupported(f"Keras has no padding {p['padding']!r}: an invalid call with it cannot be posed")
+            t, b, left, right = call.resolved["pads"] if isinstance(p["padding"], str) else p["padding"]
             pad, kw["padding"] = ((t, b), (left, right)), "valid"
             notes.append(f"explicit padding {p['padding']}: ZeroPadding2D({pad}) then padding='valid'")
         args = (p["out_channels"], tuple(p["kernel_size"]))

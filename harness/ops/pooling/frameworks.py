@@ -133,6 +133,8 @@ def keras_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Op
     if adds_window(resolved, params):
         return "Keras has no ceil_mode: the window it adds cannot be posed"
     form = tf_form(params, resolved)
+    if form is None and resolved is None and isinstance(params["padding"], str):
+        return f"Keras has no padding {params['padding']!r}: an invalid call with it cannot be posed"
     if op == "avg_pool2d" and params.get("count_include_pad") and form == "SAME" and resolved is None:
         return "AveragePooling2D's 'same' excludes the padding: an invalid count_include_pad=true call cannot be posed"
     if form is None and touches_padding(resolved):
@@ -149,7 +151,7 @@ def keras_zero_pads(op: str, params: dict, resolved: Optional[dict]) -> Optional
     the layer's own ``'same'``/``'valid'`` is the call (``keras_gap`` has ruled the rest out)."""
     form = tf_form(params, resolved)
     if form is None:
-        return tuple(params["padding"])
+        return explicit_pads(params, resolved)
     if (op == "avg_pool2d" and params.get("count_include_pad") and form == "SAME"
             and touches_padding(resolved)):
         return tuple(resolved["pads"])
