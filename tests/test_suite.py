@@ -129,7 +129,8 @@ def test_every_registry_glob_names_a_case_of_the_suite(suite):
         globs = [entry["cases"]] if isinstance(entry.get("cases", []), str) else entry.get("cases", [])
         for glob in globs:
             assert any(_glob(glob).match(i) for i in ids), f"{entry['id']}: {glob!r} matches no case"
-        found = re.match(r"^(F|PL|OX)(\d+)-", entry["id"])   # F: convolutions, PL: pooling, OX: ONNX Runtime
+        # F: the convolutions, PL: pooling; per surface: J jax.lax, TN torch.nn, MO mindspore.ops, OX ONNX Runtime
+        found = re.match(r"^(F|PL|J|TN|MO|OX)(\d+)-", entry["id"])
         assert found, entry["id"]
         anchor = entry["link"].split("#")[1]
         assert entry["link"].startswith("docs/findings.md#") and anchor == "".join(found.groups()).lower()
