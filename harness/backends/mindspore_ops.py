@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import Optional
 
 from harness.backends import mindspore_common as common
+from harness.backends import mindspore_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Program, Ref, Step
 from harness.backends.program import Call as Expr
@@ -78,6 +79,7 @@ class MindsporeOpsBackend(Backend):
     import_name = "mindspore"
     resident_bytes = 480 << 20      # as mindspore.nn: the same import
     plans_calls = True
+    NATIVE = mindspore_native.PRIMITIVES
     accumulation = common.CONV_ACCUMULATION
     PARAMETERS = {"conv2d_transpose": {
         **_CONV,
