@@ -23,14 +23,15 @@ from harness.cases import load_suite
 from harness.runner import RunOptions, run
 
 OPS = ["avg_pool2d", "max_pool2d"]
-SURFACES = ["tf.nn", "torch.functional", "mindspore.nn"]
+SURFACES = ["tf.nn", "torch.functional", "mindspore.nn", "tf.keras"]
 #: Surfaces whose declarations are checked here; onnxruntime's real calls and ONNX schemas are checked in
 #: tests/test_onnx_runtime.py (its framework lives in its own environment).
 DECLARING = SURFACES + ["onnxruntime"]
 API = {("tf.nn", "avg_pool2d"): "tf.nn.avg_pool2d", ("tf.nn", "max_pool2d"): "tf.nn.max_pool2d",
        ("torch.functional", "avg_pool2d"): "torch.nn.functional.avg_pool2d",
        ("torch.functional", "max_pool2d"): "torch.nn.functional.max_pool2d",
-       ("mindspore.nn", "avg_pool2d"): "mindspore.nn.AvgPool2d", ("mindspore.nn", "max_pool2d"): "mindspore.nn.MaxPool2d"}
+       ("mindspore.nn", "avg_pool2d"): "mindspore.nn.AvgPool2d", ("mindspore.nn", "max_pool2d"): "mindspore.nn.MaxPool2d",
+       ("tf.keras", "avg_pool2d"): "keras.layers.AveragePooling2D", ("tf.keras", "max_pool2d"): "keras.layers.MaxPooling2D"}
 
 SIGNATURES = r"""
 import inspect, json, re, sys
@@ -44,6 +45,14 @@ elif which == "torch.functional":
     out = {"api": [part.split("=")[0].strip() for part in head.split(",")]}
     if op == "max_pool2d":   # a boolean dispatch: its docstring has no signature line
         out = {"api": list(inspect.signature(F._max_pool2d).parameters)}
+elif which == "tf.keras":
+    import os
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    import keras
+    layer = {"avg_pool2d": keras.layers.AveragePooling2D, "max_pool2d": keras.layers.MaxPooling2D}[op]
+    out = {"api": list(inspect.signature(layer.__init__).parameters)[1:]
+                  + list(inspect.signature(keras.layers.Layer.__init__).parameters)[1:],   # **kwargs: dtype, name
+           "forward": list(inspect.signature(layer.call).parameters)[1:]}
 else:
     from mindspore import nn
     cell = {"avg_pool2d": nn.AvgPool2d, "max_pool2d": nn.MaxPool2d}[op]
@@ -128,7 +137,8 @@ def test_every_declaration_matches_the_calls_the_adapter_makes(backend, op, real
                 assert ok or r["emulated"], f"{backend}.{canon.key}: {decl.name!r} not in {r['native_call']}"
                 seen += ok
             else:
-                assert canon.key not in {k.arg for k in api_call.keywords}, r["native_call"]
+                # (unless the keyword is another concept's: Keras' padding is the mode, never explicit pads)
+                assert canon.key not in {k.arg for k in api_call.keywords} or canon.key in by_name, r["native_call"]
                 if decl.via:
                     via = by_name[decl.via]
                     assert _passes(via, via.name, via.position, api_call, forward_call), (decl.via, r["native_call"])

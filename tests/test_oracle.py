@@ -503,3 +503,17 @@ def test_values_agree_with_tensorflow_same_valid_explicit():
     for row in result["rows"]:
         assert row["ours"] == row["theirs"], row
         assert row["err"] < 1e-4, row
+
+
+def test_keras_same_output_padding_crops_tensorflow_side():
+    # size_rule 'keras', same, k=2, s=2, op=1 on H=2: out = (2-1)*2 + 0 + 1 = 3; F = 4, C = 1: crop 0 top,
+    # 1 bottom (Keras' torch backend would crop the top): FULL_S2 rows/cols 0..2.
+    y = ref({"stride": 2, "padding": "same", "output_padding": 1, "size_rule": "keras"})
+    np.testing.assert_array_equal(y[0, 0], FULL_S2[:3, :3])
+
+
+def test_keras_valid_output_padding_adds_zero_rows():
+    # valid, s=2, op=1: F + 1 = 5 rows; row 4 is past the full output: zeros.
+    y = ref({"stride": 2, "padding": "valid", "output_padding": 1, "size_rule": "keras"})
+    np.testing.assert_array_equal(y[0, 0, :4, :4], FULL_S2)
+    assert not y[0, 0, 4].any() and not y[0, 0, :, 4].any()

@@ -508,3 +508,46 @@ def test_output_shape_acceptance_agrees_with_tensorflow():
         assert ours == tf_ok, dict(padding=pad, h=h, k=k, s=s, crops=(lo, hi), out=out, tf=tf_ok)
         counts[ours] += 1
     assert counts[True] > 100 and counts[False] > 100
+
+
+# --------------------------------------------------------------------------- size_rule 'keras' (Note [Padding forms])
+# Keras 3 (backend_utils._get_output_shape_given_tf_padding): valid -> F + op; same -> (H-1)*s + K%2 + op,
+# crops by TensorFlow's SAME rule at that size.
+
+
+@pytest.mark.parametrize("k, s, op, out, crops", [
+    (3, 2, 0, 9, (1, 1)),     # (5-1)*2 + 1 + 0 = 9; F = 11, C = 2: 1 and 1 (plain 'same' gives 10)
+    (3, 2, 1, 10, (0, 1)),    # 8 + 1 + 1 = 10 = H*s; C = 1: 0 top, 1 bottom
+    (4, 2, 1, 9, (1, 2)),     # 8 + 0 + 1 = 9; F = 12, C = 3: 1 top, 2 bottom
+    (1, 3, 2, 15, (0, 0)),    # 12 + 1 + 2 = 15 > F = 13: no crops, 2 rows past F
+])
+def test_keras_same_sizes(k, s, op, out, crops):
+    r = R(input=[1, 1, 5, 5], out_channels=1, kernel_size=k, stride=s, padding="same", output_padding=op,
+          size_rule="keras")
+    assert r.out_hw == (out, out) and r.crops == crops * 2
+
+
+@pytest.mark.parametrize("k, s, op, out", [(3, 2, 1, 12), (1, 2, 1, 10), (1, 3, 0, 13)])
+def test_keras_valid_sizes(k, s, op, out):
+    # F + op: (5-1)*2+3+1 = 12; k=1 < s=2, op = s - k: 8+1+1 = 10 = H*s (Keras' default None); op 0: F = 13.
+    r = R(input=[1, 1, 5, 5], out_channels=1, kernel_size=k, stride=s, padding="valid", output_padding=op,
+          size_rule="keras")
+    assert r.out_hw == (out, out) and r.crops == (0, 0, 0, 0)
+
+
+def test_keras_rule_rejects_output_padding_not_below_stride_even_where_dilation_allows_it():
+    rejects("output_padding", "smaller than the stride 1", input=[1, 1, 5, 5], out_channels=1, kernel_size=3,
+            dilation=2, padding="valid", output_padding=1, size_rule="keras")
+
+
+def test_keras_same_even_kernel_without_output_padding_is_unreachable():
+    # (5-1)*2 + 0 + 0 = 8: ceil(8/2) = 4 != 5 (Keras on TensorFlow fails in the kernel).
+    rejects("output_padding", "cannot reach", input=[1, 1, 5, 5], out_channels=1, kernel_size=4, stride=2,
+            padding="same", output_padding=0, size_rule="keras")
+
+
+@pytest.mark.parametrize("fields", [{"padding": 1}, {"padding": "same", "output_shape": [10, 10]},
+                                    {"padding": "same", "size_rule": "Keras"}])
+def test_keras_rule_case_errors(fields):
+    with pytest.raises(ValidationError):
+        P(input=[1, 1, 5, 5], out_channels=1, kernel_size=3, stride=2, **{"size_rule": "keras", **fields})

@@ -30,6 +30,7 @@ BUILTIN: dict[str, str] = {
     "mindspore.ops": "harness.backends.mindspore_ops:MindsporeOpsBackend",
     "jax.lax": "harness.backends.jax_lax:JaxLaxBackend",
     "onnxruntime": "harness.backends.onnx_runtime:OnnxRuntimeBackend",
+    "tf.keras": "harness.backends.tf_keras:TfKerasBackend",
 }
 
 ENTRY_POINT_GROUP = "conform.backends"

@@ -334,6 +334,7 @@ class NativeParam:
     via: Optional[str] = None
     position: Optional[int] = None
     #: "api": the function or constructor; "forward": the call of the built object; "state": a tensor loaded
-    #: into the built object (``load_state_dict``); "bias_add": the bias addition after the primitive; another
-    #: name: that function of the same module (jax.lax's groups, which only conv_general_dilated has).
+    #: into the built object (``load_state_dict``); "weights": loaded with Keras' ``Layer.set_weights``;
+    #: "bias_add": the bias addition after the primitive; another name: that function of the same module
+    #: (jax.lax's groups, which only conv_general_dilated has).
     call: str = "api"

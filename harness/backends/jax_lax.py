@@ -87,7 +87,8 @@ def transpose_pairs(params: dict, x_shape) -> list[tuple[int, int]]:
         k, s, d = params["kernel_size"][axis], params["stride"][axis], params["dilation"][axis]
         form = padding if isinstance(padding, str) else "explicit"
         pads = (0, 0) if isinstance(padding, str) else tuple(padding[2 * axis: 2 * axis + 2])
-        top, _, _, out = transpose_axis(size, k, s, d, form, pads, params["output_padding"][axis], out_shape[axis])
+        top, _, _, out = transpose_axis(size, k, s, d, form, pads, params["output_padding"][axis], out_shape[axis],
+                                        params.get("size_rule", "tensorflow"))
         k_eff = d * (k - 1) + 1
         before = k_eff - 1 - top
         pairs.append((before, out - ((size - 1) * s + 1) + k_eff - 1 - before))
@@ -165,6 +166,9 @@ class JaxLaxBackend(Backend):
         if r is None and p["output_shape"] is not None:
             raise Unsupported("jax.lax.conv_transpose has no output_shape (the padding pairs carry the size): "
                               "an unreachable output_shape cannot be posed")
+        if r is None and p.get("size_rule") == "keras":
+            raise Unsupported("jax.lax.conv_transpose has no output_padding (the padding pairs carry the size, "
+                              "unchecked): an invalid size_rule 'keras' call cannot be posed")
         if r is None and any(p["output_padding"]):
             raise Unsupported("jax.lax.conv_transpose has no output_padding (the padding pairs carry the size, "
                               "unchecked): an invalid output_padding cannot be posed")

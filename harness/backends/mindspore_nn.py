@@ -125,7 +125,7 @@ class MindsporeNnBackend(Backend):
             emulated = True
             notes.append("NHWC emulated: nn.Conv2dTranspose has no data_format; input permuted to NCHW")
         kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
-        pad, shape = p["padding"], p["output_shape"]
+        pad, shape, keras = p["padding"], p["output_shape"], p.get("size_rule") == "keras"
         if pad == "same_lower":
             # No such pad_mode: the crops and output_padding it resolves to, with pad_mode='pad'.
             if r is None:
@@ -134,17 +134,19 @@ class MindsporeNnBackend(Backend):
             kw.update(pad_mode="pad", padding=tuple(r["crops"]), output_padding=tuple(r["output_padding"]))
             notes.append(f"padding 'same_lower' expressed as pad_mode='pad', padding={kw['padding']}, "
                          f"output_padding={kw['output_padding']}")
-        elif isinstance(pad, str) and (shape is None or (r is not None and self._is_default(pad, r))):
+        elif isinstance(pad, str) and not keras and (shape is None or (r is not None and self._is_default(pad, r))):
             kw.update(pad_mode=pad, padding=0)
             if any(p["output_padding"]):   # MindSpore has the parameter: let it judge the combination
                 kw.update(output_padding=tuple(p["output_padding"]))
         elif isinstance(pad, str):
+            # output_shape, or Keras' size for output_padding (its pad_mode='same' + output_padding is its own)
+            asked = f"output_padding {p['output_padding']} (size_rule 'keras')" if keras else f"output_shape {shape}"
             if r is None:
-                raise Unsupported("nn.Conv2dTranspose has no output_shape: an unreachable output_shape "
-                                  "cannot be posed")
+                raise Unsupported(f"nn.Conv2dTranspose has no output_shape: padding {pad!r} with an unreachable "
+                                  f"{asked} cannot be posed")
             emulated = True
             kw.update(pad_mode="pad", padding=tuple(r["crops"]), output_padding=tuple(r["output_padding"]))
-            notes.append(f"padding {pad!r} with output_shape {shape} expressed as pad_mode='pad', "
+            notes.append(f"padding {pad!r} with {asked} expressed as pad_mode='pad', "
                          f"padding={kw['padding']}, output_padding={kw['output_padding']}")
         else:
             op = tuple(p["output_padding"])

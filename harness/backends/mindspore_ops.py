@@ -34,6 +34,7 @@ likewise); ``ops.AvgPoolV1``/``MaxPoolV1`` do not exist in 2.10.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 from harness.backends import mindspore_common as common
@@ -131,20 +132,31 @@ class MindsporeOpsBackend(Backend):
         p, r = call.params, call.resolved
         if call.dtype in UNSUPPORTED[call.op]:
             raise Unsupported(UNSUPPORTED[call.op][call.dtype])
-        pad = p["padding"]
-        if isinstance(pad, str) and any(p["output_padding"]):
+        pad, keras = p["padding"], p.get("size_rule") == "keras"
+        if keras and r is None:
+            raise Unsupported("ops.Conv2DTranspose has no output_padding: an invalid size_rule 'keras' call cannot "
+                              "be posed")
+        if isinstance(pad, str) and any(p["output_padding"]) and not keras:
             raise Unsupported(f"ops.Conv2DTranspose has no output_padding: with pad_mode={pad!r} it cannot be "
                               "posed (the size goes into input_size, which 'same'/'valid' then crop by their rule)")
         n, c_in = call.arrays["x"].shape[:2]
         out_hw = tuple(r["out_hw"]) if r is not None else self._raw_out_hw(p, call.arrays["x"].shape)
         kw = dict(stride=tuple(p["stride"]), dilation=tuple(p["dilation"]), group=p["groups"])
-        kw.update(_pad_mode(pad, r and r["crops"]))
+        if keras:   # Keras' size through input_size, its crops (TensorFlow's) explicitly: 'same' may crop otherwise
+            kw.update(pad_mode="pad", pad=tuple(r["crops"]))
+        else:
+            kw.update(_pad_mode(pad, r and r["crops"]))
         primitive = Expr("mindspore.ops.Conv2DTranspose", (c_in, tuple(p["kernel_size"])), kw)
         steps = [Step("x", common.tensor("x", call.dtype), "prepare", comment="canonical NCHW"),
                  Step("weight", common.tensor("w", call.dtype), "prepare",
                       comment="(C_in, C_out/group, kh, kw): the forward conv's weight, MindSpore's own layout"),
                  Step("y", Expr(primitive, (Ref("x"), Ref("weight"), (n, p["out_channels"], *out_hw))), timed=True)]
-        return self._finish(call, steps, _same_lower_note(pad, r and r["crops"]))
+        program = self._finish(call, steps, _same_lower_note(pad, r and r["crops"]))
+        if not keras:
+            return program
+        note = (f"padding {pad!r} with output_padding {p['output_padding']} (size_rule 'keras') expressed as "
+                f"pad_mode='pad', pad={tuple(r['crops'])}, input_size {tuple(r['out_hw'])}")
+        return replace(program, emulated=True, notes=program.notes + (note,))
 
     def conv2d(self, call: Call) -> Program:
         p = call.params

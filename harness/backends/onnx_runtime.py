@@ -149,6 +149,15 @@ class OnnxRuntimeBackend(Backend):
                      dilations=list(p["dilation"]), group=p["groups"])
         notes, emulated = [], False
         padding, shape, op = p["padding"], p["output_shape"], list(p["output_padding"])
+        if p.get("size_rule") == "keras":
+            # ONNX's SAME_* with output_padding keep output = input·stride: not Keras' size. Its crops and
+            # output_padding (Note [Padding forms]) are explicit pads with auto_pad NOTSET.
+            if r is None:
+                raise Unsupported("ONNX has no Keras size rule: an invalid call under it cannot be posed")
+            attrs.update(_padding(list(r["crops"])), output_padding=list(r["output_padding"]))
+            notes.append(f"padding {padding!r} with output_padding {op} (size_rule 'keras') expressed as "
+                         f"pads {attrs['pads']}, output_padding {attrs['output_padding']}")
+            return self._one_node(call, "ConvTranspose", attrs, notes, True)
         attrs.update(_padding(padding))
         if isinstance(padding, str):
             if shape is not None:

@@ -39,6 +39,7 @@ from harness.backends import tf_nn_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported, first_line
 from harness.backends.program import Attr, Fallback, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
+from harness.ops.conv2d_transpose.semantics import keras_size
 from harness.ops.pooling import frameworks as pooling_gaps
 
 #: Messages of TensorFlow's CPU kernels that mean "this build cannot run it", not "invalid call".
@@ -61,7 +62,9 @@ def requested_output_hw(params: dict, resolved, x_shape) -> tuple[int, int]:
     for axis, size in enumerate(x_shape[2:]):
         k, s, d = params["kernel_size"][axis], params["stride"][axis], params["dilation"][axis]
         full = (size - 1) * s + d * (k - 1) + 1
-        if params["padding"] in ("same", "same_lower"):
+        if params.get("size_rule") == "keras":
+            sizes.append(keras_size(size, k, s, d, params["padding"], params["output_padding"][axis]))
+        elif params["padding"] in ("same", "same_lower"):
             sizes.append(size * s)
         elif params["padding"] == "valid":
             sizes.append(full)
@@ -182,11 +185,15 @@ class TfNnBackend(Backend):
 
     def conv2d_transpose(self, call: Call) -> Program:
         p = call.params
-        if isinstance(p["padding"], str) and any(p["output_padding"]):
+        keras = p.get("size_rule") == "keras"
+        if isinstance(p["padding"], str) and any(p["output_padding"]) and not keras:
             raise Unsupported(f"tf.nn.conv2d_transpose has no output_padding: with padding "
                               f"{p['padding']!r} it cannot be posed (output_shape is TF's way)")
         if p["padding"] == "same_lower" and call.resolved is None:
             raise Unsupported("TensorFlow has no 'same_lower' padding: an invalid call with it cannot be posed")
+        if keras and call.resolved is None and any(op >= s for op, s in zip(p["output_padding"], p["stride"])):
+            raise Unsupported("tf.nn.conv2d_transpose has no output_padding: size_rule 'keras' with output_padding "
+                              "≥ stride (Keras' own limit) cannot be posed")
         program = self._conv2d_transpose(call, call.layout)
         if call.layout != "NCHW":
             return program
@@ -200,9 +207,11 @@ class TfNnBackend(Backend):
         p, dtype = call.params, Attr(f"tf.{call.dtype}")
         kwargs = native_kwargs(p, call.resolved, call.arrays["x"].shape, layout)
         notes, emulated = [], layout != call.layout
-        if any(p["output_padding"]):
+        if any(p["output_padding"]) or p.get("size_rule") == "keras":
             emulated = True
-            notes.append(f"output_padding {p['output_padding']} requested through output_shape {kwargs['output_shape']}")
+            rule = " (size_rule 'keras': Keras' size for it)" if p.get("size_rule") == "keras" else ""
+            notes.append(f"output_padding {p['output_padding']}{rule} requested through output_shape "
+                         f"{kwargs['output_shape']}")
         if p["padding"] == "same_lower":
             emulated = True
             notes.append(f"padding 'same_lower' expressed as its crops {list(call.resolved['crops'])} "

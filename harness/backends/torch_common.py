@@ -57,6 +57,9 @@ def plan_conv_transpose(call: Call, module: bool) -> Plan:
             raise Unsupported("conv_transpose2d has no out_channels: it is weight.shape[1]·groups, so "
                               "out_channels not divisible by groups cannot be posed")
         if isinstance(p["padding"], str):
+            if p.get("size_rule") == "keras":
+                raise Unsupported(f"torch has no padding {p['padding']!r}: an invalid size_rule 'keras' call "
+                                  "cannot be posed")
             if p["output_shape"] is not None and not module:
                 raise Unsupported("torch.nn.functional.conv_transpose2d has no output_size: "
                                   "an unreachable output_shape cannot be posed")
@@ -96,7 +99,8 @@ def plan_conv_transpose(call: Call, module: bool) -> Plan:
             return plan
         kw["output_padding"] = tuple(r["output_padding"])
         if isinstance(p["padding"], str) or p["output_shape"] is not None:
-            plan.emulate(f"padding {p['padding']!r} / output_shape {p['output_shape']} expressed as "
+            rule = f" / output_padding {p['output_padding']} (size_rule 'keras')" if p.get("size_rule") == "keras" else ""
+            plan.emulate(f"padding {p['padding']!r} / output_shape {p['output_shape']}{rule} expressed as "
                          f"padding={kw['padding']}, output_padding={kw['output_padding']}")
         return plan
     plan.slice_from_full = (t, l, *r["out_hw"])

@@ -72,6 +72,8 @@ def flops(resolved) -> float:
 DERIVED = {
     "valid_call": "the canonical semantics accepts the call",
     "padding_form": "'same', 'same_lower', 'valid' or 'explicit'",
+    "size_rule": "'tensorflow' or 'keras': how 'same'/'valid' size the output with output_padding (Note "
+                 "[Padding forms])",
     "batch": "N, the number of images",
     "in_size": "[H, W] of the input",
     "effective_kernel": "[K_h, K_w], K = dilation·(kernel − 1) + 1",
@@ -80,7 +82,8 @@ DERIVED = {
     "crops": "[top, bottom, left, right] rows/columns cropped from the full output, every padding form resolved",
     "any_crop": "some crop is > 0",
     "out_size": "[H_out, W_out] (≤ 0 when crops remove the whole output)",
-    "output_size_is_default": "out_size is what the padding form gives without output_shape or output_padding",
+    "output_size_is_default": "out_size is what the padding form gives without output_shape or output_padding "
+                              "(by TensorFlow's rule)",
     "extra_rows": "[rows, columns] kept past F − crop (output_padding, or what output_shape implies)",
     "output_padding_any": "extra_rows > 0 on some axis",
     "output_padding_not_below_stride": "extra_rows ≥ stride on some axis (canonical when below the dilation)",
@@ -94,10 +97,13 @@ DERIVED = {
     "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
+    "out_width_is_out_channels": "W_out == out_channels: in NCHW the output's last axis has as many elements as "
+                                 "channels (Keras' add then takes a (1, C, 1, 1) bias for NHWC: F9)",
     "dilated_padded_size": "[h, w]: out_size + K − 1, the stride-dilated input (H−1)·s + 1 with the transposed "
                            "form's zero padding (K−1−pt, K−1−pb+op) (jax.lax.conv_transpose's padded lhs)",
     "out_channels_per_group": "out_channels // groups (0: empty filters)",
-    "call_defects": "the rules about the whole call it breaks (groups, output_padding with 'same'/'valid', "
+    "call_defects": "the rules about the whole call it breaks (groups, output_padding with 'same'/'valid' by "
+                    "TensorFlow's rule, "
                     "output_padding with output_shape), as the fields InvalidCall names; [] for none",
     "axis_defects": "[h, w]: the field the rule of that axis rejects (padding: no rows left, output_padding: "
                     "too large, output_shape: unreachable), null where the axis is fine",
@@ -138,7 +144,8 @@ def derived(params: dict, data: dict) -> dict:
     shape = params.get("output_shape") or (None, None)
     axes = list(zip((h, w), params["kernel_size"], params["stride"], params["dilation"], pads,
                     params["output_padding"], shape))
-    sizes = [axis_sizes(size, k, s, d, form, p, op, out) for size, k, s, d, p, op, out in axes]
+    rule = params.get("size_rule", "tensorflow")
+    sizes = [axis_sizes(size, k, s, d, form, p, op, out, rule) for size, k, s, d, p, op, out in axes]
     defaults = [axis_sizes(size, k, s, d, form, p, 0, None)[3] for size, k, s, d, p, op, out in axes]
     eff = [d * (k - 1) + 1 for _, k, _, d, *_ in axes]
     full = [(size - 1) * s + e for (size, _, s, *_), e in zip(axes, eff)]
@@ -158,7 +165,7 @@ def derived(params: dict, data: dict) -> dict:
     truncated = [int((o - e) / s) + 1 == size for o, e, (size, _, s, *_) in zip(out, eff, axes)]
     return {
         "valid_call": not whole and not any(axis_defects), "call_defects": whole, "axis_defects": axis_defects,
-        "valid_size_check_truncated": truncated, "padding_form": form, "batch": n, "in_size": [h, w], "effective_kernel": eff,
+        "valid_size_check_truncated": truncated, "padding_form": form, "size_rule": rule, "batch": n, "in_size": [h, w], "effective_kernel": eff,
         "kernel_below_stride": any(e < s for e, s in zip(eff, params["stride"])),
         "full_size": full, "crops": crops, "any_crop": any(crops), "out_size": out,
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
@@ -170,6 +177,7 @@ def derived(params: dict, data: dict) -> dict:
         "extra_rows_past_stride": [op >= st for op, st in zip(extra, params["stride"])],
         "symmetric_crops": crops[0] == crops[1] and crops[2] == crops[3],
         "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
+        "out_width_is_out_channels": out[1] == params["out_channels"],
         "dilated_padded_size": [o + e - 1 for o, e in zip(out, eff)],
         "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),
     }

@@ -23,9 +23,14 @@ def _two(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def crops_and_size(size, k, s, d, padding, op, out):
-    """(crop_before, H_out) for one axis, straight from DESIGN.md §2."""
+def crops_and_size(size, k, s, d, padding, op, out, keras=False):
+    """(crop_before, H_out) for one axis, straight from DESIGN.md §2 (``keras``: Keras' size for 'same'/'valid'
+    with output_padding, ``deconv_output_length``; the crops stay TensorFlow's)."""
     full = (size - 1) * s + d * (k - 1) + 1
+    if keras and padding == "valid":
+        out = full + op
+    elif keras and padding == "same":
+        out = (size - 1) * s + (d * (k - 1) + 1) % 2 + op
     if padding == "valid":
         return 0, full if out is None else out
     if padding in ("same", "same_lower"):       # the odd crop at the end; same_lower: at the start
@@ -57,8 +62,9 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     pad_w = padding if isinstance(padding, str) else padding[2:4]
     oph, opw = _two(params.get("output_padding", 0))
     out_h, out_w = params.get("output_shape") or (None, None)
-    top, out_h = crops_and_size(h, kh, sh, dh, pad_h, oph, out_h)
-    left, out_w = crops_and_size(wd, kw, sw, dw, pad_w, opw, out_w)
+    keras = params.get("size_rule") == "keras"
+    top, out_h = crops_and_size(h, kh, sh, dh, pad_h, oph, out_h, keras)
+    left, out_w = crops_and_size(wd, kw, sw, dw, pad_w, opw, out_w, keras)
 
     full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + out_h)
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)

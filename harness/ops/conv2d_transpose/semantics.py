@@ -30,8 +30,33 @@ where rows at index ≥ F are zeros:
   - VALID: ``ceil((H_out − K + 1) / s) == H``, default ``H_out = F``,
     ``pt = pb = 0`` (rows past F are zeros).
 
-  ``output_padding`` does not combine with ``same``/``valid``: TensorFlow has
-  no such parameter and PyTorch has no such padding; ``output_shape`` says it.
+  Under this rule (``size_rule: tensorflow``, the default) ``output_padding``
+  does not combine with ``same``/``valid``: TensorFlow has no such parameter
+  and PyTorch has no such padding; ``output_shape`` says it.
+* ``size_rule: keras``: ``same``/``valid`` with ``output_padding`` *given*
+  (0 included), as Keras 3's ``Conv2DTranspose(padding=..., output_padding=...)``
+  sizes them: ``keras/src/backend/common/backend_utils.py``
+  ``_get_output_shape_given_tf_padding`` (the ``deconv_output_length`` of
+  Keras 2), with ``K`` the dilated kernel:
+
+  - valid: ``H_out = F + op`` (no crops; the ``op`` rows past F are zeros);
+  - same:  ``H_out = (H−1)·s + (K mod 2) + op``.
+
+  The crops are then TensorFlow's for that size, exactly as if it were the
+  ``output_shape`` (Keras' TensorFlow backend, ``backend/tensorflow/nn.py``
+  ``conv_transpose``, computes the size and calls ``tf.nn.conv_transpose``
+  with ``padding='SAME'|'VALID'`` and that ``output_shape``; its JAX backend,
+  ``_convert_conv_transpose_padding_args_from_keras_to_jax``, crops
+  ``⌊(F − H_out)/2⌋`` on top too; its torch backend crops ``⌈·⌉`` on top and
+  warns about the inconsistency). Valid iff ``op < s`` (Keras'
+  ``BaseConvTranspose`` rejects ``output_padding ≥ strides``) and the size is
+  reachable by the rule above (``same`` with an even ``K`` and ``op = 0``
+  gives ``(H−1)·s``, which SAME cannot produce: Keras on TensorFlow fails).
+  Keras' default ``output_padding=None`` is the TensorFlow rule's ``same``
+  (``H·s``) and, for ``valid``, ``F`` where ``K ≥ s`` but ``H·s`` where
+  ``K < s`` (``(H−1)·s + max(K, s)``): there canonical ``valid`` is Keras'
+  ``output_padding=0``. ``size_rule: keras`` takes ``same``/``valid`` only,
+  and no ``output_shape`` (Keras has none).
 * ``same_lower`` is ``same`` with the odd crop at the top/left:
   ``pt = needed − needed // 2`` (same sizes, same reachable ``output_shape``).
   It follows ONNX ``ConvTranspose`` ``auto_pad='SAME_LOWER'`` (``onnx/defs/nn/defs.cc``:
@@ -48,7 +73,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from harness.ops.fields import LIMIT, ConvResolved, Padding, Pair, input_dims, nchw, padding_form, pair, split_total
 from harness.ops.spec import InvalidCall
@@ -71,6 +96,9 @@ class Params(BaseModel):
     groups: int = Field(default=1, ge=1, le=LIMIT)
     bias: bool = False
     output_shape: Optional[list[int]] = Field(default=None, min_length=2, max_length=2)
+    size_rule: Literal["tensorflow", "keras"] = Field(
+        default="tensorflow", description="how 'same'/'valid' size the output with output_padding (Note "
+                                          "[Padding forms])")
 
     @field_validator("input")
     @classmethod
@@ -97,6 +125,15 @@ class Params(BaseModel):
     def _output_shape(cls, v):
         if v is not None and min(v) < 1:
             raise ValueError(f"output_shape must be positive, got {v}")
+        return v
+
+    @field_validator("size_rule")
+    @classmethod
+    def _size_rule(cls, v, info: ValidationInfo):
+        if v == "keras" and info.data.get("padding", "same") not in ("same", "valid"):
+            raise ValueError("size_rule 'keras' sizes padding 'same'/'valid' only (Keras' two modes)")
+        if v == "keras" and info.data.get("output_shape") is not None:
+            raise ValueError("size_rule 'keras' has no output_shape (Keras has none): give output_padding")
         return v
 
 
@@ -130,9 +167,18 @@ def input_shapes(params: Params) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def axis_sizes(size, k, s, d, form, pads, op, out) -> tuple[int, int, int, int]:
+def keras_size(size, k, s, d, form, op) -> int:
+    """``size_rule: keras``: the output size Keras gives ``same``/``valid`` with ``output_padding`` (Note
+    [Padding forms])."""
+    eff = d * (k - 1) + 1
+    return (size - 1) * s + eff + op if form == "valid" else (size - 1) * s + eff % 2 + op
+
+
+def axis_sizes(size, k, s, d, form, pads, op, out, rule="tensorflow") -> tuple[int, int, int, int]:
     """One spatial axis without any check: (crop_lo, crop_hi, op, out), ``out`` as asked or by default."""
     full = (size - 1) * s + d * (k - 1) + 1
+    if rule == "keras" and form != "explicit":
+        out = keras_size(size, k, s, d, form, op)
     if form == "explicit":
         lo, hi = pads
         return (lo, hi, op, full - lo - hi + op) if out is None else (lo, hi, out - (full - lo - hi), out)
@@ -144,13 +190,21 @@ def axis_sizes(size, k, s, d, form, pads, op, out) -> tuple[int, int, int, int]:
     return 0, 0, out - full, out
 
 
-def _axis(size, k, s, d, form, pads, op, out, axis):
+def _axis(size, k, s, d, form, pads, op, out, axis, rule="tensorflow"):
     """Resolve one spatial axis; returns (crop_lo, crop_hi, op, out) or raises ``InvalidCall``."""
     eff = d * (k - 1) + 1
     full = (size - 1) * s + eff
     limit = max(s, d)
-    lo, hi, op_, out_ = axis_sizes(size, k, s, d, form, pads, op, out)
-    if form == "explicit":
+    lo, hi, op_, out_ = axis_sizes(size, k, s, d, form, pads, op, out, rule)
+    if rule == "keras" and form != "explicit":
+        if op >= s:
+            raise InvalidCall("output_padding", f"output_padding {op} along {axis} must be smaller than the stride "
+                              f"{s} (size_rule 'keras': Keras' BaseConvTranspose rule)")
+        if form == "same" and -(-out_ // s) != size:
+            raise InvalidCall("output_padding", f"output_padding {op} along {axis} gives {out_} with padding 'same' "
+                              f"(size_rule 'keras': (H−1)·s + K mod 2 + op), which 'same' cannot reach: need "
+                              f"ceil(out / {s}) == {size}")
+    elif form == "explicit":
         if out is None and op >= limit:
             raise InvalidCall("output_padding", f"output_padding {op} along {axis} must be smaller than "
                               f"max(stride, dilation) = {limit}")
@@ -178,7 +232,7 @@ def call_defects(params: Params) -> list[InvalidCall]:
         found.append(InvalidCall("groups", f"input channels {c_in} are not divisible by groups {g}"))
     if params.out_channels % g:
         found.append(InvalidCall("groups", f"out_channels {params.out_channels} are not divisible by groups {g}"))
-    if isinstance(params.padding, str) and any(op):
+    if isinstance(params.padding, str) and any(op) and params.size_rule == "tensorflow":
         found.append(InvalidCall("output_padding", f"output_padding does not combine with padding "
                                                    f"'{params.padding}'; give output_shape instead"))
     if params.output_shape is not None and any(op):
@@ -195,7 +249,7 @@ def axis_args(params: Params) -> list[tuple]:
         t, b, l, r = params.padding
         form, pads = "explicit", ((t, b), (l, r))
     out = params.output_shape or (None, None)
-    return [(size, k, s, d, form, pad, op, o, axis) for size, k, s, d, pad, op, o, axis in zip(
+    return [(size, k, s, d, form, pad, op, o, axis, params.size_rule) for size, k, s, d, pad, op, o, axis in zip(
         (h, w), params.kernel_size, params.stride, params.dilation, pads, params.output_padding, out,
         ("height", "width"))]
 

@@ -300,6 +300,7 @@ DERIVED = {
                                       "(floor_out − 1)·s ≥ size + pad_lo (PyTorch's ceil_mode drop test)",
     "window_overhang": "[K_h − P_h, K_w − P_w]: rows a window exceeds the padded input by (≤ 0: it fits)",
     "overhang_below_stride": "on some axis a window exceeds the padded input by more than 0, fewer than s rows",
+    "overhang_at_least_stride": "[h, w]: on that axis a window exceeds the padded input by s rows or more",
     "out_size_truncated": "[h, w]: trunc((P − K + s) / s), the floor-mode size with C++ division truncating "
                           "toward zero (TensorFlow's GetWindowedOutputSize: 0, not negative, for an overhang "
                           "of 1..2s − 1 rows)",
@@ -338,6 +339,7 @@ def derived(params: dict, dilation=(1, 1)) -> dict:
                                               >= x["size"] + x["lo"] for x in a),
         "window_overhang": [x["eff"] - (x["size"] + x["lo"] + x["hi"]) for x in a],
         "overhang_below_stride": any(0 < x["eff"] - (x["size"] + x["lo"] + x["hi"]) < x["s"] for x in a),
+        "overhang_at_least_stride": [x["eff"] - (x["size"] + x["lo"] + x["hi"]) >= x["s"] for x in a],
         "out_size_truncated": [_trunc_div(x["size"] + x["lo"] + x["hi"] - x["eff"] + x["s"], x["s"]) for x in a],
         "ceil_out_size_truncated": [_trunc_div(x["size"] + x["lo"] + x["hi"] - x["eff"] + x["s"] - 1, x["s"]) + 1
                                     for x in a],

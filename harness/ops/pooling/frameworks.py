@@ -23,6 +23,13 @@ framework's source next to it:
   avg: as ``'SAME'`` when the pads are SAME's), else unsupported.
 * onnxruntime: explicit pads smaller than the kernel (``PoolAttributes``: "Pad should be smaller than
   kernel").
+* tf.keras: ``AveragePooling2D``/``MaxPooling2D`` take ``'same'``/``'valid'``
+  only and call TensorFlow's pooling (``'same'`` excludes the padding from the
+  average). A ``ZeroPadding2D`` layer first is exact wherever the zeros are
+  counted (``count_include_pad``) or no window reaches them; max pooling's −∞
+  padding has no layer. No ``ceil_mode``, no dilation (Keras 3.15
+  ``keras/src/layers/pooling/base_pooling.py``). Not in ``parts.GAPS``,
+  which decides the generated pairwise suite.
 * mindspore.nn: ``pad_mode='pad'`` pads symmetrically per axis
   (``padding=(ph, pw)``); ``AvgPool3D`` (behind ``nn.AvgPool2d`` with
   padding) requires ``pt + pb ≤ k``; ``MaxPool3DWithArgmax`` (behind
@@ -117,6 +124,35 @@ def tf_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optio
         if any(p >= window[i // 2] for i, p in enumerate(pads)):
             return (f"explicit padding {list(pads)} is not smaller than the window {list(window)}: "
                     "tf.nn.max_pool2d requires it")
+    return None
+
+
+def keras_gap(op: str, params: dict, resolved: Optional[dict], dtype: str) -> Optional[str]:
+    if op == "max_pool2d" and max(params.get("dilation", (1, 1))) > 1:
+        return "keras.layers.MaxPooling2D has no dilation"
+    if adds_window(resolved, params):
+        return "Keras has no ceil_mode: the window it adds cannot be posed"
+    form = tf_form(params, resolved)
+    if op == "avg_pool2d" and params.get("count_include_pad") and form == "SAME" and resolved is None:
+        return "AveragePooling2D's 'same' excludes the padding: an invalid count_include_pad=true call cannot be posed"
+    if form is None and touches_padding(resolved):
+        if op == "max_pool2d":
+            return "keras.layers.MaxPooling2D has no explicit padding, and no Keras layer pads with −∞"
+        if not params.get("count_include_pad"):
+            return ("keras.layers.AveragePooling2D has no explicit padding, and ZeroPadding2D's zeros would be "
+                    "counted (count_include_pad=false)")
+    return None
+
+
+def keras_zero_pads(op: str, params: dict, resolved: Optional[dict]) -> Optional[tuple[int, int, int, int]]:
+    """The pads a ``ZeroPadding2D`` layer adds before a Keras pooling layer (then ``'valid'``), or None where
+    the layer's own ``'same'``/``'valid'`` is the call (``keras_gap`` has ruled the rest out)."""
+    form = tf_form(params, resolved)
+    if form is None:
+        return tuple(params["padding"])
+    if (op == "avg_pool2d" and params.get("count_include_pad") and form == "SAME"
+            and touches_padding(resolved)):
+        return tuple(resolved["pads"])
     return None
 
 
