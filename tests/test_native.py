@@ -27,7 +27,7 @@ from harness.ops.spec import InvalidCall
 from native_strategies import native as native_calls
 
 ROOT = Path(__file__).resolve().parents[1]
-SURFACES = ["tf.nn", "tf.keras", "torch.functional", "torch.nn", "mindspore.nn", "mindspore.ops"]
+SURFACES = ["tf.nn", "tf.keras", "torch.functional", "torch.nn", "mindspore.nn", "mindspore.ops", "onnxruntime"]
 OPERATORS = ["conv2d_transpose", "conv2d", "avg_pool2d", "max_pool2d"]
 
 
@@ -174,6 +174,14 @@ REFUSED = [
     ("mindspore.ops", "avg_pool2d", {"kernel_size": 2, "stride": 2, "divisor_override": 3}, [1, 2, 4, 4],
      "divisor_override"),
     ("mindspore.ops", "max_pool2d", {"kernel_size": 2, "strides": 2, "pad_mode": "pad"}, [1, 2, 4, 4], "pad_mode"),
+    ("onnxruntime", "conv2d_transpose", {"W": [2, 4, 3, 3], "strides": [2, 2], "output_shape": [9, 9]}, [1, 2, 4, 4],
+     "output_shape"),
+    ("onnxruntime", "conv2d", {"W": [4, 2, 3, 3], "auto_pad": "SAME_UPPER", "pads": [1, 1, 1, 1]}, [1, 2, 4, 4],
+     "pads"),
+    ("onnxruntime", "conv2d", {"W": [4, 2, 3, 3], "strides": 2}, [1, 2, 4, 4], "strides"),
+    ("onnxruntime", "conv2d", {"W": [4, 2, 3, 3], "kernel_shape": [3, 2]}, [1, 2, 4, 4], "kernel_shape"),
+    ("onnxruntime", "avg_pool2d", {"kernel_shape": [2, 2], "ceil_mode": True}, [1, 2, 4, 4], "ceil_mode"),
+    ("onnxruntime", "avg_pool2d", {"kernel_shape": [2, 2], "dilations": [2, 2]}, [1, 2, 4, 4], "dilations"),
 ]
 
 
@@ -195,6 +203,14 @@ def test_an_unknown_name_lists_the_known_ones_and_a_bad_input_shape_is_named():
     with pytest.raises(NativeParamError) as info:
         backend_class("numpy").from_native("conv2d", {}, [1, 2, 4, 4])
     assert info.value.param == "op"
+
+
+def test_minimal_leaves_out_what_the_api_defaults():
+    inverse = backend_class("torch.nn").native_inverse("conv2d_transpose")
+    call = {"in_channels": 3, "out_channels": 16, "kernel_size": (3, 3), "stride": 2, "padding": [1, 1],
+            "dilation": 1, "bias": True, "padding_mode": "zeros", "dtype": "float32"}
+    assert inverse.minimal(call) == {"in_channels": 3, "out_channels": 16, "kernel_size": [3, 3], "stride": [2, 2],
+                                     "padding": [1, 1]}
 
 
 @pytest.mark.parametrize("surface, native, canonical", [
