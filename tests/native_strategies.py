@@ -269,8 +269,86 @@ def mindspore_ops(draw, op: str):
     return native, _input(geo, "NCHW")
 
 
+@st.composite
+def tf_keras(draw, op: str):
+    geo = _conv_geometry(draw, op == "conv2d_transpose")
+    layout = draw(st.sampled_from(["NHWC", "NCHW"]))
+    fmt = {"NHWC": "channels_last", "NCHW": "channels_first"}[layout]
+    native = {}
+    padding = draw(st.sampled_from(["same", "valid"]))
+    if op in ("avg_pool2d", "max_pool2d"):
+        native["pool_size"] = draw(spelled(geo["k"]))
+        if draw(st.booleans()):
+            native["strides"] = draw(spelled(geo["s"]))
+    else:
+        if max(geo["s"]) > 1:   # Keras refuses strides > 1 with dilation_rate > 1
+            geo["d"] = [1, 1]
+            geo["eff"] = geo["k"]
+        native.update(filters=geo["cout"] if op == "conv2d" else geo["cog"],
+                      kernel_size=draw(spelled(geo["k"])))
+        draw(put(native, "strides", geo["s"], [1, 1]))
+        draw(put(native, "dilation_rate", geo["d"], [1, 1]))
+        draw(put(native, "use_bias", draw(st.booleans()), True))
+        if op == "conv2d":
+            draw(put(native, "groups", geo["g"], 1))
+        else:
+            geo["cin"] = geo["cig"]   # Conv2DTranspose has no groups
+            if draw(st.booleans()):
+                native["output_padding"] = draw(spelled([draw(st.integers(0, s - 1)) for s in geo["s"]]))
+        if draw(st.booleans()):
+            native["activation"] = draw(st.sampled_from([None, "linear"]))
+        if draw(st.booleans()):
+            native["kernel_initializer"] = "glorot_uniform"
+    draw(put(native, "padding", draw(st.sampled_from([padding, padding.upper()])), "valid", pair=False))
+    if layout == "NCHW" or draw(st.booleans()):
+        native["data_format"] = fmt
+    return native, _input(geo, layout)
+
+
+@st.composite
+def onnxruntime(draw, op: str):
+    geo = _conv_geometry(draw, op == "conv2d_transpose")
+    native = {}
+    mode = draw(st.sampled_from(["NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]))
+    if op in ("avg_pool2d", "max_pool2d"):
+        native.update(kernel_shape=list(geo["k"]), strides=list(geo["s"]))
+        if mode == "NOTSET":
+            t, b, le, r = [draw(st.integers(0, k - 1)) for k in (geo["k"][0], geo["k"][0], geo["k"][1], geo["k"][1])]
+            native["pads"] = [t, le, b, r]
+        draw(put(native, "ceil_mode", draw(st.sampled_from([0, 1])), 0, pair=False))
+        if op == "avg_pool2d":
+            draw(put(native, "count_include_pad", draw(st.sampled_from([0, 1])), 0, pair=False))
+        else:
+            draw(put(native, "dilations", geo["d"], [1, 1], pair=False))
+        draw(put(native, "auto_pad", mode, "NOTSET", pair=False))
+        return native, _input(geo, "NCHW")
+    kh, kw = geo["k"]
+    if op == "conv2d_transpose":
+        native["W"] = [geo["cin"], geo["cog"], kh, kw]
+        if mode == "NOTSET":
+            t, b, le, r = _crops(draw, geo)
+            native["pads"] = [t, le, b, r]
+            draw(put(native, "output_padding", [draw(st.integers(0, max(s, d) - 1))
+                                                for s, d in zip(geo["s"], geo["d"])], [0, 0], pair=False))
+        elif draw(st.booleans()):
+            native["output_shape"] = _reachable(draw, geo, "valid" if mode == "VALID" else "same")
+    else:
+        native["W"] = [geo["cout"], geo["cig"], kh, kw]
+        if mode == "NOTSET":
+            native["pads"] = [draw(st.integers(0, 2)) for _ in range(4)]
+    draw(put(native, "auto_pad", mode, "NOTSET", pair=False))
+    if draw(st.booleans()):
+        native["kernel_shape"] = [kh, kw]
+    draw(put(native, "strides", geo["s"], [1, 1], pair=False))
+    draw(put(native, "dilations", geo["d"], [1, 1], pair=False))
+    draw(put(native, "group", geo["g"], 1, pair=False))
+    draw(put(native, "B", draw(st.booleans()), False, pair=False))
+    return native, _input(geo, "NCHW")
+
+
 def native(surface: str, op: str):
     """(native parameters, input shape in the native layout) for ``surface``'s ``op``."""
     return {"tf.nn": lambda: tf_nn(op), "torch.functional": lambda: torch_surface(op, False),
             "torch.nn": lambda: torch_surface(op, True), "mindspore.nn": lambda: mindspore_nn(op),
-            "mindspore.ops": lambda: mindspore_ops(op)}[surface]()
+            "mindspore.ops": lambda: mindspore_ops(op), "tf.keras": lambda: tf_keras(op),
+            "onnxruntime": lambda: onnxruntime(op)}[surface]()

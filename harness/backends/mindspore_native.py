@@ -21,7 +21,7 @@ two APIs for the same operator: a call naming a parameter only the functions hav
 
 from __future__ import annotations
 
-from harness.native import (REQUIRED, Arg, Inverse, anything, applied, boolean, channels, choice, either, expect,
+from harness.native import (REQUIRED, Arg, Inverse, anything, applied, boolean, channels, choice, expect,
                             find_call, has_call, integer, ints, only, pair, plain, symmetric)
 
 IGNORED = Arg(anything, None, ignored=True)

@@ -15,7 +15,7 @@ a claim's tf.nn side has none.
 from __future__ import annotations
 
 from harness.backends.base import NativeParamError
-from harness.native import (REQUIRED, Arg, Inverse, anything, channels, choice, either, expect, find_call, ints,
+from harness.native import (REQUIRED, Arg, Inverse, anything, channels, choice, expect, find_call, ints,
                             plain, shape_of)
 
 
@@ -37,7 +37,11 @@ def explicit(name, value):
     return [ints(2, 0, scalar=False)(name, p) for p in pairs]
 
 
-PADDING = either(choice("SAME", "VALID"), explicit)
+def tf_padding(name, value):
+    """'SAME', 'VALID' (TF's attribute is upper case) or the explicit list."""
+    if isinstance(value, str):
+        return choice("SAME", "VALID")(name, value)
+    return explicit(name, value)
 MODE = choice("SAME", "VALID")
 DATA_FORMAT = choice("NHWC", "NCHW")
 NAME = Arg(anything, None, ignored=True)
@@ -74,7 +78,7 @@ def canonical_padding(padding, layout: str):
     return [t, b, left, right]
 
 
-def native_padding(padding, layout: str):
+def native_padding(padding):
     return padding if isinstance(padding, str) else plain(padding)
 
 
@@ -103,14 +107,14 @@ def _transpose_read(program, shapes: dict) -> dict:
     kw = find_call(program, "tf.nn.conv2d_transpose").kwargs
     cin, cog, kh, kwidth = shape_of(shapes, "w")
     return dict(filters=[kh, kwidth, cog, cin], output_shape=plain(kw["output_shape"]), strides=plain(kw["strides"]),
-                padding=native_padding(kw["padding"], kw["data_format"]), data_format=kw["data_format"],
+                padding=native_padding(kw["padding"]), data_format=kw["data_format"],
                 dilations=plain(kw["dilations"]))
 
 
 CONV2D_TRANSPOSE = Inverse(
     "tf.nn.conv2d_transpose",
     {"filters": Arg(ints(4, 1, scalar=False), REQUIRED), "output_shape": Arg(ints(4, 0, scalar=False), REQUIRED),
-     "strides": Arg(tf_ints, REQUIRED), "padding": Arg(PADDING, "SAME"), "data_format": Arg(DATA_FORMAT, "NHWC"),
+     "strides": Arg(tf_ints, REQUIRED), "padding": Arg(tf_padding, "SAME"), "data_format": Arg(DATA_FORMAT, "NHWC"),
      "dilations": Arg(tf_ints, 1), "name": NAME},
     _transpose_canonical, _transpose_read, _complete("strides", "dilations"))
 
@@ -132,14 +136,14 @@ def _conv_read(program, shapes: dict) -> dict:
     kw = find_call(program, "tf.nn.conv2d").kwargs
     cout, cig, kh, kwidth = shape_of(shapes, "w")
     return dict(filters=[kh, kwidth, cig, cout], strides=plain(kw["strides"]),
-                padding=native_padding(kw["padding"], kw["data_format"]), data_format=kw["data_format"],
+                padding=native_padding(kw["padding"]), data_format=kw["data_format"],
                 dilations=plain(kw["dilations"]))
 
 
 CONV2D = Inverse(
     "tf.nn.conv2d",
     {"filters": Arg(ints(4, 1, scalar=False), REQUIRED), "strides": Arg(tf_ints, REQUIRED),
-     "padding": Arg(PADDING, REQUIRED), "data_format": Arg(DATA_FORMAT, "NHWC"), "dilations": Arg(tf_ints, 1),
+     "padding": Arg(tf_padding, REQUIRED), "data_format": Arg(DATA_FORMAT, "NHWC"), "dilations": Arg(tf_ints, 1),
      "name": NAME},
     _conv_canonical, _conv_read, _complete("strides", "dilations"))
 
@@ -163,7 +167,7 @@ def _pool_read(fn: str):
     def read(program, shapes: dict) -> dict:
         kw = find_call(program, fn).kwargs
         return dict(ksize=plain(kw["ksize"]), strides=plain(kw["strides"]),
-                    padding=native_padding(kw["padding"], kw["data_format"]), data_format=kw["data_format"])
+                    padding=native_padding(kw["padding"]), data_format=kw["data_format"])
     return read
 
 
@@ -175,4 +179,4 @@ def _pool(op: str, padding) -> Inverse:
 
 
 NATIVE = {"conv2d_transpose": CONV2D_TRANSPOSE, "conv2d": CONV2D, "avg_pool2d": _pool("avg_pool2d", MODE),
-          "max_pool2d": _pool("max_pool2d", PADDING)}
+          "max_pool2d": _pool("max_pool2d", tf_padding)}
