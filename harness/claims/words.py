@@ -28,8 +28,8 @@ def phrase(key: str, value: Any) -> Optional[str]:
         return _axes(value, "crops")
     if key == "pads":
         return _axes(value, "pads")
-    if key == "output_padding":
-        return f"keeps ({value[0]}, {value[1]}) extra rows/columns (output_padding)" if any(value) else None
+    if key == "output_padding":   # only where ``kept`` did not fold it into the crops
+        return f"keeps ({value[0]}, {value[1]}) extra rows/columns (output_padding)" if value and any(value) else None
     if key == "out_hw":
         return f"output {value[0]}x{value[1]}"
     if key in ("kernel", "stride", "dilation"):
@@ -43,10 +43,21 @@ def phrase(key: str, value: Any) -> Optional[str]:
     return None
 
 
+def kept(resolved: dict) -> dict:
+    """A transposed convolution's crops as the rows/columns it really drops from the full output: the
+    output is ``full[pt : F − (pb − op)]``, so output_padding only moves the bottom/right crop (a negative
+    crop keeps zero rows past the full output). ``padding=1, output_padding=1`` crops (1, 0)."""
+    if "crops" not in resolved or "output_padding" not in resolved:
+        return resolved
+    (top, bottom, left, right), (oh, ow) = resolved["crops"], resolved["output_padding"]
+    return {**resolved, "crops": (top, bottom - oh, left, right - ow), "output_padding": None}
+
+
 def meaning(resolved: Optional[dict], invalid_reason: Optional[str] = None) -> str:
-    """A side's canonical meaning in words: its padding, output size and (if not 1) stride/dilation."""
+    """A side's canonical meaning in words: its padding (crops as kept) and output size."""
     if resolved is None:
         return f"a call the canonical semantics rejects ({invalid_reason})" if invalid_reason else "no meaning"
+    resolved = kept(resolved)
     parts = [phrase(key, resolved[key]) for key in ("crops", "pads", "output_padding", "out_hw") if key in resolved]
     return ", ".join(p for p in parts if p)
 
@@ -54,7 +65,7 @@ def meaning(resolved: Optional[dict], invalid_reason: Optional[str] = None) -> s
 def contrast(sides: dict[str, Optional[dict]]) -> str:
     """The fields where the sides' meanings differ, each side's value said: ``tf.keras crops (0, 1) rows and
     (0, 1) columns, torch.nn crops (1, 0) rows and (1, 0) columns``; empty when they mean the same call."""
-    valid = {name: r for name, r in sides.items() if r is not None}
+    valid = {name: kept(r) for name, r in sides.items() if r is not None}
     if len(valid) < 2:
         return ""
     out = []
