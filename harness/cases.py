@@ -175,6 +175,10 @@ def _pydantic_problems(exc: ValidationError, file: str, line_of, known: set[str]
     return problems
 
 
+#: For other loaders of the suite's files (``harness.claims``): the same messages for the same mistakes.
+suggest, pydantic_problems = _suggest, _pydantic_problems
+
+
 def _matrix_size(raw) -> int:
     """How many cases a raw case expands to (1 when its matrix is malformed: reported later)."""
     matrix = raw.get("matrix") if isinstance(raw, dict) else None
@@ -228,11 +232,14 @@ def _expand(raw: dict, file: str, located: Located, buckets: dict, path: tuple, 
 
 def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional[Budget] = None,
               max_cases: int = MAX_CASES) -> list[Case]:
-    """Load one case file; raise ``ProblemsError`` listing every problem."""
+    """Load one case file; raise ``ProblemsError`` listing every problem. A claim file (top-level
+    ``claims:``, no ``cases:``) has no cases: ``harness.claims`` reads it."""
     file = display or str(path)
     located = load_yaml(read_text(path, file), file)
     doc = located.value
     problems: list[Problem] = []
+    if isinstance(doc, dict) and "claims" in doc and "cases" not in doc:
+        return []
     if not isinstance(doc, dict):
         raise ProblemsError([Problem(file, 1, "document", "a case file is a mapping with 'op' and 'cases'")])
     for key in doc:

@@ -46,12 +46,12 @@ def _budget(args) -> int:
     return args.max_memory or default_memory_budget()
 
 
-def _select(cases, patterns):
-    """The cases ``-k`` selects; selecting nothing is a usage error, never an empty green run."""
+def _select(cases, patterns, claims_chosen: bool = False):
+    """The cases ``-k`` selects; selecting nothing (no case, no claim) is a usage error, never an empty green run."""
     if not patterns:
         return cases
     chosen = [c for c in cases if select_id(c.id, patterns)]
-    if not chosen:
+    if not chosen and not claims_chosen:
         named = ", ".join(f"-k {p!r}" for p in patterns)
         verb = "matches" if len(patterns) == 1 else "match"
         raise UsageError(f"{named} {verb} none of the {len(cases)} cases (`conform list` prints the ids)")
@@ -101,29 +101,32 @@ def _whole_suite(args) -> bool:
 
 
 def _load(args, backends=None):
-    """Cases and registry, every problem of both reported together (``backends``: the run's, for the memory guard)."""
+    """Cases and registry, every problem of both reported together (``backends``: the run's, for the memory guard).
+    The claims of the same paths are loaded alongside into ``args.claims`` (Note [Claims], ``harness/claims``)."""
     from harness.cases import load_suite
+    from harness.claims.load import load_claims
     from harness.memory import Budget
     budget = Budget.for_backends(_budget(args), backends)
-    problems, cases, registry = [], [], None
-    for loader in (lambda: load_suite(args.paths, memory_budget=budget), lambda: _registry(args)):
+    problems, loaded = [], {}
+    for name, loader in (("cases", lambda: load_suite(args.paths, memory_budget=budget)),
+                         ("registry", lambda: _registry(args)), ("claims", lambda: load_claims(args.paths))):
         try:
-            value = loader()
+            loaded[name] = loader()
         except ProblemsError as exc:
             problems += exc.problems
-            continue
-        if isinstance(value, list):
-            cases = value
-        else:
-            registry = value
     if problems:
         raise ProblemsError(problems)
-    return _select(cases, args.pattern), registry
+    claims = [c for c in loaded["claims"] if not args.pattern or select_id(c.id, args.pattern)
+              or any(select_id(p.id, args.pattern) for p in c.points)]
+    args.claims = claims
+    return _select(loaded["cases"], args.pattern, bool(claims)), loaded["registry"]
 
 
 def cmd_validate(args) -> int:
     cases, registry = _load(args)
-    print(f"{len(cases)} cases OK; {len(registry.entries)} known divergences")
+    points = sum(len(c.points) for c in args.claims)
+    print(f"{len(cases)} cases OK; {len(args.claims)} claims ({points} points) OK; "
+          f"{len(registry.entries)} known divergences")
     return EXIT_OK
 
 
@@ -131,6 +134,9 @@ def cmd_list(args) -> int:
     cases, _ = _load(args)
     for case in _of_op(cases, args.op):
         print(case.id)
+    for claim in args.claims:
+        if not args.op or claim.claim.op == args.op:
+            print("\n".join(f"claim {point.id}" for point in claim.points))
     return EXIT_OK
 
 
@@ -178,11 +184,12 @@ def cmd_run(args) -> int:
     with claim(args.out, RUN_WRITES, args.paths), Generation(args.out) as gen:
         try:
             result = _run_into(args, cases, chosen, registry, gen)
+            claims = _run_claims(args, chosen, registry, gen, result) if args.claims else []
         except OSError as exc:   # results.jsonl, logs/ or a reproducer: ENOSPC, EFBIG (ulimit -f), EIO
             raise UsageError(f"cannot write into {args.out} while running: {exc.strerror or exc}; the run "
                              "stopped and the previous reports there are unchanged") from None
         with interrupts.deferred():   # Note [Interrupts]: a signal now must not leave a torn or stale report set
-            report = clean(json_report.build(result, strict=args.strict))
+            report = clean(json_report.build(result, strict=args.strict, claims=claims))
             if args.resume:
                 gen.carry_reproducers(report["results"])
             _publish(gen, report, gen.path, gen.path)   # the generation is seen as --out: links stay relative
@@ -228,6 +235,20 @@ def _run_into(args, cases, chosen, registry, gen):
                                        check_stale=_whole_suite(args),
                                        on_note=lambda text: console.print(f"conform: {text}", markup=False)))
     return result
+
+
+def _run_claims(args, chosen, registry, gen, result) -> list[dict]:
+    """The claims after the cases (their own workers); Ctrl-C marks the run incomplete like the cases' run."""
+    from harness.claims.run import ClaimOptions, run_claims
+    if result.incomplete:
+        return []
+    try:
+        return run_claims(args.claims, ClaimOptions(backends=chosen, out=args.out, timeout_s=args.timeout,
+                                                    jobs=args.jobs, registry=registry, memory_limit=_budget(args),
+                                                    repro_dir=gen.path))
+    except KeyboardInterrupt:
+        result.incomplete = True
+        return []
 
 
 # ---------------------------------------------------------------- --out: ownership, lock, one report set

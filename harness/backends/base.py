@@ -38,6 +38,15 @@ class Unsupported(Exception):
     """The backend cannot express this call (dtype, layout, groups, ...)."""
 
 
+class NativeParamError(ValueError):
+    """A native parameter a surface does not have, or of the wrong type/value: ``.param`` names it."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param}: {message}" if param else message)
+        self.param = param
+        self.message = message
+
+
 @dataclass
 class Call:
     """One operator call, in canonical form, as sent to a worker."""
@@ -120,6 +129,35 @@ class Backend:
     #: The environment the worker runs in, a key of ``harness.envs.ENVIRONMENTS`` (Note [Environments]);
     #: None: conform's own interpreter, and no ``ID@VERSION``.
     environment: ClassVar[Optional[str]] = None
+    #: Operator -> the inverse of this adapter's mapping (``harness.native.Inverse``, Note [Native
+    #: vocabularies]): what ``from_native``/``to_native`` use. Empty: no native vocabulary (in-house backends).
+    NATIVE: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def native_inverse(cls, op: str):
+        inverse = cls.NATIVE.get(op)
+        if inverse is None:
+            raise NativeParamError("op", f"{cls.id} has no native form of {op!r}"
+                                   + (f" (it has: {', '.join(cls.NATIVE)})" if cls.NATIVE else ""))
+        return inverse
+
+    @classmethod
+    def from_native(cls, op: str, native: dict, input_shape: list[int]) -> dict:
+        """The canonical case fields (as in a case file, without ``input``) that this surface's native call
+        means. ``native``: the call in the surface's own vocabulary, tensors given by their shape (e.g.
+        tf.nn: ``{filters: [3, 3, 16, 8], output_shape: [1, 32, 32, 16], strides: 2, padding: SAME}``);
+        ``input_shape``: the input in the native layout (the case's ``input``). Raises ``NativeParamError``
+        for an unknown, ill-typed or inexpressible native parameter (Note [Native vocabularies])."""
+        return cls.native_inverse(op).from_native(native, input_shape)
+
+    @classmethod
+    def to_native(cls, op: str, program: Program, shapes: Optional[dict] = None) -> dict:
+        """The native parameters a Program built by this adapter passes, normalised (the inverse of
+        ``from_native`` on the adapter's own calls). ``shapes``: the canonical operand shapes
+        (``harness.native.operand_shapes(call)``), needed where a tensor's shape is a parameter (tf.nn's
+        ``filters``). For an ``emulated`` program these are the framework call's own parameters; its notes
+        say what is done around the call."""
+        return cls.native_inverse(op).to_native(program, shapes)
 
     def __init__(self):
         self._duration_ms: Optional[float] = None

@@ -33,6 +33,7 @@ go stale silently.
 from __future__ import annotations
 
 from harness.backends import mindspore_common
+from harness.backends import mindspore_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Attr, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
@@ -49,6 +50,7 @@ class MindsporeNnBackend(Backend):
     import_name = "mindspore"
     resident_bytes = 480 << 20      # measured 420 MiB after setup
     plans_calls = True
+    NATIVE = mindspore_native.CELLS
     accumulation = mindspore_common.CONV_ACCUMULATION   # measured: float16 convolutions sum in float32
     PARAMETERS = {"conv2d_transpose": {
         "x": NativeParam("x", "Tensor (N, C_in, H, W)", "the cell's input; NCHW only", position=0, call="forward"),

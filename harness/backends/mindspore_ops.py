@@ -38,6 +38,7 @@ from dataclasses import replace
 from typing import Optional
 
 from harness.backends import mindspore_common as common
+from harness.backends import mindspore_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Program, Ref, Step
 from harness.backends.program import Call as Expr
@@ -79,6 +80,7 @@ class MindsporeOpsBackend(Backend):
     import_name = "mindspore"
     resident_bytes = 480 << 20      # as mindspore.nn: the same import
     plans_calls = True
+    NATIVE = mindspore_native.PRIMITIVES
     accumulation = common.CONV_ACCUMULATION
     PARAMETERS = {"conv2d_transpose": {
         **_CONV,

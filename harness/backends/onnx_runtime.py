@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from harness.backends import onnx_runtime_native
 from harness.backends.base import Backend, Call, NativeParam, Outcome, Unsupported
 from harness.backends.program import Attr, Fallback, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
@@ -88,6 +89,7 @@ class OnnxRuntimeBackend(Backend):
     import_name = "onnxruntime"
     resident_bytes = 192 << 20
     plans_calls = True
+    NATIVE = onnx_runtime_native.NATIVE
     PARAMETERS = {"conv2d_transpose": {
         "x": INPUTS, "w": NativeParam("inputs", "W (C_in, C_out/group, kh, kw)", "the canonical layout", position=1),
         "kernel_size": KERNEL,

@@ -40,6 +40,7 @@ import os
 from dataclasses import replace
 from typing import Optional
 
+from harness.backends import tf_keras_native
 from harness.backends.base import Backend, Call, Unsupported, first_line
 from harness.backends.program import Fallback, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
@@ -94,6 +95,7 @@ class TfKerasBackend(Backend):
     resident_bytes = 768 << 20      # tf.nn measured 551 MiB; Keras adds its own modules
     plans_calls = True
     PARAMETERS = PARAMETERS
+    NATIVE = tf_keras_native.NATIVE
     # No `accumulation` override: Keras calls the same TensorFlow kernels as tf.nn (see there).
 
     def setup(self) -> None:
@@ -122,7 +124,7 @@ class TfKerasBackend(Backend):
                               "be posed as itself")
         notes, crop, emulated = [], None, False
         kw = dict(strides=tuple(p["stride"]), dilation_rate=tuple(p["dilation"]))
-        if p["padding"] in ("same", "valid"):
+        if p["padding"] in ("same", "valid"):   # 'same_lower' (no such Keras padding): its crops, as explicit
             op, notes, emulated = layer_output_padding(p, r, call.arrays["x"].shape)
             kw.update(padding=p["padding"], output_padding=op)
         else:
@@ -153,10 +155,10 @@ class TfKerasBackend(Backend):
         pad, notes = None, []
         if p["padding"] in ("same", "valid"):
             kw["padding"] = p["padding"]
-        else:   # explicit, or 'same_lower' (Keras has no such mode) as the pads it resolves to
-            if call.resolved is None and isinstance(p["padding"], str):
-                raise Unsupported(f"Keras has no padding {p['padding']!r}: an invalid call with it cannot be posed")
-            t, b, left, right = call.resolved["pads"] if isinstance(p["padding"], str) else p["padding"]
+        else:   # explicit, or 'same_lower' (no such Keras padding): the pads it resolves to
+            if p["padding"] == "same_lower" and call.resolved is None:
+                raise Unsupported("Keras has no 'same_lower' padding: an invalid call with it cannot be posed")
+            t, b, left, right = call.resolved["pads"] if p["padding"] == "same_lower" else p["padding"]
             pad, kw["padding"] = ((t, b), (left, right)), "valid"
             notes.append(f"explicit padding {p['padding']}: ZeroPadding2D({pad}) then padding='valid'")
         args = (p["out_channels"], tuple(p["kernel_size"]))

@@ -35,6 +35,7 @@ import os
 from dataclasses import replace
 from typing import Optional
 
+from harness.backends import tf_nn_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported, first_line
 from harness.backends.program import Attr, Fallback, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
@@ -101,6 +102,7 @@ class TfNnBackend(Backend):
     import_name = "tensorflow"
     resident_bytes = 640 << 20      # measured 551 MiB after setup
     plans_calls = True
+    NATIVE = tf_nn_native.NATIVE
     PARAMETERS = {"conv2d_transpose": {
         "x": NativeParam("input", "Tensor (N, H, W, C_in) or (N, C_in, H, W)", "in data_format order", position=0),
         "w": NativeParam("filters", "Tensor (kh, kw, C_out/groups, C_in)", "", position=1),

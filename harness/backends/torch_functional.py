@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from harness.backends import torch_native
 from harness.backends.base import Backend, Call, NativeParam
 from harness.backends.program import Import, Program, Ref, Step, evaluate, main_call
 from harness.backends.program import Call as Expr
@@ -39,6 +40,7 @@ class TorchFunctionalBackend(Backend):
     import_name = "torch"
     resident_bytes = 256 << 20      # measured 226 MiB after setup
     plans_calls = True
+    NATIVE = torch_native.FUNCTIONAL
     PARAMETERS = {"conv2d_transpose": {
         "x": NativeParam("input", "Tensor (N, C_in, H, W)", "NCHW only", position=0),
         "w": NativeParam("weight", "Tensor (C_in, C_out/groups, kh, kw)", "the canonical layout", position=1),

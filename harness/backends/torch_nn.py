@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from harness.backends import torch_native
 from harness.backends.base import Backend, Call, NativeParam
 from harness.backends.program import Attr, Import, Method, Program, Ref, Step, main_call
 from harness.backends.program import Call as Expr
@@ -66,6 +67,7 @@ class TorchNnBackend(Backend):
     import_name = "torch"
     resident_bytes = 256 << 20      # as torch.functional: the same import
     plans_calls = True
+    NATIVE = torch_native.MODULES
     PARAMETERS = {
         "conv2d_transpose": {
             **_module_params("conv2d_transpose", "(C_in, C_out/groups, kh, kw)"),

@@ -30,6 +30,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from harness.report import claims as claim_reports
 from harness.report.json_report import SCHEMA
 from harness.report.schema import check
 from harness.userfile import MIB, read_text
@@ -99,6 +100,8 @@ def diff(old: dict, new: dict) -> dict:
             out["worse"].append(entry)
         elif severity(b["verdict"]) < severity(a["verdict"]):
             out["better"].append(entry)
+    for category, entries in claim_reports.diff(old, new).items():
+        out[category] += entries
     out["worse"].sort(key=lambda e: (-severity(e["new"]), e["backend"], e["case"]))
     return out
 

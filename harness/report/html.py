@@ -37,6 +37,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from harness.report import claims as claim_reports
 from harness.report import atomic_write
 from harness.report.analysis import (FAILING, VERDICT_ORDER, bound_ratio, capabilities, counts_table,
                                      failure_groups, fmt_value)
@@ -278,7 +279,8 @@ def render(report: dict, base: Optional[Path] = None, out: Optional[Path] = None
         groups=groups, capabilities=capabilities(results, backends), n_results=len(results),
         n_cases=len(data["cases"]), n_failing=failing, data_json=_json_for_html(data), script=script,
         script_hash=script_hash, style=style, stale=report.get("stale_divergences") or [],
-        verdict_class=lambda v: "v-" + re.sub(r"[^a-z_]", "", str(v)))
+        verdict_class=lambda v: "v-" + re.sub(r"[^a-z_]", "", str(v)),
+        claims=claim_reports.claims_of(report), status_word=claim_reports.status_word)
 
 
 def write(report: dict, out: Path, base: Optional[Path] = None) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness.compare import GREEN
 from harness.report import atomic_write
+from harness.report import claims as claim_reports
 
 SCHEMA = "conform.report/1"
 
@@ -39,21 +40,28 @@ def _clean(value):
     return value
 
 
-def build(run, strict: bool = False) -> dict:
+def build(run, strict: bool = False, claims: list | None = None) -> dict:
     """The report of a run. ``gate.passed`` is decided here, once: every reporter and the exit code read it,
-    and an incomplete run (interrupted) never passes, whatever its finished results say."""
-    return {
+    and an incomplete run (interrupted) never passes, whatever its finished results say. ``claims``: the
+    claim records (``harness.claims``); a claim that fails its own gate fails the run's."""
+    claims = claims or []
+    report = {
         "schema": SCHEMA,
         "created": run.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": run.duration_s,
         "incomplete": run.incomplete,
         # An interrupted run judged only part of the plan: it cannot pass the gate.
-        "gate": {"passed": not run.incomplete and gate_passes(run.results, strict, run.stale), "strict": strict},
+        "gate": {"passed": not run.incomplete and gate_passes(run.results, strict, run.stale)
+                 and claim_reports.gate_passes(claims), "strict": strict},
         "environment": run.environment,
         "summary": summarize(run.results),
         "stale_divergences": run.stale,
         "results": _clean(run.results),
     }
+    if claims:
+        report["claims_summary"] = claim_reports.summary(claims)
+        report["claims"] = _clean(claims)
+    return report
 
 
 def render(report: dict) -> str:

@@ -36,6 +36,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.report import atomic_write
+from harness.report import claims as claim_reports
 
 FAILURE = {"shape_mismatch", "value_mismatch", "missing_error"}
 ERROR = {"unexpected_error", "crash", "timeout"}
@@ -132,6 +133,8 @@ def build(report: dict) -> ET.Element:
             suite.set("timestamp", _text(report["created"]))
         totals["tests"] += len(results)
         total_time += suite_time
+    for key, value in claim_reports.junit(root, report, _text).items():
+        totals[key] += value
     for key, value in _gate_suite(root, report, strict).items():
         totals[key] += value
     for key in ("tests", "failures", "errors"):

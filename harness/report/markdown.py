@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from harness.report import atomic_write
+from harness.report import claims as claim_reports
 from harness.report.analysis import VERDICT_ORDER, failure_groups, iter_failures
 from harness.report.explain import FAR_APART, bound_gloss, far_apart, spread_line, worst_element
 from harness.report.html import format_ratio
@@ -86,6 +87,7 @@ def render(report: dict, max_failures: int = MAX_FAILURES) -> str:
             lines.append(f"… and {len(failing) - max_failures} more failing results in report.html / junit.xml.")
         lines.append("")
     lines += _far_apart(results)
+    lines += claim_reports.markdown(report)
     stale = report.get("stale_divergences") or []
     if stale:
         lines.append(f"{len(stale)} stale known divergence(s): " + ", ".join(_code(s.get("id")) for s in stale))

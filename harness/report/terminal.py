@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.compare import GREEN
+from harness.report import claims as claim_reports
 from harness.report.explain import bound_gloss, worst_element
 from harness.text import printable
 
@@ -53,6 +54,8 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
     for entry in report.get("stale_divergences", []):
         console.print(f"[yellow]stale known divergence[/] {_t(entry['id'])} "
                       f"[dim]{_t(entry['file'])}:{_t(entry['line'])}[/]: {_t(entry['reason'])}", highlight=False)
+    for line in claim_reports.lines(report):
+        console.print(printable(line), highlight=False, soft_wrap=True, markup=False)
     gate = report["gate"]
     console.print(("[green]gate: pass[/]" if gate["passed"] else "[bold red]gate: FAIL[/]")
                   + (" (incomplete run)" if report.get("incomplete") else ""))

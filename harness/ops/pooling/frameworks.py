@@ -150,7 +150,7 @@ def keras_zero_pads(op: str, params: dict, resolved: Optional[dict]) -> Optional
     """The pads a ``ZeroPadding2D`` layer adds before a Keras pooling layer (then ``'valid'``), or None where
     the layer's own ``'same'``/``'valid'`` is the call (``keras_gap`` has ruled the rest out)."""
     form = tf_form(params, resolved)
-    if form is None:
+    if form is None:   # explicit, or 'same_lower' (its resolved pads): not the string itself
         return explicit_pads(params, resolved)
     if (op == "avg_pool2d" and params.get("count_include_pad") and form == "SAME"
             and touches_padding(resolved)):
