@@ -140,3 +140,21 @@ def test_one_surface_at_two_releases_runs_side_by_side(tmp_path):
     between = subprocess.run([*CONFORM, "diff", str(out / "report.json"), "--between", *TWO_RELEASES.split(",")],
                              capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert between.returncode == 0 and "0 worse" in between.stdout, between.stdout + between.stderr
+
+
+SURFACES = ("torch.nn", "tf.keras", "mindspore.ops", "jax.lax", "onnxruntime")
+
+
+def test_conform_backends_lists_every_surface_with_its_environment_and_version():
+    done = subprocess.run([*CONFORM, "backends"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
+    for surface in SURFACES:
+        assert surface in rows, done.stdout
+    where = {"torch.nn": "shared", "tf.keras": "shared", "mindspore.ops": "mindspore-",
+             "jax.lax": "jax-", "onnxruntime": "onnxruntime-"}
+    for surface, environment in where.items():
+        columns = rows[surface].split()
+        assert columns[3].startswith(environment), rows[surface]
+        if envs.uv_binary() is not None:
+            assert rows[surface].rstrip().endswith("available"), rows[surface]
