@@ -149,6 +149,7 @@ def cmd_backends(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     failed = False
+    print(f"{'backend':24} {'framework':12} {'version':14} {'environment':36} availability")
     for bid in chosen:
         target = envs.target_of(bid)
         where = "conform" if target is None else "shared" if target.shared else target.folder.name
