@@ -87,7 +87,7 @@ def _nearest_registry(paths: list[Path]) -> Optional[Path]:
     start = paths[0].absolute()
     for folder in [start if start.is_dir() else start.parent, *(start if start.is_dir() else start.parent).parents]:
         candidate = folder / "known_divergences.yaml"
-        if candidate.is_file():
+        if os.path.lexists(candidate):   # whatever it is: loading says why a FIFO or a device is refused
             return candidate
     return None
 
