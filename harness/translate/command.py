@@ -8,12 +8,11 @@ named), an unknown surface or operator.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from harness.backends.base import NativeParamError, Unsupported
+from harness.backends.base import NativeParamError
 from harness.translate import parse, render
-from harness.translate.core import surface, translate
+from harness.translate.core import CannotExpress, surface, translate
 from harness.translate.parse import TranslateInputError
 from harness.translate.verify import verify
 
@@ -24,8 +23,8 @@ REGISTRY = Path("cases") / "known_divergences.yaml"
 def run(args) -> int:
     try:
         tr = _translation(args)
-    except Unsupported as exc:
-        print(render.say([f"{args.target} cannot express this call: {exc}"]), end="", file=sys.stderr)
+    except CannotExpress as exc:
+        print(render.say(render.source_lines(exc) + [f"{args.target}: cannot express this call: {exc}"]), end="")
         return EXIT_FAIL
     lines = render.source_lines(tr) + render.target_lines(tr, code=args.code)
     if args.no_verify:

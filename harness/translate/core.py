@@ -19,10 +19,11 @@ from harness.backends import backend_class
 from harness.backends.base import NativeParamError, Unsupported
 from harness.backends.program import Program
 from harness.cases import Case
-from harness.claims import model, words
+from harness.claims import model
 from harness.claims.load import ClaimSpec, Point, Side, canonical_fields, side_call, side_case
 from harness.native import operand_shapes
 from harness.translate.parse import TranslateInputError
+from harness.translate.spellings import alternatives, same_meaning
 
 #: The default input's height and width when ``--input`` is not given (the channels come from the call).
 DEFAULT_HW = 16
@@ -56,6 +57,15 @@ class Translation:
     @property
     def notes(self) -> tuple:
         return tuple(self.program.notes)
+
+
+class CannotExpress(Unsupported):
+    """The target cannot express the source call (exit 1); carries the source call's reading, to be said."""
+
+    def __init__(self, reason: str, source: str, op: str, source_native: dict, source_input: list, source_case: Case):
+        super().__init__(reason)
+        self.source, self.op, self.source_native = source, op, source_native
+        self.source_input, self.source_case = source_input, source_case
 
 
 def layout_of(case: Case) -> str:
@@ -146,29 +156,53 @@ def translate(source: str, target: str, op: str, native: dict, input_shape: Opti
     if source == target:
         raise TranslateInputError(f"--from and --to both name {source}")
     target_cls = surface(target)
-    if op not in target_cls.NATIVE:
-        raise Unsupported(f"{target} has no native form of {op} (it has: {', '.join(target_cls.NATIVE)})")
     fields, nchw = read_source(source, op, native, input_shape)
     spec = claim_spec(op, source, target, native, nchw)
     point = point_at(spec, nchw)
     source_case = meaning_case(spec, point, source, fields)
+    source_layout = layout_of(source_case)
     if source_case.resolved is None:
         raise TranslateInputError(f"the {source} call is one the canonical semantics rejects on input "
-                                  f"{in_layout(nchw, fields.get('layout', 'NCHW'))}: {source_case.invalid_reason}")
-    source_layout = layout_of(source_case)
-    found, refusals = [], []
-    for layout in sorted(LAYOUTS, key=lambda lay: lay != source_layout):
-        case = meaning_case(spec, point, target, {**fields, "layout": layout})
-        try:
-            found.append(target_call(target, case))
-        except Unsupported as exc:
-            refusals.append(str(exc))
-    if not found:
-        raise Unsupported(refusals[0])
-    program, full, exact, case = min(found, key=lambda t: (not t[2], len(t[0].notes)))
+                                  f"{in_layout(nchw, source_layout)}: {source_case.invalid_reason}")
+    if op not in target_cls.NATIVE:
+        raise CannotExpress(f"{target} has no native form of {op} (it has: {', '.join(target_cls.NATIVE)})",
+                            source, op, dict(native), in_layout(nchw, source_layout), source_case)
+    try:
+        program, full, exact, case = best_target(spec, point, target, fields, source_case)
+    except Unsupported as exc:
+        raise CannotExpress(str(exc), source, op, dict(native), in_layout(nchw, source_layout), source_case) from None
     minimal = target_cls.native_inverse(op).minimal(full)
     return Translation(op, source, target, dict(native), in_layout(nchw, source_layout), nchw, source_case, case,
                        program, full, minimal, exact)
+
+
+def best_target(spec: ClaimSpec, point: Point, target: str, fields: dict, source_case: Case):
+    """The target's best program for the source's meaning: over every spelling of it (``spellings``) and both
+    layouts, an exact call first, then the fewest emulation notes, then the source's own spelling and layout.
+    ``Unsupported`` (the reason for the source's own spelling) when the target poses none of them."""
+    meaning = _unlaid(source_case.resolved.as_dict())
+    source_layout = layout_of(source_case)
+    found, refusals = [], []
+    for index, spelling in enumerate(alternatives(fields, source_case.resolved.as_dict())):
+        for order, layout in enumerate(sorted(LAYOUTS, key=lambda lay: lay != source_layout)):
+            case = side_case(spec, point, target, {**spelling, "layout": layout})
+            if isinstance(case, str) or case.resolved is None:
+                continue
+            if index and not same_meaning(_unlaid(case.resolved.as_dict()), meaning):
+                break     # another function: not a spelling of this one (in either layout)
+            try:
+                program, native, exact, case = target_call(target, case)
+            except Unsupported as exc:
+                refusals.append(str(exc))
+                continue
+            found.append(((not exact, len(program.notes), index, order), (program, native, exact, case)))
+    if not found:
+        raise Unsupported(refusals[0] if refusals else f"{target} poses no spelling of this call")
+    return min(found, key=lambda item: item[0])[1]
+
+
+def _unlaid(resolved: dict) -> dict:
+    return {k: v for k, v in resolved.items() if k != "layout"}
 
 
 def target_call(target: str, case: Case) -> tuple[Program, dict, bool, Case]:
@@ -193,4 +227,4 @@ def means_same(surface_id: str, case: Case, native: dict) -> bool:
     other = side_case(spec, point_at(spec, nchw), surface_id, fields)
     if isinstance(other, str) or other.resolved is None or case.resolved is None:
         return False
-    return words.kept(other.resolved.as_dict()) == words.kept(case.resolved.as_dict())
+    return same_meaning(other.resolved.as_dict(), case.resolved.as_dict())

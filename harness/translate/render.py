@@ -78,6 +78,8 @@ def code_lines(tr: Translation) -> list[str]:
         prelude = programs.prelude(tr.program)
     except programs.CannotReproduce as exc:
         prelude = [f"# {exc}"]
+    if tr.program.environment:
+        prelude = ["import os"] + prelude        # the prelude's os.environ defaults
     body = prelude + programs.lines(tr.program)
     return ([f"{INDENT}the code ({operands}: NumPy arrays in conform's canonical layouts, x NCHW; "
              f"`{tr.program.output}` is the answer in {tr.layout}):"]

@@ -4,9 +4,9 @@ The claim's two sides are the source call as given and the translated call, swep
 around the given one (``sizes``): at each, the source's native parameters mean what ``from_native`` says
 there, and the target side is the printed call's meaning there. For an ``exact`` translation that is
 ``from_native`` of the printed parameters (the claim a person would write); otherwise the printed call
-is native parameters plus the program's emulation, so at each size the target adapter's program for the
-source's meaning must pass the same native parameters with the same emulation notes, or the printed call
-depends on the input size and the translation breaks there. Sizes where the source call itself is one the
+is native parameters plus the program's emulation, so at each size the translation of the source's
+meaning there (``core.best_target``) must pass the same native parameters with the same emulation notes,
+or the printed call depends on the input size and the translation breaks there. Sizes where the source call itself is one the
 canonical semantics rejects (a tf.nn ``output_shape`` fixes the input size) are left out and counted.
 Both sides then run in their workers on the same operands and are judged side against side
 (``harness.claims.judge``): the translation holds where every point passes.
@@ -25,8 +25,8 @@ from harness.backends.base import NativeParamError, Unsupported
 from harness.claims.load import ClaimSpec, Point, Side
 from harness.claims.run import ClaimOptions, run_claims
 from harness.divergences import Registry
-from harness.translate.core import (Translation, claim_spec, in_layout, layout_of, meaning_case, point_at,
-                                    target_call)
+from harness.translate.core import (Translation, best_target, claim_spec, in_layout, layout_of, meaning_case,
+                                    point_at)
 from harness.translate.parse import TranslateInputError
 
 DEFAULT_SHAPES = 6
@@ -77,7 +77,7 @@ def verify(tr: Translation, count: int = DEFAULT_SHAPES, timeout_s: float = 120.
         try:
             point, why_not = _point(tr, spec, nchw)
         except (NativeParamError, TranslateInputError) as exc:
-            point, why_not = None, f"the source call's meaning there: {exc}"
+            point, why_not = None, f"the translated call's meaning there: {exc}"
         if point is None and why_not.startswith("left out: "):
             result.left_out.append((nchw, why_not[len("left out: "):]))
             continue
@@ -97,7 +97,10 @@ def _point(tr: Translation, spec: ClaimSpec, nchw: list) -> tuple[Optional[Point
     source call is invalid, else the reason the printed call does not hold there."""
     point = point_at(spec, nchw)
     source_layout = layout_of(tr.source_case)
-    fields = backend_class(tr.source).from_native(tr.op, dict(tr.source_native), in_layout(nchw, source_layout))
+    try:
+        fields = backend_class(tr.source).from_native(tr.op, dict(tr.source_native), in_layout(nchw, source_layout))
+    except NativeParamError as exc:      # e.g. a tf.nn output_shape whose batch is another input's
+        return None, f"left out: {exc}"
     source = meaning_case(spec, point, tr.source, fields)
     if source.resolved is None:
         return None, f"left out: {source.invalid_reason}"
@@ -105,12 +108,11 @@ def _point(tr: Translation, spec: ClaimSpec, nchw: list) -> tuple[Optional[Point
         target_fields = backend_class(tr.target).from_native(tr.op, dict(tr.native), in_layout(nchw, tr.layout))
         target = meaning_case(spec, point, tr.target, target_fields)
     else:
-        target = meaning_case(spec, point, tr.target, {**fields, "layout": tr.layout})
         try:
-            program, native, _, _ = target_call(tr.target, target)
+            program, native, _, target = best_target(spec, point, tr.target, fields, source)
         except Unsupported as exc:
             return None, f"{tr.target} cannot pose the source's meaning there: {exc}"
-        if native != tr.native or tuple(program.notes) != tr.notes:
+        if native != tr.native or tuple(program.notes) != tr.notes or layout_of(target) != tr.layout:
             return None, _differs(tr, native, program.notes)
     point.sides += [Side(tr.source, dict(tr.source_native), source, 0), Side(tr.target, dict(tr.native), target, 0)]
     return point, ""
