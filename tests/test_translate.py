@@ -39,7 +39,8 @@ def test_keras_unet_upsampler_to_torch_holds_on_a_sweep_and_is_not_the_naive_cal
     # Keras crops the odd row/column at the bottom/right; torch's padding=1 would crop it at the top/left.
     assert "crops (0, 1) rows and (0, 1) columns, output 30x30" in _line(out, "    on input 1×15×15×8 (NHWC)")
     call = _line(out, "torch.nn: ")
-    assert call == "torch.nn: torch.nn.ConvTranspose2d(in_channels=8, out_channels=16, kernel_size=3, stride=2, bias=False)"
+    assert call == ("torch.nn: torch.nn.ConvTranspose2d(in_channels=8, out_channels=16, kernel_size=3, stride=2, "
+                    "bias=False)")
     assert "padding=1" not in call and "output_padding=1" not in call
     # The crop torch has no parameter for: the full output sliced, then the bias (the program's own code).
     assert "asymmetric crops (0, 1, 0, 1): full output (padding=0) sliced" in out

@@ -90,10 +90,11 @@ def verification_lines(tr: Translation, result: Verification) -> list[str]:
     out = []
     if result.verified:
         shapes = ", ".join(shape_text(s) for s in result.checked)
+        agree = ("identical outputs" if result.max_abs_diff == 0 else
+                 f"largest difference {result.max_abs_diff:.3g}, {result.ratio:.2g} of what two correct "
+                 "implementations may differ by")
         out.append(f"verified on {len(result.checked)} shape{'s' * (len(result.checked) != 1)} (NCHW {shapes}): "
-                   f"both calls run natively, largest difference {result.max_abs_diff:.3g}, "
-                   f"{result.ratio:.2g} of what two correct implementations may differ by "
-                   f"({result.duration_s:.1f} s)")
+                   f"both calls run natively, {agree} ({result.duration_s:.1f} s)")
         if len(result.checked) < result.asked:
             out.append(f"{INDENT}{result.asked - len(result.checked)} fewer than asked: the source call is valid on "
                        "no other input size tried" + (f" (at {shape_text(result.left_out[0][0])}: "

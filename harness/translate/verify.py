@@ -6,9 +6,9 @@ there, and the target side is the printed call's meaning there. For an ``exact``
 ``from_native`` of the printed parameters (the claim a person would write); otherwise the printed call
 is native parameters plus the program's emulation, so at each size the translation of the source's
 meaning there (``core.best_target``) must pass the same native parameters with the same emulation notes,
-or the printed call depends on the input size and the translation breaks there. Sizes where the source call itself is one the
-canonical semantics rejects (a tf.nn ``output_shape`` fixes the input size) are left out and counted.
-Both sides then run in their workers on the same operands and are judged side against side
+or the printed call depends on the input size and the translation breaks there. Sizes where the source
+call itself is one the canonical semantics rejects (a tf.nn ``output_shape`` fixes the input size) are
+left out and counted. Both sides then run in their workers on the same operands and are judged side against side
 (``harness.claims.judge``): the translation holds where every point passes.
 """
 
@@ -22,6 +22,7 @@ from typing import Optional
 
 from harness.backends import backend_class
 from harness.backends.base import NativeParamError, Unsupported
+from harness.cases import Case
 from harness.claims.load import ClaimSpec, Point, Side
 from harness.claims.run import ClaimOptions, run_claims
 from harness.divergences import Registry
@@ -75,16 +76,12 @@ def verify(tr: Translation, count: int = DEFAULT_SHAPES, timeout_s: float = 120.
         if len(spec.points) >= count:
             break
         try:
-            point, why_not = _point(tr, spec, nchw)
-        except (NativeParamError, TranslateInputError) as exc:
-            point, why_not = None, f"the translated call's meaning there: {exc}"
-        if point is None and why_not.startswith("left out: "):
-            result.left_out.append((nchw, why_not[len("left out: "):]))
-            continue
-        if point is None:
-            result.broken = {"input": nchw, "reason": why_not}
+            spec.points.append(_point(tr, spec, nchw))
+        except _LeftOut as exc:
+            result.left_out.append((nchw, str(exc)))
+        except _Breaks as exc:
+            result.broken = {"input": nchw, "reason": str(exc)}
             break
-        spec.points.append(point)
     started = time.monotonic()
     if spec.points:
         _run(spec, tr, result, timeout_s, registry, memory_limit)
@@ -92,30 +89,46 @@ def verify(tr: Translation, count: int = DEFAULT_SHAPES, timeout_s: float = 120.
     return result
 
 
-def _point(tr: Translation, spec: ClaimSpec, nchw: list) -> tuple[Optional[Point], str]:
-    """Both sides at one input; (None, why) where there is nothing to run: ``left out: ...`` where the
-    source call is invalid, else the reason the printed call does not hold there."""
+class _LeftOut(Exception):
+    """The source call is invalid at this input size: nothing to compare there."""
+
+
+class _Breaks(Exception):
+    """The printed call does not hold at this input size, seen before anything runs."""
+
+
+def _point(tr: Translation, spec: ClaimSpec, nchw: list) -> Point:
+    """Both sides at one input."""
     point = point_at(spec, nchw)
-    source_layout = layout_of(tr.source_case)
     try:
-        fields = backend_class(tr.source).from_native(tr.op, dict(tr.source_native), in_layout(nchw, source_layout))
+        fields = backend_class(tr.source).from_native(tr.op, dict(tr.source_native),
+                                                      in_layout(nchw, layout_of(tr.source_case)))
     except NativeParamError as exc:      # e.g. a tf.nn output_shape whose batch is another input's
-        return None, f"left out: {exc}"
+        raise _LeftOut(str(exc)) from None
     source = meaning_case(spec, point, tr.source, fields)
     if source.resolved is None:
-        return None, f"left out: {source.invalid_reason}"
-    if tr.exact:
-        target_fields = backend_class(tr.target).from_native(tr.op, dict(tr.native), in_layout(nchw, tr.layout))
-        target = meaning_case(spec, point, tr.target, target_fields)
-    else:
-        try:
-            program, native, _, target = best_target(spec, point, tr.target, fields, source)
-        except Unsupported as exc:
-            return None, f"{tr.target} cannot pose the source's meaning there: {exc}"
-        if native != tr.native or tuple(program.notes) != tr.notes or layout_of(target) != tr.layout:
-            return None, _differs(tr, native, program.notes)
+        raise _LeftOut(source.invalid_reason)
+    try:
+        target = _target(tr, spec, point, fields, source)
+    except (NativeParamError, TranslateInputError) as exc:
+        raise _Breaks(f"the translated call has no meaning there: {exc}") from None
     point.sides += [Side(tr.source, dict(tr.source_native), source, 0), Side(tr.target, dict(tr.native), target, 0)]
-    return point, ""
+    return point
+
+
+def _target(tr: Translation, spec: ClaimSpec, point: Point, fields: dict, source: Case) -> Case:
+    """The printed call's meaning at ``point``: ``from_native`` of it, or (emulated) the source's meaning, when
+    the translation there is the printed one."""
+    if tr.exact:
+        target_fields = backend_class(tr.target).from_native(tr.op, dict(tr.native), in_layout(point.input, tr.layout))
+        return meaning_case(spec, point, tr.target, target_fields)
+    try:
+        program, native, _, target = best_target(spec, point, tr.target, fields, source)
+    except Unsupported as exc:
+        raise _Breaks(f"{tr.target} cannot pose the source's meaning there: {exc}") from None
+    if native != tr.native or tuple(program.notes) != tr.notes or layout_of(target) != tr.layout:
+        raise _Breaks(_differs(tr, native, program.notes))
+    return target
 
 
 def _differs(tr: Translation, native: dict, notes) -> str:
