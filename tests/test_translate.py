@@ -134,6 +134,14 @@ def test_a_printed_call_reads_back_as_the_same_call():
     assert back.exact and back.minimal["padding"] == "same"
 
 
+def test_the_layout_chosen_is_the_one_the_target_runs_as_printed():
+    """torch is NCHW; TensorFlow's CPU pooling kernels refuse NCHW (the adapter falls back to NHWC), so the
+    tf.nn call printed takes NHWC, the input transposed."""
+    tr = translate("torch.nn", "tf.nn", "max_pool2d", {"kernel_size": 3, "stride": 2, "padding": 1}, [1, 3, 16, 16])
+    assert (tr.exact, tr.layout, tr.program.fallback) == (True, "NHWC", None)
+    assert tr.minimal == {"ksize": [3, 3], "strides": [2, 2], "padding": [[0, 0], [1, 1], [1, 1], [0, 0]]}
+
+
 def test_the_call_is_parsed_never_evaluated():
     with pytest.raises(TranslateInputError, match="not a literal"):
         parse.parse_call("Conv2D(filters=__import__('os').getpid(), kernel_size=3)")

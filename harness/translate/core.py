@@ -178,7 +178,8 @@ def translate(source: str, target: str, op: str, native: dict, input_shape: Opti
 
 def best_target(spec: ClaimSpec, point: Point, target: str, fields: dict, source_case: Case):
     """The target's best program for the source's meaning: over every spelling of it (``spellings``) and both
-    layouts, an exact call first, then the fewest emulation notes, then the source's own spelling and layout.
+    layouts, an exact call first, then the fewest emulation notes, then one without a fallback, then the
+    source's own spelling and layout.
     ``Unsupported`` (the reason for the source's own spelling) when the target poses none of them."""
     meaning = _unlaid(source_case.resolved.as_dict())
     source_layout = layout_of(source_case)
@@ -195,7 +196,10 @@ def best_target(spec: ClaimSpec, point: Point, target: str, fields: dict, source
             except Unsupported as exc:
                 refusals.append(str(exc))
                 continue
-            found.append(((not exact, len(program.notes), index, order), (program, native, exact, case)))
+            # A program with a fallback runs another call where the framework's kernel refuses this one
+            # (TensorFlow's NCHW on CPU): the layout without one is the call that runs as printed.
+            rank = (not exact, len(program.notes), program.fallback is not None, index, order)
+            found.append((rank, (program, native, exact, case)))
     if not found:
         raise Unsupported(refusals[0] if refusals else f"{target} poses no spelling of this call")
     return min(found, key=lambda item: item[0])[1]
