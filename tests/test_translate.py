@@ -51,7 +51,8 @@ def test_keras_unet_upsampler_to_torch_holds_on_a_sweep_and_is_not_the_naive_cal
 
 def test_naive_torch_call_to_keras_needs_a_cropping_layer():
     """The usual translation, read the other way: Keras has no explicit crop, so the translation is 'valid'
-    and a Cropping2D layer that drops the top row and left column — not 'same' with output_padding=1."""
+    and a Cropping2D layer that drops the top row and left column — not 'same' with output_padding=1 (in
+    channels_last: Keras' channels_first conv_transpose falls back to NHWC on TensorFlow's CPU kernels)."""
     _needs("tf.keras", "torch.nn")
     result = conform("translate", "--from", "torch.nn", "--to", "tf.keras", NAIVE_TORCH, "--input", "1,8,15,15",
                      "--verify-shapes", "2")
@@ -61,7 +62,7 @@ def test_naive_torch_call_to_keras_needs_a_cropping_layer():
     call = _line(out, "tf.keras: ")
     assert "padding='same'" not in call and "output_padding=0" in call
     assert "    emulated: the call alone is not the translation; tf.keras has no native form of:" in out
-    assert ("        crop = keras.layers.Cropping2D(cropping=((1, 0), (1, 0)), data_format='channels_first', "
+    assert ("        crop = keras.layers.Cropping2D(cropping=((1, 0), (1, 0)), data_format='channels_last', "
             "dtype='float32')") in out.splitlines()
     assert _line(out, "verified on 2 shapes")
 
