@@ -367,7 +367,16 @@ def cmd_mapping(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"coverage": cmd_coverage, "mapping": cmd_mapping, "run": cmd_run, "report": cmd_report, "diff": cmd_diff, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
+def cmd_translate(args) -> int:
+    from harness.translate.command import run as translate
+    from harness.translate.parse import TranslateInputError
+    try:
+        return translate(args)
+    except TranslateInputError as exc:
+        raise UsageError(str(exc)) from None
+
+
+COMMANDS = {"translate": cmd_translate, "coverage": cmd_coverage, "mapping": cmd_mapping, "run": cmd_run, "report": cmd_report, "diff": cmd_diff, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
 
 
 def main(argv=None) -> int:

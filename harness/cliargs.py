@@ -104,7 +104,31 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_bounded(int, 1, 10_000, "a count"), default=15)
     bench.add_argument("--warmup", type=_bounded(int, 0, 10_000, "a count"), default=3)
     _op_option(bench, "only benchmark cases of this operator")
+    _translate_args(sub)
     return parser
+
+
+def _translate_args(sub) -> None:
+    tr = sub.add_parser("translate", help="print the call in another API that computes the same function, "
+                                          "verified by running both")
+    tr.add_argument("call", nargs="?", help="the source call, e.g. 'Conv2DTranspose(filters=16, kernel_size=3, "
+                                            "strides=2, padding=\"same\")' (literals only; tensors by their shape)")
+    tr.add_argument("--from", dest="source", required=True, help="the source surface, e.g. tf.keras")
+    tr.add_argument("--to", dest="target", required=True, help="the target surface, e.g. torch.nn")
+    tr.add_argument("--params", help="instead of CALL: the native parameters as a YAML/JSON mapping, or a file "
+                                     "holding one (needs --op)")
+    _op_option(tr, "the operator (default: the one the callee names)")
+    tr.add_argument("--input", metavar="SHAPE", help="the input shape in the source call's own layout, e.g. "
+                                                     "1,16,16,3 (default: 16×16 with the channels the call takes)")
+    tr.add_argument("--verify-shapes", type=_bounded(int, 1, 64, "a count of input sizes"), default=6,
+                    help="input sizes to verify on, the given one first (default: 6)")
+    tr.add_argument("--no-verify", action="store_true", help="print the translation without running it")
+    tr.add_argument("--code", action="store_true", help="print the target program's code even when the call "
+                                                        "alone is the translation")
+    tr.add_argument("--timeout", type=_bounded(float, 0.001, MAX_TIMEOUT_S, "seconds"), default=120.0,
+                    help="seconds per call (default: 120)")
+    tr.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
+                    help="each worker's resident-memory limit (default: none)")
 
 
 def _operators() -> list[str]:

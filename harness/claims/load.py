@@ -222,14 +222,14 @@ def _side(spec: ClaimSpec, point: Point, name: str, native: dict, line_of,
                                                                       "(its adapter has no from_native)"))
         return None
     try:
-        fields = _canonical(cls, claim.op, native, point.input)
+        fields = canonical_fields(cls, claim.op, native, point.input)
     except NativeParamError as exc:
         problems.append(Problem(file, line_of(where + (exc.param,)), f"sides.{name}.{exc.param}", f"{exc}{at}"))
         return None
     except (ValueError, TypeError) as exc:
         problems.append(Problem(file, line_of(where), f"sides.{name}", f"{exc}{at}"))
         return None
-    case = _case(spec, point, name, fields)
+    case = side_case(spec, point, name, fields)
     if isinstance(case, str):
         problems.append(Problem(file, line_of(where), f"sides.{name}", f"its canonical meaning {fields} is not a "
                                                                       f"valid case: {case}{at}"))
@@ -242,9 +242,10 @@ def _side(spec: ClaimSpec, point: Point, name: str, native: dict, line_of,
     return side
 
 
-def _canonical(cls, op: str, native: dict, nchw: list[int]) -> dict:
+def canonical_fields(cls, op: str, native: dict, nchw: list[int]) -> dict:
     """``from_native`` with the input in the side's own layout, which only its answer tells: asked in NCHW
-    first, and again in NHWC when the side's canonical meaning says it takes NHWC."""
+    first, and again in NHWC when the side's canonical meaning says it takes NHWC (``nchw``: the input,
+    canonical NCHW; ``conform translate`` asks it too)."""
     n, c, h, w = nchw
     try:
         fields = cls.from_native(op, dict(native), [n, c, h, w])
@@ -261,8 +262,9 @@ def _canonical(cls, op: str, native: dict, nchw: list[int]) -> dict:
     return fields
 
 
-def _case(spec: ClaimSpec, point: Point, side: str, fields: dict):
-    """The side's canonical meaning as a ``Case`` (input in its layout); a message when it is not one."""
+def side_case(spec: ClaimSpec, point: Point, side: str, fields: dict):
+    """The side's canonical meaning as a ``Case`` (input in its layout); a message when it is not one (also
+    how ``conform translate`` builds the sides of its in-memory claim)."""
     op = ops.get(spec.claim.op)
     n, c, h, w = point.input
     layout = fields.get("layout", "NCHW")
