@@ -332,14 +332,15 @@ def pool_layout(n: dict) -> str:
     def trivial(name, axis) -> bool:
         value = n[name]
         return isinstance(value, str) or value[axis] == ([0, 0] if name == "padding" else 1)
-    for layout, axes in (("NCHW", (0, 1)), ("NHWC", (0, 3))):
-        if all(trivial(name, axis) for name in _WINDOW for axis in axes):
+    readings = {layout: [(name, axis) for name in _WINDOW for axis in axes if not trivial(name, axis)]
+                for layout, axes in (("NCHW", (0, 1)), ("NHWC", (0, 3)))}
+    for layout, offending in readings.items():
+        if not offending:
             return layout
-    axis = 0 if not all(trivial(name, 0) for name in _WINDOW) else 3
-    name = next(name for name in _WINDOW if not trivial(name, axis))
-    where = "the batch (axis 0)" if axis == 0 else "axis 1 and axis 3 (one of them is the channels)"
-    raise NativeParamError(name, f"{n[name]} with the window {n['window_dimensions']} pools over {where}: a pooling "
-                                 "window spans H and W only, (1, 1, kh, kw) for NCHW or (1, kh, kw, 1) for NHWC")
+    name, axis = readings[min(readings, key=lambda layout: len(readings[layout]))][0]   # NCHW first on a tie
+    raise NativeParamError(name, f"{n[name]} acts along axis {axis}: with the window {n['window_dimensions']} the "
+                                 "array is neither NCHW (N, C: axes 0, 1) nor NHWC (axes 0, 3); a pooling window "
+                                 "spans H and W only (1, and padding (0, 0), on N and C)")
 
 
 def _max_canonical(n: dict, input_shape: list) -> dict:
