@@ -316,7 +316,8 @@ def test_documented_examples_read_as_their_canonical_meaning(surface, native, ca
     ("max_pool2d", {**_RW, "window_dimensions": [1, 1, 3, 1], "window_strides": [1, 1, 1, 1]}, [1, 4, 4, 2],
      {"layout": "NCHW", "kernel_size": [3, 1]}),
     ("max_pool2d", {**_RW, "window_dimensions": [1, 3, 3, 1], "window_strides": [1, 2, 2, 1],
-                    "padding": [[0, 0], [1, 0], [0, 1], [0, 0]]}, [1, 4, 4, 2], {"layout": "NHWC", "padding": [1, 0, 0, 1]}),
+                    "padding": [[0, 0], [1, 0], [0, 1], [0, 0]]}, [1, 4, 4, 2],
+     {"layout": "NHWC", "padding": [1, 0, 0, 1]}),
     # flax.linen.avg_pool: channels-last, strides default to 1 (not the window), the padding counted.
     ("avg_pool2d", {"window_shape": [3, 3], "padding": "SAME"}, [1, 4, 4, 2],
      {"stride": [1, 1], "count_include_pad": True, "layout": "NHWC", "padding": "same"}),
@@ -338,7 +339,8 @@ def test_jax_average_pooling_reads_back_as_flax_avg_pool(suite):
         try:
             native = cls.to_native("avg_pool2d", program, shapes)
         except NativeParamError as exc:
-            assert (exc.param, fields.get("layout", "NCHW")) in {("layout", "NCHW"), ("ceil_mode", "NHWC")}, (case.id, exc)
+            said = (exc.param, fields.get("layout", "NCHW"))
+            assert said in {("layout", "NCHW"), ("ceil_mode", "NHWC")}, (case.id, exc)
             refused.add(exc.param)
             continue
         back = cls.from_native("avg_pool2d", native, case.params.input)

@@ -11,7 +11,9 @@ is ``(lhs_spec, rhs_spec, out_spec)`` with ``lhs_spec`` ``'NCHW'``/``'NHWC'`` (t
 ``out_spec`` the same (the canonical output keeps the input's layout), ``rhs_spec`` ``'OIHW'`` (what the
 adapter poses) or ``'HWIO'`` (``conv_transpose``'s default). ``precision`` does not change the function
 (accepted, dropped); ``preferred_element_type`` other than None, ``batch_group_count`` other than 1 and
-``base_dilation`` other than 1 have no canonical form.
+``base_dilation`` other than 1 have no canonical form. The adapter poses ``'OIHW'``, ``transpose_kernel=True``
+and ``conv_transpose`` unless grouped: a claim stating another spelling of the same function is refused by
+the claims loader (``posed_differently``), naming what the adapter passes instead.
 
 ``conv2d_transpose``: ``conv_transpose(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
 transpose_kernel=True)``. ``rhs``'s O axis is the input's features and I the output's (the forward conv's
@@ -195,9 +197,9 @@ def _transpose_padding(n: dict, sizes: list, k_eff: list) -> dict:
 
 def _transpose_canonical(n: dict, input_shape: list) -> dict:
     layout, spec = n["dimension_numbers"][:2]
-    expect("transpose_kernel", n["transpose_kernel"], "transpose_kernel=False (JAX's default) convolves the "
-           "stride-dilated input with rhs unflipped: the same function only for the canonical weight flipped "
-           "and O/I-swapped, a conversion a claim's operands do not carry; state transpose_kernel: true")
+    expect("transpose_kernel", n["transpose_kernel"], "False (JAX's default) convolves the stride-dilated input "
+           "with rhs unflipped: the same function only for the canonical weight flipped and O/I-swapped, a "
+           "conversion a claim's operands do not carry; state transpose_kernel: true")
     c_in, c_out, kh, kw = _kernel(n["rhs"], spec)
     _features("rhs", c_in, input_shape, layout, f"rhs's O axis ({spec}; transpose_kernel swaps O and I)")
     k_eff = _k_eff((kh, kw), n["rhs_dilation"])
