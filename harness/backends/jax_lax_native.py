@@ -59,13 +59,14 @@ form JAX code writes. So its vocabulary is flax's: ``avg_pool(inputs, window_sha
 padding='VALID', count_include_pad=True)``, channels-last (flax pools the axes between batch and
 features), ``strides`` defaulting to 1 (not to the window), ``count_include_pad`` dividing by the window
 size (True) or by the count of input elements. A claim on this side states flax's call, computed by the
-same lax calls without flax. ``to_native`` refuses what flax cannot say: an NCHW program, and a
-``ceil_mode`` window past the padding counted (flax divides by the whole window).
+same lax calls without flax. ``to_native`` raises ``Unsupported`` for what flax cannot say (``conform
+translate`` then tries the other layout): an NCHW program, and a ``ceil_mode`` window past the padding
+counted (flax divides by the whole window).
 """
 
 from __future__ import annotations
 
-from harness.backends.base import NativeParamError
+from harness.backends.base import NativeParamError, Unsupported
 from harness.backends.program import Call as Expr
 from harness.backends.program import Method, Ref
 from harness.native import (REQUIRED, Arg, Inverse, anything, boolean, calls, channels, expect, find_call, has_call,
@@ -391,15 +392,15 @@ def _channels_last(program) -> bool:
 
 def _avg_read(program, shapes: dict) -> dict:
     if not _channels_last(program):
-        raise NativeParamError("layout", "flax.linen.avg_pool pools channels-last arrays only: an NCHW average "
-                                         "has no flax spelling")
+        raise Unsupported("flax.linen.avg_pool pools channels-last arrays only: an NCHW average has no flax "
+                          "spelling")
     steps = {step.target: step.expr for step in program.steps}
     total, count = steps["total"].kwargs, steps["count"].kwargs
     counted = list(steps["ones"].args[0][1:3])
     include = counted != list(shape_of(shapes, "x")[2:])       # the count runs over the padding too
     if include and any(v for pair in count["padding"] for v in pair):    # (0, overhang) pairs: ceil_mode
-        raise NativeParamError("ceil_mode", "flax.linen.avg_pool has no ceil_mode: with count_include_pad it "
-                                            "divides by the whole window, past-the-padding overhang included")
+        raise Unsupported("flax.linen.avg_pool has no ceil_mode: with count_include_pad it divides by the whole "
+                          "window, past-the-padding overhang included")
     pad = total["padding"]
     return dict(window_shape=list(total["window_dimensions"][1:3]), strides=list(total["window_strides"][1:3]),
                 padding=pad if isinstance(pad, str) else plain(pad[1:3]), count_include_pad=include)
