@@ -348,6 +348,9 @@ def onnxruntime(draw, op: str):
 
 def native(surface: str, op: str):
     """(native parameters, input shape in the native layout) for ``surface``'s ``op``."""
+    if surface == "jax.lax":
+        from native_strategies_jax import jax_lax     # it builds on this module's geometry
+        return jax_lax(op)
     return {"tf.nn": lambda: tf_nn(op), "torch.functional": lambda: torch_surface(op, False),
             "torch.nn": lambda: torch_surface(op, True), "mindspore.nn": lambda: mindspore_nn(op),
             "mindspore.ops": lambda: mindspore_ops(op), "tf.keras": lambda: tf_keras(op),

@@ -60,7 +60,7 @@ from typing import Optional
 from harness.backends.base import Backend, Call, Unsupported
 from harness.backends.program import Attr, Import, Index, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
-from harness.backends import jax_lax_params
+from harness.backends import jax_lax_native, jax_lax_params
 from harness.ops.conv2d_transpose.semantics import axis_sizes as transpose_axis
 from harness.ops.pooling import axis_out, axis_pads
 
@@ -120,6 +120,7 @@ class JaxLaxBackend(Backend):
     resident_bytes = 384 << 20
     plans_calls = True
     PARAMETERS = jax_lax_params.PARAMETERS
+    NATIVE = jax_lax_native.NATIVE
     # No class-level `accumulation`: convolution programs say float32 for half types (module docstring);
     # pooling sums accumulate in the case dtype, the conservative default.
 
