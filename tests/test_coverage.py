@@ -123,7 +123,9 @@ def test_pairwise_check_flag(tmp_path):
 def test_the_default_suite_covers_every_expressible_pair():
     cov = coverage.measure(load_suite([str(ROOT / "cases" / "conv2d_transpose")]))
     uncovered = {p for p in required_pairs() if not cov.pairs.get(p)}
-    assert uncovered == INFEASIBLE
+    # INFEASIBLE under TensorFlow's size rule, but the suite poses them under Keras' (size_rule.yaml)
+    assert uncovered == set()
+    assert all(cov.pairs[p] for p in INFEASIBLE)
     assert cov.error_cases >= 20
 
 

@@ -60,7 +60,7 @@ def stop_torch_worker_after_first_case(proc, out: Path):
 def test_a_stopped_worker_costs_one_timeout_and_the_run_completes(tmp_path):
     import psutil
     out = tmp_path / "out"
-    proc = start_conform("run", big_cases(tmp_path / "big.yaml", 3), "--backends", "torch,numpy",
+    proc = start_conform("run", big_cases(tmp_path / "big.yaml", 3), "--backends", "torch.functional,numpy",
                          "--timeout", "20", "--out", out, "--quiet")
     worker = stop_torch_worker_after_first_case(proc, out)
     _, stderr = proc.communicate(timeout=300)   # before deadlines on sends: never returned
@@ -79,7 +79,7 @@ def test_a_stopped_worker_costs_one_timeout_and_the_run_completes(tmp_path):
 @needs_psutil
 def test_sigterm_ends_a_run_with_a_stopped_worker_promptly(tmp_path):
     out = tmp_path / "out"
-    proc = start_conform("run", big_cases(tmp_path / "big.yaml", 3), "--backends", "torch,numpy",
+    proc = start_conform("run", big_cases(tmp_path / "big.yaml", 3), "--backends", "torch.functional,numpy",
                          "--timeout", "600", "--out", out, "--quiet")
     stop_torch_worker_after_first_case(proc, out)
     time.sleep(1)                                # let the parent block on the frozen worker

@@ -108,7 +108,7 @@ def test_rejected_calls_pass_when_every_framework_rejects_them(tmp_path):
             output_padding: 2
             expect: {error: true}
     """)
-    proc = conform("run", cases, "--backends", "torch,mindspore,numpy", "--out", tmp_path / "out", "--quiet")
+    proc = conform("run", cases, "--backends", "torch.functional,mindspore.nn,numpy", "--out", tmp_path / "out", "--quiet")
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     verdicts = {(r["case"], r["backend"]): r["verdict"] for r in report["results"]}
     assert set(verdicts.values()) <= {"pass", "missing_error"}
@@ -133,7 +133,7 @@ def test_a_real_divergence_fails_the_gate_unless_registered(tmp_path):
             output_padding: 1
     """)
     empty = write(tmp_path / "empty.yaml", "divergences: []\n")
-    proc = conform("run", cases, "--backends", "mindspore", "--registry", empty, "--out", tmp_path / "a", "--quiet")
+    proc = conform("run", cases, "--backends", "mindspore.nn", "--registry", empty, "--out", tmp_path / "a", "--quiet")
     assert proc.returncode == 1
     (result,) = json.loads((tmp_path / "a" / "report.json").read_text())["results"]
     assert result["verdict"] == "value_mismatch"
@@ -158,12 +158,12 @@ def test_a_real_divergence_fails_the_gate_unless_registered(tmp_path):
             verdict: shape_mismatch
             reason: tf.nn did not run, so this entry cannot be judged stale
     """)
-    proc = conform("run", cases, "--backends", "mindspore", "--registry", registry, "--out", tmp_path / "b", "--quiet")
+    proc = conform("run", cases, "--backends", "mindspore.nn", "--registry", registry, "--out", tmp_path / "b", "--quiet")
     report = json.loads((tmp_path / "b" / "report.json").read_text())
     assert proc.returncode == 0, proc.stderr
     assert report["results"][0]["verdict"] == "xfail"
     assert [s["id"] for s in report["stale_divergences"]] == ["never-matches"]
-    strict = conform("run", cases, "--backends", "mindspore", "--registry", registry, "--out", tmp_path / "c",
+    strict = conform("run", cases, "--backends", "mindspore.nn", "--registry", registry, "--out", tmp_path / "c",
                      "--quiet", "--strict")
     assert strict.returncode == 1
 
@@ -192,7 +192,7 @@ def test_bad_case_file_exits_2_with_file_line_field_and_no_traceback(tmp_path):
 
 
 def test_unknown_backend_is_a_usage_error(tmp_path):
-    proc = conform("run", "cases/conv2d_transpose/mapping_page.yaml", "--backends", "jax", "--out", tmp_path)
+    proc = conform("run", "cases/conv2d_transpose/mapping_page.yaml", "--backends", "paddle", "--out", tmp_path)
     assert proc.returncode == 2
-    assert "unknown backend(s): jax" in proc.stderr
+    assert "unknown backend(s): paddle" in proc.stderr
     assert "Traceback" not in proc.stderr

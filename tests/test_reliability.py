@@ -43,7 +43,7 @@ def test_every_fault_costs_exactly_one_result_and_the_run_completes(tmp_path):
            "wrong-shape-1", "ok-6", "exit-1", "raise-1", "ok-7"]
     cases = case_file(tmp_path / "faults.yaml", ids)
     started = time.monotonic()
-    proc = conform("run", cases, "--backends", "faulty,numpy", "--timeout", "5", "--max-memory", "1GiB",
+    proc = conform("run", cases, "--backends", "faulty,numpy", "--timeout", "10", "--max-memory", "1GiB",
                    "--out", tmp_path / "out", "--quiet", env=env_with_faulty())
     elapsed = time.monotonic() - started
     assert proc.returncode == 1, proc.stderr
@@ -75,7 +75,7 @@ def test_a_real_framework_worker_killed_mid_run_costs_at_most_one_result(tmp_pat
     ids = [f"case-{i}" for i in range(60)]
     cases = case_file(tmp_path / "many.yaml", ids, input_=(8, 32, 24, 24))
     out = tmp_path / "out"
-    proc = start_conform("run", cases, "--backends", "torch", "--out", out, "--quiet")
+    proc = start_conform("run", cases, "--backends", "torch.functional", "--out", out, "--quiet")
     wait_for_results(out / "results.jsonl", 10)
     workers = [c for c in psutil.Process(proc.pid).children()
                if "harness.worker" in c.cmdline()]
@@ -128,7 +128,7 @@ def test_the_same_command_twice_gives_the_same_report_but_for_timings(tmp_path):
         for r in report["results"]:
             r.pop("duration_ms")
         return report
-    args = ["run", "cases/conv2d_transpose/mapping_page.yaml", "--backends", "numpy,torch", "--quiet"]
+    args = ["run", "cases/conv2d_transpose/mapping_page.yaml", "--backends", "numpy,torch.functional", "--quiet"]
     first = conform(*args, "--out", tmp_path / "a")
     second = conform(*args, "--out", tmp_path / "b")
     assert first.returncode == second.returncode == 0
@@ -156,10 +156,10 @@ def test_resume_judges_kept_results_against_the_current_registry(tmp_path):
     registry.write_text("divergences:\n  - id: F2\n    cases: f2\n    backend: mindspore.nn\n"
                         "    verdict: value_mismatch\n    reason: MindSpore fills output_padding rows with zeros\n")
     out = tmp_path / "out"
-    first = conform("run", cases, "--backends", "mindspore", "--registry", registry, "--out", out, "--quiet")
+    first = conform("run", cases, "--backends", "mindspore.nn", "--registry", registry, "--out", out, "--quiet")
     assert first.returncode == 0
     registry.write_text("divergences: []\n")           # the entry is removed: the failure must show again
-    again = conform("run", cases, "--backends", "mindspore", "--registry", registry, "--out", out, "--quiet",
+    again = conform("run", cases, "--backends", "mindspore.nn", "--registry", registry, "--out", out, "--quiet",
                     "--resume")
     (result,) = json.loads((out / "report.json").read_text())["results"]
     assert result["verdict"] == "value_mismatch" and "divergence" not in result
