@@ -48,6 +48,9 @@ class Environment:
     requirements: tuple[str, ...]        # exact pins (``name==version``), beyond WORKER_REQUIREMENTS
     versioned: tuple[str, ...]           # distributions ``ID@VERSION`` sets to VERSION (the first names it)
     shared: bool = False                 # the default version runs in conform's own interpreter
+    #: Every distribution of the default version's environment, pinned (``uv pip freeze`` of a build from
+    #: ``requirements``): what is installed when no ``@VERSION`` is asked, so a build is reproducible.
+    locked: tuple[str, ...] = ()
 
     @property
     def distribution(self) -> str:
@@ -61,9 +64,19 @@ ENVIRONMENTS: dict[str, Environment] = {
     "tensorflow": Environment("tensorflow", ("tensorflow-cpu==2.21.0",), ("tensorflow-cpu",), shared=True),
     "torch": Environment("torch", ("torch==2.13.0",), ("torch",), shared=True),
     # MindSpore 2.10's extension modules were compiled against NumPy 1.x: Tensor.__mul__ raises under NumPy 2.
-    "mindspore": Environment("mindspore", ("mindspore==2.10.0", "numpy==1.26.4"), ("mindspore",)),
-    "jax": Environment("jax", ("jax==0.10.2", "jaxlib==0.10.2"), ("jax", "jaxlib")),
-    "onnxruntime": Environment("onnxruntime", ("onnxruntime==1.32.0", "onnx==1.23.2"), ("onnxruntime",)),
+    "mindspore": Environment("mindspore", ("mindspore==2.10.0", "numpy==1.26.4"), ("mindspore",), locked=(
+        "annotated-types==0.8.0", "asttokens==3.0.2", "astunparse==1.6.3", "dill==0.4.1", "mindspore==2.10.0",
+        "numpy==1.26.4", "packaging==26.4", "pillow==13.0.0", "protobuf==7.36.2", "psutil==7.2.2",
+        "pydantic==2.14.4", "pydantic-core==2.50.5", "safetensors==0.8.0", "scipy==1.17.1", "six==1.17.0",
+        "typing-extensions==4.16.0", "typing-inspection==0.4.5", "wheel==0.48.0")),
+    "jax": Environment("jax", ("jax==0.10.2", "jaxlib==0.10.2"), ("jax", "jaxlib"), locked=(
+        "annotated-types==0.8.0", "jax==0.10.2", "jaxlib==0.10.2", "ml-dtypes==0.7.0", "numpy==2.4.6",
+        "opt-einsum==3.4.0", "pydantic==2.14.4", "pydantic-core==2.50.5", "scipy==1.17.1",
+        "typing-extensions==4.16.0", "typing-inspection==0.4.5")),
+    "onnxruntime": Environment("onnxruntime", ("onnxruntime==1.32.0", "onnx==1.23.2"), ("onnxruntime",), locked=(
+        "annotated-types==0.8.0", "flatbuffers==25.12.19", "ml-dtypes==0.7.0", "numpy==2.4.6", "onnx==1.23.2",
+        "onnxruntime==1.32.0", "packaging==26.4", "protobuf==7.36.2", "pydantic==2.14.4", "pydantic-core==2.50.5",
+        "typing-extensions==4.16.0", "typing-inspection==0.4.5")),
 }
 
 
@@ -103,6 +116,8 @@ class Target:
 
     @property
     def requirements(self) -> tuple[str, ...]:
+        if self.version is None and self.environment.locked:
+            return self.environment.locked
         pins = []
         for requirement in self.environment.requirements:
             name = re.split(r"[=<>!~ ;\[]", requirement, maxsplit=1)[0]

@@ -158,3 +158,14 @@ def test_conform_backends_lists_every_surface_with_its_environment_and_version()
         assert columns[3].startswith(environment), rows[surface]
         if envs.uv_binary() is not None:
             assert rows[surface].rstrip().endswith("available"), rows[surface]
+
+
+@pytest.mark.parametrize("name", [n for n, e in envs.ENVIRONMENTS.items() if e.locked])
+def test_a_locked_environment_pins_every_distribution_it_declares(name):
+    """The lock is a freeze of a build from the declaration: the declared pins must be in it, unchanged."""
+    environment = envs.ENVIRONMENTS[name]
+    normal = {r.lower().replace("_", "-") for r in environment.locked}
+    assert all("==" in r for r in environment.locked)
+    for requirement in (*environment.requirements, *envs.WORKER_REQUIREMENTS):
+        assert requirement.lower().replace("_", "-") in normal, requirement
+    assert envs.Target(environment, None).requirements == environment.locked
