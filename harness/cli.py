@@ -152,15 +152,13 @@ def cmd_backends(args) -> int:
     print(f"{'backend':24} {'framework':12} {'version':14} {'environment':36} availability")
     for bid in chosen:
         target = envs.target_of(bid)
-        where = "conform" if target is None else "shared" if target.shared else target.folder.name
         if args.prepare and target is not None and not target.shared:
             try:
                 envs.ensure(target, say=lambda text: print(text, file=sys.stderr))
             except envs.BuildError as exc:
                 print(f"{bid}: {exc}", file=sys.stderr)
                 failed = True
-        if target is not None and not target.shared and envs.built(target) is None:
-            where += " (not built)"
+        where = envs.label_of(bid)
         available, reason = envs.availability(bid)
         cls = backend_registry.backend_class(bid)
         print(f"{bid:24} {cls.framework:12} {envs.version_of(bid) or '-':14} {where:36} "

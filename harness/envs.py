@@ -62,6 +62,8 @@ WORKER_REQUIREMENTS: tuple[str, ...] = ("pydantic==2.14.4",)
 
 ENVIRONMENTS: dict[str, Environment] = {
     "tensorflow": Environment("tensorflow", ("tensorflow-cpu==2.21.0",), ("tensorflow-cpu",), shared=True),
+    # Keras 3 on TensorFlow: tf.keras@VERSION moves Keras; TensorFlow stays at its pin.
+    "keras": Environment("keras", ("keras==3.15.1", "tensorflow-cpu==2.21.0"), ("keras",), shared=True),
     "torch": Environment("torch", ("torch==2.13.0",), ("torch",), shared=True),
     # MindSpore 2.10's extension modules were compiled against NumPy 1.x: Tensor.__mul__ raises under NumPy 2.
     "mindspore": Environment("mindspore", ("mindspore==2.10.0", "numpy==1.26.4"), ("mindspore",), locked=(
@@ -248,6 +250,15 @@ def _harness_link() -> Path:
         scratch.symlink_to(package, target_is_directory=True)
         os.replace(scratch, link)
     return folder
+
+
+def label_of(backend_id: str) -> str:
+    """Where a backend id runs, for reports and ``conform backends``: ``shared`` (conform's interpreter) or
+    its environment's folder under ``home()``, with ``(not built)`` until it exists."""
+    target = target_of(backend_id)
+    if target is None or target.shared:
+        return "shared"
+    return target.folder.name + ("" if built(target) is not None else " (not built)")
 
 
 def version_of(backend_id: str) -> Optional[str]:

@@ -74,7 +74,7 @@ def environment(backend_ids: list[str], setup_errors: dict[str, str], launches: 
             available, reason = False, setup_errors[bid]
         backends[bid] = {"framework": cls.framework, "version": envs.version_of(bid),
                          "available": available, "reason": reason,
-                         "environment": launches.get(bid, "shared")}
+                         "environment": launches.get(bid) or envs.label_of(bid)}
     return {"python": sys.version.split()[0], "platform": platform.platform(),
             "cpu": _cpu_name(), "backends": backends}
 
@@ -238,8 +238,12 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
             try:
                 workers[bid] = worker_for(bid, log, options.memory_limit, options.on_note or (lambda text: None))
                 launches[bid] = workers[bid].launch.label
-            except envs.BuildError as exc:   # e.g. a version the index does not have
-                available, reason = False, f"its environment could not be built: {exc}"
+            except envs.BuildError as exc:
+                # Asked for and buildable in principle (uv is there), but not built: e.g. a version the index
+                # does not have. Never a silent green: its results are `crash`, like a worker that cannot start.
+                start_errors[bid] = f"its environment could not be built: {exc}"
+                launches[bid] = "not built"
+                continue
         if not available:
             setup_errors[bid] = reason
     versions.update({bid: envs.version_of(bid) for bid in launches})   # what was built, now it exists

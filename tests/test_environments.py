@@ -38,6 +38,10 @@ def test_versioned_ids_select_the_same_adapter_at_a_release():
         select("numpy@2.0.0", known)
     with pytest.raises(ValueError, match="unknown backend"):
         select("tf.nn@", known)
+    with pytest.raises(ValueError, match="is not a version"):
+        select("onnxruntime@../../elsewhere", known)
+    # tf.keras@VERSION moves Keras, not TensorFlow
+    assert envs.target_of("tf.keras@3.14.0").requirements[:2] == ("keras==3.14.0", "tensorflow-cpu==2.21.0")
 
 
 def test_a_version_replaces_the_pins_of_the_versioned_distributions_only():
@@ -102,10 +106,12 @@ def test_a_release_the_index_does_not_have_costs_its_results_not_the_run(tmp_pat
     report = json.loads((out / "report.json").read_text())
     by_backend = {r["backend"]: r for r in report["results"]}
     assert by_backend["numpy"]["verdict"] == "pass"
-    assert by_backend["mindspore.nn@0.0.1"]["verdict"] == "skipped"
+    # Asked for and not built: never a silent green (a CI job checking a release must not pass on nothing).
+    assert by_backend["mindspore.nn@0.0.1"]["verdict"] == "crash"
     assert "could not be built" in by_backend["mindspore.nn@0.0.1"]["reason"]
+    assert report["environment"]["backends"]["mindspore.nn@0.0.1"]["environment"] == "not built"
     assert not list((tmp_path / "home" / "envs").glob("mindspore-*")), "a failed build left a folder behind"
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 1, done.stderr[-2000:]
 
 
 TWO_RELEASES = "onnxruntime@1.31.1,onnxruntime@1.32.0"

@@ -81,6 +81,8 @@ def select(spec: Optional[str], known: dict[str, str]) -> list[str]:
         if not matches or version == "":
             unknown.append(item)
             continue
+        if version is not None and not _is_release(version):
+            raise ValueError(f"{item}: {version!r} is not a version (PEP 440, e.g. onnxruntime@1.31.1)")
         if version is not None:
             unversioned += [b for b in matches if load_class(known[b]).environment is None]
             matches = [f"{b}@{version}" for b in matches]
@@ -91,6 +93,16 @@ def select(spec: Optional[str], known: dict[str, str]) -> list[str]:
         raise ValueError(f"{', '.join(unversioned)}: conform's own kernels have no versions to choose "
                          "(ID@VERSION needs a framework surface)")
     return chosen
+
+
+def _is_release(version: str) -> bool:
+    """A PEP 440 version (it also keeps ``ID@../x`` from naming a folder outside the environments' cache)."""
+    from packaging.version import InvalidVersion, Version
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
 
 
 def matches(backend_id: str, selectors: list[str]) -> bool:

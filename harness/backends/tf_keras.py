@@ -90,7 +90,7 @@ class TfKerasBackend(Backend):
     id = "tf.keras"
     framework = "keras"
     distribution = "keras"
-    environment = "tensorflow"
+    environment = "keras"
     import_name = "keras"
     resident_bytes = 768 << 20      # tf.nn measured 551 MiB; Keras adds its own modules
     plans_calls = True
