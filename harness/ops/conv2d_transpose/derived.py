@@ -97,6 +97,9 @@ DERIVED = {
     "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
+    "uncropped_width_is_out_channels": "F_w + max(0, extra_rows_w − right crop) == out_channels: the width "
+                                       "before any crop (what a layer that crops afterwards, as Keras' "
+                                       "Conv2DTranspose + Cropping2D, computes) equals the channels",
     "out_width_is_out_channels": "W_out == out_channels: in NCHW the output's last axis has as many elements as "
                                  "channels (Keras' add then takes a (1, C, 1, 1) bias for NHWC: F9)",
     "dilated_padded_size": "[h, w]: out_size + K − 1, the stride-dilated input (H−1)·s + 1 with the transposed "
@@ -178,6 +181,7 @@ def derived(params: dict, data: dict) -> dict:
         "symmetric_crops": crops[0] == crops[1] and crops[2] == crops[3],
         "out_below_effective_kernel": [o < e for o, e in zip(out, eff)],
         "out_width_is_out_channels": out[1] == params["out_channels"],
+        "uncropped_width_is_out_channels": full[1] + max(0, extra[1] - crops[3]) == params["out_channels"],
         "dilated_padded_size": [o + e - 1 for o, e in zip(out, eff)],
         "out_channels_per_group": params["out_channels"] // max(params["groups"], 1),
     }
