@@ -255,3 +255,26 @@ def test_diff_says_a_held_claim_that_broke_is_worse(cli_run):
     assert [(e["case"], e["backend"]) for e in changes["worse"]] == [(held["id"], "claim")]
     assert diff(new, old)["better"] and not diff(new, old)["worse"]
     assert claim_reports.gate_passes(old["claims"]) and not claim_reports.gate_passes(new["claims"])
+
+
+def test_a_claim_over_the_memory_budget_is_refused_at_its_input(tmp_path):
+    """As a case on the same input would be (harness.memory.Budget, cases.load_suite)."""
+    from harness.memory import GIB, Budget
+    path = write(tmp_path / "c.yaml", """
+        claims:
+          - id: big
+            op: conv2d
+            input: [1, 8, 20000, 20000]
+            sides:
+              torch.nn: {in_channels: 8, out_channels: 8, kernel_size: 3}
+              mindspore.nn: {in_channels: 8, out_channels: 8, kernel_size: 3, pad_mode: valid}
+        """)
+    budget = Budget.for_backends(8 * GIB, ["torch.nn", "mindspore.nn"])
+    with pytest.raises(ProblemsError) as info:
+        load_claims([str(path)], memory_budget=budget)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"{path}:4: input: the torch.nn side needs ~"), problem
+    assert problem.endswith("GiB, the budget is 8 GiB (--max-memory)")
+    assert load_claims([str(path)])        # without a budget the claim itself is fine
+    result = conform("validate", path, "--max-memory", "8G")
+    assert result.returncode == 2 and f"{path}:4: input: the torch.nn side needs" in result.stderr
