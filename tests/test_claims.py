@@ -278,3 +278,30 @@ def test_a_claim_over_the_memory_budget_is_refused_at_its_input(tmp_path):
     assert load_claims([str(path)])        # without a budget the claim itself is fine
     result = conform("validate", path, "--max-memory", "8G")
     assert result.returncode == 2 and f"{path}:4: input: the torch.nn side needs" in result.stderr
+
+
+def test_a_claim_expected_to_break_that_could_not_be_checked_is_skipped(tmp_path):
+    """Its sides not selected: neither a failure (it did not hold) nor an expected break (it did not break)."""
+    specs = load_claims([str(PAGE)])
+    spec = next(s for s in specs if s.claim.expect == "breaks")
+    (record,) = run_claims([spec], ClaimOptions(backends=["numpy"], out=tmp_path))
+    assert record["status"] == "unchecked" and record["gate"]
+    assert record["gate_reason"].startswith("not checked: ") and "not selected (--backends)" in record["gate_reason"]
+    assert {p["verdict"] for p in record["points"]} == {"skipped"}
+    report = {"claims": [record]}
+    assert claim_reports.gate_passes([record])
+    assert claim_reports.summary([record])["expected_breaks"] == 0
+    (line, why) = claim_reports.lines(report)[:2]
+    assert line.startswith(f"claim skip {spec.id}: unchecked") and why == f"    gate: {record['gate_reason']}"
+    cases = ET.Element("testsuites")
+    assert claim_reports.junit(cases, report, str) == {"tests": len(record["points"]), "failures": 0, "errors": 0,
+                                                        "skipped": len(record["points"])}
+    # conform diff, as for a skipped case: checked now is new, no longer checked is unrun, whatever it expects
+    # (an older report failed it: still no change)
+    old = dict(record, gate=False, gate_reason="expected to break (...), but it unchecked")
+    broke = dict(record, status="breaks", gate=True, first_break=record["points"][0]["id"])
+    changed = {k: [e["case"] for e in v] for k, v in claim_reports.diff({"claims": [old]}, {"claims": [record]}).items()}
+    assert not any(changed.values()), changed
+    assert [e["case"] for e in claim_reports.diff({"claims": [old]}, {"claims": [broke]})["new"]] == [spec.id]
+    assert [e["case"] for e in claim_reports.diff({"claims": [broke]}, {"claims": [record]})["unrun"]] == [spec.id]
+    assert [e["case"] for e in claim_reports.diff({"claims": [record]}, {"claims": [broke]})["new"]] == [spec.id]
