@@ -84,6 +84,24 @@ def test_ill_typed_native_parameter_names_it(tmp_path):
     assert _problems(path)[0].startswith(f"{path}:9: sides.tf.nn.strides: ")
 
 
+def test_an_explicit_null_is_refused_at_its_line_where_the_api_default_is_not_none(tmp_path):
+    path = write(tmp_path / "c.yaml", """
+        claims:
+          - id: c
+            op: conv2d_transpose
+            input: [1, 8, 15, 15]
+            sides:
+              torch.nn: {in_channels: 8, out_channels: 16, kernel_size: 3}
+              tf.keras:
+                filters: 16
+                kernel_size: 3
+                strides: null
+        """)
+    (problem,) = _problems(path)
+    assert problem.startswith(f"{path}:10: sides.tf.keras.strides: keras.layers.Conv2DTranspose does not take "
+                              "strides=None"), problem
+
+
 def test_format_errors_each_at_their_line(tmp_path):
     path = write(tmp_path / "c.yaml", """
         defaults: {op: conv2d_transpose}

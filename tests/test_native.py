@@ -251,6 +251,30 @@ def test_unknown_ill_typed_and_inexpressible_parameters_are_named(surface, op, n
     assert str(info.value).startswith(f"{param}: ")
 
 
+@pytest.mark.parametrize("surface, op, native, input_shape, param", [
+    ("torch.nn", "conv2d_transpose", {"in_channels": 8, "out_channels": 16, "kernel_size": 3, "padding": None},
+     [1, 8, 15, 15], "padding"),
+    ("tf.keras", "conv2d_transpose", {"filters": 16, "kernel_size": 3, "strides": None}, [1, 15, 15, 8], "strides"),
+    ("tf.nn", "conv2d_transpose", {"filters": [3, 3, 4, 3], "output_shape": None, "strides": 2}, [1, 8, 8, 3],
+     "output_shape"),
+    ("mindspore.nn", "conv2d", {"in_channels": 3, "out_channels": 4, "kernel_size": None}, [1, 3, 8, 8],
+     "kernel_size"),
+])
+def test_an_explicit_none_is_refused_where_the_api_default_is_not_none(surface, op, native, input_shape, param):
+    with pytest.raises(NativeParamError) as info:
+        backend_class(surface).from_native(op, native, input_shape)
+    assert info.value.param == param and "None" in info.value.message, str(info.value)
+
+
+def test_an_explicit_none_means_the_default_where_the_api_default_is_none():
+    keras = backend_class("tf.keras")
+    assert (keras.from_native("max_pool2d", {"pool_size": 3, "strides": None}, [1, 8, 8, 2])
+            == keras.from_native("max_pool2d", {"pool_size": 3}, [1, 8, 8, 2]))
+    torch = backend_class("torch.nn")
+    assert (torch.from_native("avg_pool2d", {"kernel_size": 2, "stride": None}, [1, 2, 8, 8])
+            == torch.from_native("avg_pool2d", {"kernel_size": 2}, [1, 2, 8, 8]))
+
+
 def test_an_unknown_name_lists_the_known_ones_and_a_bad_input_shape_is_named():
     with pytest.raises(NativeParamError, match="its parameters: in_channels, out_channels, kernel_size"):
         backend_class("torch.nn").from_native("conv2d_transpose", {"in_chanels": 2}, [1, 2, 4, 4])

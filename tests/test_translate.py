@@ -172,6 +172,8 @@ def test_the_call_is_parsed_never_evaluated():
      "2 positional argument(s) past its required parameters (in_channels, out_channels, kernel_size)"),
     (["--from", "tf.nn", "--to", "tf.keras", "conv2d_transpose(filters=[3, 3, 4, 3], output_shape=[1, 9, 9, 4], "
       "strides=2, padding='SAME')", "--input", "1,8,8,3"], "the tf.nn call is one the canonical semantics rejects"),
+    (["--from", "torch.nn", "--to", "tf.keras", "ConvTranspose2d(8, 16, 3, padding=None)", "--input", "1,8,15,15",
+      "--no-verify"], "torch.nn: padding: torch.nn.ConvTranspose2d does not take padding=None"),
 ])
 def test_bad_input_is_exit_2_with_the_message(argv, message, capsys):
     assert main(["translate", *argv]) == 2

@@ -233,7 +233,8 @@ def _side(spec: ClaimSpec, point: Point, name: str, native: dict, line_of,
     try:
         fields = canonical_fields(cls, claim.op, native, point.input)
     except NativeParamError as exc:
-        problems.append(Problem(file, line_of(where + (exc.param,)), f"sides.{name}.{exc.param}", f"{exc}{at}"))
+        problems.append(Problem(file, line_of(where + (exc.param,)), f"sides.{name}.{exc.param}",
+                                f"{exc.message}{at}"))
         return None
     except (ValueError, TypeError) as exc:
         problems.append(Problem(file, line_of(where), f"sides.{name}", f"{exc}{at}"))
