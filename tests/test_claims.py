@@ -323,3 +323,32 @@ def test_a_claim_expected_to_break_that_could_not_be_checked_is_skipped(tmp_path
     assert [e["case"] for e in claim_reports.diff({"claims": [old]}, {"claims": [broke]})["new"]] == [spec.id]
     assert [e["case"] for e in claim_reports.diff({"claims": [broke]}, {"claims": [record]})["unrun"]] == [spec.id]
     assert [e["case"] for e in claim_reports.diff({"claims": [record]}, {"claims": [broke]})["new"]] == [spec.id]
+
+
+def test_a_side_that_cannot_be_read_reports_the_error_of_its_own_layout(tmp_path):
+    """Read in NCHW, then retried in NHWC: the error said is the declared layout's, both when none is declared."""
+    path = write(tmp_path / "c.yaml", """
+        claims:
+          - id: c
+            op: conv2d
+            input: [1, 8, 15, 15]
+            sides:
+              mindspore.nn:
+                in_channels: 8
+                out_channels: 4
+                kernel_size: 3
+                pad_mode: same
+                padding: 1
+              torch.nn: {in_channels: 8, out_channels: 4, kernel_size: 3, padding: same, stride: 2}
+        """)
+    problems = _problems(path)
+    assert problems[0].startswith(f"{path}:11: sides.mindspore.nn.padding: [1, 1, 1, 1] with pad_mode='same'"), \
+        problems
+    assert "channels 15" not in problems[0]
+    from harness.claims.load import canonical_fields
+    with pytest.raises(NativeParamError) as info:      # torch declares no layout: both readings' errors
+        canonical_fields(backend_class("torch.nn"), "conv2d", {"in_channels": 8, "out_channels": 4, "kernel_size": 3,
+                                                               "padding": "same", "stride": 2}, [1, 8, 15, 15])
+    assert info.value.param == "padding"
+    assert "torch refuses it for strided convolutions (the input read as NCHW; read as NHWC: in_channels: " \
+           "in_channels = 8 must equal the input's channels 15)" in info.value.message

@@ -274,21 +274,42 @@ def _over_budget(spec: ClaimSpec, budget: Budget) -> Optional[str]:
 def canonical_fields(cls, op: str, native: dict, nchw: list[int]) -> dict:
     """``from_native`` with the input in the side's own layout, which only its answer tells: asked in NCHW
     first, and again in NHWC when the side's canonical meaning says it takes NHWC (``nchw``: the input,
-    canonical NCHW; ``conform translate`` asks it too)."""
+    canonical NCHW; ``conform translate`` asks it too). When neither reading works, the error is the one of
+    the layout the call declares (its ``data_format``/``layout``), or both when it declares none."""
     n, c, h, w = nchw
     try:
         fields = cls.from_native(op, dict(native), [n, c, h, w])
-    except NativeParamError:
+    except NativeParamError as as_nchw:
         try:   # an NHWC-only surface may refuse an NCHW shape outright (its channels are the last axis)
             fields = cls.from_native(op, dict(native), [n, h, w, c])
-        except NativeParamError:
-            raise
+        except NativeParamError as as_nhwc:
+            raise _declared_error(cls, op, native, as_nchw, as_nhwc) from None
         if fields.get("layout") != "NHWC":
-            return cls.from_native(op, dict(native), [n, c, h, w])   # raises the NCHW-side error again
+            raise as_nchw from None
         return fields
     if fields.get("layout") == "NHWC":
         fields = cls.from_native(op, dict(native), [n, h, w, c])
     return fields
+
+
+_LAYOUT_WORDS = {"NCHW": "NCHW", "channels_first": "NCHW", "NHWC": "NHWC", "channels_last": "NHWC"}
+
+
+def _declared_error(cls, op: str, native: dict, as_nchw: NativeParamError,
+                    as_nhwc: NativeParamError) -> NativeParamError:
+    """The error of the reading in the layout the call declares; both, saying which is which, otherwise."""
+    if str(as_nchw) == str(as_nhwc):
+        return as_nchw
+    try:
+        normal = cls.native_inverse(op).normalise(dict(native))
+    except (NativeParamError, ValueError, TypeError):
+        normal = {}
+    declared = next((_LAYOUT_WORDS[v] for k, v in normal.items()
+                     if k in ("data_format", "layout") and isinstance(v, str) and v in _LAYOUT_WORDS), None)
+    if declared is not None:
+        return as_nhwc if declared == "NHWC" else as_nchw
+    return NativeParamError(as_nchw.param, f"{as_nchw.message} (the input read as NCHW; read as NHWC: "
+                                           f"{as_nhwc.param}: {as_nhwc.message})")
 
 
 def side_case(spec: ClaimSpec, point: Point, side: str, fields: dict):
