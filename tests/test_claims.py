@@ -352,3 +352,28 @@ def test_a_side_that_cannot_be_read_reports_the_error_of_its_own_layout(tmp_path
     assert info.value.param == "padding"
     assert "torch refuses it for strided convolutions (the input read as NCHW; read as NHWC: in_channels: " \
            "in_channels = 8 must equal the input's channels 15)" in info.value.message
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("=" + "+".join(["s"] * 3000), "characters long; the limit is 500"),
+    ("=" + "-" * 3000 + "s", "characters long; the limit is 500"),
+])
+def test_an_expression_too_long_is_an_error_at_its_line(tmp_path, expr, message):
+    path = write(tmp_path / "c.yaml", f"""
+        claims:
+          - id: c
+            op: conv2d_transpose
+            input: [1, 3, 8, 8]
+            sweep: {{s: [1, 2]}}
+            sides:
+              tf.nn: {{filters: [3, 3, 4, 3], output_shape: [1, 16, 16, 4], strides: 2, padding: SAME}}
+              mindspore.nn:
+                in_channels: 3
+                out_channels: 4
+                kernel_size: 3
+                stride: "{expr}"
+                pad_mode: same
+        """)
+    problems = _problems(path)
+    assert problems[0].startswith(f"{path}:12: sides.mindspore.nn.stride: "), problems
+    assert message in problems[0]
