@@ -377,3 +377,25 @@ def test_an_expression_too_long_is_an_error_at_its_line(tmp_path, expr, message)
     problems = _problems(path)
     assert problems[0].startswith(f"{path}:12: sides.mindspore.nn.stride: "), problems
     assert message in problems[0]
+
+
+def test_a_mindspore_pad_list_claim_is_posed_natively_as_its_pad(tmp_path):
+    """pad_list and pad are two spellings of the primitive's pads: the adapter's pad=... poses the claim's pad_list."""
+    path = write(tmp_path / "c.yaml", """
+        claims:
+          - id: c
+            op: conv2d_transpose
+            input: [1, 2, 5, 5]
+            sides:
+              torch.nn: {in_channels: 2, out_channels: 3, kernel_size: 3, stride: 2, padding: 1, output_padding: 1}
+              mindspore.ops:
+                out_channel: 2
+                kernel_size: 3
+                stride: 2
+                pad_mode: pad
+                pad_list: [1, 1, 1, 1]
+                input_size: [1, 3, 10, 10]
+        """)
+    (spec,) = load_file(path)
+    side = spec.points[0].sides[1]
+    assert side.case.canonical_params()["padding"] == [1, 1, 1, 1]

@@ -360,7 +360,7 @@ def posed_differently(cls, op: str, side: Side) -> Optional[str]:
     if program is None:
         return None      # a call the semantics rejects, or an adapter that cannot say: nothing to compare
     posed = cls.to_native(op, program, {name: tuple(array.shape) for name, array in call.arrays.items()})
-    claimed = dict(side.native)
+    claimed = cls.native_inverse(op).normalise(dict(side.native))   # pad_list=(1, 0, 1, 0) as the pad it means
     meaning = _meaning(cls, op, claimed, side)
     for key in sorted(set(posed) | set(claimed), key=str):
         if key in claimed and key in posed and _same(claimed[key], posed[key]):
