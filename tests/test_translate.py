@@ -11,7 +11,7 @@ from harness.cli import main
 from harness.translate import parse
 from harness.translate.core import translate
 from harness.translate.parse import TranslateInputError
-from tests.helpers import conform
+from tests.helpers import ROOT, conform
 
 UNET = 'Conv2DTranspose(filters=16, kernel_size=3, strides=2, padding="same", output_padding=1)'
 NAIVE_TORCH = "ConvTranspose2d(8, 16, 3, stride=2, padding=1, output_padding=1, bias=False)"
@@ -174,6 +174,12 @@ def test_the_call_is_parsed_never_evaluated():
       "strides=2, padding='SAME')", "--input", "1,8,8,3"], "the tf.nn call is one the canonical semantics rejects"),
     (["--from", "torch.nn", "--to", "tf.keras", "ConvTranspose2d(8, 16, 3, padding=None)", "--input", "1,8,15,15",
       "--no-verify"], "torch.nn: padding: torch.nn.ConvTranspose2d does not take padding=None"),
+    (["--from", "tf.keras", "--to", "torch.nn", "--op", "conv2d", "--params", "no/such/params.yaml"],
+     "--params 'no/such/params.yaml': the file does not exist"),
+    (["--from", "tf.keras", "--to", "torch.nn", "--op", "conv2d", "--params", "params.json"],
+     "--params 'params.json': the file does not exist"),
+    (["--from", "tf.keras", "--to", "torch.nn", "--op", "conv2d", "--params", str(ROOT / "tests")],
+     f"--params '{ROOT / 'tests'}': the file is not a regular file"),
 ])
 def test_bad_input_is_exit_2_with_the_message(argv, message, capsys):
     assert main(["translate", *argv]) == 2
