@@ -109,7 +109,8 @@ def _load(args, backends=None):
     budget = Budget.for_backends(_budget(args), backends)
     problems, loaded = [], {}
     for name, loader in (("cases", lambda: load_suite(args.paths, memory_budget=budget)),
-                         ("registry", lambda: _registry(args)), ("claims", lambda: load_claims(args.paths))):
+                         ("registry", lambda: _registry(args)),
+                         ("claims", lambda: load_claims(args.paths, memory_budget=budget))):
         try:
             loaded[name] = loader()
         except ProblemsError as exc:

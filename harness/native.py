@@ -13,7 +13,7 @@ up to it: ``2`` and ``[2, 2]``, an omitted default and the default written out).
 A native value whose meaning the canonical semantics cannot express (torch's ``padding_mode='reflect'``,
 a TF stride on the batch axis, MindSpore's ``padding`` with ``pad_mode='same'``) raises
 ``NativeParamError`` naming the parameter and why; so does an unknown name (the message lists the known
-ones) or a value of the wrong type. Parameters that do not change the function (``name``, a dtype, an
+ones), a value of the wrong type, or an explicit None where the API's own default is not None. Parameters that do not change the function (``name``, a dtype, an
 initializer whose values conform replaces with its own operands) are accepted and dropped (``Arg.ignored``).
 Tensors are given by their shape (``filters: [kh, kw, C_out/groups, C_in]``), as ``to_native`` needs the
 operands' canonical shapes (``shapes``) to say them.
@@ -105,6 +105,12 @@ def parse(native: dict, schema: dict[str, Arg], api: str) -> dict:
             raise NativeParamError(name, f"{api}: {name!r} is required")
         if arg.ignored:
             continue
+        if value is None and arg.default is not None:
+            # None means "the default" only where the API's own default is None; elsewhere the API fails on it
+            if arg.default is REQUIRED:
+                raise NativeParamError(name, f"{api}: {name!r} is required; None is not a value of it")
+            raise NativeParamError(name, f"{api} does not take {name}=None (None means the default only where the "
+                                         f"API's default is None; {name}'s default is {arg.default!r})")
         out[name] = None if value is None else arg.parse(name, value)
     return out
 

@@ -206,8 +206,11 @@ def mindspore_nn(draw, op: str):
                 draw(put(native, "ceil_mode", draw(st.booleans()), False))
         if op == "avg_pool2d":
             draw(put(native, "count_include_pad", draw(st.booleans()), True))
+        draw(put(native, "data_format", "NCHW", "NCHW", pair=False))    # written out (NHWC: the adapter permutes)
         return native, _input(geo, "NCHW")
     native.update(in_channels=geo["cin"], out_channels=geo["cout"], kernel_size=draw(spelled(geo["k"])))
+    if op == "conv2d":
+        draw(put(native, "data_format", "NCHW", "NCHW", pair=False))
     mode = draw(st.sampled_from(["same", "valid", "pad"]))
     if op == "conv2d_transpose":
         crops = _crops(draw, geo)
@@ -235,6 +238,7 @@ def mindspore_ops(draw, op: str):
         if draw(st.booleans()):     # the primitive: 'same'/'valid' and nothing else
             native.update(kernel_size=draw(spelled(geo["k"])), strides=draw(spelled(geo["s"])),
                           pad_mode=draw(st.sampled_from(["same", "valid", "SAME", "VALID"])))
+            draw(put(native, "data_format", "NCHW", "NCHW", pair=False))
             return native, _input(geo, "NCHW")
         native.update(kernel_size=draw(spelled(geo["k"])), stride=draw(spelled(geo["s"])))
         if op == "avg_pool2d":
@@ -252,9 +256,17 @@ def mindspore_ops(draw, op: str):
         oh, ow = _reachable(draw, geo, "explicit" if mode == "pad" else mode, crops)
         native.update(out_channel=geo["cin"], kernel_size=draw(spelled(geo["k"])),
                       input_size=[geo["n"], geo["cout"], oh, ow])
-        if mode == "pad":
-            native["pad"] = tuple(crops)
+        if mode == "pad":   # MindSpore pads by pad_list when given: pad then is 0 or the same four numbers
+            how = draw(st.sampled_from(["pad", "pad_list", "both"]))
+            if how != "pad_list":
+                native["pad"] = tuple(crops)
+            if how != "pad":
+                native["pad_list"] = draw(st.sampled_from([tuple(crops), list(crops)]))
+        elif mode == "valid" and draw(st.booleans()):
+            native["pad_list"] = (0, 0, 0, 0)
         native["pad_mode"] = draw(st.sampled_from([mode, mode.upper()]))
+        if draw(st.booleans()):
+            native["mode"] = 1
     else:
         native.update(out_channel=geo["cout"], kernel_size=draw(spelled(geo["k"])))
         if mode == "pad":
@@ -266,6 +278,7 @@ def mindspore_ops(draw, op: str):
     draw(put(native, "dilation", geo["d"], [1, 1]))
     draw(put(native, "group", geo["g"], 1))
     draw(put(native, "bias_add", draw(st.booleans()), False))
+    draw(put(native, "data_format", "NCHW", "NCHW", pair=False))
     return native, _input(geo, "NCHW")
 
 

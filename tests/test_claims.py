@@ -84,6 +84,24 @@ def test_ill_typed_native_parameter_names_it(tmp_path):
     assert _problems(path)[0].startswith(f"{path}:9: sides.tf.nn.strides: ")
 
 
+def test_an_explicit_null_is_refused_at_its_line_where_the_api_default_is_not_none(tmp_path):
+    path = write(tmp_path / "c.yaml", """
+        claims:
+          - id: c
+            op: conv2d_transpose
+            input: [1, 8, 15, 15]
+            sides:
+              torch.nn: {in_channels: 8, out_channels: 16, kernel_size: 3}
+              tf.keras:
+                filters: 16
+                kernel_size: 3
+                strides: null
+        """)
+    (problem,) = _problems(path)
+    assert problem.startswith(f"{path}:10: sides.tf.keras.strides: keras.layers.Conv2DTranspose does not take "
+                              "strides=None"), problem
+
+
 def test_format_errors_each_at_their_line(tmp_path):
     path = write(tmp_path / "c.yaml", """
         defaults: {op: conv2d_transpose}
@@ -255,3 +273,129 @@ def test_diff_says_a_held_claim_that_broke_is_worse(cli_run):
     assert [(e["case"], e["backend"]) for e in changes["worse"]] == [(held["id"], "claim")]
     assert diff(new, old)["better"] and not diff(new, old)["worse"]
     assert claim_reports.gate_passes(old["claims"]) and not claim_reports.gate_passes(new["claims"])
+
+
+def test_a_claim_over_the_memory_budget_is_refused_at_its_input(tmp_path):
+    """As a case on the same input would be (harness.memory.Budget, cases.load_suite)."""
+    from harness.memory import GIB, Budget
+    path = write(tmp_path / "c.yaml", """
+        claims:
+          - id: big
+            op: conv2d
+            input: [1, 8, 20000, 20000]
+            sides:
+              torch.nn: {in_channels: 8, out_channels: 8, kernel_size: 3}
+              mindspore.nn: {in_channels: 8, out_channels: 8, kernel_size: 3, pad_mode: valid}
+        """)
+    budget = Budget.for_backends(8 * GIB, ["torch.nn", "mindspore.nn"])
+    with pytest.raises(ProblemsError) as info:
+        load_claims([str(path)], memory_budget=budget)
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"{path}:4: input: the torch.nn side needs ~"), problem
+    assert problem.endswith("GiB, the budget is 8 GiB (--max-memory)")
+    assert load_claims([str(path)])        # without a budget the claim itself is fine
+    result = conform("validate", path, "--max-memory", "8G")
+    assert result.returncode == 2 and f"{path}:4: input: the torch.nn side needs" in result.stderr
+
+
+def test_a_claim_expected_to_break_that_could_not_be_checked_is_skipped(tmp_path):
+    """Its sides not selected: neither a failure (it did not hold) nor an expected break (it did not break)."""
+    specs = load_claims([str(PAGE)])
+    spec = next(s for s in specs if s.claim.expect == "breaks")
+    (record,) = run_claims([spec], ClaimOptions(backends=["numpy"], out=tmp_path))
+    assert record["status"] == "unchecked" and record["gate"]
+    assert record["gate_reason"].startswith("not checked: ") and "not selected (--backends)" in record["gate_reason"]
+    assert {p["verdict"] for p in record["points"]} == {"skipped"}
+    report = {"claims": [record]}
+    assert claim_reports.gate_passes([record])
+    assert claim_reports.summary([record])["expected_breaks"] == 0
+    (line, why) = claim_reports.lines(report)[:2]
+    assert line.startswith(f"claim skip {spec.id}: unchecked") and why == f"    gate: {record['gate_reason']}"
+    cases = ET.Element("testsuites")
+    assert claim_reports.junit(cases, report, str) == {"tests": len(record["points"]), "failures": 0, "errors": 0,
+                                                        "skipped": len(record["points"])}
+    # conform diff, as for a skipped case: checked now is new, no longer checked is unrun, whatever it expects
+    # (an older report failed it: still no change)
+    old = dict(record, gate=False, gate_reason="expected to break (...), but it unchecked")
+    broke = dict(record, status="breaks", gate=True, first_break=record["points"][0]["id"])
+    changed = {k: [e["case"] for e in v] for k, v in claim_reports.diff({"claims": [old]}, {"claims": [record]}).items()}
+    assert not any(changed.values()), changed
+    assert [e["case"] for e in claim_reports.diff({"claims": [old]}, {"claims": [broke]})["new"]] == [spec.id]
+    assert [e["case"] for e in claim_reports.diff({"claims": [broke]}, {"claims": [record]})["unrun"]] == [spec.id]
+    assert [e["case"] for e in claim_reports.diff({"claims": [record]}, {"claims": [broke]})["new"]] == [spec.id]
+
+
+def test_a_side_that_cannot_be_read_reports_the_error_of_its_own_layout(tmp_path):
+    """Read in NCHW, then retried in NHWC: the error said is the declared layout's, both when none is declared."""
+    path = write(tmp_path / "c.yaml", """
+        claims:
+          - id: c
+            op: conv2d
+            input: [1, 8, 15, 15]
+            sides:
+              mindspore.nn:
+                in_channels: 8
+                out_channels: 4
+                kernel_size: 3
+                pad_mode: same
+                padding: 1
+              torch.nn: {in_channels: 8, out_channels: 4, kernel_size: 3, padding: same, stride: 2}
+        """)
+    problems = _problems(path)
+    assert problems[0].startswith(f"{path}:11: sides.mindspore.nn.padding: [1, 1, 1, 1] with pad_mode='same'"), \
+        problems
+    assert "channels 15" not in problems[0]
+    from harness.claims.load import canonical_fields
+    with pytest.raises(NativeParamError) as info:      # torch declares no layout: both readings' errors
+        canonical_fields(backend_class("torch.nn"), "conv2d", {"in_channels": 8, "out_channels": 4, "kernel_size": 3,
+                                                               "padding": "same", "stride": 2}, [1, 8, 15, 15])
+    assert info.value.param == "padding"
+    assert "torch refuses it for strided convolutions (the input read as NCHW; read as NHWC: in_channels: " \
+           "in_channels = 8 must equal the input's channels 15)" in info.value.message
+
+
+@pytest.mark.parametrize("expr, message", [
+    ("=" + "+".join(["s"] * 3000), "characters long; the limit is 500"),
+    ("=" + "-" * 3000 + "s", "characters long; the limit is 500"),
+])
+def test_an_expression_too_long_is_an_error_at_its_line(tmp_path, expr, message):
+    path = write(tmp_path / "c.yaml", f"""
+        claims:
+          - id: c
+            op: conv2d_transpose
+            input: [1, 3, 8, 8]
+            sweep: {{s: [1, 2]}}
+            sides:
+              tf.nn: {{filters: [3, 3, 4, 3], output_shape: [1, 16, 16, 4], strides: 2, padding: SAME}}
+              mindspore.nn:
+                in_channels: 3
+                out_channels: 4
+                kernel_size: 3
+                stride: "{expr}"
+                pad_mode: same
+        """)
+    problems = _problems(path)
+    assert problems[0].startswith(f"{path}:12: sides.mindspore.nn.stride: "), problems
+    assert message in problems[0]
+
+
+def test_a_mindspore_pad_list_claim_is_posed_natively_as_its_pad(tmp_path):
+    """pad_list and pad are two spellings of the primitive's pads: the adapter's pad=... poses the claim's pad_list."""
+    path = write(tmp_path / "c.yaml", """
+        claims:
+          - id: c
+            op: conv2d_transpose
+            input: [1, 2, 5, 5]
+            sides:
+              torch.nn: {in_channels: 2, out_channels: 3, kernel_size: 3, stride: 2, padding: 1, output_padding: 1}
+              mindspore.ops:
+                out_channel: 2
+                kernel_size: 3
+                stride: 2
+                pad_mode: pad
+                pad_list: [1, 1, 1, 1]
+                input_size: [1, 3, 10, 10]
+        """)
+    (spec,) = load_file(path)
+    side = spec.points[0].sides[1]
+    assert side.case.canonical_params()["padding"] == [1, 1, 1, 1]

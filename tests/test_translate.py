@@ -11,7 +11,7 @@ from harness.cli import main
 from harness.translate import parse
 from harness.translate.core import translate
 from harness.translate.parse import TranslateInputError
-from tests.helpers import conform
+from tests.helpers import ROOT, conform
 
 UNET = 'Conv2DTranspose(filters=16, kernel_size=3, strides=2, padding="same", output_padding=1)'
 NAIVE_TORCH = "ConvTranspose2d(8, 16, 3, stride=2, padding=1, output_padding=1, bias=False)"
@@ -172,8 +172,43 @@ def test_the_call_is_parsed_never_evaluated():
      "2 positional argument(s) past its required parameters (in_channels, out_channels, kernel_size)"),
     (["--from", "tf.nn", "--to", "tf.keras", "conv2d_transpose(filters=[3, 3, 4, 3], output_shape=[1, 9, 9, 4], "
       "strides=2, padding='SAME')", "--input", "1,8,8,3"], "the tf.nn call is one the canonical semantics rejects"),
+    (["--from", "torch.nn", "--to", "tf.keras", "ConvTranspose2d(8, 16, 3, padding=None)", "--input", "1,8,15,15",
+      "--no-verify"], "torch.nn: padding: torch.nn.ConvTranspose2d does not take padding=None"),
+    (["--from", "tf.keras", "--to", "torch.nn", "--op", "conv2d", "--params", "no/such/params.yaml"],
+     "--params 'no/such/params.yaml': the file does not exist"),
+    (["--from", "tf.keras", "--to", "torch.nn", "--op", "conv2d", "--params", "params.json"],
+     "--params 'params.json': the file does not exist"),
+    (["--from", "tf.keras", "--to", "torch.nn", "--op", "conv2d", "--params", str(ROOT / "tests")],
+     f"--params '{ROOT / 'tests'}': the file is not a regular file"),
 ])
 def test_bad_input_is_exit_2_with_the_message(argv, message, capsys):
     assert main(["translate", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_huge_stride_offers_a_bounded_number_of_spellings_lazily():
+    """The output paddings below a stride of 1000×1000 are 10⁶ pairs: only the first 64 are ever built."""
+    import tracemalloc
+
+    from harness.translate.spellings import MAX_OUTPUT_PADDINGS, alternatives
+    fields = {"out_channels": 4, "kernel_size": [1000, 1000], "stride": [1000, 1000], "padding": "valid",
+              "output_padding": [0, 0], "dilation": [1, 1], "groups": 1, "bias": True, "output_shape": None}
+    tracemalloc.start()
+    try:
+        found = alternatives(fields, {"crops": [0, 0, 0, 0]})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    paddings = {repr(f["output_padding"]) for f in found}
+    assert len(paddings) == MAX_OUTPUT_PADDINGS          # [0, 0], the default, is the first pair too
+    assert peak < 20 << 20, f"{peak / 2**20:.0f} MiB for the spellings"
+
+
+def test_verifying_past_the_memory_budget_is_refused_before_anything_runs(capsys):
+    code = main(["translate", "--from", "tf.keras", "--to", "torch.nn", "--input", "1,15,15,8",
+                 "Conv2DTranspose(filters=16, kernel_size=100000, strides=100000)"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "verifying on input 1×8×15×15 (NCHW): the tf.keras side needs ~" in err
+    assert "GiB (--max-memory)" in err and "Traceback" not in err

@@ -13,7 +13,10 @@ permutes).
 
 ``ops.Conv2DTranspose(out_channel, kernel_size, ...)(out_backprop, filter, input_size)``: ``out_channel``
 is the input's channels (the forward conv's output), ``input_size`` ``(N, C_out, H_out, W_out)`` the
-canonical ``output_shape`` and ``out_channels``. The primitives have no bias: ``bias_add: true`` says that
+canonical ``output_shape`` and ``out_channels``. Its ``pad_list`` ``(top, bottom, left, right)``, when given,
+is what MindSpore pads by (``Conv2DBackpropInput``'s infer takes it over ``pad``): with ``pad_mode='pad'``
+it is the explicit padding (``pad`` must then be 0 or the same four numbers), with ``'valid'`` only zeros
+(measured: other pads make the CPU kernel fail), never with ``'same'``. The primitives have no bias: ``bias_add: true`` says that
 ``ops.BiasAdd()(y, bias)`` follows, as the cells do. ``ops.AvgPool``/``ops.MaxPool`` (``strides``,
 ``pad_mode``) and ``ops.avg_pool2d``/``ops.max_pool2d`` (``stride``, ``padding``, ``ceil_mode``, ...) are
 two APIs for the same operator: a call naming a parameter only the functions have is read as the function.
@@ -137,13 +140,30 @@ def _primitive_schema(transposed: bool) -> dict:
     schema = {"out_channel": Arg(integer(1), REQUIRED), "kernel_size": Arg(pair(1), REQUIRED),
               "pad_mode": Arg(ANY_CASE_MODE if transposed else CONV_MODE, "valid"), "pad": Arg(PADS4, 0)}
     if transposed:
-        schema["pad_list"] = Arg(only(None, "conform passes the pads as pad"), None)
+        schema["pad_list"] = Arg(ints(4, 0, scalar=False), None)
     schema.update(mode=Arg(only(1, "mode 1 is the convolution; MindSpore's other modes are not"), 1),
                   stride=Arg(pair(1), 1), dilation=Arg(pair(1), 1), group=Arg(integer(1), 1),
                   data_format=Arg(LAYOUT, "NCHW"), bias_add=Arg(boolean, False))
     if transposed:
         schema["input_size"] = Arg(ints(4, 0, scalar=False), REQUIRED)
     return schema
+
+
+def _fold_pad_list(n: dict) -> dict:
+    """``pad_list`` as the ``pad`` it means (another spelling of the same pads); a conflict names it."""
+    pad_list, mode = n.get("pad_list"), n["pad_mode"]
+    if pad_list is None:
+        return n
+    if mode == "pad":
+        expect("pad_list", not any(n["pad"]) or n["pad"] == pad_list,
+               f"{pad_list} conflicts with pad={n['pad']}: MindSpore pads by pad_list and ignores pad")
+        n["pad"] = pad_list
+    else:
+        expect("pad_list", mode == "valid" and not any(pad_list),
+               f"{pad_list} with pad_mode={mode!r}: MindSpore takes pads in pad_list only with pad_mode='pad' "
+               "(zeros with 'valid')")
+    n["pad_list"] = None
+    return n
 
 
 def _prim_transpose_canonical(n: dict, input_shape: list) -> dict:
@@ -223,7 +243,7 @@ def _ops_pool(op: str) -> Inverse:
 
 PRIMITIVES = {
     "conv2d_transpose": Inverse("mindspore.ops.Conv2DTranspose", _primitive_schema(True), _prim_transpose_canonical,
-                                _prim_read("mindspore.ops.Conv2DTranspose", True)),
+                                _prim_read("mindspore.ops.Conv2DTranspose", True), _fold_pad_list),
     "conv2d": Inverse("mindspore.ops.Conv2D", _primitive_schema(False), _prim_conv_canonical,
                       _prim_read("mindspore.ops.Conv2D", False)),
     "avg_pool2d": _ops_pool("avg_pool2d"),

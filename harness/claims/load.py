@@ -9,7 +9,8 @@ data, make one ``Case`` per side (the runner's unit). The adapter's Program for
 that case is built in the parent (no framework is imported) and
 ``Backend.to_native`` of it must pose the claim's own native parameters
 (``posed_differently``): an adapter that would emulate what the claim states
-natively is refused here, before anything runs.
+natively is refused here, before anything runs. With a memory budget (``harness.memory.Budget``, as for
+cases) a side whose call would need more than it is refused at the claim's ``input``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from harness.backends.base import Call, NativeParamError
 from harness.cases import ID_MAX, ID_PATTERN, Case, Expect, data_model, fields_model, pydantic_problems, suggest
 from harness.claims import model
 from harness.discovery import suite_files
+from harness.memory import GIB, Budget
 from harness.userfile import read_text
 from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
 
@@ -81,8 +83,9 @@ def is_claim_text(text: str) -> bool:
     return bool(_CLAIMS_KEY.search(text))
 
 
-def load_claims(paths: list[str]) -> list[ClaimSpec]:
-    """Every claim under ``paths`` (claim files beside case files); raise ``ProblemsError`` with all problems."""
+def load_claims(paths: list[str], memory_budget: Optional[Budget] = None) -> list[ClaimSpec]:
+    """Every claim under ``paths`` (claim files beside case files); raise ``ProblemsError`` with all problems.
+    ``memory_budget`` refuses a claim any side of which would need more than it (as ``load_suite`` does)."""
     problems: list[Problem] = []
     claims: list[ClaimSpec] = []
     for path in suite_files(paths, []):   # the case loader reports unreadable paths once
@@ -92,7 +95,7 @@ def load_claims(paths: list[str]) -> list[ClaimSpec]:
             continue
         if is_claim_text(text):
             try:
-                claims += load_file(path, text)
+                claims += load_file(path, text, memory_budget=memory_budget)
             except ProblemsError as exc:
                 problems += exc.problems
     seen: dict[str, ClaimSpec] = {}
@@ -110,7 +113,8 @@ def load_claims(paths: list[str]) -> list[ClaimSpec]:
     return claims
 
 
-def load_file(path: Path, text: Optional[str] = None, display: Optional[str] = None) -> list[ClaimSpec]:
+def load_file(path: Path, text: Optional[str] = None, display: Optional[str] = None,
+              memory_budget: Optional[Budget] = None) -> list[ClaimSpec]:
     """The claims of one claim file; raise ``ProblemsError`` listing every problem."""
     file = display or str(path)
     located = load_yaml(text if text is not None else read_text(path, file), file)
@@ -131,6 +135,11 @@ def load_file(path: Path, text: Optional[str] = None, display: Optional[str] = N
             problems.append(Problem(file, located.line_of(where), f"claims[{index}]", "a claim is a mapping"))
             continue
         spec = _claim(raw, defaults, where, file, located, problems)
+        refused = _over_budget(spec, memory_budget) if spec is not None and memory_budget is not None else None
+        if refused:
+            line = located.line_of(where + ("input",) if "input" in raw else ("defaults", "input"))
+            problems.append(Problem(file, line, "input", refused))
+            spec = None
         if spec is not None:
             out.append(spec)
     if problems:
@@ -224,7 +233,8 @@ def _side(spec: ClaimSpec, point: Point, name: str, native: dict, line_of,
     try:
         fields = canonical_fields(cls, claim.op, native, point.input)
     except NativeParamError as exc:
-        problems.append(Problem(file, line_of(where + (exc.param,)), f"sides.{name}.{exc.param}", f"{exc}{at}"))
+        problems.append(Problem(file, line_of(where + (exc.param,)), f"sides.{name}.{exc.param}",
+                                f"{exc.message}{at}"))
         return None
     except (ValueError, TypeError) as exc:
         problems.append(Problem(file, line_of(where), f"sides.{name}", f"{exc}{at}"))
@@ -242,24 +252,64 @@ def _side(spec: ClaimSpec, point: Point, name: str, native: dict, line_of,
     return side
 
 
+def over_budget(side: str, case: Case, budget: Budget) -> Optional[str]:
+    """Why ``case`` (the call of ``side``) is over the memory budget, as the case loader says it (None: within)."""
+    need = budget.need(ops.get(case.op), case.params, case.dtype)
+    if need <= budget.limit:
+        return None
+    return (f"the {side} side needs ~{need / GIB:.3g} GiB, the budget is {budget.limit / GIB:.3g} GiB "
+            "(--max-memory)")
+
+
+def _over_budget(spec: ClaimSpec, budget: Budget) -> Optional[str]:
+    """The first point's side over the budget (usually every point's: said once)."""
+    for point in spec.points:
+        for side in point.sides:
+            refused = over_budget(side.backend, side.case, budget)
+            if refused:
+                return refused + _at(model.label(point.variables))
+    return None
+
+
 def canonical_fields(cls, op: str, native: dict, nchw: list[int]) -> dict:
     """``from_native`` with the input in the side's own layout, which only its answer tells: asked in NCHW
     first, and again in NHWC when the side's canonical meaning says it takes NHWC (``nchw``: the input,
-    canonical NCHW; ``conform translate`` asks it too)."""
+    canonical NCHW; ``conform translate`` asks it too). When neither reading works, the error is the one of
+    the layout the call declares (its ``data_format``/``layout``), or both when it declares none."""
     n, c, h, w = nchw
     try:
         fields = cls.from_native(op, dict(native), [n, c, h, w])
-    except NativeParamError:
+    except NativeParamError as as_nchw:
         try:   # an NHWC-only surface may refuse an NCHW shape outright (its channels are the last axis)
             fields = cls.from_native(op, dict(native), [n, h, w, c])
-        except NativeParamError:
-            raise
+        except NativeParamError as as_nhwc:
+            raise _declared_error(cls, op, native, as_nchw, as_nhwc) from None
         if fields.get("layout") != "NHWC":
-            return cls.from_native(op, dict(native), [n, c, h, w])   # raises the NCHW-side error again
+            raise as_nchw from None
         return fields
     if fields.get("layout") == "NHWC":
         fields = cls.from_native(op, dict(native), [n, h, w, c])
     return fields
+
+
+_LAYOUT_WORDS = {"NCHW": "NCHW", "channels_first": "NCHW", "NHWC": "NHWC", "channels_last": "NHWC"}
+
+
+def _declared_error(cls, op: str, native: dict, as_nchw: NativeParamError,
+                    as_nhwc: NativeParamError) -> NativeParamError:
+    """The error of the reading in the layout the call declares; both, saying which is which, otherwise."""
+    if str(as_nchw) == str(as_nhwc):
+        return as_nchw
+    try:
+        normal = cls.native_inverse(op).normalise(dict(native))
+    except (NativeParamError, ValueError, TypeError):
+        normal = {}
+    declared = next((_LAYOUT_WORDS[v] for k, v in normal.items()
+                     if k in ("data_format", "layout") and isinstance(v, str) and v in _LAYOUT_WORDS), None)
+    if declared is not None:
+        return as_nhwc if declared == "NHWC" else as_nchw
+    return NativeParamError(as_nchw.param, f"{as_nchw.message} (the input read as NCHW; read as NHWC: "
+                                           f"{as_nhwc.param}: {as_nhwc.message})")
 
 
 def side_case(spec: ClaimSpec, point: Point, side: str, fields: dict):
@@ -310,7 +360,7 @@ def posed_differently(cls, op: str, side: Side) -> Optional[str]:
     if program is None:
         return None      # a call the semantics rejects, or an adapter that cannot say: nothing to compare
     posed = cls.to_native(op, program, {name: tuple(array.shape) for name, array in call.arrays.items()})
-    claimed = dict(side.native)
+    claimed = cls.native_inverse(op).normalise(dict(side.native))   # pad_list=(1, 0, 1, 0) as the pad it means
     meaning = _meaning(cls, op, claimed, side)
     for key in sorted(set(posed) | set(claimed), key=str):
         if key in claimed and key in posed and _same(claimed[key], posed[key]):

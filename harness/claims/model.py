@@ -26,6 +26,8 @@ MAX_SWEEP_POINTS = 64
 #: Claims one suite may hold.
 MAX_CLAIMS = 2_000
 VARIABLE = r"^[a-z_][a-z0-9_]{0,30}$"
+#: Longest ``=expr`` read: a size formula is a line; thousands of terms would only exhaust the parser's stack.
+MAX_EXPR = 500
 
 
 class Claim(BaseModel):
@@ -70,6 +72,18 @@ _FUNCTIONS = {"min": min, "max": max}
 def evaluate(text: str, variables: dict[str, Any]) -> Any:
     """The value of ``=expr`` (``text`` without the ``=``): integers, the point's variables, ``+ - * // %``,
     ``min``/``max``. Anything else is an ``ExprError`` saying what."""
+    if len(text) > MAX_EXPR:
+        raise ExprError(f"the expression {text[:40]!r}... is {len(text)} characters long; the limit is {MAX_EXPR}")
+    try:
+        return _evaluate(text, variables)
+    except ExprError:
+        raise
+    except (RecursionError, MemoryError, OverflowError, ValueError) as exc:   # nested too deeply, too large
+        why = str(exc)[:200] or type(exc).__name__
+        raise ExprError(f"cannot evaluate {text[:60]!r}: {why}") from None
+
+
+def _evaluate(text: str, variables: dict[str, Any]) -> Any:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:

@@ -24,12 +24,20 @@ def summary(claims: list[dict]) -> dict[str, Any]:
     """Counts for ``claims_summary``: by status, expected breaks, and the claims that fail the gate."""
     return {"claims": len(claims), "points": sum(c.get("points_total", 0) for c in claims),
             "by_status": dict(sorted(Counter(c.get("status") for c in claims).items())),
-            "expected_breaks": sum(c.get("expect") == "breaks" and bool(c.get("gate")) for c in claims),
+            "expected_breaks": sum(c.get("expect") == "breaks" and c.get("status") == "breaks" and bool(c.get("gate"))
+                                   for c in claims),
             "failing": sorted(c["id"] for c in claims if not c.get("gate"))}
 
 
 def gate_passes(claims: list[dict]) -> bool:
     return all(c.get("gate") for c in claims)
+
+
+def _mark(claim: dict) -> str:
+    """``ok``, ``FAIL``, or ``skip`` for a claim that could not be checked (neither a pass nor a failure)."""
+    if claim.get("status") == "unchecked" and claim.get("gate"):
+        return "skip"
+    return "ok  " if claim.get("gate") else "FAIL"
 
 
 def status_word(claim: dict) -> str:
@@ -44,7 +52,7 @@ def lines(report: dict) -> list[str]:
     """Plain-text lines for the terminal: one per claim, the explanation under a broken one."""
     out = []
     for claim in claims_of(report):
-        mark = "ok  " if claim.get("gate") else "FAIL"
+        mark = _mark(claim)
         out.append(f"claim {mark} {claim['id']}: {status_word(claim)}  ({claim.get('file')}:{claim.get('line')}; "
                    f"{claim.get('points_checked')}/{claim.get('points_total')} points checked, "
                    f"{claim.get('duration_s', 0):.1f} s)")
@@ -52,7 +60,7 @@ def lines(report: dict) -> list[str]:
         if breaking:
             out.append(f"    {breaking.get('verdict')}: {breaking.get('reason')}")
             out.append(f"    {breaking.get('explanation')}")
-        if not claim.get("gate") and claim.get("gate_reason"):
+        if (not claim.get("gate") or mark == "skip") and claim.get("gate_reason"):
             out.append(f"    gate: {claim['gate_reason']}")
         if claim.get("repro"):
             out.append(f"    reproducer: {claim['repro']}")
@@ -61,6 +69,9 @@ def lines(report: dict) -> list[str]:
 
 def _md(text: Any) -> str:
     return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+_GATE_CELL = {"ok  ": "✅", "FAIL": "❌", "skip": "skipped"}
 
 
 def markdown(report: dict) -> list[str]:
@@ -75,7 +86,7 @@ def markdown(report: dict) -> list[str]:
         if breaking.get("max_abs_diff") is not None:
             evidence = f"max difference {breaking['max_abs_diff']:.3g}; " + evidence
         out.append(f"| `{_md(c['id'])}` | {_md(' vs '.join(c.get('sides') or []))} | {_md(status_word(c))} | "
-                   f"{c.get('points_checked')}/{c.get('points_total')} | {'✅' if c.get('gate') else '❌'} | "
+                   f"{c.get('points_checked')}/{c.get('points_total')} | {_GATE_CELL[_mark(c)]} | "
                    f"{_md(evidence[:400] or c.get('gate_reason') or '')} |")
     return out + [""]
 
@@ -123,14 +134,14 @@ def junit(root: ET.Element, report: dict, text) -> dict[str, int]:
 
 
 def _rank(claim: dict) -> int:
-    """Severity of a claim's state for ``conform diff``: passing the gate < unchecked < failing it."""
-    if not claim.get("gate"):
-        return 2
-    return 1 if claim.get("status") == "unchecked" else 0
+    """Severity of a checked claim's state for ``conform diff``: passing the gate < failing it."""
+    return 0 if claim.get("gate") else 1
 
 
 def diff(old: dict, new: dict) -> dict[str, list]:
-    """Claim entries per ``conform diff`` category (backend ``claim``): holds -> breaks is worse."""
+    """Claim entries per ``conform diff`` category (backend ``claim``): holds -> breaks is worse. An unchecked
+    claim is a skipped case, whatever it expects (older reports failed one expected to break): checked now
+    is ``new``, no longer checked ``unrun``."""
     before = {c["id"]: c for c in claims_of(old)}
     after = {c["id"]: c for c in claims_of(new)}
     out: dict[str, list] = {"worse": [], "better": [], "new": [], "gone": [], "unrun": []}
@@ -140,10 +151,11 @@ def diff(old: dict, new: dict) -> dict[str, list]:
                  "old_ratio": None, "new_ratio": None, "reason": ((b or a).get("gate_reason") or "")}
         if b is None:
             out["gone"].append(entry)
-        elif a is None:
+        elif a is None or (a.get("status") == "unchecked" and b.get("status") != "unchecked"):
             out["new"].append(entry)
-        elif b.get("status") == "unchecked" and a.get("status") != "unchecked":
-            out["unrun"].append(entry)
+        elif b.get("status") == "unchecked":
+            if a.get("status") != "unchecked":
+                out["unrun"].append(entry)
         elif _rank(b) > _rank(a):
             out["worse"].append(entry)
         elif _rank(b) < _rank(a):

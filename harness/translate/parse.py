@@ -165,9 +165,18 @@ def parse_params(text: str) -> dict:
     except ProblemsError as exc:
         raise TranslateInputError(str(exc)) from None
     if not isinstance(value, dict):
+        if file == "--params" and _looks_like_path(text):
+            what = "is not a regular file" if Path(text).exists() else "does not exist"
+            raise TranslateInputError(f"--params {text!r}: the file {what} (and the text is no mapping of native "
+                                      "parameters either)")
         raise TranslateInputError(f"{file}: expected a mapping of native parameters (e.g. 'filters: 16'), got "
                                   f"{type(value).__name__}")
     return value
+
+
+def _looks_like_path(text: str) -> bool:
+    text = text.strip()
+    return "\n" not in text and ("/" in text or text.lower().endswith((".yaml", ".yml", ".json")))
 
 
 def parse_shape(text: str) -> list[int]:

@@ -28,7 +28,8 @@ def alternatives(fields: dict, resolved: dict) -> list[dict]:
     variants: dict[str, list] = {"padding": paddings}
     if "output_padding" in fields:
         sh, sw = fields["stride"]
-        pairs = [[a, b] for a, b in itertools.product(range(sh), range(sw))][:MAX_OUTPUT_PADDINGS]
+        # Lazily: a stride of 100000 must not build its 10¹⁰ pairs to keep 64 of them.
+        pairs = [[a, b] for a, b in itertools.islice(itertools.product(range(sh), range(sw)), MAX_OUTPUT_PADDINGS)]
         variants["output_padding"] = [fields["output_padding"], [0, 0], *pairs]
     if fields.get("output_shape") is not None:
         variants["output_shape"] = [fields["output_shape"], None]

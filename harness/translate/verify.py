@@ -8,7 +8,8 @@ is native parameters plus the program's emulation, so at each size the translati
 meaning there (``core.best_target``) must pass the same native parameters with the same emulation notes,
 or the printed call depends on the input size and the translation breaks there. Sizes where the source
 call itself is one the canonical semantics rejects (a tf.nn ``output_shape`` fixes the input size) are
-left out and counted. Both sides then run in their workers on the same operands and are judged side against side
+left out and counted. A size at which either call would need more than the memory budget (``--max-memory``,
+else half the memory available, as for cases) is refused before anything runs (``TranslateInputError``). Both sides then run in their workers on the same operands and are judged side against side
 (``harness.claims.judge``): the translation holds where every point passes.
 """
 
@@ -23,9 +24,10 @@ from typing import Optional
 from harness.backends import backend_class
 from harness.backends.base import NativeParamError, Unsupported
 from harness.cases import Case
-from harness.claims.load import ClaimSpec, Point, Side
+from harness.claims.load import ClaimSpec, Point, Side, over_budget
 from harness.claims.run import ClaimOptions, run_claims
 from harness.divergences import Registry
+from harness.memory import Budget, default_memory_budget
 from harness.translate.core import (Translation, best_target, claim_spec, in_layout, layout_of, meaning_case,
                                     point_at)
 from harness.translate.parse import TranslateInputError
@@ -82,11 +84,21 @@ def verify(tr: Translation, count: int = DEFAULT_SHAPES, timeout_s: float = 120.
         except _Breaks as exc:
             result.broken = {"input": nchw, "reason": str(exc)}
             break
+    _check_budget(spec, Budget.for_backends(memory_limit or default_memory_budget(), [tr.source, tr.target]))
     started = time.monotonic()
     if spec.points:
         _run(spec, tr, result, timeout_s, registry, memory_limit)
     result.duration_s = time.monotonic() - started     # the workers' start included
     return result
+
+
+def _check_budget(spec: ClaimSpec, budget: Budget) -> None:
+    for point in spec.points:
+        for side in point.sides:
+            refused = over_budget(side.backend, side.case, budget)
+            if refused:
+                raise TranslateInputError(f"verifying on input {'×'.join(map(str, point.input))} (NCHW): {refused}; "
+                                          "--no-verify prints the translation without running it")
 
 
 class _LeftOut(Exception):
