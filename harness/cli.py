@@ -142,7 +142,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_backends(args) -> int:
-    """Each surface, its environment and version; ``--prepare`` builds the environments first."""
+    """Each surface, its environment and version; ``--prepare`` builds the environments first, ``--prune``
+    removes the built environments none of the listed backends uses."""
     from harness import envs
     try:
         chosen = backend_registry.select(args.backends, backend_registry.registry()) if args.backends \
@@ -164,6 +165,9 @@ def cmd_backends(args) -> int:
         cls = backend_registry.backend_class(bid)
         print(f"{bid:24} {cls.framework:12} {envs.version_of(bid) or '-':14} {where:36} "
               f"{'available' if available else reason}")
+    if args.prune:
+        for path in envs.prune(chosen):
+            print(f"removed {path}", file=sys.stderr)
     return EXIT_FAIL if failed else EXIT_OK
 
 

@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     _op_option(listing, "only cases of this operator")
     backends = sub.add_parser("backends", help="list the backends: framework, version, environment, availability")
     backends.add_argument("--backends", help="only these ids or prefixes (ID@VERSION for another release)")
+    backends.add_argument("--prune", action="store_true",
+                          help="remove built environments (under .conform/envs) that none of the listed backends "
+                               "uses: other versions, superseded pins")
     backends.add_argument("--prepare", action="store_true",
                           help="build the environments of the listed backends that need their own (uv, cached)")
     cov = sub.add_parser("coverage", help="values and value pairs the cases cover, and which backends ran them")

@@ -252,6 +252,23 @@ def _harness_link() -> Path:
     return folder
 
 
+def prune(keep: list[str]) -> list[Path]:
+    """Remove every built environment (and stale lock or scratch) under ``home()`` that none of the backend
+    ids ``keep`` runs in; returns what was removed. An environment is a cache: uv rebuilds one in seconds."""
+    kept = {t.folder.name for t in (target_of(b) for b in keep) if t is not None and not t.shared}
+    removed = []
+    for entry in sorted(home().glob("*")) if home().is_dir() else []:
+        name = entry.name.lstrip(".").removesuffix(".lock")
+        if entry.name.startswith("_") or name.endswith(".building") or name in kept:
+            continue    # the harness links, a build in progress (another run's), what is still used
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
 def label_of(backend_id: str) -> str:
     """Where a backend id runs, for reports and ``conform backends``: ``shared`` (conform's interpreter) or
     its environment's folder under ``home()``, with ``(not built)`` until it exists."""

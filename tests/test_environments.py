@@ -175,3 +175,15 @@ def test_a_locked_environment_pins_every_distribution_it_declares(name):
     for requirement in (*environment.requirements, *envs.WORKER_REQUIREMENTS):
         assert requirement.lower().replace("_", "-") in normal, requirement
     assert envs.Target(environment, None).requirements == environment.locked
+
+
+def test_prune_removes_only_environments_the_listed_backends_do_not_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONFORM_HOME", str(tmp_path))
+    used = envs.target_of("onnxruntime").folder
+    old = envs.target_of("onnxruntime@1.31.1").folder
+    for folder in (used, old, envs.home() / "_harness" / "abc"):
+        (folder / "bin").mkdir(parents=True)
+    (envs.home() / f".{old.name}.lock").write_text("")
+    removed = envs.prune(["onnxruntime", "numpy"])
+    assert sorted(p.name for p in removed) == sorted([old.name, f".{old.name}.lock"])
+    assert used.is_dir() and (envs.home() / "_harness").is_dir() and not old.exists()
