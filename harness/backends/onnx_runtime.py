@@ -114,7 +114,7 @@ class OnnxRuntimeBackend(Backend):
     for _key in ("output_shape", "output_padding"):
         del PARAMETERS["conv2d"][_key]
     PARAMETERS["avg_pool2d"] = {
-        "x": INPUTS, "kernel_size": NativeParam("kernel_shape", "list of 2 ints", "required"), "stride": STRIDE,
+        "x": NativeParam("inputs", "input names ['X']", "NCHW", position=1), "kernel_size": NativeParam("kernel_shape", "list of 2 ints", "required"), "stride": STRIDE,
         "padding": PADS, "padding_mode": PADDING_MODE,
         "ceil_mode": NativeParam("ceil_mode", "int 0 | 1", "default 0"),
         "count_include_pad": NativeParam("count_include_pad", "int 0 | 1", "default 0 (the canonical default)"),
