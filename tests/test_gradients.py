@@ -73,6 +73,51 @@ CASES = {
         dict(input=[1, 2, 5, 5], kernel_size=3, stride=1, padding="valid"),
     ],
 }
+def _draw(op: str, rng: np.random.Generator) -> dict:
+    """Random small fields of ``op`` (possibly invalid: the caller keeps the ones its semantics accepts)."""
+    def pick(*options):
+        return options[int(rng.integers(len(options)))]
+
+    def pair(low, high):
+        return [int(v) for v in rng.integers(low, high + 1, size=2)]
+    layout = pick("NCHW", "NHWC")
+    n, c, h, w = 1, int(rng.integers(1, 5)), int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    fields = dict(input=[n, h, w, c] if layout == "NHWC" else [n, c, h, w], layout=layout,
+                  kernel_size=pair(1, 3), stride=pair(1, 3))
+    padding = pick("same", "same_lower", "valid", [int(v) for v in rng.integers(0, 3, size=4)])
+    fields["padding"] = padding
+    if op in ("conv2d", "conv2d_transpose"):
+        groups = pick(1, 1, 2)
+        fields |= dict(out_channels=groups * int(rng.integers(1, 3)), groups=groups, dilation=pair(1, 2),
+                       bias=bool(rng.integers(2)))
+        fields["input"][3 if layout == "NHWC" else 1] = groups * int(rng.integers(1, 3))
+    if op == "conv2d_transpose":
+        fields["output_padding"] = pair(0, 1)
+        fields["size_rule"] = pick("tensorflow", "keras")
+    if op in ("avg_pool2d", "max_pool2d"):
+        fields["ceil_mode"] = bool(rng.integers(2))
+    if op == "avg_pool2d":
+        fields["count_include_pad"] = bool(rng.integers(2))
+    if op == "max_pool2d":
+        fields["dilation"] = pair(1, 2)
+    return fields
+
+
+def _random_cases(op: str, count: int, seed: int = 15) -> list[dict]:
+    spec, rng, found = ops.get(op), np.random.default_rng(seed), []
+    while len(found) < count:
+        fields = _draw(op, rng)
+        try:
+            spec.resolve(spec.Params.model_validate(fields))
+        except (ops.InvalidCall, ValueError):
+            continue
+        found.append(fields)
+    return found
+
+
+for _op in CASES:                      # a seeded sweep on top of the hand-picked table
+    CASES[_op] += _random_cases(_op, 12)
+
 ALL = [(op, fields) for op, table in CASES.items() for fields in table]
 LINEAR = [(op, fields) for op, fields in ALL if op != "max_pool2d"]
 
@@ -105,7 +150,9 @@ def finite_difference(op: str, params: dict, arrays: dict, dy: np.ndarray, name:
         for step in (eps, -eps):
             moved = base.copy()
             moved[index] += step
-            values.append(float(np.sum(dy * oracle(params, {**arrays, name: moved}))))
+            y = oracle(params, {**arrays, name: moved})
+            # A max-pool window of padding only is −∞ whatever x is: a constant, with no gradient.
+            values.append(float(np.sum(dy * np.where(np.isfinite(y), y, 0.0))))
         grad[index] = (values[0] - values[1]) / (2 * eps)
     return grad
 

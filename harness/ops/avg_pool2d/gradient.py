@@ -37,9 +37,9 @@ def _windows(size, k, s, padding, ceil_mode):
     else:
         before, after = padding
     extent = size + before + after
-    count = (-(-(extent - k) // s) if ceil_mode else (extent - k) // s) + 1
-    if ceil_mode and (count - 1) * s >= size + before:     # the extra window may not start in the after-padding
-        count -= 1
+    count = (extent - k) // s + 1                       # every window that fits
+    if ceil_mode and (count - 1) * s + k < extent and count * s < size + before:
+        count += 1          # ceil_mode: one more for the uncovered rows, unless it starts in the after-padding
     return before, after, count
 
 
