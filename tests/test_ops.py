@@ -1,6 +1,6 @@
 """The operator interface (Note [Operators] in ``harness/ops/__init__.py``), checked for every operator.
 
-* the oracle imports nothing from conform: not the semantics, not the adapters;
+* the oracle and the gradient oracle import nothing from conform: not the semantics, not the adapters;
 * the core names no operator: it knows them only through ``ops.OPS``;
 * each operator's error inputs are rejected by its semantics, blaming the field they say, and the loader
   reports them as ``file:line: field: message`` unless the case expects the error;
@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import io
 import json
@@ -40,9 +41,11 @@ CORE = sorted(p.name for p in (ROOT / "harness").glob("*.py")) + [
     "report", "backends/__init__.py", "backends/base.py", "backends/program.py"]
 
 
+@pytest.mark.parametrize("module", ["oracle", "gradient"])
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-def test_the_oracle_imports_nothing_from_conform(spec):
-    module = sys.modules[spec.oracle.__module__]
+def test_the_oracle_imports_nothing_from_conform(spec, module):
+    # The forward oracle and the gradient oracle (harness/ops/<op>/gradient.py) alike.
+    module = importlib.import_module(spec.oracle.__module__.rsplit(".", 1)[0] + "." + module)
     tree = ast.parse(inspect.getsource(module))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

@@ -4,6 +4,7 @@
   memory estimate (the window rules are ``harness.ops.pooling``'s, Note
   [Pooling windows]);
 * ``oracle``: the independent float64 reference (imports only NumPy);
+* ``gradient``: the independent float64 vector–Jacobian products (``vjp``; imports only NumPy);
 * ``tolerance``: the magnitude ``B``, the error bound and the work;
 * ``coverage``: levels, pairwise input and random valid cases;
   ``errors``: error inputs. The operand (``x`` only), mapping rows and

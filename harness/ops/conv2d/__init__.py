@@ -4,6 +4,7 @@
   per-side zero padding and an output size;
 * ``derived``: values for registry conditions, memory and work estimates;
 * ``oracle``: the independent float64 reference (imports only NumPy);
+* ``gradient``: the independent float64 vector–Jacobian products (``vjp``; imports only NumPy);
 * ``tolerance``: the magnitude ``B`` and the error-bound parameters
   (Note [conv2d error bound]);
 * ``operands``: ``x``, ``w``, ``b``; ``coverage``: levels and pairwise input;

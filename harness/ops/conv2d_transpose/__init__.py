@@ -4,6 +4,7 @@
   crops and an output size (Note [Padding forms]);
 * ``derived``: values for registry conditions, memory and work estimates;
 * ``oracle``: the independent float64 reference (imports only NumPy);
+* ``gradient``: the independent float64 vector–Jacobian products (``vjp``; imports only NumPy);
 * ``tolerance``: the magnitude ``B`` and the error-bound parameters;
 * ``operands``: ``x``, ``w``, ``b``; ``coverage``: levels and pairwise input;
   ``fuzz``: random valid cases; ``errors``: error inputs; ``mapping``: the
