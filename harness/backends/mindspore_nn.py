@@ -119,7 +119,6 @@ class MindsporeNnBackend(Backend):
         p, r = call.params, call.resolved
         if call.dtype in UNSUPPORTED_DTYPES:
             raise Unsupported(UNSUPPORTED_DTYPES[call.dtype])
-        dtype = Attr(f"mindspore.{call.dtype}")
         notes, emulated = [], False
         if call.layout == "NHWC":
             emulated = True
@@ -155,39 +154,13 @@ class MindsporeNnBackend(Backend):
                 op = tuple(r["output_padding"]) if r is not None else implied_output_padding(p, call.arrays["x"].shape)
                 notes.append(f"output_shape {shape} expressed as output_padding={op}")
             kw.update(pad_mode="pad", padding=tuple(pad), output_padding=op)
-
-        def tensor(name):
-            return Expr(Method(Expr("mindspore.Tensor", (Ref(name), Attr("mindspore.float32"))), "astype"), (dtype,))
-
-        has_bias = "b" in call.arrays
-        steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW"),
-                 Step("weight", tensor("w"), "prepare", comment="(C_in, C_out/group, kh, kw): MindSpore's own")]
-        init = dict(has_bias=has_bias, weight_init=Ref("weight"))
-        if has_bias:
-            steps.append(Step("bias", tensor("b"), "prepare"))
-            init["bias_init"] = Ref("bias")
-        c_in = call.arrays["x"].shape[1]
-        # The cell validates its arguments when it is built (a native step, not timed); PyNative dispatches
-        # asynchronously, so the timed part waits for the kernel.
-        steps += [Step("net", Expr("mindspore.nn.Conv2dTranspose", (c_in, p["out_channels"]),
-                                   {"kernel_size": tuple(p["kernel_size"]), **kw, **init, "dtype": dtype})),
-                  Step("y", Expr(Ref("net"), (Ref("x"),)), timed=True),
-                  Step(None, Expr("mindspore.runtime.synchronize"), timed=True),
-                  Step("out", Expr(Method(Expr(Method(Ref("y"), "astype"), (Attr("mindspore.float32"),)),
-                                          "asnumpy")), "finish")]
-        if call.layout == "NHWC":
-            steps.append(Step("out", Expr("numpy.ascontiguousarray",
-                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
-        operands = ("x", "w", "b") if has_bias else ("x", "w")
-        return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), operands,
-                       tuple(steps), "out", emulated, tuple(notes), environment=(("GLOG_v", "3"),),
-                       setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
+        return _conv_cell(call, "mindspore.nn.Conv2dTranspose", kw, "(C_in, C_out/group, kh, kw): MindSpore's own",
+                          emulated, notes)
 
     def conv2d(self, call: Call) -> Program:
         p = call.params
         if call.dtype in UNSUPPORTED_CONV2D_DTYPES:
             raise Unsupported(UNSUPPORTED_CONV2D_DTYPES[call.dtype])
-        dtype = Attr(f"mindspore.{call.dtype}")
         notes, emulated = [], False
         if call.layout == "NHWC":
             emulated = True
@@ -203,31 +176,8 @@ class MindsporeNnBackend(Backend):
             kw.update(pad_mode=p["padding"], padding=0)
         else:
             kw.update(pad_mode="pad", padding=tuple(p["padding"]))
-
-        def tensor(name):
-            return Expr(Method(Expr("mindspore.Tensor", (Ref(name), Attr("mindspore.float32"))), "astype"), (dtype,))
-
-        has_bias = "b" in call.arrays
-        steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW"),
-                 Step("weight", tensor("w"), "prepare", comment="(C_out, C_in/group, kh, kw): MindSpore's own")]
-        init = dict(has_bias=has_bias, weight_init=Ref("weight"))
-        if has_bias:
-            steps.append(Step("bias", tensor("b"), "prepare"))
-            init["bias_init"] = Ref("bias")
-        c_in = call.arrays["x"].shape[1]
-        steps += [Step("net", Expr("mindspore.nn.Conv2d", (c_in, p["out_channels"]),
-                                   {"kernel_size": tuple(p["kernel_size"]), **kw, **init, "dtype": dtype})),
-                  Step("y", Expr(Ref("net"), (Ref("x"),)), timed=True),
-                  Step(None, Expr("mindspore.runtime.synchronize"), timed=True),
-                  Step("out", Expr(Method(Expr(Method(Ref("y"), "astype"), (Attr("mindspore.float32"),)),
-                                          "asnumpy")), "finish")]
-        if call.layout == "NHWC":
-            steps.append(Step("out", Expr("numpy.ascontiguousarray",
-                                          (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
-        operands = ("x", "w", "b") if has_bias else ("x", "w")
-        return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), operands,
-                       tuple(steps), "out", emulated, tuple(notes), environment=(("GLOG_v", "3"),),
-                       setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
+        return _conv_cell(call, "mindspore.nn.Conv2d", kw, "(C_out, C_in/group, kh, kw): MindSpore's own",
+                          emulated, notes)
 
     def avg_pool2d(self, call: Call) -> Program:
         return self._pool(call, "mindspore.nn.AvgPool2d",
@@ -287,3 +237,35 @@ class MindsporeNnBackend(Backend):
         if pad == "same":
             return tuple(r["out_hw"]) == (h * sh, w * sw)
         return tuple(r["out_hw"]) == tuple(r["full_hw"])
+
+
+def _conv_cell(call: Call, cell: str, kw: dict, weight_layout: str, emulated: bool, notes: list) -> Program:
+    """A convolution cell built with the canonical weights (and bias) as its initialisers, then called."""
+    p, dtype = call.params, Attr(f"mindspore.{call.dtype}")
+
+    def tensor(name):
+        return Expr(Method(Expr("mindspore.Tensor", (Ref(name), Attr("mindspore.float32"))), "astype"), (dtype,))
+
+    has_bias = "b" in call.arrays
+    steps = [Step("x", tensor("x"), "prepare", comment="canonical NCHW"),
+             Step("weight", tensor("w"), "prepare", comment=weight_layout)]
+    init = dict(has_bias=has_bias, weight_init=Ref("weight"))
+    if has_bias:
+        steps.append(Step("bias", tensor("b"), "prepare"))
+        init["bias_init"] = Ref("bias")
+    c_in = call.arrays["x"].shape[1]
+    # The cell validates its arguments when it is built (a native step, not timed); PyNative dispatches
+    # asynchronously, so the timed part waits for the kernel.
+    steps += [Step("net", Expr(cell, (c_in, p["out_channels"]),
+                               {"kernel_size": tuple(p["kernel_size"]), **kw, **init, "dtype": dtype})),
+              Step("y", Expr(Ref("net"), (Ref("x"),)), timed=True),
+              Step(None, Expr("mindspore.runtime.synchronize"), timed=True),
+              Step("out", Expr(Method(Expr(Method(Ref("y"), "astype"), (Attr("mindspore.float32"),)),
+                                      "asnumpy")), "finish")]
+    if call.layout == "NHWC":
+        steps.append(Step("out", Expr("numpy.ascontiguousarray",
+                                      (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
+    operands = ("x", "w", "b") if has_bias else ("x", "w")
+    return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), operands,
+                   tuple(steps), "out", emulated, tuple(notes), environment=(("GLOG_v", "3"),),
+                   setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
