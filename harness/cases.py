@@ -75,6 +75,9 @@ class CaseFields(BaseModel):
     expect: Optional[Expect] = None
     tolerance: Optional[Tolerance] = None
     backends: Optional[list[str]] = None
+    #: forward: the output; backward: the gradients of every differentiable operand (Note [Gradients] in
+    #: ``harness/backends/autodiff.py``); both. ``conform run --mode`` overrides it for every case.
+    mode: Literal["forward", "backward", "both"] = "forward"
 
 
 COMMON_KEYS = set(CaseFields.model_fields) | {"matrix"}

@@ -235,7 +235,7 @@ def _run_into(args, cases, chosen, registry, gen):
         result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout, jobs=args.jobs,
                                        on_result=on_result, on_failure=ReproWriter(gen.path),
                                        registry=registry, resume=args.resume, on_resume=on_resume,
-                                       memory_limit=_budget(args),
+                                       memory_limit=_budget(args), mode=args.mode,
                                        check_stale=_whole_suite(args),
                                        on_note=lambda text: console.print(f"conform: {text}", markup=False)))
     return result

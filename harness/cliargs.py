@@ -54,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=_bounded(int, 1, MAX_JOBS, "a count of calls"), default=min(2, os.cpu_count() or 1),
                      help="backend calls in flight at once (default: min(2, cores))")
     run.add_argument("--timeout", type=_bounded(float, 0.001, MAX_TIMEOUT_S, "seconds"), default=120.0, help="seconds per backend call (default: 120)")
+    run.add_argument("--mode", choices=("forward", "backward", "both"),
+                     help="forward outputs, gradients (vector-Jacobian products) or both, for every case "
+                          "(default: each case's own `mode`, forward unless it says otherwise)")
     run.add_argument("--strict", action="store_true", help="xpass and stale registry entries fail the gate")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--resume", action="store_true",

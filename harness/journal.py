@@ -4,7 +4,7 @@ The runner appends every judged record to the journal as it goes, one JSON
 object a line. Each record carries ``case_hash`` (a hash of everything that
 decides the result, see ``case_hash()``) and ``backend_version`` (the framework
 version that produced it). ``--resume`` keeps a record only when its
-(case, backend) pair is planned, the case's content is unchanged and the same
+(case, backend, gradient) result is planned, the case's content is unchanged and the same
 framework version is installed; every other planned pair runs again. A
 record written before these fields existed has neither, so it runs again.
 
@@ -20,12 +20,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from harness.cases import Case
 from harness.report import atomic_write
 
-Key = tuple[str, str]
+Key = tuple[str, str, Optional[str]]    # (case, backend, gradient): None for the forward result
+
+
+def key_of(record: dict) -> Key:
+    return record["case"], record["backend"], record.get("gradient")
 
 
 def case_hash(case: Case) -> str:
@@ -77,19 +81,20 @@ class ResumePlan:
 
 
 def plan_resume(records: list[dict], cases: list[Case], backends: list[str],
-                versions: dict[str, Optional[str]]) -> ResumePlan:
+                versions: dict[str, Optional[str]],
+                results_of: Callable[[Case], tuple[Optional[str], ...]] = lambda case: (None,)) -> ResumePlan:
     """Split the planned pairs into kept records and pairs to run again.
 
     A later record of a pair wins over an earlier one. A kept record gets the
     case's current file, line, description and source: those may change
-    without changing the result.
+    without changing the result. ``results_of(case)``: the gradients planned for a case (None: forward).
     """
-    latest: dict[Key, dict] = {(r["case"], r["backend"]): r for r in records}
+    latest: dict[Key, dict] = {key_of(r): r for r in records}
     plan = ResumePlan()
     for case in cases:
         digest = case_hash(case)
-        for backend in backends:
-            record = latest.get((case.id, backend))
+        for backend, gradient in ((b, g) for b in backends for g in results_of(case)):
+            record = latest.get((case.id, backend, gradient))
             if record is None:
                 plan.new += 1
             elif record.get("case_hash") != digest:
@@ -105,8 +110,8 @@ def plan_resume(records: list[dict], cases: list[Case], backends: list[str],
 
 def rewrite_journal(path: Path, records: list[dict], plan: ResumePlan, planned: set[Key]) -> None:
     """Rewrite the journal with the kept records and those of pairs this run does not plan, one per pair."""
-    kept = {(r["case"], r["backend"]) for r in plan.kept}
-    latest: dict[Key, dict] = {(r["case"], r["backend"]): r for r in records}
+    kept = {key_of(r) for r in plan.kept}
+    latest: dict[Key, dict] = {key_of(r): r for r in records}
     lines = [json.dumps(record, sort_keys=True) + "\n" for key, record in latest.items()
              if key in kept or key not in planned]
     atomic_write(path, "".join(lines))

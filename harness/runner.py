@@ -5,10 +5,13 @@ its own worker at the same time (up to ``jobs`` at once). A case's inputs and
 oracle output are computed once in the parent and sent to every worker, so all
 backends see identical operands; memory holds one case at a time.
 Each result is appended to ``results.jsonl`` as soon as it is judged.
+A case run backward (``mode``) makes a second call per backend, which returns
+one result per gradient (``harness.backward``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import re
@@ -21,14 +24,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from harness import envs, ops
+from harness import backward, envs, ops
 from harness.backends import backend_class, matches, split_version
 from harness.backends.base import Call, Outcome
 from harness.cases import Case
 from harness.compare import GREEN, Judgement, Reference, agreement, framework_spread, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
-from harness.journal import ResumePlan, case_hash, plan_resume, read_journal, rewrite_journal
+from harness.journal import ResumePlan, case_hash, key_of, plan_resume, read_journal, rewrite_journal
 from harness.worker import Crash, Timeout, Worker, worker_for
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -53,6 +56,12 @@ class RunOptions:
     check_stale: bool = True
     #: Told what takes time before the first result (building a backend's environment).
     on_note: Optional[Callable[[str], None]] = None
+    #: forward | backward | both for every case; None: each case's own ``mode``.
+    mode: Optional[str] = None
+
+    def results_of(self, case: Case) -> tuple[Optional[str], ...]:
+        """The results of ``case`` per backend: None (forward) and/or the gradients (``backward.planned``)."""
+        return backward.planned(case, self.mode or case.common.mode)
 
 
 @dataclass
@@ -106,17 +115,19 @@ def prepare(case: Case) -> tuple[Call, Reference]:
     return call, reference
 
 
-def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Outcome]) -> dict:
+def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Outcome],
+            gradient: Optional[str] = None, expected_shape: Optional[tuple] = None, **extra) -> dict:
     out = outcome or Outcome(status="none")
     error = None
     if out.status == "error":
         error = {"type": out.error_type, "message": out.error_message}
+    expected_shape = expected_shape if gradient else case.expected_shape
     return {
         "case": case.id, "file": case.file, "line": case.line, "op": case.op,
         "params": case.canonical_params(), "dtype": case.dtype, "data": case.common.data.model_dump(),
-        "backend": backend,
+        "backend": backend, "gradient": gradient, **extra,
         "verdict": judgement.verdict, "reason": judgement.reason,
-        "expected_shape": list(case.expected_shape) if case.expected_shape else None,
+        "expected_shape": list(expected_shape) if expected_shape else None,
         "actual_shape": list(out.output.shape) if out.output is not None else None,
         "metrics": judgement.metrics, "tolerance": judgement.tolerance, "error": error,
         "native_call": out.native_call or None, "emulated": out.emulated, "notes": out.notes,
@@ -132,6 +143,7 @@ def _accumulation(backend_id: str, dtype: str, outcome: Optional[Outcome] = None
 
 def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
              timeout_s: float) -> tuple[dict, Optional[Outcome]]:
+    """The forward result of one backend."""
     answer = worker.call(call, timeout_s)
     if isinstance(answer, Crash):
         return _record(case, worker.backend_id, Judgement("crash", reason=answer.reason), None), None
@@ -144,19 +156,39 @@ def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
     return _record(case, worker.backend_id, judgement, answer), answer
 
 
+def _run_backward(worker: Worker, call: Call, references: dict[str, Reference], case: Case,
+                  timeout_s: float) -> list[tuple[str, dict, Optional[Outcome]]]:
+    """The gradient results of one backend: ``(gradient, record, the gradient's outcome)`` each."""
+    answer = worker.call(call, timeout_s)
+    return [(name, _record(case, worker.backend_id, judgement, outcome, name, references[name].expected_shape,
+                           **extra), outcome)
+            for name, judgement, outcome, extra in backward.judgements(case, answer, references, timeout_s)]
+
+
+def _run_backend(worker: Worker, case: Case, forward: Optional[tuple[Call, Reference]],
+                 backward_call: Optional[tuple[Call, dict[str, Reference]]], timeout_s: float):
+    """One backend's forward call, then its backward call (one worker answers one call at a time)."""
+    first = _run_one(worker, *forward, case, timeout_s) if forward else None
+    rest = _run_backward(worker, *backward_call, case, timeout_s) if backward_call else []
+    return first, rest
+
+
 def _override(case: Case) -> Optional[dict]:
     return case.common.tolerance.model_dump() if case.common.tolerance else None
 
 
-def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[dict, Optional[Outcome]]]) -> None:
+def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[dict, Optional[Outcome]]],
+                        gradient: bool = False) -> None:
     """Add ``agrees_with`` to each record, flag the case when the oracle is the odd one out, and add the
-    case's ``spread``: the two frameworks (in-house kernels left out) furthest apart."""
+    case's ``spread``: the two frameworks (in-house kernels left out) furthest apart. ``gradient``: the
+    records are one gradient's, judged at the case dtype (``harness.backward``)."""
     if reference.output is None:
         return
     usable = {rec["backend"]: out for rec, out in answered
-              if out is not None and out.status == "ok" and tuple(out.output.shape) == reference.expected_shape}
+              if out is not None and out.status == "ok" and out.output is not None
+              and tuple(out.output.shape) == reference.expected_shape}
     outputs = {b: out.output for b, out in usable.items()}
-    accumulation = {b: _accumulation(b, case.dtype, out) for b, out in usable.items()}
+    accumulation = {b: case.dtype if gradient else _accumulation(b, case.dtype, out) for b, out in usable.items()}
     partners = agreement(outputs, reference, case.dtype, _override(case), accumulation)
     suspect = suspect_oracle(partners)
     frameworks = {b: y for b, y in outputs.items() if not backend_class(b).in_house}
@@ -205,19 +237,19 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     """
     started = time.monotonic()
     versions = {bid: envs.version_of(bid) for bid in options.backends}
-    planned = {(c.id, b) for c in cases for b in options.backends}
+    planned = {(c.id, b, g) for c in cases for b in options.backends for g in options.results_of(c)}
     journal_path = options.out / "results.jsonl"
     options.out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
-    done: set[tuple[str, str]] = set()
+    done: set[tuple[str, str, Optional[str]]] = set()
     if options.resume:
         records = read_journal(journal_path)
-        plan = plan_resume(records, cases, options.backends, versions)
+        plan = plan_resume(records, cases, options.backends, versions, options.results_of)
         for record in plan.kept:
             unclassify(record)   # the registry may have changed since: judge it afresh
             options.registry.classify(record, versions[record["backend"]])
             results.append(record)
-            done.add((record["case"], record["backend"]))
+            done.add(key_of(record))
         rewrite_journal(journal_path, records, plan, planned)   # no outdated record survives
         if options.on_resume:
             options.on_resume(plan)
@@ -228,7 +260,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     start_errors: dict[str, str] = {}      # installed but the worker cannot start: results are `crash`
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    needed = {b for c in cases for b in options.backends if (c.id, b) not in done}
+    needed = {b for c, b, _ in planned - done}
     launches: dict[str, str] = {}
     for bid in options.backends:
         available, reason = envs.availability(bid)
@@ -266,28 +298,47 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     try:
         list(pool.map(start, list(workers)))
         for case in cases:
-            todo_all = [b for b in options.backends if (case.id, b) not in done]
-            if not todo_all:
+            wanted = {(b, g) for b in options.backends for g in options.results_of(case) if (case.id, b, g) not in done}
+            if not wanted:
                 continue
             call, reference = prepare(case)
+            grads = tuple(g for g in options.results_of(case) if g is not None)
+            back_call, references = backward.prepare(case, call, grads) if grads else (None, {})
             todo = []
-            for bid in todo_all:
+            for bid in dict.fromkeys(b for b, _ in sorted(wanted, key=lambda k: options.backends.index(k[0]))):
+                mine = [g for g in options.results_of(case) if (bid, g) in wanted]
+                verdict = None
                 if case.common.backends and not matches(bid, case.common.backends):
-                    emit(_record(case, bid, Judgement("skipped", reason="not in the case's backends list"), None))
+                    verdict = Judgement("skipped", reason="not in the case's backends list")
                 elif bid in setup_errors:
-                    emit(_record(case, bid, Judgement("skipped", reason=setup_errors[bid]), None))
+                    verdict = Judgement("skipped", reason=setup_errors[bid])
                 elif bid in start_errors:   # installed but broken: never a silent green
-                    emit(_record(case, bid, Judgement("crash", reason=start_errors[bid]), None))
+                    verdict = Judgement("crash", reason=start_errors[bid])
+                if verdict is not None:
+                    for g in mine:
+                        emit(_record(case, bid, verdict, None, g, references[g].expected_shape if g else None))
                 else:
-                    todo.append(bid)
-            futures = [pool.submit(_run_one, workers[b], call, reference, case, options.timeout_s) for b in todo]
-            answered = [future.result() for future in futures]
+                    todo.append((bid, None in mine, [g for g in mine if g is not None]))
+            futures = [pool.submit(_run_backend, workers[bid], case, (call, reference) if forward else None,
+                                   (dataclasses.replace(back_call, gradients=tuple(gs)),
+                                    {g: references[g] for g in gs}) if gs else None, options.timeout_s)
+                       for bid, forward, gs in todo]
+            done_calls = [future.result() for future in futures]
+            answered = [first for first, _ in done_calls if first is not None]
+            gradient_answers = [item for _, rest in done_calls for item in rest]
             _annotate_agreement(case, reference, answered)
+            for g in grads:
+                _annotate_agreement(case, references[g], [(r, o) for name, r, o in gradient_answers if name == g],
+                                    gradient=True)
             for record, outcome in answered:
                 if options.on_failure and record["verdict"] not in GREEN:
                     options.on_failure(case, call, reference, record, outcome)
                 emit(record)
-            del call, reference, futures, answered   # release this case's arrays before the next is prepared
+            for name, record, outcome in gradient_answers:
+                if options.on_failure and record["verdict"] not in GREEN:
+                    options.on_failure(case, back_call, references[name], record, outcome)
+                emit(record)
+            del call, reference, back_call, references, futures, done_calls, answered, gradient_answers
     except KeyboardInterrupt:
         # The calls in flight are cancelled, not judged: they are not results.
         interrupted = True
@@ -300,7 +351,9 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         journal.close()
     case_order = {c.id: i for i, c in enumerate(cases)}
     backend_order = {b: i for i, b in enumerate(options.backends)}
-    results.sort(key=lambda r: (case_order[r["case"]], backend_order[r["backend"]]))
+    gradient_order = {None: 0, "x": 1, "w": 2, "b": 3}
+    results.sort(key=lambda r: (case_order[r["case"]], gradient_order.get(r.get("gradient"), 4),
+                                backend_order[r["backend"]]))
     stale = options.registry.stale(options.backends) if options.check_stale and not interrupted else []
     return RunResult(results=results, environment=environment(options.backends, {**setup_errors, **start_errors}, launches),
                      duration_s=round(time.monotonic() - started, 3), incomplete=interrupted, stale=stale)

@@ -98,8 +98,12 @@ def _serve(target: str, pipe: int) -> None:
         call.arrays = arrays
         answer = backend.run(call) if kind == "run" else backend.bench(call, *extra)
         try:
-            if isinstance(answer, Outcome) and answer.output is not None:
-                ipc.send(pipe, dataclasses.replace(answer, output=None), {"output": answer.output})
+            if isinstance(answer, Outcome) and (answer.output is not None or answer.gradients):
+                frames = {f"grad_{name}": value for name, value in (answer.gradients or {}).items()}
+                if answer.output is not None:
+                    frames["output"] = answer.output
+                header = dataclasses.replace(answer, output=None, gradients=None if answer.gradients is None else {})
+                ipc.send(pipe, header, frames)
             else:
                 ipc.send(pipe, answer)
         except OSError:   # the parent is gone
@@ -310,6 +314,9 @@ class Worker:
             return Timeout(round(time.monotonic() - started, 3))
         if "output" in arrays:
             answer.output = arrays["output"]
+        if getattr(answer, "gradients", None) is not None:
+            answer.gradients = {name[len("grad_"):]: value for name, value in arrays.items()
+                                if name.startswith("grad_")}
         return answer
 
     def cancel(self) -> None:

@@ -58,6 +58,9 @@ class Call:
     dtype: str
     arrays: dict[str, np.ndarray]     # canonical operands, float64, exactly representable in dtype
     expects_error: bool = False
+    #: Backward: the operands whose gradients are asked for (``arrays["dy"]`` is the cotangent, case layout;
+    #: Note [Gradients] in ``harness/backends/autodiff.py``). Empty: the forward call only.
+    gradients: tuple[str, ...] = ()
 
     @property
     def layout(self) -> str:
@@ -76,6 +79,9 @@ class Native:
     #: took (overrides ``Backend.accumulation``; Note [Tolerance model] in harness/compare.py).
     accumulation: Optional[str] = None
     program: Optional[Program] = None      # what was run, when the adapter described it as a Program
+    #: Backward calls: operand -> its gradient (canonical layout); None when the forward output's shape
+    #: differs from the cotangent's, so no gradient was asked of the framework.
+    gradients: Optional[dict[str, np.ndarray]] = None
 
 
 @dataclass
@@ -96,6 +102,10 @@ class Outcome:
     origin: str = "framework"
     accumulation: Optional[str] = None   # ``Native.accumulation``: this call's, if the adapter knows it
     program: Optional[Program] = None    # the program run (or attempted, for an error): reproducers' source
+    gradients: Optional[dict[str, np.ndarray]] = None   # ``Native.gradients`` (backward calls)
+    #: For an error of a backward call: "forward" (the forward steps raised) or "gradient" (the backward ones).
+    failed_in: str = ""
+    gradient_call: str = ""             # ``program.gradient_call`` of a backward call
 
 
 def first_line(text: str) -> str:
@@ -163,6 +173,7 @@ class Backend:
         self._duration_ms: Optional[float] = None
         self._native_exception: Optional[BaseException] = None
         self._program: Optional[Program] = None
+        self._in_backward = False
 
     @classmethod
     def describe(cls, call: "Call") -> Optional[Program]:
@@ -226,8 +237,14 @@ class Backend:
         self._duration_ms = None
         self._native_exception = None
         self._program = None
+        self._in_backward = False
         try:
             native = method(call)
+            if isinstance(native, Program) and call.gradients:
+                from harness.backends.autodiff import differentiate
+                native = differentiate(native, call)
+            elif call.gradients:
+                raise Unsupported(f"no gradient: {self.id} runs {call.op} without a Program to differentiate")
             if isinstance(native, Program):
                 native = self.execute(native, call)
         except Unsupported as exc:
@@ -242,10 +259,17 @@ class Backend:
                            detail=traceback.format_exc(limit=-8), duration_ms=self._duration_ms,
                            origin="framework" if native_error else "adapter",
                            native_call=programs.native_call(self._program) if self._program else "",
-                           program=self._program)
+                           program=self._program, failed_in=self._failed_in(call),
+                           gradient_call=programs.gradient_call(self._program) if self._program else "")
         return Outcome("ok", output=np.asarray(native.output), native_call=native.native_call,
                        emulated=native.emulated, notes=native.notes, duration_ms=self._duration_ms,
-                       accumulation=native.accumulation, program=native.program)
+                       accumulation=native.accumulation, program=native.program, gradients=native.gradients,
+                       gradient_call=programs.gradient_call(native.program) if native.program else "")
+
+    def _failed_in(self, call: Call) -> str:
+        if not call.gradients:
+            return ""
+        return "gradient" if self._in_backward else "forward"
 
     # ---- programs (Note [Native programs])
     def unsupported_reason(self, exc: BaseException) -> Optional[str]:
@@ -278,8 +302,14 @@ class Backend:
         ns = programs.namespace(program)
         env: dict[str, Any] = dict(call.arrays)
         accumulation, elapsed = program.accumulation, None
+        self._in_backward = False
         for index, step in enumerate(program.steps):
-            if step.phase == "call" and (index == 0 or program.steps[index - 1].phase == "prepare"):
+            if step.backward and not self._in_backward:
+                self._in_backward = True
+                if np.shape(env[program.output]) != np.shape(call.arrays["dy"]):
+                    break    # the forward's shape is wrong: that is the answer, no gradient is asked for
+            if step.phase == "call" and (index == 0 or program.steps[index - 1].phase == "prepare") \
+                    and not step.backward:
                 accumulation = self.accumulation_of(program, env, call)
             if step.phase != "call":
                 value = programs.evaluate(step.expr, env, ns)
@@ -292,8 +322,11 @@ class Backend:
                         self._duration_ms = elapsed * 1e3
             if step.target:
                 env[step.target] = value
+        gradients = None
+        if program.gradients and all(target in env for _, target in program.gradients):
+            gradients = {operand: np.asarray(env[target]) for operand, target in program.gradients}
         return Native(np.asarray(env[program.output]), programs.native_call(program), program.emulated,
-                      list(program.notes), accumulation=accumulation, program=program)
+                      list(program.notes), accumulation=accumulation, program=program, gradients=gradients)
 
     @classmethod
     def accumulation_for(cls, dtype: str, outcome: Optional[Outcome] = None) -> str:

@@ -88,6 +88,9 @@ class Step:
     phase: str = "call"
     timed: bool = False
     comment: str = ""
+    #: A step of the backward pass (Note [Gradients] in ``autodiff.py``): run only when the forward output has
+    #: the cotangent's shape; an error it raises is the framework failing the gradient.
+    backward: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,29 @@ class Import:
     alias: Optional[str] = None
     embed: bool = False
     names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function defined by steps (only as a ``Step``'s whole expression: ``def target(*params): ...``):
+    what functional autodiff differentiates (``jax.vjp(fn, x, w)``, ``mindspore.vjp``). Its steps see the
+    program's earlier targets, with ``params`` rebound to the arguments; it returns ``result``."""
+
+    params: tuple[str, ...]
+    steps: tuple["Step", ...]
+    result: str
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A framework value the backward pass differentiates with respect to (Note [Gradients] in
+    ``harness/backends/autodiff.py``): ``value`` holds canonical operand ``operand`` as
+    ``canonical.transpose(perm)`` (``perm`` None: the canonical layout). ``value`` is a ``Ref`` to a step's
+    target, or an attribute such as a module's ``Method(Ref("module"), "weight")`` Parameter."""
+
+    operand: str
+    value: Any
+    perm: Optional[tuple[int, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +148,13 @@ class Program:
     fallback: Optional[Fallback] = None
     environment: tuple[tuple[str, str], ...] = ()   # os.environ defaults set before the imports
     setup: tuple[str, ...] = ()           # reproducer lines after the imports (e.g. a framework's context)
+    #: The differentiable operands (Note [Gradients] in ``harness/backends/autodiff.py``); none: the
+    #: backend has no gradient of this call.
+    leaves: tuple[Leaf, ...] = ()
+    #: The framework value of the output once every step ran (a target), as ``case_layout.transpose(perm)``.
+    result: Optional[Leaf] = None
+    #: Backward programs only: canonical operand -> the target holding its gradient (NumPy, canonical layout).
+    gradients: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------- rendering
@@ -175,21 +208,57 @@ def native_call(program: Program) -> str:
     ``mindspore.nn.Conv2dTranspose(...)(x)``)."""
     inline: dict[str, str] = {}
     text = ""
-    for step in program.steps:
-        if step.phase == "call" and step.target:
+    functions: set[str] = set()
+    for step in _flattened(program.steps, functions):
+        if step.phase == "call" and step.target and not step.backward and not _mentions(step.expr, functions):
             text = render(step.expr, frozenset(), inline)
             inline[step.target] = text
     return text
 
 
+def _flattened(steps, functions: set[str]):
+    """Steps with each ``Function``'s body in its place (its name added to ``functions``)."""
+    for step in steps:
+        if isinstance(step.expr, Function):
+            functions.add(step.target)
+            yield from _flattened(step.expr.steps, functions)
+        else:
+            yield step
+
+
+def _mentions(expr, names: set[str]) -> bool:
+    """Whether ``expr`` refers to one of ``names`` (a call of a differentiated function is not the native call)."""
+    if isinstance(expr, Ref):
+        return expr.name in names
+    if isinstance(expr, (Method, Index)):
+        return _mentions(expr.value, names)
+    if isinstance(expr, Call):
+        return (not isinstance(expr.fn, str) and _mentions(expr.fn, names)) or any(
+            _mentions(a, names) for a in (*expr.args, *expr.kwargs.values()))
+    if isinstance(expr, (tuple, list)):
+        return any(_mentions(v, names) for v in expr)
+    if isinstance(expr, dict):
+        return any(_mentions(v, names) for v in expr.values())
+    return False
+
+
 def lines(program: Program) -> list[str]:
     """The program's steps as Python statements (the body of a reproducer's ``attempt``)."""
-    embedded = frozenset(_embedded(program))
+    return _statements(program.steps, frozenset(_embedded(program)))
+
+
+def _statements(steps, embedded: frozenset) -> list[str]:
     out = []
-    for step in program.steps:
+    for step in steps:
+        comment = f"   # {step.comment}" if step.comment else ""
+        if isinstance(step.expr, Function):
+            out.append(f"def {step.target}({', '.join(step.expr.params)}):{comment}")
+            out += ["    " + line for line in _statements(step.expr.steps, embedded)]
+            out.append(f"    return {step.expr.result}")
+            continue
         code = render(step.expr, embedded)
         statement = f"{step.target} = {code}" if step.target else code
-        out.append(statement + (f"   # {step.comment}" if step.comment else ""))
+        out.append(statement + comment)
     return out
 
 
@@ -280,14 +349,35 @@ def evaluate(expr, env: dict[str, Any], ns: dict[str, Any]):
         return fn(*(evaluate(a, env, ns) for a in expr.args),
                   **{k: evaluate(v, env, ns) for k, v in expr.kwargs.items()})
     if isinstance(expr, Index):
-        return evaluate(expr.value, env, ns)[tuple(expr.key)]
+        key = expr.key[0] if len(expr.key) == 1 else tuple(expr.key)   # as ``v[k]`` is written: tuples too
+        return evaluate(expr.value, env, ns)[key]
     if isinstance(expr, tuple):
         return tuple(evaluate(v, env, ns) for v in expr)
     if isinstance(expr, list):
         return [evaluate(v, env, ns) for v in expr]
     if isinstance(expr, dict):
         return {k: evaluate(v, env, ns) for k, v in expr.items()}
+    if isinstance(expr, Function):
+        return _closure(expr, env, ns)
     return expr
+
+
+def _closure(function: Function, env: dict[str, Any], ns: dict[str, Any]):
+    def run(*args):
+        local = {**env, **dict(zip(function.params, args))}
+        for step in function.steps:
+            value = evaluate(step.expr, local, ns)
+            if step.target:
+                local[step.target] = value
+        return local[function.result]
+    return run
+
+
+def gradient_call(program: Program) -> str:
+    """The backward pass's own framework call (``torch.autograd.grad(y, [x, weight], grad_outputs=dy_native)``),
+    for the record of a gradient result; empty for a forward program."""
+    calls = [s for s in program.steps if s.backward and s.phase == "call"]
+    return "; ".join(f"{s.target} = {render(s.expr)}" if s.target else render(s.expr) for s in calls)
 
 
 def main_call(program: Program) -> Optional[Step]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from harness.backends.base import Call, Unsupported
-from harness.backends.program import Attr, Index, Method, Ref, Step
+from harness.backends.program import Attr, Index, Leaf, Method, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.ops.conv2d_transpose.semantics import implied_output_padding
 from harness.ops.pooling import frameworks as pooling_gaps
@@ -187,11 +187,11 @@ def operand_steps(call: Call, weight_comment: str) -> list[Step]:
     return steps
 
 
-def finish_steps(call: Call, detach: bool = False) -> list[Step]:
-    """``y`` to a NumPy array (float32, or float64 for float64 cases) in the case layout; ``detach``: ``y``
-    is a module's output, which requires grad (its Parameters do)."""
+def finish_steps(call: Call) -> list[Step]:
+    """``y`` to a NumPy array (float32, or float64 for float64 cases) in the case layout; detached, as it
+    requires grad when a module's Parameters or a backward call's leaves do."""
     out = Attr("torch.float64" if call.dtype == "float64" else "torch.float32")
-    y = Expr(Method(Ref("y"), "detach")) if detach else Ref("y")
+    y = Expr(Method(Ref("y"), "detach"))
     steps = [Step("out", Expr(Method(Expr(Method(y, "to"), (out,)), "numpy")), "finish")]
     if call.layout == "NHWC":
         steps.append(Step("out", Expr("numpy.ascontiguousarray",
@@ -244,3 +244,16 @@ def onednn_backends(torch) -> set[int]:
     elif "MkldnnEmpty" in members and int(members["MkldnnEmpty"]) == int(members["Mkldnn"]) + 2:
         found.add(int(members["Mkldnn"]) + 1)
     return found
+
+
+def leaves(call: Call, weight=Ref("weight"), bias=Ref("bias")) -> tuple[Leaf, ...]:
+    """The differentiable operands (Note [Gradients] in ``autodiff.py``): the tensors made from the canonical
+    operands, or a module's Parameters (``weight``/``bias`` given as ``Method(Ref("net"), "weight")``);
+    torch's layouts are the canonical ones."""
+    named = {"x": Ref("x"), "w": weight, "b": bias}
+    return tuple(Leaf(name, value) for name, value in named.items() if name in call.arrays)
+
+
+def result(call: Call) -> Leaf:
+    """``y``, NCHW: the case layout, or NHWC as ``y.permute(0, 2, 3, 1)``."""
+    return Leaf("output", Ref("y"), (0, 2, 3, 1) if call.layout == "NHWC" else None)

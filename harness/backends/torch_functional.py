@@ -28,8 +28,9 @@ from harness.backends import torch_native
 from harness.backends.base import Backend, Call, NativeParam
 from harness.backends.program import Import, Program, Ref, Step, evaluate, main_call
 from harness.backends.program import Call as Expr
-from harness.backends.torch_common import (conv_accumulation, finish_steps, onednn_backends, operand_steps, operands,
-                                           plan_conv2d, plan_conv_transpose, plan_pool, slice_steps)
+from harness.backends.torch_common import (conv_accumulation, finish_steps, leaves, onednn_backends, operand_steps,
+                                           operands, plan_conv2d, plan_conv_transpose, plan_pool, result,
+                                           slice_steps)
 
 
 class TorchFunctionalBackend(Backend):
@@ -137,9 +138,10 @@ class TorchFunctionalBackend(Backend):
         plan = plan_conv2d(call)
         steps = operand_steps(call, "(C_out, C_in/groups, kh, kw): torch's own layout")
         if plan.pre_pad:
-            steps.append(Step("x", Expr("torch.nn.functional.pad", (Ref("x"), plan.pre_pad)), "prepare"))
+            steps.append(Step("x_padded", Expr("torch.nn.functional.pad", (Ref("x"), plan.pre_pad)), "prepare"))
         bias_arg = Ref("bias") if "b" in call.arrays else None
-        steps.append(Step("y", Expr("torch.nn.functional.conv2d", (Ref("x"), Ref("weight"), bias_arg), plan.kw),
+        x = Ref("x_padded" if plan.pre_pad else "x")
+        steps.append(Step("y", Expr("torch.nn.functional.conv2d", (x, Ref("weight"), bias_arg), plan.kw),
                           timed=True))
         return self._assemble(call, plan, steps)
 
@@ -157,4 +159,5 @@ class TorchFunctionalBackend(Backend):
     @staticmethod
     def _assemble(call: Call, plan, steps: list) -> Program:
         return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), operands(call),
-                       tuple(steps + finish_steps(call)), "out", plan.emulated, tuple(plan.notes))
+                       tuple(steps + finish_steps(call)), "out", plan.emulated, tuple(plan.notes),
+                       leaves=leaves(call), result=result(call))

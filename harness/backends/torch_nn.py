@@ -34,8 +34,9 @@ from harness.backends import torch_native
 from harness.backends.base import Backend, Call, NativeParam
 from harness.backends.program import Attr, Import, Method, Program, Ref, Step, main_call
 from harness.backends.program import Call as Expr
-from harness.backends.torch_common import (Plan, conv_accumulation, finish_steps, onednn_backends, operand_steps,
-                                           operands, plan_conv2d, plan_conv_transpose, plan_pool, slice_steps)
+from harness.backends.torch_common import (Plan, conv_accumulation, finish_steps, leaves, onednn_backends,
+                                           operand_steps, operands, plan_conv2d, plan_conv_transpose, plan_pool,
+                                           result, slice_steps)
 from harness.backends.torch_functional import TorchFunctionalBackend
 
 _FUNCTIONAL = TorchFunctionalBackend.PARAMETERS
@@ -115,7 +116,7 @@ class TorchNnBackend(Backend):
         if transposed and "output_padding" not in kw and call.resolved is not None:   # given by output_size
             output_padding = tuple(call.resolved["output_padding"])
         bias = env.get("bias") if kw["bias"] else None
-        return conv_accumulation(self.torch, self.onednn_paths, call, env["x"], env["weight"], bias, kw["stride"],
+        return conv_accumulation(self.torch, self.onednn_paths, call, env.get("x_padded", env["x"]), env["weight"], bias, kw["stride"],
                                  kw["padding"], kw["dilation"], transposed, output_padding, kw["groups"])
 
     def conv2d_transpose(self, call: Call) -> Program:
@@ -126,15 +127,16 @@ class TorchNnBackend(Backend):
         steps += self._module(call, "torch.nn.ConvTranspose2d", plan, bias, forward)
         if plan.slice_from_full:
             steps += slice_steps(plan, call, "bias" if "b" in call.arrays else None)
-        return self._assemble(call, plan, steps)
+        return self._assemble(call, plan, steps, bias_in_module=bias)
 
     def conv2d(self, call: Call) -> Program:
         plan = plan_conv2d(call)
         steps = operand_steps(call, "(C_out, C_in/groups, kh, kw): the module's own layout")
         if plan.pre_pad:
-            steps.append(Step("x", Expr("torch.nn.functional.pad", (Ref("x"), plan.pre_pad)), "prepare"))
-        steps += self._module(call, "torch.nn.Conv2d", plan, "b" in call.arrays, {})
-        return self._assemble(call, plan, steps)
+            steps.append(Step("x_padded", Expr("torch.nn.functional.pad", (Ref("x"), plan.pre_pad)), "prepare"))
+        steps += self._module(call, "torch.nn.Conv2d", plan, "b" in call.arrays, {},
+                              Ref("x_padded" if plan.pre_pad else "x"))
+        return self._assemble(call, plan, steps, bias_in_module="b" in call.arrays)
 
     def avg_pool2d(self, call: Call) -> Program:
         return self._pool(call, "torch.nn.AvgPool2d")
@@ -149,7 +151,7 @@ class TorchNnBackend(Backend):
         return self._assemble(call, plan, steps)
 
     @staticmethod
-    def _module(call: Call, module: str, plan: Plan, bias: bool, forward: dict) -> list[Step]:
+    def _module(call: Call, module: str, plan: Plan, bias: bool, forward: dict, x: Ref = Ref("x")) -> list[Step]:
         """Build the module (its constructor validates the arguments: torch's answer, not timed), load the
         canonical tensors into it, call it."""
         p = call.params
@@ -158,10 +160,13 @@ class TorchNnBackend(Backend):
         return [Step("net", Expr(module, (c_in, p["out_channels"], tuple(p["kernel_size"])),
                                  {**plan.kw, "bias": bias, "dtype": Attr(f"torch.{call.dtype}")})),
                 Step(None, Expr(Method(Ref("net"), "load_state_dict"), (state,))),
-                Step("y", Expr(Ref("net"), (Ref("x"),), forward), timed=True)]
+                Step("y", Expr(Ref("net"), (x,), forward), timed=True)]
 
     @staticmethod
-    def _assemble(call: Call, plan: Plan, steps: list) -> Program:
+    def _assemble(call: Call, plan: Plan, steps: list, bias_in_module: bool = False) -> Program:
+        """The program; its leaves are the module's Parameters (the bias tensor when it is added after a slice)."""
+        bias = Method(Ref("net"), "bias") if bias_in_module else Ref("bias")
         return Program("torch", (Import("torch"), Import("torch.nn.functional"), Import("numpy")), operands(call),
-                       tuple(steps + finish_steps(call, detach=True)), "out", plan.emulated, tuple(plan.notes))
+                       tuple(steps + finish_steps(call)), "out", plan.emulated, tuple(plan.notes),
+                       leaves=leaves(call, Method(Ref("net"), "weight"), bias), result=result(call))
 

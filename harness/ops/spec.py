@@ -63,6 +63,22 @@ class ErrorBound:
 
 
 @dataclass(frozen=True)
+class GradientSpec:
+    """An operator's backward pass (Note [Gradients] in ``harness/backends/autodiff.py``).
+
+    ``vjp(params, arrays, dy)``: the independent float64 vector–Jacobian products, operand -> gradient
+    (canonical layouts; ``dy`` in the case layout); ``magnitude(params, arrays, dy)``: operand -> ``B``,
+    the same sums over absolute values; ``error_bounds(params, arrays, dy)``: operand -> ``ErrorBound``.
+    ``operands``: the differentiable operands (those the call has are asked for).
+    """
+
+    vjp: Callable[[dict, dict, np.ndarray], dict[str, np.ndarray]]
+    magnitude: Callable[[dict, dict, np.ndarray], dict[str, np.ndarray]]
+    error_bounds: Callable[[dict, dict, np.ndarray], dict[str, "ErrorBound"]]
+    operands: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ErrorInput:
     """A call the semantics must reject: case fields, and the field the rejection blames."""
 
@@ -157,6 +173,8 @@ class OpSpec:
     report: ReportSpec
     #: The Note that states the canonical semantics (module path), for readers and ``conform list --op``.
     doc: str = ""
+    #: The backward pass; None: the operator has no gradient results.
+    gradient: Optional[GradientSpec] = None
 
     def operand(self, name: str) -> Operand:
         return next(o for o in self.operands if o.name == name)

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from harness.ops.conv2d import derived, semantics, tolerance
+from harness.ops.conv2d import derived, gradient, semantics, tolerance
 from harness.ops.conv2d.coverage import COVERAGE
 from harness.ops.conv2d.errors import ERROR_INPUTS
 from harness.ops.conv2d.fuzz import random_case
@@ -24,7 +24,7 @@ from harness.ops.conv2d.mapping import MAPPING
 from harness.ops.conv2d.operands import OPERANDS, shapes
 from harness.ops.conv2d.oracle import reference
 from harness.ops.conv2d.report import REPORT
-from harness.ops.spec import OpSpec
+from harness.ops.spec import GradientSpec, OpSpec
 
 SPEC = OpSpec(
     name=semantics.NAME,
@@ -45,4 +45,6 @@ SPEC = OpSpec(
     mapping=MAPPING,
     report=REPORT,
     doc="harness/ops/conv2d/semantics.py",
+    gradient=GradientSpec(vjp=gradient.vjp, magnitude=tolerance.gradient_magnitude,
+                          error_bounds=tolerance.gradient_error_bounds, operands=("x", "w", "b")),
 )

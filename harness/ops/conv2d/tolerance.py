@@ -8,12 +8,22 @@ the case dtype after the sum and after the bias: two roundings, as for
 conv2d_transpose. The bound of Note [Tolerance model] (``harness/compare.py``)
 scales with ``B = Σ|x·w| + |b|``, which is the operator applied to the
 absolute operands: ``conv2d(|x|, |w|) + |b|``, computed by the float64 oracle.
+
+Note [conv2d gradient error bound]
+----------------------------------
+Each gradient (``gradient.py``) is one sum of products, rounded once into the
+case dtype: ``dx`` sums ``K = C_out/groups · kh · kw`` products ``dy · w``,
+``dw`` and ``db`` sum over the ``N · H_out · W_out`` output positions of
+their channel. Each is bilinear with non-negative coefficients, so its ``B``
+is the gradient oracle on ``|x|``, ``|w|``, ``|dy|``; the accumulation is
+judged at the case dtype whatever the forward declares (other kernels).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from harness.ops.conv2d.gradient import vjp
 from harness.ops.conv2d.oracle import reference
 from harness.ops.spec import ErrorBound
 
@@ -26,3 +36,20 @@ def magnitude(params: dict, arrays: dict) -> np.ndarray:
 def error_bound(resolved) -> ErrorBound:
     """``K`` products summed (``Resolved.accumulation_length``), then two roundings (sum, bias)."""
     return ErrorBound(accumulation_length=resolved.accumulation_length, roundings=2)
+
+
+def gradient_magnitude(params: dict, arrays: dict, dy: np.ndarray) -> dict[str, np.ndarray]:
+    """``B`` of each gradient (Note [conv2d gradient error bound]): the gradient oracle on absolute values."""
+    return vjp(params, {name: np.abs(value) for name, value in arrays.items()}, np.abs(dy))
+
+
+def gradient_error_bounds(params: dict, arrays: dict, dy: np.ndarray) -> dict[str, ErrorBound]:
+    """``K`` of each gradient (Note [conv2d gradient error bound]); one rounding each (a sum, no bias)."""
+    n, _, h, w = np.shape(arrays["x"])
+    w0, w1, kh, kw = np.shape(arrays["w"])
+    groups = params.get("groups", 1)
+    per_channel = int(np.size(dy)) // w0
+    bounds = {"x": ErrorBound((w0 // groups) * kh * kw, roundings=1), "w": ErrorBound(per_channel, roundings=1)}
+    if arrays.get("b") is not None:
+        bounds["b"] = ErrorBound(per_channel, roundings=1)
+    return bounds

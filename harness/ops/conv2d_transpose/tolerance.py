@@ -6,12 +6,24 @@ roundings). The bound of Note [Tolerance model] (``harness/compare.py``)
 scales with ``B = Σ|x·w| + |b|``, which is the operator itself applied to the
 absolute operands: ``conv2d_transpose(|x|, |w|) + |b|``, computed by the
 float64 oracle.
+
+Note [conv2d_transpose gradient error bound]
+--------------------------------------------
+Each gradient (Note [Transposed convolution gradients], ``gradient.py``) is
+one sum of products, rounded once into the case dtype: ``dx`` sums
+``K = C_out/groups · kh · kw`` products ``dy · w``, ``dw`` sums ``N · H · W``
+products ``x · dy``, ``db`` sums the ``N · H_out · W_out`` cotangents of its
+channel. Each is bilinear with non-negative coefficients, so its ``B`` is the
+gradient oracle on ``|x|``, ``|w|``, ``|dy|``. Frameworks compute the
+gradients with other kernels (a conv2d of ``dy``, a correlation), so the
+accumulation is judged at the case dtype whatever the forward declares.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from harness.ops.conv2d_transpose.gradient import vjp
 from harness.ops.conv2d_transpose.oracle import reference
 from harness.ops.spec import ErrorBound
 
@@ -24,3 +36,20 @@ def magnitude(params: dict, arrays: dict) -> np.ndarray:
 def error_bound(resolved) -> ErrorBound:
     """``K`` products summed (``Resolved.accumulation_length``), then two roundings (sum, bias)."""
     return ErrorBound(accumulation_length=resolved.accumulation_length, roundings=2)
+
+
+def gradient_magnitude(params: dict, arrays: dict, dy: np.ndarray) -> dict[str, np.ndarray]:
+    """``B`` of each gradient (Note [conv2d_transpose gradient error bound]): the gradient oracle on absolute values."""
+    return vjp(params, {name: np.abs(value) for name, value in arrays.items()}, np.abs(dy))
+
+
+def gradient_error_bounds(params: dict, arrays: dict, dy: np.ndarray) -> dict[str, ErrorBound]:
+    """``K`` of each gradient (Note [conv2d_transpose gradient error bound]); one rounding each (a sum, no bias)."""
+    n, _, h, w = np.shape(arrays["x"])
+    w0, w1, kh, kw = np.shape(arrays["w"])
+    groups = params.get("groups", 1)
+    per_channel = int(np.size(dy)) // (w1 * groups)
+    bounds = {"x": ErrorBound(w1 * kh * kw, roundings=1), "w": ErrorBound(n * h * w, roundings=1)}
+    if arrays.get("b") is not None:
+        bounds["b"] = ErrorBound(per_channel, roundings=1)
+    return bounds

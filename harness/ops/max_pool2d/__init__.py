@@ -18,6 +18,7 @@ from __future__ import annotations
 from harness.ops.max_pool2d import semantics, tolerance
 from harness.ops.max_pool2d.coverage import COVERAGE, random_case
 from harness.ops.max_pool2d.errors import ERROR_INPUTS
+from harness.ops.max_pool2d.gradient import vjp
 from harness.ops.max_pool2d.oracle import reference
 from harness.ops.pooling import parts
 from harness.ops.spec import OpSpec, Operand
@@ -41,4 +42,5 @@ SPEC = OpSpec(
     mapping=parts.mapping_rows(semantics.NAME),
     report=parts.REPORT,
     doc="harness/ops/max_pool2d/semantics.py",
+    gradient=parts.gradient(vjp, roundings=1),
 )

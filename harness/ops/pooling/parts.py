@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 from harness.ops import pooling
 from harness.ops.pooling import frameworks
-from harness.ops.spec import Canonical, CoverageSpec, InvalidCall, ReportSpec
+from harness.ops.spec import Canonical, CoverageSpec, ErrorBound, GradientSpec, InvalidCall, ReportSpec
 
 #: The option each operator adds to the window fields, and its required levels.
 EXTRA = {"avg_pool2d": ("count_include_pad", ["false", "true"]), "max_pool2d": ("dilation", ["1", "2"])}
@@ -289,3 +289,29 @@ def mapping_rows(op: str) -> tuple[Canonical, ...]:
     rows += [Canonical("name", "(an op name: no canonical meaning)", lambda p, d: False),
              Canonical("dtype", "`dtype` (other than float32)", lambda p, d: d != "float32")]
     return tuple(rows)
+
+
+def gradient(vjp: Callable, roundings: int) -> GradientSpec:
+    """The pooling operators' backward pass (Note [Pooling gradient error bound]).
+
+    Note [Pooling gradient error bound]
+    -----------------------------------
+    ``dx`` at an input element sums the shares of the windows that cover it
+    (average: ``dy / count`` each, two roundings with the division; maximum:
+    the ``dy`` of the windows it wins, one rounding). At most
+    ``⌈span_h / s_h⌉ · ⌈span_w / s_w⌉`` windows cover an element (``span``:
+    the dilated window), which is ``K``. ``x`` enters only through the
+    window counts or the routing, so ``B`` is the gradient oracle on ``|dy|``
+    with the same ``x``.
+    """
+    def magnitude(params: dict, arrays: dict, dy):
+        import numpy as np
+        return vjp(params, arrays, np.abs(dy))
+
+    def error_bounds(params: dict, arrays: dict, dy) -> dict[str, ErrorBound]:
+        (kh, kw), (dh, dw) = _pair(params["kernel_size"]), _pair(params.get("dilation", 1))
+        sh, sw = _pair(params.get("stride") or params["kernel_size"])
+        covering = -(-(dh * (kh - 1) + 1) // sh) * -(-(dw * (kw - 1) + 1) // sw)
+        return {"x": ErrorBound(covering, roundings=roundings)}
+
+    return GradientSpec(vjp=vjp, magnitude=magnitude, error_bounds=error_bounds, operands=("x",))

@@ -1,0 +1,157 @@
+"""Backward programs: a forward ``Program`` turned into one that also computes vector–Jacobian products
+through the framework's own autodiff.
+
+Note [Gradients]
+----------------
+A backward case asks each backend for ``<dy, f(x, w, b)>``'s gradients, for a
+seeded cotangent ``dy`` of the output's shape (``Call.arrays["dy"]``, case
+layout, exactly representable in the case dtype). The adapter's forward
+``Program`` says, besides its steps, which framework values hold the
+canonical operands (``Program.leaves``: the tensor made from ``x``, or a
+module's ``weight`` Parameter, with the permutation from the canonical
+layout) and which value is the output (``Program.result``, with the
+permutation to the case layout). ``differentiate`` wraps the same steps in
+the framework's own autodiff and nothing else:
+
+* torch: leaves get ``requires_grad_()``, then ``torch.autograd.grad(y,
+  leaves, grad_outputs=dy)``;
+* TensorFlow (tf.nn, tf.keras): the forward steps as a function run under
+  ``tf.GradientTape`` (``tape_vjp`` below, embedded in reproducers), then
+  ``tape.gradient(y, leaves, output_gradients=dy)``;
+* JAX: ``jax.vjp(forward, *leaves)``, then the pullback of ``dy``;
+* MindSpore: ``mindspore.vjp(forward, *inputs, weights=parameters)``.
+
+So the gradient is exactly what a user of that surface gets when training
+through the same call, emulation steps included (an emulated crop is
+differentiated with the crop). ``dy`` enters in the result's native layout
+and dtype; each gradient leaves as float64 NumPy in the canonical layout
+(``Program.gradients``). The steps of the backward pass are marked
+``Step.backward``: the worker runs them only when the forward output has
+``dy``'s shape (otherwise the forward's failure is the answer), and an error
+they raise is the framework failing the *gradient* (``Outcome.failed_in``).
+
+A leaf that is a step's target must be assigned once (a padded copy of
+``x`` gets a name of its own), else the gradient would be taken with
+respect to the wrong tensor; ``differentiate`` checks this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+from harness.backends.base import Call, Unsupported
+from harness.backends.program import Attr, Function, Import, Index, Leaf, Method, Program, Ref, Step
+from harness.backends.program import Call as Expr
+
+
+def inverse(perm: Optional[tuple[int, ...]]) -> Optional[tuple[int, ...]]:
+    if perm is None:
+        return None
+    out = [0] * len(perm)
+    for i, p in enumerate(perm):
+        out[p] = i
+    return tuple(out)
+
+
+def native_cotangent(program: Program) -> Expr:
+    """``dy`` (NumPy, case layout) in the layout of ``program.result`` (a contiguous NumPy array)."""
+    perm = inverse(program.result.perm)
+    dy = Ref("dy") if perm is None else Expr("numpy.transpose", (Ref("dy"), perm))
+    return Expr("numpy.ascontiguousarray", (dy,))
+
+
+def gradient_steps(program: Program, grads: str, to_numpy: Callable[[object], object]) -> list[Step]:
+    """``grad_<operand> = <grads[i] as float64 NumPy in the canonical layout>`` for each leaf."""
+    steps = []
+    for i, leaf in enumerate(program.leaves):
+        value = to_numpy(Index(Ref(grads), (i,)))
+        perm = inverse(leaf.perm)
+        if perm is not None:
+            value = Expr("numpy.transpose", (value, perm))
+        steps.append(Step(f"grad_{leaf.operand}", value, "finish", backward=True))
+    return steps
+
+
+def _check_leaves(program: Program) -> None:
+    targets = [step.target for step in program.steps if step.target]
+    for leaf in program.leaves:
+        if isinstance(leaf.value, Ref) and targets.count(leaf.value.name) != 1:
+            raise AssertionError(f"leaf {leaf.operand!r}: target {leaf.value.name!r} must be assigned exactly "
+                                 f"once (it is assigned {targets.count(leaf.value.name)} times)")
+
+
+def split(program: Program) -> tuple[list[Step], list[Step], list[Step]]:
+    """(prepare, body, tail): the body runs from the first step after ``prepare`` through the last step
+    that assigns the result; the tail (conversion to NumPy) follows."""
+    steps = list(program.steps)
+    start = next((i for i, s in enumerate(steps) if s.phase != "prepare"), len(steps))
+    last = max(i for i, s in enumerate(steps) if s.target == program.result.value.name)
+    return steps[:start], steps[start:last + 1], steps[last + 1:]
+
+
+def functional(program: Program, call_vjp: Callable[[Ref, tuple], Expr], to_numpy, dy_tensor) -> Program:
+    """The backward program of a framework with a functional vjp (``jax.vjp``, ``mindspore.vjp``,
+    ``tape_vjp``): ``forward`` defined from the body steps over the leaves that are step targets,
+    ``pair = <vjp>(forward, ...)``, ``y = pair[0]``, the tail, then ``grads = pair[1](dy)``."""
+    prepare, body, tail = split(program)
+    inputs = tuple(leaf.value.name for leaf in program.leaves if isinstance(leaf.value, Ref))
+    result = program.result.value.name
+    steps = prepare + [
+        Step("forward", Function(inputs, tuple(body), result), "prepare",
+             comment="the forward call, as the function autodiff differentiates"),
+        Step("pair", call_vjp(Ref("forward"), inputs), "call", timed=True),
+        Step(result, Index(Ref("pair"), (0,)), "finish"),
+    ] + tail + [
+        Step("dy_native", dy_tensor(native_cotangent(program)), "prepare", backward=True),
+        Step("grads", Expr(Index(Ref("pair"), (1,)), (Ref("dy_native"),)), "call", timed=True, backward=True),
+    ] + gradient_steps(program, "grads", to_numpy)
+    return _backward(program, steps)
+
+
+def _backward(program: Program, steps: list[Step], imports: tuple[Import, ...] = ()) -> Program:
+    return dataclasses.replace(
+        program, steps=tuple(steps), imports=program.imports + imports + (Import("numpy"),),
+        gradients=tuple((leaf.operand, f"grad_{leaf.operand}") for leaf in program.leaves))
+
+
+# ---------------------------------------------------------------- per framework
+
+def torch_backward(program: Program, call: Call) -> Program:
+    """``requires_grad_()`` on the leaves made from operands, ``torch.autograd.grad`` after the forward."""
+    steps: list[Step] = []
+    for step in program.steps:
+        steps.append(step)
+        if any(isinstance(leaf.value, Ref) and leaf.value.name == step.target for leaf in program.leaves):
+            steps.append(Step(None, Expr(Method(Ref(step.target), "requires_grad_")), "prepare"))
+    dtype = Attr(f"torch.{call.dtype}")
+    steps += [
+        Step("dy_native", Expr(Method(Expr("torch.from_numpy", (native_cotangent(program),)), "to"), (dtype,)),
+             "prepare", backward=True),
+        Step("grads", Expr("torch.autograd.grad", (program.result.value, [leaf.value for leaf in program.leaves]),
+                           {"grad_outputs": Ref("dy_native")}), "call", timed=True, backward=True),
+    ]
+    to_numpy = lambda g: Expr(Method(Expr(Method(g, "to"), (Attr("torch.float64"),)), "numpy"))  # noqa: E731
+    return _backward(program, steps + gradient_steps(program, "grads", to_numpy))
+
+
+DIFFERENTIATORS: dict[str, Callable[[Program, Call], Program]] = {"torch": torch_backward}
+
+
+def differentiate(program: Program, call: Call) -> Program:
+    """The backward program of ``program`` (its fallback's too); ``Unsupported`` when the adapter declared no
+    differentiable operands for this call or conform has no autodiff for its framework."""
+    if not program.leaves or program.result is None:
+        raise Unsupported(f"no gradient: the adapter declares no differentiable operands for this {call.op} call")
+    backward = DIFFERENTIATORS.get(program.framework)
+    if backward is None:
+        raise Unsupported(f"no gradient: conform has no autodiff for {program.framework}")
+    _check_leaves(program)
+    fallback = program.fallback
+    if fallback is not None:
+        fallback = dataclasses.replace(fallback, program=differentiate(fallback.program, call))
+    return dataclasses.replace(backward(program, call), fallback=fallback)
+
+
+__all__ = ["Leaf", "differentiate", "functional", "gradient_steps", "native_cotangent", "split",
+           "torch_backward"]
