@@ -83,17 +83,31 @@ def _check_leaves(program: Program) -> None:
 
 def split(program: Program) -> tuple[list[Step], list[Step], list[Step]]:
     """(prepare, body, tail): the body runs from the first step after ``prepare`` through the last step
-    that assigns the result; the tail (conversion to NumPy) follows."""
+    that assigns the result; the tail (conversion to NumPy) follows. A value an attribute leaf belongs to
+    (the cell of ``Method(Ref("net"), "weight")``) is built before the body: the Parameters it owns are
+    handed to the vjp as weights, so they must exist outside the differentiated function."""
     steps = list(program.steps)
     start = next((i for i, s in enumerate(steps) if s.phase != "prepare"), len(steps))
+    owners = {_owner(leaf.value) for leaf in program.leaves if not isinstance(leaf.value, Ref)} - {None}
+    start = max([start] + [i + 1 for i, s in enumerate(steps) if s.target in owners])
     last = max(i for i, s in enumerate(steps) if s.target == program.result.value.name)
     return steps[:start], steps[start:last + 1], steps[last + 1:]
 
 
-def functional(program: Program, call_vjp: Callable[[Ref, tuple], Expr], to_numpy, dy_tensor) -> Program:
+def _owner(value) -> Optional[str]:
+    """The target an attribute leaf hangs off (``net`` of ``net.weight``), if any."""
+    while isinstance(value, (Method, Index)):
+        value = value.value
+    return value.name if isinstance(value, Ref) else None
+
+
+def functional(program: Program, call_vjp: Callable[[Ref, tuple], Expr], to_numpy, dy_tensor,
+               flatten: Optional[Callable[[Ref], Expr]] = None) -> Program:
     """The backward program of a framework with a functional vjp (``jax.vjp``, ``mindspore.vjp``,
     ``tape_vjp``): ``forward`` defined from the body steps over the leaves that are step targets,
-    ``pair = <vjp>(forward, ...)``, ``y = pair[0]``, the tail, then ``grads = pair[1](dy)``."""
+    ``pair = <vjp>(forward, ...)``, ``y = pair[0]``, the tail, then ``grads = pair[1](dy)``. ``flatten``:
+    for a vjp whose gradients come nested (``mindspore.vjp`` with weights: ``((dx,), (dw, db))``), the
+    expression of ``vjp_out`` that is the flat tuple in the order of ``program.leaves``."""
     prepare, body, tail = split(program)
     inputs = tuple(leaf.value.name for leaf in program.leaves if isinstance(leaf.value, Ref))
     result = program.result.value.name
@@ -104,9 +118,14 @@ def functional(program: Program, call_vjp: Callable[[Ref, tuple], Expr], to_nump
         Step(result, Index(Ref("pair"), (0,)), "finish"),
     ] + tail + [
         Step("dy_native", dy_tensor(native_cotangent(program)), "prepare", backward=True),
-        Step("grads", Expr(Index(Ref("pair"), (1,)), (Ref("dy_native"),)), "call", timed=True, backward=True),
-    ] + gradient_steps(program, "grads", to_numpy)
-    return _backward(program, steps)
+    ]
+    pullback = Expr(Index(Ref("pair"), (1,)), (Ref("dy_native"),))
+    if flatten is None:
+        steps.append(Step("grads", pullback, "call", timed=True, backward=True))
+    else:
+        steps += [Step("vjp_out", pullback, "call", timed=True, backward=True),
+                  Step("grads", flatten(Ref("vjp_out")), "finish", backward=True)]
+    return _backward(program, steps + gradient_steps(program, "grads", to_numpy))
 
 
 def _backward(program: Program, steps: list[Step], imports: tuple[Import, ...] = ()) -> Program:
@@ -135,7 +154,39 @@ def torch_backward(program: Program, call: Call) -> Program:
     return _backward(program, steps + gradient_steps(program, "grads", to_numpy))
 
 
-DIFFERENTIATORS: dict[str, Callable[[Program, Call], Program]] = {"torch": torch_backward}
+def mindspore_backward(program: Program, call: Call) -> Program:
+    """``mindspore.vjp(forward, *tensors, weights=[net.weight, ...])`` in PyNative mode, as the adapters run:
+    tensors made from operands are the function's inputs, a cell's Parameters its ``weights``. With weights
+    the pullback answers ``((d_inputs...), (d_weights...))``, flattened here into the leaves' order."""
+    weights = [leaf.value for leaf in program.leaves if not isinstance(leaf.value, Ref)]
+    kwargs = {"weights": weights} if weights else {}
+
+    def call_vjp(fn: Ref, inputs: tuple) -> Expr:
+        return Expr("mindspore.vjp", (fn, *(Ref(name) for name in inputs)), kwargs)
+
+    def flatten(nested: Ref) -> tuple:
+        position = {"input": 0, "weight": 0}
+        out = []
+        for leaf in program.leaves:
+            kind = "input" if isinstance(leaf.value, Ref) else "weight"
+            out.append(Index(Index(nested, (0 if kind == "input" else 1,)), (position[kind],)))
+            position[kind] += 1
+        return tuple(out)
+
+    wide = "float64" if call.dtype == "float64" else "float32"   # NumPy -> Tensor as the adapters convert
+
+    def dy_tensor(dy: Expr) -> Expr:
+        return Expr(Method(Expr("mindspore.Tensor", (dy, Attr(f"mindspore.{wide}"))), "astype"),
+                    (Attr(f"mindspore.{call.dtype}"),))
+
+    def to_numpy(grad) -> Expr:
+        return Expr(Method(Expr(Method(grad, "asnumpy")), "astype"), ("float64",))
+
+    return functional(program, call_vjp, to_numpy, dy_tensor, flatten if weights else None)
+
+
+DIFFERENTIATORS: dict[str, Callable[[Program, Call], Program]] = {"torch": torch_backward,
+                                                                   "mindspore": mindspore_backward}
 
 
 def differentiate(program: Program, call: Call) -> Program:
@@ -153,5 +204,5 @@ def differentiate(program: Program, call: Call) -> Program:
     return dataclasses.replace(backward(program, call), fallback=fallback)
 
 
-__all__ = ["Leaf", "differentiate", "functional", "gradient_steps", "native_cotangent", "split",
-           "torch_backward"]
+__all__ = ["Leaf", "differentiate", "functional", "gradient_steps", "mindspore_backward", "native_cotangent",
+           "split", "torch_backward"]

@@ -8,7 +8,7 @@ accumulation (Note [Tolerance model] in harness/compare.py); each adapter declar
 from __future__ import annotations
 
 from harness.backends.base import Call
-from harness.backends.program import Attr, Import, Method, Program, Ref, Step
+from harness.backends.program import Attr, Import, Leaf, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 
 UNSUPPORTED_DTYPES = {
@@ -72,6 +72,20 @@ def pool_accumulation(call: Call) -> tuple[str, list[str]]:
     return call.dtype, []
 
 
+def leaves(call: Call, weight=Ref("weight"), bias=Ref("bias")) -> tuple[Leaf, ...]:
+    """The differentiable operands (Note [Gradients] in ``autodiff.py``): the Tensors made from the canonical
+    operands (``mindspore.vjp``'s inputs), or a cell's Parameters (``Method(Ref("net"), "weight")``, its
+    weights). MindSpore's layouts are the canonical ones (NHWC is emulated on the output side only)."""
+    named = {"x": Ref("x"), "w": weight, "b": bias}
+    return tuple(Leaf(name, value) for name, value in named.items() if name in call.arrays)
+
+
+def result(call: Call) -> Leaf:
+    """``y``, NCHW: the case layout, or NHWC as ``y.transpose(0, 2, 3, 1)``."""
+    return Leaf("output", Ref("y"), (0, 2, 3, 1) if call.layout == "NHWC" else None)
+
+
 def program(call: Call, steps: list, emulated: bool, notes: list, **extra) -> Program:
     return Program("mindspore", IMPORTS, tuple(n for n in ("x", "w", "b") if n in call.arrays), tuple(steps),
-                   "out", emulated, tuple(notes), environment=ENVIRONMENT, setup=SETUP, **extra)
+                   "out", emulated, tuple(notes), environment=ENVIRONMENT, setup=SETUP,
+                   leaves=leaves(call), result=result(call), **extra)

@@ -228,7 +228,8 @@ class MindsporeNnBackend(Backend):
         notes += accumulation_notes
         return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), ("x",),
                        tuple(steps), "out", emulated, tuple(notes), accumulation=accumulation,
-                       environment=(("GLOG_v", "3"),), setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
+                       environment=(("GLOG_v", "3"),), setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",),
+                       leaves=mindspore_common.leaves(call), result=mindspore_common.result(call))
 
     @staticmethod
     def _is_default(pad: str, r: dict) -> bool:
@@ -266,6 +267,9 @@ def _conv_cell(call: Call, cell: str, kw: dict, weight_layout: str, emulated: bo
         steps.append(Step("out", Expr("numpy.ascontiguousarray",
                                       (Expr(Method(Ref("out"), "transpose"), (0, 2, 3, 1)),)), "finish"))
     operands = ("x", "w", "b") if has_bias else ("x", "w")
+    # The cell's Parameters are the leaves (what training updates), not the Tensors they were initialised from.
+    leaves = mindspore_common.leaves(call, Method(Ref("net"), "weight"), Method(Ref("net"), "bias"))
     return Program("mindspore", (Import("mindspore"), Import("mindspore.nn"), Import("numpy")), operands,
                    tuple(steps), "out", emulated, tuple(notes), environment=(("GLOG_v", "3"),),
-                   setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",))
+                   setup=("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",),
+                   leaves=leaves, result=mindspore_common.result(call))
