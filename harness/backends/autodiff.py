@@ -182,7 +182,13 @@ def mindspore_backward(program: Program, call: Call) -> Program:
     def to_numpy(grad) -> Expr:
         return Expr(Method(Expr(Method(grad, "asnumpy")), "astype"), ("float64",))
 
-    return functional(program, call_vjp, to_numpy, dy_tensor, flatten if weights else None)
+    backward = functional(program, call_vjp, to_numpy, dy_tensor, flatten if weights else None)
+    # PyNative dispatches asynchronously: wait for the backward kernels inside the timed call, so a kernel that
+    # fails to launch is the framework failing the gradient, not the conversion to NumPy after it.
+    steps = list(backward.steps)
+    pullback = next(i for i, s in enumerate(steps) if s.backward and s.phase == "call")
+    steps.insert(pullback + 1, Step(None, Expr("mindspore.runtime.synchronize"), "call", timed=True, backward=True))
+    return dataclasses.replace(backward, steps=tuple(steps))
 
 
 DIFFERENTIATORS: dict[str, Callable[[Program, Call], Program]] = {"torch": torch_backward,

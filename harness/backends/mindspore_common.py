@@ -7,6 +7,9 @@ accumulation (Note [Tolerance model] in harness/compare.py); each adapter declar
 
 from __future__ import annotations
 
+import re
+from typing import Optional
+
 from harness.backends.base import Call
 from harness.backends.program import Attr, Import, Leaf, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
@@ -31,6 +34,19 @@ CONV_ACCUMULATION = {"float16": "float32"}
 IMPORTS = (Import("mindspore"), Import("mindspore.nn"), Import("mindspore.ops"), Import("numpy"))
 ENVIRONMENT = (("GLOG_v", "3"),)      # MindSpore's C++ log: errors only
 SETUP = ("mindspore.set_context(mode=mindspore.PYNATIVE_MODE)",)   # the CPU wheel's only device is the CPU
+
+
+def gradient_gap(exc: BaseException) -> Optional[str]:
+    """``unsupported_reason`` of both surfaces: a backward kernel without the case's dtype (measured: CPU
+    ``AvgPool3DGrad``, behind ``ops.avg_pool2d`` and ``nn.AvgPool2d`` with padding, refuses float64 "must be a
+    type of {Tensor[Float16], Tensor[Float32]}") is a gap of the build, as the forward's dtype gaps are."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    found = re.match(r"For primitive\[(\w+Grad\w*)\], the input argument\[\w+\] must be a type of (\{[^}]*\}), "
+                     r"but got Tensor\[(\w+)\]", message)
+    if found is None:
+        return None
+    primitive, accepted, dtype = found.groups()
+    return f"MindSpore's CPU {primitive} (the gradient) has no {dtype.lower()} kernel: it accepts {accepted}"
 
 
 def setup() -> None:

@@ -32,6 +32,8 @@ go stale silently.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from harness.backends import mindspore_common
 from harness.backends import mindspore_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported
@@ -114,6 +116,9 @@ class MindsporeNnBackend(Backend):
 
     def setup(self) -> None:
         mindspore_common.setup()
+
+    def unsupported_reason(self, exc: BaseException) -> Optional[str]:
+        return mindspore_common.gradient_gap(exc)
 
     def conv2d_transpose(self, call: Call) -> Program:
         p, r = call.params, call.resolved

@@ -128,6 +128,9 @@ class MindsporeOpsBackend(Backend):
     def setup(self) -> None:
         common.setup()
 
+    def unsupported_reason(self, exc: BaseException) -> Optional[str]:
+        return common.gradient_gap(exc)
+
     def conv2d_transpose(self, call: Call) -> Program:
         p, r = call.params, call.resolved
         if call.dtype in UNSUPPORTED[call.op]:

@@ -96,6 +96,10 @@ DERIVED = {
     "symmetric_crops": "top == bottom and left == right crops (every padding form resolved)",
     "output_padding_holds_values": "an extra row/column holds a value of the full output: its crop is > 0 "
                                    "and the data reaches it (an impulse fill is one 1 at the centre)",
+    "output_padding_depends_on_x": "an extra row/column holds a full-output value through a nonzero weight "
+                                   "tap, whatever x holds: the input gradient reads the cotangent there",
+    "output_padding_depends_on_w": "an extra row/column holds a full-output value through a nonzero input "
+                                   "element, whatever w holds: the weight gradient reads the cotangent there",
     "out_below_effective_kernel": "[h, w]: out_size < K on that axis",
     "uncropped_width_is_out_channels": "F_w + max(0, extra_rows_w − right crop) == out_channels: the width "
                                        "before any crop (what a layer that crops afterwards, as Keras' "
@@ -157,13 +161,15 @@ def derived(params: dict, data: dict) -> dict:
     out = [o for *_, o in sizes]
     x_imp, w_imp = data.get("x") == "impulse", data.get("w") == "impulse"
 
-    def reached(axis: int, lo: int, hi: int) -> bool:
-        size, k, s, d, *_ = axes[axis]
-        return _reaches(max(lo, 0), min(hi, full[axis]), size, k, s, d, x_imp, w_imp)
+    def holds(x_imp: bool, w_imp: bool) -> bool:
+        """Whether an extra row/column receives a product of nonzero operands (either fill taken as given)."""
+        def reached(axis: int, lo: int, hi: int) -> bool:
+            size, k, s, d, *_ = axes[axis]
+            return _reaches(max(lo, 0), min(hi, full[axis]), size, k, s, d, x_imp, w_imp)
 
-    holds = n > 0 and min(out) > 0 and any(
-        extra[a] > 0 and reached(a, full[a] - crops[2 * a + 1], full[a] - crops[2 * a + 1] + extra[a])
-        and reached(1 - a, crops[2 * (1 - a)], crops[2 * (1 - a)] + out[1 - a]) for a in (0, 1))
+        return n > 0 and min(out) > 0 and any(
+            extra[a] > 0 and reached(a, full[a] - crops[2 * a + 1], full[a] - crops[2 * a + 1] + extra[a])
+            and reached(1 - a, crops[2 * (1 - a)], crops[2 * (1 - a)] + out[1 - a]) for a in (0, 1))
     whole, axis_defects = _defects(params)
     truncated = [int((o - e) / s) + 1 == size for o, e, (size, _, s, *_) in zip(out, eff, axes)]
     return {
@@ -174,7 +180,8 @@ def derived(params: dict, data: dict) -> dict:
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
         "output_padding_not_below_stride": any(e >= s for e, s in zip(extra, params["stride"])),
         "out_above_valid_range": any(o > f + s - 1 for o, f, s in zip(out, full, params["stride"])),
-        "output_padding_holds_values": holds,
+        "output_padding_holds_values": holds(x_imp, w_imp),
+        "output_padding_depends_on_x": holds(False, w_imp), "output_padding_depends_on_w": holds(x_imp, False),
         "output_shape_past_stride": [o is not None and op >= st
                                      for o, op, st in zip(shape, extra, params["stride"])],
         "extra_rows_past_stride": [op >= st for op, st in zip(extra, params["stride"])],
