@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 conform: $(STAMP)
-	$(BIN)/conform run cases --out $(OUT) $(ARGS)
+	$(BIN)/conform run cases --mode both --out $(OUT) $(ARGS)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(ARGS)

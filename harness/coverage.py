@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 from harness import ops
 from harness.pairwise import for_op, pairs_of, required_pairs
+from harness.report.gradients import gradient_of
 
 #: Verdicts that mean the backend did not make the call.
 NOT_RUN = {"skipped", "unsupported"}
@@ -99,7 +100,11 @@ def measure(cases, report: Optional[dict] = None, op: Optional[str] = None) -> C
     cov = Coverage(op)
     if report:
         cov.backends = list(report.get("environment", {}).get("backends", {}))
-        for r in report["results"]:
+        # The forward result says whether a backend ran a case; a gradient result (backward mode) only when
+        # the case has no forward result, so an unsupported gradient never hides a forward call that ran.
+        for r in sorted(report["results"], key=lambda r: gradient_of(r) is not None):
+            if gradient_of(r) is not None and r["backend"] in cov.verdicts.get(r["case"], {}):
+                continue
             cov.verdicts.setdefault(r["case"], {})[r["backend"]] = r["verdict"]
             if r["verdict"] in NOT_RUN:
                 cov.reasons.setdefault(r["case"], {})[r["backend"]] = r.get("reason") or ""

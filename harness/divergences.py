@@ -17,6 +17,12 @@ why, and where the evidence is::
         reason: MindSpore's pad_mode='valid' gives H·s when the kernel is smaller than the stride
         link: docs/findings.md#f1
 
+An entry selects forward results unless it names ``gradient`` (``x``, ``w``,
+``b`` or a list): then it selects those gradient results (Note [Gradients] in
+``harness/backends/autodiff.py``). A gradient result whose *forward* failed
+(``forward_failed``) repeats the forward's verdict and is classified by the
+forward's entries.
+
 A matching result with the expected verdict becomes ``xfail``; a matching
 result that passes becomes ``xpass`` (the divergence is gone: remove the
 entry); a matching result that fails *differently* keeps its own verdict.
@@ -65,6 +71,8 @@ class Entry(BaseModel):
     when: Optional[dict[str, Any]] = None
     cases: Union[str, list[str], None] = None
     verdict: Union[Literal[tuple(FAILING)], list[Literal[tuple(FAILING)]]]
+    #: The gradient results selected (absent: the forward results).
+    gradient: Union[Literal["x", "w", "b"], list[Literal["x", "w", "b"]], None] = None
     reason: str = Field(min_length=10)
     link: Optional[str] = None
 
@@ -96,6 +104,15 @@ class Entry(BaseModel):
 
     def verdicts(self) -> list[str]:
         return [self.verdict] if isinstance(self.verdict, str) else list(self.verdict)
+
+    def gradients(self) -> list[str]:
+        return [] if self.gradient is None else [self.gradient] if isinstance(self.gradient, str) else list(self.gradient)
+
+
+def result_kind(result: dict) -> Optional[str]:
+    """What an entry must name to select ``result``: None for a forward result (or a gradient result whose
+    forward failed, which repeats the forward's verdict), else the gradient's operand."""
+    return None if result.get("forward_failed") else result.get("gradient")
 
 
 class RegistryFile(BaseModel):
@@ -141,6 +158,9 @@ class Selector:
         """Backend and version range fit (the part of the selector that is not about the case)."""
         if not backend_matches(result["backend"], [self.entry.backend]):
             return False
+        kind = result_kind(result)
+        if (kind is None) != (self.entry.gradient is None) or (kind is not None and kind not in self.entry.gradients()):
+            return False
         if self.entry.versions and version:
             try:
                 return Version(version.split("+")[0]) in SpecifierSet(self.entry.versions)
@@ -167,6 +187,9 @@ class Registry:
     file: str = ""
     lines: dict[str, int] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
+    #: Which kinds of results were classified: "forward" and/or "gradient" (an entry of a kind the run
+    #: did not produce cannot have matched anything, so it is not stale).
+    kinds: set[str] = field(default_factory=set)
 
     @property
     def entries(self) -> list[Entry]:
@@ -197,6 +220,7 @@ class Registry:
         """Turn a matching result into xfail/xpass (in place) and remember the entry as used;
         note the entry an unmatched failure resembles."""
         values = case_values(result)
+        self.kinds.add("gradient" if result.get("gradient") else "forward")
         selector = self.match(result, version, values)
         if selector is None:
             if result["verdict"] in FAILING:
@@ -223,6 +247,7 @@ class Registry:
         return [{"id": e.id, "file": self.file, "line": self.lines.get(e.id, 1), "backend": e.backend,
                  "cases": e.globs(), "reason": "matches no result of this run"}
                 for e in self.entries if e.id not in self.used
+                and ("gradient" if e.gradient else "forward") in self.kinds
                 and (backends is None or any(backend_matches(b, [e.backend]) for b in backends))]
 
 

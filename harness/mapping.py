@@ -29,6 +29,7 @@ from harness import ops
 from harness.backends import backend_class
 from harness.backends.base import NativeParam
 from harness.ops.spec import Canonical
+from harness.report.gradients import gradient_of
 
 NOT_RUN = {"skipped", "unsupported"}
 
@@ -104,8 +105,8 @@ def _finding(record: dict) -> Optional[str]:
 def measure(report: dict, op: str, a: str, b: str) -> dict[str, Status]:
     """Per canonical parameter, how surfaces ``a`` and ``b`` compare on the cases that use it."""
     by_case: dict[str, dict[str, dict]] = {}
-    for r in report["results"]:
-        if r.get("op", op) == op and r["backend"] in (a, b):
+    for r in report["results"]:   # forward results: a parameter mapping is about the forward call
+        if r.get("op", op) == op and r["backend"] in (a, b) and gradient_of(r) is None:
             by_case.setdefault(r["case"], {})[r["backend"]] = r
     out = {}
     for canon in canonical(op):

@@ -156,6 +156,16 @@ def test_measure_with_a_report_counts_backends_that_ran():
     assert "dtype=float64" in text
 
 
+def test_an_unsupported_gradient_does_not_hide_a_forward_call_that_ran():
+    suite = load_suite([str(ROOT / "cases" / "conv2d_transpose" / "dtypes.yaml")])
+    report = _fake_report(suite, ["full"])
+    # Backward mode: the forward results ran, the gradient results after them are unsupported.
+    report["results"] = report["results"] + [{**r, "gradient": "w", "verdict": "unsupported"}
+                                             for r in report["results"]]
+    ids = coverage.measure(suite, report).values[("dtype", "float64")]
+    assert ids and coverage.measure(suite, report).ran(ids) == {"full": len(ids)}
+
+
 def test_conform_coverage_command(tmp_path):
     suite = load_suite([str(ROOT / "cases" / "conv2d_transpose" / "pairwise.yaml")])
     report = tmp_path / "report.json"

@@ -273,6 +273,10 @@ def test_measured_column_counts_agreement_divergence_and_gaps():
     other = {**rec("p", "mindspore.nn", "xfail", divergence={"id": "PL9-x", "reason": "r", "link": "l"}), "op": "x2d"}
     page = mapping.render(OP, "tf.nn", "mindspore.nn", {**report, "results": report["results"] + [other]})
     assert "measured on the 3 cases" in page and "F1-x" in page and "PL9-x" not in page
+    # Gradient results (backward mode) do not replace the forward result a parameter mapping is about.
+    grads = [{**rec("a", b, "value_mismatch"), "gradient": "w"} for b in ("tf.nn", "mindspore.nn")]
+    st = mapping.measure({"results": report["results"] + grads}, OP, "tf.nn", "mindspore.nn")["padding_mode"]
+    assert (st.cases, st.agree, st.diverge) == (3, 1, 1)
 
 
 @pytest.mark.parametrize("op", OPERATORS)

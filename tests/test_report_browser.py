@@ -296,3 +296,37 @@ def test_the_detail_links_the_matching_or_resembling_registry_entry(browser, tmp
     assert dialog.locator("p.registry-note").inner_text() == "known divergence F1-y: a known one (x)"
     assert dialog.locator("p.registry-note a").count() == 0          # a javascript: href is not a link
     assert page.errors == []
+
+
+def test_gradient_results_are_sub_rows_that_filter_search_and_open(browser, tmp_path):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_report_gradients import CALL, results
+    from test_reports import report_of
+    from harness.report import html
+    page = Page(browser, html.write(report_of(results()), tmp_path))
+    p = page.page
+    labels = p.locator("#matrix-body tr[data-case] td.case").all_inner_texts()
+    assert labels == ["f2", "f2 · ∂x", "f2 · ∂w", "f2 · ∂b", "broken · ∂x"]
+    assert p.locator("#matrix-body tr.grad-row").count() == 4
+    cell = p.locator("tr[data-gradient='w'] td.cell[data-backend='mindspore.nn']")
+    assert cell.get_attribute("data-verdict") == "value_mismatch" and "v-value_mismatch" in cell.get_attribute("class")
+    p.fill("#f-search", "f*")                                  # a glob on the case id keeps its gradient rows
+    p.wait_for_selector("#matrix-count[data-count='4']")
+    p.fill("#f-search", "∂x")
+    p.wait_for_selector("#matrix-count[data-count='2']")
+    p.click("#f-reset")
+    p.select_option("select[data-param='gradient']", label="forward")
+    assert page.count() == 1 and labels[0] == p.locator("#matrix-body td.case").inner_text()
+    p.select_option("select[data-param='gradient']", label="∂w")
+    assert page.count() == 1
+    p.click("#matrix-body td.cell[data-backend='mindspore.nn']")
+    dialog = p.locator("dialog#detail")
+    dialog.wait_for(state="visible")
+    assert p.locator("#detail-title").inner_text() == "f2 · ∂w"
+    assert CALL in dialog.locator(".backend-block.focus pre code").all_inner_texts()
+    p.keyboard.press("Escape")
+    p.click("#f-reset")
+    p.click("tr[data-gradient='x'] td.cell[data-backend='torch.functional'] >> nth=1")
+    assert "the forward call itself failed" in dialog.inner_text()
+    assert page.errors == []
+    p.screenshot(path=str(SHOTS / "report-gradients.png"))

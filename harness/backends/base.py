@@ -142,6 +142,9 @@ class Backend:
     #: Operator -> the inverse of this adapter's mapping (``harness.native.Inverse``, Note [Native
     #: vocabularies]): what ``from_native``/``to_native`` use. Empty: no native vocabulary (in-house backends).
     NATIVE: ClassVar[dict[str, Any]] = {}
+    #: Why this backend has no gradients (the reason of its backward results, ``unsupported``); None: its
+    #: programs' declared leaves are differentiated (Note [Gradients] in ``harness/backends/autodiff.py``).
+    gradient_gap: ClassVar[Optional[str]] = None
 
     @classmethod
     def native_inverse(cls, op: str):
@@ -183,6 +186,9 @@ class Backend:
             return None
         try:
             planned = method(cls(), call)
+            if isinstance(planned, Program) and call.gradients:
+                from harness.backends.autodiff import differentiate
+                planned = differentiate(planned, call)
         except Exception:  # noqa: BLE001 - Unsupported, or a call it cannot pose: nothing to reproduce
             return None
         return planned if isinstance(planned, Program) else None
@@ -239,6 +245,8 @@ class Backend:
         self._program = None
         self._in_backward = False
         try:
+            if call.gradients and self.gradient_gap:
+                raise Unsupported(self.gradient_gap)
             native = method(call)
             if isinstance(native, Program) and call.gradients:
                 from harness.backends.autodiff import differentiate

@@ -22,6 +22,7 @@ class NumbaBackend(Backend):
     distribution = "numba"
     import_name = "numba"
     in_house = True
+    gradient_gap = "no gradient: conform has no numba gradient kernels"
     plans_calls = True
     resident_bytes = 192 << 20      # measured 159 MiB after setup and compilation
     accumulation = {"float16": "float32", "bfloat16": "float32"}

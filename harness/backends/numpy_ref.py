@@ -33,6 +33,8 @@ class NumpyBackend(Backend):
     distribution = "numpy"
     import_name = "numpy"
     resident_bytes = 48 << 20       # measured 34 MiB
+    gradient_gap = ("no gradient: NumPy has no autodiff; the float64 gradient oracle (harness/ops/<op>/gradient.py) "
+                    "is the reference these results are judged against")
     plans_calls = True
     # bfloat16: computed in float32, rounded. float16 is computed in float16 (each tap's matmul is
     # rounded to float16 and the taps are summed in float16), so it keeps the case-dtype default.

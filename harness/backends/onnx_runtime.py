@@ -89,6 +89,8 @@ class OnnxRuntimeBackend(Backend):
     import_name = "onnxruntime"
     resident_bytes = 192 << 20
     plans_calls = True
+    gradient_gap = ("no gradient: an ONNX Runtime InferenceSession has no autodiff (the training build's "
+                    "gradient graph builder, onnxruntime-training, is not installed)")
     NATIVE = onnx_runtime_native.NATIVE
     PARAMETERS = {"conv2d_transpose": {
         "x": INPUTS, "w": NativeParam("inputs", "W (C_in, C_out/group, kh, kw)", "the canonical layout", position=1),

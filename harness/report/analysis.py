@@ -9,8 +9,14 @@ Everything here takes results (report.json records) and returns plain data:
   (backend, verdict) by the labels they share (``failure_groups``);
 * the capability matrix: per backend and parameter value (the operator's
   dimensions), native, emulated or unsupported (``capabilities``);
-* the verdict × backend count table (``counts_table``) and the failing
-  results, most severe first (``iter_failures``).
+* the verdict × backend count table (``counts_table``), its forward /
+  gradient split (``gradient_count_rows``) and the failing results, most
+  severe first (``iter_failures``).
+
+A gradient result (``gradient`` "x", "w", "b") has the feature
+``gradient=∂x`` (a forward result ``gradient=none``), so a failure pattern can
+name it; in the capability matrix it is evidence for the ``gradient``
+dimension only (a backend without autodiff is not short of any parameter).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any, Iterable, Optional
 from harness import ops
 from harness.compare import GREEN
 from harness.report.diff import SEVERITY_ORDER, severity
+from harness.report.gradients import gradient_of, split_counts
 
 #: Display order of verdicts (least to most severe), skipped after unsupported.
 VERDICT_ORDER = ["pass", "xpass", "xfail", "unsupported", "skipped"] + [
@@ -55,6 +62,8 @@ def features(record: dict) -> set[str]:
     p = record.get("params") or {}
     out = {f"dtype={record.get('dtype')}"} if record.get("dtype") else set()
     out.add("case=" + str(record.get("case", "")).split("[")[0])
+    gradient = gradient_of(record)
+    out.add(f"gradient=∂{gradient}" if gradient is not None else "gradient=none")
     if "expected_shape" in record and record["expected_shape"] is None:
         out.add("expects rejection")
     for key, value in p.items():
@@ -193,6 +202,8 @@ def capability_dimensions(results: list[dict]) -> list[tuple]:
         spec = ops.OPS.get(name or "")
         for dim, get in (spec.report.capabilities if spec else (("dtype", lambda r, p: r.get("dtype")),)):
             seen.setdefault(dim, get)
+    if any(gradient_of(r) is not None for r in results):
+        seen["gradient"] = lambda r, p: "∂" + gradient_of(r) if gradient_of(r) is not None else None
     return list(seen.items())
 
 
@@ -223,6 +234,8 @@ def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
     dimensions = capability_dimensions(results)
 
     def values_of(r: dict) -> list[tuple[str, str]]:
+        if gradient_of(r) is not None:   # evidence about autodiff, not about the parameters
+            return [("gradient", "∂" + str(gradient_of(r)))]
         p = r.get("params") or {}
         spec = _spec(r)
         own = dict(spec.report.capabilities) if spec else {}
@@ -320,6 +333,16 @@ def counts_table(report: dict, backends: list[str]) -> tuple[list[str], list[dic
     verdicts = [v for v in VERDICT_ORDER if v in present] + sorted(present - set(VERDICT_ORDER))
     rows = [{"backend": b, "counts": by_backend.get(b, {})} for b in backends if b in by_backend]
     return verdicts, rows
+
+
+def gradient_count_rows(results: list[dict], backends: list[str]) -> list[dict]:
+    """Rows ``{backend, side: "forward"|"gradients", counts}`` of the verdict counts split per backend;
+    empty when no result is a gradient (the count table says it all)."""
+    if not any(gradient_of(r) is not None for r in results):
+        return []
+    split = split_counts(results)
+    return [{"backend": b, "side": label, "counts": split[b][side]}
+            for b in backends if b in split for side, label in (("forward", "forward"), ("gradient", "gradients"))]
 
 
 def iter_failures(results: Iterable[dict]) -> list[dict]:

@@ -1,6 +1,7 @@
 """``conform diff OLD.json NEW.json``: what changed between two runs (a regression gate across versions).
 
-Results are matched by (case, backend) and compared by verdict severity
+Results are matched by (case, backend, gradient) (a missing ``gradient`` is
+the forward result, so reports written before backward mode still match) and compared by verdict severity
 (``SEVERITY``, least to most severe)::
 
     pass < xpass < unsupported < xfail < value_mismatch < shape_mismatch
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.report import claims as claim_reports
+from harness.report.gradients import result_key, suffix
 from harness.report.json_report import SCHEMA
 from harness.report.schema import check
 from harness.userfile import MIB, read_text
@@ -80,13 +82,13 @@ def _raw_ratio(record: Optional[dict]):
 
 
 def diff(old: dict, new: dict) -> dict:
-    """Entries ``{case, backend, old, new, old_ratio, new_ratio}`` per category."""
-    before = {(r["case"], r["backend"]): r for r in old["results"]}
-    after = {(r["case"], r["backend"]): r for r in new["results"]}
+    """Entries ``{case, backend, gradient, old, new, old_ratio, new_ratio}`` per category."""
+    before = {result_key(r): r for r in old["results"]}
+    after = {result_key(r): r for r in new["results"]}
     out: dict[str, list] = {"worse": [], "better": [], "new": [], "gone": [], "unrun": []}
     for key in list(before) + [k for k in after if k not in before]:
         a, b = before.get(key), after.get(key)
-        entry = {"case": key[0], "backend": key[1], "old": a and a["verdict"], "new": b and b["verdict"],
+        entry = {"case": key[0], "backend": key[1], "gradient": key[2], "old": a and a["verdict"], "new": b and b["verdict"],
                  "old_ratio": _raw_ratio(a), "new_ratio": _raw_ratio(b),
                  "reason": (b or a).get("reason") or ""}
         if b is None:
@@ -102,7 +104,7 @@ def diff(old: dict, new: dict) -> dict:
             out["better"].append(entry)
     for category, entries in claim_reports.diff(old, new).items():
         out[category] += entries
-    out["worse"].sort(key=lambda e: (-severity(e["new"]), e["backend"], e["case"]))
+    out["worse"].sort(key=lambda e: (-severity(e["new"]), e["backend"], e["case"], e.get("gradient") or ""))
     return out
 
 
@@ -115,12 +117,13 @@ def between(report: dict, a: str, b: str) -> dict:
     side = {x: {"results": [{**r, "backend": f"{a} -> {b}"} for r in report["results"] if r["backend"] == x]}
             for x in (a, b)}
     changes = diff(side[a], side[b])
-    moved = {e["case"] for category in changes.values() for e in category}
+    moved = {(e["case"], e.get("gradient")) for category in changes.values() for e in category}
     changes["changed"] = [
-        {"case": r["case"], "backend": f"{a} -> {b}", "old": r["verdict"], "new": r["verdict"],
-         "old_ratio": None, "new_ratio": None, "max_abs_diff": r["version_delta"][a], "reason": ""}
+        {"case": r["case"], "backend": f"{a} -> {b}", "gradient": result_key(r)[2], "old": r["verdict"],
+         "new": r["verdict"], "old_ratio": None, "new_ratio": None, "max_abs_diff": r["version_delta"][a],
+         "reason": ""}
         for r in report["results"]
-        if r["backend"] == b and r["case"] not in moved and (r.get("version_delta") or {}).get(a)]
+        if r["backend"] == b and (r["case"], result_key(r)[2]) not in moved and (r.get("version_delta") or {}).get(a)]
     return changes
 
 
@@ -141,15 +144,16 @@ def format_text(changes: dict, old_path, new_path) -> str:
         entries = changes[category]
         lines.append(f"{category} ({len(entries)}):")
         for e in entries:
+            name = e["case"] + suffix(e.get("gradient"))   # `case · ∂x` for a gradient result
             if category == "changed":
-                lines.append(f"  {e['backend']:18} {e['case']}  {e['new']}, outputs differ by up to "
+                lines.append(f"  {e['backend']:18} {name}  {e['new']}, outputs differ by up to "
                              f"{_fmt_ratio(e['max_abs_diff'])}")
                 continue
             verdicts = {"new": f"{e['new']}", "gone": f"{e['old']}"}.get(category, f"{e['old']} -> {e['new']}")
             ratio = ""
             if e["old_ratio"] is not None or e["new_ratio"] is not None:
                 ratio = f"  (bound_ratio {_fmt_ratio(e['old_ratio'])} -> {_fmt_ratio(e['new_ratio'])})"
-            lines.append(f"  {e['backend']:18} {e['case']}  {verdicts}{ratio}")
+            lines.append(f"  {e['backend']:18} {name}  {verdicts}{ratio}")
     counts = ", ".join(f"{len(changes[c])} {c}" for c in categories)
     lines.append(f"{counts}: {'FAIL (something became worse)' if changes['worse'] else 'ok'}")
     return "\n".join(lines) + "\n"

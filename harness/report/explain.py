@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
+from harness.report.gradients import label
+
 #: A case is listed as "frameworks far apart" when its two furthest frameworks differ by more than the
 #: stricter of their two bounds (``spread.tighter_ratio`` > 1): below that, a test calibrated on the
 #: more precise framework would accept the other one's output; above it, it would not.
@@ -112,7 +114,7 @@ SPREAD_GLOSS = ("Spread: the two frameworks whose outputs differ most (in-house 
 
 
 def far_apart(results: list[dict]) -> list[tuple[str, dict, dict[str, str]]]:
-    """(case, spread, verdict per backend) of the cases whose two furthest frameworks are far apart
+    """(case, spread, verdict per backend) of the cases (a gradient result as ``case · ∂x``) whose two furthest frameworks are far apart
     (``FAR_APART``) although the oracle passes both, furthest first.
 
     A pair with a failing member is left out: that failure is already listed as one; what no other
@@ -122,7 +124,7 @@ def far_apart(results: list[dict]) -> list[tuple[str, dict, dict[str, str]]]:
     for r in results:
         spread = r.get("spread")
         if spread and (number(spread.get("tighter_ratio")) or 0) > FAR_APART:
-            cases.setdefault(r["case"], (spread, {}))[1][r["backend"]] = r.get("original_verdict") or r["verdict"]
+            cases.setdefault(label(r), (spread, {}))[1][r["backend"]] = r.get("original_verdict") or r["verdict"]
     found = [(case, spread, verdicts) for case, (spread, verdicts) in cases.items()
              if all(verdicts.get(b) in WITHIN for b in spread["pair"])]
     return sorted(found, key=lambda item: -(number(item[1].get("tighter_ratio")) or 0))

@@ -8,6 +8,12 @@ only the rows in view, so 10,000 results stay fast); and a detail dialog per
 result (parameters, every backend's native call, metrics, |diff| heatmap,
 reproducer link).
 
+Gradient results (``gradient`` ``"x"``, ``"w"``, ``"b"``) are rows of their
+own under their case's forward row, labelled ``case-id · ∂x``: a matrix row
+is a (case, gradient), and its dialog shows the framework's autodiff call
+(``gradient_call``) beside the forward call. The ``gradient`` filter (shown
+when the report has gradients) selects forward or one operand.
+
 This module owns the rendering: the Jinja2 environment, the data the page's
 script renders (``page_data``), embedding heatmaps, and writing the file.
 What the page shows (failure groups, capability matrix, counts) is derived in
@@ -40,9 +46,10 @@ from markupsafe import Markup
 from harness.report import claims as claim_reports
 from harness.report import atomic_write
 from harness.report.analysis import (FAILING, VERDICT_ORDER, bound_ratio, capabilities, counts_table,
-                                     failure_groups, fmt_value)
+                                     failure_groups, fmt_value, gradient_count_rows)
 from harness.report.diff import severity
 from harness.report.explain import SPREAD_GLOSS, bound_gloss, spread_line, worst_element
+from harness.report.gradients import gradient_of, has_gradients, rank, suffix
 from harness.text import printable
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -105,14 +112,20 @@ def _entry(entry: Any, out: Optional[Path]) -> Any:
     return {**entry, "href": href} if href else entry
 
 
-def _case_spread(results: list[dict]) -> dict[str, dict]:
-    """Per case: its framework spread as the page shows it (the sentence and the numbers), if any."""
-    spreads: dict[str, dict] = {}
-    verdicts: dict[str, dict[str, str]] = {}
+def _row_key(r: dict) -> tuple:
+    """A matrix row: (case, gradient); the forward row has gradient None."""
+    return (r["case"], gradient_of(r))
+
+
+def _case_spread(results: list[dict]) -> dict[tuple, dict]:
+    """Per row (``_row_key``): its framework spread as the page shows it (the sentence and the numbers), if any."""
+    spreads: dict[tuple, dict] = {}
+    verdicts: dict[tuple, dict[str, str]] = {}
     for r in results:
-        verdicts.setdefault(r["case"], {})[r["backend"]] = r.get("original_verdict") or r["verdict"]
-        if isinstance(r.get("spread"), dict) and r["case"] not in spreads:
-            spreads[r["case"]] = r["spread"]
+        key = _row_key(r)
+        verdicts.setdefault(key, {})[r["backend"]] = r.get("original_verdict") or r["verdict"]
+        if isinstance(r.get("spread"), dict) and key not in spreads:
+            spreads[key] = r["spread"]
     return {case: {**{k: _num(v) for k, v in spread.items()}, "line": spread_line(spread, verdicts[case])}
             for case, spread in spreads.items()}
 
@@ -135,7 +148,8 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "", out: Op
     vindex = {v: i for i, v in enumerate(verdicts)}
     files: list[str] = []
     findex: dict[str, int] = {}
-    param_keys: list[str] = ["dtype"]
+    # A report with gradient results can be filtered by them like by a parameter (``gradient``).
+    param_keys: list[str] = ["dtype"] + (["gradient"] if has_gradients(results) else [])
     for r in results:
         for key in (r.get("params") or {}):
             if key not in param_keys:
@@ -143,10 +157,10 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "", out: Op
     values: dict[str, list[str]] = {k: [] for k in param_keys}
     vpos: dict[str, dict[str, int]] = {k: {} for k in param_keys}
     cases: list[list] = []
-    cindex: dict[str, int] = {}
+    cindex: dict[tuple, int] = {}
     details = []
     for n, r in enumerate(results):
-        cid = r["case"]
+        cid = _row_key(r)
         if cid not in cindex:
             f = str(r.get("file") or "")
             if f not in findex:
@@ -154,6 +168,8 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "", out: Op
                 files.append(f)
             pv = []
             params = {"dtype": r.get("dtype"), **(r.get("params") or {})}
+            if "gradient" in param_keys:
+                params["gradient"] = "∂" + cid[1] if cid[1] is not None else "forward"
             for k in param_keys:
                 label = fmt_value(params.get(k)) if k in params else "–"
                 if label not in vpos[k]:
@@ -161,14 +177,16 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "", out: Op
                     values[k].append(label)
                 pv.append(vpos[k][label])
             cindex[cid] = len(cases)
-            cases.append([cid, findex[f], r.get("line"), pv, [None] * len(backends),
-                          r.get("source") or "", r.get("description") or "", spreads.get(cid)])
+            # [label, file, line, parameter values, cells, source, description, spread, gradient, case id]
+            cases.append([cid[0] + suffix(cid[1]), findex[f], r.get("line"), pv, [None] * len(backends),
+                          r.get("source") or "", r.get("description") or "", spreads.get(cid), cid[1], cid[0]])
         ratio = bound_ratio(r)
         cases[cindex[cid]][4][bindex[r["backend"]]] = [vindex[r["verdict"]], _num(ratio), n]
         repro = _safe_relative(r.get("repro"))
         detail = {k: _num(v) if not isinstance(v, (dict, list)) else v for k, v in {
             "reason": r.get("reason") or "", "expected_shape": r.get("expected_shape"),
             "actual_shape": r.get("actual_shape"), "native_call": r.get("native_call"),
+            "gradient_call": r.get("gradient_call"), "forward_failed": bool(r.get("forward_failed")),
             "emulated": bool(r.get("emulated")), "notes": r.get("notes") or [], "error": r.get("error"),
             "duration_ms": r.get("duration_ms"), "divergence": _entry(r.get("divergence"), out),
             "resembles": _entry(r.get("resembles"), out),
@@ -189,9 +207,17 @@ def page_data(report: dict, base: Optional[Path], link_prefix: str = "", out: Op
             if uri:
                 detail["heatmap"] = uri
         details.append(detail)
-    # Sort each parameter's values naturally (numbers by value) and remap.
+    # A case's gradient rows follow its forward row (file order), whatever order the results came in.
+    first = {}
+    for i, case in enumerate(cases):
+        first.setdefault(case[9], i)
+    order = sorted(range(len(cases)), key=lambda i: (first[cases[i][9]], rank(cases[i][8])))
+    cases = [cases[i] for i in order]
+    # Sort each parameter's values naturally (numbers by value), gradients forward, x, w, b; and remap.
     for k in param_keys:
-        order = sorted(range(len(values[k])), key=lambda i: _natural(values[k][i]))
+        natural = (lambda i: rank(None if values[k][i] == "forward" else values[k][i][1:])) if k == "gradient" \
+            else (lambda i: _natural(values[k][i]))
+        order = sorted(range(len(values[k])), key=natural)
         remap = {old: new for new, old in enumerate(order)}
         values[k] = [values[k][i] for i in order]
         ki = param_keys.index(k)
@@ -265,7 +291,7 @@ def render(report: dict, base: Optional[Path] = None, out: Optional[Path] = None
     backends = data["backends"]
     groups = failure_groups(results)
     for g in groups:
-        g["cases"] = [(results[i]["case"], i) for i in g["indices"][:200]]
+        g["cases"] = [(results[i]["case"] + suffix(gradient_of(results[i])), i) for i in g["indices"][:200]]
         g["more"] = max(0, g["count"] - 200)
     verdicts, count_rows = counts_table(report, backends)
     script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
@@ -277,7 +303,8 @@ def render(report: dict, base: Optional[Path] = None, out: Optional[Path] = None
     return _env().get_template("report.html.j2").render(
         report=report, env=env_info, gate=gate, backends=backends, verdicts=verdicts, count_rows=count_rows,
         groups=groups, capabilities=capabilities(results, backends), n_results=len(results),
-        n_cases=len(data["cases"]), n_failing=failing, data_json=_json_for_html(data), script=script,
+        n_cases=len({r["case"] for r in results}), n_gradients=sum(1 for r in results if gradient_of(r)),
+        gradient_rows=gradient_count_rows(results, backends), n_failing=failing, data_json=_json_for_html(data), script=script,
         script_hash=script_hash, style=style, stale=report.get("stale_divergences") or [],
         verdict_class=lambda v: "v-" + re.sub(r"[^a-z_]", "", str(v)),
         claims=claim_reports.claims_of(report), status_word=claim_reports.status_word)

@@ -1,4 +1,10 @@
-"""junit.xml: one testcase per (case, backend), for CI viewers (Jenkins, GitLab, GitHub annotations).
+"""junit.xml: one testcase per result, for CI viewers (Jenkins, GitLab, GitHub annotations).
+
+A result is a (case, backend, gradient): the testcase is named by the case id
+for the forward output and by the case id plus ``.grad_x`` / ``.grad_w`` /
+``.grad_b`` for a gradient result (``gradients.junit_name``), so each name is
+distinct and stays the same from run to run; the classname is
+``conform.<backend>`` for both.
 
 The file follows the Jenkins xUnit plugin's ``junit-10.xsd`` (the schema
 Jenkins and GitLab read; ``tests/data/junit-10.xsd``, checked by the tests):
@@ -37,6 +43,7 @@ from pathlib import Path
 
 from harness.report import atomic_write
 from harness.report import claims as claim_reports
+from harness.report.gradients import gradient_of, junit_name
 
 FAILURE = {"shape_mismatch", "value_mismatch", "missing_error"}
 ERROR = {"unexpected_error", "crash", "timeout"}
@@ -58,6 +65,9 @@ def _seconds(ms) -> str:
 def _details(r: dict) -> str:
     lines = [f"case: {r['case']}", f"backend: {r['backend']}", f"verdict: {r['verdict']}",
              f"file: {r.get('file')}:{r.get('line')}"]
+    if gradient_of(r) is not None:
+        lines.insert(2, f"gradient: ∂{gradient_of(r)} (vector–Jacobian product)"
+                        + (" - the forward call itself failed" if r.get("forward_failed") else ""))
     if r.get("reason"):
         lines.append(f"reason: {r['reason']}")
     if r.get("actual_shape") is not None:
@@ -74,6 +84,8 @@ def _details(r: dict) -> str:
                      + (f" {near['link']}" if near.get("link") else ""))
     if r.get("native_call"):
         lines.append(f"native call: {r['native_call']}")
+    if r.get("gradient_call"):
+        lines.append(f"gradient call: {r['gradient_call']}")
     if r.get("repro"):
         lines.append(f"reproducer: {r['repro']}")
     return "\n".join(lines)
@@ -100,7 +112,7 @@ def build(report: dict) -> ET.Element:
             verdict = r["verdict"]
             seconds = _seconds(r.get("duration_ms"))
             suite_time += float(seconds)
-            case = ET.SubElement(suite, "testcase", name=_text(r["case"]), classname=_text(f"conform.{backend}"),
+            case = ET.SubElement(suite, "testcase", name=_text(junit_name(r)), classname=_text(f"conform.{backend}"),
                                  time=seconds)
             message = _text(f"{verdict}: {r.get('reason') or verdict}")[:1000]
             if verdict in FAILURE or (verdict == "xpass" and strict):

@@ -1,7 +1,9 @@
 """summary.md: a short Markdown summary for a CI job page (e.g. ``$GITHUB_STEP_SUMMARY``).
 
-The gate, a backend × verdict count table, the failure groups (one line per
-shared pattern) and the first failing results. Every string from a case file
+The gate, a backend × verdict count table (every result: forward and
+gradient), when the run has gradient results a forward / gradient split of it
+per backend, the failure groups (one line per shared pattern) and the first
+failing results (a gradient result named ``case · ∂x``). Every string from a case file
 is escaped for Markdown and HTML (case ids go in code spans).
 """
 
@@ -14,6 +16,7 @@ from harness.report import atomic_write
 from harness.report import claims as claim_reports
 from harness.report.analysis import VERDICT_ORDER, failure_groups, iter_failures
 from harness.report.explain import FAR_APART, bound_gloss, far_apart, spread_line, worst_element
+from harness.report.gradients import count_text, has_gradients, label, split_counts
 from harness.report.html import format_ratio
 from harness.text import printable
 
@@ -61,6 +64,7 @@ def render(report: dict, max_failures: int = MAX_FAILURES) -> str:
             lines.append(f"| {_code(backend)} | {_escape(version)} | "
                          + " | ".join(str(counts.get(v, "")) for v in verdicts) + " |")
         lines.append("")
+    lines += _split(results)
     groups = [g for g in failure_groups(results) if g["verdict"] not in ("unsupported", "xfail")]
     if groups:
         lines += ["### Failures by shared pattern", ""]
@@ -79,7 +83,7 @@ def render(report: dict, max_failures: int = MAX_FAILURES) -> str:
         for r in failing[:max_failures]:
             metrics = r.get("metrics") or {}
             worst = ". ".join(t for t in (worst_element(metrics), bound_gloss(metrics, r.get("tolerance"))) if t)
-            lines.append(f"| {_code(r['verdict'])} | {_code(r['backend'])} | {_code(r['case'])} | "
+            lines.append(f"| {_code(r['verdict'])} | {_code(r['backend'])} | {_code(label(r))} | "
                          f"{_escape(format_ratio(metrics.get('bound_ratio')))} | "
                          f"{_escape((r.get('reason') or '')[:160])} | {_escape(worst)} |")
         if len(failing) > max_failures:
@@ -93,6 +97,17 @@ def render(report: dict, max_failures: int = MAX_FAILURES) -> str:
         lines.append(f"{len(stale)} stale known divergence(s): " + ", ".join(_code(s.get("id")) for s in stale))
         lines.append("")
     return "\n".join(lines)
+
+
+def _split(results: list[dict]) -> list[str]:
+    """Forward and gradient results per backend, each as ``120 pass, 3 value_mismatch`` (runs with gradients)."""
+    if not has_gradients(results):
+        return []
+    lines = ["| backend | forward | gradients |", "| --- | --- | --- |"]
+    for backend, sides in split_counts(results).items():
+        lines.append(f"| {_code(backend)} | {_escape(count_text(sides['forward'], VERDICT_ORDER))} | "
+                     f"{_escape(count_text(sides['gradient'], VERDICT_ORDER))} |")
+    return lines + [""]
 
 
 def _far_apart(results: list[dict]) -> list[str]:

@@ -1,5 +1,11 @@
 """Reproducers: ``repro/<case>/<backend>/`` for each result that fails the gate.
 
+A gradient result (``record["gradient"]`` is ``"x"``, ``"w"`` or ``"b"``) gets
+its own folder inside its forward result's, ``repro/<case>/<backend>/grad_x/``
+(the forward folder holds only files, so the two never collide); its
+``y_ref`` is the oracle's gradient, ``inputs.npz`` also holds the cotangent
+``dy``, and the script runs the backward program the adapter ran.
+
 This module owns the ``ReproWriter`` hook (``RunOptions.on_failure``), the
 folder names (``safe_name``, ``repro_dir``), writing ``inputs.npz`` and the
 ``diff.png`` heatmap. The ``repro.py`` text itself is generated in
@@ -17,7 +23,9 @@ Each folder holds
 * ``repro.py``: a standalone script that makes the adapter's native call and
   judges it against ``y_ref`` under ``bound`` (see ``repro_scripts.py``);
 * ``diff.png``: a heatmap of ``|y − y_ref|`` over the output plane (max over
-  batch and channels), when the backend returned an output of the right shape.
+  batch and channels), when the backend returned an output of the right shape;
+  for a gradient, over the operand's plane (``gradient_axes``: ∂x over its
+  spatial plane, ∂w over its kernel window; none for the 1-D ∂b).
 """
 
 from __future__ import annotations
@@ -30,12 +38,14 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from harness import ops
 from harness.compare import bound, tolerance_for
 from harness.report import atomic_write
+from harness.report.gradients import folder_name, gradient_of
 from harness.report.repro_scripts import render_script
 
 # ---------------------------------------------------------------- file names
@@ -60,10 +70,13 @@ def safe_name(text: str, limit: int = 80) -> str:
     return name
 
 
-def repro_dir(out: Path, case_id: str, backend: str) -> Path:
-    """``out/repro/<case>/<backend>``, guaranteed to lie inside ``out/repro``."""
+def repro_dir(out: Path, case_id: str, backend: str, gradient: Optional[str] = None) -> Path:
+    """``out/repro/<case>/<backend>`` (a gradient result: ``.../<backend>/grad_<operand>``), guaranteed to
+    lie inside ``out/repro``."""
     root = (Path(out) / "repro").resolve()
     folder = (root / safe_name(case_id) / safe_name(backend)).resolve()
+    if gradient is not None:
+        folder = (folder / safe_name(folder_name(gradient))).resolve()
     if root not in folder.parents:
         raise ValueError(f"reproducer path for {case_id!r}/{backend!r} escapes {root}")
     return folder
@@ -144,6 +157,16 @@ def heatmap_png(plane: np.ndarray) -> bytes:
     return png(np.round(rgb).astype(np.uint8))
 
 
+def gradient_axes(gradient: str, ndim: int) -> Optional[tuple[int, ...]]:
+    """Axes reduced for a gradient's heatmap, or None for no heatmap.
+
+    Gradients are in canonical layouts whatever the case's layout: ∂x is NCHW (reduce N and C: its
+    spatial plane), ∂w a 4-D weight (reduce its two channel axes: the kernel window); a 1-D ∂b or any
+    operand without two trailing plane axes has no plane to show.
+    """
+    return tuple(range(ndim - 2)) if ndim >= 3 else None
+
+
 # ---------------------------------------------------------------- the hook
 
 def _tolerance(case, call, reference, backend: str) -> dict:
@@ -185,7 +208,8 @@ class ReproWriter:
             record["repro_error"] = f"{type(exc).__name__}: {exc}"
 
     def write(self, case, call, reference, record, outcome) -> Path:
-        folder = repro_dir(self.out, record["case"], record["backend"])
+        gradient = gradient_of(record)
+        folder = repro_dir(self.out, record["case"], record["backend"], gradient)
         folder.mkdir(parents=True, exist_ok=True)
         tolerance = record.get("tolerance") or _tolerance(case, call, reference, record["backend"])
         arrays = {name: np.asarray(value, np.float64) for name, value in call.arrays.items()}
@@ -196,14 +220,19 @@ class ReproWriter:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         _atomic_bytes(folder / "inputs.npz", buffer.getvalue())
-        program = getattr(outcome, "program", None) or _describe(record["backend"], call)
+        program = getattr(outcome, "program", None)
+        if program is None and gradient is None:   # only the forward program can be rebuilt in the parent
+            program = _describe(record["backend"], call)
         script = render_script(record, program, tolerance, call.expects_error)
         atomic_write(folder / "repro.py", script)
         (folder / "repro.py").chmod(0o755)
         record["repro"] = (folder / "repro.py").relative_to(self.out.resolve()).as_posix()
         if (outcome is not None and outcome.output is not None and reference.output is not None
                 and tuple(np.shape(outcome.output)) == tuple(np.shape(reference.output))):
-            plane = diff_plane(outcome.output, reference.output, ops.get(call.op).report.plane_axes(call.params))
-            _atomic_bytes(folder / "diff.png", heatmap_png(plane))
-            record["heatmap"] = (folder / "diff.png").relative_to(self.out.resolve()).as_posix()
+            axes = (ops.get(call.op).report.plane_axes(call.params) if gradient is None
+                    else gradient_axes(gradient, np.ndim(reference.output)))
+            if axes is not None:
+                plane = diff_plane(outcome.output, reference.output, axes)
+                _atomic_bytes(folder / "diff.png", heatmap_png(plane))
+                record["heatmap"] = (folder / "diff.png").relative_to(self.out.resolve()).as_posix()
         return folder

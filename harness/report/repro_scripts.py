@@ -146,7 +146,16 @@ def render_script(record: dict, program: Optional[Program], tolerance: dict, exp
               "# the float64 oracle output y_ref, its magnitude B and conform's per-element bound on |y - y_ref|",
               "# (from TOLERANCE below; the failure is |y - y_ref| > bound anywhere, or NaN/Inf where y_ref has none).",
               "# Run it: python repro.py   (exit 0: agrees; 1: the failure reproduces; 2: cannot run)"]
+    gradient = record.get("gradient")
+    if gradient:
+        header[2:2] = [f"# Gradient: the vector–Jacobian product with respect to {_comment(gradient)} for the cotangent "
+                       "dy in inputs.npz;",
+                       "# y_ref is the oracle's float64 gradient (canonical layout) and call() returns the backend's.",
+                       f"# The framework's autodiff call: {_comment(record.get('gradient_call') or '-')}"]
     try:
+        if program is None and gradient:
+            raise CannotReproduce(f"the backward program of backend {backend!r} did not come back (the worker "
+                                  "crashed or timed out before answering)")
         if program is None:
             raise CannotReproduce(f"backend {backend!r} did not describe its call (a third-party adapter, or a call "
                                   "it cannot pose)")
@@ -185,6 +194,8 @@ def render_script(record: dict, program: Optional[Program], tolerance: dict, exp
         "HERE = os.path.dirname(os.path.abspath(__file__))",
         "DATA = np.load(os.path.join(HERE, 'inputs.npz'))",
         f"CASE = {record['case']!r}",
+        *([f"GRADIENT = {gradient!r}   # the vjp w.r.t. this operand (y_ref and call() are gradients)"]
+          if gradient else []),
         "PARAMS = " + _literal(_plain(record["params"])),
         f"DTYPE_NAME = {record['dtype']!r}",
         f"EXPECTED_SHAPE = {expected!r}",

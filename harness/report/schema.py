@@ -69,6 +69,9 @@ class Result(_Lenient):
     suspect_oracle: Optional[StrictBool] = None
     repro: Optional[StrictStr] = None
     heatmap: Optional[StrictStr] = None
+    gradient: Optional[StrictStr] = None         # null/missing: the forward output; "x", "w", "b": a vjp
+    forward_failed: Optional[StrictBool] = None
+    gradient_call: Optional[StrictStr] = None
 
 
 class _Gate(_Lenient):

@@ -1,5 +1,9 @@
 """The terminal summary: a verdict × backend table and the non-passing results.
 
+The table counts every result; a run with gradient results adds one line per
+backend splitting them (``forward: 40 pass · gradients: 120 pass, 3
+value_mismatch``), and a failing gradient result is named ``case · ∂x``.
+
 Every string from a case file, registry or framework goes through ``_t``:
 rich markup escaped and control characters shown as escapes (``harness.text.printable``),
 so a case id cannot restyle or move the cursor of the terminal.
@@ -14,6 +18,7 @@ from rich.table import Table
 from harness.compare import GREEN
 from harness.report import claims as claim_reports
 from harness.report.explain import bound_gloss, worst_element
+from harness.report.gradients import count_text, has_gradients, label, split_counts
 from harness.text import printable
 
 VERDICT_ORDER = ["pass", "xfail", "unsupported", "skipped", "shape_mismatch", "value_mismatch",
@@ -37,11 +42,16 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
         env = report["environment"]["backends"].get(backend, {})
         table.add_row(_t(backend), _t(env.get("version") or "-"), *[str(counts.get(v, "")) for v in verdicts])
     console.print(table)
+    if has_gradients(report["results"]):
+        for backend, sides in split_counts(report["results"]).items():
+            console.print(f"{_t(backend)}: forward: {_t(count_text(sides['forward'], VERDICT_ORDER))} · "
+                          f"gradients: {_t(count_text(sides['gradient'], VERDICT_ORDER))}",
+                          highlight=False, soft_wrap=True)
     for line in version_lines(report):
         console.print(line, highlight=False, soft_wrap=True)
     failing = [r for r in report["results"] if r["verdict"] not in GREEN]
     for r in failing[:max_failures]:
-        console.print(f"[bold red]{_t(r['verdict'])}[/] {_t(r['backend'])} {_t(r['case'])}  "
+        console.print(f"[bold red]{_t(r['verdict'])}[/] {_t(r['backend'])} {_t(label(r))}  "
                       f"[dim]{_t(r['file'])}:{_t(r['line'])}[/]  {_t(r.get('reason'))}" + registry_note(r),
                       highlight=False, soft_wrap=True)
         if r.get("metrics") and r["metrics"].get("worst_index") is not None:

@@ -7,6 +7,9 @@
   var OVERSCAN = 15;
   var rowHeight = 27;
   var SEV = D.severity;
+  // A row is a (case, gradient): [label, file, line, parameter values, cells, source, description, spread,
+  // gradient (null: the forward output; "x", "w", "b": a vjp), case id]. Gradient rows follow their case's.
+  var HAS_GRADIENTS = D.cases.some(function (c) { return c[8]; });
   var state = {
     search: "", verdicts: {}, backends: {}, params: {}, sort: "file", sortBackend: -1, asc: false
   };
@@ -147,7 +150,7 @@
     rows = [];
     for (var ci = 0; ci < D.cases.length; ci++) {
       var c = D.cases[ci];
-      if (match && !match(c[0])) { continue; }
+      if (match && !match(c[0]) && !match(c[9])) { continue; }
       var ok = true;
       for (var p = 0; p < paramFilters.length; p++) {
         if (c[3][paramFilters[p][0]] !== paramFilters[p][1]) { ok = false; break; }
@@ -169,7 +172,8 @@
     rows.forEach(function (ci) {
       visibleBackends.forEach(function (b) { if (D.cases[ci][4][b]) { nResults++; } });
     });
-    counter.textContent = "showing " + rows.length + " of " + D.cases.length + " cases (" + nResults + " results)";
+    counter.textContent = "showing " + rows.length + " of " + D.cases.length + (HAS_GRADIENTS ? " rows (cases and their gradients, "
+      : " cases (") + nResults + " results)";
     counter.setAttribute("data-count", String(rows.length));
     renderHead();
     var scroller = document.getElementById("matrix-scroll");
@@ -249,7 +253,7 @@
     var parts = [];
     D.param_keys.forEach(function (key, ki) {
       var values = D.param_values[key];
-      if (values.length < 2) { return; }
+      if (values.length < 2 || key === "gradient") { return; }   // a gradient row says so in its label
       var pair = key + "=" + values[c[3][ki]];
       if (c[0].indexOf(pair) < 0) { parts.push(pair); }
     });
@@ -275,9 +279,10 @@
     for (var i = first; i < last; i++) {
       var ci = rows[i];
       var c = D.cases[ci];
-      var tr = el("tr", { "data-case": String(ci) });
-      tr.appendChild(el("td", { className: "case", title: c[0] + "\n" + D.files[c[1]] + ":" + c[2], text: c[0],
-        "data-open-case": String(ci) }));
+      var tr = el("tr", { "data-case": String(ci), className: c[8] ? "grad-row" : "" });
+      if (c[8]) { tr.setAttribute("data-gradient", c[8]); }
+      tr.appendChild(el("td", { className: "case", title: c[0] + (c[8] ? " (vector–Jacobian product w.r.t. " + c[8] + ")" : "") +
+        "\n" + D.files[c[1]] + ":" + c[2], text: c[0], "data-open-case": String(ci) }));
       var summary = paramSummary(c);
       tr.appendChild(el("td", { className: "params", title: summary, text: summary }));
       for (var k = 0; k < visibleBackends.length; k++) {
@@ -369,7 +374,9 @@
       block.appendChild(registryNote("resembles known divergence ", d.resembles, differs ? " (differs in: " + differs + ")" : "", "resembles"));
     }
     if (d.error) { block.appendChild(el("p", { className: "warn mono", text: (d.error.type || "") + ": " + (d.error.message || "") })); }
-    if (d.native_call) { block.appendChild(el("div", { className: "sub", text: "native call" })); block.appendChild(codeBox(d.native_call)); }
+    if (d.forward_failed) { block.appendChild(el("p", { className: "warn", text: "the forward call itself failed: no gradient to judge" })); }
+    if (d.native_call) { block.appendChild(el("div", { className: "sub", text: c[8] ? "native call (forward)" : "native call" })); block.appendChild(codeBox(d.native_call)); }
+    if (d.gradient_call) { block.appendChild(el("div", { className: "sub", text: "gradient call" })); block.appendChild(codeBox(d.gradient_call)); }
     if (d.notes && d.notes.length) {
       var ul = el("ul", { className: "notes" });
       d.notes.forEach(function (n) { ul.appendChild(el("li", { text: n })); });
@@ -389,7 +396,9 @@
     }
     if (d.heatmap) {
       var img = el("img", { src: d.heatmap, alt: "heatmap of |difference|" });
-      var caption = "|y − y_ref| over the output plane (max over batch and channels): black 0, bright yellow the largest" +
+      var caption = (c[8] ? "|∂" + c[8] + " − ∂" + c[8] + "_ref| over " + (c[8] === "x" ? "the input plane (max over batch and channels)"
+        : "the kernel window (max over the channel axes)") : "|y − y_ref| over the output plane (max over batch and channels)") +
+        ": black 0, bright yellow the largest" +
         (d.metrics && d.metrics.max_abs_err !== undefined ? " (" + d.metrics.max_abs_err + ")" : "") + ".";
       grid.appendChild(el("div", { className: "heatmap" }, el("figure", null, img, el("figcaption", { text: caption }))));
     }
