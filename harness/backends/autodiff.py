@@ -112,6 +112,7 @@ def functional(program: Program, call_vjp: Callable[[Ref, tuple], Expr], to_nump
 def _backward(program: Program, steps: list[Step], imports: tuple[Import, ...] = ()) -> Program:
     return dataclasses.replace(
         program, steps=tuple(steps), imports=program.imports + imports + (Import("numpy"),),
+        operands=program.operands + ("dy",),
         gradients=tuple((leaf.operand, f"grad_{leaf.operand}") for leaf in program.leaves))
 
 
