@@ -107,7 +107,8 @@ class TfKerasBackend(Backend):
 
     def unsupported_reason(self, exc: BaseException) -> Optional[str]:
         if any(gap in str(exc) for gap in CPU_CAPABILITY_GAPS):
-            return f"TensorFlow CPU kernel (under Keras): {first_line(str(exc).split('}}')[-1])}"
+            kernel = "TensorFlow CPU gradient kernel" if self._in_backward else "TensorFlow CPU kernel"
+            return f"{kernel} (under Keras): {first_line(str(exc).split('}}')[-1])}"
         return None
 
     # ------------------------------------------------------------------ operators
@@ -242,7 +243,7 @@ class TfKerasBackend(Backend):
         operands = ("x",) + (("w", "b") if "b" in call.arrays else ("w",) if kernel_perm is not None else ())
         return Program("keras", (Import("keras"),), operands, tuple(steps), "out", emulated, tuple(notes),
                        environment=ENVIRONMENT,
-                       leaves=leaves(call, layout, kernel_perm, Method(Ref("net"), "kernel"), Method(Ref("net"), "bias")),
+                       leaves=leaves(call, layout, kernel_perm, *(Method(Ref("net"), v) for v in ("kernel", "bias"))),
                        result=result(call, layout))
 
 

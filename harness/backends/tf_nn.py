@@ -96,8 +96,9 @@ def native_kwargs(params: dict, resolved, x_shape, layout: str) -> dict:
                 data_format=layout, dilations=list(params["dilation"]))
 
 
-#: Canonical weight layout -> TF's filters (a NumPy transpose), for both convolutions:
-#: (C_in, C_out/groups, kh, kw) -> (kh, kw, C_out/groups, C_in); (C_out, C_in/groups, kh, kw) -> (kh, kw, C_in/groups, C_out).
+#: Canonical weight layout -> TF's filters (a NumPy transpose), for both convolutions: transposed
+#: (C_in, C_out/groups, kh, kw) -> (kh, kw, C_out/groups, C_in), forward (C_out, C_in/groups, kh, kw) -> (kh, kw,
+#: C_in/groups, C_out).
 FILTERS = (2, 3, 1, 0)
 
 
@@ -203,7 +204,8 @@ class TfNnBackend(Backend):
 
     def unsupported_reason(self, exc: BaseException) -> Optional[str]:
         if any(gap in str(exc) for gap in CPU_CAPABILITY_GAPS):
-            return f"TensorFlow CPU kernel: {first_line(str(exc))}"
+            kernel = "TensorFlow CPU gradient kernel" if self._in_backward else "TensorFlow CPU kernel"
+            return f"{kernel}: {first_line(str(exc))}"
         return None
 
     def conv2d_transpose(self, call: Call) -> Program:
