@@ -112,7 +112,8 @@ def test_convolutions_differentiate_weights_and_bias_and_the_call_records_the_pu
     for backend in ("tf.nn", "tf.keras"):
         for case in ("f2-configuration", "ct-explicit-asymmetric", "c-explicit-asymmetric", "c-groups-nhwc"):
             assert {g for b, c, g in results if (b, c) == (backend, case)} == {"x", "w", "b"}
-            assert results[(backend, case, "w")]["gradient_call"] == "grads = pair[1](dy_native)"
+            assert "tape_vjp(forward, " in results[(backend, case, "w")]["gradient_call"]
+            assert results[(backend, case, "w")]["gradient_call"].endswith("[1](dy_native)")
 
 
 def test_an_nchw_gradient_kernel_that_only_supports_nhwc_falls_back_to_nhwc(results):
