@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= reports
 ARGS   ?=
 
-.PHONY: conform test bench setup clean browser report-scale quiet
+.PHONY: conform test bench setup clean browser report-scale quiet quiet-gradients
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ report-scale: $(STAMP) browser
 # project's registry; fails if any result is not pass/unsupported/skipped/xfail (benchmarks/quiet.py).
 quiet: $(STAMP)
 	$(BIN)/python benchmarks/quiet.py $(ARGS)
+
+# Gradients at scale: 50 fuzz cases per seed (4 seeds) of every operator, forward and backward, every backend.
+quiet-gradients: $(STAMP)
+	$(BIN)/python benchmarks/quiet.py --ops conv2d_transpose,conv2d,avg_pool2d,max_pool2d --count 50 --mode both $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/conform bench --out $(OUT) $(ARGS)

@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/quiet.py [--count 250] [--seeds 1,2,3,4] [--backends ...]
+    .venv/bin/python benchmarks/quiet.py [--count 250] [--seeds 1,2,3,4] [--backends ...] [--ops OP,...]
+                                         [--mode forward|backward|both]
                                          [--registry cases/known_divergences.yaml] [--out DIR]
 
 ``make quiet`` runs it with the defaults: ``conform fuzz COUNT --seed S`` for
@@ -14,6 +15,8 @@ gate green (pass, unsupported, skipped, xfail), i.e. it passed or a registry
 entry recognised it. Prints the number of cases and results, the run time,
 verdicts per backend and every unexplained result (backend, case, verdict,
 reason, parameters); exits 1 if there is any, 0 otherwise, 2 on bad usage.
+``--ops`` fuzzes several operators (COUNT cases per seed each); ``--mode
+both`` judges every gradient too (``make quiet-gradients``).
 
 Slow (minutes: five frameworks, one worker each), so it is not part of
 ``make test``.
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.compare import GREEN  # noqa: E402
+from harness import ops  # noqa: E402
 from harness.fuzz import generate  # noqa: E402
 
 #: The parameters that tell a reader what kind of call an unexplained result is.
@@ -48,7 +52,14 @@ def parse_args(argv):
     parser.add_argument("--backends", default=None, help="backend ids (default: every installed backend)")
     parser.add_argument("--registry", default=str(ROOT / "cases" / "known_divergences.yaml"))
     parser.add_argument("--out", default=None, help="report folder (default: a temporary folder)")
+    parser.add_argument("--ops", default=None, help="comma-separated operators (default: conv2d_transpose)")
+    parser.add_argument("--mode", choices=("forward", "backward", "both"), default="forward",
+                        help="forward outputs, gradients or both (default: forward)")
     args = parser.parse_args(argv)
+    args.ops = [o.strip() for o in (args.ops or "conv2d_transpose").split(",") if o.strip()]
+    unknown = [o for o in args.ops if o not in ops.OPS]
+    if unknown:
+        parser.error(f"--ops: unknown operator(s) {', '.join(unknown)}; known: {', '.join(ops.OPS)}")
     try:
         args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
@@ -61,12 +72,13 @@ def parse_args(argv):
 def run(args, out: Path) -> tuple[dict, float]:
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for seed in args.seeds:
-        path = out / f"fuzz-{seed}.yaml"
-        path.write_text(generate(args.count, seed))
-        files.append(str(path))
+    for op in args.ops:
+        for seed in args.seeds:
+            path = out / f"fuzz-{op}-{seed}.yaml"
+            path.write_text(generate(args.count, seed, op=op))
+            files.append(str(path))
     command = [sys.executable, "-m", "harness", "run", *files, "--registry", args.registry,
-               "--out", str(out / "report"), "--quiet"]
+               "--out", str(out / "report"), "--quiet", "--mode", args.mode]
     if args.backends:
         command += ["--backends", args.backends]
     start = time.perf_counter()
@@ -91,7 +103,8 @@ def summarise(results: list[dict], cases: int, seconds: float) -> list[dict]:
     print(f"unexplained: {len(unexplained)}" + "".join(f"\n  {b} {v}: {n}" for (b, v), n in sorted(kinds.items())))
     for r in unexplained:
         shown = " ".join(f"{k}={r['params'][k]}" for k in SHOWN if r["params"].get(k) not in (None, False))
-        print(f"  {r['verdict']} {r['backend']} {r['case']} {r['dtype']} {shown}: {r.get('reason', '')}")
+        gradient = f" ∂{r['gradient']}" if r.get("gradient") else ""
+        print(f"  {r['verdict']} {r['backend']} {r['case']}{gradient} {r['dtype']} {shown}: {r.get('reason', '')}")
     return unexplained
 
 
@@ -102,7 +115,7 @@ def main(argv=None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="conform-quiet-") as tmp:
             report, seconds = run(args, Path(tmp))
-    unexplained = summarise(report["results"], args.count * len(args.seeds), seconds)
+    unexplained = summarise(report["results"], args.count * len(args.seeds) * len(args.ops), seconds)
     if report.get("incomplete"):
         print("the run is incomplete: not every case ran")
     quiet = not unexplained and not report.get("incomplete")

@@ -25,7 +25,7 @@ forward's entries.
 
 A matching result with the expected verdict becomes ``xfail``; a matching
 result that passes becomes ``xpass`` (the divergence is gone: remove the
-entry); a matching result that fails *differently* keeps its own verdict.
+entry), unless the entry is ``intermittent`` (it shows on some runs only); a matching result that fails *differently* keeps its own verdict.
 Results the backend could not run (``unsupported``, ``skipped``) are not
 observations and match nothing. An entry that matches no result of the run is
 *stale* and reported.
@@ -73,6 +73,9 @@ class Entry(BaseModel):
     verdict: Union[Literal[tuple(FAILING)], list[Literal[tuple(FAILING)]]]
     #: The gradient results selected (absent: the forward results).
     gradient: Union[Literal["x", "w", "b"], list[Literal["x", "w", "b"]], None] = None
+    #: The divergence shows on some runs only (a race, memory corruption): a matching result that passes
+    #: stays ``pass`` instead of becoming ``xpass``.
+    intermittent: bool = False
     reason: str = Field(min_length=10)
     link: Optional[str] = None
 
@@ -234,6 +237,8 @@ class Registry:
         result["divergence"] = selector.note()
         if result["verdict"] in entry.verdicts():
             result["original_verdict"], result["verdict"] = result["verdict"], "xfail"
+        elif result["verdict"] == "pass" and entry.intermittent:
+            result["divergence"]["intermittent"] = True     # not observed this time; it may be next time
         elif result["verdict"] == "pass":
             result["verdict"] = "xpass"
             result["reason"] = f"known divergence {entry.id} expected {'/'.join(entry.verdicts())}, but it passed"

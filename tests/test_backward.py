@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -209,3 +211,27 @@ def test_a_registry_gradient_must_name_an_operand(tmp_path):
     run = conform("validate", "--registry", registry, tmp_path / "t.yaml")
     assert run.returncode == 2
     assert "known.yaml:" in run.stderr + run.stdout and "gradient" in run.stderr + run.stdout
+
+
+def test_a_gradient_failure_gets_a_reproducer_that_computes_the_same_vjp(tmp_path):
+    suite = write(tmp_path / "t.yaml", """
+        op: conv2d
+        cases:
+          - id: exact
+            mode: backward
+            input: [1, 3, 6, 6]
+            out_channels: 4
+            kernel_size: 3
+            tolerance: {rtol: 0.0, atol: 0.0}    # float32 against the float64 oracle: never exactly equal
+    """)
+    out = tmp_path / "out"
+    run = conform("run", suite, "--backends", "torch.functional", "--out", out, "--registry", "/dev/null")
+    assert run.returncode == 1, run.stdout + run.stderr
+    records = {r["gradient"]: r for r in _results(out)}
+    assert set(records) == {"x", "w"} and records["w"]["verdict"] == "value_mismatch"
+    script = out / records["w"]["repro"]
+    assert script.parent.name == "grad_w"
+    again = subprocess.run([sys.executable, script.name], cwd=script.parent, capture_output=True, text=True,
+                           timeout=300)
+    assert "value_mismatch" in again.stdout, again.stdout + again.stderr
+    assert f"{records['w']['metrics']['max_abs_err']:.4g}"[:4] in again.stdout

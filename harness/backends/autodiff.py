@@ -41,7 +41,7 @@ import dataclasses
 from typing import Callable, Optional
 
 from harness.backends.base import Call, Unsupported
-from harness.backends.program import Attr, Function, Import, Index, Leaf, Method, Program, Ref, Step
+from harness.backends.program import Attr, Function, Import, Index, Leaf, Method, Program, Ref, Step, _mentions
 from harness.backends.program import Call as Expr
 
 
@@ -131,6 +131,7 @@ def functional(program: Program, call_vjp: Callable[[Ref, tuple], Expr], to_nump
 def _backward(program: Program, steps: list[Step], imports: tuple[Import, ...] = ()) -> Program:
     return dataclasses.replace(
         program, steps=tuple(steps), imports=program.imports + imports + (Import("numpy"),),
+        operands=program.operands + ("dy",),
         gradients=tuple((leaf.operand, f"grad_{leaf.operand}") for leaf in program.leaves))
 
 
@@ -152,6 +153,42 @@ def torch_backward(program: Program, call: Call) -> Program:
     ]
     to_numpy = lambda g: Expr(Method(Expr(Method(g, "to"), (Attr("torch.float64"),)), "numpy"))  # noqa: E731
     return _backward(program, steps + gradient_steps(program, "grads", to_numpy))
+
+
+def tape_backward(program: Program, call: Call) -> Program:
+    """TensorFlow (tf.nn, and tf.keras on its TensorFlow backend): the steps that compute the output from the
+    leaves as ``forward``, run by ``tape_vjp`` (``harness/backends/tf_tape.py``, embedded in reproducers)
+    under a ``tf.GradientTape``; the pullback is ``tape.gradient(y, leaves, output_gradients=dy)``.
+
+    The function's body starts at the first step that reads a leaf made by a step (the input tensor) rather
+    than after the ``prepare`` phase as in ``functional``: a Keras layer is built and given its weights before
+    that, outside the function, so its kernel Variable (a leaf given as ``net.kernel``) exists when the tape
+    starts watching it; the layer's own calls (and the pads, crops and bias adds around them) are inside."""
+    inputs = tuple(leaf.value.name for leaf in program.leaves if isinstance(leaf.value, Ref))
+    steps = list(program.steps)
+    start = next(i for i, s in enumerate(steps) if s.target not in inputs and _mentions(s.expr, set(inputs)))
+    last = max(i for i, s in enumerate(steps) if s.target == program.result.value.name)
+    before, body, tail = steps[:start], steps[start:last + 1], steps[last + 1:]
+    result = program.result.value.name
+    if program.framework == "keras":   # Keras' own tensor functions: the program imports only keras
+        dy = Expr("keras.ops.cast", (Expr("keras.ops.convert_to_tensor", (native_cotangent(program),)), call.dtype))
+        to_numpy = lambda g: Expr("keras.ops.convert_to_numpy", (Expr("keras.ops.cast", (g, "float64")),))  # noqa: E731
+    else:
+        dy = Expr("tf.cast", (Expr("tf.constant", (native_cotangent(program), Attr("tf.float64"))),
+                              Attr(f"tf.{call.dtype}")))
+        to_numpy = lambda g: Expr(Method(Expr("tf.cast", (g, Attr("tf.float64"))), "numpy"))  # noqa: E731
+    vjp = Expr("harness.backends.tf_tape.tape_vjp", (Ref("forward"),) + tuple(Ref(name) for name in inputs),
+               {"sources": [leaf.value for leaf in program.leaves]})
+    steps = before + [
+        Step("forward", Function(inputs, tuple(body), result), "prepare",
+             comment="the forward call, as the function tf.GradientTape records"),
+        Step("pair", vjp, "call", timed=True),
+        Step(result, Index(Ref("pair"), (0,)), "finish"),
+    ] + tail + [
+        Step("dy_native", dy, "prepare", backward=True),
+        Step("grads", Expr(Index(Ref("pair"), (1,)), (Ref("dy_native"),)), "call", timed=True, backward=True),
+    ] + gradient_steps(program, "grads", to_numpy)
+    return _backward(program, steps, (Import("harness.backends.tf_tape", names=("tape_vjp",)),))
 
 
 def mindspore_backward(program: Program, call: Call) -> Program:
@@ -191,8 +228,8 @@ def mindspore_backward(program: Program, call: Call) -> Program:
     return dataclasses.replace(backward, steps=tuple(steps))
 
 
-DIFFERENTIATORS: dict[str, Callable[[Program, Call], Program]] = {"torch": torch_backward,
-                                                                   "mindspore": mindspore_backward}
+DIFFERENTIATORS: dict[str, Callable[[Program, Call], Program]] = {
+    "torch": torch_backward, "tensorflow": tape_backward, "keras": tape_backward, "mindspore": mindspore_backward}
 
 
 def differentiate(program: Program, call: Call) -> Program:
@@ -211,4 +248,4 @@ def differentiate(program: Program, call: Call) -> Program:
 
 
 __all__ = ["Leaf", "differentiate", "functional", "gradient_steps", "mindspore_backward", "native_cotangent",
-           "split", "torch_backward"]
+           "split", "tape_backward", "torch_backward"]

@@ -151,7 +151,7 @@ class Program:
     #: The differentiable operands (Note [Gradients] in ``harness/backends/autodiff.py``); none: the
     #: backend has no gradient of this call.
     leaves: tuple[Leaf, ...] = ()
-    #: The framework value of the output once every step ran (a target), as ``case_layout.transpose(perm)``.
+    #: The framework value of the output once every step ran (a target): ``case layout = value.transpose(perm)``.
     result: Optional[Leaf] = None
     #: Backward programs only: canonical operand -> the target holding its gradient (NumPy, canonical layout).
     gradients: tuple[tuple[str, str], ...] = ()
@@ -376,8 +376,17 @@ def _closure(function: Function, env: dict[str, Any], ns: dict[str, Any]):
 def gradient_call(program: Program) -> str:
     """The backward pass's own framework call (``torch.autograd.grad(y, [x, weight], grad_outputs=dy_native)``),
     for the record of a gradient result; empty for a forward program."""
-    calls = [s for s in program.steps if s.backward and s.phase == "call"]
-    return "; ".join(f"{s.target} = {render(s.expr)}" if s.target else render(s.expr) for s in calls)
+    functions = {s.target for s in program.steps if isinstance(s.expr, Function)}
+    inline: dict[str, str] = {}
+    calls = []
+    for step in program.steps:
+        if step.phase == "call" and step.target and not isinstance(step.expr, Function):
+            text = render(step.expr, frozenset(), inline)
+            if step.backward:
+                calls.append(f"{step.target} = {text}")
+            elif _mentions(step.expr, functions):   # a functional vjp: its pullback reads jax.vjp(forward, x)[1]
+                inline[step.target] = text
+    return "; ".join(calls)
 
 
 def main_call(program: Program) -> Optional[Step]:

@@ -45,7 +45,7 @@ from harness.backends.base import Backend, Call, Unsupported, first_line
 from harness.backends.program import Fallback, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.backends.tf_keras_params import PARAMETERS
-from harness.backends.tf_nn import CPU_CAPABILITY_GAPS
+from harness.backends.tf_nn import CPU_CAPABILITY_GAPS, leaves, result
 from harness.ops.conv2d_transpose.semantics import keras_size
 from harness.ops.pooling import frameworks as pooling_gaps
 
@@ -107,7 +107,8 @@ class TfKerasBackend(Backend):
 
     def unsupported_reason(self, exc: BaseException) -> Optional[str]:
         if any(gap in str(exc) for gap in CPU_CAPABILITY_GAPS):
-            return f"TensorFlow CPU kernel (under Keras): {first_line(str(exc).split('}}')[-1])}"
+            kernel = "TensorFlow CPU gradient kernel" if self._in_backward else "TensorFlow CPU kernel"
+            return f"{kernel} (under Keras): {first_line(str(exc).split('}}')[-1])}"
         return None
 
     # ------------------------------------------------------------------ operators
@@ -202,7 +203,11 @@ class TfKerasBackend(Backend):
 
     def _layers(self, call: Call, layout: str, layer: str, args: tuple, kw: dict, kernel_perm, *,
                 pad=None, crop=None, notes=(), emulated=False) -> Program:
-        """``[ZeroPadding2D] -> layer -> [Cropping2D]`` in ``layout`` (the case's, or NHWC for a fallback)."""
+        """``[ZeroPadding2D] -> layer -> [Cropping2D]`` in ``layout`` (the case's, or NHWC for a fallback).
+
+        The layers are made (and the main one built for the shape it will see and given the canonical
+        weights) before any of them is called: so a backward program differentiates the calls alone, with
+        the layer's kernel and bias Variables as its weight leaves (Note [Gradients] in ``autodiff.py``)."""
         fmt, dtype = data_format(layout), call.dtype
         emulated = emulated or layout != call.layout
         x = Expr(Method(Ref("x"), "transpose"), (0, 2, 3, 1)) if layout == "NHWC" else Ref("x")   # canonical: NCHW
@@ -214,17 +219,22 @@ class TfKerasBackend(Backend):
                               comment="canonical weights in Keras' kernel layout"))
             weights = [Ref("kernel")] + ([Ref("b")] if "b" in call.arrays else [])
             kw = {**kw, "use_bias": "b" in call.arrays}
+        cropped = crop is not None and any(c for side in crop for c in side)
         if pad is not None:
-            steps += [Step("pad", Expr("keras.layers.ZeroPadding2D", (), dict(padding=pad, data_format=fmt, dtype=dtype))),
-                      Step("x", Expr(Ref("pad"), (Ref("x"),)), timed=True)]
+            steps.append(Step("pad", Expr("keras.layers.ZeroPadding2D", (), dict(padding=pad, data_format=fmt,
+                                                                                dtype=dtype))))
         steps.append(Step("net", Expr(layer, args, {**kw, "data_format": fmt, "dtype": dtype})))
         if weights:
-            steps += [Step(None, Expr(Method(Ref("net"), "build"), (Method(Ref("x"), "shape"),))),
+            steps += [Step(None, Expr(Method(Ref("net"), "build"), (_seen_shape(call, layout, pad),))),
                       Step(None, Expr(Method(Ref("net"), "set_weights"), (weights,)))]
-        steps.append(Step("y", Expr(Ref("net"), (Ref("x"),)), timed=True))
-        if crop is not None and any(c for side in crop for c in side):
-            steps += [Step("crop", Expr("keras.layers.Cropping2D", (), dict(cropping=crop, data_format=fmt, dtype=dtype))),
-                      Step("y", Expr(Ref("crop"), (Ref("y"),)), timed=True)]
+        if cropped:
+            steps.append(Step("crop", Expr("keras.layers.Cropping2D", (), dict(cropping=crop, data_format=fmt,
+                                                                              dtype=dtype))))
+        if pad is not None:
+            steps.append(Step("x_padded", Expr(Ref("pad"), (Ref("x"),)), timed=True))
+        steps.append(Step("y", Expr(Ref("net"), (Ref("x_padded" if pad is not None else "x"),)), timed=True))
+        if cropped:
+            steps.append(Step("y", Expr(Ref("crop"), (Ref("y"),)), timed=True))
         out = "float64" if dtype == "float64" else "float32"
         steps.append(Step("out", Expr("keras.ops.convert_to_numpy", (Expr("keras.ops.cast", (Ref("y"), out)),)),
                           "finish"))
@@ -232,7 +242,18 @@ class TfKerasBackend(Backend):
             steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
         operands = ("x",) + (("w", "b") if "b" in call.arrays else ("w",) if kernel_perm is not None else ())
         return Program("keras", (Import("keras"),), operands, tuple(steps), "out", emulated, tuple(notes),
-                       environment=ENVIRONMENT)
+                       environment=ENVIRONMENT,
+                       leaves=leaves(call, layout, kernel_perm, *(Method(Ref("net"), v) for v in ("kernel", "bias"))),
+                       result=result(call, layout))
+
+
+def _seen_shape(call: Call, layout: str, pad) -> tuple[int, ...]:
+    """The shape the main layer is called with: the input in ``layout``, after the ``ZeroPadding2D`` if any."""
+    n, c, h, w = call.arrays["x"].shape
+    if pad is not None:
+        (t, b), (left, right) = pad
+        h, w = h + t + b, w + left + right
+    return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
 
 
 def _no_strided_dilation(params: dict, layer: str) -> None:

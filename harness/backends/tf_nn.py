@@ -4,7 +4,9 @@
 rule), explicit padding is TF's list form, ``strides``, ``dilations`` and
 groups (the filters' depth ``C_in/groups``) are native, as is NHWC; NCHW runs
 natively in float16/bfloat16/float32 (oneDNN) and, where the CPU kernel
-"only supports the NHWC tensor format" (float64), in NHWC (marked emulated).
+"only supports the NHWC tensor format" (float64), in NHWC (marked emulated);
+so does a backward call whose gradient kernel lacks NCHW (max pooling's, and
+the input gradient of an explicitly padded conv2d).
 The bias is ``tf.nn.bias_add`` (emulated).
 
 ``conv2d_transpose``:
@@ -37,7 +39,7 @@ from typing import Optional
 
 from harness.backends import tf_nn_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported, first_line
-from harness.backends.program import Attr, Fallback, Import, Method, Program, Ref, Step
+from harness.backends.program import Attr, Fallback, Import, Leaf, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.ops.conv2d_transpose.semantics import keras_size
 from harness.ops.pooling import frameworks as pooling_gaps
@@ -92,6 +94,28 @@ def native_kwargs(params: dict, resolved, x_shape, layout: str) -> dict:
                    else [[0, 0], [0, 0], [t, b], [left, right]])
     return dict(output_shape=output_shape, strides=list(params["stride"]), padding=padding,
                 data_format=layout, dilations=list(params["dilation"]))
+
+
+#: Canonical weight layout -> TF's filters (a NumPy transpose), for both convolutions: transposed
+#: (C_in, C_out/groups, kh, kw) -> (kh, kw, C_out/groups, C_in), forward (C_out, C_in/groups, kh, kw) -> (kh, kw,
+#: C_in/groups, C_out).
+FILTERS = (2, 3, 1, 0)
+
+
+def leaves(call: Call, layout: str, weight_perm: Optional[tuple[int, ...]], weight=Ref("filters"),
+           bias=Ref("bias")) -> tuple[Leaf, ...]:
+    """The differentiable operands (Note [Gradients] in ``autodiff.py``) of a program run in ``layout``: the
+    input tensor (NHWC: the canonical NCHW transposed), the weights in TF's layout, the bias; tf.keras gives
+    its layer's Variables as ``weight``/``bias``. ``weight_perm`` None: the call has no weights (pooling)."""
+    named = {"x": (Ref("x"), (0, 2, 3, 1) if layout == "NHWC" else None), "w": (weight, weight_perm),
+             "b": (bias, None)}
+    return tuple(Leaf(name, *named[name]) for name in ("x", "w", "b")
+                 if name in call.arrays and (name == "x" or weight_perm is not None))
+
+
+def result(call: Call, layout: str) -> Leaf:
+    """``y`` in ``layout``: the case's own, or NHWC for an NCHW case run in NHWC (``y.transpose(0, 3, 1, 2)``)."""
+    return Leaf("output", Ref("y"), (0, 3, 1, 2) if layout != call.layout else None)
 
 
 class TfNnBackend(Backend):
@@ -180,7 +204,8 @@ class TfNnBackend(Backend):
 
     def unsupported_reason(self, exc: BaseException) -> Optional[str]:
         if any(gap in str(exc) for gap in CPU_CAPABILITY_GAPS):
-            return f"TensorFlow CPU kernel: {first_line(str(exc))}"
+            kernel = "TensorFlow CPU gradient kernel" if self._in_backward else "TensorFlow CPU kernel"
+            return f"{kernel}: {first_line(str(exc))}"
         return None
 
     def conv2d_transpose(self, call: Call) -> Program:
@@ -240,7 +265,8 @@ class TfNnBackend(Backend):
         if layout != call.layout:   # run in NHWC for an NCHW case: back to NCHW
             steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
         return Program("tensorflow", (Import("tensorflow", "tf"),), operands, tuple(steps), "out", emulated,
-                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),))
+                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),),
+                       leaves=leaves(call, layout, FILTERS), result=result(call, layout))
 
     def conv2d(self, call: Call) -> Program:
         if call.arrays["x"].shape[1] % call.params["groups"]:
@@ -251,10 +277,12 @@ class TfNnBackend(Backend):
         program = self._conv2d(call, call.layout)
         if call.layout != "NCHW":
             return program
+        # Two CPU kernels say so in two wordings: float64's Conv2D ("only supports the NHWC tensor format") and,
+        # in a backward call, the input gradient of explicit padding, Conv2DCustomBackpropInputOp ("only
+        # supports NHWC."), under oneDNN's NCHW forward. An NCHW call's error naming NHWC is this gap.
         note = ("NCHW emulated: this TF CPU kernel only supports NHWC ({error}); input transposed to NHWC, "
                 "output back")
-        return replace(program, fallback=Fallback("only supports the NHWC tensor format",
-                                                  self._conv2d(call, "NHWC"), note))
+        return replace(program, fallback=Fallback("NHWC", self._conv2d(call, "NHWC"), note))
 
     def _conv2d(self, call: Call, layout: str) -> Program:
         p, dtype = call.params, Attr(f"tf.{call.dtype}")
@@ -293,7 +321,8 @@ class TfNnBackend(Backend):
         if layout != call.layout:
             steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
         return Program("tensorflow", (Import("tensorflow", "tf"),), operands, tuple(steps), "out", emulated,
-                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),))
+                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),),
+                       leaves=leaves(call, layout, FILTERS), result=result(call, layout))
 
     def avg_pool2d(self, call: Call) -> Program:
         return self._pool(call, "tf.nn.avg_pool2d")
@@ -341,4 +370,5 @@ class TfNnBackend(Backend):
         if layout != call.layout:
             steps.append(Step("out", Expr(Method(Ref("out"), "transpose"), (0, 3, 1, 2)), "finish"))
         return Program("tensorflow", (Import("tensorflow", "tf"),), ("x",), tuple(steps), "out", emulated,
-                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),))
+                       tuple(notes), environment=(("TF_CPP_MIN_LOG_LEVEL", "2"),),
+                       leaves=leaves(call, layout, None), result=result(call, layout))
