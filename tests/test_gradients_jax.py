@@ -188,3 +188,19 @@ def test_jax_routes_a_tie_to_the_first_maximum_and_the_judge_tells_the_rules_apa
                           Reference(output=ref, magnitude=np.ones_like(ref), expected_shape=ref.shape),
                           expects_error=False, dtype=dtype).verdict for ref in (first, last)]
         assert verdicts == ["pass", "value_mismatch"], (dtype, verdicts)
+
+
+@needs_env
+def test_a_backward_call_that_crashes_with_its_forward_repeats_the_forward_failure(tmp_path):
+    """J2: XLA aborts on this call's forward; in backward mode the crash is blamed on the forward (the forward
+    call alone crashes too), so the gradient results carry forward_failed and the forward's registry entry."""
+    out = tmp_path / "out"
+    done = subprocess.run([os.sys.executable, "-m", "harness", "run", "cases/conv2d_transpose", "-k",
+                           "kernel-wider-than-input-cropped-rows", "--backends", "jax.lax", "--mode", "backward",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((out / "report.json").read_text())["results"]
+    assert {r["gradient"] for r in results} == {"x", "w"}
+    for record in results:
+        assert record["forward_failed"] is True and record["verdict"] == "xfail"
+        assert record["original_verdict"] == "crash" and record["divergence"]["id"].startswith("J2")
