@@ -5,9 +5,10 @@ the judgement of a backend's answer as one result per gradient (Note [Gradients]
 A gradient result is judged like an output (``harness.compare.judge``): shape, values against the
 independent float64 gradient within the operator's gradient error bound, NaN/Inf positions. Accumulation is
 judged at the case dtype whatever a backend declares for its forward kernels (its backward kernels are
-others). When the backward call fails in its *forward* steps (the framework rejects or crashes on the call,
-or the output has the wrong shape so no cotangent fits), each gradient result repeats that verdict with
-``forward_failed: true``; the registry then classifies it with the forward's entries.
+others). When the backward call fails in its *forward* steps (the framework rejects the call, or the output
+has the wrong shape so no cotangent fits; a crash or hang when the forward call alone crashes or hangs too),
+each gradient result repeats that verdict with ``forward_failed: true``; the registry then classifies it with
+the forward's entries.
 """
 
 from __future__ import annotations
@@ -58,11 +59,12 @@ def prepare(case: Case, call: Call, gradients: tuple[str, ...]) -> tuple[Call, d
 
 
 def judgements(case: Case, answer: Union[Outcome, Crash, Timeout], references: dict[str, Reference],
-               timeout_s: float) -> list[tuple[str, Judgement, Optional[Outcome], dict]]:
-    """``(gradient, judgement, outcome as the gradient's answer, extra record fields)`` per gradient."""
+               timeout_s: float, forward_crashed: bool = False) -> list[tuple[str, Judgement, Optional[Outcome], dict]]:
+    """``(gradient, judgement, outcome as the gradient's answer, extra record fields)`` per gradient.
+    ``forward_crashed``: a crash or timeout of the backward call is the forward's (it crashes alone too)."""
     out = []
     for name, reference in references.items():
-        extra: dict = {}
+        extra: dict = {"forward_failed": True} if forward_crashed else {}
         outcome: Optional[Outcome] = None
         if isinstance(answer, Crash):
             judgement = Judgement("crash", reason=answer.reason)

@@ -25,7 +25,7 @@ forward's entries.
 
 A matching result with the expected verdict becomes ``xfail``; a matching
 result that passes becomes ``xpass`` (the divergence is gone: remove the
-entry), unless the entry is ``intermittent`` (it shows on some runs only); a matching result that fails *differently* keeps its own verdict.
+entry), unless the entry is ``intermittent`` (it shows on some runs or inputs only); a matching result that fails *differently* keeps its own verdict.
 Results the backend could not run (``unsupported``, ``skipped``) are not
 observations and match nothing. An entry that matches no result of the run is
 *stale* and reported.
@@ -73,8 +73,8 @@ class Entry(BaseModel):
     verdict: Union[Literal[tuple(FAILING)], list[Literal[tuple(FAILING)]]]
     #: The gradient results selected (absent: the forward results).
     gradient: Union[Literal["x", "w", "b"], list[Literal["x", "w", "b"]], None] = None
-    #: The divergence shows on some runs only (a race, memory corruption): a matching result that passes
-    #: stays ``pass`` instead of becoming ``xpass``.
+    #: The divergence shows on some runs or inputs only (memory corruption, a kernel reading the wrong
+    #: elements): a matching result that passes stays ``pass`` instead of becoming ``xpass``.
     intermittent: bool = False
     reason: str = Field(min_length=10)
     link: Optional[str] = None

@@ -156,20 +156,28 @@ def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
     return _record(case, worker.backend_id, judgement, answer), answer
 
 
-def _run_backward(worker: Worker, call: Call, references: dict[str, Reference], case: Case,
-                  timeout_s: float) -> list[tuple[str, dict, Optional[Outcome]]]:
-    """The gradient results of one backend: ``(gradient, record, the gradient's outcome)`` each."""
+def _run_backward(worker: Worker, call: Call, references: dict[str, Reference], case: Case, timeout_s: float,
+                  forward_crashed) -> list[tuple[str, dict, Optional[Outcome]]]:
+    """The gradient results of one backend: ``(gradient, record, the gradient's outcome)`` each.
+    ``forward_crashed()``: whether the forward call alone crashes or hangs too (asked only when the backward
+    call did), so that its gradient results repeat the forward's failure (``forward_failed``)."""
     answer = worker.call(call, timeout_s)
+    blame = isinstance(answer, (Crash, Timeout)) and forward_crashed()
     return [(name, _record(case, worker.backend_id, judgement, outcome, name, references[name].expected_shape,
                            **extra), outcome)
-            for name, judgement, outcome, extra in backward.judgements(case, answer, references, timeout_s)]
+            for name, judgement, outcome, extra in backward.judgements(case, answer, references, timeout_s, blame)]
 
 
-def _run_backend(worker: Worker, case: Case, forward: Optional[tuple[Call, Reference]],
+def _run_backend(worker: Worker, case: Case, forward: tuple[Call, Reference], run_forward: bool,
                  backward_call: Optional[tuple[Call, dict[str, Reference]]], timeout_s: float):
     """One backend's forward call, then its backward call (one worker answers one call at a time)."""
-    first = _run_one(worker, *forward, case, timeout_s) if forward else None
-    rest = _run_backward(worker, *backward_call, case, timeout_s) if backward_call else []
+    first = _run_one(worker, *forward, case, timeout_s) if run_forward else None
+
+    def forward_crashed() -> bool:
+        record = first[0] if first else _run_one(worker, *forward, case, timeout_s)[0]
+        return record["verdict"] in ("crash", "timeout")
+
+    rest = _run_backward(worker, *backward_call, case, timeout_s, forward_crashed) if backward_call else []
     return first, rest
 
 
@@ -319,7 +327,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
                         emit(_record(case, bid, verdict, None, g, references[g].expected_shape if g else None))
                 else:
                     todo.append((bid, None in mine, [g for g in mine if g is not None]))
-            futures = [pool.submit(_run_backend, workers[bid], case, (call, reference) if forward else None,
+            futures = [pool.submit(_run_backend, workers[bid], case, (call, reference), forward,
                                    (dataclasses.replace(back_call, gradients=tuple(gs)),
                                     {g: references[g] for g in gs}) if gs else None, options.timeout_s)
                        for bid, forward, gs in todo]

@@ -82,14 +82,26 @@ def _check_leaves(program: Program) -> None:
 
 
 def split(program: Program) -> tuple[list[Step], list[Step], list[Step]]:
-    """(prepare, body, tail): the body runs from the first step after ``prepare`` through the last step
-    that assigns the result; the tail (conversion to NumPy) follows. A value an attribute leaf belongs to
-    (the cell of ``Method(Ref("net"), "weight")``) is built before the body: the Parameters it owns are
-    handed to the vjp as weights, so they must exist outside the differentiated function."""
+    """(prepare, body, tail): ``prepare`` runs through the last assignment of a leaf and on while the steps
+    are adapter preparation that reads no leaf; the body runs from there through the last step that assigns
+    the result (so adapter code on a leaf, such as a kernel regrouped after its conversion, is
+    differentiated); the tail (conversion to NumPy) follows. A value an attribute leaf belongs to (the cell
+    of ``Method(Ref("net"), "weight")``) is built before the body, framework call though it is: the
+    Parameters it owns are handed to the vjp as weights, so they must exist outside the function."""
     steps = list(program.steps)
-    start = next((i for i, s in enumerate(steps) if s.phase != "prepare"), len(steps))
+    leaves = {leaf.value.name for leaf in program.leaves if isinstance(leaf.value, Ref)}
     owners = {_owner(leaf.value) for leaf in program.leaves if not isinstance(leaf.value, Ref)} - {None}
+    assigned = max((i for i, s in enumerate(steps) if s.target in leaves), default=-1)
+    start = next((i for i in range(assigned + 1, len(steps))
+                  if steps[i].phase != "prepare" or _mentions(steps[i].expr, leaves)), len(steps))
     start = max([start] + [i + 1 for i, s in enumerate(steps) if s.target in owners])
+    for i, step in enumerate(steps[:start]):
+        seen = {s.target for s in steps[:i] if s.target in leaves}
+        if step.target in owners:
+            continue
+        if step.phase != "prepare" or (step.target not in leaves and _mentions(step.expr, seen)):
+            raise AssertionError(f"step {step.target or i!r} runs before the last leaf is assigned but is the "
+                                 "framework's call or reads a leaf: assign every leaf first")
     last = max(i for i, s in enumerate(steps) if s.target == program.result.value.name)
     return steps[:start], steps[start:last + 1], steps[last + 1:]
 
@@ -191,6 +203,17 @@ def tape_backward(program: Program, call: Call) -> Program:
     return _backward(program, steps, (Import("harness.backends.tf_tape", names=("tape_vjp",)),))
 
 
+def jax_backward(program: Program, call: Call) -> Program:
+    """``pair = jax.vjp(forward, *leaves)`` over the steps between the leaves and the result, then
+    ``pair[1](dy)`` with ``dy`` a jax array of the case dtype; gradients as float64 NumPy."""
+    dtype = Attr(f"jax.numpy.{call.dtype}")
+    return functional(
+        program,
+        lambda fn, inputs: Expr("jax.vjp", (fn, *(Ref(name) for name in inputs))),
+        lambda g: Expr("numpy.asarray", (g,), {"dtype": Attr("numpy.float64")}),
+        lambda dy: Expr("jax.numpy.asarray", (dy,), {"dtype": dtype}))
+
+
 def mindspore_backward(program: Program, call: Call) -> Program:
     """``mindspore.vjp(forward, *tensors, weights=[net.weight, ...])`` in PyNative mode, as the adapters run:
     tensors made from operands are the function's inputs, a cell's Parameters its ``weights``. With weights
@@ -229,7 +252,8 @@ def mindspore_backward(program: Program, call: Call) -> Program:
 
 
 DIFFERENTIATORS: dict[str, Callable[[Program, Call], Program]] = {
-    "torch": torch_backward, "tensorflow": tape_backward, "keras": tape_backward, "mindspore": mindspore_backward}
+    "torch": torch_backward, "tensorflow": tape_backward, "keras": tape_backward, "jax": jax_backward,
+    "mindspore": mindspore_backward}
 
 
 def differentiate(program: Program, call: Call) -> Program:
@@ -247,5 +271,5 @@ def differentiate(program: Program, call: Call) -> Program:
     return dataclasses.replace(backward(program, call), fallback=fallback)
 
 
-__all__ = ["Leaf", "differentiate", "functional", "gradient_steps", "mindspore_backward", "native_cotangent",
-           "split", "tape_backward", "torch_backward"]
+__all__ = ["Leaf", "differentiate", "functional", "gradient_steps", "jax_backward", "mindspore_backward",
+           "native_cotangent", "split", "tape_backward", "torch_backward"]

@@ -39,7 +39,11 @@ are these same compositions). ``max_pool2d`` is ``reduce_window`` with
 strides, padding (strings as for ``conv2d``) and ``window_dilation``.
 ``avg_pool2d`` is emulated: a ``reduce_window`` sum divided by a
 ``reduce_window`` count of ones (over the input, or over input and padding
-with ``count_include_pad``). ``ceil_mode`` has no parameter: the window it
+with ``count_include_pad``). The count is summed in float32 (exact; flax's
+``jnp.ones`` has the default dtype too) and rounded once to the case dtype
+for the division: a bfloat16 count stops at 256 (256 + 1 rounds back), so a
+17×17 window would divide by 256, not 289 (measured; the gradient
+``dy / count`` shows it at once). ``ceil_mode`` has no parameter: the window it
 adds is posed by extending the bottom/right padding over its overhang
 (emulated; the overhang is never counted).
 
@@ -58,7 +62,7 @@ import os
 from typing import Optional
 
 from harness.backends.base import Backend, Call, Unsupported
-from harness.backends.program import Attr, Import, Index, Method, Program, Ref, Step
+from harness.backends.program import Attr, Import, Index, Leaf, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.backends import jax_lax_native, jax_lax_params
 from harness.ops.conv2d_transpose.semantics import axis_sizes as transpose_axis
@@ -104,6 +108,18 @@ def _input(layout: str):
     return Expr(Method(Ref("x"), "transpose"), (0, 2, 3, 1)) if layout == "NHWC" else Ref("x")
 
 
+def _leaves(call: Call, weight: str = "rhs") -> tuple[Leaf, ...]:
+    """The differentiable operands (Note [Gradients] in ``autodiff.py``): ``x`` (NHWC: the canonical input
+    transposed), the kernel as converted (``weight``: before any regrouping) and the bias vector."""
+    named = {"x": Leaf("x", Ref("x"), (0, 2, 3, 1) if call.layout == "NHWC" else None),
+             "w": Leaf("w", Ref(weight)), "b": Leaf("b", Ref("bias"))}
+    return tuple(leaf for name, leaf in named.items() if name in call.arrays)
+
+
+#: The output ``y``: JAX computes in the case layout.
+RESULT = Leaf("output", Ref("y"))
+
+
 def _finish(steps: list, dtype: str) -> None:
     steps.append(Step("y", Expr("jax.block_until_ready", (Ref("y"),)), timed=True,
                       comment="eager dispatch is asynchronous"))
@@ -131,21 +147,31 @@ class JaxLaxBackend(Backend):
         import jax.numpy  # noqa: F401 - imported once per worker; programs use it
         jax.config.update("jax_enable_x64", True)
 
+    def unsupported_reason(self, exc: BaseException) -> Optional[str]:
+        """JAX has no VJP of a dilated max ``reduce_window`` (``_select_and_gather_add_transpose`` raises
+        NotImplementedError): a capability gap of the gradient, not an answer about the call."""
+        if isinstance(exc, NotImplementedError) and "VJP not implemented" in str(exc):
+            return f"jax.vjp: {str(exc).splitlines()[0]}"
+        return None
+
     # ------------------------------------------------------------------ convolutions
 
-    def _conv_program(self, call: Call, steps: list, notes: list, emulated: bool) -> Program:
+    def _conv_program(self, call: Call, steps: list, notes: list, emulated: bool, weight: str = "rhs") -> Program:
+        """``steps``: ``x`` first, the kernel conversion, the convolution. The bias vector is converted right
+        after ``x`` and reshaped by JAX in the addition, so its gradient is the vector's."""
         layout, operands = call.layout, ("x", "w")
         if "b" in call.arrays:
             operands += ("b",)
             emulated = True
             notes.append("bias added with jax.numpy.add (lax convolutions have no bias)")
             shape = (1, 1, 1, -1) if layout == "NHWC" else (1, -1, 1, 1)
-            steps.insert(2, Step("bias", _tensor(Expr(Method(Ref("b"), "reshape"), shape), call.dtype), "prepare"))
-            steps.append(Step("y", Expr("jax.numpy.add", (Ref("y"), Ref("bias"))), timed=True))
+            steps.insert(1, Step("bias", _tensor(Ref("b"), call.dtype), "prepare"))
+            steps.append(Step("y", Expr("jax.numpy.add", (Ref("y"), Expr("jax.numpy.reshape", (Ref("bias"), shape)))),
+                              timed=True))
         _finish(steps, call.dtype)
         accumulation = "float32" if call.dtype in ("float16", "bfloat16") else None
         return Program("jax", IMPORTS, operands, tuple(steps), "out", emulated, tuple(notes), accumulation,
-                       environment=ENVIRONMENT, setup=SETUP)
+                       environment=ENVIRONMENT, setup=SETUP, leaves=_leaves(call, weight), result=RESULT)
 
     def conv2d(self, call: Call) -> Program:
         p, layout = call.params, call.layout
@@ -197,18 +223,19 @@ class JaxLaxBackend(Backend):
         else:
             cig, cog = x_shape[1] // g, p["out_channels"] // g
             kh, kw_ = p["kernel_size"]
-            regrouped = Expr(Method(Expr(Method(Expr(Method(Index(Ref("w"), (slice(None, g * cig),)), "reshape"),
+            steps.append(Step("kernel", _tensor(Ref("w"), call.dtype), "prepare", comment="(C_in, C_out/g, kh, kw)"))
+            regrouped = Expr(Method(Expr(Method(Expr(Method(Index(Ref("kernel"), (slice(None, g * cig),)), "reshape"),
                                                      (g, cig, cog, kh, kw_)), "transpose"), (0, 2, 1, 3, 4)),
                                     "reshape"), (g * cog, cig, kh, kw_))
             flipped = Index(regrouped, (slice(None), slice(None), slice(None, None, -1), slice(None, None, -1)))
-            steps.append(Step("rhs", _tensor(flipped, call.dtype), "prepare",
-                              comment="(C_in, C_out/g, kh, kw) -> (C_out, C_in/g, kh, kw), spatially flipped"))
+            steps.append(Step("rhs", flipped, "prepare",
+                              comment="-> (C_out, C_in/g, kh, kw), spatially flipped (in JAX: differentiated)"))
             notes.append(f"groups={g}: conv_transpose has no groups; conv_general_dilated with lhs_dilation=strides "
                          "and feature_group_count")
             kw = dict(window_strides=(1, 1), padding=pairs, lhs_dilation=tuple(p["stride"]),
                       rhs_dilation=tuple(p["dilation"]), dimension_numbers=dn, feature_group_count=g)
             steps.append(Step("y", Expr("jax.lax.conv_general_dilated", (Ref("x"), Ref("rhs")), kw), timed=True))
-        return self._conv_program(call, steps, notes, False)
+        return self._conv_program(call, steps, notes, False, "rhs" if g == 1 else "kernel")
 
     # ------------------------------------------------------------------ pooling
 
@@ -258,7 +285,7 @@ class JaxLaxBackend(Backend):
             steps += self._average_steps(call, pads, overhang, window, spatial)
         _finish(steps, dtype)
         return Program("jax", IMPORTS, ("x",), tuple(steps), "out", emulated, tuple(notes),
-                       environment=ENVIRONMENT, setup=SETUP)
+                       environment=ENVIRONMENT, setup=SETUP, leaves=_leaves(call), result=RESULT)
 
     def _average_steps(self, call: Call, pads, overhang, window: dict, spatial) -> list:
         p, dtype = call.params, call.dtype
@@ -272,14 +299,17 @@ class JaxLaxBackend(Backend):
         else:
             extent, counted = (h, w), window
         shape = spatial(*extent)
-        return [Step("ones", Expr("jax.numpy.ones", (shape,), {"dtype": Attr(f"jax.numpy.{dtype}")}), "prepare",
+        return [Step("ones", Expr("jax.numpy.ones", (shape,), {"dtype": Attr("jax.numpy.float32")}), "prepare",
                      comment="what the count counts: " + ("input and padding" if p["count_include_pad"]
                                                           else "the input")),
                 Step("total", Expr("jax.lax.reduce_window", (Ref("x"),), dict(
                     init_value=zero, computation=Attr("jax.lax.add"), **window)), timed=True),
                 Step("count", Expr("jax.lax.reduce_window", (Ref("ones"),), dict(
-                    init_value=zero, computation=Attr("jax.lax.add"), **counted)), timed=True),
-                Step("y", Expr("jax.numpy.divide", (Ref("total"), Ref("count"))), timed=True)]
+                    init_value=_tensor(0.0, "float32"), computation=Attr("jax.lax.add"), **counted)), timed=True,
+                     comment="exact in float32 (a bfloat16 count stops at 256)"),
+                Step("y", Expr("jax.numpy.divide", (Ref("total"), Expr(Method(Ref("count"), "astype"),
+                                                                        (Attr(f"jax.numpy.{dtype}"),)))),
+                     timed=True)]
 
 
 def _pool_pads(params: dict, resolved: Optional[dict]) -> tuple:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from harness.ops import bilinear
 from harness.ops.conv2d import derived, gradient, semantics, tolerance
 from harness.ops.conv2d.coverage import COVERAGE
 from harness.ops.conv2d.errors import ERROR_INPUTS
@@ -24,7 +25,7 @@ from harness.ops.conv2d.mapping import MAPPING
 from harness.ops.conv2d.operands import OPERANDS, shapes
 from harness.ops.conv2d.oracle import reference
 from harness.ops.conv2d.report import REPORT
-from harness.ops.spec import GradientSpec, OpSpec
+from harness.ops.spec import OpSpec
 
 SPEC = OpSpec(
     name=semantics.NAME,
@@ -45,6 +46,5 @@ SPEC = OpSpec(
     mapping=MAPPING,
     report=REPORT,
     doc="harness/ops/conv2d/semantics.py",
-    gradient=GradientSpec(vjp=gradient.vjp, magnitude=tolerance.gradient_magnitude,
-                          error_bounds=tolerance.gradient_error_bounds, operands=("x", "w", "b")),
+    gradient=bilinear.gradient(gradient.vjp, tolerance.gradient_terms),
 )

@@ -70,6 +70,8 @@ DERIVED = {
     "out_size": "[H_out, W_out] (≤ 0 when the kernel is larger than the padded input)",
     "out_width_is_out_channels": "W_out == out_channels: in NCHW the output's last axis has as many elements as "
                                  "channels (Keras' add then takes a (1, C, 1, 1) bias for NHWC: F9)",
+    "single_column_strided": "W_out == 1 with stride_w ≥ 2 and kernel_w ≥ 2: one output column whose window "
+                             "would step over columns (oneDNN's bfloat16 kernel reads it wrong: F11)",
     "dropped_tail": "[rows, columns] of the padded input past the last window ((padded − K) mod stride)",
     "kernel_exceeds_input": "K > H or K > W (only padding makes such a call valid)",
     "in_channels_per_group": "C_in // groups",
@@ -112,6 +114,7 @@ def derived(params: dict, data: dict) -> dict:
         "pad_exceeds_half_kernel": any(2 * p > e - 1 for p, e in zip(resolved_pads, (eff[0], eff[0], eff[1], eff[1]))),
         "padded_size": padded, "out_size": [out for *_, out in axes],
         "out_width_is_out_channels": axes[1][-1] == params["out_channels"],
+        "single_column_strided": axes[1][-1] == 1 and ss[1] >= 2 and ks[1] >= 2,
         "dropped_tail": [(p - e) % s if p >= e else 0 for p, e, s in zip(padded, eff, ss)],
         "kernel_exceeds_input": any(e > size for e, size in zip(eff, (h, w))),
         "in_channels_per_group": c_in // groups, "out_channels_per_group": params["out_channels"] // groups,

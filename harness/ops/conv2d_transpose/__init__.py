@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from harness.ops import bilinear
 from harness.ops.conv2d_transpose import derived, gradient, semantics, tolerance
 from harness.ops.conv2d_transpose.coverage import COVERAGE
 from harness.ops.conv2d_transpose.errors import ERROR_INPUTS
@@ -22,7 +23,7 @@ from harness.ops.conv2d_transpose.mapping import MAPPING
 from harness.ops.conv2d_transpose.operands import OPERANDS, shapes
 from harness.ops.conv2d_transpose.oracle import reference
 from harness.ops.conv2d_transpose.report import REPORT
-from harness.ops.spec import GradientSpec, OpSpec
+from harness.ops.spec import OpSpec
 
 SPEC = OpSpec(
     name=semantics.NAME,
@@ -43,6 +44,5 @@ SPEC = OpSpec(
     mapping=MAPPING,
     report=REPORT,
     doc="harness/ops/conv2d_transpose/semantics.py",
-    gradient=GradientSpec(vjp=gradient.vjp, magnitude=tolerance.gradient_magnitude,
-                          error_bounds=tolerance.gradient_error_bounds, operands=("x", "w", "b")),
+    gradient=bilinear.gradient(gradient.vjp, tolerance.gradient_terms),
 )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.ops.conv2d_transpose.gradient import vjp
 from harness.ops.conv2d_transpose.oracle import reference
 from harness.ops.spec import ErrorBound
 
@@ -38,18 +37,8 @@ def error_bound(resolved) -> ErrorBound:
     return ErrorBound(accumulation_length=resolved.accumulation_length, roundings=2)
 
 
-def gradient_magnitude(params: dict, arrays: dict, dy: np.ndarray) -> dict[str, np.ndarray]:
-    """``B`` of each gradient (Note [conv2d_transpose gradient error bound]): the gradient oracle on absolute values."""
-    return vjp(params, {name: np.abs(value) for name, value in arrays.items()}, np.abs(dy))
-
-
-def gradient_error_bounds(params: dict, arrays: dict, dy: np.ndarray) -> dict[str, ErrorBound]:
-    """``K`` of each gradient (Note [conv2d_transpose gradient error bound]); one rounding each (a sum, no bias)."""
+def gradient_terms(params: dict, arrays: dict, dy: np.ndarray) -> tuple[int, int, int]:
+    """``K`` of the x, w and b gradients (Note [conv2d_transpose gradient error bound])."""
     n, _, h, w = np.shape(arrays["x"])
-    w0, w1, kh, kw = np.shape(arrays["w"])
-    groups = params.get("groups", 1)
-    per_channel = int(np.size(dy)) // (w1 * groups)
-    bounds = {"x": ErrorBound(w1 * kh * kw, roundings=1), "w": ErrorBound(n * h * w, roundings=1)}
-    if arrays.get("b") is not None:
-        bounds["b"] = ErrorBound(per_channel, roundings=1)
-    return bounds
+    _, cog, kh, kw = np.shape(arrays["w"])
+    return cog * kh * kw, n * h * w, int(np.size(dy)) // (cog * params.get("groups", 1))
