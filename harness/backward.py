@@ -4,11 +4,13 @@ the judgement of a backend's answer as one result per gradient (Note [Gradients]
 
 A gradient result is judged like an output (``harness.compare.judge``): shape, values against the
 independent float64 gradient within the operator's gradient error bound, NaN/Inf positions. Accumulation is
-judged at the case dtype whatever a backend declares for its forward kernels (its backward kernels are
-others). When the backward call fails in its *forward* steps (the framework rejects the call, or the output
-has the wrong shape so no cotangent fits; a crash or hang when the forward call alone crashes or hangs too),
-each gradient result repeats that verdict with ``forward_failed: true``; the registry then classifies it with
-the forward's entries.
+judged at the precision the backend declares or reports for the call (``Backend.accumulation_for``, as for
+outputs: the frameworks' CPU kernels sum float16/bfloat16 in float32 in both directions; the case dtype where
+nothing is declared). When the forward call fails (the framework rejects the call, crashes or hangs, or the
+output has the wrong shape so no cotangent fits), each gradient result repeats that verdict with
+``forward_failed: true`` and the registry classifies it with the forward's entries: in ``both`` mode no
+backward call is made then; in ``backward`` mode a failing backward call is attributed by running the forward
+call alone.
 """
 
 from __future__ import annotations
@@ -58,37 +60,64 @@ def prepare(case: Case, call: Call, gradients: tuple[str, ...]) -> tuple[Call, d
     return dataclasses.replace(call, arrays={**call.arrays, "dy": dy}, gradients=gradients), references
 
 
+#: Verdicts of a forward call that produced no output to differentiate: its gradients repeat them.
+FORWARD_FAILURES = ("unexpected_error", "shape_mismatch", "crash", "timeout")
+
+
+def answered_in_forward(answer: Union[Outcome, Crash, Timeout]) -> Optional[bool]:
+    """Whether the backward call failed so that the forward may be to blame (None: it did not fail there):
+    a crash, a hang, or an error the framework raised before the gradient steps (a functional vjp runs the
+    forward and linearises it in one call, so only the forward call alone can tell whose failure it is)."""
+    if isinstance(answer, (Crash, Timeout)):
+        return True
+    if answer.status == "error" and answer.origin == "framework":
+        return answer.failed_in == "forward"
+    return None
+
+
+def repeat_forward(record: dict, references: dict[str, Reference]) -> list[tuple[str, Judgement, None, dict]]:
+    """The gradient judgements of a backend whose forward call failed (no backward call is made then)."""
+    judgement = Judgement(record["verdict"], reason=f"the forward call failed: {record['reason']}")
+    return [(name, judgement, None, {"forward_failed": True}) for name in references]
+
+
 def judgements(case: Case, answer: Union[Outcome, Crash, Timeout], references: dict[str, Reference],
-               timeout_s: float, forward_crashed: bool = False) -> list[tuple[str, Judgement, Optional[Outcome], dict]]:
+               timeout_s: float, forward_failed: bool = False,
+               accumulation: Optional[str] = None) -> list[tuple[str, Judgement, Optional[Outcome], dict]]:
     """``(gradient, judgement, outcome as the gradient's answer, extra record fields)`` per gradient.
-    ``forward_crashed``: a crash or timeout of the backward call is the forward's (it crashes alone too)."""
+
+    ``forward_failed``: the forward call alone fails too, so a failure of this call is the forward's.
+    ``accumulation``: the precision the backend accumulates in (``Backend.accumulation_for``).
+    """
     out = []
     for name, reference in references.items():
-        extra: dict = {"forward_failed": True} if forward_crashed else {}
+        extra: dict = {}
         outcome: Optional[Outcome] = None
-        if isinstance(answer, Crash):
-            judgement = Judgement("crash", reason=answer.reason)
-        elif isinstance(answer, Timeout):
-            judgement = Judgement("timeout", reason=f"no answer within {timeout_s:g} s; worker killed")
-        elif answer.status == "error" and answer.origin == "framework" and answer.failed_in == "forward":
-            extra["forward_failed"] = True
-            judgement = Judgement("unexpected_error", reason=f"the forward call failed: {answer.error_message}")
-            outcome = answer
-        elif answer.status == "ok" and answer.gradients is None:
-            extra["forward_failed"] = True
+        if isinstance(answer, Outcome) and answer.status == "ok" and answer.gradients is None:
+            forward_failed = True
             judgement = Judgement("shape_mismatch", reason=f"the forward output's shape {list(answer.output.shape)} "
                                   f"!= expected {list(case.expected_shape)}: no gradient to compare")
             outcome = dataclasses.replace(answer, output=None)
+        elif isinstance(answer, Crash):
+            judgement = Judgement("crash", reason=answer.reason)
+        elif isinstance(answer, Timeout):
+            judgement = Judgement("timeout", reason=f"no answer within {timeout_s:g} s; worker killed")
+        elif answer.status == "ok" and name not in answer.gradients:
+            judgement = Judgement("unexpected_error", reason=f"adapter error, not the framework's answer (a conform "
+                                  f"bug): the backward program returned no gradient for {name!r}")
         elif answer.status == "ok":
             outcome = dataclasses.replace(answer, output=answer.gradients[name],
                                           program=_gradient_program(answer, name))
             judgement = judge(outcome, reference, expects_error=False, dtype=case.dtype,
-                              tolerance_override=_override(case), accumulation=case.dtype)
-        else:   # unsupported, an adapter error, or the framework failing the backward pass itself
+                              accumulation=accumulation)   # a case's tolerance override is for its output
+        else:   # unsupported, an adapter error, or the framework failing the call
             outcome = answer
             judgement = judge(answer, reference, expects_error=False, dtype=case.dtype)
             if answer.status == "error" and answer.origin == "framework":
-                judgement.reason = f"the gradient failed: {judgement.reason}"
+                whose = "the forward call" if forward_failed else "the gradient"
+                judgement.reason = f"{whose} failed: {judgement.reason}"
+        if forward_failed:
+            extra["forward_failed"] = True
         if isinstance(answer, Outcome) and answer.gradient_call:
             extra["gradient_call"] = answer.gradient_call
         out.append((name, judgement, outcome, extra))
@@ -101,6 +130,3 @@ def _gradient_program(answer: Outcome, name: str):
     targets = dict(program.gradients) if program is not None else {}
     return dataclasses.replace(program, output=targets[name]) if name in targets else program
 
-
-def _override(case: Case) -> Optional[dict]:
-    return case.common.tolerance.model_dump() if case.common.tolerance else None

@@ -156,28 +156,30 @@ def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
     return _record(case, worker.backend_id, judgement, answer), answer
 
 
-def _run_backward(worker: Worker, call: Call, references: dict[str, Reference], case: Case, timeout_s: float,
-                  forward_crashed) -> list[tuple[str, dict, Optional[Outcome]]]:
-    """The gradient results of one backend: ``(gradient, record, the gradient's outcome)`` each.
-    ``forward_crashed()``: whether the forward call alone crashes or hangs too (asked only when the backward
-    call did), so that its gradient results repeat the forward's failure (``forward_failed``)."""
-    answer = worker.call(call, timeout_s)
-    blame = isinstance(answer, (Crash, Timeout)) and forward_crashed()
+def _run_backward(worker: Worker, forward: tuple[Call, Reference], first: Optional[tuple[dict, Optional[Outcome]]],
+                  call: Call, references: dict[str, Reference], case: Case,
+                  timeout_s: float) -> list[tuple[str, dict, Optional[Outcome]]]:
+    """The gradient results of one backend: ``(gradient, record, the gradient's outcome)`` each. ``first``: its
+    forward result when the run has one (a failed forward is repeated, no backward call is made)."""
+    if first is not None and first[0]["verdict"] in backward.FORWARD_FAILURES:
+        judged = backward.repeat_forward(first[0], references)
+    else:
+        answer = worker.call(call, timeout_s)
+        forward_failed = False
+        if backward.answered_in_forward(answer):
+            probe = first or _run_one(worker, *forward, case, timeout_s)
+            forward_failed = probe[0]["verdict"] in backward.FORWARD_FAILURES
+        accumulation = _accumulation(worker.backend_id, case.dtype, answer if isinstance(answer, Outcome) else None)
+        judged = backward.judgements(case, answer, references, timeout_s, forward_failed, accumulation)
     return [(name, _record(case, worker.backend_id, judgement, outcome, name, references[name].expected_shape,
-                           **extra), outcome)
-            for name, judgement, outcome, extra in backward.judgements(case, answer, references, timeout_s, blame)]
+                           **extra), outcome) for name, judgement, outcome, extra in judged]
 
 
 def _run_backend(worker: Worker, case: Case, forward: tuple[Call, Reference], run_forward: bool,
                  backward_call: Optional[tuple[Call, dict[str, Reference]]], timeout_s: float):
     """One backend's forward call, then its backward call (one worker answers one call at a time)."""
     first = _run_one(worker, *forward, case, timeout_s) if run_forward else None
-
-    def forward_crashed() -> bool:
-        record = first[0] if first else _run_one(worker, *forward, case, timeout_s)[0]
-        return record["verdict"] in ("crash", "timeout")
-
-    rest = _run_backward(worker, *backward_call, case, timeout_s, forward_crashed) if backward_call else []
+    rest = _run_backward(worker, forward, first, *backward_call, case, timeout_s) if backward_call else []
     return first, rest
 
 
@@ -186,21 +188,21 @@ def _override(case: Case) -> Optional[dict]:
 
 
 def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[dict, Optional[Outcome]]],
-                        gradient: bool = False) -> None:
+                        override: Optional[dict] = None) -> None:
     """Add ``agrees_with`` to each record, flag the case when the oracle is the odd one out, and add the
-    case's ``spread``: the two frameworks (in-house kernels left out) furthest apart. ``gradient``: the
-    records are one gradient's, judged at the case dtype (``harness.backward``)."""
+    case's ``spread``: the two frameworks (in-house kernels left out) furthest apart (of an output, or of
+    one gradient). ``override``: the case's tolerance override (outputs only)."""
     if reference.output is None:
         return
     usable = {rec["backend"]: out for rec, out in answered
               if out is not None and out.status == "ok" and out.output is not None
               and tuple(out.output.shape) == reference.expected_shape}
     outputs = {b: out.output for b, out in usable.items()}
-    accumulation = {b: case.dtype if gradient else _accumulation(b, case.dtype, out) for b, out in usable.items()}
-    partners = agreement(outputs, reference, case.dtype, _override(case), accumulation)
+    accumulation = {b: _accumulation(b, case.dtype, out) for b, out in usable.items()}
+    partners = agreement(outputs, reference, case.dtype, override, accumulation)
     suspect = suspect_oracle(partners)
     frameworks = {b: y for b, y in outputs.items() if not backend_class(b).in_house}
-    spread = framework_spread(frameworks, reference, case.dtype, _override(case), accumulation)
+    spread = framework_spread(frameworks, reference, case.dtype, override, accumulation)
     deltas = version_deltas(outputs)
     for record, _ in answered:
         if record["backend"] in deltas:
@@ -334,10 +336,9 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
             done_calls = [future.result() for future in futures]
             answered = [first for first, _ in done_calls if first is not None]
             gradient_answers = [item for _, rest in done_calls for item in rest]
-            _annotate_agreement(case, reference, answered)
+            _annotate_agreement(case, reference, answered, _override(case))
             for g in grads:
-                _annotate_agreement(case, references[g], [(r, o) for name, r, o in gradient_answers if name == g],
-                                    gradient=True)
+                _annotate_agreement(case, references[g], [(r, o) for name, r, o in gradient_answers if name == g])
             for record, outcome in answered:
                 if options.on_failure and record["verdict"] not in GREEN:
                     options.on_failure(case, call, reference, record, outcome)

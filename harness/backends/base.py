@@ -296,7 +296,7 @@ class Backend:
             return self._execute(program, call)
         except Exception as exc:
             fallback = program.fallback
-            if fallback is None or exc is not self._native_exception or fallback.when not in str(exc):
+            if fallback is None or exc is not self._native_exception or not fallback.matches(str(exc)):
                 raise
             if self.unsupported_reason(exc):
                 raise

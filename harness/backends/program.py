@@ -130,9 +130,16 @@ class Leaf:
 
 @dataclass(frozen=True)
 class Fallback:
-    when: str                 # a substring of the error message of the call phase
+    when: Union[str, tuple[str, ...]]     # a substring (or one of several) of the call phase's error message
     program: "Program"
     note: str                 # prepended to the notes; ``{error}``: the first line of the error
+
+    @property
+    def substrings(self) -> tuple[str, ...]:
+        return (self.when,) if isinstance(self.when, str) else tuple(self.when)
+
+    def matches(self, message: str) -> bool:
+        return any(text in message for text in self.substrings)
 
 
 @dataclass(frozen=True)

@@ -279,10 +279,11 @@ class TfNnBackend(Backend):
             return program
         # Two CPU kernels say so in two wordings: float64's Conv2D ("only supports the NHWC tensor format") and,
         # in a backward call, the input gradient of explicit padding, Conv2DCustomBackpropInputOp ("only
-        # supports NHWC."), under oneDNN's NCHW forward. An NCHW call's error naming NHWC is this gap.
+        # supports NHWC."), under oneDNN's NCHW forward: either is this gap, nothing else naming NHWC is.
         note = ("NCHW emulated: this TF CPU kernel only supports NHWC ({error}); input transposed to NHWC, "
                 "output back")
-        return replace(program, fallback=Fallback("NHWC", self._conv2d(call, "NHWC"), note))
+        wordings = ("only supports the NHWC tensor format", "only supports NHWC")
+        return replace(program, fallback=Fallback(wordings, self._conv2d(call, "NHWC"), note))
 
     def _conv2d(self, call: Call, layout: str) -> Program:
         p, dtype = call.params, Attr(f"tf.{call.dtype}")

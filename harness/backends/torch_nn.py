@@ -116,7 +116,8 @@ class TorchNnBackend(Backend):
         if transposed and "output_padding" not in kw and call.resolved is not None:   # given by output_size
             output_padding = tuple(call.resolved["output_padding"])
         bias = env.get("bias") if kw["bias"] else None
-        return conv_accumulation(self.torch, self.onednn_paths, call, env.get("x_padded", env["x"]), env["weight"], bias, kw["stride"],
+        x = env.get("x_padded", env["x"])     # the convolution's own input
+        return conv_accumulation(self.torch, self.onednn_paths, call, x, env["weight"], bias, kw["stride"],
                                  kw["padding"], kw["dilation"], transposed, output_padding, kw["groups"])
 
     def conv2d_transpose(self, call: Call) -> Program:

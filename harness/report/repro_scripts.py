@@ -128,7 +128,7 @@ def _call(program: Program) -> list[str]:
                   f"        return attempt({args})",
                   "    except Exception as exc:",
                   f"        # conform's adapter does the same: {_comment(program.fallback.note.split('(')[0])}",
-                  f"        if {program.fallback.when!r} not in str(exc):",
+                  f"        if not any(text in str(exc) for text in {program.fallback.substrings!r}):",
                   "            raise",
                   f"    return attempt_fallback({args})"]
 
