@@ -83,11 +83,11 @@ def repeat_forward(record: dict, references: dict[str, Reference]) -> list[tuple
 
 def judgements(case: Case, answer: Union[Outcome, Crash, Timeout], references: dict[str, Reference],
                timeout_s: float, forward_failed: bool = False,
-               accumulation: Optional[str] = None) -> list[tuple[str, Judgement, Optional[Outcome], dict]]:
+               accumulation: Optional[dict[str, str]] = None) -> list[tuple[str, Judgement, Optional[Outcome], dict]]:
     """``(gradient, judgement, outcome as the gradient's answer, extra record fields)`` per gradient.
 
     ``forward_failed``: the forward call alone fails too, so a failure of this call is the forward's.
-    ``accumulation``: the precision the backend accumulates in (``Backend.accumulation_for``).
+    ``accumulation``: gradient -> the precision the backend sums it in (``Backend.accumulation_for``).
     """
     out = []
     for name, reference in references.items():
@@ -109,7 +109,7 @@ def judgements(case: Case, answer: Union[Outcome, Crash, Timeout], references: d
             outcome = dataclasses.replace(answer, output=answer.gradients[name],
                                           program=_gradient_program(answer, name))
             judgement = judge(outcome, reference, expects_error=False, dtype=case.dtype,
-                              accumulation=accumulation)   # a case's tolerance override is for its output
+                              accumulation=(accumulation or {}).get(name))   # a tolerance override: outputs only
         else:   # unsupported, an adapter error, or the framework failing the call
             outcome = answer
             judgement = judge(answer, reference, expects_error=False, dtype=case.dtype)

@@ -137,8 +137,9 @@ def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Ou
     }
 
 
-def _accumulation(backend_id: str, dtype: str, outcome: Optional[Outcome] = None) -> str:
-    return backend_class(backend_id).accumulation_for(dtype, outcome)
+def _accumulation(backend_id: str, dtype: str, outcome: Optional[Outcome] = None,
+                  gradient: Optional[str] = None) -> str:
+    return backend_class(backend_id).accumulation_for(dtype, outcome, gradient)
 
 
 def _run_one(worker: Worker, call: Call, reference: Reference, case: Case,
@@ -169,7 +170,8 @@ def _run_backward(worker: Worker, forward: tuple[Call, Reference], first: Option
         if backward.answered_in_forward(answer):
             probe = first or _run_one(worker, *forward, case, timeout_s)
             forward_failed = probe[0]["verdict"] in backward.FORWARD_FAILURES
-        accumulation = _accumulation(worker.backend_id, case.dtype, answer if isinstance(answer, Outcome) else None)
+        outcome = answer if isinstance(answer, Outcome) else None
+        accumulation = {g: _accumulation(worker.backend_id, case.dtype, outcome, g) for g in references}
         judged = backward.judgements(case, answer, references, timeout_s, forward_failed, accumulation)
     return [(name, _record(case, worker.backend_id, judgement, outcome, name, references[name].expected_shape,
                            **extra), outcome) for name, judgement, outcome, extra in judged]
@@ -198,7 +200,8 @@ def _annotate_agreement(case: Case, reference: Reference, answered: list[tuple[d
               if out is not None and out.status == "ok" and out.output is not None
               and tuple(out.output.shape) == reference.expected_shape}
     outputs = {b: out.output for b, out in usable.items()}
-    accumulation = {b: _accumulation(b, case.dtype, out) for b, out in usable.items()}
+    gradient = {rec["backend"]: rec.get("gradient") for rec, _ in answered}
+    accumulation = {b: _accumulation(b, case.dtype, out, gradient[b]) for b, out in usable.items()}
     partners = agreement(outputs, reference, case.dtype, override, accumulation)
     suspect = suspect_oracle(partners)
     frameworks = {b: y for b, y in outputs.items() if not backend_class(b).in_house}

@@ -145,6 +145,8 @@ class Backend:
     #: Why this backend has no gradients (the reason of its backward results, ``unsupported``); None: its
     #: programs' declared leaves are differentiated (Note [Gradients] in ``harness/backends/autodiff.py``).
     gradient_gap: ClassVar[Optional[str]] = None
+    #: Gradients this backend sums in the case dtype whatever its convolutions accumulate in (measured).
+    gradient_in_case_dtype: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def native_inverse(cls, op: str):
@@ -337,9 +339,13 @@ class Backend:
                       list(program.notes), accumulation=accumulation, program=program, gradients=gradients)
 
     @classmethod
-    def accumulation_for(cls, dtype: str, outcome: Optional[Outcome] = None) -> str:
+    def accumulation_for(cls, dtype: str, outcome: Optional[Outcome] = None, gradient: Optional[str] = None) -> str:
         """The accumulation precision to judge a result by: the call's own if the adapter reported it,
-        else this backend's declaration for ``dtype``, else ``dtype`` itself (the conservative default)."""
+        else this backend's declaration for ``dtype``, else ``dtype`` itself (the conservative default).
+        ``gradient``: the result is that operand's gradient (a backend whose backward pass sums one of them
+        in other kernels overrides this)."""
+        if gradient is not None and gradient in cls.gradient_in_case_dtype:
+            return dtype
         if outcome is not None and getattr(outcome, "accumulation", None):
             return outcome.accumulation
         return cls.accumulation.get(dtype, dtype)
