@@ -1,7 +1,7 @@
 """Gradients through MindSpore's own autodiff (``mindspore.vjp`` in PyNative mode), real MindSpore in its own
 environment, through the runner: ``mindspore.nn`` (a cell's Parameters as the vjp's weights) and
 ``mindspore.ops`` (the primitives' Tensors as its inputs) agree with the float64 oracle gradients on each
-operator, and the F2 configuration's gradients diverge on the cell as docs/findings.md#f2g says, and only
+operator, and the F2 configuration's gradients diverge on the cell as docs/findings.md#f2 says, and only
 there: the registry makes exactly those results xfail."""
 
 from __future__ import annotations
@@ -172,6 +172,6 @@ def test_f2_gradients_are_xfail_with_the_project_registry(tmp_path):
     for gradient in ("x", "w", "b"):
         r = found["mindspore.nn", "f2", gradient]
         assert r["verdict"] == "xfail", r["reason"]
-        assert r["divergence"]["id"] == f"F2G-mindspore-output-padding-gradient-{gradient}"
+        assert r["divergence"]["id"] == f"F2-mindspore-output-padding-gradient-{gradient}"
     assert found["mindspore.nn", "f2", None]["divergence"]["id"] == "F2-mindspore-output-padding-zeros"
     assert all(r["verdict"] == "pass" for (b, _, _), r in found.items() if b == "mindspore.ops")

@@ -116,7 +116,7 @@ def test_shipped_entries_match_exactly_the_divergent_results(tmp_path):
     assert not any(c.startswith(("unet-up-no-crop", "unet-up-impulse", "valid-kernel")) for c in user_ids)
 
 
-#: Suite cases around MindSpore's gradient entries (docs/findings.md F2G, PL2, PL8, MO6, MO7) and their neighbours.
+#: Suite cases around MindSpore's gradient entries (docs/findings.md F2, PL2, PL8, MO6, MO7) and their neighbours.
 GRADIENT_CASES = ["output-padding", "output-shape-explicit", "keras-bias-nhwc", "avg-count-pad-same", "avg-dtype",
                   "max-dtype", "avg-edge-empty-batch", "max-edge-empty-batch", "max-dilation",
                   "pairwise[*output_padding=*", "pairwise[*dtype=float64*"]
