@@ -76,6 +76,8 @@ DERIVED = {
                  "[Padding forms])",
     "batch": "N, the number of images",
     "in_size": "[H, W] of the input",
+    "single_column_input_strided": "W == 1 with stride_w ≥ 2 and kernel_w ≥ 2: the input gradient (a conv2d of "
+                                   "dy) has one column and a window stepping along the width (F11)",
     "effective_kernel": "[K_h, K_w], K = dilation·(kernel − 1) + 1",
     "kernel_below_stride": "K < stride on some axis",
     "full_size": "[F_h, F_w], F = (H − 1)·stride + K: the output before crops",
@@ -176,6 +178,7 @@ def derived(params: dict, data: dict) -> dict:
         "valid_call": not whole and not any(axis_defects), "call_defects": whole, "axis_defects": axis_defects,
         "valid_size_check_truncated": truncated, "padding_form": form, "size_rule": rule, "batch": n, "in_size": [h, w], "effective_kernel": eff,
         "kernel_below_stride": any(e < s for e, s in zip(eff, params["stride"])),
+        "single_column_input_strided": w == 1 and params["stride"][1] >= 2 and params["kernel_size"][1] >= 2,
         "full_size": full, "crops": crops, "any_crop": any(crops), "out_size": out,
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
         "output_padding_not_below_stride": any(e >= s for e, s in zip(extra, params["stride"])),
