@@ -2,7 +2,7 @@
 
 The shards are run by the very command lines of ``docs/ci/``'s workflows
 (read from the YAML, the matrix variable substituted), with a ``conform`` on
-PATH that is this checkout. Real backends: numpy and torch.functional.
+PATH that is this checkout. Real backends: numpy, torch.functional and torch.nn (the claims' sides).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.helpers import ROOT, conform, write
 
 pytest.importorskip("torch", reason="the shards run torch.functional")
 
-BACKENDS = "numpy,torch.functional"
+BACKENDS = "numpy,torch.functional,torch.nn"
 GITHUB = ROOT / "docs/ci/github-actions.yml"
 GITLAB = ROOT / "docs/ci/gitlab-ci.yml"
 
@@ -42,6 +42,27 @@ def _suite(folder: Path) -> Path:
             stride: 2
             padding: 1
             bias: true
+          - id: shards-conv-exact
+            description: no rounding allowed - fails, so the shard writes reproducers
+            tolerance: {rtol: 0, atol: 0}
+            stride: 2
+            padding: same
+    """)
+    write(folder / "claims.yaml", """
+        claims:
+          - id: shards-claim-conv
+            op: conv2d_transpose
+            input: [1, 2, "=h", "=h"]
+            sweep: {h: [4, 5]}
+            sides:
+              torch.functional: {weight: [2, 3, 3, 3], stride: 2, padding: 1}
+              torch.nn: {in_channels: 2, out_channels: 3, kernel_size: 3, stride: 2, padding: 1, bias: false}
+          - id: shards-claim-pool
+            op: max_pool2d
+            input: [1, 2, 6, 6]
+            sides:
+              torch.functional: {kernel_size: 2}
+              torch.nn: {kernel_size: 2}
     """)
     write(folder / "pool.yaml", """
         op: max_pool2d
@@ -99,7 +120,7 @@ def runs(tmp_path_factory):
     suite = _suite(tmp / "suite")
     env = {**_shim(tmp / "bin"), "CONFORM_PATHS": str(suite), "CONFORM_BACKENDS": BACKENDS}
     whole = conform("run", suite, "--backends", BACKENDS, "--out", tmp / "whole", "--quiet")
-    assert whole.returncode == 0, whole.stderr
+    assert whole.returncode == 1, whole.stderr     # shards-conv-exact fails: the shards write reproducers
 
     workflow = yaml.safe_load(GITHUB.read_text())
     shard_job, merge_job = workflow["jobs"]["shard"], workflow["jobs"]["merge"]
@@ -118,7 +139,7 @@ def runs(tmp_path_factory):
 
 def test_three_shards_merged_give_the_verdicts_of_one_run(runs):
     tmp, _, merged = runs
-    assert merged.returncode == 0, merged.stderr
+    assert merged.returncode == 1, merged.stderr   # the gate of the whole run, as its exit code
     one, joined = _report(tmp / "whole"), _report(tmp / "merged")
     assert _keyed(joined) == _keyed(one)
     assert [result_key(r) for r in joined["results"]] == [result_key(r) for r in one["results"]]   # one run's order
@@ -129,6 +150,13 @@ def test_three_shards_merged_give_the_verdicts_of_one_run(runs):
     # each shard on its own saw SHARD-USED match nothing, except the one holding its case
     unmatched = [{e["id"] for e in _report(tmp / f"shard-{k}")["suite"]["unmatched"]} for k in (1, 2, 3)]
     assert sum("SHARD-USED" in u for u in unmatched) == 2
+    assert [c["id"] for c in joined["claims"]] == [c["id"] for c in one["claims"]] \
+        == ["shards-claim-conv", "shards-claim-pool"]
+    assert [c["status"] for c in joined["claims"]] == [c["status"] for c in one["claims"]] == ["holds", "holds"]
+    assert joined["claims_summary"] == one["claims_summary"]
+    failing = [r for r in joined["results"] if r["verdict"] == "value_mismatch"]
+    assert failing and all((tmp / "merged" / r["repro"]).is_file() for r in failing)
+    assert all((tmp / "merged" / r["repro"]).parent.joinpath("inputs.npz").is_file() for r in failing)
     for name in ("report.html", "junit.xml", "summary.md"):
         assert (tmp / "merged" / name).is_file()
     assert json.loads((tmp / "merged" / ".conform-out.json").read_text())["owned"]   # conform's folder rules
@@ -189,6 +217,6 @@ def test_the_gitlab_pipeline_runs_the_same_commands(runs, tmp_path):
         assert proc.returncode == 0, proc.stderr
     [merge_line] = _conform_lines(merge_job["script"])
     merged = _bash(merge_line, tmp_path, env)
-    assert merged.returncode == 0, merged.stderr
+    assert merged.returncode == 1, merged.stderr
     assert _keyed(_report(tmp_path / "merged")) == _keyed(_report(tmp / "whole"))
     assert merge_job["artifacts"]["reports"]["junit"] == "merged/junit.xml"
