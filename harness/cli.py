@@ -305,24 +305,13 @@ def cmd_merge(args) -> int:
     """The shards' report folders joined into one report set (``harness.report.merge``)."""
     from rich.console import Console
 
-    from harness.report.merge import MergeError, check, copy_reproducers, load_shard, merge
+    from harness.report.merge import MergeError, write_merged
     from harness.report.terminal import print_summary
     try:
-        shards = [load_shard(folder) for folder in args.shards]
-        missing = check(shards, args.allow_partial)
+        report = write_merged(args.shards, args.out, args.allow_partial,
+                              warn=lambda text: print(f"conform: warning: {text}", file=sys.stderr))
     except MergeError as exc:
         raise UsageError(str(exc)) from None
-    if any(folder.resolve() == args.out.resolve() for folder in args.shards):
-        raise UsageError(f"--out {args.out} is one of the shards: merge into a folder of its own")
-    check_writable(args.out)
-    with claim(args.out, ("report.json", "report.html", "junit.xml", "summary.md", "repro", ".conform")), \
-            Generation(args.out) as gen:
-        copy_reproducers(shards, gen.path)
-        report = merge(shards, missing)
-        _publish(gen, report, gen.path, gen.path)
-    if missing:
-        print(f"conform: warning: shard {', '.join(map(str, missing))} of {shards[0].n} absent: the merged "
-              "report is incomplete", file=sys.stderr)
     print_summary(report, Console(quiet=args.quiet))
     if not args.quiet:
         print(f"report: {args.out / 'report.json'}")

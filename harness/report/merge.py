@@ -31,10 +31,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.outdir import check_writable, claim
 from harness.report import claims as claim_reports
 from harness.report.diff import ReportError, load
 from harness.report.gradients import rank, result_key
 from harness.report.json_report import gate_passes, summarize
+from harness.report.publish import Generation, publish_reports
+
+#: Top-level names `conform merge` writes in --out (``harness.outdir`` owns the rules).
+WRITES = ("report.json", "report.html", "junit.xml", "summary.md", "repro", ".conform")
 
 
 class MergeError(Exception):
@@ -239,3 +244,24 @@ def copy_reproducers(shards: list[Shard], into: Path) -> None:
             for item in source.iterdir():
                 if item.is_file() and not (target / item.name).exists():
                     shutil.copy2(item, target / item.name)
+
+
+def write_merged(folders: list[Path], out: Path, allow_partial: bool, warn=print) -> dict:
+    """Merge the shards in ``folders`` into ``out``'s report set (published as one); the merged report.
+
+    Raises ``MergeError`` before anything is written when the shards are not one run's; ``OutError`` and
+    ``PublishError`` (``--out`` refused, reports not written) as ``conform run`` does.
+    """
+    shards = [load_shard(folder) for folder in folders]
+    missing = check(shards, allow_partial)
+    if any(Path(folder).resolve() == Path(out).resolve() for folder in folders):
+        raise MergeError(f"--out {out} is one of the shards: merge into a folder of its own")
+    check_writable(out)
+    with claim(out, WRITES), Generation(out) as gen:
+        copy_reproducers(shards, gen.path)
+        report = merge(shards, missing)
+        for warning in publish_reports(gen, report, gen.path, gen.path):
+            warn(warning)
+    if missing:
+        warn(f"shard {', '.join(map(str, missing))} of {shards[0].n} absent: the merged report is incomplete")
+    return report
