@@ -58,14 +58,18 @@ def _select(cases, patterns, claims_chosen: bool = False):
     return chosen
 
 
-def _shard(cases, spec):
-    if not spec:
-        return cases
-    k, n = spec
-    chosen = cases[k - 1::n]
-    if not chosen:   # a slice that runs nothing would pass the gate without testing anything
+def _shard(cases, args, backends):
+    """Shard K of N of the selected cases and claims (``args.claims`` too), split by estimated cost (Note [Shard
+    cost], ``harness/shards.py``); the sharding, for the report's suite record (None without ``--shard``)."""
+    if not args.shard:
+        return cases, None
+    from harness.shards import Sharding
+    k, n = args.shard
+    sharding = Sharding(cases, args.claims, backends, args.mode, n)
+    chosen, args.claims = sharding.take(k)
+    if not chosen and not args.claims:   # a slice that runs nothing would pass the gate without testing anything
         raise UsageError(f"--shard {k}/{n} selects no case: there are only {len(cases)} cases to split")
-    return chosen
+    return chosen, sharding
 
 
 def _registry(args):
@@ -92,10 +96,12 @@ def _nearest_registry(paths: list[Path]) -> Optional[Path]:
     return None
 
 
-def _whole_suite(args) -> bool:
-    """The run covers every case its registry was written for: only then is an entry matching nothing stale."""
-    if args.pattern or args.shard or args.registry is not None:
-        return not (args.pattern or args.shard)
+def _whole_suite(args, shards_too: bool = False) -> bool:
+    """The run covers every case its registry was written for: only then is an entry matching nothing stale.
+    ``shards_too``: the run's shards together do (``conform merge`` decides stale entries then)."""
+    sharded = args.shard and not shards_too
+    if args.pattern or sharded or args.registry is not None:
+        return not (args.pattern or sharded)
     registry = _nearest_registry([Path(p) for p in args.paths])
     return registry is not None and any(Path(p).absolute() == registry.parent for p in args.paths)
 
@@ -175,6 +181,7 @@ def cmd_run(args) -> int:
     from rich.console import Console
 
     from harness.report import json_report
+    from harness.shards import suite_record
     from harness.text import clean
     from harness.report.terminal import print_summary
 
@@ -184,7 +191,8 @@ def cmd_run(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cases, registry = _load(args, chosen)
-    cases = _shard(cases, args.shard)
+    whole_suite = (cases, args.claims)
+    cases, sharding = _shard(cases, args, chosen)
     with claim(args.out, RUN_WRITES, args.paths), Generation(args.out) as gen:
         try:
             result = _run_into(args, cases, chosen, registry, gen)
@@ -194,6 +202,8 @@ def cmd_run(args) -> int:
                              "stopped and the previous reports there are unchanged") from None
         with interrupts.deferred():   # Note [Interrupts]: a signal now must not leave a torn or stale report set
             report = clean(json_report.build(result, strict=args.strict, claims=claims))
+            report["suite"] = suite_record(*whole_suite, args.shard, args.mode, registry, chosen,
+                                           _whole_suite(args, shards_too=True), sharding)
             if args.resume:
                 gen.carry_reproducers(report["results"])
             _publish(gen, report, gen.path, gen.path)   # the generation is seen as --out: links stay relative
@@ -291,6 +301,23 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_merge(args) -> int:
+    """The shards' report folders joined into one report set (``harness.report.merge``)."""
+    from rich.console import Console
+
+    from harness.report.merge import MergeError, write_merged
+    from harness.report.terminal import print_summary
+    try:
+        report = write_merged(args.shards, args.out, args.allow_partial,
+                              warn=lambda text: print(f"conform: warning: {text}", file=sys.stderr))
+    except MergeError as exc:
+        raise UsageError(str(exc)) from None
+    print_summary(report, Console(quiet=args.quiet))
+    if not args.quiet:
+        print(f"report: {args.out / 'report.json'}")
+    return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL
+
+
 def cmd_diff(args) -> int:
     import json
 
@@ -379,7 +406,7 @@ def cmd_translate(args) -> int:
         raise UsageError(str(exc)) from None
 
 
-COMMANDS = {"translate": cmd_translate, "coverage": cmd_coverage, "mapping": cmd_mapping, "run": cmd_run, "report": cmd_report, "diff": cmd_diff, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
+COMMANDS = {"translate": cmd_translate, "coverage": cmd_coverage, "mapping": cmd_mapping, "run": cmd_run, "report": cmd_report, "diff": cmd_diff, "merge": cmd_merge, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
 
 
 def main(argv=None) -> int:

@@ -49,8 +49,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--backends", help="comma-separated backend ids or framework prefixes (default: all)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
     run.add_argument("--shard", type=_shard_spec, metavar="K/N",
-                     help="run the K-th of N interleaved slices of the cases (1-based); "
-                          "an empty slice (N larger than the number of cases) is a usage error")
+                     help="run the K-th of N shards (1-based) of the selected cases and claims, split by "
+                          "estimated cost so shards take similar time (deterministic; `conform merge` joins "
+                          "them); an empty shard (N larger than the number of cases) is a usage error")
     run.add_argument("--jobs", type=_bounded(int, 1, MAX_JOBS, "a count of calls"), default=min(2, os.cpu_count() or 1),
                      help="backend calls in flight at once (default: min(2, cores))")
     run.add_argument("--timeout", type=_bounded(float, 0.001, MAX_TIMEOUT_S, "seconds"), default=120.0, help="seconds per backend call (default: 120)")
@@ -73,6 +74,14 @@ def parser() -> argparse.ArgumentParser:
                       help="compare two backends of one report, A as the baseline (e.g. a surface at two "
                            "versions: onnxruntime@1.31.1 onnxruntime@1.32.0)")
     diff.add_argument("--json", action="store_true", help="print the changes as JSON")
+
+    merge = sub.add_parser("merge", help="join the report folders of `conform run --shard K/N` into one report set")
+    merge.add_argument("shards", nargs="+", type=Path, metavar="OUT_DIR", help="the shards' --out folders")
+    merge.add_argument("--out", type=Path, required=True, help="folder for the merged reports")
+    merge.add_argument("--allow-partial", action="store_true",
+                       help="merge even when shards are absent (the report is then marked incomplete and "
+                            "never passes the gate)")
+    merge.add_argument("--quiet", action="store_true", help="no summary table")
 
     paths(sub.add_parser("validate", help="check case files only"))
     listing = sub.add_parser("list", help="print expanded case ids")

@@ -247,12 +247,19 @@ class Registry:
         """Entries that matched no result classified so far, as report records.
 
         Only entries for ``backends`` (the run's) count: an entry for a backend
-        that did not run cannot have matched anything.
+        that did not run cannot have matched anything; nor can an entry of a kind
+        (forward or gradient) of which no result was classified.
         """
+        return [{k: v for k, v in record.items() if k != "kind"}
+                for record in self.unused(backends) if record["kind"] in self.kinds]
+
+    def unused(self, backends: Optional[list[str]] = None) -> list[dict]:
+        """Entries for ``backends`` that matched no result so far, whatever the kinds classified, each with its
+        ``kind`` (forward or gradient): a shard's candidates for stale (``conform merge`` decides)."""
         return [{"id": e.id, "file": self.file, "line": self.lines.get(e.id, 1), "backend": e.backend,
-                 "cases": e.globs(), "reason": "matches no result of this run"}
+                 "cases": e.globs(), "reason": "matches no result of this run",
+                 "kind": "gradient" if e.gradient else "forward"}
                 for e in self.entries if e.id not in self.used
-                and ("gradient" if e.gradient else "forward") in self.kinds
                 and (backends is None or any(backend_matches(b, [e.backend]) for b in backends))]
 
 
