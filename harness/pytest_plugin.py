@@ -96,6 +96,8 @@ def _under_args(config, path: Path) -> bool:
 def pytest_configure(config) -> None:
     config.stash[_SEEN] = {}
     config.addinivalue_line("markers", "conform: a result of a conform case file (harness.pytest_plugin)")
+    if _case_args(config):   # options checked before collection: a usage error, not a collection error
+        _settings(config)
     if config.getoption("conform_out") is not None and not hasattr(config, "workerinput"):
         from harness.pytest_publish import Publisher
         config.pluginmanager.register(Publisher(config, _case_args(config)), Publisher.NAME)
@@ -182,7 +184,8 @@ class CaseItem(pytest.Item):
         if record.get("error"):
             lines.append(f"error: {record['error'].get('type')}: {record['error'].get('message')}")
         if record.get("repro"):
-            lines.append(f"reproducer: {_runner(self.config).repro.out / record['repro']}")
+            base = self.config.getoption("conform_out") or _runner(self.config).repro.out   # the published path
+            lines.append(f"reproducer: {base / record['repro']}")
         elif record.get("repro_error"):
             lines.append(f"reproducer not written: {record['repro_error']}")
         return "\n".join(lines)
