@@ -1,4 +1,4 @@
-"""The pytest plugin (entry point ``pytest11: conform``): ``pytest cases/`` runs case files as test items.
+"""The pytest plugin (entry point ``pytest11: harness.pytest_plugin``): ``pytest cases/`` runs case files as test items.
 
 Collection: a YAML file under a path given on the command line whose top level is a mapping with ``op``
 or ``cases`` is a case file (claim files, the registry ``known_divergences.yaml``, CI workflows and other
@@ -54,7 +54,6 @@ def _settings(config) -> dict:
     """Backends, mode and registry, worked out once per process from the options."""
     from harness import backends as backend_registry
     from harness.cli import _nearest_registry
-    from harness import divergences
     key = "_conform_settings"
     if not hasattr(config, key):
         try:
@@ -119,7 +118,7 @@ def _looks_like_cases(path: Path) -> bool:
             doc = yaml.safe_load(handle.read(1 << 20))
     except (OSError, yaml.YAMLError):
         return True   # unreadable or malformed: the loader says where
-    return isinstance(doc, dict) and ("op" in doc or "cases" in doc) and "claims" not in doc
+    return isinstance(doc, dict) and ("op" in doc or "cases" in doc) and ("claims" not in doc or "cases" in doc)
 
 
 class CaseFile(pytest.File):
