@@ -29,6 +29,7 @@ import pytest
 from harness.compare import GREEN
 
 _RUNNER = pytest.StashKey()       # this process's ProcessRunner, made when the first item runs
+_SETTINGS = pytest.StashKey()     # backends, mode and registry of this process (_settings)
 _SEEN = pytest.StashKey()         # case id -> "file:line" of its first definition in this collection
 
 
@@ -51,11 +52,12 @@ class ConformFailure(Exception):
 
 
 def _settings(config) -> dict:
-    """Backends, mode and registry, worked out once per process from the options."""
+    """Backends, mode and the loaded registry, worked out once per process from the options."""
     from harness import backends as backend_registry
+    from harness import divergences
     from harness.cli import _nearest_registry
-    key = "_conform_settings"
-    if not hasattr(config, key):
+    from harness.yamlsrc import ProblemsError
+    if _SETTINGS not in config.stash:
         try:
             backends = backend_registry.select(config.getoption("conform_backends"), backend_registry.registry())
         except ValueError as exc:
@@ -65,19 +67,13 @@ def _settings(config) -> dict:
             path = _nearest_registry([Path(a) for a in _case_args(config)])
         elif not path.is_file() and str(path) != os.devnull:
             raise pytest.UsageError(f"--conform-registry {path}: no such file")
-        setattr(config, key, {"backends": backends, "mode": config.getoption("conform_mode"),
-                              "registry_path": path})
-    return getattr(config, key)
-
-
-def _registry(config):
-    from harness import divergences
-    from harness.yamlsrc import ProblemsError
-    path = _settings(config)["registry_path"]
-    try:
-        return divergences.load(path) if path else divergences.Registry()
-    except ProblemsError as exc:
-        raise pytest.UsageError("\n".join(map(str, exc.problems))) from None
+        try:
+            registry = divergences.load(path) if path else divergences.Registry()
+        except ProblemsError as exc:
+            raise pytest.UsageError("\n".join(map(str, exc.problems))) from None
+        config.stash[_SETTINGS] = {"backends": backends, "mode": config.getoption("conform_mode"),
+                                   "registry": registry}
+    return config.stash[_SETTINGS]
 
 
 def _case_args(config) -> list[str]:
@@ -205,7 +201,7 @@ def _runner(config):
         repro_out = (Path(config.workerinput["conform_repro"]) if "conform_repro" in getattr(config, "workerinput", {})
                      else publisher.generation.path if publisher is not None else factory.mktemp("conform"))
         config.stash[_RUNNER] = ProcessRunner(
-            settings["backends"], _registry(config), repro_out, factory.mktemp("conform-logs"),
+            settings["backends"], settings["registry"], repro_out, factory.mktemp("conform-logs"),
             mode=settings["mode"], timeout_s=config.getoption("conform_timeout") or DEFAULT_TIMEOUT_S,
             memory_limit=default_memory_budget())
     return config.stash[_RUNNER]

@@ -150,6 +150,9 @@ def test_explicit_registry(suite):
     assert proc.returncode == 1 and "1 failed" in proc.stdout, proc.stdout
     proc = pytest_run(suite, "suite", "--conform-registry", "missing.yaml")
     assert proc.returncode == 4 and "--conform-registry missing.yaml: no such file" in proc.stderr
+    write(suite / "bad-registry.yaml", "divergences:\n  - id: X\n    backend: numpy\n")
+    proc = pytest_run(suite, "suite", "--conform-registry", "bad-registry.yaml")
+    assert proc.returncode == 4 and "bad-registry.yaml:2: " in proc.stderr, proc.stderr   # before any item runs
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed (make setup)")
