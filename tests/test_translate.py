@@ -91,7 +91,7 @@ def test_a_translation_that_depends_on_the_input_size_breaks_at_the_next_size():
     result = conform("translate", "--from", "tf.keras", "--to", "torch.nn", 'Conv2D(16, 3, strides=2, padding="same")',
                      "--verify-shapes", "2")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "x = torch.nn.functional.pad(x, (0, 1, 0, 1))" in result.stdout
+    assert "x_padded = torch.nn.functional.pad(x, (0, 1, 0, 1))" in result.stdout
     assert _line(result.stdout, "breaks at input 1×3×17×17 (NCHW): the translation depends on the input size: "
                                 "torch.nn needs padding=[1, 1] (printed: [0, 0]) there")
     assert "(held on 1×3×16×16)" in result.stdout
