@@ -162,7 +162,10 @@ def _run_backward(worker: Worker, forward: tuple[Call, Reference], first: Option
                   timeout_s: float) -> list[tuple[str, dict, Optional[Outcome]]]:
     """The gradient results of one backend: ``(gradient, record, the gradient's outcome)`` each. ``first``: its
     forward result when the run has one (a failed forward is repeated, no backward call is made)."""
-    if first is not None and first[0]["verdict"] in backward.FORWARD_FAILURES:
+    gap = backend_class(worker.backend_id).gradient_gap
+    if gap:   # no autodiff at all: no call, and never a repeated forward failure
+        judged = [(name, Judgement("unsupported", reason=gap), None, {}) for name in references]
+    elif first is not None and first[0]["verdict"] in backward.FORWARD_FAILURES:
         judged = backward.repeat_forward(first[0], references)
     else:
         answer = worker.call(call, timeout_s)
