@@ -114,13 +114,15 @@ def _owner(value) -> Optional[str]:
 
 
 def functional(program: Program, call_vjp: Callable[[Ref, tuple], Expr], to_numpy, dy_tensor,
-               flatten: Optional[Callable[[Ref], Expr]] = None) -> Program:
+               flatten: Optional[Callable[[Ref], Expr]] = None, splitter=split,
+               imports: tuple[Import, ...] = ()) -> Program:
     """The backward program of a framework with a functional vjp (``jax.vjp``, ``mindspore.vjp``,
     ``tape_vjp``): ``forward`` defined from the body steps over the leaves that are step targets,
     ``pair = <vjp>(forward, ...)``, ``y = pair[0]``, the tail, then ``grads = pair[1](dy)``. ``flatten``:
     for a vjp whose gradients come nested (``mindspore.vjp`` with weights: ``((dx,), (dw, db))``), the
-    expression of ``vjp_out`` that is the flat tuple in the order of ``program.leaves``."""
-    prepare, body, tail = split(program)
+    expression of ``vjp_out`` that is the flat tuple in the order of ``program.leaves``. ``splitter``: where
+    the function's body starts and ends (``split``); ``imports``: modules the vjp call adds."""
+    prepare, body, tail = splitter(program)
     inputs = tuple(leaf.value.name for leaf in program.leaves if isinstance(leaf.value, Ref))
     result = program.result.value.name
     steps = prepare + [
@@ -137,7 +139,7 @@ def functional(program: Program, call_vjp: Callable[[Ref, tuple], Expr], to_nump
     else:
         steps += [Step("vjp_out", pullback, "call", timed=True, backward=True),
                   Step("grads", flatten(Ref("vjp_out")), "finish", backward=True)]
-    return _backward(program, steps + gradient_steps(program, "grads", to_numpy))
+    return _backward(program, steps + gradient_steps(program, "grads", to_numpy), imports)
 
 
 def _backward(program: Program, steps: list[Step], imports: tuple[Import, ...] = ()) -> Program:
@@ -170,37 +172,38 @@ def torch_backward(program: Program, call: Call) -> Program:
 def tape_backward(program: Program, call: Call) -> Program:
     """TensorFlow (tf.nn, and tf.keras on its TensorFlow backend): the steps that compute the output from the
     leaves as ``forward``, run by ``tape_vjp`` (``harness/backends/tf_tape.py``, embedded in reproducers)
-    under a ``tf.GradientTape``; the pullback is ``tape.gradient(y, leaves, output_gradients=dy)``.
-
-    The function's body starts at the first step that reads a leaf made by a step (the input tensor) rather
-    than after the ``prepare`` phase as in ``functional``: a Keras layer is built and given its weights before
-    that, outside the function, so its kernel Variable (a leaf given as ``net.kernel``) exists when the tape
-    starts watching it; the layer's own calls (and the pads, crops and bias adds around them) are inside."""
-    inputs = tuple(leaf.value.name for leaf in program.leaves if isinstance(leaf.value, Ref))
-    steps = list(program.steps)
-    start = next(i for i, s in enumerate(steps) if s.target not in inputs and _mentions(s.expr, set(inputs)))
-    last = max(i for i, s in enumerate(steps) if s.target == program.result.value.name)
-    before, body, tail = steps[:start], steps[start:last + 1], steps[last + 1:]
-    result = program.result.value.name
+    under a ``tf.GradientTape``; the pullback is ``tape.gradient(y, leaves, output_gradients=dy)``."""
     if program.framework == "keras":   # Keras' own tensor functions: the program imports only keras
-        dy = Expr("keras.ops.cast", (Expr("keras.ops.convert_to_tensor", (native_cotangent(program),)), call.dtype))
-        to_numpy = lambda g: Expr("keras.ops.convert_to_numpy", (Expr("keras.ops.cast", (g, "float64")),))  # noqa: E731
+        def dy_tensor(dy: Expr) -> Expr:
+            return Expr("keras.ops.cast", (Expr("keras.ops.convert_to_tensor", (dy,)), call.dtype))
+
+        def to_numpy(g) -> Expr:
+            return Expr("keras.ops.convert_to_numpy", (Expr("keras.ops.cast", (g, "float64")),))
     else:
-        dy = Expr("tf.cast", (Expr("tf.constant", (native_cotangent(program), Attr("tf.float64"))),
-                              Attr(f"tf.{call.dtype}")))
-        to_numpy = lambda g: Expr(Method(Expr("tf.cast", (g, Attr("tf.float64"))), "numpy"))  # noqa: E731
-    vjp = Expr("harness.backends.tf_tape.tape_vjp", (Ref("forward"),) + tuple(Ref(name) for name in inputs),
-               {"sources": [leaf.value for leaf in program.leaves]})
-    steps = before + [
-        Step("forward", Function(inputs, tuple(body), result), "prepare",
-             comment="the forward call, as the function tf.GradientTape records"),
-        Step("pair", vjp, "call", timed=True),
-        Step(result, Index(Ref("pair"), (0,)), "finish"),
-    ] + tail + [
-        Step("dy_native", dy, "prepare", backward=True),
-        Step("grads", Expr(Index(Ref("pair"), (1,)), (Ref("dy_native"),)), "call", timed=True, backward=True),
-    ] + gradient_steps(program, "grads", to_numpy)
-    return _backward(program, steps, (Import("harness.backends.tf_tape", names=("tape_vjp",)),))
+        def dy_tensor(dy: Expr) -> Expr:
+            return Expr("tf.cast", (Expr("tf.constant", (dy, Attr("tf.float64"))), Attr(f"tf.{call.dtype}")))
+
+        def to_numpy(g) -> Expr:
+            return Expr(Method(Expr("tf.cast", (g, Attr("tf.float64"))), "numpy"))
+
+    def call_vjp(fn: Ref, inputs: tuple) -> Expr:
+        return Expr("harness.backends.tf_tape.tape_vjp", (fn, *(Ref(name) for name in inputs)),
+                    {"sources": [leaf.value for leaf in program.leaves]})
+
+    return functional(program, call_vjp, to_numpy, dy_tensor, splitter=_split_at_first_read,
+                      imports=(Import("harness.backends.tf_tape", names=("tape_vjp",)),))
+
+
+def _split_at_first_read(program: Program) -> tuple[list[Step], list[Step], list[Step]]:
+    """``split`` for a tape: the body starts at the first step that reads a leaf made by a step (the input
+    tensor), not after the last leaf's assignment. A Keras layer is built and given its weights before that,
+    outside the function, so its kernel Variable (a leaf given as ``net.kernel``) exists when the tape starts
+    watching it; the layer's own calls (and the pads, crops and bias adds around them) are inside."""
+    inputs = {leaf.value.name for leaf in program.leaves if isinstance(leaf.value, Ref)}
+    steps = list(program.steps)
+    start = next(i for i, s in enumerate(steps) if s.target not in inputs and _mentions(s.expr, inputs))
+    last = max(i for i, s in enumerate(steps) if s.target == program.result.value.name)
+    return steps[:start], steps[start:last + 1], steps[last + 1:]
 
 
 def jax_backward(program: Program, call: Call) -> Program:
