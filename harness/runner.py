@@ -318,7 +318,8 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
             if not wanted:
                 continue
             call, reference = prepare(case)
-            grads = tuple(g for g in options.results_of(case) if g is not None)
+            wanted_gradients = {g for _, g in wanted if g is not None}   # resume may have kept some already
+            grads = tuple(g for g in options.results_of(case) if g in wanted_gradients)
             back_call, references = backward.prepare(case, call, grads) if grads else (None, {})
             todo = []
             for bid in dict.fromkeys(b for b, _ in sorted(wanted, key=lambda k: options.backends.index(k[0]))):
