@@ -1,12 +1,15 @@
 """The runner: plan (case × backend), prepare data and oracle, run workers, judge.
 
-Cases run one after another; within a case every selected backend runs in
-its own worker at the same time (up to ``jobs`` at once). A case's inputs and
-oracle output are computed once in the parent and sent to every worker, so all
-backends see identical operands; memory holds one case at a time.
-Each result is appended to ``results.jsonl`` as soon as it is judged.
-A case run backward (``mode``) makes a second call per backend, which returns
-one result per gradient (``harness.backward``).
+A case's inputs and oracle output are computed once in the parent and sent to
+every backend's worker, so all backends see identical operands. Cases are
+prepared ahead while the workers compute, each backend takes them in order in
+its own lane, and ``jobs`` calls run at once (``harness.pipeline``, Note
+[Pipeline]); the memory budget bounds how many prepared cases the parent holds.
+A case is compared across backends, classified and appended to
+``results.jsonl`` as soon as its last backend answers; the results are sorted
+at the end, so their order never depends on the schedule. A case run backward
+(``mode``) makes a second call per backend, which returns one result per
+gradient (``harness.backward``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import platform
 import re
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -32,6 +34,9 @@ from harness.compare import GREEN, Judgement, Reference, agreement, framework_sp
 from harness.data import make_arrays
 from harness.divergences import Registry
 from harness.journal import ResumePlan, case_hash, key_of, plan_resume, read_journal, rewrite_journal
+from harness.memory import PARENT_RESIDENT
+from harness.pipeline import DEFAULT_WINDOW, run_pipeline
+from harness.timing import CallClock, timing
 from harness.worker import Crash, Timeout, Worker, worker_for
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -58,6 +63,8 @@ class RunOptions:
     on_note: Optional[Callable[[str], None]] = None
     #: forward | backward | both for every case; None: each case's own ``mode``.
     mode: Optional[str] = None
+    #: How many prepared cases may wait for their calls (the memory budget may allow fewer).
+    window: int = DEFAULT_WINDOW
 
     def results_of(self, case: Case) -> tuple[Optional[str], ...]:
         """The results of ``case`` per backend: None (forward) and/or the gradients (``backward.planned``)."""
@@ -72,6 +79,8 @@ class RunResult:
     created: str = ""
     incomplete: bool = False
     stale: list[dict] = field(default_factory=list)
+    #: Where the time went (``timing``): report.json's ``timing`` record.
+    timing: dict = field(default_factory=dict)
 
 
 def environment(backend_ids: list[str], setup_errors: dict[str, str], launches: dict[str, str]) -> dict:
@@ -113,6 +122,32 @@ def prepare(case: Case) -> tuple[Call, Reference]:
     call = Call(op=case.op, case_id=case.id, params=params, resolved=resolved, dtype=case.dtype,
                 arrays=arrays, expects_error=case.expects_error)
     return call, reference
+
+
+@dataclass
+class _Prepared:
+    """One case, ready for its backends: operands, references, and which results each backend still owes."""
+    case: Case
+    call: Call
+    reference: Reference
+    back_call: Optional[Call]
+    references: dict[str, Reference]
+    wants: dict[str, list[Optional[str]]]    # backend -> None (forward) and/or gradient names
+
+
+@dataclass
+class _Answer:
+    """One backend's results for a case: judged without a call (``immediate``), or its forward and gradients."""
+    immediate: list[dict] = field(default_factory=list)
+    first: Optional[tuple[dict, Optional[Outcome]]] = None
+    rest: list[tuple[str, dict, Optional[Outcome]]] = field(default_factory=list)
+
+
+def _parent_bytes(job: _Prepared) -> int:
+    """What the parent holds for a prepared case until it is judged (``OpSpec.footprint``; each gradient's
+    references and answers are about as large again)."""
+    parent, _ = ops.get(job.case.op).footprint(job.case.params, job.case.dtype, max(len(job.wants), 1))
+    return parent * (1 + len(job.references))
 
 
 def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Outcome],
@@ -306,62 +341,78 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
             options.on_result(record)
 
     def start(bid: str) -> None:
-        if not workers[bid].start():
+        if bid in workers and not workers[bid].start():
             start_errors[bid] = f"worker failed to start: {workers[bid].setup_error}"
 
+    def prepare_case(case: Case) -> Optional[_Prepared]:
+        wanted = {(b, g) for b in options.backends for g in options.results_of(case) if (case.id, b, g) not in done}
+        if not wanted:
+            return None
+        call, reference = prepare(case)
+        wanted_gradients = {g for _, g in wanted if g is not None}   # resume may have kept some already
+        grads = tuple(g for g in options.results_of(case) if g in wanted_gradients)
+        back_call, references = backward.prepare(case, call, grads) if grads else (None, {})
+        wants = {b: [g for g in options.results_of(case) if (b, g) in wanted]
+                 for b in options.backends if any((b, g) in wanted for g in options.results_of(case))}
+        return _Prepared(case, call, reference, back_call, references, wants)
+
+    def work(bid: str, job: _Prepared, slot) -> _Answer:
+        case, mine = job.case, job.wants[bid]
+        verdict = None
+        if case.common.backends and not matches(bid, case.common.backends):
+            verdict = Judgement("skipped", reason="not in the case's backends list")
+        elif bid in setup_errors:
+            verdict = Judgement("skipped", reason=setup_errors[bid])
+        elif bid in start_errors:   # installed but broken: never a silent green
+            verdict = Judgement("crash", reason=start_errors[bid])
+        if verdict is not None:
+            return _Answer(immediate=[_record(case, bid, verdict, None, g,
+                                              job.references[g].expected_shape if g else None) for g in mine])
+        gs = [g for g in mine if g is not None]
+        backward_call = (dataclasses.replace(job.back_call, gradients=tuple(gs)),
+                         {g: job.references[g] for g in gs}) if gs else None
+        with slot():
+            first, rest = _run_backend(workers[bid], case, (job.call, job.reference), None in mine,
+                                       backward_call, options.timeout_s)
+        calls = {id(o): o for o in [first[1] if first else None, *(o for _, _, o in rest)] if o is not None}
+        clock[bid].add(calls.values())
+        return _Answer(first=first, rest=rest)
+
+    def finish(job: _Prepared, answers: dict[str, _Answer]) -> None:
+        case = job.case
+        ordered = [answers[b] for b in options.backends if b in answers]
+        for answer in ordered:
+            for record in answer.immediate:
+                emit(record)
+        answered = [a.first for a in ordered if a.first is not None]
+        gradient_answers = [item for a in ordered for item in a.rest]
+        _annotate_agreement(case, job.reference, answered, _override(case))
+        for g in job.references:
+            _annotate_agreement(case, job.references[g], [(r, o) for name, r, o in gradient_answers if name == g])
+        for record, outcome in answered:
+            if options.on_failure and record["verdict"] not in GREEN:
+                options.on_failure(case, job.call, job.reference, record, outcome)
+            emit(record)
+        for name, record, outcome in gradient_answers:
+            if options.on_failure and record["verdict"] not in GREEN:
+                options.on_failure(case, job.back_call, job.references[name], record, outcome)
+            emit(record)
+
+    def cancel() -> None:
+        for worker in workers.values():
+            worker.cancel()
+
+    clock = {bid: CallClock() for bid in options.backends}   # each lane adds to its own
     interrupted = False
-    pool = ThreadPoolExecutor(max_workers=max(1, options.jobs))
+    budget = options.memory_limit - PARENT_RESIDENT if options.memory_limit else None
     try:
-        list(pool.map(start, list(workers)))
-        for case in cases:
-            wanted = {(b, g) for b in options.backends for g in options.results_of(case) if (case.id, b, g) not in done}
-            if not wanted:
-                continue
-            call, reference = prepare(case)
-            wanted_gradients = {g for _, g in wanted if g is not None}   # resume may have kept some already
-            grads = tuple(g for g in options.results_of(case) if g in wanted_gradients)
-            back_call, references = backward.prepare(case, call, grads) if grads else (None, {})
-            todo = []
-            for bid in dict.fromkeys(b for b, _ in sorted(wanted, key=lambda k: options.backends.index(k[0]))):
-                mine = [g for g in options.results_of(case) if (bid, g) in wanted]
-                verdict = None
-                if case.common.backends and not matches(bid, case.common.backends):
-                    verdict = Judgement("skipped", reason="not in the case's backends list")
-                elif bid in setup_errors:
-                    verdict = Judgement("skipped", reason=setup_errors[bid])
-                elif bid in start_errors:   # installed but broken: never a silent green
-                    verdict = Judgement("crash", reason=start_errors[bid])
-                if verdict is not None:
-                    for g in mine:
-                        emit(_record(case, bid, verdict, None, g, references[g].expected_shape if g else None))
-                else:
-                    todo.append((bid, None in mine, [g for g in mine if g is not None]))
-            futures = [pool.submit(_run_backend, workers[bid], case, (call, reference), forward,
-                                   (dataclasses.replace(back_call, gradients=tuple(gs)),
-                                    {g: references[g] for g in gs}) if gs else None, options.timeout_s)
-                       for bid, forward, gs in todo]
-            done_calls = [future.result() for future in futures]
-            answered = [first for first, _ in done_calls if first is not None]
-            gradient_answers = [item for _, rest in done_calls for item in rest]
-            _annotate_agreement(case, reference, answered, _override(case))
-            for g in grads:
-                _annotate_agreement(case, references[g], [(r, o) for name, r, o in gradient_answers if name == g])
-            for record, outcome in answered:
-                if options.on_failure and record["verdict"] not in GREEN:
-                    options.on_failure(case, call, reference, record, outcome)
-                emit(record)
-            for name, record, outcome in gradient_answers:
-                if options.on_failure and record["verdict"] not in GREEN:
-                    options.on_failure(case, back_call, references[name], record, outcome)
-                emit(record)
-            del call, reference, back_call, references, futures, done_calls, answered, gradient_answers
+        run_pipeline(cases, prepare=prepare_case, lanes_of=lambda job: list(job.wants), work=work, finish=finish,
+                     lanes=[b for b in options.backends if b in needed], start=start, cancel=cancel,
+                     slots=options.jobs, window=options.window, budget=budget, cost=_parent_bytes)
     except KeyboardInterrupt:
         # The calls in flight are cancelled, not judged: they are not results.
         interrupted = True
-        for worker in workers.values():
-            worker.cancel()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         for worker in workers.values():
             worker.stop(kill=interrupted)
         journal.close()
@@ -371,5 +422,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     results.sort(key=lambda r: (case_order[r["case"]], gradient_order.get(r.get("gradient"), 4),
                                 backend_order[r["backend"]]))
     stale = options.registry.stale(options.backends) if options.check_stale and not interrupted else []
+    duration = time.monotonic() - started
     return RunResult(results=results, environment=environment(options.backends, {**setup_errors, **start_errors}, launches),
-                     duration_s=round(time.monotonic() - started, 3), incomplete=interrupted, stale=stale)
+                     duration_s=round(duration, 3), incomplete=interrupted, stale=stale,
+                     timing=timing(clock, duration, options.jobs, len(results)))

@@ -106,6 +106,9 @@ class Outcome:
     #: For an error of a backward call: "forward" (the forward steps raised) or "gradient" (the backward ones).
     failed_in: str = ""
     gradient_call: str = ""             # ``program.gradient_call`` of a backward call
+    #: The worker's whole time on the call (conversions, the framework's own set-up, the native call,
+    #: autodiff), set by the worker: what a perfect schedule could not avoid (``harness.runner`` ``timing``).
+    worker_ms: Optional[float] = None
 
 
 def first_line(text: str) -> str:

@@ -56,6 +56,7 @@ def build(run, strict: bool = False, claims: list | None = None) -> dict:
         "environment": run.environment,
         "summary": summarize(run.results),
         "stale_divergences": run.stale,
+        "timing": getattr(run, "timing", None) or None,
         "results": _clean(run.results),
     }
     if claims:

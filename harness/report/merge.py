@@ -192,7 +192,7 @@ def merge(shards: list[Shard], missing: list[int]) -> dict:
     whole = not missing and all(s.suite.get("check_stale") for s in shards)
     stale = _stale(shards, results) if whole and not incomplete else []
     strict = bool(first.get("gate", {}).get("strict"))
-    report = {key: value for key, value in first.items() if key not in ("claims", "claims_summary")}
+    report = {key: value for key, value in first.items() if key not in ("claims", "claims_summary", "timing")}
     report.update({
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         # The shards ran side by side: the run took as long as the slowest.
@@ -207,7 +207,7 @@ def merge(shards: list[Shard], missing: list[int]) -> dict:
                      ("shard", "case_positions", "claim_positions", "unmatched", "estimated_s")},
                   "shard": None, "missing_shards": missing,
                   "merged": [{"shard": [s.k, s.n], "folder": str(s.folder), "created": s.report.get("created"),
-                              "duration_s": s.report.get("duration_s"),
+                              "duration_s": s.report.get("duration_s"), "timing": s.report.get("timing"),
                               "estimated_s": s.suite.get("estimated_s")} for s in shards]},
     })
     if claims:

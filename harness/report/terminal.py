@@ -66,9 +66,20 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
                       f"[dim]{_t(entry['file'])}:{_t(entry['line'])}[/]: {_t(entry['reason'])}", highlight=False)
     for line in claim_reports.lines(report):
         console.print(printable(line), highlight=False, soft_wrap=True, markup=False)
+    if report.get("timing"):
+        console.print(timing_line(report["timing"]), highlight=False, soft_wrap=True, markup=False)
     gate = report["gate"]
     console.print(("[green]gate: pass[/]" if gate["passed"] else "[bold red]gate: FAIL[/]")
                   + (" (incomplete run)" if report.get("incomplete") else ""))
+
+
+def timing_line(timing: dict) -> str:
+    """The run's throughput and its distance from the lower bound (Note [Throughput] in harness/timing.py)."""
+    text = f"timing: {timing['results']} results in {timing['wall_s']:.1f} s ({timing['results_per_s']}/s)"
+    if timing.get("wall_over_bound"):
+        text += (f"; the backends' own time {timing['worker_s']:.1f} s ÷ {min(timing['jobs'], timing['cores'])} "
+                 f"cores = {timing['lower_bound_s']:.1f} s, wall {timing['wall_over_bound']:.2f}× that")
+    return text
 
 
 def version_lines(report: dict) -> list[str]:

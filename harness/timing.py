@@ -1,0 +1,58 @@
+"""Where a run's time went: the backends' own time against the wall clock (report.json ``timing``).
+
+Note [Throughput]
+-----------------
+Each worker measures its whole time on a call (``Outcome.worker_ms``: the
+conversions, the framework's own set-up of the call, the native call,
+autodiff) and, inside it, the native call alone (``duration_ms``). The sum of
+the workers' time is work no schedule can avoid, so a run of ``jobs`` calls at
+once on ``cores`` cores cannot take less than
+
+    lower bound = Σ worker time ÷ min(jobs, cores)
+
+The wall time over that bound is the harness's cost: preparing operands and
+oracles, judging, IPC, writing results, starting the workers, and cores left
+idle. ``make bench`` and the terminal quote the ratio; it is measured in the
+same run, so a noisy machine slows both sides.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass
+class CallClock:
+    """One backend's calls: how many, the workers' time and the native calls' time (milliseconds)."""
+    calls: int = 0
+    worker_ms: float = 0.0
+    native_ms: float = 0.0
+
+    def add(self, outcomes: Iterable) -> None:
+        for outcome in outcomes:
+            self.calls += 1
+            self.worker_ms += outcome.worker_ms or 0.0
+            self.native_ms += outcome.duration_ms or 0.0
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def timing(clocks: dict[str, CallClock], wall_s: float, jobs: int, results: int) -> dict:
+    """report.json's ``timing`` record of a run (Note [Throughput])."""
+    cores = usable_cores()
+    worker_s = sum(c.worker_ms for c in clocks.values()) / 1e3
+    bound = worker_s / max(1, min(jobs, cores))
+    return {
+        "wall_s": round(wall_s, 3), "jobs": jobs, "cores": cores, "results": results,
+        "calls": sum(c.calls for c in clocks.values()),
+        "worker_s": round(worker_s, 3), "native_s": round(sum(c.native_ms for c in clocks.values()) / 1e3, 3),
+        "lower_bound_s": round(bound, 3),
+        "wall_over_bound": round(wall_s / bound, 3) if bound else None,
+        "results_per_s": round(results / wall_s, 1) if wall_s else None,
+        "backends": {b: {"calls": c.calls, "worker_s": round(c.worker_ms / 1e3, 3),
+                         "native_s": round(c.native_ms / 1e3, 3)} for b, c in clocks.items() if c.calls},
+    }

@@ -1,0 +1,256 @@
+"""The runner's schedule (harness/pipeline.py): slots, lanes, the window, failures and interrupts.
+
+The work here is plain Python (events and counters), so every property is checked exactly: how many
+calls ran at once, in what order lanes took cases, how many prepared cases were held.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.pipeline import Slots, Stopped, run_pipeline
+
+
+class Recorder:
+    """Counts concurrent work and keeps what happened, from any thread."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.order: dict[str, list[int]] = {}
+        self.finished: list[int] = []
+
+    def work(self, lane, item, slot, seconds=0.002):
+        with slot():
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            time.sleep(seconds)
+            with self.lock:
+                self.running -= 1
+                self.order.setdefault(lane, []).append(item)
+        return (lane, item)
+
+
+def test_every_case_is_finished_once_with_every_lanes_answer():
+    rec = Recorder()
+    got = {}
+
+    def finish(item, answers):
+        assert item not in got
+        got[item] = answers
+
+    lanes = ["a", "b", "c"]
+    run_pipeline(range(20), prepare=lambda i: i, lanes_of=lambda i: lanes if i % 2 else ["a"],
+                 work=rec.work, finish=finish, lanes=lanes, slots=2)
+    assert sorted(got) == list(range(20))
+    assert all(set(answers) == (set(lanes) if i % 2 else {"a"}) for i, answers in got.items())
+    assert got[3]["b"] == ("b", 3)
+    # Each lane takes its cases in order.
+    assert rec.order["a"] == list(range(20))
+    assert rec.order["b"] == [i for i in range(20) if i % 2]
+
+
+@pytest.mark.parametrize("slots", [1, 2, 3])
+def test_never_more_calls_at_once_than_slots(slots):
+    rec = Recorder()
+    lanes = [f"l{i}" for i in range(6)]
+    run_pipeline(range(12), prepare=lambda i: i, lanes_of=lambda i: lanes, work=rec.work,
+                 finish=lambda *a: None, lanes=lanes, slots=slots)
+    assert rec.most == slots
+
+
+def test_cases_with_nothing_to_run_are_skipped_and_empty_ones_finish():
+    finished = []
+    run_pipeline(range(6), prepare=lambda i: None if i == 2 else i, lanes_of=lambda i: [] if i == 4 else ["a"],
+                 work=lambda lane, i, slot: i, finish=lambda i, answers: finished.append((i, answers)),
+                 lanes=["a"])
+    assert sorted(finished) == [(0, {"a": 0}), (1, {"a": 1}), (3, {"a": 3}), (4, {}), (5, {"a": 5})]
+
+
+def test_a_fast_lane_runs_ahead_of_a_slow_one_within_the_window():
+    """The fast lane does not wait for the slow one at every case, but no further than the window."""
+    held = []
+    window = 4
+    lock = threading.Lock()
+    current = [0]
+
+    def prepare(i):
+        with lock:
+            current[0] += 1
+            held.append(current[0])
+        return i
+
+    def work(lane, i, slot):
+        with slot():
+            time.sleep(0.02 if lane == "slow" else 0.0)
+        return i
+
+    def finish(i, answers):
+        with lock:
+            current[0] -= 1
+
+    ahead = []
+
+    def work_seen(lane, i, slot):
+        if lane == "fast":
+            ahead.append(i)
+        return work(lane, i, slot)
+
+    run_pipeline(range(12), prepare=prepare, lanes_of=lambda i: ["fast", "slow"], work=work_seen,
+                 finish=finish, lanes=["fast", "slow"], slots=2, window=window)
+    assert max(held) <= window + 1   # the producer may prepare one more case while it waits for room
+    assert ahead == list(range(12))
+
+
+def test_the_memory_budget_bounds_the_window_but_always_admits_one_case():
+    holding = []
+    lock = threading.Lock()
+    bytes_held = [0]
+
+    def prepare(i):
+        return i
+
+    def cost(i):
+        return 600 if i == 3 else 100
+
+    def work(lane, i, slot):
+        with lock:
+            holding.append(bytes_held[0])
+        time.sleep(0.002)
+        return i
+
+    def lanes_of(i):
+        with lock:
+            bytes_held[0] += cost(i)
+        return ["a"]
+
+    def finish(i, answers):
+        with lock:
+            bytes_held[0] -= cost(i)
+
+    run_pipeline(range(8), prepare=prepare, lanes_of=lanes_of, work=work, finish=finish, lanes=["a"],
+                 window=100, budget=250, cost=cost)
+    # Never more than the budget's worth of prepared cases is admitted, except a single case larger than it.
+    # (``lanes_of`` counts a case before the window admits it, so allow one case in waiting: +600 at most.)
+    assert max(holding) <= 250 + 600
+
+
+def test_slots_go_to_the_oldest_case_first():
+    slots = Slots(1)
+    order = []
+    gate = threading.Event()
+
+    def hold():
+        with slots.held(0):
+            gate.wait()
+
+    first = threading.Thread(target=hold)
+    first.start()
+    time.sleep(0.05)
+
+    def waiter(priority):
+        with slots.held(priority):
+            order.append(priority)
+
+    threads = [threading.Thread(target=waiter, args=(p,)) for p in (5, 2, 9, 1)]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    gate.set()
+    for t in threads + [first]:
+        t.join()
+    assert order == [1, 2, 5, 9]
+
+
+def test_closed_slots_release_their_waiters():
+    slots = Slots(1)
+    outcome = []
+
+    def waiter():
+        try:
+            with slots.held(0):
+                outcome.append("ran")
+        except Stopped:
+            outcome.append("stopped")
+
+    with slots.held(0):
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.05)
+        slots.close()
+        t.join(5)
+    assert outcome == ["stopped"]
+
+
+def test_a_failure_in_a_lane_stops_the_run_and_is_raised():
+    started = []
+
+    def work(lane, i, slot):
+        started.append(i)
+        if i == 3:
+            raise ValueError("adapter bug")
+        with slot():
+            time.sleep(0.001)
+        return i
+
+    with pytest.raises(ValueError, match="adapter bug"):
+        run_pipeline(range(1000), prepare=lambda i: i, lanes_of=lambda i: ["a"], work=work,
+                     finish=lambda *a: None, lanes=["a"], window=4)
+    assert len(started) < 20
+
+
+def test_a_failure_while_preparing_is_raised():
+    def prepare(i):
+        if i == 2:
+            raise RuntimeError("oracle bug")
+        return i
+
+    with pytest.raises(RuntimeError, match="oracle bug"):
+        run_pipeline(range(5), prepare=prepare, lanes_of=lambda i: ["a"], work=lambda lane, i, slot: i,
+                     finish=lambda *a: None, lanes=["a"])
+
+
+def test_an_interrupt_cancels_the_calls_in_flight_and_propagates():
+    cancelled = threading.Event()
+
+    def work(lane, i, slot):
+        with slot():
+            cancelled.wait(10)   # a call that only ends when cancelled
+        return i
+
+    def finish(i, answers):
+        raise KeyboardInterrupt   # as Ctrl-C in the caller's thread
+
+    def slow_work(lane, i, slot):
+        if i == 0:
+            return i
+        return work(lane, i, slot)
+
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(range(5), prepare=lambda i: i, lanes_of=lambda i: ["a", "b"] if i else ["a"],
+                     work=slow_work, finish=finish, lanes=["a", "b"], cancel=cancelled.set)
+    assert cancelled.is_set()
+    assert time.monotonic() - began < 5
+
+
+def test_start_runs_once_per_lane_before_its_first_case():
+    starts = []
+    seen = []
+
+    def start(lane):
+        starts.append(lane)
+
+    def work(lane, i, slot):
+        assert lane in starts
+        seen.append((lane, i))
+        return i
+
+    run_pipeline(range(4), prepare=lambda i: i, lanes_of=lambda i: ["a", "b"] if i >= 2 else ["a"],
+                 work=work, finish=lambda *a: None, lanes=["a", "b", "c"], start=start)
+    assert sorted(starts) == ["a", "b"]   # "c" had no case: never started
