@@ -47,8 +47,9 @@ quiet: $(STAMP)
 quiet-gradients: $(STAMP)
 	$(BIN)/python benchmarks/quiet.py --ops conv2d_transpose,conv2d,avg_pool2d,max_pool2d --count 50 --mode both $(ARGS)
 
+# Kernel timings against the frameworks, then whole-run throughput and the parent's memory (harness/throughput.py).
 bench: $(STAMP)
-	$(BIN)/conform bench --out $(OUT) $(ARGS)
+	$(BIN)/conform bench --throughput --out $(OUT) $(ARGS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -350,10 +350,16 @@ def cmd_bench(args) -> int:
         chosen = backend_registry.select(args.backends, backend_registry.registry())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    with claim(args.out, ("bench.json",), args.paths):
+    say = lambda line: print(line, file=sys.stderr)   # noqa: E731
+    with claim(args.out, ("bench.json", "throughput") if args.throughput else ("bench.json",), args.paths):
         result = run_bench(_of_op(load_suite(args.paths), args.op), chosen, args.out, args.warmup, args.repeats,
-                           log=lambda line: print(line, file=sys.stderr))
+                           log=say)
+        if args.throughput:
+            from harness.throughput import default_runs, lines, record
+            result = record(args.out, result, default_runs(), say)
     print_table(result, Console(width=160))
+    if args.throughput:
+        print("\n".join(lines(result["throughput"])))
     print(f"bench: {args.out / 'bench.json'}")
     return EXIT_OK
 

@@ -119,6 +119,10 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_bounded(int, 1, 10_000, "a count"), default=15)
     bench.add_argument("--warmup", type=_bounded(int, 0, 10_000, "a count"), default=3)
     _op_option(bench, "only benchmark cases of this operator")
+    bench.add_argument("--throughput", action="store_true",
+                       help="also time whole runs: the default suite (every backend, forward and backward) and "
+                            "500 and 5,000 fuzz cases (numpy, numba, torch.functional): results/s, the lower "
+                            "bound, the parent's peak memory (make bench)")
     _translate_args(sub)
     return parser
 

@@ -58,7 +58,7 @@ SCHEMA = "conform.out/1"
 
 #: Every top-level name some conform command writes (report set, journal, logs, bench).
 KNOWN = frozenset({"report.json", "report.html", "junit.xml", "summary.md", "repro", "results.jsonl", "logs",
-                   "bench.json", GENERATIONS})
+                   "bench.json", "throughput", GENERATIONS})
 _OWN_FILES = frozenset({MANIFEST, LOCK})
 #: What this repository's tests and benchmarks put in reports/ (screenshots, report-scale): no obstacle to adoption.
 _TOOLING = frozenset({"screenshots", "report-scale", "report-scale-test.json"})

@@ -19,6 +19,7 @@ same run, so a noisy machine slows both sides.
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -41,6 +42,11 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def parent_peak_bytes() -> int:
+    """This process's peak resident memory so far (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def timing(clocks: dict[str, CallClock], wall_s: float, jobs: int, results: int) -> dict:
     """report.json's ``timing`` record of a run (Note [Throughput])."""
     cores = usable_cores()
@@ -53,6 +59,7 @@ def timing(clocks: dict[str, CallClock], wall_s: float, jobs: int, results: int)
         "lower_bound_s": round(bound, 3),
         "wall_over_bound": round(wall_s / bound, 3) if bound else None,
         "results_per_s": round(results / wall_s, 1) if wall_s else None,
+        "parent_peak_mib": round(parent_peak_bytes() / 2**20, 1),
         "backends": {b: {"calls": c.calls, "worker_s": round(c.worker_ms / 1e3, 3),
                          "native_s": round(c.native_ms / 1e3, 3)} for b, c in clocks.items() if c.calls},
     }
