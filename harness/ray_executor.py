@@ -55,6 +55,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -75,6 +76,7 @@ GRACE_S = 10.0
 POLL_S = 0.05
 #: Variables Ray sets in its worker processes that change how a framework runs: the worker gets the driver's.
 DRIVER_VARIABLES = ("OMP_NUM_THREADS", "PYTHONBREAKPOINT")
+SUBREAPER = "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper"
 
 
 class _Cancelled(Exception):
@@ -100,10 +102,21 @@ def _offered(resources: dict[str, float]) -> bool:
                for node in ray.nodes())
 
 
+def _wait_for_children() -> None:
+    """Undo Ray's ``SIGCHLD`` ignored (its raylet-subreaper option sets it in the driver and every worker):
+    the kernel would reap our children, and ``Popen`` read a crashed worker's exit status (or uv's) as 0.
+    Process-wide, and callable from any thread (an actor's methods run in a pool)."""
+    ctypes.CDLL(None).signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 def _reason(exc: BaseException) -> str:
-    """Ray's explanation of a dead actor, in one line."""
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    return f"Ray actor died ({type(exc).__name__}): {text[:400]}"
+    """Ray's explanation of a dead actor, in one line: its first sentence and why the actor is dead (the
+    actor's ids and Ray's list of common causes left out)."""
+    text = " ".join(str(exc).split())
+    first = text.split(". ", 1)[0].rstrip(".")
+    why = re.search(r"(The actor is dead because .*?)(?: Some common causes|$)", text)
+    detail = f"; {why.group(1)}" if why and why.group(1) not in first else ""
+    return f"{type(exc).__name__}: {first}{detail}"[:500]
 
 
 @ray.remote(max_concurrency=4)   # a call, and beside it the parent's ping, cancel and stop
@@ -112,9 +125,7 @@ class _Host:
 
     def __init__(self, backend_id: str, log_path: Optional[str], memory_limit: Optional[int],
                  variables: dict[str, Optional[str]]):
-        # Ray's workers may ignore SIGCHLD (the raylet subreaper option does that): the kernel then reaps
-        # our worker, and Popen reads a crash's exit status as 0. Set process-wide, from any thread.
-        ctypes.CDLL(None).signal(signal.SIGCHLD, signal.SIG_DFL)
+        _wait_for_children()
         for name, value in variables.items():     # the driver's, not the ones Ray gives its own workers
             if value is None:
                 os.environ.pop(name, None)
@@ -297,10 +308,19 @@ class RayExecutor:
         try:
             if self.address is None:
                 cpus = sum(backend_class(b).resources.get("CPU", 0) for b in self.backends)
-                # A worker's children are reaped by the raylet even when the actor dies by SIGKILL.
-                os.environ.setdefault("RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper", "true")
-                ray.init(address="local", num_cpus=max(self.jobs, int(cpus + 0.999)), include_dashboard=False,
-                         **quiet)
+                # The raylet kills what an actor leaves behind (its worker) even when the actor dies by SIGKILL;
+                # read by the raylet at its start, so set for ray.init only.
+                previous = os.environ.get(SUBREAPER)
+                os.environ[SUBREAPER] = "true"
+                try:
+                    ray.init(address="local", num_cpus=max(self.jobs, int(cpus + 0.999)),
+                             include_dashboard=False, **quiet)
+                finally:
+                    if previous is None:
+                        os.environ.pop(SUBREAPER, None)
+                    else:
+                        os.environ[SUBREAPER] = previous
+                    _wait_for_children()
             else:
                 ray.init(address=self.address, **quiet)
         except Exception as exc:   # ConnectionError, ValueError, RuntimeError: Ray's reason, in one line
