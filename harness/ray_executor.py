@@ -57,6 +57,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -76,6 +77,7 @@ GRACE_S = 10.0
 POLL_S = 0.05
 #: Variables Ray sets in its worker processes that change how a framework runs: the worker gets the driver's.
 DRIVER_VARIABLES = ("OMP_NUM_THREADS", "PYTHONBREAKPOINT")
+CONNECT_TIMEOUT_S = 10.0
 SUBREAPER = "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper"
 
 
@@ -107,6 +109,18 @@ def _wait_for_children() -> None:
     the kernel would reap our children, and ``Popen`` read a crashed worker's exit status (or uv's) as 0.
     Process-wide, and callable from any thread (an actor's methods run in a pool)."""
     ctypes.CDLL(None).signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+def _reachable(address: str) -> None:
+    """A ``host:port`` cluster address answers a TCP connection (``ConnectionError`` if not): ``ray.init``
+    itself retries an unreachable GCS for minutes, printing warnings. ``auto`` and ``ray://`` are Ray's."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConnectionError(f"{host}:{port} does not answer ({exc.strerror or exc})") from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -322,6 +336,7 @@ class RayExecutor:
                         os.environ[SUBREAPER] = previous
                     _wait_for_children()
             else:
+                _reachable(self.address)
                 ray.init(address=self.address, **quiet)
         except Exception as exc:   # ConnectionError, ValueError, RuntimeError: Ray's reason, in one line
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"

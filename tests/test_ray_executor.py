@@ -116,6 +116,9 @@ def test_executor_usage_errors_exit_2_before_anything_runs(tmp_path):
     assert unknown.returncode == 2 and "invalid choice: 'dask'" in unknown.stderr
     stray = conform("run", cases, "--address", "ray://head:10001", "--out", tmp_path / "b")
     assert stray.returncode == 2 and "--address names a Ray cluster: it needs --executor ray" in stray.stderr
+    if importlib.util.find_spec("ray") is not None:   # a cluster that does not answer: at once, not Ray's retries
+        gone = conform("run", cases, "--executor", "ray", "--address", "127.0.0.1:1", "--out", tmp_path / "d")
+        assert gone.returncode == 2 and "cannot connect to the Ray cluster at 127.0.0.1:1" in gone.stderr
     # Ray absent: a package named ray that cannot be imported stands in for it.
     fake = tmp_path / "site" / "ray"
     fake.mkdir(parents=True)
