@@ -15,7 +15,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --disable-pip-version-check -q -c constraints.txt -e '.[frameworks,test]'
+	$(BIN)/pip install --disable-pip-version-check -q -c constraints.txt -e '.[frameworks,test,ray]'
 	$(BIN)/conform backends --prepare
 	touch $(STAMP)
 

@@ -193,10 +193,11 @@ def cmd_run(args) -> int:
     cases, registry = _load(args, chosen)
     whole_suite = (cases, args.claims)
     cases, sharding = _shard(cases, args, chosen)
-    with claim(args.out, RUN_WRITES, args.paths), Generation(args.out) as gen:
+    executor = _executor(args, chosen)
+    with executor, claim(args.out, RUN_WRITES, args.paths), Generation(args.out) as gen:
         try:
-            result = _run_into(args, cases, chosen, registry, gen)
-            claims = _run_claims(args, chosen, registry, gen, result) if args.claims else []
+            result = _run_into(args, cases, chosen, registry, gen, executor)
+            claims = _run_claims(args, chosen, registry, gen, result, executor) if args.claims else []
         except OSError as exc:   # results.jsonl, logs/ or a reproducer: ENOSPC, EFBIG (ulimit -f), EIO
             raise UsageError(f"cannot write into {args.out} while running: {exc.strerror or exc}; the run "
                              "stopped and the previous reports there are unchanged") from None
@@ -215,7 +216,18 @@ def cmd_run(args) -> int:
     return EXIT_OK if report["gate"]["passed"] else EXIT_FAIL
 
 
-def _run_into(args, cases, chosen, registry, gen):
+def _executor(args, chosen):
+    """The started executor of ``--executor``/``--address``; one that cannot be used is a usage error."""
+    from harness.executors import ExecutorError, open_executor
+    try:
+        executor = open_executor(args.executor, args.address, jobs=args.jobs, backends=tuple(chosen))
+        executor.start()
+    except ExecutorError as exc:
+        raise UsageError(str(exc)) from None
+    return executor
+
+
+def _run_into(args, cases, chosen, registry, gen, executor):
     """The run itself, with progress; reproducers go into the new report generation ``gen``."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -246,12 +258,12 @@ def _run_into(args, cases, chosen, registry, gen):
                                        on_result=on_result, on_failure=ReproWriter(gen.path),
                                        registry=registry, resume=args.resume, on_resume=on_resume,
                                        memory_limit=_budget(args), mode=args.mode,
-                                       check_stale=_whole_suite(args),
+                                       check_stale=_whole_suite(args), executor=executor,
                                        on_note=lambda text: console.print(f"conform: {text}", markup=False)))
     return result
 
 
-def _run_claims(args, chosen, registry, gen, result) -> list[dict]:
+def _run_claims(args, chosen, registry, gen, result, executor) -> list[dict]:
     """The claims after the cases (their own workers); Ctrl-C marks the run incomplete like the cases' run."""
     from harness.claims.run import ClaimOptions, run_claims
     if result.incomplete:
@@ -259,7 +271,7 @@ def _run_claims(args, chosen, registry, gen, result) -> list[dict]:
     try:
         return run_claims(args.claims, ClaimOptions(backends=chosen, out=args.out, timeout_s=args.timeout,
                                                     jobs=args.jobs, registry=registry, memory_limit=_budget(args),
-                                                    repro_dir=gen.path))
+                                                    repro_dir=gen.path, executor=executor))
     except KeyboardInterrupt:
         result.incomplete = True
         return []

@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
                           "(default: each case's own `mode`, forward unless it says otherwise)")
     run.add_argument("--strict", action="store_true", help="xpass and stale registry entries fail the gate")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where the framework workers run: local subprocesses (default), or Ray actors placed "
+                          "by each backend's declared resources (needs the optional extra `ray`)")
+    run.add_argument("--address", metavar="ADDR",
+                     help="with --executor ray: the Ray cluster to use, e.g. ray://head:10001 or auto "
+                          "(default: a local Ray instance started for the run)")
     run.add_argument("--resume", action="store_true",
                      help="keep the results in OUT/results.jsonl whose case content and framework version are "
                           "unchanged; run every other pair")

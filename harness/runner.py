@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -33,11 +33,12 @@ from harness.cases import Case
 from harness.compare import GREEN, Judgement, Reference, agreement, framework_spread, judge, suspect_oracle
 from harness.data import make_arrays
 from harness.divergences import Registry
+from harness.executors import LocalExecutor
 from harness.journal import ResumePlan, case_hash, key_of, plan_resume, read_journal, rewrite_journal
 from harness.memory import PARENT_RESIDENT
 from harness.pipeline import DEFAULT_WINDOW, run_pipeline
 from harness.timing import CallClock, timing
-from harness.worker import Crash, Timeout, Worker, worker_for
+from harness.worker import Crash, Timeout, Worker
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -65,6 +66,8 @@ class RunOptions:
     mode: Optional[str] = None
     #: How many prepared cases may wait for their calls (the memory budget may allow fewer).
     window: int = DEFAULT_WINDOW
+    #: Where the workers run (``harness.executors``: local subprocesses, or Ray actors); entered by the caller.
+    executor: Any = field(default_factory=LocalExecutor)
 
     def results_of(self, case: Case) -> tuple[Optional[str], ...]:
         """The results of ``case`` per backend: None (forward) and/or the gradients (``backward.planned``)."""
@@ -319,7 +322,8 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
             log = logs / (re.sub(r"[^A-Za-z0-9_.@-]", "_", bid).lstrip(".") + ".log")   # ids come from plugins too
             log.write_text("")
             try:
-                workers[bid] = worker_for(bid, log, options.memory_limit, options.on_note or (lambda text: None))
+                workers[bid] = options.executor.worker_for(bid, log, options.memory_limit,
+                                                           options.on_note or (lambda text: None))
                 launches[bid] = workers[bid].launch.label
             except envs.BuildError as exc:
                 # Asked for and buildable in principle (uv is there), but not built: e.g. a version the index
@@ -423,6 +427,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
                                 backend_order[r["backend"]]))
     stale = options.registry.stale(options.backends) if options.check_stale and not interrupted else []
     duration = time.monotonic() - started
-    return RunResult(results=results, environment=environment(options.backends, {**setup_errors, **start_errors}, launches),
+    described = environment(options.backends, {**setup_errors, **start_errors}, launches)
+    return RunResult(results=results, environment={**described, "executor": options.executor.describe()},
                      duration_s=round(duration, 3), incomplete=interrupted, stale=stale,
                      timing=timing(clock, duration, options.jobs, len(results)))

@@ -142,6 +142,10 @@ class Backend:
     #: The environment the worker runs in, a key of ``harness.envs.ENVIRONMENTS`` (Note [Environments]);
     #: None: conform's own interpreter, and no ``ID@VERSION``.
     environment: ClassVar[Optional[str]] = None
+    #: What a worker of this backend needs on the host that runs it, in Ray's resource names: ``CPU``,
+    #: ``GPU``, or a custom one such as ``NPU`` (Note [Ray executor], ``harness/ray_executor.py``). Read only
+    #: by ``--executor ray``, which places the worker on a node that has it and holds it for the run.
+    resources: ClassVar[dict[str, float]] = {"CPU": 1}
     #: Operator -> the inverse of this adapter's mapping (``harness.native.Inverse``, Note [Native
     #: vocabularies]): what ``from_native``/``to_native`` use. Empty: no native vocabulary (in-house backends).
     NATIVE: ClassVar[dict[str, Any]] = {}

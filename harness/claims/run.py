@@ -1,6 +1,6 @@
 """Running claims: every point's sides in their workers on identical operands, judged side against side.
 
-One worker per surface the claims name (``harness.worker.worker_for``, as
+One worker per surface the claims name (the run's executor's ``worker_for``, as
 the runner starts them), started once for all claims. Per point every side gets
 the canonical operands of its own meaning (``harness.data.make_arrays``:
 NCHW input, canonical weights; each operand's stream depends on the seed, its
@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -28,7 +28,8 @@ from harness.claims.repro import write_reproducer
 from harness.compare import Judgement, Reference
 from harness.data import make_arrays
 from harness.divergences import Registry
-from harness.worker import Crash, Timeout, Worker, worker_for
+from harness.executors import LocalExecutor
+from harness.worker import Crash, Timeout, Worker
 
 
 @dataclass
@@ -42,6 +43,7 @@ class ClaimOptions:
     repro_dir: Optional[Path] = None          # where repro/claims/<id>/ goes (the report generation)
     on_point: Optional[Callable[[dict], None]] = None
     on_note: Callable[[str], None] = lambda text: None
+    executor: Any = field(default_factory=LocalExecutor)   # where the workers run (``harness.executors``)
 
 
 def operands(point: Point) -> dict[str, dict[str, np.ndarray]]:
@@ -76,7 +78,7 @@ def _start(bids: list[str], options: ClaimOptions) -> tuple[dict[str, Worker], d
         if available:
             try:
                 log = logs / ("claims-" + re.sub(r"[^A-Za-z0-9_.@-]", "_", bid).lstrip(".") + ".log")
-                workers[bid] = worker_for(bid, log, options.memory_limit, options.on_note)
+                workers[bid] = options.executor.worker_for(bid, log, options.memory_limit, options.on_note)
             except envs.BuildError as exc:
                 available, reason = False, f"its environment could not be built: {exc}"
         if not available:
