@@ -204,14 +204,14 @@ def test_conv2d_padding_adds_no_term_even_with_infinite_weights(groups, cig):
     assert np.isinf(out[0, :, 1, 1]).all()
 
 
-def test_conv2d_both_paths_agree():
-    # A block larger than BLOCK_BYTES, so both paths also split the batch into blocks.
+@pytest.mark.parametrize("block_bytes", [1000, 15_000])     # one output row a block; two images a block
+def test_conv2d_both_paths_agree(block_bytes):
     rng = np.random.default_rng(1)
     params = conv.Params(input=[5, 4, 9, 7], out_channels=6, groups=2, kernel_size=[3, 2], stride=[2, 1],
                          dilation=[1, 2], padding=[2, 0, 1, 3], bias=True).model_dump()
     x, w, b = rng.standard_normal((5, 4, 9, 7)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
     r = conv.resolve(conv.Params(**params))
-    old, conv_oracle.BLOCK_BYTES = conv_oracle.BLOCK_BYTES, 1000
+    old, conv_oracle.BLOCK_BYTES = conv_oracle.BLOCK_BYTES, block_bytes
     try:
         gathered = conv_oracle.reference(params, {"x": x, "w": w, "b": b})
         w_inf = w.copy()
@@ -226,3 +226,21 @@ def test_conv2d_both_paths_agree():
     np.testing.assert_array_equal(by_terms[~np.isfinite(want)], want[~np.isfinite(want)])   # ±inf, no NaN
     finite = np.isfinite(want)
     assert_within_ulps(by_terms[finite], want[finite], magnitude[finite], r.accumulation_length + 1)
+
+
+@pytest.mark.parametrize("block_bytes", [100, 5_000])       # one input row a block; two images a block
+def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes):
+    rng = np.random.default_rng(2)
+    params = transpose.Params(input=[5, 4, 6, 3], out_channels=6, groups=2, kernel_size=[3, 2], stride=[2, 3],
+                              dilation=[2, 1], padding=[1, 2, 0, 1], output_padding=1, bias=True).model_dump()
+    r = transpose.resolve(transpose.Params(**params))
+    arrays = {"x": rng.standard_normal((5, 4, 6, 3)), "w": rng.standard_normal((4, 3, 3, 2)),
+              "b": rng.standard_normal(6)}
+    old, transpose_oracle.BLOCK_BYTES = transpose_oracle.BLOCK_BYTES, block_bytes
+    try:
+        got = transpose_oracle.reference(params, arrays)
+    finally:
+        transpose_oracle.BLOCK_BYTES = old
+    magnitude = transpose_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    want = conv2d_transpose_loops(arrays["x"], arrays["w"], arrays["b"], r)
+    assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)

@@ -47,12 +47,18 @@ def pads_and_size(size, k, s, d, padding):
 
 
 def _reach(size, out, s, d, before, tap):
-    """Output indices [lo, hi) whose input index ``o·s + tap·d − before`` is inside [0, size), and their input rows."""
+    """Output indices [lo, hi) whose input index ``o·s + tap·d − before`` is inside [0, size), and that index at lo."""
     offset = tap * d - before
     lo = max(0, -(-(-offset) // s))                             # first o with o·s + offset ≥ 0
     hi = min(out, (size - 1 - offset) // s + 1)                  # last o with o·s + offset < size, plus 1
-    first = lo * s + offset
-    return lo, hi, slice(first, first + (hi - lo - 1) * s + 1, s)
+    return lo, hi, lo * s + offset
+
+
+def _within(lo, hi, first, s, r0, r1):
+    """The part [lo', hi') of a tap's output rows [lo, hi) inside a block's rows [r0, r1), and its input rows."""
+    lo_, hi_ = max(lo, r0), min(hi, r1)
+    start = first + (lo_ - lo) * s
+    return lo_ - r0, hi_ - r0, slice(start, start + (hi_ - lo_ - 1) * s + 1, s)
 
 
 def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
@@ -74,9 +80,13 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
         padding = [padding] * 4
     top, out_h = pads_and_size(h, kh, sh, dh, padding if isinstance(padding, str) else padding[0:2])
     left, out_w = pads_and_size(wd, kw, sw, dw, padding if isinstance(padding, str) else padding[2:4])
-    taps = [(i, j) + _reach(h, out_h, sh, dh, top, i) + _reach(wd, out_w, sw, dw, left, j)
-            for i in range(kh) for j in range(kw)]
-    taps = [tap for tap in taps if tap[3] > tap[2] and tap[6] > tap[5]]        # taps that reach some pixel
+    taps = []                     # (i, j, its output rows [y0, y1), the input row at y0, output and input columns)
+    for i in range(kh):
+        y0, y1, first = _reach(h, out_h, sh, dh, top, i)
+        for j in range(kw):
+            x0, x1, cols = _within(*_reach(wd, out_w, sw, dw, left, j), sw, 0, out_w)
+            if y1 > y0 and x1 > x0:                                   # the tap reaches some pixel
+                taps.append((i, j, y0, y1, first, x0, x1, cols))
 
     # Channel-major throughout, so each tap moves whole image rows: x as (g, cig, n, H, W), w as
     # (g, cog, cig, kh, kw), the output as (g, cog, n, H_out, W_out).
@@ -84,9 +94,9 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     wc = w.reshape(groups, cog, cig, kh, kw)
     out = np.empty((groups, cog, n, out_h, out_w), dtype=dtype)
     if cig == 1 or not np.isfinite(w).all():
-        _by_terms(xc, wc, taps, out)
+        _by_terms(xc, wc, taps, sh, out)
     else:
-        _by_matrix_product(xc, wc, taps, out)
+        _by_matrix_product(xc, wc, taps, sh, out)
     out = out.transpose(2, 0, 1, 3, 4).reshape(n, c_out, out_h, out_w)
     if arrays.get("b") is not None:
         out = out + np.asarray(arrays["b"], dtype=dtype)[:, None, None]
@@ -95,41 +105,50 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def _blocks(n, bytes_per_image):
-    """Ranges [a, b) of images whose temporaries take about ``BLOCK_BYTES``."""
-    step = max(1, BLOCK_BYTES // max(bytes_per_image, 1))
-    return [(a, min(n, a + step)) for a in range(0, n, step)]
+def _blocks(n, rows, row_bytes):
+    """(a, b, r0, r1): images [a, b), output rows [r0, r1) of each, with about ``BLOCK_BYTES`` of temporaries
+    (``row_bytes`` an output row): whole images while one fits, else the rows of one image a block at a time."""
+    per_block = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    if per_block >= rows:
+        step = per_block // max(rows, 1)
+        return [(a, min(n, a + step), 0, rows) for a in range(0, n, step)]
+    return [(a, a + 1, r, min(rows, r + per_block)) for a in range(n) for r in range(0, rows, per_block)]
 
 
-def _by_terms(xc, wc, taps, out):
+def _by_terms(xc, wc, taps, sh, out):
     """``out[g, o, n, y, x] = Σ over taps (i, j) and channels c of x_tap[g, c, n, y, x] · w[g, o, c, i, j]``,
-    each term added on the pixels its tap reaches (``taps``: (i, j, y0, y1, rows, x0, x1, cols))."""
+    each term added on the pixels its tap reaches (``taps``: (i, j, y0, y1, first row, x0, x1, columns))."""
     groups, cog, n, out_h, out_w = out.shape
-    for a, b in _blocks(n, out[:, :, :1].nbytes):
-        block = out[:, :, a:b]
+    for a, b, r0, r1 in _blocks(n, out_h, groups * cog * out_w * out.itemsize):
+        block = out[:, :, a:b, r0:r1]
         block[...] = 0
         product = np.empty_like(block)
-        for i, j, y0, y1, rows, x0, x1, cols in taps:
+        for i, j, y0, y1, first, x0, x1, cols in taps:
+            y0, y1, rows = _within(y0, y1, first, sh, r0, r1)
+            if y1 <= y0:
+                continue
             for c in range(xc.shape[1]):
                 term = product[:, :, :, y0:y1, x0:x1]
                 np.multiply(xc[:, c, None, a:b, rows, cols], wc[:, :, c, i, j, None, None, None], out=term)
                 block[:, :, :, y0:y1, x0:x1] += term
 
 
-def _by_matrix_product(xc, wc, taps, out):
+def _by_matrix_product(xc, wc, taps, sh, out):
     """The same sum as ``_by_terms``: (g, cog, cig·kh·kw) @ (g, cig·kh·kw, pixels) on the gathered terms."""
     groups, cig, n, _, _ = xc.shape
     _, cog, _, kh, kw = wc.shape
     _, _, _, out_h, out_w = out.shape
     weights = wc.reshape(groups, cog, cig * kh * kw)
     pixels = out.reshape(groups, cog, n * out_h * out_w)               # a view: one column per output pixel
-    terms = None
-    for a, b in _blocks(n, groups * cig * kh * kw * out_h * out_w * out.itemsize):
-        if terms is None or terms.shape[4] != b - a:
-            # (g, cig, kh, kw, images, H_out, W_out): zero where a tap lies in the padding; every block
-            # overwrites the same other entries, so the zeros are written once.
-            terms = np.zeros((groups, cig, kh, kw, b - a, out_h, out_w), dtype=out.dtype)
-        for i, j, y0, y1, rows, x0, x1, cols in taps:
-            terms[:, :, i, j, :, y0:y1, x0:x1] = xc[:, :, a:b, rows, cols]
+    terms, zeroed = None, None
+    for a, b, r0, r1 in _blocks(n, out_h, groups * cig * kh * kw * out_w * out.itemsize):
+        if zeroed != (b - a, r0, r1):
+            # (g, cig, kh, kw, images, rows, W_out): zero where a tap lies in the padding; blocks of the same
+            # rows overwrite the same other entries, so the zeros are written once per kind of block.
+            terms, zeroed = np.zeros((groups, cig, kh, kw, b - a, r1 - r0, out_w), dtype=out.dtype), (b - a, r0, r1)
+        for i, j, y0, y1, first, x0, x1, cols in taps:
+            y0, y1, rows = _within(y0, y1, first, sh, r0, r1)
+            if y1 > y0:
+                terms[:, :, i, j, :, y0:y1, x0:x1] = xc[:, :, a:b, rows, cols]
         np.matmul(weights, terms.reshape(groups, cig * kh * kw, -1),
-                  out=pixels[:, :, a * out_h * out_w:b * out_h * out_w])
+                  out=pixels[:, :, (a * out_h + r0) * out_w:((b - 1) * out_h + r1) * out_w])
