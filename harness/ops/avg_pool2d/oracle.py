@@ -50,7 +50,8 @@ def _axis(size, k, s, padding, ceil_mode):
 
 
 def _reach(size, windows, s, d, before, tap):
-    """Windows [lo, hi) whose tap ``tap`` (input index ``i·s + tap·d − before``) is inside [0, size), and those indices."""
+    """Windows [lo, hi) whose tap ``tap`` (input index ``i·s + tap·d − before``) is inside [0, size), and
+    those input indices."""
     offset = tap * d - before
     lo = max(0, -(-(-offset) // s))                              # first window with i·s + offset ≥ 0
     hi = min(windows, (size - 1 - offset) // s + 1)               # last window with i·s + offset < size, plus 1

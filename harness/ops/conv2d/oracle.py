@@ -6,7 +6,8 @@ Definition (Note [conv2d semantics] in ``semantics``), per group ``g`` and tap `
 
 for every output pixel whose input pixel lies inside the image (padding
 contributes no term), then ``+ bias``. Two transcriptions of that sum, a block
-of images at a time so that temporaries stay small:
+of images (or of one large image's output rows) at a time so that temporaries
+stay small:
 
 * ``_by_terms`` adds the terms one by one, vectorised over images, output
   channels and pixels: for each tap and input channel, ``x_tap · w`` on the
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOCK_BYTES = 32 << 20          # temporaries per block of images: large products, bounded memory
+BLOCK_BYTES = 32 << 20          # temporaries per block: matrix products large enough for BLAS, bounded memory
 
 
 def _two(v):
@@ -47,7 +48,8 @@ def pads_and_size(size, k, s, d, padding):
 
 
 def _reach(size, out, s, d, before, tap):
-    """Output indices [lo, hi) whose input index ``o·s + tap·d − before`` is inside [0, size), and that index at lo."""
+    """Output indices [lo, hi) whose input index ``o·s + tap·d − before`` is inside [0, size), and that
+    input index at lo."""
     offset = tap * d - before
     lo = max(0, -(-(-offset) // s))                             # first o with o·s + offset ≥ 0
     hi = min(out, (size - 1 - offset) // s + 1)                  # last o with o·s + offset < size, plus 1

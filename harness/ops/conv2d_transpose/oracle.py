@@ -6,8 +6,8 @@ Definition (DESIGN.md §2), per group ``g`` and kernel tap ``(i, j)``::
 
 then ``out = full[pt : pt + H_out, pl : pl + W_out]`` (rows past the full
 output are zeros) ``+ bias``. The products of every tap come from one matrix
-product over the group's input channels (a block of images at a time, so they
-stay small), then each tap's products are added at their place: the scatter-add
+product over the group's input channels (a block of images, or of one large
+image's rows, at a time, so they stay small), then each tap's products are added at their place: the scatter-add
 of the definition at BLAS speed. The only indexing trick, the phase-major
 canvas, is explained where it is used.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-BLOCK_BYTES = 32 << 20          # products held per block of images: large matrix products, bounded memory
+BLOCK_BYTES = 32 << 20          # products held per block: matrix products large enough for BLAS, bounded memory
 
 
 def _two(v):

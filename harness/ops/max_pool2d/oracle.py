@@ -28,7 +28,7 @@ def _two(v):
 
 
 def _axis(size, k, s, d, padding, ceil_mode):
-    """(pad_before, number of windows, padded extent) of one axis, the windows counted one by one."""
+    """(pad_before, number of windows) of one axis, the windows counted one by one."""
     span = d * (k - 1) + 1
     if padding == "valid":
         before = after = 0
@@ -45,11 +45,12 @@ def _axis(size, k, s, d, padding, ceil_mode):
     start = windows * s
     if ceil_mode and start - s + span < end and start < size + before:
         windows += 1                                   # the overhanging one: the last left rows uncovered
-    return before, windows, max(end, (windows - 1) * s + span)
+    return before, windows
 
 
 def _reach(size, windows, s, d, before, tap):
-    """Windows [lo, hi) whose tap ``tap`` (input index ``i·s + tap·d − before``) is inside [0, size), and those indices."""
+    """Windows [lo, hi) whose tap ``tap`` (input index ``i·s + tap·d − before``) is inside [0, size), and
+    those input indices."""
     offset = tap * d - before
     lo = max(0, -(-(-offset) // s))                              # first window with i·s + offset ≥ 0
     hi = min(windows, (size - 1 - offset) // s + 1)               # last window with i·s + offset < size, plus 1
@@ -91,7 +92,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     """
     x = np.asarray(arrays["x"], dtype=dtype)
     n, c, h, w = x.shape
-    (kh, sh, dh, top, oh, _), (kw, sw, dw, left, ow, _) = _plan(params, h, w)
+    (kh, sh, dh, top, oh), (kw, sw, dw, left, ow) = _plan(params, h, w)
     # A window's taps are rows × columns and padding never wins, so its maximum is the maximum over its
     # rows of the maxima over its columns: down the rows first, then across the columns.
     out = _along(x, 2, kh, sh, dh, top, oh, np.maximum, -np.inf)
@@ -104,6 +105,6 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
 def magnitude(params: dict, arrays: dict) -> np.ndarray:
     """``B`` of the tolerance model: 0 everywhere, since a maximum is exact (Note [Max pooling])."""
     x = np.asarray(arrays["x"])
-    (_, _, _, _, oh, _), (_, _, _, _, ow, _) = _plan(params, x.shape[2], x.shape[3])
+    (_, _, _, _, oh), (_, _, _, _, ow) = _plan(params, x.shape[2], x.shape[3])
     shape = (x.shape[0], oh, ow, x.shape[1]) if params.get("layout", "NCHW") == "NHWC" else (*x.shape[:2], oh, ow)
     return np.zeros(shape)
