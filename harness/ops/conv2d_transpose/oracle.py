@@ -7,9 +7,9 @@ Definition (DESIGN.md §2), per group ``g`` and kernel tap ``(i, j)``::
 then ``out = full[pt : pt + H_out, pl : pl + W_out]`` (rows past the full
 output are zeros) ``+ bias``. The products of every tap come from one matrix
 product over the group's input channels (a block of images, or of one large
-image's rows, at a time, so they stay small), then each tap's products are added at their place: the scatter-add
-of the definition at BLAS speed. The only indexing trick, the phase-major
-canvas, is explained where it is used.
+image's rows, at a time, so they stay small), then each tap's products are
+added at their place: the scatter-add of the definition at BLAS speed. The
+only indexing trick, the phase-major canvas, is explained where it is used.
 
 The padding arithmetic below is deliberately re-derived from the case
 parameters instead of calling ``harness.ops.conv2d_transpose.resolve``.
@@ -72,7 +72,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + out_h)
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
     # Channel-major throughout, so each tap's products are whole image rows: x as (g, cig, n, h, w), w as
-    # (g, kh·kw·cog, cig), the canvas as (g, cog, n, rows, columns). Every product of a block of input rows
+    # (g, kh·kw·cog, cig), the canvas as (g, cog, n, rows, columns) after its two phase axes. Every product of a block of input rows
     # is one matrix product, (g, kh·kw·cog, cig) @ (g, cig, pixels): each input pixel through every tap.
     xc = np.ascontiguousarray(x.reshape(n, groups, cig, h, wd).transpose(1, 2, 0, 3, 4))
     wc = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 4, 2, 1)).reshape(groups, -1, cig)
