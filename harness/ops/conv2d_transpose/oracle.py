@@ -72,8 +72,9 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + out_h)
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
     # Channel-major throughout, so each tap's products are whole image rows: x as (g, cig, n, h, w), w as
-    # (g, kh·kw·cog, cig), the canvas as (g, cog, n, rows, columns) after its two phase axes. Every product of a block of input rows
-    # is one matrix product, (g, kh·kw·cog, cig) @ (g, cig, pixels): each input pixel through every tap.
+    # (g, kh·kw·cog, cig), the canvas as (g, cog, n, rows, columns) after its two phase axes. Every product
+    # of a block of input rows is one matrix product, (g, kh·kw·cog, cig) @ (g, cig, pixels): each input
+    # pixel through every tap.
     xc = np.ascontiguousarray(x.reshape(n, groups, cig, h, wd).transpose(1, 2, 0, 3, 4))
     wc = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 4, 2, 1)).reshape(groups, -1, cig)
     # The canvas stores rows phase-major: full row Y = q·s + p lives at canvas[p, .., q]. Tap (i, j) writes
