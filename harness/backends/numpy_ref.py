@@ -36,8 +36,10 @@ class NumpyBackend(Backend):
     gradient_gap = ("no gradient: NumPy has no autodiff; the float64 gradient oracle (harness/ops/<op>/gradient.py) "
                     "is the reference these results are judged against")
     plans_calls = True
-    # bfloat16: computed in float32, rounded. float16 is computed in float16 (each tap's matmul is
-    # rounded to float16 and the taps are summed in float16), so it keeps the case-dtype default.
+    # bfloat16: computed in float32, rounded. float16 is computed in float16: sums of taps and of
+    # window elements are float16 additions (a conv2d whose terms go through one matrix product is
+    # summed in float32 by NumPy's float16 matmul and rounded once, which the float16 bound covers),
+    # so it keeps the case-dtype default.
     accumulation = {"bfloat16": "float32"}
 
     def oracle(self, call: Call) -> Program:

@@ -49,6 +49,29 @@ def _axis(size, k, s, padding, ceil_mode):
     return before, after, windows
 
 
+def _reach(size, windows, s, d, before, tap):
+    """Windows [lo, hi) whose tap ``tap`` (input index ``i·s + tap·d − before``) is inside [0, size), and
+    those input indices."""
+    offset = tap * d - before
+    lo = max(0, -(-(-offset) // s))                              # first window with i·s + offset ≥ 0
+    hi = min(windows, (size - 1 - offset) // s + 1)               # last window with i·s + offset < size, plus 1
+    first = lo * s + offset
+    return lo, hi, slice(first, first + (hi - lo - 1) * s + 1, s)
+
+
+def _along(x, axis, k, s, d, before, windows, ufunc, empty):
+    """``ufunc``-reduce ``x`` along ``axis`` over each window's taps inside the input (``empty``: no tap)."""
+    shape = list(x.shape)
+    shape[axis] = windows
+    out = np.full(shape, empty, dtype=x.dtype)
+    lead = (slice(None),) * axis
+    for tap in range(k):
+        lo, hi, rows = _reach(x.shape[axis], windows, s, d, before, tap)
+        if hi > lo:
+            ufunc(out[lead + (slice(lo, hi),)], x[lead + (rows,)], out=out[lead + (slice(lo, hi),)])
+    return out
+
+
 def _plan(params: dict, h: int, w: int):
     kernel = _two(params["kernel_size"])
     stride = _two(params.get("stride") or params["kernel_size"])
@@ -77,13 +100,10 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     x = np.asarray(arrays["x"], dtype=dtype)
     n, c, h, w = x.shape
     (_, kh, sh, top, bottom, oh), (_, kw, sw, left, right, ow) = _plan(params, h, w)
-    rows, cols = max(top + h + bottom, (oh - 1) * sh + kh), max(left + w + right, (ow - 1) * sw + kw)
-    canvas = np.zeros((n, c, rows, cols), dtype=dtype)       # the padding (and any overhang) adds nothing
-    canvas[:, :, top:top + h, left:left + w] = x
-    total = np.zeros((n, c, oh, ow), dtype=dtype)
-    for a in range(kh):
-        for b in range(kw):
-            total += canvas[:, :, a:a + (oh - 1) * sh + 1:sh, b:b + (ow - 1) * sw + 1:sw]
+    # A window is rows × columns and the padding adds nothing, so its sum is the sum over its rows of
+    # the sums over its columns: sum down the rows first, then across the columns.
+    total = _along(x, 2, kh, sh, 1, top, oh, np.add, 0)
+    total = _along(total, 3, kw, sw, 1, left, ow, np.add, 0)
     include = params.get("count_include_pad", False)
     count = np.outer(_counts(h, kh, sh, top, bottom, oh, include), _counts(w, kw, sw, left, right, ow, include))
     with np.errstate(invalid="ignore", divide="ignore"):

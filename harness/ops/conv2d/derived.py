@@ -8,6 +8,7 @@ guard of harness/memory.py), ``flops`` a call's work (``conform bench``).
 
 from __future__ import annotations
 
+from harness.ops.conv2d.oracle import BLOCK_BYTES
 from harness.ops.conv2d.semantics import InvalidCall, Params, axis_sizes, nchw, resolve, split_padding
 from harness.ops.fields import pair
 
@@ -18,11 +19,14 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     Works on invalid calls too, so an absurd case is refused before anything
     runs. Same meaning as ``conv2d_transpose.footprint``; element counts:
     operands ``O`` (x, w, b; ``X`` of them x), output ``Y``, and the oracle's
-    per-tap gather ``S = N·C_in·H_out·W_out`` (the input rows and columns one
-    kernel tap reads). One oracle run holds ``T = X + S + 3·Y``: x
-    transposed to channels-last, the gather, one tap's product, the output and
-    its bias-added, re-ordered copy. The frameworks' own resident memory is
-    not included (``harness.memory`` adds it).
+    gathered terms ``S``: ``C_in·kh·kw`` per output pixel, one block of images
+    or output rows at a time, at most ``oracle.BLOCK_BYTES`` (counted at 4
+    bytes an element, so that it bounds both compute precisions) or one output
+    row's. One oracle run holds ``T = X + S + 3·Y``: x transposed to
+    channel-major, the gathered terms (or the term-by-term path's product,
+    at most a block of the output), the output and its bias-added, re-ordered
+    copy. The frameworks' own resident memory is not included
+    (``harness.memory`` adds it).
 
     * Parent, float64, the larger of preparing (operands, their ``|x|, |w|,
       |b|`` copies, the oracle output and the second oracle run for the
@@ -43,7 +47,8 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     x = n * c_in * h * w
     operands = x + params.out_channels * (c_in // max(params.groups, 1)) * kh * kw + params.out_channels
     output = n * params.out_channels * out_hw[0] * out_hw[1]
-    gather = n * c_in * out_hw[0] * out_hw[1]
+    per_row = c_in * kh * kw * max(out_hw[1], 0)
+    gather = min(n * max(out_hw[0], 0) * per_row, max(BLOCK_BYTES // 4, per_row))
     run = x + gather + 3 * output
     answer = 4 if dtype in ("float16", "float32") else 8
     preparing = 8 * (2 * operands + output + run)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from harness.ops.conv2d_transpose.oracle import BLOCK_BYTES
 from harness.ops.conv2d_transpose.semantics import (Params, axis_args, axis_defect, axis_sizes, call_defects,
                                                      nchw)
 
@@ -19,15 +20,19 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
 
     Works on invalid calls too, so an absurd case is refused before anything
     runs. Element counts: operands ``O`` (x, w, b; ``X`` of them x), output
-    ``Y``, the oracle's phase-major canvas ``C``. The frameworks' own resident
-    memory is not included (``harness.memory`` adds it).
+    ``Y``, the oracle's phase-major canvas ``C`` and its products ``P``
+    (``kh·kw·C_out`` per input pixel, one block of images or input rows at a
+    time: at most ``oracle.BLOCK_BYTES``, counted at 4 bytes an element so
+    that it bounds both compute precisions, or one input row's). The
+    frameworks' own resident memory is not included (``harness.memory`` adds
+    it).
 
     Parent, float64 throughout, the larger of two phases:
 
     * preparing: the operands, the oracle output, the ``|x|, |w|, |b|`` copies
-      and the oracle's second run for ``B`` (its ``x`` transposed, the canvas,
-      the canvas re-ordered into rows, and ``out + b`` and its contiguous
-      copy): ``2·O + X + 2·C + 3·Y``;
+      and the oracle's second run for ``B`` (its ``x`` transposed, a block of
+      products, the canvas, the canvas re-ordered into rows, and ``out + b``
+      and its contiguous copy): ``2·O + X + P + 2·C + 3·Y``;
     * judging: operands, output and ``B``, each backend's answer (``outputs`` of
       them, ``a`` bytes each: 4 for float16/float32 cases, whose outputs come
       back as float32, else 8), and a failure's reproducer (its bound and the
@@ -36,7 +41,7 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
 
     Worker: the operands it receives (float64) and a framework copy, and the
     computation in the compute precision ``s`` (4 or 8 bytes): ``16·O +
-    s·(X + 2·C + 3·Y)``, the oracle's own footprint (the ``numpy`` backend runs
+    s·(X + P + 2·C + 3·Y)``, the oracle's own footprint (the ``numpy`` backend runs
     it), which also bounds the frameworks measured (tf.nn 350 MB, mindspore.nn
     265 MB, torch 258 MB for 422 MB estimated on input [4, 64, 128, 128], 64
     channels, k 3, s 2).
@@ -52,10 +57,12 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     x = n * c_in * h * w
     operands = x + c_in * params.out_channels * kh * kw // max(params.groups, 1) + params.out_channels
     answer = 4 if dtype in ("float16", "float32") else 8
-    preparing = 8 * (2 * operands + x + 2 * canvas + 3 * output)
+    per_row = w * kh * kw * params.out_channels
+    products = min(n * h * per_row, max(BLOCK_BYTES // 4, per_row))
+    preparing = 8 * (2 * operands + x + products + 2 * canvas + 3 * output)
     judging = 8 * (operands + 2 * output) + answer * outputs * output + 8 * (2 * operands + 7 * output)
     compute = 8 if dtype == "float64" else 4
-    worker = 16 * operands + compute * (x + 2 * canvas + 3 * output)
+    worker = 16 * operands + compute * (x + products + 2 * canvas + 3 * output)
     return max(preparing, judging), worker
 
 

@@ -5,10 +5,11 @@ Definition (DESIGN.md §2), per group ``g`` and kernel tap ``(i, j)``::
     full[n, g·Cog + o, a·s + i·d, b·s + j·d] += x[n, g·Cig + c, a, b] · w[g·Cig + c, o, i, j]
 
 then ``out = full[pt : pt + H_out, pl : pl + W_out]`` (rows past the full
-output are zeros) ``+ bias``. Each tap is one matrix product over the group's
-input channels, so the oracle runs at BLAS speed while staying a literal
-transcription of the sum; the only indexing trick, the phase-major canvas, is
-explained where it is used.
+output are zeros) ``+ bias``. The products of every tap come from one matrix
+product over the group's input channels (a block of images, or of one large
+image's rows, at a time, so they stay small), then each tap's products are
+added at their place: the scatter-add of the definition at BLAS speed. The
+only indexing trick, the phase-major canvas, is explained where it is used.
 
 The padding arithmetic below is deliberately re-derived from the case
 parameters instead of calling ``harness.ops.conv2d_transpose.resolve``.
@@ -17,6 +18,8 @@ parameters instead of calling ``harness.ops.conv2d_transpose.resolve``.
 from __future__ import annotations
 
 import numpy as np
+
+BLOCK_BYTES = 32 << 20          # products held per block: matrix products large enough for BLAS, bounded memory
 
 
 def _two(v):
@@ -68,23 +71,38 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
 
     full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + out_h)
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
-    # Each tap is one batched matrix product over the groups: (g, n·h·w, cig) @ (g, cig, cog).
-    xt = np.ascontiguousarray(x.reshape(n, groups, cig, h, wd).transpose(1, 0, 3, 4, 2)).reshape(groups, n * h * wd, cig)
-    wt = w.reshape(groups, cig, cog, kh, kw)
-    # The canvas stores rows phase-major: full row Y = q·s + p lives at canvas[p, :, q]. Tap (i, j) writes
+    # Channel-major throughout, so each tap's products are whole image rows: x as (g, cig, n, h, w), w as
+    # (g, kh·kw·cog, cig), the canvas as (g, cog, n, rows, columns) after its two phase axes. Every product
+    # of a block of input rows is one matrix product, (g, kh·kw·cog, cig) @ (g, cig, pixels): each input
+    # pixel through every tap.
+    xc = np.ascontiguousarray(x.reshape(n, groups, cig, h, wd).transpose(1, 2, 0, 3, 4))
+    wc = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 4, 2, 1)).reshape(groups, -1, cig)
+    # The canvas stores rows phase-major: full row Y = q·s + p lives at canvas[p, .., q]. Tap (i, j) writes
     # rows a·s + i·d, i.e. phase (i·d) % s and rows (i·d) // s + a: one dense block per tap instead of
     # a strided scatter. Same sums, about twice as fast.
-    canvas = np.zeros((sh, sw, n, -(-full_h // sh), -(-full_w // sw), groups * cog), dtype=dtype)
-    for i in range(kh):
-        for j in range(kw):
-            tap = np.matmul(xt, wt[:, :, :, i, j])                       # (g, n·h·w, cog)
-            tap = tap.transpose(1, 0, 2).reshape(n, h, wd, groups * cog)
-            (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
-            canvas[pi, pj, :, qi:qi + h, qj:qj + wd] += tap
-    full = canvas.transpose(2, 3, 0, 4, 1, 5).reshape(n, canvas.shape[3] * sh, canvas.shape[4] * sw, groups * cog)
-    out = full[:, top:top + out_h, left:left + out_w, :]
+    canvas = np.zeros((sh, sw, groups, cog, n, -(-full_h // sh), -(-full_w // sw)), dtype=dtype)
+    for a, b, r0, r1 in _blocks(n, h, groups * kh * kw * cog * wd * canvas.itemsize):
+        pixels = xc[:, :, a:b, r0:r1].reshape(groups, cig, -1)
+        products = np.matmul(wc, pixels).reshape(groups, kh, kw, cog, b - a, r1 - r0, wd)
+        for i in range(kh):
+            for j in range(kw):
+                (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
+                canvas[pi, pj, :, :, a:b, qi + r0:qi + r1, qj:qj + wd] += products[:, i, j]
+    rows, cols = canvas.shape[5] * sh, canvas.shape[6] * sw
+    full = canvas.transpose(4, 2, 3, 5, 0, 6, 1).reshape(n, groups * cog, rows, cols)
+    out = full[:, :, top:top + out_h, left:left + out_w]
     if arrays.get("b") is not None:
-        out = out + np.asarray(arrays["b"], dtype=dtype)
-    if params.get("layout", "NCHW") == "NCHW":
-        out = out.transpose(0, 3, 1, 2)
+        out = out + np.asarray(arrays["b"], dtype=dtype)[:, None, None]
+    if params.get("layout", "NCHW") == "NHWC":
+        out = out.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(out)
+
+
+def _blocks(n, rows, row_bytes):
+    """(a, b, r0, r1): images [a, b), input rows [r0, r1) of each, with about ``BLOCK_BYTES`` of products
+    (``row_bytes`` an input row's): whole images while one fits, else the rows of one image a block at a time."""
+    per_block = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    if per_block >= rows:
+        step = per_block // max(rows, 1)
+        return [(a, min(n, a + step), 0, rows) for a in range(0, n, step)]
+    return [(a, a + 1, r, min(rows, r + per_block)) for a in range(n) for r in range(0, rows, per_block)]

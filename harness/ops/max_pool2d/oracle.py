@@ -28,7 +28,7 @@ def _two(v):
 
 
 def _axis(size, k, s, d, padding, ceil_mode):
-    """(pad_before, number of windows, padded extent) of one axis, the windows counted one by one."""
+    """(pad_before, number of windows) of one axis, the windows counted one by one."""
     span = d * (k - 1) + 1
     if padding == "valid":
         before = after = 0
@@ -45,7 +45,30 @@ def _axis(size, k, s, d, padding, ceil_mode):
     start = windows * s
     if ceil_mode and start - s + span < end and start < size + before:
         windows += 1                                   # the overhanging one: the last left rows uncovered
-    return before, windows, max(end, (windows - 1) * s + span)
+    return before, windows
+
+
+def _reach(size, windows, s, d, before, tap):
+    """Windows [lo, hi) whose tap ``tap`` (input index ``i·s + tap·d − before``) is inside [0, size), and
+    those input indices."""
+    offset = tap * d - before
+    lo = max(0, -(-(-offset) // s))                              # first window with i·s + offset ≥ 0
+    hi = min(windows, (size - 1 - offset) // s + 1)               # last window with i·s + offset < size, plus 1
+    first = lo * s + offset
+    return lo, hi, slice(first, first + (hi - lo - 1) * s + 1, s)
+
+
+def _along(x, axis, k, s, d, before, windows, ufunc, empty):
+    """``ufunc``-reduce ``x`` along ``axis`` over each window's taps inside the input (``empty``: no tap)."""
+    shape = list(x.shape)
+    shape[axis] = windows
+    out = np.full(shape, empty, dtype=x.dtype)
+    lead = (slice(None),) * axis
+    for tap in range(k):
+        lo, hi, rows = _reach(x.shape[axis], windows, s, d, before, tap)
+        if hi > lo:
+            ufunc(out[lead + (slice(lo, hi),)], x[lead + (rows,)], out=out[lead + (slice(lo, hi),)])
+    return out
 
 
 def _plan(params: dict, h: int, w: int):
@@ -69,14 +92,11 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     """
     x = np.asarray(arrays["x"], dtype=dtype)
     n, c, h, w = x.shape
-    (kh, sh, dh, top, oh, rows), (kw, sw, dw, left, ow, cols) = _plan(params, h, w)
-    canvas = np.full((n, c, rows, cols), -np.inf, dtype=dtype)
-    canvas[:, :, top:top + h, left:left + w] = x
-    out = np.full((n, c, oh, ow), -np.inf, dtype=dtype)
-    for a in range(kh):
-        for b in range(kw):
-            tap = canvas[:, :, a * dh:a * dh + (oh - 1) * sh + 1:sh, b * dw:b * dw + (ow - 1) * sw + 1:sw]
-            np.maximum(out, tap, out=out)
+    (kh, sh, dh, top, oh), (kw, sw, dw, left, ow) = _plan(params, h, w)
+    # A window's taps are rows × columns and padding never wins, so its maximum is the maximum over its
+    # rows of the maxima over its columns: down the rows first, then across the columns.
+    out = _along(x, 2, kh, sh, dh, top, oh, np.maximum, -np.inf)
+    out = _along(out, 3, kw, sw, dw, left, ow, np.maximum, -np.inf)
     if params.get("layout", "NCHW") == "NHWC":
         out = out.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(out)
@@ -85,6 +105,6 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
 def magnitude(params: dict, arrays: dict) -> np.ndarray:
     """``B`` of the tolerance model: 0 everywhere, since a maximum is exact (Note [Max pooling])."""
     x = np.asarray(arrays["x"])
-    (_, _, _, _, oh, _), (_, _, _, _, ow, _) = _plan(params, x.shape[2], x.shape[3])
+    (_, _, _, _, oh), (_, _, _, _, ow) = _plan(params, x.shape[2], x.shape[3])
     shape = (x.shape[0], oh, ow, x.shape[1]) if params.get("layout", "NCHW") == "NHWC" else (*x.shape[:2], oh, ow)
     return np.zeros(shape)

@@ -237,11 +237,11 @@ def footprint(params: PoolParams, dtype: str = "float64", outputs: int = 1, dila
     """Estimated peak data bytes of one case: ``(parent, worker)``, for the memory guard.
 
     Works on invalid calls too. Element counts: input ``X``, output ``Y`` and
-    the oracle's padded canvas ``C`` (the input with its padding and any
-    ceil-mode overhang). Parent, float64, the larger of two phases:
+    the oracle's first pass ``C`` (each window's rows reduced: ``N·C·H_out·W``).
+    Parent, float64, the larger of two phases:
 
     * preparing: ``x``, ``|x|``, the oracle run twice (output and magnitude;
-      each holds its canvas, its accumulator and the layout copy):
+      each holds its first pass, its output and the layout copy):
       ``2·X + C + 3·Y``;
     * judging: ``x``, output and magnitude, each backend's answer (``outputs``
       of them, 4 bytes each for float16/float32 cases, else 8) and a failure's
@@ -255,8 +255,7 @@ def footprint(params: PoolParams, dtype: str = "float64", outputs: int = 1, dila
     n, c = g["batch"], g["channels"]
     x = n * c * g["axes"][0]["size"] * g["axes"][1]["size"]
     outs = [max(a["out"], 0) for a in g["axes"]]
-    rows = [max(a["size"] + a["lo"] + a["hi"], (o - 1) * a["s"] + a["eff"]) for a, o in zip(g["axes"], outs)]
-    canvas, output = n * c * rows[0] * rows[1], n * c * outs[0] * outs[1]
+    canvas, output = n * c * outs[0] * g["axes"][1]["size"], n * c * outs[0] * outs[1]
     answer = 4 if dtype in ("float16", "float32") else 8
     preparing = 8 * (2 * x + canvas + 3 * output)
     judging = 8 * (x + 2 * output) + answer * outputs * output + 8 * (2 * x + 7 * output)

@@ -1,0 +1,246 @@
+"""The four float64 oracles against their definitions written as plain loops, one output element at a time.
+
+The oracles sum with matrix products and vectorised passes (``harness/ops/<op>/oracle.py``); the loops
+below sum term by term exactly as the definitions read (DESIGN.md §2, the Notes in each ``semantics``).
+Window and crop geometry comes from each operator's ``resolve`` (the oracles re-derive it on their own and
+``test_semantics_and_oracles_agree_on_shapes`` / ``test_oracle`` check that), so what is tested here is
+which terms each output sums. Agreement is within a few float64 ulps per term of the magnitude ``B``
+(summation order differs); a maximum is exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from harness.ops.avg_pool2d import oracle as avg_oracle
+from harness.ops.avg_pool2d import semantics as avg
+from harness.ops.conv2d import oracle as conv_oracle
+from harness.ops.conv2d import semantics as conv
+from harness.ops.conv2d_transpose import oracle as transpose_oracle
+from harness.ops.conv2d_transpose import semantics as transpose
+from harness.ops.max_pool2d import oracle as max_oracle
+from harness.ops.max_pool2d import semantics as mx
+
+EPS = np.finfo(np.float64).eps
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def to_layout(out, layout):
+    return out.transpose(0, 2, 3, 1) if layout == "NHWC" else out
+
+
+def resolved(module, fields):
+    try:
+        params = module.Params(**fields)
+        return params.model_dump(), module.resolve(params)
+    except (ValidationError, module.InvalidCall):
+        assume(False)
+
+
+def operands(module, params, seed, bias):
+    rng = np.random.default_rng(seed)
+    shapes = module.input_shapes(module.Params(**params))
+    arrays = {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+    if not bias:
+        arrays.pop("b", None)
+    return arrays
+
+
+def assert_within_ulps(got, want, magnitude, terms):
+    assert got.shape == want.shape
+    bound = 4 * max(terms, 1) * EPS * magnitude
+    assert np.all(np.abs(got - want) <= bound), np.max(np.abs(got - want) - bound)
+
+
+# --------------------------------------------------------------------------- the definitions, as loops
+
+
+def conv2d_loops(x, w, b, r):
+    """out[n, g·Cog + o, y, x] = Σ over c, i, j with the input pixel inside the image of x · w, + b."""
+    n, c_in, h, wd = x.shape
+    c_out, cig, kh, kw = w.shape
+    cog = c_out // r.groups
+    (sh, sw), (dh, dw), (top, _, left, _) = r.stride, r.dilation, r.pads
+    out = np.zeros((n, c_out, *r.out_hw))
+    for m, o, y, xx in itertools.product(range(n), range(c_out), range(r.out_hw[0]), range(r.out_hw[1])):
+        g = o // cog
+        for c, i, j in itertools.product(range(cig), range(kh), range(kw)):
+            row, col = y * sh + i * dh - top, xx * sw + j * dw - left
+            if 0 <= row < h and 0 <= col < wd:
+                out[m, o, y, xx] += x[m, g * cig + c, row, col] * w[o, c, i, j]
+        out[m, o, y, xx] += 0 if b is None else b[o]
+    return out
+
+
+def conv2d_transpose_loops(x, w, b, r):
+    """full[n, g·Cog + o, a·s + i·d, b·s + j·d] += x · w, then the crop (rows past F are zeros), + b."""
+    n, c_in, h, wd = x.shape
+    _, cog, kh, kw = w.shape
+    cig = c_in // r.groups
+    (sh, sw), (dh, dw), (top, _, left, _) = r.stride, r.dilation, r.crops
+    out_h, out_w = r.out_hw
+    full = np.zeros((n, cog * r.groups, max(r.full_hw[0], top + out_h), max(r.full_hw[1], left + out_w)))
+    for m, c, a, col in itertools.product(range(n), range(c_in), range(h), range(wd)):
+        g = c // cig
+        for o, i, j in itertools.product(range(cog), range(kh), range(kw)):
+            full[m, g * cog + o, a * sh + i * dh, col * sw + j * dw] += x[m, c, a, col] * w[c, o, i, j]
+    out = full[:, :, top:top + out_h, left:left + out_w]
+    return out + (0 if b is None else b[:, None, None])
+
+
+def pool_loops(x, r, reduce):
+    """``reduce`` over each window's taps inside the input: (values, taps counted with the padding)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (top, bottom, left, right) = r.kernel, r.stride, r.dilation, r.pads
+    out = np.zeros((n, c, *r.out_hw))
+    for m, ch, y, xx in itertools.product(range(n), range(c), range(r.out_hw[0]), range(r.out_hw[1])):
+        taps = [(y * sh + i * dh - top, xx * sw + j * dw - left) for i in range(kh) for j in range(kw)]
+        inside = [x[m, ch, row, col] for row, col in taps if 0 <= row < h and 0 <= col < w]
+        padded = sum(-top <= row < h + bottom and -left <= col < w + right for row, col in taps)
+        out[m, ch, y, xx] = reduce(inside, padded)
+    return out
+
+
+def average(inside, padded, include):
+    return sum(inside) / (padded if include else len(inside))
+
+
+# --------------------------------------------------------------------------- random calls
+
+PADDING = st.one_of(st.sampled_from(["same", "same_lower", "valid"]), st.integers(0, 2),
+                    st.lists(st.integers(0, 3), min_size=4, max_size=4))
+PAIR = st.one_of(st.integers(1, 3), st.lists(st.integers(1, 3), min_size=2, max_size=2))
+
+
+@st.composite
+def conv_fields(draw, transposed=False):
+    groups, cig, cog = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    layout = draw(st.sampled_from(["NCHW", "NHWC"]))
+    n, h, w = draw(st.integers(0, 2)), draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    fields = dict(input=[n, groups * cig, h, w] if layout == "NCHW" else [n, h, w, groups * cig], layout=layout,
+                  out_channels=groups * cog, groups=groups, kernel_size=draw(PAIR), stride=draw(PAIR),
+                  dilation=draw(st.one_of(st.just(1), PAIR)), padding=draw(PADDING), bias=draw(st.booleans()))
+    if transposed:
+        fields["output_padding"] = draw(st.integers(0, 2))
+        if isinstance(fields["padding"], str) and fields["padding"] != "same_lower":
+            fields["size_rule"] = draw(st.sampled_from(["tensorflow", "keras"]))
+            if draw(st.booleans()):
+                fields["output_shape"] = [draw(st.integers(1, 12)), draw(st.integers(1, 12))]
+    return fields
+
+
+@SETTINGS
+@given(conv_fields(), st.integers(0, 2**32 - 1))
+def test_conv2d_oracle_sums_the_terms_of_the_definition(fields, seed):
+    params, r = resolved(conv, fields)
+    arrays = operands(conv, params, seed, fields["bias"])
+    want = to_layout(conv2d_loops(arrays["x"], arrays["w"], arrays.get("b"), r), fields["layout"])
+    magnitude = conv_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    assert_within_ulps(conv_oracle.reference(params, arrays), want, magnitude, r.accumulation_length + 1)
+
+
+@SETTINGS
+@given(conv_fields(transposed=True), st.integers(0, 2**32 - 1))
+def test_conv2d_transpose_oracle_scatters_the_terms_of_the_definition(fields, seed):
+    params, r = resolved(transpose, fields)
+    arrays = operands(transpose, params, seed, fields["bias"])
+    want = to_layout(conv2d_transpose_loops(arrays["x"], arrays["w"], arrays.get("b"), r), fields["layout"])
+    magnitude = transpose_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    assert_within_ulps(transpose_oracle.reference(params, arrays), want, magnitude, r.accumulation_length + 1)
+
+
+@st.composite
+def pool_fields(draw):
+    layout = draw(st.sampled_from(["NCHW", "NHWC"]))
+    n, c, h, w = draw(st.integers(0, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    return dict(input=[n, c, h, w] if layout == "NCHW" else [n, h, w, c], layout=layout,
+                kernel_size=draw(PAIR), stride=draw(st.one_of(st.none(), PAIR)), padding=draw(PADDING),
+                ceil_mode=draw(st.booleans()))
+
+
+@SETTINGS
+@given(pool_fields(), st.booleans(), st.integers(0, 2**32 - 1))
+def test_avg_pool2d_oracle_averages_the_window(fields, include, seed):
+    params, r = resolved(avg, {**fields, "count_include_pad": include})
+    x = operands(avg, params, seed, False)["x"]
+    want = to_layout(pool_loops(x, r, lambda inside, padded: average(inside, padded, include)), fields["layout"])
+    assert_within_ulps(avg_oracle.reference(params, {"x": x}), want, avg_oracle.magnitude(params, {"x": x}),
+                       r.accumulation_length + 1)
+
+
+@SETTINGS
+@given(pool_fields(), st.one_of(st.just(1), PAIR), st.integers(0, 2**32 - 1))
+def test_max_pool2d_oracle_is_the_window_maximum(fields, dilation, seed):
+    params, r = resolved(mx, {**fields, "dilation": dilation})
+    x = operands(mx, params, seed, False)["x"]
+    want = to_layout(pool_loops(x, r, lambda inside, padded: max(inside, default=-np.inf)), fields["layout"])
+    np.testing.assert_array_equal(max_oracle.reference(params, {"x": x}), want)
+
+
+# --------------------------------------------------------------------------- the two conv2d paths
+
+
+@pytest.mark.parametrize("groups, cig", [(1, 3), (2, 2), (4, 1)])
+def test_conv2d_padding_adds_no_term_even_with_infinite_weights(groups, cig):
+    # 2×2 image, 3×3 kernel, padding 1: tap (0, 0) lands in the padding for output pixel (0, 0) and on
+    # input pixel (0, 0) for output pixel (1, 1). An infinite weight there gives inf where it meets an input
+    # pixel, and no term (not 0 · inf = NaN) where it meets the padding.
+    params = conv.Params(input=[1, groups * cig, 2, 2], out_channels=groups, groups=groups, kernel_size=3,
+                         padding=1).model_dump()
+    x = np.ones((1, groups * cig, 2, 2))
+    w = np.ones((groups, cig, 3, 3))
+    w[:, :, 0, 0] = np.inf
+    out = conv_oracle.reference(params, {"x": x, "w": w})
+    assert not np.isnan(out).any()
+    # Output pixel (0, 0) reads input rows/cols −1..1: tap (0, 0) is padding; the 4 taps on the image, cig each.
+    np.testing.assert_array_equal(out[0, :, 0, 0], [4.0 * cig] * groups)
+    assert np.isinf(out[0, :, 1, 1]).all()
+
+
+@pytest.mark.parametrize("block_bytes", [1000, 15_000])     # one output row a block; two images a block
+def test_conv2d_both_paths_agree(block_bytes):
+    rng = np.random.default_rng(1)
+    params = conv.Params(input=[5, 4, 9, 7], out_channels=6, groups=2, kernel_size=[3, 2], stride=[2, 1],
+                         dilation=[1, 2], padding=[2, 0, 1, 3], bias=True).model_dump()
+    x, w, b = rng.standard_normal((5, 4, 9, 7)), rng.standard_normal((6, 2, 3, 2)), rng.standard_normal(6)
+    r = conv.resolve(conv.Params(**params))
+    old, conv_oracle.BLOCK_BYTES = conv_oracle.BLOCK_BYTES, block_bytes
+    try:
+        gathered = conv_oracle.reference(params, {"x": x, "w": w, "b": b})
+        w_inf = w.copy()
+        w_inf[0, 0, 0, 0] = np.inf             # sends the call down the term-by-term path
+        by_terms = conv_oracle.reference(params, {"x": x, "w": w_inf, "b": b})
+    finally:
+        conv_oracle.BLOCK_BYTES = old
+    magnitude = conv_oracle.reference(params, {"x": np.abs(x), "w": np.abs(w), "b": np.abs(b)})
+    assert_within_ulps(gathered, conv2d_loops(x, w, b, r), magnitude, r.accumulation_length + 1)
+    want = conv2d_loops(x, w_inf, b, r)
+    assert np.isinf(want[:, 0]).any() and not np.isnan(want).any()
+    np.testing.assert_array_equal(by_terms[~np.isfinite(want)], want[~np.isfinite(want)])   # ±inf, no NaN
+    finite = np.isfinite(want)
+    assert_within_ulps(by_terms[finite], want[finite], magnitude[finite], r.accumulation_length + 1)
+
+
+@pytest.mark.parametrize("block_bytes", [100, 5_000])       # one input row a block; two images a block
+def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes):
+    rng = np.random.default_rng(2)
+    params = transpose.Params(input=[5, 4, 6, 3], out_channels=6, groups=2, kernel_size=[3, 2], stride=[2, 3],
+                              dilation=[2, 1], padding=[1, 2, 0, 1], output_padding=1, bias=True).model_dump()
+    r = transpose.resolve(transpose.Params(**params))
+    arrays = {"x": rng.standard_normal((5, 4, 6, 3)), "w": rng.standard_normal((4, 3, 3, 2)),
+              "b": rng.standard_normal(6)}
+    old, transpose_oracle.BLOCK_BYTES = transpose_oracle.BLOCK_BYTES, block_bytes
+    try:
+        got = transpose_oracle.reference(params, arrays)
+    finally:
+        transpose_oracle.BLOCK_BYTES = old
+    magnitude = transpose_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    want = conv2d_transpose_loops(arrays["x"], arrays["w"], arrays["b"], r)
+    assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
