@@ -92,7 +92,7 @@ from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
 from harness.kernels.packing import pack_row, scratch
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
+from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
 from harness.ops.conv2d.numba_weights import pack_weights
@@ -135,18 +135,12 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
             ob = nb * lanes
             nvalid = min(ob, cog - ob0)
             oc0 = g * cog + ob0
-            pm = PMAX[nb]
-            ps = PSMALL[nb]
             s = 0
             while s < wout:
                 rem = wout - s
-                small = False
-                npx = pm
-                if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
-                    small = True
-                    npx = ps
+                npx = tile_width(nb, rem)
                 tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb,
-                           small)
+                           npx)
                 pv = min(npx, rem)
                 if nhwc:
                     o_base = ((n * hout + y) * wout + s) * cout + oc0
