@@ -74,6 +74,9 @@ Two threads each: most rounds had 10-40 ms stalls for both libraries
 rounds only. The nominal peak is 166 GFLOP/s per core (2.6 GHz × 16 lanes ×
 2 FMA units × 2): torch runs b1 at or above it (turbo), numba at ~90%.
 Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
+Since, the end of a row takes a tile of its own width (``tiles.WIDTHS``: b1's
+32-pixel rows are 12 + 12 + 8 pixels, not 3 × 12 with 4 dropped): one thread,
+CPU time, same process, load 7, ratios b1 1.19-1.25 → 1.08, b3 1.08 → 0.98-1.03.
 Remaining gaps: the float64 input is twice the bytes torch reads (b3: 16.8
 against 8.4 MB); the weights are repacked on every call (b2: 0.18 ms of
 0.60 for 295 K weights); the tile micro-kernel issues one broadcast load
