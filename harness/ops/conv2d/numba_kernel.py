@@ -95,6 +95,7 @@ from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
 from harness.kernels.packing import pack_row, scratch
+from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
@@ -282,6 +283,7 @@ def _pair(v, name):
     return a, b
 
 
+@fitting_threads()   # a team of the cores other processes leave free (harness.kernels.threads)
 def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
     """2-D convolution (cross-correlation), computed in ``dtype``.
 

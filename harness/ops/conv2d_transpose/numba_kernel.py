@@ -97,6 +97,7 @@ import numpy as np
 from numba import njit, prange
 
 from harness.data import round_to_dtype
+from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 
 __all__ = ["conv2d_transpose"]
@@ -343,6 +344,7 @@ def _pair(v, name):
     return a, b
 
 
+@fitting_threads()   # a team of the cores other processes leave free (harness.kernels.threads)
 def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
     """2-D transposed convolution, DESIGN.md §2, computed in ``dtype``.
 
