@@ -7,10 +7,14 @@ time slice for it: on the 2-core VM at load 5-8, a 0.5 ms convolution took
 20-30 ms with 2 threads. ``fitting_threads`` sizes each call's thread team to
 the cores no other process is running on, as OpenMP's ``OMP_DYNAMIC`` does
 (Numba's threading layers have no such mode): one thread finishing alone beats
-two waiting for each other. Measured (separate processes, 3 rounds, load 5-7,
-ratio to torch with 2 threads): every conv bench shape 2-10x faster than with a
-fixed 2 threads, e.g. conv2d b2 1.7 against 86, conv2d_transpose b1 0.17
-against 0.40. On an idle machine it changes nothing (2.5 µs per call).
+two waiting for each other. Measured (each library in its own process, 2
+threads, 4 rounds at load 4.3-5.8; median ratio to torch, before → after this
+and the row-end tile widths of ``tiles.WIDTHS``):
+conv2d b1 0.34 → 0.15, b2 34 → 2.2, b4 12.6 → 1.7, b5 0.48 → 0.05;
+conv2d_transpose b1 0.87 → 0.55, b2 1.02 → 0.75, b4 0.96 → 0.24; b3 of both
+unchanged (0.4-0.5). The cost: in a quiet stretch of a loaded machine the small
+shapes run on one thread while torch gets both cores (conv2d b2: 0.67 against
+0.29 ms). On an idle machine nothing changes (2.5 µs per call).
 
 The count of runnable tasks comes from ``/proc/loadavg`` (Linux); elsewhere
 the call keeps Numba's setting.
