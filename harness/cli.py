@@ -169,6 +169,8 @@ def cmd_backends(args) -> int:
         where = envs.label_of(bid)
         available, reason = envs.availability(bid)
         cls = backend_registry.backend_class(bid)
+        if args.prepare and available and (target is None or target.shared):
+            cls.warm()
         print(f"{bid:24} {cls.framework:12} {envs.version_of(bid) or '-':14} {where:36} "
               f"{'available' if available else reason}")
     if args.prune:

@@ -220,6 +220,11 @@ class Backend:
         except importlib.metadata.PackageNotFoundError:
             return None
 
+    @classmethod
+    def warm(cls) -> None:
+        """Work a fresh checkout would otherwise do inside its first run's timings (compiling kernels into
+        an on-disk cache), done once by ``conform backends --prepare`` in conform's own interpreter."""
+
     # ---- in the worker
     def setup(self) -> None:
         """Import the framework and configure it; called once per worker."""

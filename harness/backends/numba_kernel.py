@@ -3,6 +3,10 @@
 A kernel consumes the resolved call (crops and output size), since it *is*
 an implementation of the canonical semantics rather than a foreign API; a
 call the semantics rejects is rejected here with the semantics' reason.
+
+Compiling the kernels takes ~30 s per fresh checkout; ``warm`` (run by
+``conform backends --prepare``, i.e. ``make setup``) pays it once, leaving
+machine code in Numba's on-disk cache for every worker after it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ class NumbaBackend(Backend):
     plans_calls = True
     resident_bytes = 192 << 20      # measured 159 MiB after setup and compilation
     accumulation = {"float16": "float32", "bfloat16": "float32"}
+
+    @classmethod
+    def warm(cls) -> None:
+        warm()
 
     def setup(self) -> None:
         import importlib
@@ -51,3 +59,44 @@ class NumbaBackend(Backend):
         bias = Ref("b") if "b" in call.arrays else None
         step = Step("y", Expr(f"{CONV2D_KERNEL}.conv2d", (Ref("x"), Ref("w"), bias), kwargs), timed=True)
         return Program("numba", (Import(CONV2D_KERNEL, embed=True),), tuple(call.arrays), (step,), "y")
+
+
+# Tiny calls that between them reach every compiled function the backend can call, per compute dtype:
+# (op, x shape, w shape, groups, stride). conv2d: rows (W_out > 16), flattened rows (W_out <= 16, a
+# weight panel over half of L1), pixel vectors (depthwise); the transposed kernel's one path.
+_WARM_CALLS = (
+    ("conv2d", (1, 4, 3, 20), (32, 4, 3, 3), 1, 1),
+    ("conv2d", (1, 64, 4, 4), (32, 64, 3, 3), 1, 1),
+    ("conv2d", (1, 4, 6, 6), (4, 1, 3, 3), 4, 1),
+    ("conv2d_transpose", (1, 4, 3, 3), (4, 8, 3, 3), 1, 2),
+)
+
+
+def warm() -> None:
+    """Compile (or load) every kernel signature the backend can call into Numba's on-disk cache.
+
+    Every call path of both kernels, in each dtype and layout the backend passes (float16/bfloat16
+    compute in float32), and the exact fallbacks (weights holding inf). Signatures depend on dtypes
+    only, never on sizes, so tiny calls suffice; ``tests/test_numba_warm.py`` checks that a new
+    process's calls then compile nothing.
+    """
+    import importlib
+
+    import numpy as np
+    kernels = {"conv2d": importlib.import_module(CONV2D_KERNEL).conv2d,
+               "conv2d_transpose": importlib.import_module(KERNEL).conv2d_transpose}
+    for op, xs, ws, groups, s in _WARM_CALLS:
+        x, w = np.ones(xs), np.ones(ws)
+        if op == "conv2d":
+            where = dict(pads=(0, 0, 0, 0), out_hw=((xs[2] - ws[2]) // s + 1, (xs[3] - ws[3]) // s + 1))
+            cout = ws[0]
+        else:
+            where = dict(crops=(0, 0, 0, 0), out_hw=((xs[2] - 1) * s + ws[2], (xs[3] - 1) * s + ws[3]))
+            cout = ws[1] * groups
+        bad = w.copy()
+        bad.flat[0] = np.inf                              # sends the call to the exact fallback
+        for dtype in ("float16", "bfloat16", "float32", "float64"):
+            for layout in ("NCHW", "NHWC"):
+                for weights in (w, bad):
+                    kernels[op](x, weights, np.ones(cout), stride=(s, s), dilation=(1, 1), groups=groups, layout=layout,
+                                dtype=dtype, **where)

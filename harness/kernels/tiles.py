@@ -10,8 +10,9 @@ output channels; this module owns that tile:
   vectors on this CPU (LLVM's ``prefer-256-bit`` tuning) and cannot keep a 2-D
   accumulator tile in registers. On CPUs without AVX-512 LLVM splits the
   vectors; the results are the same.
-- ``tile_sweep``: picks the compile-time tile shape (``PMAX``/``PSMALL``
-  pixels for ``NB`` = 1..4 channel vectors).
+- ``tile_sweep``: picks the compile-time tile shape (``WIDTHS[NB]`` pixels
+  for ``NB`` = 1..4 channel vectors); ``tile_width`` chooses among them along
+  a row (the ragged end of a row costs least with a narrower tile).
 - ``store_nchw``: the NCHW epilogue (in-register transpose, bias, masked stores).
 - ``transpose_store``: an ``L × L`` block transposed in registers (weight repacking).
 - ``row_sweep``: the transposed tile for depthwise convolutions: output rows ×
@@ -31,6 +32,7 @@ function, so editing it recompiles the kernels.
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -39,7 +41,8 @@ from numba.extending import intrinsic
 # Imported for its effect: the kernels' Numba caches also key on this file (see there).
 from harness.kernels import jitcache  # noqa: F401
 
-__all__ = ["MAX_PIX", "PMAX", "PSMALL", "microkernel", "row_sweep", "store_nchw", "tile_sweep", "transpose_store"]
+__all__ = ["MAX_PIX", "PMAX", "WIDTHS", "microkernel", "row_sweep", "store_nchw", "tile_sweep", "tile_width",
+           "transpose_store"]
 
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
 
@@ -252,34 +255,76 @@ def transpose_store(typingctx, src, soff, sstride, dst, doffs):
     return sig, codegen
 
 
-# Pixels per tile for NB = 1..4 channel vectors (P·NB = 24 accumulators), and a
-# narrower tile for the ragged end of a row.
-PMAX = (0, 24, 12, 8, 6)
-PSMALL = (0, 8, 4, 4, 4)
+# Pixels per tile the micro-kernel is compiled for, per NB = 1..4 channel vectors: the widest
+# (P·NB = 24 accumulators) first, then narrower ones for the end of a row. A 32-pixel row with NB = 2
+# is 12 + 12 + 8 pixels, not 12 + 12 + 12 with 4 computed and dropped (11% of the work of conv2d b1
+# and conv2d_transpose b1, whose rows and phases are 32 pixels).
+WIDTHS = ((), (24, 16, 8), (12, 8, 4), (8, 4), (6, 4))
+PMAX = tuple(w[0] if w else 0 for w in WIDTHS)
+
+
+def _step_cycles(p, nb):
+    """Cycles of one micro-kernel step on a core with 2 FMA and 2 load ports: ``p·nb`` FMAs,
+    ``nb + p`` loads (weight vectors, broadcast pixels), and FMA latency (4) on each accumulator."""
+    return max(p * nb / 2, (nb + p) / 2, 4)
+
+
+def _first_widths(span: int) -> np.ndarray:
+    """``table[nb, rem]``: the width of the first tile for the last ``rem < span`` pixels of a row,
+    covering them at the least cost (``_step_cycles``, plus a little per tile to prefer fewer).
+    Such tiles together never cover more than ``PMAX[nb]`` pixels: one tile that wide costs less."""
+    table = np.zeros((len(WIDTHS), span), dtype=np.int64)
+    for nb in range(1, len(WIDTHS)):
+        best = [0.0] * span
+        for rem in range(1, span):
+            options = [(_step_cycles(p, nb) + 0.5 + (best[rem - p] if p < rem else 0), p) for p in WIDTHS[nb]]
+            best[rem], table[nb, rem] = min(options, key=lambda o: (o[0], -o[1]))
+    return table
+
+
+_FIRST = _first_widths(MAX_PIX)
 
 
 @njit(cache=True)
-def tile_sweep(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb, small):
+def tile_width(nb, rem):
+    """Pixels of the next tile (one of ``WIDTHS[nb]``) when ``rem`` pixels of the row are left.
+
+    ``PMAX[nb]`` while at least that many are left, so tiles start at multiples of ``PMAX[nb]`` and
+    the last ones stay within the next ``PMAX[nb]`` pixels (``numba_flat`` blocks its input by
+    them). A tile may cover more than ``rem``: its extra pixels are computed, never stored.
+    """
+    if rem >= PMAX[nb]:
+        return PMAX[nb]
+    return _FIRST[nb, rem]
+
+
+@njit(cache=True)
+def tile_sweep(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb, npx):
+    """``microkernel`` for ``nb`` channel vectors × ``npx`` pixels, ``npx`` one of ``WIDTHS[nb]``."""
     if nb == 1:
-        if small:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 1)
-        else:
+        if npx == 24:
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1)
+        elif npx == 16:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 16, 1)
+        else:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 1)
     elif nb == 2:
-        if small:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 2)
-        else:
+        if npx == 12:
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2)
+        elif npx == 8:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 2)
+        else:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 2)
     elif nb == 3:
-        if small:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 3)
-        else:
+        if npx == 8:
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3)
-    else:
-        if small:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4)
         else:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 3)
+    else:
+        if npx == 6:
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
+        else:
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4)
 
 
 @intrinsic

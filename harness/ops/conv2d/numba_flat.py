@@ -33,7 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from harness.kernels.packing import pack_row
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
+from harness.kernels.tiles import MAX_PIX, PMAX, store_nchw, tile_sweep, tile_width
 
 __all__ = ["flat", "flat_buffer_size"]
 
@@ -115,17 +115,12 @@ def _tasks(lo, hi, x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, l
         ob = nb * lanes
         nvalid = min(ob, cog - ob0)
         oc0 = g * cog + ob0
-        ps = PSMALL[nb]
         m0 = 0
         while m0 < npix:
             rem = npix - m0
-            small = False
-            npx = pm
-            if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
-                small = True
-                npx = ps
+            npx = tile_width(nb, rem)
             tile_sweep(tile, blk_buf, (m0 // pm) * mbs + m0 % pm, pb, tx, wflat, g * wgroup + ob0 * nrow, tw, kh * kw,
-                       cig, ob, nb, small)
+                       cig, ob, nb, npx)
             pv = min(npx, rem)
             p = 0
             while p < pv:                               # row segments of the tile

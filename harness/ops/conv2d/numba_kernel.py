@@ -74,6 +74,9 @@ Two threads each: most rounds had 10-40 ms stalls for both libraries
 rounds only. The nominal peak is 166 GFLOP/s per core (2.6 GHz × 16 lanes ×
 2 FMA units × 2): torch runs b1 at or above it (turbo), numba at ~90%.
 Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
+Since, the end of a row takes a tile of its own width (``tiles.WIDTHS``: b1's
+32-pixel rows are 12 + 12 + 8 pixels, not 3 × 12 with 4 dropped): one thread,
+CPU time, same process, load 7, ratios b1 1.19-1.25 → 1.08, b3 1.08 → 0.98-1.03.
 Remaining gaps: the float64 input is twice the bytes torch reads (b3: 16.8
 against 8.4 MB); the weights are repacked on every call (b2: 0.18 ms of
 0.60 for 295 K weights); the tile micro-kernel issues one broadcast load
@@ -92,7 +95,8 @@ from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
 from harness.kernels.packing import pack_row, scratch
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
+from harness.kernels.threads import fitting_threads
+from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
 from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
 from harness.ops.conv2d.numba_weights import pack_weights
@@ -135,18 +139,12 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
             ob = nb * lanes
             nvalid = min(ob, cog - ob0)
             oc0 = g * cog + ob0
-            pm = PMAX[nb]
-            ps = PSMALL[nb]
             s = 0
             while s < wout:
                 rem = wout - s
-                small = False
-                npx = pm
-                if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
-                    small = True
-                    npx = ps
+                npx = tile_width(nb, rem)
                 tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb,
-                           small)
+                           npx)
                 pv = min(npx, rem)
                 if nhwc:
                     o_base = ((n * hout + y) * wout + s) * cout + oc0
@@ -285,6 +283,7 @@ def _pair(v, name):
     return a, b
 
 
+@fitting_threads()   # a team of the cores other processes leave free (harness.kernels.threads)
 def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
     """2-D convolution (cross-correlation), computed in ``dtype``.
 

@@ -97,7 +97,8 @@ import numpy as np
 from numba import njit, prange
 
 from harness.data import round_to_dtype
-from harness.kernels.tiles import MAX_PIX, PMAX, PSMALL, store_nchw, tile_sweep
+from harness.kernels.threads import fitting_threads
+from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 
 __all__ = ["conv2d_transpose"]
 
@@ -255,18 +256,12 @@ def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, la
                     ob = nb * lanes
                     nvalid = min(ob, cog - ob0)
                     oc0 = g * cog + ob0
-                    pm = PMAX[nb]
-                    ps = PSMALL[nb]
                     s = 0
                     while s < cnt:
                         rem = cnt - s
-                        small = False
-                        npx = pm
-                        if rem < pm and ((rem + ps - 1) // ps) * (ps + 4) < pm + 4:
-                            small = True
-                            npx = ps
+                        npx = tile_width(nb, rem)
                         tile_sweep(tile, buf, g * cig * wpad + xq_lo + s + qw, wpad, tx,
-                            wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, small)
+                            wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, npx)
                         pv = min(npx, rem)
                         if nhwc:
                             o_base = ((n * hout + y) * wout + x0 + s * sw) * cout + oc0
@@ -349,6 +344,7 @@ def _pair(v, name):
     return a, b
 
 
+@fitting_threads()   # a team of the cores other processes leave free (harness.kernels.threads)
 def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
     """2-D transposed convolution, DESIGN.md §2, computed in ``dtype``.
 

@@ -1,0 +1,66 @@
+"""How many threads a Numba kernel call uses: Numba's, less the cores other processes keep busy.
+
+A parallel region ends when its last thread does. On a shared machine (a CI
+runner, conform's own runner with several framework workers, other jobs) the
+OS often has not scheduled one of the threads yet, and the call waits a whole
+time slice for it: on the 2-core VM at load 5-8, a 0.5 ms convolution took
+20-30 ms with 2 threads. ``fitting_threads`` sizes each call's thread team to
+the cores no other process is running on, as OpenMP's ``OMP_DYNAMIC`` does
+(Numba's threading layers have no such mode): one thread finishing alone beats
+two waiting for each other. Measured (each library in its own process, 2
+threads, 4 rounds at load 4.3-5.8; median ratio to torch, before → after this
+and the row-end tile widths of ``tiles.WIDTHS``):
+conv2d b1 0.34 → 0.15, b2 34 → 2.2, b4 12.6 → 1.7, b5 0.48 → 0.05;
+conv2d_transpose b1 0.87 → 0.55, b2 1.02 → 0.75, b4 0.96 → 0.24; b3 of both
+unchanged (0.4-0.5). The cost: in a quiet stretch of a loaded machine the small
+shapes run on one thread while torch gets both cores (conv2d b2: 0.67 against
+0.29 ms). On an idle machine nothing changes (2.5 µs per call).
+
+The count of runnable tasks comes from ``/proc/loadavg`` (Linux); elsewhere
+the call keeps Numba's setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Optional
+
+import numba
+
+__all__ = ["fitting_threads"]
+
+try:
+    _LOADAVG: Optional[int] = os.open("/proc/loadavg", os.O_RDONLY)
+except OSError:
+    _LOADAVG = None
+
+
+def _runnable() -> Optional[int]:
+    """Tasks running or ready to run on the whole machine, this thread included (None: unknown)."""
+    if _LOADAVG is None:
+        return None
+    try:
+        return int(os.pread(_LOADAVG, 64, 0).split()[3].split(b"/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def fitting_threads():
+    """Within: ``numba.get_num_threads()`` is the number of cores free of other processes (at least 1,
+    at most Numba's setting); restored after. Usable as a decorator."""
+    wanted = numba.get_num_threads()
+    running = _runnable()
+    if running is None or wanted == 1:
+        yield
+        return
+    # ``running`` counts this thread and possibly our own pool's threads still spinning after the last
+    # region (OpenMP's spin-wait), so ``wanted`` of it may be us: count only the rest as others.
+    others = max(0, running - wanted)
+    use = max(1, min(wanted, (os.cpu_count() or wanted) - others))
+    numba.set_num_threads(use)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(wanted)

@@ -1,0 +1,92 @@
+"""``conform backends --prepare`` warms Numba's cache: after ``warm()``, a new process compiles nothing.
+
+Two fresh processes share an empty ``NUMBA_CACHE_DIR``: the first runs the
+numba backend's ``warm()``, the second calls both kernels on every path (rows,
+flattened rows, pixel vectors, the transposed kernel, the exact fallbacks for
+non-finite weights), in every dtype and layout, on shapes, strides, paddings,
+dilations, groups and biases other than ``warm()``'s own, and reads every
+dispatcher's cache counters. A kernel signature ``warm()`` misses shows up as
+a cache miss (a compilation) in the second process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("numba")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = textwrap.dedent("""
+    import importlib, json
+    import numpy as np
+    from harness.ops.conv2d.numba_kernel import conv2d
+    from harness.ops.conv2d_transpose.numba_kernel import conv2d_transpose
+
+    rng = np.random.default_rng(1)
+    calls = [   # x shape, w shape, groups, stride, dilation, pads; out_hw = the explicit-padding size
+        (conv2d, (2, 6, 5, 21), (40, 3, 3, 2), 2, (2, 1), (1, 2), (1, 0, 2, 1)),           # rows
+        (conv2d, (1, 96, 7, 7), (48, 96, 3, 3), 1, (2, 2), (1, 1), (1, 1, 1, 1)),          # flattened rows
+        (conv2d, (2, 6, 9, 9), (12, 1, 3, 3), 6, (1, 1), (2, 2), (2, 2, 2, 2)),            # pixel vectors
+        (conv2d_transpose, (2, 6, 4, 5), (6, 5, 2, 3), 2, (2, 3), (1, 2), (1, 0, 0, 1)),
+    ]
+    for fn, xs, ws, groups, s, d, p in calls:
+        x = rng.standard_normal(xs)
+        for dtype in ("float16", "bfloat16", "float32", "float64"):
+            for layout in ("NCHW", "NHWC"):
+                for finite in (True, False):
+                    w = rng.standard_normal(ws)
+                    if not finite:
+                        w[0, 0, 0, 0] = np.inf
+                    if fn is conv2d:
+                        out = tuple((xs[2 + a] + p[2 * a] + p[2 * a + 1] - (ws[2 + a] - 1) * d[a] - 1) // s[a] + 1
+                                    for a in (0, 1))
+                        bias = None if finite else rng.standard_normal(ws[0])
+                        fn(x, w, bias, stride=s, dilation=d, groups=groups, pads=p, out_hw=out, layout=layout,
+                           dtype=dtype)
+                    else:
+                        out = tuple((xs[2 + a] - 1) * s[a] + (ws[2 + a] - 1) * d[a] + 1 - p[2 * a] - p[2 * a + 1]
+                                    for a in (0, 1))
+                        bias = None if finite else rng.standard_normal(ws[1] * groups)
+                        fn(x, w, bias, stride=s, dilation=d, groups=groups, crops=p, out_hw=out, layout=layout,
+                           dtype=dtype)
+    counts = {}
+    for name in ("harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_flat",
+                 "harness.ops.conv2d.numba_pixels", "harness.ops.conv2d.numba_weights",
+                 "harness.ops.conv2d_transpose.numba_kernel", "harness.kernels.tiles", "harness.kernels.packing"):
+        for value in vars(importlib.import_module(name)).values():
+            if hasattr(value, "py_func") and hasattr(value, "stats") and value.__module__ == name:
+                counts[f"{name}.{value.__name__}"] = (sum(value.stats.cache_hits.values()),
+                                                      sum(value.stats.cache_misses.values()))
+    print(json.dumps(counts))
+""")
+
+
+def _run(code: str, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_after_warm_a_new_process_loads_every_kernel_from_the_cache(tmp_path):
+    warmed = _run("from harness.backends.numba_kernel import NumbaBackend; NumbaBackend.warm()", tmp_path)
+    assert warmed.returncode == 0, warmed.stderr
+    probe = _run(PROBE, tmp_path)
+    assert probe.returncode == 0, probe.stderr
+    counts = json.loads(probe.stdout.strip().splitlines()[-1])
+    compiled = {name: misses for name, (_, misses) in counts.items() if misses}
+    assert not compiled, f"compiled in the new process (not warmed): {compiled}"
+    # Every entry point the kernels call from Python was loaded from the cache, not merely left unused.
+    entry = ["conv2d.numba_kernel._kernel", "conv2d.numba_kernel._direct_exact", "conv2d.numba_flat.flat",
+             "conv2d.numba_pixels.pixel_tiles", "conv2d.numba_weights.pack_weights",
+             "conv2d_transpose.numba_kernel._kernel", "conv2d_transpose.numba_kernel._pack_w",
+             "conv2d_transpose.numba_kernel._scatter_exact"]
+    for name in entry:
+        assert counts[f"harness.ops.{name}"][0] >= 2, (name, counts)   # both compute dtypes
