@@ -170,7 +170,11 @@ def cmd_backends(args) -> int:
         available, reason = envs.availability(bid)
         cls = backend_registry.backend_class(bid)
         if args.prepare and available and (target is None or target.shared):
-            cls.warm()
+            try:
+                cls.warm(say=lambda text: print(text, file=sys.stderr))
+            except Exception as exc:   # a kernel that does not compile: say so, the other backends go on
+                print(f"{bid}: warming failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                failed = True
         print(f"{bid:24} {cls.framework:12} {envs.version_of(bid) or '-':14} {where:36} "
               f"{'available' if available else reason}")
     if args.prune:

@@ -25,7 +25,7 @@ import importlib.util
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Union
+from typing import Any, Callable, ClassVar, Optional, Union
 
 import numpy as np
 
@@ -221,9 +221,10 @@ class Backend:
             return None
 
     @classmethod
-    def warm(cls) -> None:
+    def warm(cls, say: Callable[[str], None] = lambda text: None) -> None:
         """Work a fresh checkout would otherwise do inside its first run's timings (compiling kernels into
-        an on-disk cache), done once by ``conform backends --prepare`` in conform's own interpreter."""
+        an on-disk cache), done once by ``conform backends --prepare`` in conform's own interpreter;
+        ``say`` tells the user what takes the time."""
 
     # ---- in the worker
     def setup(self) -> None:

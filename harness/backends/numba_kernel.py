@@ -32,7 +32,8 @@ class NumbaBackend(Backend):
     accumulation = {"float16": "float32", "bfloat16": "float32"}
 
     @classmethod
-    def warm(cls) -> None:
+    def warm(cls, say=lambda text: None) -> None:
+        say("numba: compiling the kernels into Numba's on-disk cache (once; about a minute when nothing is cached)")
         warm()
 
     def setup(self) -> None:
