@@ -65,6 +65,10 @@ class Slots:
                 self._lock.notify_all()
                 raise Stopped
             self._free -= 1
+            if self._free and self._waiting:
+                # Two permits freed at once wake every waiter, but only the first in line may take one; one
+                # that looked before it did went back to sleep, and must look again at the permit left.
+                self._lock.notify_all()
         try:
             yield
         finally:

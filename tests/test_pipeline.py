@@ -254,3 +254,36 @@ def test_start_runs_once_per_lane_before_its_first_case():
     run_pipeline(range(4), prepare=lambda i: i, lanes_of=lambda i: ["a", "b"] if i >= 2 else ["a"],
                  work=work, finish=lambda *a: None, lanes=["a", "b", "c"], start=start)
     assert sorted(starts) == ["a", "b"]   # "c" had no case: never started
+
+
+def test_a_permit_freed_with_another_goes_to_the_next_waiter_at_once():
+    """Two calls end together: the oldest waiter takes one permit and the next must take the other then, not
+    when the oldest's call ends (a waiter woken before the oldest took its permit saw it still first in line).
+    Whether that waiter looks first is up to the scheduler, so the race is set up several times."""
+    for _ in range(10):
+        slots = Slots(2)
+        with slots._lock:
+            slots._free = 0                 # both permits held by calls in flight
+        release_oldest, younger_ran = threading.Event(), threading.Event()
+
+        def waiter(priority, then):
+            with slots.held(priority):
+                then()
+
+        younger = threading.Thread(target=waiter, args=(2, younger_ran.set))
+        younger.start()
+        while len(slots._waiting) < 1:
+            time.sleep(0.001)
+        oldest = threading.Thread(target=waiter, args=(1, lambda: release_oldest.wait(30)))
+        oldest.start()
+        while len(slots._waiting) < 2:
+            time.sleep(0.001)
+        with slots._lock:                   # the two calls end at the same moment
+            slots._free += 2
+            slots._lock.notify_all()
+        try:
+            assert younger_ran.wait(10), "a free permit stayed unused while a waiter slept"
+        finally:
+            release_oldest.set()
+            oldest.join()
+            younger.join()
