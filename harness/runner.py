@@ -296,7 +296,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     journal_path = options.out / "results.jsonl"
     options.out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
-    done: set[tuple[str, str, Optional[str]]] = set()
+    done: set[tuple[str, str, Optional[str]]] = set()   # kept by --resume: not this run's work
     if options.resume:
         records = read_journal(journal_path)
         plan = plan_resume(records, cases, options.backends, versions, options.results_of)
@@ -434,4 +434,4 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     described = environment(options.backends, {**setup_errors, **start_errors}, launches)
     return RunResult(results=results, environment={**described, "executor": options.executor.describe()},
                      duration_s=round(duration, 3), incomplete=interrupted, stale=stale,
-                     timing=timing(clock, duration, options.jobs, len(results)))
+                     timing=timing(clock, duration, options.jobs, len(results) - len(done)))
