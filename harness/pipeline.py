@@ -9,8 +9,9 @@ A run is (case × backend) calls. Three things decide how busy the cores are:
   *producer* thread prepares cases ahead of the calls (NumPy and BLAS release
   the GIL), into a *window* bounded by a count and, when the run has a memory
   budget, by the parent bytes each prepared case will hold (its operands,
-  references and every backend's answer until it is judged). The window
-  always admits one case, which validation already proved fits.
+  references and every backend's answer until it is judged). A case is
+  admitted before it is prepared, so the one being prepared counts too. The
+  window always admits one case, which validation already proved fits.
 * A backend answers one call at a time (its worker is one process), but
   backends need not wait for one another: each has a *lane*, a thread that
   takes the cases of the window in order, so a fast backend is several cases
@@ -65,6 +66,10 @@ class Slots:
                 self._lock.notify_all()
                 raise Stopped
             self._free -= 1
+            if self._free and self._waiting:
+                # Two permits freed at once wake every waiter, but only the first in line may take one; one
+                # that looked before it did went back to sleep, and must look again at the permit left.
+                self._lock.notify_all()
         try:
             yield
         finally:
@@ -114,13 +119,14 @@ def run_pipeline(items: Iterable[Any], *, prepare: Callable[[Any], Optional[Any]
                  finish: Callable[[Any, dict[str, Any]], None], lanes: list[str],
                  start: Optional[Callable[[str], None]] = None, cancel: Callable[[], None] = lambda: None,
                  slots: int = 2, window: int = DEFAULT_WINDOW, budget: Optional[int] = None,
-                 cost: Callable[[Any], int] = lambda prepared: 0) -> None:
+                 cost: Callable[[Any], int] = lambda item: 0) -> None:
     """Run every item through its lanes (Note [Pipeline]).
 
     ``prepare(item)`` -> a prepared case, or None when nothing is left to run for it; ``lanes_of(prepared)``
     -> the lanes it needs; ``work(lane, prepared, slot)`` -> that lane's answer, calling ``slot()`` (a context
     manager) around whatever occupies a core; ``finish(prepared, {lane: answer})`` runs in the caller's thread.
-    ``start(lane)`` runs once per lane under a slot before its first case. On KeyboardInterrupt ``cancel()``
+    ``cost(item)``: the parent bytes the item holds once prepared, before it is prepared (the window's
+    measure). ``start(lane)`` runs once per lane under a slot before its first case. On KeyboardInterrupt ``cancel()``
     is called (to abort the calls in flight), the lanes stop, and the interrupt propagates; any exception in a
     lane or the producer stops everything and is raised here.
     """
@@ -136,12 +142,15 @@ def run_pipeline(items: Iterable[Any], *, prepare: Callable[[Any], Optional[Any]
             for sequence, item in enumerate(items):
                 if stopping.is_set():
                     break
+                size = cost(item)
+                bound.admit(size, stopping)   # before preparing: the preparation is what takes the memory
+                if stopping.is_set():
+                    break
                 prepared = prepare(item)
                 if prepared is None:
+                    bound.release(size)
                     continue
                 needed = lanes_of(prepared)
-                size = cost(prepared)
-                bound.admit(size, stopping)
                 done.put(("prepared", sequence, prepared, tuple(needed), size))
                 for lane in needed:
                     inboxes[lane].put((sequence, prepared))

@@ -147,11 +147,11 @@ class _Answer:
     rest: list[tuple[str, dict, Optional[Outcome]]] = field(default_factory=list)
 
 
-def _parent_bytes(job: _Prepared) -> int:
-    """What the parent holds for a prepared case until it is judged (``OpSpec.footprint``; each gradient's
-    references and answers are about as large again)."""
-    parent, _ = ops.get(job.case.op).footprint(job.case.params, job.case.dtype, max(len(job.wants), 1))
-    return parent * (1 + len(job.references))
+def _parent_bytes(case: Case, backends: int, gradients: int) -> int:
+    """What the parent holds for a case, from its preparation until it is judged, with ``backends`` answering
+    (``OpSpec.footprint``; each gradient's references and answers are about as large again)."""
+    parent, _ = ops.get(case.op).footprint(case.params, case.dtype, max(backends, 1))
+    return parent * (1 + gradients)
 
 
 def _record(case: Case, backend: str, judgement: Judgement, outcome: Optional[Outcome],
@@ -296,7 +296,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     journal_path = options.out / "results.jsonl"
     options.out.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
-    done: set[tuple[str, str, Optional[str]]] = set()
+    done: set[tuple[str, str, Optional[str]]] = set()   # kept by --resume: not this run's work
     if options.resume:
         records = read_journal(journal_path)
         plan = plan_resume(records, cases, options.backends, versions, options.results_of)
@@ -349,8 +349,15 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         if bid in workers and not workers[bid].start():
             start_errors[bid] = f"worker failed to start: {workers[bid].setup_error}"
 
+    def wanted_of(case: Case) -> set[tuple[str, Optional[str]]]:
+        return {(b, g) for b in options.backends for g in options.results_of(case) if (case.id, b, g) not in done}
+
+    def cost(case: Case) -> int:
+        wanted = wanted_of(case)
+        return _parent_bytes(case, len({b for b, _ in wanted}), len({g for _, g in wanted if g is not None}))
+
     def prepare_case(case: Case) -> Optional[_Prepared]:
-        wanted = {(b, g) for b in options.backends for g in options.results_of(case) if (case.id, b, g) not in done}
+        wanted = wanted_of(case)
         if not wanted:
             return None
         call, reference = prepare(case)
@@ -416,7 +423,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         with threadpool_limits(1, user_api="blas"):
             run_pipeline(cases, prepare=prepare_case, lanes_of=lambda job: list(job.wants), work=work, finish=finish,
                          lanes=[b for b in options.backends if b in needed], start=start, cancel=cancel,
-                         slots=options.jobs, window=options.window, budget=budget, cost=_parent_bytes)
+                         slots=options.jobs, window=options.window, budget=budget, cost=cost)
     except KeyboardInterrupt:
         # The calls in flight are cancelled, not judged: they are not results.
         interrupted = True
@@ -434,4 +441,4 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     described = environment(options.backends, {**setup_errors, **start_errors}, launches)
     return RunResult(results=results, environment={**described, "executor": options.executor.describe()},
                      duration_s=round(duration, 3), incomplete=interrupted, stale=stale,
-                     timing=timing(clock, duration, options.jobs, len(results)))
+                     timing=timing(clock, duration, options.jobs, len(results) - len(done)))

@@ -117,6 +117,7 @@ def test_sigint_leaves_a_valid_incomplete_report_and_resume_completes_it(tmp_pat
     lines = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
     assert sorted(r["case"] for r in lines) == sorted(ids)
     assert full["results"][:finished] == partial["results"]
+    assert full["timing"]["results"] == 80 - finished     # the rate counts this run's results, not the kept ones
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
