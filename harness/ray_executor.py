@@ -268,8 +268,9 @@ class RayWorker:
     def cancel(self) -> None:
         """Make the call in flight (from another thread) return at its next poll; the caller then stops us."""
         self._cancelled.set()
-        if self.actor is not None:
-            self.actor.cancel.remote()
+        actor = self.actor   # another lane's _discard may clear it meanwhile
+        if actor is not None:
+            actor.cancel.remote()
 
     def stop(self, kill: bool = False) -> None:
         """Stop the worker on its node, then end the actor (and free its resources)."""
@@ -282,7 +283,9 @@ class RayWorker:
         self._discard()
 
     def _discard(self) -> None:
-        """Kill the actor (a worker it still hosts dies with it: the raylet reaps its children)."""
+        """Kill the actor. A worker it still hosts dies with it only where the raylet reaps its children:
+        the local instance started for a run sets ``SUBREAPER``; a cluster given by ``--address`` must have been
+        started with it, or a hung worker outlives its actor (README, "Running on a Ray cluster")."""
         if self.actor is not None:
             try:
                 ray.kill(self.actor, no_restart=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness.fuzz import generate
+from harness.report.terminal import timing_text
 
 FUZZ_BACKENDS = "numpy,numba,torch.functional"
 FUZZ_FILE_CASES = 500
@@ -111,10 +112,7 @@ def lines(result: dict) -> list[str]:
             out.append(f"{r['run']}: {r['status']}: {r.get('reason')}")
             continue
         t = r["timing"]
-        out.append(f"{r['run']}: {t['results']} results in {t['wall_s']:.1f} s ({t['results_per_s']}/s); "
-                   f"lower bound {t['lower_bound_s']:.1f} s (worker time {t['worker_s']:.1f} s ÷ "
-                   f"{min(t['jobs'], t['cores'])} cores), wall {t['wall_over_bound']}× that; "
-                   f"parent peak {t['parent_peak_mib']:.0f} MiB")
+        out.append(f"{r['run']}: {timing_text(t)}; parent peak {t['parent_peak_mib']:.0f} MiB")
     if "memory_ratio" in result:
         out.append(f"parent peak memory, largest fuzz run ÷ smallest: {result['memory_ratio']:.2f}")
     return out

@@ -8,12 +8,19 @@ autodiff) and, inside it, the native call alone (``duration_ms``). The sum of
 the workers' time is work no schedule can avoid, so a run of ``jobs`` calls at
 once on ``cores`` cores cannot take less than
 
-    lower bound = Σ worker time ÷ min(jobs, cores)
+    cores bound = Σ worker time ÷ min(jobs, cores)
 
-The wall time over that bound is the harness's cost: preparing operands and
-oracles, judging, IPC, writing results, starting the workers, and cores left
-idle. ``make bench`` and the terminal quote the ratio; it is measured in the
-same run, so a noisy machine slows both sides.
+and, since a backend's worker answers one call at a time, no less than the
+slowest backend's own total either:
+
+    lower bound = max(cores bound, max over backends of its worker time)
+
+The wall time over the lower bound is the harness's cost: preparing operands
+and oracles, judging, IPC, writing results, starting the workers, and cores
+left idle (``wall_over_cores_bound`` is the ratio to the cores bound alone).
+``make bench`` and the terminal quote the ratios; they are measured in the
+same run, so a noisy machine slows both sides. Calls that crash or time out
+have no worker time and are not counted.
 """
 
 from __future__ import annotations
@@ -51,13 +58,18 @@ def timing(clocks: dict[str, CallClock], wall_s: float, jobs: int, results: int)
     """report.json's ``timing`` record of a run (Note [Throughput])."""
     cores = usable_cores()
     worker_s = sum(c.worker_ms for c in clocks.values()) / 1e3
-    bound = worker_s / max(1, min(jobs, cores))
+    cores_bound = worker_s / max(1, min(jobs, cores))
+    slowest = max(clocks, key=lambda b: clocks[b].worker_ms, default=None)
+    slowest_s = clocks[slowest].worker_ms / 1e3 if slowest else 0.0
+    bound = max(cores_bound, slowest_s)
     return {
         "wall_s": round(wall_s, 3), "jobs": jobs, "cores": cores, "results": results,
         "calls": sum(c.calls for c in clocks.values()),
         "worker_s": round(worker_s, 3), "native_s": round(sum(c.native_ms for c in clocks.values()) / 1e3, 3),
+        "cores_bound_s": round(cores_bound, 3), "slowest_backend": slowest, "slowest_backend_s": round(slowest_s, 3),
         "lower_bound_s": round(bound, 3),
         "wall_over_bound": round(wall_s / bound, 3) if bound else None,
+        "wall_over_cores_bound": round(wall_s / cores_bound, 3) if cores_bound else None,
         "results_per_s": round(results / wall_s, 1) if wall_s else None,
         "parent_peak_mib": round(parent_peak_bytes() / 2**20, 1),
         "backends": {b: {"calls": c.calls, "worker_s": round(c.worker_ms / 1e3, 3),
