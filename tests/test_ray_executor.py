@@ -20,7 +20,19 @@ import pytest
 from helpers import ROOT, conform, start_conform
 from test_reliability import FAULTY, case_file, env_with_faulty
 
-from harness import envs
+from harness import backends, envs
+
+# Every test here starts Ray: under pytest-xdist they share one worker (``--dist loadgroup``), never two
+# local Ray instances at once.
+pytestmark = pytest.mark.xdist_group("ray")
+
+
+@pytest.fixture
+def fresh_registry():
+    """Re-read the backend registry (entry points) now and after the test, which changes sys.path."""
+    yield backends.registry.cache_clear
+    backends.registry.cache_clear()
+
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="ray is not installed (the optional extra `ray`)")
@@ -78,7 +90,7 @@ def _calls(tmp_path) -> dict:
 
 
 @needs_ray
-def test_an_actor_that_dies_or_stops_answering_costs_one_result(tmp_path, monkeypatch):
+def test_an_actor_that_dies_or_stops_answering_costs_one_result(tmp_path, monkeypatch, fresh_registry):
     import ray
 
     from harness import ray_executor
@@ -86,6 +98,7 @@ def test_an_actor_that_dies_or_stops_answering_costs_one_result(tmp_path, monkey
 
     monkeypatch.setenv("PYTHONPATH", env_with_faulty()["PYTHONPATH"])   # the actors import the faulty backend
     monkeypatch.syspath_prepend(str(FAULTY))
+    fresh_registry()   # the faulty backend's entry point is on the path only now
     monkeypatch.setattr(ray_executor, "GRACE_S", 1.0)
     calls = _calls(tmp_path)
     with ray_executor.RayExecutor(jobs=1, backends=("faulty",)) as executor:
