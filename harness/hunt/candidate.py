@@ -1,0 +1,159 @@
+"""One failure being hunted down: shrunk to a minimal call, then probed until its conditions settle.
+
+A ``Candidate`` is a small state machine the engine advances once per round:
+
+* ``shrink``: it proposes every one-field simplification of its current call
+  (``space.shrink_moves``) plus, after a round where several moves kept the
+  failure, all of them at once (``space.combine``); the smallest variant
+  that keeps the failure (same backend, same verdict, same ``failure_kind``)
+  becomes the current call. A round where none does ends the phase: the call
+  is minimal for these moves.
+* ``probe``: it asks for the minimal call on every backend (the evidence) and
+  for probes of its conditions: random one-field mutations of the minimal
+  call, and random calls that satisfy the proposed conditions. Each probe
+  that fails the same way is one more positive, each that passes one more
+  neighbour; the conditions are separated again (``explain.separate``), and
+  once they stop changing (at most ``MAX_PROBE_ROUNDS``) the candidate is done.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Optional
+
+from harness.hunt import explain, space
+
+PROBE_MUTANTS = 16
+PROBE_SATISFYING = 8
+MAX_PROBE_ROUNDS = 2
+#: How many of the backend's other observations (exploration) the separation looks at, at most.
+MAX_BACKGROUND = 1500
+
+
+@dataclass
+class Candidate:
+    number: int
+    op: str
+    backend: str
+    verdict: str
+    kind: str
+    origin: dict                       # the call it was found on
+    origin_case: str
+    started_round: int
+    current: dict = field(default=None)
+    record: dict = field(default=None)             # the backend's result on ``current``
+    chain: list = field(default_factory=list)      # every call that kept the failure (origin first)
+    passing: list = field(default_factory=list)    # neighbours that pass on the backend
+    other: list = field(default_factory=list)      # neighbours that fail there differently
+    phase: str = "shrink"
+    steps: int = 0
+    probe_rounds: int = 0
+    combo_base: Optional[dict] = None
+    successes: list = field(default_factory=list)
+    picked: list = field(default_factory=list)
+    unseparated: int = 0
+    evidence: dict = field(default_factory=dict)   # backend -> result on the minimal call (every backend)
+
+    def __post_init__(self):
+        self.current = self.current or self.origin
+        self.chain = self.chain or [self.origin]
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.verdict}" + (f" ({self.kind})" if self.kind else "")
+
+    def same(self, record: dict) -> bool:
+        return record["verdict"] == self.verdict and explain.failure_kind(record) == self.kind
+
+    # ------------------------------------------------------------ what to run this round
+
+    def proposals(self, seed: int, stream) -> list[tuple[str, dict, bool]]:
+        """``(tag, fields, every_backend)`` to run this round: variants (on this backend) or probes."""
+        if self.phase == "shrink":
+            moves = space.shrink_moves(self.op, self.current)
+            combo = space.combine(self.op, self.combo_base, self.successes) if len(self.successes) > 1 else None
+            if combo is not None and space.key(combo) not in {space.key(m) for m in moves}:
+                moves.insert(0, combo)
+            return [("move", m, False) for m in moves]
+        rng = random.Random(f"probe:{seed}:{self.number}:{self.probe_rounds}")
+        out = [] if self.evidence else [("minimal", self.current, True)]
+        seen = {space.key(self.current)}
+        for _ in range(PROBE_MUTANTS * 4):
+            mutant = space.mutate(self.op, self.current, rng)
+            if mutant is not None and space.key(mutant) not in seen and len(out) < PROBE_MUTANTS + 1:
+                seen.add(space.key(mutant))
+                out.append(("probe", mutant, False))
+        sel = explain.selector(self.proposed_entry("probe")) if self.picked else None
+        found = 0
+        for j in range(3000):
+            if found >= PROBE_SATISFYING or sel is None:
+                break
+            call = stream(10**9 + self.number * 10**6 + self.probe_rounds * 10**4 + j)
+            if space.key(call) not in seen and sel.when.holds(explain.values_of(self.op, call)):
+                seen.add(space.key(call))
+                out.append(("probe", call, False))
+                found += 1
+        return out
+
+    # ------------------------------------------------------------ what came back
+
+    def absorb(self, ran: list[tuple[str, dict, dict]], background: list[tuple[dict, dict]]) -> None:
+        """Take this round's results: ``(tag, fields, {backend: record})`` per proposal; ``background``:
+        the backend's other observations ``(fields, record)`` (exploration), for the separation."""
+        mine = [(tag, f, records[self.backend]) for tag, f, records in ran if self.backend in records]
+        for tag, f, records in ran:
+            if tag == "minimal":
+                self.evidence = records
+        if self.phase == "shrink":
+            kept = [(f, r) for tag, f, r in mine if tag == "move" and self.same(r)]
+            for tag, f, r in mine:
+                if not self.same(r):
+                    self._neighbour(f, r)
+            if kept:
+                base = self.current
+                best, self.record = min(kept, key=lambda fr: (space.cost(self.op, fr[0]), space.key(fr[0])))
+                self.combo_base, self.successes = base, [f for f, _ in kept]
+                self.current, self.steps = best, self.steps + 1
+                self.chain.append(best)
+                return
+            self.phase = "probe"
+            self._separate(background)
+            return
+        for tag, f, r in mine:
+            if tag == "probe":
+                if self.same(r):
+                    self.chain.append(f)
+                else:
+                    self._neighbour(f, r)
+        before = explain.when_of(self.picked)
+        self._separate(background)
+        self.probe_rounds += 1
+        if explain.when_of(self.picked) == before or self.probe_rounds >= MAX_PROBE_ROUNDS:
+            self.phase = "done"
+
+    def _neighbour(self, fields: dict, record: dict) -> None:
+        if record["verdict"] == "pass":
+            self.passing.append(fields)
+        elif record["verdict"] not in ("unsupported", "skipped"):
+            self.other.append(fields)
+
+    def _separate(self, background: list[tuple[dict, dict]]) -> None:
+        values = lambda calls: [explain.values_of(self.op, f) for f in calls]  # noqa: E731
+        step = max(1, len(background) // MAX_BACKGROUND)
+        sample = background[::step]
+        passing = self.passing + [f for f, r in sample if r["verdict"] == "pass"]
+        other = self.other + [f for f, r in sample if r["verdict"] not in ("pass", "unsupported", "skipped")
+                              and not self.same(r)]
+        self.picked, self.unseparated = explain.separate(self.op, values(self.chain), values(passing), values(other))
+
+    # ------------------------------------------------------------ the result
+
+    def signature(self) -> str:
+        return explain.signature(self.backend, self.verdict, self.picked)
+
+    def proposed_entry(self, sig: Optional[str] = None) -> dict:
+        sig = sig or self.signature()
+        reason = (f"Found by conform hunt: {self.backend} gives {self.verdict} where "
+                  f"{explain.in_words(self.op, self.picked)}. Draft: say the cause and cite the source.")
+        return explain.entry(self.op, self.backend, self.verdict, self.picked, sig, reason)
