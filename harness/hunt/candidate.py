@@ -9,8 +9,10 @@ A ``Candidate`` is a small state machine the engine advances once per round:
   becomes the current call. A round where none does ends the phase: the call
   is minimal for these moves.
 * ``probe``: it asks for the minimal call on every backend (the evidence) and
-  for probes of its conditions: random one-field mutations of the minimal
-  call, and random calls that satisfy the proposed conditions. Each probe
+  for probes of its conditions: a random mutation of each field of the
+  minimal call, and calls from the exploration stream that meet every
+  condition but one (is that one needed?) or all of them (is every such call
+  divergent?). Each probe
   that fails the same way is one more positive, each that passes one more
   neighbour; the conditions are separated again (``explain.separate``), and
   once they stop changing (at most ``MAX_PROBE_ROUNDS``) the candidate is done.
@@ -24,8 +26,9 @@ from typing import Optional
 
 from harness.hunt import explain, space
 
-PROBE_MUTANTS = 16
-PROBE_SATISFYING = 8
+PROBE_NECESSITY = 2      # stream calls per condition that meet every other condition but not it
+PROBE_SATISFYING = 6     # stream calls that meet every condition
+PROBE_SCAN = 4000        # stream calls looked at for them, at most
 MAX_PROBE_ROUNDS = 2
 #: How many of the backend's other observations (exploration) the separation looks at, at most.
 MAX_BACKGROUND = 1500
@@ -79,22 +82,35 @@ class Candidate:
         rng = random.Random(f"probe:{seed}:{self.number}:{self.probe_rounds}")
         out = [] if self.evidence else [("minimal", self.current, True)]
         seen = {space.key(self.current)}
-        for _ in range(PROBE_MUTANTS * 4):
-            mutant = space.mutate(self.op, self.current, rng)
-            if mutant is not None and space.key(mutant) not in seen and len(out) < PROBE_MUTANTS + 1:
-                seen.add(space.key(mutant))
-                out.append(("probe", mutant, False))
-        sel = explain.selector(self.proposed_entry("probe")) if self.picked else None
-        found = 0
-        for j in range(3000):
-            if found >= PROBE_SATISFYING or sel is None:
-                break
-            call = stream(10**9 + self.number * 10**6 + self.probe_rounds * 10**4 + j)
-            if space.key(call) not in seen and sel.when.holds(explain.values_of(self.op, call)):
+
+        def add(call: dict) -> None:
+            if space.key(call) not in seen:
                 seen.add(space.key(call))
                 out.append(("probe", call, False))
-                found += 1
+        for mutant in space.mutate_each(self.op, self.current, rng):
+            add(mutant)
+        for call in self._stream_probes(stream):
+            add(call)
         return out
+
+    def _stream_probes(self, stream) -> list[dict]:
+        """Calls from the exploration stream that test the conditions: per condition, ones that meet every
+        other condition but not this one (does the divergence need it?), and ones that meet all (does every
+        call that meets them diverge?)."""
+        atoms, found = self.picked, []
+        wanted = [PROBE_NECESSITY] * len(atoms) + [PROBE_SATISFYING]
+        for j in range(PROBE_SCAN):
+            if not any(wanted):
+                break
+            call = stream(10**9 + self.number * 10**6 + self.probe_rounds * 10**4 + j)
+            values = explain.values_of(self.op, call)
+            holds = [a.holds(values) for a in atoms]
+            failed = [i for i, h in enumerate(holds) if not h]
+            slot = len(atoms) if not failed else failed[0] if len(failed) == 1 else None
+            if slot is not None and wanted[slot]:
+                wanted[slot] -= 1
+                found.append(call)
+        return found
 
     # ------------------------------------------------------------ what came back
 
@@ -133,9 +149,11 @@ class Candidate:
             self.phase = "done"
 
     def _neighbour(self, fields: dict, record: dict) -> None:
+        """A call that does not fail this way: passing, or failing with another verdict (the same verdict of
+        another kind may be the same divergence seen differently: neither side)."""
         if record["verdict"] == "pass":
             self.passing.append(fields)
-        elif record["verdict"] not in ("unsupported", "skipped"):
+        elif record["verdict"] not in ("unsupported", "skipped", self.verdict):
             self.other.append(fields)
 
     def _separate(self, background: list[tuple[dict, dict]]) -> None:
@@ -144,7 +162,7 @@ class Candidate:
         sample = background[::step]
         passing = self.passing + [f for f, r in sample if r["verdict"] == "pass"]
         other = self.other + [f for f, r in sample if r["verdict"] not in ("pass", "unsupported", "skipped")
-                              and not self.same(r)]
+                              and r["verdict"] != self.verdict]
         self.picked, self.unseparated = explain.separate(self.op, values(self.chain), values(passing), values(other))
 
     # ------------------------------------------------------------ the result
@@ -155,5 +173,5 @@ class Candidate:
     def proposed_entry(self, sig: Optional[str] = None) -> dict:
         sig = sig or self.signature()
         reason = (f"Found by conform hunt: {self.backend} gives {self.verdict} where "
-                  f"{explain.in_words(self.op, self.picked)}. Draft: say the cause and cite the source.")
+                  f"{explain.in_words(self.picked)}. Draft: say the cause and cite the source.")
         return explain.entry(self.op, self.backend, self.verdict, self.picked, sig, reason)

@@ -39,7 +39,10 @@ def failure_kind(record: dict) -> str:
             return "rank"
         if (record.get("params") or {}).get("layout") == "NHWC" and len(actual) == 4:
             actual, expected = [actual[i] for i in (0, 3, 1, 2)], [expected[i] for i in (0, 3, 1, 2)]
-        return "".join("+" if a > e else "-" if a < e else "=" for a, e in zip(actual, expected))
+        # Which way the spatial axes are off, whichever axis (the same rule often shows on either axis),
+        # and whether batch or channels are off too.
+        signs = "".join(sorted({"+" if a > e else "-" for a, e in zip(actual[2:], expected[2:]) if a != e}))
+        return signs + ("nc" if actual[:2] != expected[:2] else "")
     if verdict == "value_mismatch":
         metrics = record.get("metrics") or {}
         if metrics.get("nonfinite_mismatches"):
@@ -118,7 +121,8 @@ def _candidates(vals: list) -> list[tuple[Any, str]]:
 
 
 def atoms(op: str, positives: list[dict]) -> list[Atom]:
-    """Every atom that holds for all ``positives`` (condition values), derived names first."""
+    """Every atom that holds for all ``positives`` (condition values), derived names first; atoms on the same
+    name are combined into one mapping of operators (``out_size: {any: 0, all: {ge: 0}}``) by ``when_of``."""
     spec = ops.get(op)
     names = [*spec.DERIVED, *spec.Params.model_fields, "dtype"]
     found = []
@@ -135,14 +139,16 @@ def atoms(op: str, positives: list[dict]) -> list[Atom]:
 
 def separate(op: str, positives: list[dict], passing: list[dict], other: list[dict]) -> tuple[list[Atom], int]:
     """Atoms true for every positive that exclude the ``passing`` neighbours (and, as far as they can, the
-    ``other`` failures of the backend), by greedy weighted set cover; then every atom whose removal
+    ``other`` failures of the backend: other verdicts), by greedy weighted set cover; then every atom whose removal
     excludes nothing less is dropped. Returns the atoms and how many passing neighbours none excludes."""
     candidates = atoms(op, positives)
     negatives = [(v, 2.0) for v in passing] + [(v, 1.0) for v in other]
     excluded = [frozenset(j for j, (v, _) in enumerate(negatives) if not a.holds(v)) for a in candidates]
     remaining, chosen = set(range(len(negatives))), []
     while remaining:
-        scores = [a.weight * sum(negatives[j][1] for j in ex & remaining) for a, ex in zip(candidates, excluded)]
+        scores = [a.weight * sum(negatives[j][1] for j in ex & remaining)
+                  if _combines([candidates[c] for c in chosen] + [a]) else 0.0
+                  for a, ex in zip(candidates, excluded)]
         best = max(range(len(candidates)), key=lambda i: (scores[i], -i), default=None)
         if best is None or scores[best] == 0:
             break
@@ -161,8 +167,30 @@ def separate(op: str, positives: list[dict], passing: list[dict], other: list[di
     return picked, unseparated
 
 
+def _as_test(condition: Any) -> dict:
+    """A condition as a mapping of operators (a value is ``eq``, a list of values ``in``)."""
+    if isinstance(condition, dict):
+        return dict(condition)
+    return {"in": condition} if isinstance(condition, list) else {"eq": condition}
+
+
+def _combines(picked: list[Atom]) -> bool:
+    """Whether the atoms can be one ``when`` (atoms on one name need different operators)."""
+    seen: dict[str, set] = {}
+    for a in picked:
+        ops_ = set(_as_test(a.condition))
+        if ops_ & seen.get(a.name, set()):
+            return False
+        seen.setdefault(a.name, set()).update(ops_)
+    return True
+
+
 def when_of(picked: list[Atom]) -> dict:
-    return {a.name: a.condition for a in picked}
+    """The ``when`` mapping of the atoms, those on one name merged into one mapping of operators."""
+    when: dict[str, Any] = {}
+    for a in picked:
+        when[a.name] = {**_as_test(when[a.name]), **_as_test(a.condition)} if a.name in when else a.condition
+    return when
 
 
 def _slug(atom: Atom) -> str:
@@ -182,14 +210,23 @@ def signature(backend: str, verdict: str, picked: list[Atom]) -> str:
     return f"{stem}-{digest[:6]}"
 
 
-def in_words(op: str, picked: list[Atom]) -> str:
-    """The conditions as a sentence, each name with its meaning from the operator's ``DERIVED``."""
+def in_words(picked: list[Atom]) -> str:
+    """The conditions in the registry's notation, compact: ``padding_form: valid, kernel_below_stride: true``."""
+    return ", ".join(f"{name}: {_flow(value)}" for name, value in when_of(picked).items())
+
+
+def _flow(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    return "null" if value is None else json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def glossary(op: str, picked: list[Atom]) -> list[str]:
+    """What each derived name the conditions use means (the operator's ``DERIVED``)."""
     meaning = ops.get(op).DERIVED
-    parts = []
-    for a in picked:
-        said = json.dumps(a.condition) if not isinstance(a.condition, str) else repr(a.condition)
-        parts.append(f"{a.name} {said}" + (f" ({meaning[a.name]})" if a.name in meaning else ""))
-    return "; ".join(parts)
+    return [f"`{name}`: {meaning[name]}" for name in dict.fromkeys(a.name for a in picked) if name in meaning]
 
 
 def entry(op: str, backend: str, verdict: str, picked: list[Atom], sig: str, reason: str) -> dict:

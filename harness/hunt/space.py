@@ -165,6 +165,17 @@ def mutate(op: str, fields: dict, rng: random.Random, times: int = 1) -> Optiona
     return settle(op, out)
 
 
+def mutate_each(op: str, fields: dict, rng: random.Random) -> list[dict]:
+    """One random mutation of every field (and the dtype), those that give a posable call."""
+    out = []
+    for name in [*ops.get(op).Params.model_fields, "dtype"]:
+        base = {k: v for k, v in fields.items() if k != "expect"}
+        settled = settle(op, _mutate_field(op, base, name, rng))
+        if settled is not None:
+            out.append(settled)
+    return out
+
+
 def _bump(value: int, rng: random.Random) -> int:
     return rng.choice([value + 1, value + 2, 2 * value + 1, max(0, value - 1), 0, 1])
 
