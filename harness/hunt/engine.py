@@ -48,6 +48,11 @@ class HuntOptions:
     resume: bool = False
     memory_limit: Optional[int] = None
     settings: dict = field(default_factory=dict)       # what the journal header records (registry, budget)
+    #: Calls posed on every backend in the first round (their failures are hunted like exploration's);
+    #: ``explore=False`` hunts only those (a test shrinking a known divergence, a person's own call).
+    seeds: list = field(default_factory=list)
+    explore: bool = True
+    probe_rounds: int = 2
     on_event: Callable[[str, dict], None] = lambda kind, info: None
 
 
@@ -124,9 +129,10 @@ class Hunt:
             for j, (tag, fields, everywhere) in enumerate(cand.proposals(o.seed, self._stream)):
                 planned.append((f"h{o.seed}-c{cand.number}-r{self.rounds}-{j}", fields,
                                 None if everywhere else cand.backend, (cand, tag)))
-        explore = EXPLORE_BUSY if self.active else EXPLORE_IDLE
+        explore = (EXPLORE_BUSY if self.active else EXPLORE_IDLE) if o.explore else 0
         if self.rounds == 0:
-            planned += self._error_inputs()
+            planned += [(f"h{o.seed}-s-{i}", space.settle(o.op, fields), None, None) for i, fields in enumerate(o.seeds)]
+            planned += self._error_inputs() if o.explore else []
         for _ in range(explore):
             planned.append((f"h{o.seed}-{self.next_explore}", self._stream(self.next_explore), None, None))
             self.next_explore += 1
@@ -212,7 +218,7 @@ class Hunt:
         if explained:
             self.explained[explained] = self.explained.get(explained, 0) + 1
             return
-        label = (record["backend"], record["verdict"], explain.failure_kind(record))
+        label = (record["backend"], record["verdict"], explain.failure_kind(record, self.options.op))
         waiting = self.queued.setdefault(label, [])
         waiting.append((space.cost(self.options.op, fields), space.key(fields), fields, case_id, record))
         waiting.sort(key=lambda w: (w[0], w[1]))
@@ -231,7 +237,8 @@ class Hunt:
                     continue
                 self.candidates += 1
                 cand = Candidate(self.candidates, self.options.op, *label, origin=fields, origin_case=case_id,
-                                 started_round=self.rounds, record=record)
+                                 started_round=self.rounds, record=record,
+                                 max_probe_rounds=self.options.probe_rounds)
                 self.active.append(cand)
                 self.options.on_event("candidate", {"candidate": cand, "hunt": self})
                 break

@@ -27,11 +27,13 @@ _WEIGHT = {"flag": 1.0, "label": 0.95, "oneof": 0.85, "order": 0.8, "axis": 0.75
 ANCHOR = "valid_call"
 
 
-def failure_kind(record: dict) -> str:
+def failure_kind(record: dict, op: Optional[str] = None) -> str:
     """What kind of failure a result is, beyond its verdict, so the shrinker keeps *this* failure: for a shape
     mismatch the axes that are too large or too small (canonical NCHW order), for a value mismatch whether the
     worst element is non-finite, zero or another wrong value, for an unexpected error the exception type (or
-    ``adapter``: a conform bug, never the framework's answer)."""
+    ``adapter``: a conform bug, never the framework's answer), for a missing error the field the canonical
+    semantics blames (``InvalidCall.field``: crops that remove the output and groups that do not divide
+    the channels are different rules a backend fails to check)."""
     verdict = record["verdict"]
     if verdict == "shape_mismatch":
         actual, expected = record.get("actual_shape") or [], record.get("expected_shape") or []
@@ -48,10 +50,23 @@ def failure_kind(record: dict) -> str:
         if metrics.get("nonfinite_mismatches"):
             return "nonfinite"
         return "zero" if metrics.get("worst_actual") == 0 else "wrong"
+    if verdict == "missing_error" and op is not None:
+        return _blamed(op, record.get("params") or {})
     if verdict == "unexpected_error":
         if str(record.get("reason", "")).startswith("adapter error"):
             return "adapter"
         return str((record.get("error") or {}).get("type") or "")
+    return ""
+
+
+def _blamed(op: str, fields: dict) -> str:
+    spec = ops.get(op)
+    try:
+        spec.resolve(spec.Params.model_validate({n: fields[n] for n in spec.Params.model_fields if n in fields}))
+    except ops.InvalidCall as exc:
+        return exc.field
+    except ValueError:
+        pass
     return ""
 
 
@@ -137,24 +152,35 @@ def atoms(op: str, positives: list[dict]) -> list[Atom]:
     return found
 
 
+#: Only these atoms are added to exclude failures of other verdicts (a derived flag or label: a raw number
+#: fitted to a few other failures would narrow the entry for nothing).
+OTHER_MIN_WEIGHT = 0.95
+
+
 def separate(op: str, positives: list[dict], passing: list[dict], other: list[dict]) -> tuple[list[Atom], int]:
-    """Atoms true for every positive that exclude the ``passing`` neighbours (and, as far as they can, the
-    ``other`` failures of the backend: other verdicts), by greedy weighted set cover; then every atom whose removal
-    excludes nothing less is dropped. Returns the atoms and how many passing neighbours none excludes."""
+    """Atoms true for every positive that exclude the ``passing`` neighbours, by greedy weighted set cover,
+    then, with derived flags and labels only, the ``other`` failures of the backend (other verdicts); every
+    atom whose removal excludes nothing less is dropped. Returns the atoms and how many passing neighbours
+    none excludes."""
     candidates = atoms(op, positives)
-    negatives = [(v, 2.0) for v in passing] + [(v, 1.0) for v in other]
-    excluded = [frozenset(j for j, (v, _) in enumerate(negatives) if not a.holds(v)) for a in candidates]
-    remaining, chosen = set(range(len(negatives))), []
-    while remaining:
-        scores = [a.weight * sum(negatives[j][1] for j in ex & remaining)
-                  if _combines([candidates[c] for c in chosen] + [a]) else 0.0
-                  for a, ex in zip(candidates, excluded)]
-        best = max(range(len(candidates)), key=lambda i: (scores[i], -i), default=None)
-        if best is None or scores[best] == 0:
-            break
-        chosen.append(best)
-        remaining -= excluded[best]
-    covered = set().union(*(excluded[i] for i in chosen)) if chosen else set()
+    negatives = passing + other
+    excluded = [frozenset(j for j, v in enumerate(negatives) if not a.holds(v)) for a in candidates]
+    chosen: list[int] = []
+    remaining = set(range(len(passing)))
+    for targets, floor in ((set(range(len(passing))), 0.0),
+                           (set(range(len(passing), len(negatives))), OTHER_MIN_WEIGHT)):
+        left = targets - set().union(*(excluded[c] for c in chosen))
+        while left:
+            scores = [a.weight ** 4 * len(ex & left) if a.weight >= floor and _combines(
+                [candidates[c] for c in chosen] + [a]) else 0.0 for a, ex in zip(candidates, excluded)]
+            best = max(range(len(candidates)), key=lambda i: (scores[i], -i), default=None)
+            if best is None or scores[best] == 0:
+                break
+            chosen.append(best)
+            left -= excluded[best]
+        if floor == 0.0:
+            remaining = left
+    covered = set().union(*(excluded[i] for i in chosen))
     for i in list(reversed(chosen)):
         rest = [c for c in chosen if c != i]
         if set().union(*(excluded[c] for c in rest)) >= covered:
@@ -163,8 +189,7 @@ def separate(op: str, positives: list[dict], passing: list[dict], other: list[di
     if anchor is not None and anchor not in chosen:
         chosen.insert(0, anchor)
     picked = [candidates[i] for i in sorted(chosen, key=lambda i: (candidates[i].name != ANCHOR, i))]
-    unseparated = sum(1 for j in remaining if negatives[j][1] == 2.0)
-    return picked, unseparated
+    return picked, len(remaining)
 
 
 def _as_test(condition: Any) -> dict:

@@ -211,14 +211,16 @@ def _mutate_field(op: str, fields: dict, name: str, rng: random.Random) -> dict:
 # ---------------------------------------------------------------- simpler variants (the shrinker's moves)
 
 def _smaller(value: int, floor: int) -> list[int]:
-    return sorted({floor, value // 2, value - 1} & set(range(floor, value)))
+    """The floor and one step toward it: half-way while far, one less when close (a binary search)."""
+    step = value // 2 if value - floor > 3 else value - 1
+    return sorted({floor, step} & set(range(floor, value)))
 
 
 def shrink_moves(op: str, fields: dict) -> list[dict]:
     """Every one-field simplification of ``fields`` that is posable and smaller (``cost``), smallest first:
     a field to its default, a number (or one axis of it) toward its default or 1 (halved, minus one),
     a padding form to another, ``output_shape`` dropped, the layout to the first (NCHW), the dtype to
-    float32, a fill toward ``ones``, the seed to 0."""
+    float32, a fill to ``ones`` or ``arange``, the seed to 0."""
     spec = ops.get(op)
     required = _required(op)
     base = {n: v for n, v in defaults(op, fields).items() if n not in required}
@@ -252,7 +254,7 @@ def shrink_moves(op: str, fields: dict) -> list[dict]:
     data = fields["data"]
     for operand, fill in data.items():
         if operand != "seed" and fill in FILL_ORDER:
-            raw += [{**fields, "data": {**data, operand: f}} for f in FILL_ORDER[:FILL_ORDER.index(fill)]]
+            raw += [{**fields, "data": {**data, operand: f}} for f in FILL_ORDER[:min(2, FILL_ORDER.index(fill))]]
     if data.get("seed"):
         raw.append({**fields, "data": {**data, "seed": 0}})
     seen, moves = set(), []
