@@ -26,8 +26,9 @@ OP = "conv2d_transpose"
 #: docs/findings.md F1's minimal case: input [2, 4, 7, 9], k=1, s=2, 'valid'.
 F1_START = {"input": [2, 4, 7, 9], "out_channels": 3, "kernel_size": 1, "stride": 2, "padding": "valid"}
 #: F3 (crops that remove the whole output, 0 rows) and F4 (filters of depth 0 with 'same') on tf.nn, not minimal.
-F3_START = {"input": [1, 2, 2, 3], "out_channels": 2, "kernel_size": 3, "padding": [2, 2, 0, 0]}
-F4_START = {"input": [1, 2, 3, 2], "out_channels": 1, "kernel_size": 3, "groups": 2, "padding": "same"}
+ONES = {"x": "ones", "w": "ones"}
+F3_START = {"input": [1, 2, 2, 3], "out_channels": 2, "kernel_size": 3, "padding": [2, 2, 0, 0], "data": ONES}
+F4_START = {"input": [1, 2, 3, 2], "out_channels": 1, "kernel_size": 3, "groups": 2, "padding": "same", "data": ONES}
 
 
 def _available(backend: str) -> bool:

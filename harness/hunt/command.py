@@ -91,10 +91,13 @@ class Display:
         if h is None:
             return Text("conform hunt: starting")
         spent = h.elapsed_s + (time.monotonic() - self.round_started)
+        of_cases = self.options.budget_cases is not None
         head = Text.assemble(("conform hunt ", "bold"), f"{self.options.op} · seed {self.options.seed} · ",
-                             f"{spent:.0f} s of {self.budget_text} · round {h.rounds} · cases {h.cases_run} · "
-                             f"results {h.results + self.round_results} · groups ", (str(len(h.groups)), "bold"),
-                             f" · explained by the registry {sum(h.explained.values())}")
+                             f"{spent:.0f} s" + ("" if of_cases else f" of {self.budget_text}"),
+                             f" · round {h.rounds} · cases {h.cases_run}" + (f" of {self.budget_text}" if of_cases
+                                                                            else ""),
+                             f" · results {h.results + self.round_results} · groups ", (str(len(h.groups)), "bold"),
+                             f" · failures explained by the registry or a group {sum(h.explained.values())}")
         lines = [head]
         for c in h.active:
             lines.append(Text(f"  shrinking {c.label}: {c.phase}, step {c.steps}, size "
@@ -114,7 +117,7 @@ def run(args) -> int:
         raise HuntUsageError("no backend is available to hunt with")
     registry, settings = _registry(args)
     kind, amount = args.budget
-    budget_text = f"{amount:g} s" if kind == "s" else f"{amount} cases"
+    budget_text = f"{amount:g} s" if kind == "s" else f"{amount}"
     console = Console(stderr=True)
     options = HuntOptions(op=args.op, backends=chosen, out=args.out, seed=args.seed,
                           budget_s=amount if kind == "s" else None, budget_cases=amount if kind == "cases" else None,

@@ -64,7 +64,10 @@ class Group:
     found_s: float
     found_round: int
     cases_before: int
-    instances: int = 0
+    instances: int = 0          # later candidates whose minimal call this group's entry explains
+
+    def __post_init__(self):
+        self.selector = explain.selector(self.entry)
 
 
 @dataclass
@@ -131,7 +134,8 @@ class Hunt:
                                 None if everywhere else cand.backend, (cand, tag)))
         explore = (EXPLORE_BUSY if self.active else EXPLORE_IDLE) if o.explore else 0
         if self.rounds == 0:
-            planned += [(f"h{o.seed}-s-{i}", space.settle(o.op, fields), None, None) for i, fields in enumerate(o.seeds)]
+            seeds = [(i, space.settle(o.op, fields)) for i, fields in enumerate(o.seeds)]
+            planned += [(f"h{o.seed}-s-{i}", fields, None, None) for i, fields in seeds if fields is not None]
             planned += self._error_inputs() if o.explore else []
         for _ in range(explore):
             planned.append((f"h{o.seed}-{self.next_explore}", self._stream(self.next_explore), None, None))
@@ -195,21 +199,27 @@ class Hunt:
             if cand.phase == "done":
                 self.active.remove(cand)
                 self._settle(cand)
+        for cand in list(self.active):   # a group formed since it started may explain it already
+            group = next((g for g in self.groups if cand.verdict in g.entry["verdict"]
+                          and self._explaining(cand.current, cand.record, [g.selector])), None)
+            if group is not None:
+                self.active.remove(cand)
+                group.instances += 1
         self._start_queued()
+
+    def _explaining(self, fields: dict, record: dict, selectors) -> Optional[object]:
+        """The first of ``selectors`` that selects this result (as the registry matches: backend, version,
+        conditions), or None."""
+        probe = {"op": self.options.op, "case": record["case"], "backend": record["backend"], "gradient": None,
+                 "verdict": record["verdict"], "dtype": fields["dtype"], "data": fields["data"],
+                 "params": {n: v for n, v in fields.items() if n not in ("dtype", "data", "expect")}}
+        version, values = self.versions.get(record["backend"]), explain.values_of(self.options.op, fields)
+        return next((sel for sel in selectors if sel.applies(probe, version) and not sel.failing(probe, values)), None)
 
     def _explained(self, fields: dict, record: dict) -> Optional[str]:
         """The registry entry or group that explains a failing result with its verdict, if any."""
-        probe = {"op": self.options.op, "case": record["case"], "backend": record["backend"], "gradient": None,
-                 "verdict": record["verdict"], "params": {n: fields[n] for n in fields if n not in
-                                                          ("dtype", "data", "expect")},
-                 "dtype": fields["dtype"], "data": fields["data"]}
-        version = self.versions.get(record["backend"])
-        selectors = self.options.registry.selectors + [explain.selector(g.entry) for g in self.groups]
-        values = explain.values_of(self.options.op, fields)
-        for sel in selectors:
-            if sel.applies(probe, version) and not sel.failing(probe, values):
-                return sel.entry.id if record["verdict"] in sel.entry.verdicts() else None
-        return None
+        sel = self._explaining(fields, record, self.options.registry.selectors + [g.selector for g in self.groups])
+        return sel.entry.id if sel is not None and record["verdict"] in sel.entry.verdicts() else None
 
     def _consider(self, case_id: str, fields: dict, record: dict) -> None:
         if record["verdict"] in GREEN or record["verdict"] not in FAILING:
@@ -225,12 +235,17 @@ class Hunt:
         del waiting[MAX_QUEUED:]
 
     def _start_queued(self) -> None:
+        """Start waiting failures, one per (backend, verdict, kind), backends with the fewest candidates first
+        (a backend with many slow shrinks must not keep another backend's failures waiting)."""
         busy = {(c.backend, c.verdict, c.kind) for c in self.active}
-        for label in sorted(self.queued):
-            if len(self.active) >= MAX_ACTIVE:
+        while len(self.active) < MAX_ACTIVE:
+            load = {b: sum(c.backend == b for c in self.active) for b in self.options.backends}
+            waiting = sorted((load.get(label[0], 0), label) for label, queue in self.queued.items()
+                             if queue and label not in busy)
+            if not waiting:
                 return
-            if label in busy:
-                continue
+            label = waiting[0][1]
+            busy.add(label)
             while self.queued[label]:
                 _, _, fields, case_id, record = self.queued[label].pop(0)
                 if self._explained(fields, record):   # a group found since it was queued explains it
@@ -246,12 +261,7 @@ class Hunt:
     def _settle(self, cand: Candidate) -> None:
         """A finished candidate becomes a group, unless an existing group already explains its minimal call."""
         for group in self.groups:
-            sel = explain.selector(group.entry)
-            probe = {**cand.record, "op": self.options.op, "params": {n: cand.current[n] for n in cand.current
-                     if n not in ("dtype", "data", "expect")}, "dtype": cand.current["dtype"],
-                     "data": cand.current["data"], "gradient": None}
-            if sel.applies(probe, self.versions.get(cand.backend)) and not sel.failing(
-                    probe, explain.values_of(self.options.op, cand.current)) and cand.verdict in sel.entry.verdicts():
+            if self._explaining(cand.current, cand.record, [group.selector]) and cand.verdict in group.entry["verdict"]:
                 group.instances += 1
                 return
         sig = cand.signature()

@@ -135,9 +135,9 @@ def draft(hunt, group) -> str:
         f"`conform run {group.signature}.yaml --registry {group.signature}.registry.yaml --backends {cand.backend} "
         "--out OUT` (xfail with the proposed entry).",
         f"- Found by `{command}` after {group.found_s:.0f} s of hunting (round {group.found_round}, "
-        f"{group.cases_before} cases run), shrunk in {cand.steps} steps; {group.instances} later failures "
-        "matched this group. Draft: confirm the cause in the framework's source, then move this into "
-        "docs/findings.md.",
+        f"{group.cases_before} cases run), shrunk in {cand.steps} steps; afterwards its entry explained "
+        f"{hunt.explained.get(group.entry['id'], 0)} failing results. Draft: confirm the cause in the framework's "
+        "source, then move this into docs/findings.md.",
         "",
     ]
     return "\n".join(lines)
@@ -164,7 +164,8 @@ def summary(hunt) -> dict:
             "cases_run_before": g.cases_before, "files": group_files(g.signature), "entry": g.entry,
             "minimal": space.readable(o.op, g.candidate.current), "size": round(space.cost(o.op, g.candidate.current), 1),
             "shrink_steps": g.candidate.steps, "origin": g.candidate.origin_case,
-            "unseparated_passing": g.candidate.unseparated, "instances": g.instances,
+            "unseparated_passing": g.candidate.unseparated, "merged_candidates": g.instances,
+            "explained_failures": hunt.explained.get(g.entry["id"], 0),
             "evidence": {b: r["verdict"] for b, r in sorted(g.candidate.evidence.items())},
         } for g in hunt.groups],
         "shrinking": [{"backend": c.backend, "verdict": c.verdict, "kind": c.kind, "phase": c.phase,

@@ -166,14 +166,16 @@ def mutate(op: str, fields: dict, rng: random.Random, times: int = 1) -> Optiona
 
 
 def mutate_each(op: str, fields: dict, rng: random.Random) -> list[dict]:
-    """One random mutation of every field (and the dtype), those that give a posable call."""
-    out = []
-    for name in [*ops.get(op).Params.model_fields, "dtype"]:
-        base = {k: v for k, v in fields.items() if k != "expect"}
-        settled = settle(op, _mutate_field(op, base, name, rng))
-        if settled is not None:
-            out.append(settled)
-    return out
+    """One random mutation of every field (and the dtype), and each operand's fill changed to another (a
+    divergence that shows only where the data reaches some rows passes with an impulse): the posable ones."""
+    base = {k: v for k, v in fields.items() if k != "expect"}
+    mutants = [_mutate_field(op, base, name, rng) for name in [*ops.get(op).Params.model_fields, "dtype"]]
+    data = base["data"]
+    for operand, fill in data.items():
+        if operand != "seed" and fill in FILL_ORDER:
+            other = rng.choice([f for f in FILL_ORDER if f != fill])
+            mutants.append({**base, "data": {**data, operand: other}})
+    return [m for m in (settle(op, m) for m in mutants) if m is not None]
 
 
 def _bump(value: int, rng: random.Random) -> int:
