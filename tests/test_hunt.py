@@ -193,3 +193,22 @@ def test_invalid_hunt_arguments_exit_2_with_a_message(argv, message, tmp_path, c
         code = exc.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_conditions_prefer_derived_flags_and_separate_every_passing_neighbour():
+    """F1's passing neighbours (stride 1, explicit padding, Keras' sizes, an output_shape) are separated by the
+    registry's own F1 conditions, not by numbers fitted to the few calls seen."""
+    fail = [space.settle(OP, F1_START), space.settle(OP, {**F1_START, "input": [1, 1, 1, 1], "out_channels": 1})]
+    passing = [space.settle(OP, {**F1_START, **change}) for change in (
+        {"stride": 1}, {"padding": 0}, {"size_rule": "keras"}, {"output_shape": [14, 18]},
+        {"input": [1, 1, 8, 8], "stride": [2, 1], "kernel_size": [3, 1]})]
+    picked, unseparated = explain.separate(OP, [explain.values_of(OP, f) for f in fail],
+                                           [explain.values_of(OP, f) for f in passing], [])
+    when = explain.when_of(picked)
+    assert unseparated == 0 and when["valid_call"] is True
+    assert when["kernel_below_stride"] is True and when["padding_form"] == "valid"
+    assert {"size_rule", "output_size_is_default"} & set(when)
+    assert not {"input", "in_size", "out_channels", "batch"} & set(when)
+    selector = explain.selector(explain.entry(OP, "mindspore.nn", "shape_mismatch", picked, "s", "a reason text"))
+    assert all(selector.when.holds(explain.values_of(OP, f)) for f in fail)
+    assert not any(selector.when.holds(explain.values_of(OP, f)) for f in passing)

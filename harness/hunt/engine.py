@@ -65,6 +65,7 @@ class Group:
     found_round: int
     cases_before: int
     instances: int = 0          # later candidates whose minimal call this group's entry explains
+    selector: object = field(init=False)   # the entry compiled, as the registry compiles one
 
     def __post_init__(self):
         self.selector = explain.selector(self.entry)
@@ -86,6 +87,7 @@ class Hunt:
     observed: dict = field(default_factory=dict)       # backend -> [(fields, record)] of exploration
     interrupted: bool = False
     candidates: int = 0
+    failures: dict = field(default_factory=dict)       # (backend, verdict, kind) -> unexplained failures seen
 
     # ------------------------------------------------------------------ the loop
 
@@ -229,6 +231,7 @@ class Hunt:
             self.explained[explained] = self.explained.get(explained, 0) + 1
             return
         label = (record["backend"], record["verdict"], explain.failure_kind(record, self.options.op))
+        self.failures[label] = self.failures.get(label, 0) + 1
         waiting = self.queued.setdefault(label, [])
         waiting.append((space.cost(self.options.op, fields), space.key(fields), fields, case_id, record))
         waiting.sort(key=lambda w: (w[0], w[1]))
@@ -236,15 +239,16 @@ class Hunt:
 
     def _start_queued(self) -> None:
         """Start waiting failures, one per (backend, verdict, kind), backends with the fewest candidates first
-        (a backend with many slow shrinks must not keep another backend's failures waiting)."""
+        (a backend with many slow shrinks must not keep another backend's failures waiting), then the kinds
+        seen failing most often."""
         busy = {(c.backend, c.verdict, c.kind) for c in self.active}
         while len(self.active) < MAX_ACTIVE:
             load = {b: sum(c.backend == b for c in self.active) for b in self.options.backends}
-            waiting = sorted((load.get(label[0], 0), label) for label, queue in self.queued.items()
-                             if queue and label not in busy)
+            waiting = sorted((load.get(label[0], 0), -self.failures.get(label, 0), label)
+                             for label, queue in self.queued.items() if queue and label not in busy)
             if not waiting:
                 return
-            label = waiting[0][1]
+            label = waiting[0][2]
             busy.add(label)
             while self.queued[label]:
                 _, _, fields, case_id, record = self.queued[label].pop(0)

@@ -104,7 +104,8 @@ def draft(hunt, group) -> str:
     differ = sorted(b for b, r in cand.evidence.items() if r["verdict"] not in ("pass", "unsupported", "skipped"))
     neighbours = _neighbours(hunt, group)
     versions = ", ".join(f"{b} {v}" for b, v in sorted(hunt.versions.items()) if v)
-    command = shlex.join(["conform", "hunt", "--op", o.op, "--seed", str(o.seed), "--backends", ",".join(o.backends)])
+    command = shlex.join(["conform", "hunt", "--op", o.op, "--seed", str(o.seed), "--backends", ",".join(o.backends)]
+                         + (["--ignore-registry"] if o.settings.get("ignore_registry") else []))
     lines = [
         f"## F99 (draft from `conform hunt`: needs a real number) — {group.signature}",
         "",
