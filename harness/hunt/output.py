@@ -69,7 +69,8 @@ def _evidence_lines(hunt, group) -> list[str]:
     metrics = record.get("metrics") or {}
     if record["verdict"] == "value_mismatch" and metrics:
         lines.append(f"  Max abs error {metrics.get('max_abs_err', 0):.3g}, {metrics.get('mismatch_fraction', 0):.1%}"
-                     f" of elements outside the bound, `bound_ratio` {metrics.get('bound_ratio', 0):.3g}; worst element "
+                     f" of elements outside the bound, `bound_ratio` {metrics.get('bound_ratio', 0):.3g}; "
+                     "worst element "
                      f"at {metrics.get('worst_index')}: {metrics.get('worst_actual')} instead of "
                      f"{metrics.get('worst_expected')}.")
     if record["verdict"] == "shape_mismatch":
@@ -163,7 +164,8 @@ def summary(hunt) -> dict:
             "signature": g.signature, "backend": g.candidate.backend, "verdict": g.candidate.verdict,
             "kind": g.candidate.kind, "time_to_group_s": g.found_s, "round": g.found_round,
             "cases_run_before": g.cases_before, "files": group_files(g.signature), "entry": g.entry,
-            "minimal": space.readable(o.op, g.candidate.current), "size": round(space.cost(o.op, g.candidate.current), 1),
+            "minimal": space.readable(o.op, g.candidate.current),
+            "size": round(space.cost(o.op, g.candidate.current), 1),
             "shrink_steps": g.candidate.steps, "origin": g.candidate.origin_case,
             "unseparated_passing": g.candidate.unseparated, "merged_candidates": g.instances,
             "explained_failures": hunt.explained.get(g.entry["id"], 0),
