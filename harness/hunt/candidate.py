@@ -28,7 +28,7 @@ from typing import Optional
 
 from harness.hunt import explain, space
 
-MAX_MOVES = 24           # variants per round (smallest first; the rest the next round if none kept it)
+MAX_MOVES = 16           # variants per round (smallest first; the rest the next round if none kept it)
 PROBE_NECESSITY = 2      # stream calls per condition that meet every other condition but not it
 PROBE_SATISFYING = 6     # stream calls that meet every condition
 PROBE_SCAN = 4000        # stream calls looked at for them, at most

@@ -28,7 +28,7 @@ from harness.runner import RunOptions, run
 #: Exploration calls per round: many while nothing is being shrunk (worker start-up, ~15 s for six
 #: surfaces, is paid per round), few while candidates wait for their variants.
 EXPLORE_IDLE, EXPLORE_BUSY = 160, 40
-MAX_ACTIVE = 6          # candidates shrunk at once
+MAX_ACTIVE = 9          # candidates shrunk at once
 MAX_QUEUED = 8          # failures waiting per (backend, verdict, kind), smallest first
 KEEP = ("case", "backend", "verdict", "reason", "expected_shape", "actual_shape", "metrics", "error",
         "native_call", "emulated", "backend_version", "duration_ms")
