@@ -26,8 +26,10 @@ one ``run`` call holding everything that can be asked at once: each
 candidate's variants or probes (a case restricted to its backend with
 ``backends:``, so no other worker runs it) and fresh exploration calls on
 every backend (160 while nothing is being shrunk, 40 while something is).
-Candidates shrink side by side, one per (backend, verdict, kind) at a time,
-the others queued (the group the first one forms usually explains them).
+Up to 9 candidates shrink side by side (16 variants each a round), one per
+(backend, verdict, kind) at a time, the backends with the fewest candidates
+first, the others queued (the group the first one forms usually explains
+them; an active candidate a new group explains is dropped).
 
 **Why not hypothesis' engine.** It calls a test with one example at a time
 and its shrinker is sequential and adaptive: each step would be a ``run``
