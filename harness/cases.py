@@ -382,6 +382,16 @@ def _build_case(raw, suffix, op, file, line, lines, problems) -> Optional[Case]:
     return case
 
 
+def build_case(fields: dict, op_name: str, file: str = "<generated>", line: int = 1) -> Case:
+    """One case from its fields as a case file writes them (no ``matrix``), for tools that generate cases
+    (``conform hunt``); raises ``ProblemsError`` with what is wrong, like a case file would."""
+    problems: list[Problem] = []
+    case = _build_case(fields, "", ops.get(op_name), file, line, {}, problems)
+    if case is None:
+        raise ProblemsError(problems)
+    return case
+
+
 def _backend_selector_known(selector: str) -> bool:
     return any(b == selector or b.split(".")[0] == selector for b in registry())
 

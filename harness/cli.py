@@ -430,7 +430,15 @@ def cmd_translate(args) -> int:
         raise UsageError(str(exc)) from None
 
 
-COMMANDS = {"translate": cmd_translate, "coverage": cmd_coverage, "mapping": cmd_mapping, "run": cmd_run, "report": cmd_report, "diff": cmd_diff, "merge": cmd_merge, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
+def cmd_hunt(args) -> int:
+    from harness.hunt.command import HuntUsageError, run as hunt
+    try:
+        return hunt(args)
+    except HuntUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
+COMMANDS = {"hunt": cmd_hunt, "translate": cmd_translate, "coverage": cmd_coverage, "mapping": cmd_mapping, "run": cmd_run, "report": cmd_report, "diff": cmd_diff, "merge": cmd_merge, "bench": cmd_bench, "fuzz": cmd_fuzz, "validate": cmd_validate, "list": cmd_list, "backends": cmd_backends}
 
 
 def main(argv=None) -> int:

@@ -130,7 +130,45 @@ def parser() -> argparse.ArgumentParser:
                             "500 and 5,000 fuzz cases (numpy, numba, torch.functional): results/s, the lower "
                             "bound, the parent's peak memory (make bench)")
     _translate_args(sub)
+    _hunt_args(sub)
     return parser
+
+
+def _hunt_args(sub) -> None:
+    hunt = sub.add_parser("hunt", help="search an operator's parameter space for divergences no registry entry "
+                                       "explains; shrink, group and explain each")
+    hunt.add_argument("--op", required=True, choices=_operators(), help="the operator to hunt in")
+    hunt.add_argument("--backends", help="comma-separated backend ids or framework prefixes (default: all available)")
+    hunt.add_argument("--budget", type=_hunt_budget, default=("s", 600.0), metavar="10m|90s|500",
+                      help="how long to hunt: a time (s, m, h) or a number of cases (default: 10m)")
+    hunt.add_argument("--seed", type=_bounded(int, 0, 2**63 - 1, "a seed"), default=0)
+    hunt.add_argument("--jobs", type=_bounded(int, 1, MAX_JOBS, "a count of calls"), default=min(2, os.cpu_count() or 1),
+                      help="backend calls in flight at once (default: min(2, cores))")
+    hunt.add_argument("--timeout", type=_bounded(float, 0.001, MAX_TIMEOUT_S, "seconds"), default=60.0,
+                      help="seconds per backend call (default: 60)")
+    hunt.add_argument("--resume", action="store_true", help="continue the hunt journalled in --out (same seed, "
+                                                            "backends, versions and registry)")
+    hunt.add_argument("--registry", type=Path, help="known-divergence registry whose failures are not hunted "
+                                                    "(default: cases/known_divergences.yaml if it exists)")
+    hunt.add_argument("--ignore-registry", action="store_true", help="hunt every divergence, known or not")
+    hunt.add_argument("--out", type=Path, required=True, help="folder for the groups' files and hunt.json")
+
+
+def _hunt_budget(text: str) -> tuple[str, float]:
+    """'10m', '90s', '1.5h' (a time: ("s", seconds)) or '500' (a number of cases: ("cases", 500))."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text[:40])
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a budget: {text[:40]!r} (a time such as 10m, 90s, 1h, or a "
+                                         "number of cases such as 500)")
+    value, unit = float(match.group(1)), match.group(2)
+    if not unit:
+        if value != int(value) or not 1 <= value <= 10**7:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r}: a number of cases is a whole number from 1 to 10^7")
+        return "cases", int(value)
+    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
+    if not 1 <= seconds <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is out of range (a time from 1s to 168h)")
+    return "s", seconds
 
 
 def _translate_args(sub) -> None:

@@ -1,7 +1,7 @@
 """Which files make a suite: the case files under the paths given, checked before any is read.
 
 ``discover`` walks the paths (files or folders; ``known_divergences.yaml``
-is the registry, not a case file). ``suite_files`` then bounds the suite
+and ``*.registry.yaml``, the entries ``conform hunt`` proposes, are registries, not case files). ``suite_files`` then bounds the suite
 with ``stat`` alone: a path that cannot be reached (missing, a symlink loop,
 no permission) is a problem at its name, and the files together may hold at
 most ``MAX_SUITE_BYTES`` (each one alone at most ``MAX_SOURCE_BYTES``,
@@ -44,7 +44,8 @@ def discover(paths: list[str], problems: Optional[list[Problem]] = None) -> list
         for folder, dirs, names in os.walk(p, onerror=unreadable):
             dirs.sort()
             below += [Path(folder, n) for n in names
-                      if fnmatch.fnmatchcase(n, "*.y*ml") and n != "known_divergences.yaml"]
+                      if fnmatch.fnmatchcase(n, "*.y*ml") and n != "known_divergences.yaml"
+                      and not n.endswith(".registry.yaml")]
         files += sorted(below)
     if problems is None and found:
         raise ProblemsError(found)

@@ -58,7 +58,7 @@ SCHEMA = "conform.out/1"
 
 #: Every top-level name some conform command writes (report set, journal, logs, bench).
 KNOWN = frozenset({"report.json", "report.html", "junit.xml", "summary.md", "repro", "results.jsonl", "logs",
-                   "bench.json", "throughput", GENERATIONS})
+                   "bench.json", "throughput", GENERATIONS, "hunt.json", "hunt-journal.jsonl", "hunt-work"})
 _OWN_FILES = frozenset({MANIFEST, LOCK})
 #: What this repository's tests and benchmarks put in reports/ (screenshots, report-scale): no obstacle to adoption.
 _TOOLING = frozenset({"screenshots", "report-scale", "report-scale-test.json"})
@@ -91,9 +91,18 @@ def _refuse_outright(out: Path, case_paths) -> None:
         if where == path or where in path.parents:
             raise OutError(f"--out {out}: holds the case files {path}; reports go in a folder of their own")
     if where.is_dir():
-        yaml = next((p.name for p in where.iterdir() if p.suffix in (".yaml", ".yml")), None)
+        ours = set(_owned(where))   # `conform hunt` writes minimal cases (YAML) into its own folder
+        yaml = next((p.name for p in where.iterdir() if p.suffix in (".yaml", ".yml") and p.name not in ours), None)
         if yaml:
             raise OutError(f"--out {out}: holds case files ({yaml}); reports go in a folder of their own")
+
+
+def _owned(out: Path) -> list[str]:
+    """The names a readable manifest in ``out`` lists (none when there is no valid manifest)."""
+    try:
+        return (_read_manifest(out) or {}).get("owned", [])
+    except OutError:
+        return []
 
 
 def _conform_entry(name: str) -> bool:
@@ -105,6 +114,25 @@ class OutDir:
 
     def __init__(self, path: Path, lock_fd: int, manifest: dict):
         self.path, self._lock_fd, self.manifest = path, lock_fd, manifest
+
+    def own(self, names) -> None:
+        """Add top-level names the command decided to write after it claimed the folder (``conform hunt``'s
+        group files); a name that exists and is not conform's is refused (``OutError``), as in ``claim``."""
+        new = sorted(set(names) - set(self.manifest["owned"]))
+        theirs = [n for n in new if os.path.lexists(self.path / n)]
+        if theirs:
+            raise OutError(f"--out {self.path}: {', '.join(theirs)} exist(s) but conform did not write them; "
+                           "move them away or choose another folder")
+        if new:
+            self.manifest["owned"] = sorted(self.manifest["owned"] + new)
+            atomic_write(self.path / MANIFEST, json.dumps(self.manifest, indent=1) + "\n")
+
+    def disown(self, names) -> None:
+        """Forget names conform wrote earlier and has just removed (a new hunt's stale group files)."""
+        gone = set(names)
+        if gone & set(self.manifest["owned"]):
+            self.manifest["owned"] = [n for n in self.manifest["owned"] if n not in gone]
+            atomic_write(self.path / MANIFEST, json.dumps(self.manifest, indent=1) + "\n")
 
     def release(self) -> None:
         if self._lock_fd >= 0:
