@@ -40,7 +40,7 @@ from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Attr, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.backends.mindspore_common import UNSUPPORTED_CONV2D_DTYPES, UNSUPPORTED_DTYPES
-from harness.ops.conv2d_transpose.semantics import implied_output_padding
+from harness.ops.conv2d_transpose.semantics import implied_output_padding, one_size_request
 from harness.ops.pooling import frameworks as pooling_gaps
 
 
@@ -124,6 +124,7 @@ class MindsporeNnBackend(Backend):
         p, r = call.params, call.resolved
         if call.dtype in UNSUPPORTED_DTYPES:
             raise Unsupported(UNSUPPORTED_DTYPES[call.dtype])
+        one_size_request(call, "nn.Conv2dTranspose (output_padding only)")
         notes, emulated = [], False
         if call.layout == "NHWC":
             emulated = True

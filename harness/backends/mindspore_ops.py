@@ -42,7 +42,7 @@ from harness.backends import mindspore_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported
 from harness.backends.program import Program, Ref, Step
 from harness.backends.program import Call as Expr
-from harness.ops.conv2d_transpose.semantics import axis_sizes
+from harness.ops.conv2d_transpose.semantics import axis_sizes, one_size_request
 from harness.ops.pooling import frameworks as pooling_gaps
 
 #: Measured in the mindspore environment (NumPy 1.26, where bfloat16 Tensors convert): the CPU kernels refuse.
@@ -136,6 +136,7 @@ class MindsporeOpsBackend(Backend):
         if call.dtype in UNSUPPORTED[call.op]:
             raise Unsupported(UNSUPPORTED[call.op][call.dtype])
         pad, keras = p["padding"], p.get("size_rule") == "keras"
+        one_size_request(call, "ops.Conv2DTranspose (input_size only)")
         if keras and r is None:
             raise Unsupported("ops.Conv2DTranspose has no output_padding: an invalid size_rule 'keras' call cannot "
                               "be posed")

@@ -36,7 +36,7 @@ from harness.backends import onnx_runtime_native
 from harness.backends.base import Backend, Call, NativeParam, Outcome, Unsupported
 from harness.backends.program import Attr, Fallback, Import, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
-from harness.ops.conv2d_transpose.semantics import implied_output_padding
+from harness.ops.conv2d_transpose.semantics import implied_output_padding, one_size_request
 from harness.ops.pooling import frameworks as pooling_gaps
 
 #: The opset of every model: ONNX 1.23 defines up to 28, ONNX Runtime 1.31.1 loads up to 26 (measured).
@@ -149,6 +149,7 @@ class OnnxRuntimeBackend(Backend):
         if p["out_channels"] % p["groups"] and not call.arrays["x"].shape[1] % p["groups"]:
             raise Unsupported("ConvTranspose has no out_channels: it is W.shape[1]·group, so out_channels not "
                               "divisible by group cannot be posed")
+        one_size_request(call, "ConvTranspose as conform poses it (output_shape becomes pads and output_padding)")
         attrs = dict(kernel_shape=list(p["kernel_size"]), strides=list(p["stride"]),
                      dilations=list(p["dilation"]), group=p["groups"])
         notes, emulated = [], False

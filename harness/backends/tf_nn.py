@@ -41,7 +41,7 @@ from harness.backends import tf_nn_native
 from harness.backends.base import Backend, Call, NativeParam, Unsupported, first_line
 from harness.backends.program import Attr, Fallback, Import, Leaf, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
-from harness.ops.conv2d_transpose.semantics import keras_size
+from harness.ops.conv2d_transpose.semantics import keras_size, one_size_request
 from harness.ops.pooling import frameworks as pooling_gaps
 
 #: Messages of TensorFlow's CPU kernels that mean "this build cannot run it", not "invalid call".
@@ -211,6 +211,7 @@ class TfNnBackend(Backend):
     def conv2d_transpose(self, call: Call) -> Program:
         p = call.params
         keras = p.get("size_rule") == "keras"
+        one_size_request(call, "tf.nn.conv2d_transpose (output_shape only)")
         if isinstance(p["padding"], str) and any(p["output_padding"]) and not keras:
             raise Unsupported(f"tf.nn.conv2d_transpose has no output_padding: with padding "
                               f"{p['padding']!r} it cannot be posed (output_shape is TF's way)")

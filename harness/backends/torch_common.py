@@ -18,7 +18,7 @@ from typing import Optional
 from harness.backends.base import Call, Unsupported
 from harness.backends.program import Attr, Index, Leaf, Method, Ref, Step
 from harness.backends.program import Call as Expr
-from harness.ops.conv2d_transpose.semantics import implied_output_padding
+from harness.ops.conv2d_transpose.semantics import implied_output_padding, one_size_request
 from harness.ops.pooling import frameworks as pooling_gaps
 
 
@@ -52,7 +52,11 @@ def plan_conv_transpose(call: Call, module: bool) -> Plan:
     plan = layout_plan(call, dict(stride=tuple(p["stride"]), groups=p["groups"], dilation=tuple(p["dilation"])))
     kw = plan.kw
     if r is None:
-        # A call the semantics rejects: pose it as natively as possible and let torch judge.
+        # A call the semantics rejects: pose it as natively as possible and let torch judge. (torch.nn could
+        # take both size requests, output_padding in the module and output_size in forward, but would
+        # silently ignore the first: posing that is left to a finding of its own.)
+        one_size_request(call, "torch.nn.ConvTranspose2d as conform poses it (output_size in forward)" if module
+                         else "torch.nn.functional.conv_transpose2d")
         if not module and p["out_channels"] % p["groups"] and not call.arrays["x"].shape[1] % p["groups"]:
             raise Unsupported("conv_transpose2d has no out_channels: it is weight.shape[1]·groups, so "
                               "out_channels not divisible by groups cannot be posed")

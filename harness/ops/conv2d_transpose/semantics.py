@@ -281,6 +281,21 @@ def resolve(params: Params) -> Resolved:
     )
 
 
+def size_asked_twice(params: dict) -> bool:
+    """For adapters: ``output_padding`` and ``output_shape`` both given, which the semantics rejects ("not
+    both"). A surface with one way to ask for the output size cannot pose such a call: dropping either
+    would ask the framework a different, valid question (and report its acceptance as ``missing_error``)."""
+    return params.get("output_shape") is not None and any(params.get("output_padding") or (0, 0))
+
+
+def one_size_request(call, surface: str) -> None:
+    """Raise ``Unsupported`` for a rejected call that asks for the output size twice (``size_asked_twice``)."""
+    if call.resolved is None and size_asked_twice(call.params):
+        from harness.backends.base import Unsupported
+        raise Unsupported(f"{surface} takes one request for the output size: a call giving both output_padding "
+                          "and output_shape (which the semantics rejects) cannot be posed")
+
+
 def implied_output_padding(params: dict, x_shape) -> tuple[int, int]:
     """For adapters: the output_padding an ``output_shape`` with explicit padding implies, per axis (unchecked:
     for an unreachable shape it is negative or too large, and the framework judges it).
