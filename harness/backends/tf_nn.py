@@ -212,6 +212,11 @@ class TfNnBackend(Backend):
         p = call.params
         keras = p.get("size_rule") == "keras"
         one_size_request(call, "tf.nn.conv2d_transpose (output_shape only)")
+        if call.resolved is None and p["out_channels"] % p["groups"] and p["out_channels"] // p["groups"]:
+            # TF infers groups as output channels / filters.shape[2]: with C_out/groups rounded down it would
+            # run another, valid grouping (found by conform hunt, seed 2). Depth 0 is posed: F4.
+            raise Unsupported("tf.nn.conv2d_transpose has no groups: they are the output channels / "
+                              "filters.shape[2], so out_channels not divisible by groups cannot be posed")
         if isinstance(p["padding"], str) and any(p["output_padding"]) and not keras:
             raise Unsupported(f"tf.nn.conv2d_transpose has no output_padding: with padding "
                               f"{p['padding']!r} it cannot be posed (output_shape is TF's way)")
