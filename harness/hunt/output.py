@@ -88,7 +88,7 @@ def _evidence_lines(hunt, group) -> list[str]:
 
 def _neighbours(hunt, group) -> list[str]:
     """Passing calls one field away from the minimal one: what the divergence needs."""
-    cand, op = group.candidate, hunt.options.op
+    cand = group.candidate
     out = []
     for call in cand.passing:
         changed = [n for n in call if n != "expect" and call[n] != cand.current.get(n)]
@@ -129,7 +129,7 @@ def draft(hunt, group) -> str:
     if neighbours:
         lines.append("- Passing neighbours (one field changed from the minimal case): " + "; ".join(neighbours) + ".")
     lines += [
-        f"- Canonical side: the float64 oracle (the canonical semantics)"
+        "- Canonical side: the float64 oracle (the canonical semantics)"
         + (f", with {', '.join(f'`{b}`' for b in agree)}" if agree else "")
         + (f"; diverging on the same call: {', '.join(f'`{b}`' for b in differ)}" if differ else "") + ".",
         f"- Versions: {versions}; conform {__version__}.",
