@@ -92,6 +92,8 @@ DERIVED = {
     "any_crop": "some crop is > 0",
     "crops_past_full": "[h, w]: the crops of that axis add up to more than the full output F (a valid call only "
                        "when output_padding brings the size back to ≥ 1)",
+    "mixed_sign_padding": "[h, w]: the direct form's zero padding K − 1 − crop is negative before and positive "
+                          "after on that axis (crop_before > K − 1 > crop_after)",
     "out_size": "[H_out, W_out] (≤ 0 when crops remove the whole output)",
     "output_size_is_default": "out_size is what the padding form gives without output_shape or output_padding "
                               "(by TensorFlow's rule)",
@@ -190,6 +192,7 @@ def derived(params: dict, data: dict) -> dict:
         "single_column_input_strided": w == 1 and params["stride"][1] >= 2 and params["kernel_size"][1] >= 2,
         "full_size": full, "crops": crops, "any_crop": any(crops), "out_size": out,
         "crops_past_full": [crops[0] + crops[1] > full[0], crops[2] + crops[3] > full[1]],
+        "mixed_sign_padding": [crops[2 * a] > eff[a] - 1 > crops[2 * a + 1] for a in (0, 1)],
         "output_size_is_default": out == defaults, "extra_rows": extra, "output_padding_any": any(extra),
         "output_padding_not_below_stride": any(e >= s for e, s in zip(extra, params["stride"])),
         "out_above_valid_range": any(o > f + s - 1 for o, f, s in zip(out, full, params["stride"])),
