@@ -38,7 +38,7 @@ from harness.executors import LocalExecutor
 from harness.journal import ResumePlan, case_hash, key_of, plan_resume, read_journal, rewrite_journal
 from harness.memory import PARENT_RESIDENT
 from harness.pipeline import DEFAULT_WINDOW, run_pipeline
-from harness.timing import CallClock, timing
+from harness.timing import CallClock, parent_cpu_s, timing
 from harness.worker import Crash, Timeout, Worker
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -290,7 +290,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     raised as KeyboardInterrupt by the CLI) cancels the calls in flight, stops
     the workers and returns what finished, marked incomplete.
     """
-    started = time.monotonic()
+    started, started_cpu = time.monotonic(), parent_cpu_s()
     versions = {bid: envs.version_of(bid) for bid in options.backends}
     planned = {(c.id, b, g) for c in cases for b in options.backends for g in options.results_of(c)}
     journal_path = options.out / "results.jsonl"
@@ -441,4 +441,5 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     described = environment(options.backends, {**setup_errors, **start_errors}, launches)
     return RunResult(results=results, environment={**described, "executor": options.executor.describe()},
                      duration_s=round(duration, 3), incomplete=interrupted, stale=stale,
-                     timing=timing(clock, duration, options.jobs, len(results) - len(done)))
+                     timing=timing(clock, duration, options.jobs, len(results) - len(done),
+                                   parent_cpu_s() - started_cpu))

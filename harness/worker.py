@@ -96,10 +96,11 @@ def _serve(target: str, pipe: int) -> None:
             return
         kind, call, *extra = request
         call.arrays = arrays
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         answer = backend.run(call) if kind == "run" else backend.bench(call, *extra)
         if isinstance(answer, Outcome):
             answer.worker_ms = (time.perf_counter() - began) * 1e3
+            answer.worker_cpu_ms = (time.process_time() - began_cpu) * 1e3
         try:
             if isinstance(answer, Outcome) and (answer.output is not None or answer.gradients):
                 frames = {f"grad_{name}": value for name, value in (answer.gradients or {}).items()}

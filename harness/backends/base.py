@@ -109,6 +109,9 @@ class Outcome:
     #: The worker's whole time on the call (conversions, the framework's own set-up, the native call,
     #: autodiff), set by the worker: what a perfect schedule could not avoid (``harness.runner`` ``timing``).
     worker_ms: Optional[float] = None
+    #: The CPU time the worker process (all its threads) spent on the call, same span: the call's work in
+    #: core-seconds, which other processes competing for the cores do not inflate (Note [Throughput]).
+    worker_cpu_ms: Optional[float] = None
 
 
 def first_line(text: str) -> str:
