@@ -24,7 +24,7 @@ conform: $(STAMP)
 
 # Two pytest-xdist workers (the machine's two cores); tests that must not overlap share an xdist_group.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25 $(ARGS)
 
 # Headless Chromium for the report's browser test (tests/test_report_browser.py): Debian's
 # package, driven by Playwright with executable_path (never `playwright install`). Idempotent;

@@ -100,6 +100,11 @@ def home() -> Path:
     return Path(os.environ.get("CONFORM_HOME") or ".conform").absolute() / "envs"
 
 
+def compile_cache(framework: str) -> Path:
+    """Where a framework's compiled programs are cached across runs: ``$CONFORM_HOME/cache/<framework>``."""
+    return Path(os.environ.get("CONFORM_HOME") or ".conform").absolute() / "cache" / framework
+
+
 def uv_binary() -> Optional[str]:
     """The ``uv`` executable (the pinned ``uv`` package's, else one on PATH)."""
     try:

@@ -2,7 +2,13 @@
 
 The lax functions are called directly (no ``jax.jit`` around them): each
 eager call is traced and compiled by XLA on first use of its shapes, so
-``duration_ms`` of a case includes that compilation. ``jax_enable_x64`` is
+``duration_ms`` of a case includes that compilation — unless an earlier run
+compiled the same program: XLA's executables are kept in JAX's persistent
+compilation cache under ``.conform/cache/jax`` (``envs.compile_cache``; keyed by
+the program, the jax/jaxlib versions and the compile options, so a cached
+executable is the one the compiler would produce; a ``JAX_COMPILATION_CACHE_DIR``
+of the user's own wins). Compiling was ~90 % of this worker's CPU time on the
+default suite; a warm cache is what a nightly run sees. ``jax_enable_x64`` is
 on, so float64 cases run in float64; float16 and bfloat16 are JAX's own.
 The times end in ``jax.block_until_ready`` (dispatch is asynchronous).
 
@@ -65,6 +71,7 @@ from harness.backends.base import Backend, Call, Unsupported
 from harness.backends.program import Attr, Import, Index, Leaf, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.backends import jax_lax_native, jax_lax_params
+from harness.envs import compile_cache
 from harness.ops.conv2d_transpose.semantics import axis_sizes as transpose_axis
 from harness.ops.pooling import axis_out, axis_pads
 
@@ -149,6 +156,11 @@ class JaxLaxBackend(Backend):
         import jax
         import jax.numpy  # noqa: F401 - imported once per worker; programs use it
         jax.config.update("jax_enable_x64", True)
+        if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+            jax.config.update("jax_compilation_cache_dir", str(compile_cache("jax")))
+        # Every program: the eager calls compile in milliseconds each, under the defaults' thresholds.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
     def unsupported_reason(self, exc: BaseException) -> Optional[str]:
         """JAX has no VJP of a dilated max ``reduce_window`` (``_select_and_gather_add_transpose`` raises
