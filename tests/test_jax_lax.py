@@ -236,3 +236,21 @@ def test_every_declaration_matches_the_calls_the_adapter_makes(op, jax_results):
                 assert canon.key not in {k.arg for k in api_call.keywords}, r["native_call"]
                 seen += bool(r["emulated"]) if decl.emulated else 1
         assert seen, f"jax.lax.{canon.key}: declared {decl.name or 'emulated'!r}, never seen in a call"
+
+
+@needs_env
+def test_compiled_programs_are_reused_from_the_cache_with_the_same_answers(tmp_path, monkeypatch):
+    """A second run loads XLA's executables from the persistent cache (nothing new is written) and
+    answers bit for bit as the run that compiled them."""
+    cache = tmp_path / "jax-cache"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(cache))   # the user's own cache wins over .conform's
+    cases = load_suite([str(write(tmp_path / "t.yaml", CASES.format(op="conv2d_transpose", body=TRANSPOSE)))])
+    answers, entries = [], []
+    for attempt in range(2):
+        result = run(cases, RunOptions(backends=["jax.lax"], out=tmp_path / f"out{attempt}", check_stale=False,
+                                       mode="both"))
+        answers.append([(r["case"], r.get("gradient"), r["verdict"], r["metrics"] and (r["metrics"]["max_abs_err"], r["metrics"]["worst_actual"]))
+                        for r in result.results])
+        entries.append(sorted(p.name for p in cache.iterdir()))
+    assert entries[0] and entries[1] == entries[0]
+    assert answers[1] == answers[0] and any(gradient for _, gradient, _, _ in answers[0])
