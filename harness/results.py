@@ -26,9 +26,12 @@ taken from that rewrite (``harness.journal.rewrite_journal``). The journal
 must not be truncated while a ``Results`` is read; nothing but the next run in
 the same ``--out`` rewrites it.
 
-``Mapped`` is a view that transforms each record as it is read (report.json's
-cleaning of inf/NaN and lone surrogates), so the cleaned copy is never held
-either.
+``Results.mapped`` is a view that transforms each record as it is read
+(report.json's cleaning of inf/NaN and lone surrogates), so the cleaned copy is
+never held either; the transform runs only on lines that may need it (a line
+without ``NaN``, ``Infinity`` or a ``\\ud..`` escape has neither), as each pass
+over the results would otherwise pay for it again. ``Mapped`` is the same view
+over any other sequence.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import os
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 #: The position of a gradient among a case's results: forward, then x, w, b, then any other.
 GRADIENT_ORDER = {None: 0, "x": 1, "w": 2, "b": 3}
@@ -79,10 +82,17 @@ class ResultIndex:
 class Results(Sequence):
     """The run's records in report order, parsed from the journal on every read (Note [Results on disk])."""
 
-    def __init__(self, journal: Path, offsets: array, lengths: array):
+    def __init__(self, journal: Path, offsets: array, lengths: array,
+                 transform: Optional[Callable[[dict], dict]] = None, when: Callable[[bytes], bool] = lambda line: True):
         self.journal = Path(journal)
         self._offsets = offsets
         self._lengths = lengths
+        self._transform = transform
+        self._when = when
+
+    def mapped(self, transform: Callable[[dict], dict], when: Callable[[bytes], bool] = lambda line: True) -> "Results":
+        """These results with ``transform`` applied to each record whose journal line satisfies ``when``."""
+        return Results(self.journal, self._offsets, self._lengths, transform, when)
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -111,7 +121,8 @@ class Results(Sequence):
         data = os.pread(fd, self._lengths[i], self._offsets[i])
         if len(data) != self._lengths[i]:
             raise OSError(f"{self.journal}: truncated while its results were read")
-        return json.loads(data)
+        record = json.loads(data)
+        return self._transform(record) if self._transform is not None and self._when(data) else record
 
     def __repr__(self) -> str:
         return f"Results({str(self.journal)!r}, {len(self)} records)"

@@ -19,7 +19,7 @@ from typing import IO, Iterable
 from harness.compare import GREEN
 from harness.report import atomic_write
 from harness.report import claims as claim_reports
-from harness.results import Mapped
+from harness.results import Mapped, Results
 from harness.text import clean
 
 SCHEMA = "conform.report/1"
@@ -90,7 +90,14 @@ def cleaned(results: Sequence[dict]) -> Sequence[dict]:
     A list is cleaned at once; any other sequence (a run's journal) through a view, record by record."""
     if isinstance(results, list):
         return _clean(results)
+    if isinstance(results, Results):
+        return results.mapped(lambda record: clean(_clean(record)), when=_may_need_cleaning)
     return Mapped(results, lambda record: clean(_clean(record)))
+
+
+def _may_need_cleaning(line: bytes) -> bool:
+    """Whether a journal line (``json.dumps``, ASCII) may hold a non-finite float or a lone surrogate."""
+    return b"NaN" in line or b"Infinity" in line or b"\\ud" in line or b"\\uD" in line
 
 
 def write_to(handle: IO[str], report: dict) -> None:
