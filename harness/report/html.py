@@ -14,10 +14,12 @@ is a (case, gradient), and its dialog shows the framework's autodiff call
 (``gradient_call``) beside the forward call. The ``gradient`` filter (shown
 when the report has gradients) selects forward or one operand.
 
-This module owns the rendering: the Jinja2 environment, the data the page's
-script renders (``page_data``), embedding heatmaps, and writing the file.
-What the page shows (failure groups, capability matrix, counts) is derived in
-``analysis.py``.
+This module owns the rendering: the Jinja2 environment, embedding heatmaps,
+and writing the file. The data the page's script renders (``page_data``) is
+made and streamed by ``html_data.py``: the template is rendered with a marker
+in its place, and the data is written between the two halves, so a run's
+results are never all in memory. What the page shows (failure groups,
+capability matrix, counts) is derived in ``analysis.py``.
 
 Safety: every string from a case file or a report is escaped. Jinja2
 autoescapes the server-rendered parts; the data for the matrix is embedded

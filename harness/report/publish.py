@@ -290,10 +290,6 @@ class Generation:
                 lost.add(result_key(record))
         return lost
 
-    def write(self, files: dict[str, bytes]) -> None:
-        for name, data in files.items():
-            _write_new(self.path / name, data)
-
     def write_text(self, name: str, writer: Callable[[io.TextIOWrapper], None]) -> None:
         """Write the new file ``name`` by ``writer(handle)`` (streamed as UTF-8, then ``fsync``'d)."""
         with _new_text(self.path / name) as handle:
