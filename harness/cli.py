@@ -20,7 +20,7 @@ from harness import interrupts
 from harness.cliargs import EXIT_USAGE, parser
 from harness.globs import select_id
 from harness.outdir import OutError, check_writable, claim
-from harness.report.publish import Generation, PublishError
+from harness.report.publish import Generation, PublishError, without_links
 from harness.text import printable
 from harness.yamlsrc import ProblemsError
 
@@ -212,7 +212,7 @@ def cmd_run(args) -> int:
             report["suite"] = suite_record(*whole_suite, args.shard, args.mode, registry, chosen,
                                            _whole_suite(args, shards_too=True), sharding)
             if args.resume:
-                gen.carry_reproducers(report["results"])
+                report["results"] = without_links(report["results"], gen.carry_reproducers(report["results"]))
             _publish(gen, report, gen.path, gen.path)   # the generation is seen as --out: links stay relative
     print_summary(report, Console(quiet=args.quiet))
     if not args.quiet:

@@ -108,10 +108,22 @@ def plan_resume(records: list[dict], cases: list[Case], backends: list[str],
     return plan
 
 
-def rewrite_journal(path: Path, records: list[dict], plan: ResumePlan, planned: set[Key]) -> None:
-    """Rewrite the journal with the kept records and those of pairs this run does not plan, one per pair."""
+def rewrite_journal(path: Path, records: list[dict], plan: ResumePlan,
+                    planned: set[Key]) -> list[tuple[dict, int, int]]:
+    """Rewrite the journal with the kept records and those of pairs this run does not plan, one per pair.
+
+    Returns ``(record, offset, length)`` of each kept record's line in the new file (its bytes, newline
+    included): the run's results index them (``harness.results``)."""
     kept = {key_of(r) for r in plan.kept}
     latest: dict[Key, dict] = {key_of(r): r for r in records}
-    lines = [json.dumps(record, sort_keys=True) + "\n" for key, record in latest.items()
-             if key in kept or key not in planned]
+    lines, where, offset = [], [], 0
+    for key, record in latest.items():
+        if key in kept or key not in planned:
+            line = json.dumps(record, sort_keys=True) + "\n"
+            size = len(line.encode("utf-8"))
+            if key in kept:
+                where.append((record, offset, size))
+            lines.append(line)
+            offset += size
     atomic_write(path, "".join(lines))
+    return where

@@ -6,8 +6,9 @@ prepared ahead while the workers compute, each backend takes them in order in
 its own lane, and ``jobs`` calls run at once (``harness.pipeline``, Note
 [Pipeline]); the memory budget bounds how many prepared cases the parent holds.
 A case is compared across backends, classified and appended to
-``results.jsonl`` as soon as its last backend answers; the results are sorted
-at the end, so their order never depends on the schedule. A case run backward
+``results.jsonl`` as soon as its last backend answers; the parent keeps only
+where each record is in that file (``harness.results``, Note [Results on disk])
+and the results are read back sorted, so their order never depends on the schedule. A case run backward
 (``mode``) makes a second call per backend, which returns one result per
 gradient (``harness.backward``).
 """
@@ -22,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -38,6 +39,7 @@ from harness.executors import LocalExecutor
 from harness.journal import ResumePlan, case_hash, key_of, plan_resume, read_journal, rewrite_journal
 from harness.memory import PARENT_RESIDENT
 from harness.pipeline import DEFAULT_WINDOW, run_pipeline
+from harness.results import ResultIndex
 from harness.timing import CallClock, parent_cpu_s, timing
 from harness.worker import Crash, Timeout, Worker
 
@@ -77,7 +79,8 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    results: list[dict]
+    #: Every record, in report order: a ``harness.results.Results`` read from the journal (any sequence will do).
+    results: Sequence[dict]
     environment: dict
     duration_s: float
     created: str = ""
@@ -295,7 +298,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     planned = {(c.id, b, g) for c in cases for b in options.backends for g in options.results_of(c)}
     journal_path = options.out / "results.jsonl"
     options.out.mkdir(parents=True, exist_ok=True)
-    results: list[dict] = []
+    index = ResultIndex(journal_path, {c.id: i for i, c in enumerate(cases)}, options.backends)
     done: set[tuple[str, str, Optional[str]]] = set()   # kept by --resume: not this run's work
     if options.resume:
         records = read_journal(journal_path)
@@ -303,12 +306,15 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         for record in plan.kept:
             unclassify(record)   # the registry may have changed since: judge it afresh
             options.registry.classify(record, versions[record["backend"]])
-            results.append(record)
             done.add(key_of(record))
-        rewrite_journal(journal_path, records, plan, planned)   # no outdated record survives
+        # No outdated record survives; the kept ones are written classified, and indexed where they now are.
+        for record, offset, length in rewrite_journal(journal_path, records, plan, planned):
+            index.add(record, offset, length)
         if options.on_resume:
             options.on_resume(plan)
-    journal = journal_path.open("a" if options.resume else "w", encoding="utf-8")
+        del records, plan   # held again only as the journal's lines
+    journal = journal_path.open("ab" if options.resume else "wb")
+    written = journal.seek(0, 2)
 
     workers: dict[str, Worker] = {}
     setup_errors: dict[str, str] = {}      # not installed: results are `skipped`
@@ -337,11 +343,14 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     versions.update({bid: envs.version_of(bid) for bid in launches})   # what was built, now it exists
 
     def emit(record: dict) -> None:
+        nonlocal written
         record["backend_version"] = versions[record["backend"]]
         options.registry.classify(record, versions[record["backend"]])
-        results.append(record)
-        journal.write(json.dumps(record, sort_keys=True) + "\n")
+        line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+        journal.write(line)
         journal.flush()
+        index.add(record, written, len(line))   # only once the whole line is in the file
+        written += len(line)
         if options.on_result:
             options.on_result(record)
 
@@ -431,11 +440,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         for worker in workers.values():
             worker.stop(kill=interrupted)
         journal.close()
-    case_order = {c.id: i for i, c in enumerate(cases)}
-    backend_order = {b: i for i, b in enumerate(options.backends)}
-    gradient_order = {None: 0, "x": 1, "w": 2, "b": 3}
-    results.sort(key=lambda r: (case_order[r["case"]], gradient_order.get(r.get("gradient"), 4),
-                                backend_order[r["backend"]]))
+    results = index.results()
     stale = options.registry.stale(options.backends) if options.check_stale and not interrupted else []
     duration = time.monotonic() - started
     described = environment(options.backends, {**setup_errors, **start_errors}, launches)

@@ -11,7 +11,11 @@ Everything here takes results (report.json records) and returns plain data:
   dimensions), native, emulated or unsupported (``capabilities``);
 * the verdict × backend count table (``counts_table``), its forward /
   gradient split (``gradient_count_rows``) and the failing results, most
-  severe first (``iter_failures``).
+  severe first (``top_failures``).
+
+``results`` may be a run's lazy sequence (``harness.results``): every function
+here makes passes over it and keeps counts, feature bits or the failing
+results, never every record.
 
 A gradient result (``gradient`` "x", "w", "b") has the feature
 ``gradient=∂x`` (a forward result ``gradient=none``), so a failure pattern can
@@ -21,8 +25,14 @@ dimension only (a backend without autodiff is not short of any parameter).
 
 from __future__ import annotations
 
+import heapq
+import operator
 import re
+import sys
+from array import array
 from collections import Counter, defaultdict
+from collections.abc import Sequence
+from functools import reduce
 from typing import Any, Iterable, Optional
 
 from harness import ops
@@ -93,27 +103,59 @@ def _specificity(label: str) -> tuple:
 MAX_PATTERN = 4
 
 
-def _describe(group: list[int], population: list[set[str]], universal: set[str], hits: set[int]) -> list[str]:
+class _Labels:
+    """Feature labels as bits, so a result's features are one int: the groups are found with a few bytes
+    per result, not a set of strings (a run's results are read from its journal, ``harness.results``)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.bit: dict[str, int] = {}
+
+    def mask(self, labels: Iterable[str]) -> int:
+        mask = 0
+        for label in labels:
+            if label not in self.bit:
+                self.bit[label] = len(self.names)
+                self.names.append(label)
+            mask |= 1 << self.bit[label]
+        return mask
+
+    def labels(self, mask: int) -> list[str]:
+        return [self.names[b] for b in range(mask.bit_length()) if mask >> b & 1]
+
+
+def _all(masks: Iterable[int]) -> int:
+    return reduce(operator.and_, masks)
+
+
+def _has(mask: int, pattern: int) -> bool:
+    return mask & pattern == pattern
+
+
+def _describe(group: list[int], population: list[int], universal: int, hits: set[int], labels: _Labels) -> list[str]:
     """A short pattern shared by every result of ``group`` that singles out results with its verdict.
 
     Greedy: add the shared feature that most raises the pattern's precision (the
     share of the backend's results with the pattern that have this verdict, ``hits``)
     until it reaches the precision of all shared features together, stops
-    improving, or has ``MAX_PATTERN`` labels.
+    improving, or has ``MAX_PATTERN`` labels. ``population``: each result's features (``_Labels.mask``).
     """
-    shared = sorted(set.intersection(*(population[i] for i in group)) - universal, key=_specificity)
+    shared_mask = _all(population[i] for i in group) & ~universal
+    shared = sorted(labels.labels(shared_mask), key=_specificity)
     if not shared:
         return []
 
-    def precision(pattern: list[str]) -> float:
-        matched = [i for i, f in enumerate(population) if all(label in f for label in pattern)]
+    def precision(pattern: int) -> float:
+        matched = [i for i, f in enumerate(population) if _has(f, pattern)]
         return sum(1 for i in matched if i in hits) / len(matched) if matched else 0.0
 
-    full = precision(shared)
+    full = precision(shared_mask)
     pattern: list[str] = []
-    current = precision(pattern)
+    current = precision(0)
     while len(pattern) < MAX_PATTERN and current < full - 1e-12:
-        scored = [(precision(pattern + [label]), -k, label) for k, label in enumerate(shared) if label not in pattern]
+        chosen = labels.mask(pattern)
+        scored = [(precision(chosen | 1 << labels.bit[label]), -k, label)
+                  for k, label in enumerate(shared) if label not in pattern]
         if not scored:
             break
         best_precision, _, best = max(scored)
@@ -124,7 +166,7 @@ def _describe(group: list[int], population: list[set[str]], universal: set[str],
     return pattern
 
 
-def failure_groups(results: list[dict], verdicts: Optional[set[str]] = None, max_groups: int = 12) -> list[dict]:
+def failure_groups(results: Sequence[dict], verdicts: Optional[set[str]] = None, max_groups: int = 12) -> list[dict]:
     """Non-passing results grouped per (backend, verdict) by the parameter values they share.
 
     Each group: ``{backend, verdict, pattern: [labels], label, indices, matching, count}`` where
@@ -132,53 +174,63 @@ def failure_groups(results: list[dict], verdicts: Optional[set[str]] = None, max
     "8 of 8 with this pattern" reads as cause and "8 of 400" as coincidence.
     A (backend, verdict) whose failures share nothing informative is split greedily by the
     feature that covers most of them most specifically.
+
+    Two passes over ``results``: which backends have such results, then each of their results' features
+    as one int (``_Labels``) and its verdict; no record is kept.
     """
     verdicts = verdicts or (set(SEVERITY_ORDER) - {"pass"})
-    by_backend: dict[str, list[int]] = defaultdict(list)
-    for i, r in enumerate(results):
-        by_backend[r["backend"]].append(i)
+    failing_backends = {r["backend"] for r in results if r["verdict"] in verdicts}
+    labels = _Labels()
+    by_backend: dict[str, tuple[array, list[int], list[str]]] = {}   # result indices, features, verdicts
+    for i, r in enumerate(results if failing_backends else ()):
+        if r["backend"] in failing_backends:
+            members, masks, verdict_of = by_backend.setdefault(r["backend"], (array("q"), [], []))
+            members.append(i)
+            masks.append(labels.mask(features(r)))
+            verdict_of.append(sys.intern(str(r["verdict"])))
     groups = []
-    for backend, members in by_backend.items():
-        population = [features(results[i]) for i in members]
-        universal = set.intersection(*population) if population else set()
+    for backend, (members, population, verdict_of) in by_backend.items():
+        universal = _all(population)
         by_verdict: dict[str, list[int]] = defaultdict(list)
-        for local, i in enumerate(members):
-            if results[i]["verdict"] in verdicts:
-                by_verdict[results[i]["verdict"]].append(local)
+        for local, verdict in enumerate(verdict_of):
+            if verdict in verdicts:
+                by_verdict[verdict].append(local)
         for verdict, failing in by_verdict.items():
-            same = {local for local in range(len(members)) if results[members[local]]["verdict"] == verdict}
+            same = {local for local, v in enumerate(verdict_of) if v == verdict}
             remaining = list(failing)
             found = 0
             while remaining:
-                shared = set.intersection(*(population[i] for i in remaining)) - universal
-                matching = [i for i in range(len(population)) if shared <= population[i]]
+                shared = _all(population[i] for i in remaining) & ~universal
+                matching = [i for i in range(len(population)) if _has(population[i], shared)]
                 precision = len(remaining) / len(matching) if matching else 1.0
                 if len(remaining) == 1 or precision >= 0.5 or found >= max_groups - 1:
                     chosen = remaining
                 else:
-                    candidates = set().union(*(population[i] for i in remaining)) - universal
+                    candidates = labels.labels(reduce(operator.or_, (population[i] for i in remaining)) & ~universal)
 
                     def score(label):
-                        covered = sum(1 for i in remaining if label in population[i])
-                        total = sum(1 for f in population if label in f)
-                        hits = sum(1 for i in range(len(population)) if label in population[i] and i in same)
+                        bit = 1 << labels.bit[label]
+                        covered = sum(1 for i in remaining if population[i] & bit)
+                        total = sum(1 for f in population if f & bit)
+                        hits = sum(1 for i in range(len(population)) if population[i] & bit and i in same)
                         return (covered * hits / total if total else 0, covered, -len(label), label)
 
                     # A split must keep at least two results together: isolating one explains nothing.
-                    candidates = {c for c in candidates if sum(1 for i in remaining if c in population[i]) >= 2}
+                    candidates = [c for c in candidates
+                                  if sum(1 for i in remaining if population[i] >> labels.bit[c] & 1) >= 2]
                     best = max(sorted(candidates), key=score) if candidates else None
-                    chosen = [i for i in remaining if best in population[i]] if best else []
+                    chosen = [i for i in remaining if population[i] >> labels.bit[best] & 1] if best else []
                     if chosen and len(chosen) < len(remaining):
                         # Split only when the part is singled out clearly better than the whole.
-                        sub = set.intersection(*(population[i] for i in chosen)) - universal
-                        sub_matching = sum(1 for f in population if sub <= f)
+                        sub = _all(population[i] for i in chosen) & ~universal
+                        sub_matching = sum(1 for f in population if _has(f, sub))
                         sub_precision = len(chosen) / sub_matching if sub_matching else 1.0
                         if sub_precision < max(1.5 * precision, 0.2):
                             chosen = remaining
                     else:
                         chosen = remaining
-                pattern = _describe(chosen, population, universal, same)
-                matching = sum(1 for f in population if set(pattern) <= f)
+                pattern = _describe(chosen, population, universal, same, labels)
+                matching = sum(1 for f in population if _has(f, labels.mask(pattern)))
                 if pattern and len(chosen) / matching < 0.05:   # shared by chance: no pattern at all
                     pattern, matching = [], len(population)
                 groups.append({"backend": backend, "verdict": verdict, "pattern": pattern,
@@ -195,14 +247,19 @@ def failure_groups(results: list[dict], verdicts: Optional[set[str]] = None, max
 
 # ---------------------------------------------------------------- capability matrix
 
-def capability_dimensions(results: list[dict]) -> list[tuple]:
+def capability_dimensions(results: Iterable[dict]) -> list[tuple]:
     """The capability matrix's (dimension, value-of(record, params)) of the operators in ``results``."""
     seen: dict[str, object] = {}
-    for name in dict.fromkeys(r.get("op") for r in results):
+    names: dict = {}
+    gradients = False
+    for r in results:
+        names.setdefault(r.get("op"), None)
+        gradients = gradients or gradient_of(r) is not None
+    for name in names:
         spec = ops.OPS.get(name or "")
         for dim, get in (spec.report.capabilities if spec else (("dtype", lambda r, p: r.get("dtype")),)):
             seen.setdefault(dim, get)
-    if any(gradient_of(r) is not None for r in results):
+    if gradients:
         seen["gradient"] = lambda r, p: "∂" + gradient_of(r) if gradient_of(r) is not None else None
     return list(seen.items())
 
@@ -218,7 +275,7 @@ def emulated_dimensions(notes: list[str], op: Optional[str] = None) -> set[str]:
         return spec.report.emulated(notes)
     return {"dtype" for note in notes or [] if re.search(r"\b(b?float(16|32|64))\b", str(note)[:60])}
 
-def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
+def capabilities(results: Sequence[dict], backends: list[str]) -> list[dict]:
     """Rows ``{dimension, value, cells: {backend: {status, tested, unsupported, emulated, title}}}``.
 
     Derived from the results of valid calls (a case that expects rejection tests error handling, not
@@ -229,7 +286,7 @@ def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
     * ``unsupported``: to the parameter value(s) of the call with the highest unsupported rate for
       that backend (bfloat16 rather than the NCHW layout every such call also has).
 
-    Skipped results are not evidence and are left out.
+    Skipped results are not evidence and are left out. Three passes over ``results``, each keeping counts.
     """
     dimensions = capability_dimensions(results)
 
@@ -250,16 +307,18 @@ def capabilities(results: list[dict], backends: list[str]) -> list[dict]:
                 pairs.append((dim, str(value)))
         return pairs
 
-    evidence = [r for r in results if r["verdict"] != "skipped" and r.get("expected_shape") is not None]
+    def evidence() -> Iterable[dict]:
+        return (r for r in results if r["verdict"] != "skipped" and r.get("expected_shape") is not None)
+
     tested: Counter = Counter()
     refused: Counter = Counter()
-    for r in evidence:
+    for r in evidence():
         for pair in values_of(r):
             tested[(r["backend"], pair)] += 1
             refused[(r["backend"], pair)] += r["verdict"] == "unsupported"
     stats: dict[tuple, dict] = {}
     order: list[tuple] = []
-    for r in evidence:
+    for r in evidence():
         pairs = values_of(r)
         emulated = emulated_dimensions(r.get("notes") or [], r.get("op")) if r.get("emulated") else set()
         blamed: set = set()
@@ -345,7 +404,15 @@ def gradient_count_rows(results: list[dict], backends: list[str]) -> list[dict]:
             for b in backends if b in split for side, label in (("forward", "forward"), ("gradient", "gradients"))]
 
 
-def iter_failures(results: Iterable[dict]) -> list[dict]:
-    """Results that fail the gate, most severe first."""
-    return sorted((r for r in results if r["verdict"] in FAILING),
-                  key=lambda r: (-severity(r["verdict"]), -(bound_ratio(r) or 0)))
+def top_failures(results: Iterable[dict], n: int) -> tuple[list[dict], int]:
+    """The ``n`` most severe results that fail the gate (worst bound_ratio first), and how many fail in all."""
+    count = [0]
+
+    def failing() -> Iterable[dict]:
+        for r in results:
+            if r["verdict"] in FAILING:
+                count[0] += 1
+                yield r
+    # nsmallest is sorted(...)[:n], ties in input order, holding n records at a time.
+    top = heapq.nsmallest(n, failing(), key=lambda r: (-severity(r["verdict"]), -(bound_ratio(r) or 0)))
+    return top, count[0]

@@ -14,10 +14,12 @@ is a (case, gradient), and its dialog shows the framework's autodiff call
 (``gradient_call``) beside the forward call. The ``gradient`` filter (shown
 when the report has gradients) selects forward or one operand.
 
-This module owns the rendering: the Jinja2 environment, the data the page's
-script renders (``page_data``), embedding heatmaps, and writing the file.
-What the page shows (failure groups, capability matrix, counts) is derived in
-``analysis.py``.
+This module owns the rendering: the Jinja2 environment, embedding heatmaps,
+and writing the file. The data the page's script renders (``page_data``) is
+made and streamed by ``html_data.py``: the template is rendered with a marker
+in its place, and the data is written between the two halves, so a run's
+results are never all in memory. What the page shows (failure groups,
+capability matrix, counts) is derived in ``analysis.py``.
 
 Safety: every string from a case file or a report is escaped. Jinja2
 autoescapes the server-rendered parts; the data for the matrix is embedded
@@ -32,12 +34,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Optional
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -45,11 +48,9 @@ from markupsafe import Markup
 
 from harness.report import claims as claim_reports
 from harness.report import atomic_write
-from harness.report.analysis import (FAILING, VERDICT_ORDER, bound_ratio, capabilities, counts_table,
-                                     failure_groups, fmt_value, gradient_count_rows)
-from harness.report.diff import severity
-from harness.report.explain import SPREAD_GLOSS, bound_gloss, spread_line, worst_element
-from harness.report.gradients import gradient_of, has_gradients, rank, suffix
+from harness.report.analysis import FAILING, capabilities, counts_table, failure_groups, gradient_count_rows
+from harness.report.gradients import gradient_of, suffix
+from harness.report.html_data import PageData
 from harness.text import printable
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -112,125 +113,14 @@ def _entry(entry: Any, out: Optional[Path]) -> Any:
     return {**entry, "href": href} if href else entry
 
 
-def _row_key(r: dict) -> tuple:
-    """A matrix row: (case, gradient); the forward row has gradient None."""
-    return (r["case"], gradient_of(r))
-
-
-def _case_spread(results: list[dict]) -> dict[tuple, dict]:
-    """Per row (``_row_key``): its framework spread as the page shows it (the sentence and the numbers), if any."""
-    spreads: dict[tuple, dict] = {}
-    verdicts: dict[tuple, dict[str, str]] = {}
-    for r in results:
-        key = _row_key(r)
-        verdicts.setdefault(key, {})[r["backend"]] = r.get("original_verdict") or r["verdict"]
-        if isinstance(r.get("spread"), dict) and key not in spreads:
-            spreads[key] = r["spread"]
-    return {case: {**{k: _num(v) for k, v in spread.items()}, "line": spread_line(spread, verdicts[case])}
-            for case, spread in spreads.items()}
-
-
-def _num(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
 def page_data(report: dict, base: Optional[Path], link_prefix: str = "", out: Optional[Path] = None) -> dict:
-    """The JSON the page's script renders: cases × backends, compactly."""
-    results = report.get("results") or []
-    spreads = _case_spread(results)
-    backends = list(dict.fromkeys(list((report.get("environment") or {}).get("backends") or {})
-                                  + [r["backend"] for r in results]))
-    bindex = {b: i for i, b in enumerate(backends)}
-    verdicts = [v for v in VERDICT_ORDER if any(r["verdict"] == v for r in results)]
-    verdicts += sorted({r["verdict"] for r in results} - set(verdicts))
-    vindex = {v: i for i, v in enumerate(verdicts)}
-    files: list[str] = []
-    findex: dict[str, int] = {}
-    # A report with gradient results can be filtered by them like by a parameter (``gradient``).
-    param_keys: list[str] = ["dtype"] + (["gradient"] if has_gradients(results) else [])
-    for r in results:
-        for key in (r.get("params") or {}):
-            if key not in param_keys:
-                param_keys.append(key)
-    values: dict[str, list[str]] = {k: [] for k in param_keys}
-    vpos: dict[str, dict[str, int]] = {k: {} for k in param_keys}
-    cases: list[list] = []
-    cindex: dict[tuple, int] = {}
-    details = []
-    for n, r in enumerate(results):
-        cid = _row_key(r)
-        if cid not in cindex:
-            f = str(r.get("file") or "")
-            if f not in findex:
-                findex[f] = len(files)
-                files.append(f)
-            pv = []
-            params = {"dtype": r.get("dtype"), **(r.get("params") or {})}
-            if "gradient" in param_keys:
-                params["gradient"] = "∂" + cid[1] if cid[1] is not None else "forward"
-            for k in param_keys:
-                label = fmt_value(params.get(k)) if k in params else "–"
-                if label not in vpos[k]:
-                    vpos[k][label] = len(values[k])
-                    values[k].append(label)
-                pv.append(vpos[k][label])
-            cindex[cid] = len(cases)
-            # [label, file, line, parameter values, cells, source, description, spread, gradient, case id]
-            cases.append([cid[0] + suffix(cid[1]), findex[f], r.get("line"), pv, [None] * len(backends),
-                          r.get("source") or "", r.get("description") or "", spreads.get(cid), cid[1], cid[0]])
-        ratio = bound_ratio(r)
-        cases[cindex[cid]][4][bindex[r["backend"]]] = [vindex[r["verdict"]], _num(ratio), n]
-        repro = _safe_relative(r.get("repro"))
-        detail = {k: _num(v) if not isinstance(v, (dict, list)) else v for k, v in {
-            "reason": r.get("reason") or "", "expected_shape": r.get("expected_shape"),
-            "actual_shape": r.get("actual_shape"), "native_call": r.get("native_call"),
-            "gradient_call": r.get("gradient_call"), "forward_failed": bool(r.get("forward_failed")),
-            "emulated": bool(r.get("emulated")), "notes": r.get("notes") or [], "error": r.get("error"),
-            "duration_ms": r.get("duration_ms"), "divergence": _entry(r.get("divergence"), out),
-            "resembles": _entry(r.get("resembles"), out),
-            "original_verdict": r.get("original_verdict"), "agrees_with": r.get("agrees_with"),
-            "suspect_oracle": r.get("suspect_oracle"),
-        }.items() if v not in (None, "", [], False)}
-        if r.get("metrics"):
-            detail["metrics"] = {k: _num(v) for k, v in r["metrics"].items()}
-            if r["verdict"] != "pass":   # in words where it matters (a third of the page's size otherwise)
-                detail["worst"] = worst_element(r["metrics"])
-                detail["gloss"] = bound_gloss(r["metrics"], r.get("tolerance"))
-        if r.get("tolerance") and r["verdict"] not in ("pass",):
-            detail["tolerance"] = {k: _num(v) for k, v in r["tolerance"].items()}
-        if repro and r["verdict"] not in ("pass",):
-            detail["repro"] = link_prefix + repro
-        if r["verdict"] != "pass":
-            uri = _heatmap_uri(base, r.get("heatmap"))
-            if uri:
-                detail["heatmap"] = uri
-        details.append(detail)
-    # A case's gradient rows follow its forward row (file order), whatever order the results came in.
-    first = {}
-    for i, case in enumerate(cases):
-        first.setdefault(case[9], i)
-    order = sorted(range(len(cases)), key=lambda i: (first[cases[i][9]], rank(cases[i][8])))
-    cases = [cases[i] for i in order]
-    # Sort each parameter's values naturally (numbers by value), gradients forward, x, w, b; and remap.
-    for k in param_keys:
-        natural = (lambda i: rank(None if values[k][i] == "forward" else values[k][i][1:])) if k == "gradient" \
-            else (lambda i: _natural(values[k][i]))
-        order = sorted(range(len(values[k])), key=natural)
-        remap = {old: new for new, old in enumerate(order)}
-        values[k] = [values[k][i] for i in order]
-        ki = param_keys.index(k)
-        for case in cases:
-            case[3][ki] = remap[case[3][ki]]
-    return {"backends": backends, "verdicts": verdicts, "files": files, "param_keys": param_keys,
-            "spread_gloss": SPREAD_GLOSS,
-            "param_values": values, "cases": cases, "details": details,
-            "severity": {v: severity(v) for v in verdicts}, "failing": sorted(FAILING | {"xpass"})}
+    """The JSON the page's script renders: cases × backends, compactly (``html_data``)."""
+    return _page_data(report, base, link_prefix, out).as_dict()
 
 
-def _natural(text: str):
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
+def _page_data(report: dict, base: Optional[Path], link_prefix: str, out: Optional[Path]) -> PageData:
+    return PageData(report, base, link_prefix, entry=lambda value: _entry(value, out), heatmap=_heatmap_uri,
+                    safe=_safe_relative)
 
 
 def _finite(value: Any) -> Any:
@@ -279,16 +169,38 @@ def format_ratio(value) -> str:
     return f"{value:.2g}" if value < 100 else f"{value:.1e}"
 
 
-def render(report: dict, base: Optional[Path] = None, out: Optional[Path] = None) -> str:
-    """The HTML text of a report. ``base``: folder of report.json (heatmaps, repro/);
-    ``out``: folder the HTML goes to (links to repro/ are made relative to it)."""
+#: Where the page data goes in the rendered template; NUL never comes out of a ``{{ }}`` (``_finalize``).
+_DATA = "\x00conform-data\x00"
+
+
+def write_to(handle: IO[str], report: dict, base: Optional[Path] = None, out: Optional[Path] = None) -> None:
+    """Write the HTML of a report. ``base``: folder of report.json (heatmaps, repro/);
+    ``out``: folder the HTML goes to (links to repro/ are made relative to it).
+
+    The template is rendered with a marker for the page data, which is then streamed in its place
+    (``html_data``); everything else on the page is counts, or bounded by the failing results."""
     base = Path(base) if base is not None else None
     prefix = ""
     if base is not None and out is not None and base.resolve() != Path(out).resolve():
         prefix = quote(Path(os.path.relpath(base.resolve(), Path(out).resolve())).as_posix()) + "/"
-    data = page_data(report, base, prefix, out)
+    data = _page_data(report, base, prefix, out)
+    head, _, tail = _page(report, data.layout).rpartition(_DATA)
+    handle.write(head)
+    data.write(handle, _json_for_html)
+    handle.write(tail)
+
+
+def render(report: dict, base: Optional[Path] = None, out: Optional[Path] = None) -> str:
+    """The HTML text of a report (``write_to``)."""
+    text = io.StringIO()
+    write_to(text, report, base, out)
+    return text.getvalue()
+
+
+def _page(report: dict, layout) -> str:
+    """The page with ``_DATA`` where the page data goes."""
     results = report.get("results") or []
-    backends = data["backends"]
+    backends = layout.backends
     groups = failure_groups(results)
     for g in groups:
         g["cases"] = [(results[i]["case"] + suffix(gradient_of(results[i])), i) for i in g["indices"][:200]]
@@ -299,12 +211,13 @@ def render(report: dict, base: Optional[Path] = None, out: Optional[Path] = None
     script_hash = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     env_info = report.get("environment") or {}
     gate = report.get("gate") or {}
-    failing = sum(1 for r in results if r["verdict"] in FAILING or (r["verdict"] == "xpass" and gate.get("strict")))
+    failing = sum(n for v, n in layout.by_verdict.items() if v in FAILING or (v == "xpass" and gate.get("strict")))
     return _env().get_template("report.html.j2").render(
         report=report, env=env_info, gate=gate, backends=backends, verdicts=verdicts, count_rows=count_rows,
         groups=groups, capabilities=capabilities(results, backends), n_results=len(results),
-        n_cases=len({r["case"] for r in results}), n_gradients=sum(1 for r in results if gradient_of(r)),
-        gradient_rows=gradient_count_rows(results, backends), n_failing=failing, data_json=_json_for_html(data), script=script,
+        n_cases=layout.cases, n_gradients=layout.gradients,
+        gradient_rows=gradient_count_rows(results, backends) if layout.gradients else [], n_failing=failing,
+        data_json=Markup(_DATA), script=script,
         script_hash=script_hash, style=style, stale=report.get("stale_divergences") or [],
         verdict_class=lambda v: "v-" + re.sub(r"[^a-z_]", "", str(v)),
         claims=claim_reports.claims_of(report), status_word=claim_reports.status_word)

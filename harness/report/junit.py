@@ -32,14 +32,23 @@ judged simply do not exist, the same class as a worker that never answered),
 and each stale entry under ``--strict`` is a ``<failure>``. So junit.xml
 counts a failure or an error exactly when the report's ``gate.passed`` is
 false.
+
+The file is streamed (``write_to``): a first pass over the results counts
+each backend's testsuite, the tree is built with one placeholder element per
+backend instead of its testcases, and the placeholders are replaced by the
+testcases as they are read, each serialized by ElementTree at its depth. The
+text is the same as ``ET.indent`` of the whole tree (``render``), without
+the tree of every result in memory.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
+from typing import IO
 
 from harness.report import atomic_write
 from harness.report import claims as claim_reports
@@ -91,60 +100,71 @@ def _details(r: dict) -> str:
     return "\n".join(lines)
 
 
-def build(report: dict) -> ET.Element:
+def _category(verdict: str, strict: bool) -> str:
+    """How a verdict counts: ``failures``, ``errors``, ``skipped``, or "" (passes)."""
+    if verdict in FAILURE or (verdict == "xpass" and strict):
+        return "failures"
+    if verdict in ERROR or verdict not in SKIPPED | {"pass", "xfail", "xpass"}:   # a newer verdict: never hidden
+        return "errors"
+    return "skipped" if verdict in SKIPPED else ""
+
+
+def _testcase(r: dict, backend: str, strict: bool) -> ET.Element:
+    """The ``<testcase>`` of one result."""
+    verdict = r["verdict"]
+    case = ET.Element("testcase", name=_text(junit_name(r)), classname=_text(f"conform.{backend}"),
+                      time=_seconds(r.get("duration_ms")))
+    message = _text(f"{verdict}: {r.get('reason') or verdict}")[:1000]
+    kind = _category(verdict, strict)
+    if kind in ("failures", "errors"):
+        node = ET.SubElement(case, kind[:-1], message=message, type=_text(verdict))
+        node.text = _text(_details(r))
+    elif kind == "skipped":
+        ET.SubElement(case, "skipped", message=message, type=verdict)
+    elif verdict in ("xfail", "xpass"):
+        divergence = r.get("divergence") or {}
+        note = (f"{verdict}: known divergence {divergence.get('id', '?')}"
+                + (f" expected {r.get('original_verdict')}" if r.get("original_verdict") else "")
+                + f": {divergence.get('reason', '')}\n{_details(r)}")
+        ET.SubElement(case, "system-out").text = _text(note)
+    return case
+
+
+def _placeholder(n: int) -> str:
+    # Element names are never written from report text (that is escaped), so this tag is the skeleton's own.
+    return f"conform-testcases-{n}"
+
+
+def _skeleton(report: dict) -> tuple[ET.Element, list[str]]:
+    """The whole tree with one placeholder element per backend's testsuite in place of its testcases, and
+    the backends in order (one pass over the results: counts and times only)."""
     strict = bool((report.get("gate") or {}).get("strict"))
-    by_backend: dict[str, list[dict]] = defaultdict(list)
+    stats: dict[str, dict] = {}
     for r in report.get("results") or []:
-        by_backend[r["backend"]].append(r)
+        s = stats.setdefault(r["backend"], {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "time": 0.0})
+        s["tests"] += 1
+        s["time"] += float(_seconds(r.get("duration_ms")))
+        kind = _category(r["verdict"], strict)
+        if kind:
+            s[kind] += 1
     root = ET.Element("testsuites", name="conform")
     totals = defaultdict(int)
     total_time = 0.0
-    for backend, results in by_backend.items():
+    for n, (backend, s) in enumerate(stats.items()):
         suite = ET.SubElement(root, "testsuite", name=_text(backend))
-        counts = defaultdict(int)
-        suite_time = 0.0
         env = ((report.get("environment") or {}).get("backends") or {}).get(backend) or {}
         if env:
             props = ET.SubElement(suite, "properties")
             for key in ("framework", "version"):
                 ET.SubElement(props, "property", name=key, value=_text(env.get(key) or ""))
-        for r in results:
-            verdict = r["verdict"]
-            seconds = _seconds(r.get("duration_ms"))
-            suite_time += float(seconds)
-            case = ET.SubElement(suite, "testcase", name=_text(junit_name(r)), classname=_text(f"conform.{backend}"),
-                                 time=seconds)
-            message = _text(f"{verdict}: {r.get('reason') or verdict}")[:1000]
-            if verdict in FAILURE or (verdict == "xpass" and strict):
-                counts["failures"] += 1
-                node = ET.SubElement(case, "failure", message=message, type=verdict)
-                node.text = _text(_details(r))
-            elif verdict in ERROR:
-                counts["errors"] += 1
-                node = ET.SubElement(case, "error", message=message, type=verdict)
-                node.text = _text(_details(r))
-            elif verdict in SKIPPED:
-                counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=message, type=verdict)
-            elif verdict in ("xfail", "xpass"):
-                divergence = r.get("divergence") or {}
-                note = (f"{verdict}: known divergence {divergence.get('id', '?')}"
-                        + (f" expected {r.get('original_verdict')}" if r.get("original_verdict") else "")
-                        + f": {divergence.get('reason', '')}\n{_details(r)}")
-                ET.SubElement(case, "system-out").text = _text(note)
-            elif verdict != "pass":   # a verdict newer than this writer: never hide it
-                counts["errors"] += 1
-                node = ET.SubElement(case, "error", message=message, type=_text(verdict))
-                node.text = _text(_details(r))
-        suite.set("tests", str(len(results)))
-        for key in ("failures", "errors", "skipped"):
-            suite.set(key, str(counts[key]))
-            totals[key] += counts[key]
-        suite.set("time", f"{suite_time:.6f}")
+        ET.SubElement(suite, _placeholder(n))
+        for key in ("tests", "failures", "errors", "skipped"):
+            suite.set(key, str(s[key]))
+            totals[key] += s[key]
+        suite.set("time", f"{s['time']:.6f}")
         if report.get("created"):
             suite.set("timestamp", _text(report["created"]))
-        totals["tests"] += len(results)
-        total_time += suite_time
+        total_time += s["time"]
     for key, value in claim_reports.junit(root, report, _text).items():
         totals[key] += value
     for key, value in _gate_suite(root, report, strict).items():
@@ -152,7 +172,7 @@ def build(report: dict) -> ET.Element:
     for key in ("tests", "failures", "errors"):
         root.set(key, str(totals[key]))
     root.set("time", f"{total_time:.6f}")
-    return root
+    return root, list(stats)
 
 
 def _gate_suite(root: ET.Element, report: dict, strict: bool) -> dict[str, int]:
@@ -182,10 +202,32 @@ def _gate_suite(root: ET.Element, report: dict, strict: bool) -> dict[str, int]:
     return counts
 
 
-def render(report: dict) -> str:
-    root = build(report)
+def write_to(handle: IO[str], report: dict) -> None:
+    """Write junit.xml, each backend's testcases serialized as its results are read (module docstring)."""
+    strict = bool((report.get("gate") or {}).get("strict"))
+    root, backends = _skeleton(report)
     ET.indent(root, space=" ")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    text = ET.tostring(root, encoding="unicode")
+    handle.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    results = report.get("results") or []
+    for n, backend in enumerate(backends):
+        before, text = text.split(f"<{_placeholder(n)} />", 1)
+        handle.write(before)
+        first = True
+        for r in results:       # one pass per backend: a few, and nothing kept
+            if r["backend"] != backend:
+                continue
+            case = _testcase(r, backend, strict)
+            ET.indent(case, space=" ", level=2)
+            handle.write(("" if first else "\n  ") + ET.tostring(case, encoding="unicode"))
+            first = False
+    handle.write(text + "\n")
+
+
+def render(report: dict) -> str:
+    text = io.StringIO()
+    write_to(text, report)
+    return text.getvalue()
 
 
 def write(report: dict, out: Path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.report import atomic_write
 from harness.report import claims as claim_reports
-from harness.report.analysis import VERDICT_ORDER, failure_groups, iter_failures
+from harness.report.analysis import VERDICT_ORDER, failure_groups, top_failures
 from harness.report.explain import FAR_APART, bound_gloss, far_apart, spread_line, worst_element
 from harness.report.gradients import count_text, has_gradients, label, split_counts
 from harness.report.html import format_ratio
@@ -76,19 +76,19 @@ def render(report: dict, max_failures: int = MAX_FAILURES) -> str:
         if len(groups) > MAX_GROUPS:
             lines.append(f"- … and {len(groups) - MAX_GROUPS} more groups in report.html")
         lines.append("")
-    failing = iter_failures(results)
+    failing, n_failing = top_failures(results, max_failures)
     if failing:
         lines += ["### Top failures", "", "| verdict | backend | case | bound_ratio | reason | worst element |",
                   "| --- | --- | --- | ---: | --- | --- |"]
-        for r in failing[:max_failures]:
+        for r in failing:
             metrics = r.get("metrics") or {}
             worst = ". ".join(t for t in (worst_element(metrics), bound_gloss(metrics, r.get("tolerance"))) if t)
             lines.append(f"| {_code(r['verdict'])} | {_code(r['backend'])} | {_code(label(r))} | "
                          f"{_escape(format_ratio(metrics.get('bound_ratio')))} | "
                          f"{_escape((r.get('reason') or '')[:160])} | {_escape(worst)} |")
-        if len(failing) > max_failures:
+        if n_failing > max_failures:
             lines.append("")
-            lines.append(f"… and {len(failing) - max_failures} more failing results in report.html / junit.xml.")
+            lines.append(f"… and {n_failing - max_failures} more failing results in report.html / junit.xml.")
         lines.append("")
     lines += _far_apart(results)
     lines += claim_reports.markdown(report)

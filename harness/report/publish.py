@@ -11,8 +11,9 @@ each name of the set in ``OUT`` is a symbolic link through it::
     OUT/.conform/current -> gen-20260101T120000-4242
 
 A run (or ``conform report``) writes a new generation from scratch: the
-reproducers while the run goes, then every report rendered in memory and
-written with ``fsync``. Only then is ``current`` replaced, by one
+reproducers while the run goes, then every report streamed straight into its
+file there (a run's results are read from its journal as they are written,
+Note [Results on disk] in ``harness.results``) and ``fsync``'d. Only then is ``current`` replaced, by one
 ``rename(2)`` of a new symbolic link over it, which is atomic: a reader
 resolving any name sees the old generation or the new one, never a mix.
 
@@ -50,14 +51,20 @@ the report files, which is what those versions wrote.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import time
+from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from harness.interrupts import deferred
 from harness.outdir import GENERATIONS
+from harness.report.gradients import result_key
+from harness.results import Mapped
 
 SET = ("report.json", "report.html", "junit.xml", "summary.md", "repro")
 CURRENT = "current"
@@ -89,6 +96,16 @@ def _write_new(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def _new_text(path: Path) -> Iterator[io.TextIOWrapper]:
+    """A new file (never an existing one) written as UTF-8 text, ``fsync``'d before it is closed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 16) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -253,11 +270,13 @@ class Generation:
                 _link_or_copy(self.previous / path, self.path / path)
         return bool(found)
 
-    def carry_reproducers(self, results: list[dict]) -> None:
+    def carry_reproducers(self, results: Sequence[dict]) -> set[tuple]:
         """``--resume``: the kept results' reproducers come along from the previous generation.
 
-        A result whose reproducer is gone (or whose link is not a plain ``repro/...`` path) loses the link.
+        A result whose reproducer is gone (or whose link is not a plain ``repro/...`` path) loses the link:
+        returns the keys of those results, so ``without_links`` can drop it from records read lazily.
         """
+        lost = set()
         for record in results:
             rel = record.get("repro")
             if not isinstance(rel, str) or os.path.lexists(self.path / rel):
@@ -268,10 +287,13 @@ class Generation:
             if not self.carry("/".join(parts[:-1])):
                 record.pop("repro", None)
                 record.pop("heatmap", None)
+                lost.add(result_key(record))
+        return lost
 
-    def write(self, files: dict[str, bytes]) -> None:
-        for name, data in files.items():
-            _write_new(self.path / name, data)
+    def write_text(self, name: str, writer: Callable[[io.TextIOWrapper], None]) -> None:
+        """Write the new file ``name`` by ``writer(handle)`` (streamed as UTF-8, then ``fsync``'d)."""
+        with _new_text(self.path / name) as handle:
+            writer(handle)
 
     def publish(self) -> list[str]:
         """Switch ``out``'s set to this generation; returns warnings (files kept that conform did not write)."""
@@ -302,27 +324,40 @@ class Generation:
         return warnings
 
 
-def render_set(report: dict, base: Path, html_out: Path) -> dict[str, bytes]:
-    """report.json, report.html, junit.xml and summary.md of ``report``, encoded: every error happens here.
+def without_links(results: Sequence[dict], lost: set[tuple]) -> Sequence[dict]:
+    """``results`` without the reproducer links of the results ``lost`` (``Generation.carry_reproducers``)."""
+    if not lost or isinstance(results, list):
+        return results
+
+    def drop(record: dict) -> dict:
+        if result_key(record) in lost:
+            record.pop("repro", None)
+            record.pop("heatmap", None)
+        return record
+    return Mapped(results, drop)
+
+
+def write_set(gen: Generation, report: dict, base: Path, html_out: Path) -> None:
+    """report.json, report.html, junit.xml and summary.md of ``report``, each streamed into ``gen``.
 
     ``base``: folder holding the report's repro/ (heatmaps are read from it); ``html_out``: the folder the
     page will be seen in (its links to repro/ are relative to it).
     """
     from harness.report import html, json_report, junit, markdown
-    return {"report.json": json_report.render(report).encode("utf-8"),
-            "report.html": html.render(report, base, html_out).encode("utf-8"),
-            "junit.xml": junit.render(report).encode("utf-8"),
-            "summary.md": markdown.render(report).encode("utf-8")}
+    gen.write_text("report.json", lambda handle: json_report.write_to(handle, report))
+    gen.write_text("report.html", lambda handle: html.write_to(handle, report, base, html_out))
+    gen.write_text("junit.xml", lambda handle: junit.write_to(handle, report))
+    gen.write_text("summary.md", lambda handle: handle.write(markdown.render(report)))
 
 
 def publish_reports(gen: Generation, report: dict, base: Path, html_out: Path) -> list[str]:
-    """Render every report in memory, write them into ``gen`` and switch to it; returns warnings.
+    """Write every report into ``gen`` (``write_set``) and switch to it; returns warnings.
 
     Raises ``PublishError`` saying whether the old set is unchanged (any failure before the switch) or the new
     set is complete and only tidying up failed.
     """
     try:
-        gen.write(render_set(report, base, html_out))
+        write_set(gen, report, base, html_out)
         return gen.publish()
     except (OSError, UnicodeError, PublishError) as exc:
         if gen.published:

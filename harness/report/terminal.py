@@ -49,8 +49,14 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
                           highlight=False, soft_wrap=True)
     for line in version_lines(report):
         console.print(line, highlight=False, soft_wrap=True)
-    failing = [r for r in report["results"] if r["verdict"] not in GREEN]
-    for r in failing[:max_failures]:
+    failing: list[dict] = []     # the first ``max_failures``: a run's results are read from disk, not kept
+    n_failing = 0
+    for r in report["results"]:
+        if r["verdict"] not in GREEN:
+            n_failing += 1
+            if len(failing) < max_failures:
+                failing.append(r)
+    for r in failing:
         console.print(f"[bold red]{_t(r['verdict'])}[/] {_t(r['backend'])} {_t(label(r))}  "
                       f"[dim]{_t(r['file'])}:{_t(r['line'])}[/]  {_t(r.get('reason'))}" + registry_note(r),
                       highlight=False, soft_wrap=True)
@@ -59,8 +65,8 @@ def print_summary(report: dict, console: Console, max_failures: int = 30) -> Non
             console.print(f"    [dim]worst element {_t(worst_element(r['metrics']))}. "
                           f"{_t(bound_gloss(r['metrics'], r.get('tolerance')))}[/]",
                           highlight=False, soft_wrap=True)
-    if len(failing) > max_failures:
-        console.print(f"... and {len(failing) - max_failures} more in report.json")
+    if n_failing > max_failures:
+        console.print(f"... and {n_failing - max_failures} more in report.json")
     for entry in report.get("stale_divergences", []):
         console.print(f"[yellow]stale known divergence[/] {_t(entry['id'])} "
                       f"[dim]{_t(entry['file'])}:{_t(entry['line'])}[/]: {_t(entry['reason'])}", highlight=False)
