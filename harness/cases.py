@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Iterator, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -131,6 +133,48 @@ class Case:
     def canonical_params(self) -> dict[str, Any]:
         """The operator parameters in canonical form (pairs expanded, padding listed)."""
         return self.params.model_dump()
+
+    # What a run plans with, shared with ``harness.suite.CaseRef`` (Note [Case index] there), so the planning
+    # code (sharding, -k, --resume, the suite record) takes either.
+    @property
+    def mode(self) -> str:
+        return self.common.mode
+
+    @property
+    def backends(self) -> Optional[list[str]]:
+        return self.common.backends
+
+    @property
+    def description(self) -> Optional[str]:
+        return self.common.description
+
+    @property
+    def source(self) -> Optional[str]:
+        return self.common.source
+
+    @property
+    def flops(self) -> float:
+        """One call's floating-point operations (``OpSpec.flops``; 0 for a call the semantics rejects)."""
+        return ops.get(self.op).flops(self.resolved) if self.resolved is not None else 0.0
+
+    @property
+    def gradients(self) -> tuple[str, ...]:
+        """The operands whose gradients a backward run judges (``harness.backward.gradient_operands``): none
+        for a call the semantics rejects (its backward pass is the rejection) or an operator without one."""
+        op = ops.get(self.op)
+        if op.gradient is None or self.resolved is None or self.expects_error or self.expected_shape is None:
+            return ()
+        present = op.shapes(self.params)
+        return tuple(name for name in op.gradient.operands if name in present)
+
+    @property
+    def content_hash(self) -> str:
+        """A short sha256 of everything that decides the case's results (``harness.journal.case_hash``)."""
+        common = self.common.model_dump(include={"dtype", "data", "expect", "tolerance"})
+        backends = sorted(self.common.backends) if self.common.backends is not None else None
+        content = {"op": self.op, "params": self.canonical_params(), "backends": backends, **common}
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _format_value(value: Any) -> str:
@@ -234,15 +278,27 @@ def _expand(raw: dict, file: str, located: Located, buckets: dict, path: tuple, 
 
 
 def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional[Budget] = None,
-              max_cases: int = MAX_CASES) -> list[Case]:
+              max_cases: int = MAX_CASES, text: Optional[str] = None) -> list[Case]:
     """Load one case file; raise ``ProblemsError`` listing every problem. A claim file (top-level
-    ``claims:``, no ``cases:``) has no cases: ``harness.claims`` reads it."""
-    file = display or str(path)
-    located = load_yaml(read_text(path, file), file)
-    doc = located.value
+    ``claims:``, no ``cases:``) has no cases: ``harness.claims`` reads it. ``text``: the file's, if read."""
     problems: list[Problem] = []
+    out = list(iter_file(path, display, memory_budget, max_cases, problems, text))
+    if problems:
+        raise ProblemsError(problems)
+    return out
+
+
+def iter_file(path: Path, display: Optional[str] = None, memory_budget: Optional[Budget] = None,
+              max_cases: int = MAX_CASES, problems: Optional[list[Problem]] = None,
+              text: Optional[str] = None) -> Iterator[Case]:
+    """The valid cases of one file as they are built, the problems of the others added to ``problems``; a
+    problem that stops the reading (the document, ``op``, ``cases``, the size) raises ``ProblemsError``."""
+    file = display or str(path)
+    located = load_yaml(read_text(path, file) if text is None else text, file)
+    doc = located.value
+    problems = [] if problems is None else problems
     if isinstance(doc, dict) and "claims" in doc and "cases" not in doc:
-        return []
+        return
     if not isinstance(doc, dict):
         raise ProblemsError([Problem(file, 1, "document", "a case file is a mapping with 'op' and 'cases'")])
     for key in doc:
@@ -269,7 +325,7 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
         problems.append(Problem(file, located.line_of(("cases",)), "cases",
                                 f"the file expands to {planned} cases; the suite limit is {MAX_CASES}"))
         raise ProblemsError(problems)
-    out: list[Case] = []
+    built = 0
     buckets = _bucket_lines(located)
     for index, raw in enumerate(cases_raw):
         path = ("cases", index)
@@ -279,7 +335,7 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
         merged = {**defaults, **raw}
         base_lines = {**_lines_under(buckets, ("defaults",)), **_lines_under(buckets, path)}
         for case_raw, suffix, matrix_lines in _expand(merged, file, located, buckets, path, problems):
-            if len(out) >= max_cases:
+            if built >= max_cases:
                 problems.append(Problem(file, located.line_of(path), "cases",
                                         f"the suite expands to more than {max_cases} cases"))
                 raise ProblemsError(problems)
@@ -293,10 +349,8 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
                                             f"{memory_budget.limit / GIB:.3g} GiB (--max-memory)"))
                     continue
             if case is not None:
-                out.append(case)
-    if problems:
-        raise ProblemsError(problems)
-    return out
+                built += 1
+                yield case
 
 
 def _lines_under(buckets: dict, prefix: tuple, replace: tuple = ()) -> dict[tuple, int]:
@@ -396,23 +450,28 @@ def _backend_selector_known(selector: str) -> bool:
     return any(b == selector or b.split(".")[0] == selector for b in registry())
 
 
-def load_suite(paths: list[str], memory_budget: Union[Budget, int, None] = None) -> list[Case]:
+def load_suite(paths: list[str], memory_budget: Union[Budget, int, None] = None,
+               keep: Optional[Callable[[Path, str, list[Case]], list]] = None) -> list:
     """Load every case file; check ids are unique and sizes sane; raise ``ProblemsError`` with all problems.
 
     ``memory_budget`` (a ``Budget``, or bytes for a run of every backend) refuses cases whose estimated
-    peak memory is larger (``harness.memory``), at validation time, before any allocation.
+    peak memory is larger (``harness.memory``), at validation time, before any allocation. ``keep(path,
+    text, cases)``: what is kept of each file's cases (their ``id``, ``file`` and ``line`` at least; default
+    the cases themselves; ``harness.suite.index_suite`` keeps a compact entry each).
     """
     if isinstance(memory_budget, int):
         memory_budget = Budget.for_backends(memory_budget)
     problems: list[Problem] = []
-    cases: list[Case] = []
+    cases: list = []
     files = suite_files(paths, problems)
     for path in files:
         try:
-            cases += load_file(path, memory_budget=memory_budget, max_cases=MAX_CASES - len(cases))
+            text = read_text(path, str(path))
+            loaded = load_file(path, memory_budget=memory_budget, max_cases=MAX_CASES - len(cases), text=text)
+            cases += keep(path, text, loaded) if keep is not None else loaded
         except ProblemsError as exc:
             problems += exc.problems
-    seen: dict[str, Case] = {}
+    seen: dict[str, Any] = {}
     for case in cases:
         if case.id in seen:
             first = seen[case.id]

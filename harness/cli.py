@@ -107,14 +107,15 @@ def _whole_suite(args, shards_too: bool = False) -> bool:
 
 
 def _load(args, backends=None):
-    """Cases and registry, every problem of both reported together (``backends``: the run's, for the memory guard).
+    """The suite's index (``harness.suite``: a ``CaseRef`` per case, every file validated) and the registry, every
+    problem of both reported together (``backends``: the run's, for the memory guard).
     The claims of the same paths are loaded alongside into ``args.claims`` (Note [Claims], ``harness/claims``)."""
-    from harness.cases import load_suite
     from harness.claims.load import load_claims
     from harness.memory import Budget
+    from harness.suite import index_suite
     budget = Budget.for_backends(_budget(args), backends)
     problems, loaded = [], {}
-    for name, loader in (("cases", lambda: load_suite(args.paths, memory_budget=budget)),
+    for name, loader in (("cases", lambda: index_suite(args.paths, memory_budget=budget)),
                          ("registry", lambda: _registry(args)),
                          ("claims", lambda: load_claims(args.paths, memory_budget=budget))):
         try:
@@ -265,6 +266,7 @@ def _run_into(args, cases, chosen, registry, gen, executor):
                                        registry=registry, resume=args.resume, on_resume=on_resume,
                                        memory_limit=_budget(args), mode=args.mode,
                                        check_stale=_whole_suite(args), executor=executor,
+                                       on_changed=lambda text: print(f"conform: {printable(text)}", file=sys.stderr),  # even --quiet
                                        on_note=lambda text: console.print(f"conform: {text}", markup=False)))
     return result
 

@@ -29,6 +29,7 @@ everything.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,8 +258,17 @@ def _construct(node, path, lines, problems, file, loader, seen=None):
     return value
 
 
+_STR, _INT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int"
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")   # no leading zero: YAML 1.1 reads 012 as octal
+
+
 def _scalar(node, path, line, problems, file, loader):
     try:
+        # The two scalars a case file is mostly made of, as SafeConstructor builds them, without its dispatch.
+        if node.tag == _STR:
+            return node.value
+        if node.tag == _INT and _DECIMAL.fullmatch(node.value):
+            return int(node.value)
         return loader.construct_object(node)
     except yaml.YAMLError as exc:
         problems.append(Problem(file, line, _path_name(path), str(exc)))
