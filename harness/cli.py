@@ -259,6 +259,10 @@ def _run_into(args, cases, chosen, registry, gen, executor):
         print(plan.summary(), file=sys.stderr)   # even with --quiet: it says what this run will judge
         progress.update(task, advance=len(plan.kept))
 
+    def on_changed(text):   # even with --quiet: these cases were not judged (Note [Edited during a run])
+        print(f"conform: {printable(text)}; the run is incomplete, and `conform run --resume` runs them",
+              file=sys.stderr)
+
     with progress:
         task = progress.add_task("conform", total=len(cases) * len(chosen), last="")
         result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout, jobs=args.jobs,
@@ -266,7 +270,7 @@ def _run_into(args, cases, chosen, registry, gen, executor):
                                        registry=registry, resume=args.resume, on_resume=on_resume,
                                        memory_limit=_budget(args), mode=args.mode,
                                        check_stale=_whole_suite(args), executor=executor,
-                                       on_changed=lambda text: print(f"conform: {printable(text)}", file=sys.stderr),  # even --quiet
+                                       on_changed=on_changed,
                                        on_note=lambda text: console.print(f"conform: {text}", markup=False)))
     return result
 

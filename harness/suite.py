@@ -82,15 +82,18 @@ class _Interned(dict):
 def index_suite(paths: list[str], memory_budget: Union[Budget, int, None] = None) -> list[CaseRef]:
     """``load_suite``'s validation, keeping a ``CaseRef`` per case; raise ``ProblemsError`` with all problems."""
     shared = _Interned()
+    return load_suite(paths, memory_budget, keep=lambda path, text, cases: index_file(path, text, cases, shared))
 
-    def keep(path: Path, text: str, cases: list[Case]) -> list[CaseRef]:
-        origin = SuiteFile(path, str(path), _digest(text))
-        return [CaseRef(case.id, case.op, case.file, case.line, shared[sys.intern(case.mode)],
-                        shared[tuple(case.backends)] if case.backends is not None else None,
-                        case.description, case.source, case.content_hash, float(case.flops),
-                        shared[case.gradients], origin) for case in cases]
 
-    return load_suite(paths, memory_budget, keep=keep)
+def index_file(path: Path, text: str, cases: list[Case], shared: Optional[dict] = None,
+               display: Optional[str] = None) -> list[CaseRef]:
+    """The entries of one validated file's ``cases``, read from ``text`` (``display``: its name in messages)."""
+    shared = _Interned() if shared is None else shared
+    origin = SuiteFile(path, display or str(path), _digest(text))
+    return [CaseRef(case.id, case.op, case.file, case.line, shared[sys.intern(case.mode)],
+                    shared[tuple(case.backends)] if case.backends is not None else None,
+                    case.description, case.source, case.content_hash, float(case.flops),
+                    shared[case.gradients], origin) for case in cases]
 
 
 def materialise(items: Iterable[Union[Case, CaseRef]],
@@ -155,5 +158,5 @@ def _rebuild(refs: list[CaseRef], on_changed: Optional[Callable[[str], None]]) -
         missing = refs
     if missing and on_changed is not None:
         shown = ", ".join(ref.id for ref in missing[:5]) + (", …" if len(missing) > 5 else "")
-        on_changed(f"{origin.display} {why}: {len(missing)} of its cases did not run as validated and were not "
-                   f"run ({shown}); the run is incomplete, and `conform run --resume` runs them")
+        on_changed(f"{origin.display} {why}: {len(missing)} of its cases are no longer as validated and were "
+                   f"not run ({shown})")
