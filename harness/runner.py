@@ -437,9 +437,10 @@ def run(cases: list[Union[Case, CaseRef]], options: RunOptions) -> RunResult:
         # The parent's oracle shares the cores with the workers: OpenBLAS's own threads would spin against
         # them (a 2-thread product measured 3-40x slower than one thread under that load).
         with threadpool_limits(1, user_api="blas"):
-            run_pipeline(materialise(cases, on_changed), prepare=prepare_case, lanes_of=lambda job: list(job.wants), work=work, finish=finish,
-                         lanes=[b for b in options.backends if b in needed], start=start, cancel=cancel,
-                         slots=options.jobs, window=options.window, budget=budget, cost=cost)
+            # The index's cases are rebuilt a file at a time, in the producer thread (Note [Case index]).
+            run_pipeline(materialise(cases, on_changed), prepare=prepare_case, lanes_of=lambda job: list(job.wants),
+                         work=work, finish=finish, lanes=[b for b in options.backends if b in needed], start=start,
+                         cancel=cancel, slots=options.jobs, window=options.window, budget=budget, cost=cost)
     except KeyboardInterrupt:
         # The calls in flight are cancelled, not judged: they are not results.
         interrupted = True

@@ -153,10 +153,9 @@ def _rebuild(refs: list[CaseRef], on_changed: Optional[Callable[[str], None]]) -
                 yield case
             else:
                 missing.append(ref)
-        why = "changed after it was validated"
+        why = "changed after it was validated (a case not run is no longer as validated)"
     else:
         missing = refs
     if missing and on_changed is not None:
         shown = ", ".join(ref.id for ref in missing[:5]) + (", …" if len(missing) > 5 else "")
-        on_changed(f"{origin.display} {why}: {len(missing)} of its cases are no longer as validated and were "
-                   f"not run ({shown})")
+        on_changed(f"{origin.display} {why}; not run: {len(missing)} of its cases ({shown})")

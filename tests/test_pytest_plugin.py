@@ -215,5 +215,5 @@ def test_a_case_edited_after_collection_fails_its_items(tmp_path):
     assert proc.returncode == 1, proc.stdout
     assert "PASSED edited.yaml::kept[numpy]" in proc.stdout
     assert "FAILED edited.yaml::edited[numpy]" in proc.stdout
-    assert "edited.yaml changed after it was validated: 1 of its cases are no longer as validated and were not run " \
-           "(edited)" in proc.stdout, proc.stdout
+    assert "edited.yaml changed after it was validated" in proc.stdout, proc.stdout
+    assert "not run: 1 of its cases (edited)" in proc.stdout
