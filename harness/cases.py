@@ -1,4 +1,4 @@
-"""The case model: case files (DESIGN.md §4) -> validated, expanded ``Case`` objects.
+"""Case files (DESIGN.md §4) -> validated, expanded ``Case`` objects (the model: ``harness.casemodel``).
 
 A case file has ``op``, optional ``defaults`` merged into every case, and
 ``cases``; a case with ``matrix`` expands into one case per point of the
@@ -16,121 +16,34 @@ is safe in a file name, a terminal and a junit testcase name. Case files are
 found by ``harness.discovery`` (a folder that cannot be walked is a problem,
 not a silently smaller suite; the suite's size is bounded before any file is
 read) and read through ``harness.userfile`` (regular files of at most 1 MiB).
-
-A little over 400 lines: loading, matrix expansion and the mapping of every
-pydantic error back to its YAML line are one unit; split, each half would
-need the other's line bookkeeping.
+A run keeps only an index of the cases and rebuilds them a file at a time
+(``harness.suite``, with ``iter_file``).
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 import itertools
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import ValidationError
 
 from harness import ops
 from harness.backends import registry
+from harness.casemodel import (COMMON_KEYS, ID_MAX, ID_PATTERN, Case, CaseFields, Expect, Fill,  # noqa: F401 - the
+                               Tolerance, data_model, fields_model)                                # loader's model
 from harness.memory import Budget
 from harness.discovery import suite_files
 from harness.userfile import read_text
 from harness.yamlsrc import Located, Problem, ProblemsError, load_yaml
 
-Fill = Literal["normal", "uniform", "ones", "arange", "impulse"]
 MAX_MATRIX_POINTS = 10_000
 MAX_CASES = 20_000           # per suite (~40× the shipped one): building a case costs ~0.3 ms, so validation stays
                              # within seconds; beyond this it is a mistake, not a test plan
 GIB = 1 << 30
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.,=:+\-\[\]]*$"
-ID_MAX = 200
 _ID_LABEL = re.compile(r"[A-Za-z0-9_.,=:+\-\[\]]*")   # what a matrix value may contribute to an id
-
-
-class Expect(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    shape: Optional[list[int]] = None
-    error: bool = False
-
-
-class Tolerance(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    rtol: float = Field(default=0.0, ge=0)
-    atol: float = Field(default=0.0, ge=0)
-
-
-class CaseFields(BaseModel):
-    """Fields every case has, whatever its operator."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    id: str = Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)
-    source: Optional[str] = None
-    description: Optional[str] = None
-    dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
-    data: Any = None                  # the operator's data model (``fields_model``): a fill per operand, a seed
-    expect: Optional[Expect] = None
-    tolerance: Optional[Tolerance] = None
-    backends: Optional[list[str]] = None
-    #: forward: the output; backward: the gradients of every differentiable operand (Note [Gradients] in
-    #: ``harness/backends/autodiff.py``); both. ``conform run --mode`` overrides it for every case.
-    mode: Literal["forward", "backward", "both"] = "forward"
-
-
-COMMON_KEYS = set(CaseFields.model_fields) | {"matrix"}
-
-
-@functools.cache
-def data_model(op_name: str) -> type[BaseModel]:
-    """The ``data:`` model of an operator's cases: a fill per operand (a bias: none by default), a seed."""
-    spec = ops.get(op_name)
-    fills = {o.name: (Optional[Fill], None) if o.fill is None else (Fill, o.fill) for o in spec.operands}
-    return create_model(f"Data_{op_name}", __config__=ConfigDict(extra="forbid", strict=True), **fills,
-                        seed=(int, Field(default=0, ge=0, le=2**63 - 1)))
-
-
-@functools.cache
-def fields_model(op_name: str) -> type[CaseFields]:
-    """``CaseFields`` with the operator's ``data:`` model."""
-    data = data_model(op_name)
-    return create_model(f"CaseFields_{op_name}", __base__=CaseFields, data=(data, data()))
-
-
-@dataclass
-class Case:
-    """One expanded, validated case: what the runner runs."""
-
-    id: str
-    op: str
-    file: str
-    line: int
-    common: CaseFields
-    params: BaseModel                 # the operator's Params
-    raw_params: dict[str, Any]        # the operator fields as written (after defaults/matrix)
-    resolved: Any = None              # the operator's Resolved (OpSpec.resolve), or None if the call is invalid
-    invalid_reason: Optional[str] = None
-    lines: dict[tuple, int] = field(default_factory=dict)   # field path within the case -> line
-
-    @property
-    def dtype(self) -> str:
-        return self.common.dtype
-
-    @property
-    def expects_error(self) -> bool:
-        return bool(self.common.expect and self.common.expect.error)
-
-    @property
-    def expected_shape(self) -> Optional[tuple[int, ...]]:
-        if self.common.expect and self.common.expect.shape is not None:
-            return tuple(self.common.expect.shape)
-        return self.resolved.output_shape if self.resolved else None
-
-    def canonical_params(self) -> dict[str, Any]:
-        """The operator parameters in canonical form (pairs expanded, padding listed)."""
-        return self.params.model_dump()
 
 
 def _format_value(value: Any) -> str:
@@ -234,15 +147,27 @@ def _expand(raw: dict, file: str, located: Located, buckets: dict, path: tuple, 
 
 
 def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional[Budget] = None,
-              max_cases: int = MAX_CASES) -> list[Case]:
+              max_cases: int = MAX_CASES, text: Optional[str] = None) -> list[Case]:
     """Load one case file; raise ``ProblemsError`` listing every problem. A claim file (top-level
-    ``claims:``, no ``cases:``) has no cases: ``harness.claims`` reads it."""
-    file = display or str(path)
-    located = load_yaml(read_text(path, file), file)
-    doc = located.value
+    ``claims:``, no ``cases:``) has no cases: ``harness.claims`` reads it. ``text``: the file's, if read."""
     problems: list[Problem] = []
+    out = list(iter_file(path, display, memory_budget, max_cases, problems, text))
+    if problems:
+        raise ProblemsError(problems)
+    return out
+
+
+def iter_file(path: Path, display: Optional[str] = None, memory_budget: Optional[Budget] = None,
+              max_cases: int = MAX_CASES, problems: Optional[list[Problem]] = None,
+              text: Optional[str] = None) -> Iterator[Case]:
+    """The valid cases of one file as they are built, the problems of the others added to ``problems``; a
+    problem that stops the reading (the document, ``op``, ``cases``, the size) raises ``ProblemsError``."""
+    file = display or str(path)
+    located = load_yaml(read_text(path, file) if text is None else text, file)
+    doc = located.value
+    problems = [] if problems is None else problems
     if isinstance(doc, dict) and "claims" in doc and "cases" not in doc:
-        return []
+        return
     if not isinstance(doc, dict):
         raise ProblemsError([Problem(file, 1, "document", "a case file is a mapping with 'op' and 'cases'")])
     for key in doc:
@@ -269,7 +194,7 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
         problems.append(Problem(file, located.line_of(("cases",)), "cases",
                                 f"the file expands to {planned} cases; the suite limit is {MAX_CASES}"))
         raise ProblemsError(problems)
-    out: list[Case] = []
+    built = 0
     buckets = _bucket_lines(located)
     for index, raw in enumerate(cases_raw):
         path = ("cases", index)
@@ -279,7 +204,7 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
         merged = {**defaults, **raw}
         base_lines = {**_lines_under(buckets, ("defaults",)), **_lines_under(buckets, path)}
         for case_raw, suffix, matrix_lines in _expand(merged, file, located, buckets, path, problems):
-            if len(out) >= max_cases:
+            if built >= max_cases:
                 problems.append(Problem(file, located.line_of(path), "cases",
                                         f"the suite expands to more than {max_cases} cases"))
                 raise ProblemsError(problems)
@@ -293,10 +218,8 @@ def load_file(path: Path, display: Optional[str] = None, memory_budget: Optional
                                             f"{memory_budget.limit / GIB:.3g} GiB (--max-memory)"))
                     continue
             if case is not None:
-                out.append(case)
-    if problems:
-        raise ProblemsError(problems)
-    return out
+                built += 1
+                yield case
 
 
 def _lines_under(buckets: dict, prefix: tuple, replace: tuple = ()) -> dict[tuple, int]:
@@ -305,15 +228,17 @@ def _lines_under(buckets: dict, prefix: tuple, replace: tuple = ()) -> dict[tupl
     ``buckets`` groups the document's lines by their first two path parts, so
     a file of many cases is indexed once, not scanned once per case.
     """
-    n, out = len(prefix), {}
+    n, out, shared = len(prefix), {}, buckets[None]
     for p, line in buckets.get(prefix[:2], ()):
         if p[:n] == prefix and (rest := replace + p[n:]):
-            out[rest] = line
+            out[shared.setdefault(rest, rest)] = line
     return out
 
 
-def _bucket_lines(located: Located) -> dict[tuple, list]:
-    buckets: dict[tuple, list] = {}
+def _bucket_lines(located: Located) -> dict:
+    """The document's lines by the first one and two parts of their paths; under None, one tuple per re-rooted
+    path (``("stride",)``, ``("data", "seed")`` recur in every case), shared by the file's ``Case.lines``."""
+    buckets: dict = {None: {}}
     for path, line in located.lines.items():
         buckets.setdefault(path[:2], []).append((path, line))
         if len(path) >= 2:
@@ -396,23 +321,28 @@ def _backend_selector_known(selector: str) -> bool:
     return any(b == selector or b.split(".")[0] == selector for b in registry())
 
 
-def load_suite(paths: list[str], memory_budget: Union[Budget, int, None] = None) -> list[Case]:
+def load_suite(paths: list[str], memory_budget: Union[Budget, int, None] = None,
+               keep: Optional[Callable[[Path, str, list[Case]], list]] = None) -> list:
     """Load every case file; check ids are unique and sizes sane; raise ``ProblemsError`` with all problems.
 
     ``memory_budget`` (a ``Budget``, or bytes for a run of every backend) refuses cases whose estimated
-    peak memory is larger (``harness.memory``), at validation time, before any allocation.
+    peak memory is larger (``harness.memory``), at validation time, before any allocation. ``keep(path,
+    text, cases)``: what is kept of each file's cases (their ``id``, ``file`` and ``line`` at least; default
+    the cases themselves; ``harness.suite.index_suite`` keeps a compact entry each).
     """
     if isinstance(memory_budget, int):
         memory_budget = Budget.for_backends(memory_budget)
     problems: list[Problem] = []
-    cases: list[Case] = []
+    cases: list = []
     files = suite_files(paths, problems)
     for path in files:
         try:
-            cases += load_file(path, memory_budget=memory_budget, max_cases=MAX_CASES - len(cases))
+            text = read_text(path, str(path))
+            loaded = load_file(path, memory_budget=memory_budget, max_cases=MAX_CASES - len(cases), text=text)
+            cases += keep(path, text, loaded) if keep is not None else loaded
         except ProblemsError as exc:
             problems += exc.problems
-    seen: dict[str, Case] = {}
+    seen: dict[str, Any] = {}
     for case in cases:
         if case.id in seen:
             first = seen[case.id]

@@ -107,14 +107,15 @@ def _whole_suite(args, shards_too: bool = False) -> bool:
 
 
 def _load(args, backends=None):
-    """Cases and registry, every problem of both reported together (``backends``: the run's, for the memory guard).
+    """The suite's index (``harness.suite``: a ``CaseRef`` per case, every file validated) and the registry, every
+    problem of both reported together (``backends``: the run's, for the memory guard).
     The claims of the same paths are loaded alongside into ``args.claims`` (Note [Claims], ``harness/claims``)."""
-    from harness.cases import load_suite
     from harness.claims.load import load_claims
     from harness.memory import Budget
+    from harness.suite import index_suite
     budget = Budget.for_backends(_budget(args), backends)
     problems, loaded = [], {}
-    for name, loader in (("cases", lambda: load_suite(args.paths, memory_budget=budget)),
+    for name, loader in (("cases", lambda: index_suite(args.paths, memory_budget=budget)),
                          ("registry", lambda: _registry(args)),
                          ("claims", lambda: load_claims(args.paths, memory_budget=budget))):
         try:
@@ -258,6 +259,10 @@ def _run_into(args, cases, chosen, registry, gen, executor):
         print(plan.summary(), file=sys.stderr)   # even with --quiet: it says what this run will judge
         progress.update(task, advance=len(plan.kept))
 
+    def on_changed(text):   # even with --quiet: these cases were not judged (Note [Edited during a run])
+        print(f"conform: {printable(text)}; the run is incomplete, and `conform run --resume` runs them",
+              file=sys.stderr)
+
     with progress:
         task = progress.add_task("conform", total=len(cases) * len(chosen), last="")
         result = run(cases, RunOptions(backends=chosen, out=args.out, timeout_s=args.timeout, jobs=args.jobs,
@@ -265,6 +270,7 @@ def _run_into(args, cases, chosen, registry, gen, executor):
                                        registry=registry, resume=args.resume, on_resume=on_resume,
                                        memory_limit=_budget(args), mode=args.mode,
                                        check_stale=_whole_suite(args), executor=executor,
+                                       on_changed=on_changed,
                                        on_note=lambda text: console.print(f"conform: {text}", markup=False)))
     return result
 

@@ -16,7 +16,6 @@ this run does not plan (other backends, cases outside ``-k``) are kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,13 +38,11 @@ def case_hash(case: Case) -> str:
     expectation, a tolerance override and the backends restriction: what
     changes a call, its operands or how it is judged. Not the id (the key the
     hash is stored under), nor description, source, file or line, so moving or
-    re-documenting a case does not make ``--resume`` run it again.
+    re-documenting a case does not make ``--resume`` run it again. ``case``: a
+    ``Case`` (``Case.content_hash`` computes it) or a ``harness.suite.CaseRef``
+    (which holds it from validation).
     """
-    common = case.common.model_dump(include={"dtype", "data", "expect", "tolerance"})
-    backends = sorted(case.common.backends) if case.common.backends is not None else None
-    content = {"op": case.op, "params": case.canonical_params(), "backends": backends, **common}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return case.content_hash
 
 
 def read_journal(path: Path) -> list[dict]:
@@ -80,7 +77,7 @@ class ResumePlan:
                 f"({self.edited} case changed, {self.version_changed} framework version changed, {self.new} new)")
 
 
-def plan_resume(records: list[dict], cases: list[Case], backends: list[str],
+def plan_resume(records: list[dict], cases: list, backends: list[str],
                 versions: dict[str, Optional[str]],
                 results_of: Callable[[Case], tuple[Optional[str], ...]] = lambda case: (None,)) -> ResumePlan:
     """Split the planned pairs into kept records and pairs to run again.
@@ -88,6 +85,7 @@ def plan_resume(records: list[dict], cases: list[Case], backends: list[str],
     A later record of a pair wins over an earlier one. A kept record gets the
     case's current file, line, description and source: those may change
     without changing the result. ``results_of(case)``: the gradients planned for a case (None: forward).
+    ``cases``: ``Case`` objects or the suite's index (``harness.suite.CaseRef``).
     """
     latest: dict[Key, dict] = {key_of(r): r for r in records}
     plan = ResumePlan()
@@ -102,8 +100,7 @@ def plan_resume(records: list[dict], cases: list[Case], backends: list[str],
             elif record.get("backend_version") != versions.get(backend):
                 plan.version_changed += 1
             else:
-                record.update(file=case.file, line=case.line, description=case.common.description,
-                              source=case.common.source)
+                record.update(file=case.file, line=case.line, description=case.description, source=case.source)
                 plan.kept.append(record)
     return plan
 

@@ -16,6 +16,9 @@ conform's reason and the reproducer's path. ``harness.pytest_run`` judges, as ``
 pytest-xdist: each process judges the items it is given with its own framework workers; records travel
 to the controller on the reports (``conform_record``), where ``--conform-out`` writes one report set.
 ``--dist loadfile`` keeps a file's items in one process, so their case preparation is shared.
+
+Items hold the suite's index (``harness.suite.CaseRef``), not cases: a file's cases are rebuilt when its
+first item runs and held until another file's item runs; a case edited since collection fails its items.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from harness.compare import GREEN
 _RUNNER = pytest.StashKey()       # this process's ProcessRunner, made when the first item runs
 _SETTINGS = pytest.StashKey()     # backends, mode and registry of this process (_settings)
 _SEEN = pytest.StashKey()         # case id -> "file:line" of its first definition in this collection
+_HELD = pytest.StashKey()         # (CaseFile, its rebuilt cases by id, what changed): one file's cases at a time
 
 
 def pytest_addoption(parser) -> None:
@@ -125,14 +129,19 @@ class CaseFile(pytest.File):
         from harness.cases import load_file
         from harness.memory import Budget, default_memory_budget
         from harness.report.gradients import junit_name
+        from harness.suite import index_file
+        from harness.userfile import read_text
         from harness.yamlsrc import ProblemsError
         settings = _settings(self.config)
         display = os.path.relpath(self.path, self.config.invocation_params.dir)
+        budget = Budget.for_backends(default_memory_budget(), settings["backends"])
         try:
-            cases = load_file(self.path, display,
-                              memory_budget=Budget.for_backends(default_memory_budget(), settings["backends"]))
+            text = read_text(self.path, display)
+            cases = load_file(self.path, display, memory_budget=budget, text=text)
         except ProblemsError as exc:
             raise self.CollectError("\n".join(map(str, exc.problems))) from None
+        # The items hold the index; the cases are rebuilt when the file's first item runs (``rebuilt``).
+        cases = self.refs = index_file(self.path, text, cases, display=display)
         seen = self.config.stash[_SEEN]
         for case in cases:
             first = seen.setdefault(case.id, f"{case.file}:{case.line}")
@@ -140,15 +149,30 @@ class CaseFile(pytest.File):
                 raise self.CollectError(f"{case.file}:{case.line}: id: duplicate case id {case.id!r} "
                                         f"(first at {first})")
         for case in cases:
-            for gradient in planned(case, settings["mode"] or case.common.mode):
+            for gradient in planned(case, settings["mode"] or case.mode):
                 name = junit_name({"case": case.id, "gradient": gradient})
                 for backend in settings["backends"]:
                     yield CaseItem.from_parent(self, name=f"{name}[{backend}]", case=case, backend=backend,
                                                gradient=gradient)
 
+    def rebuilt(self, ref):
+        """The ``Case`` of ``ref`` (one of this file's), the file's cases rebuilt when the first of its items
+        runs and held until another file's item runs (Note [Case index], ``harness/suite.py``); a case edited
+        since collection fails its items with what changed (Note [Edited during a run])."""
+        from harness.suite import materialise
+        held = self.config.stash.get(_HELD, None)
+        if held is None or held[0] is not self:
+            said: list[str] = []
+            held = (self, {case.id: case for case in materialise(self.refs, said.append)}, said)
+            self.config.stash[_HELD] = held
+        if ref.id not in held[1]:
+            pytest.fail(held[2][0] if held[2] else f"{ref.file}:{ref.line}: {ref.id} was not rebuilt", pytrace=False)
+        return held[1][ref.id]
+
 
 class CaseItem(pytest.Item):
-    """One result: ``case`` on ``backend`` (``gradient``: None for the output, else x/w/b)."""
+    """One result: ``case`` (a ``harness.suite.CaseRef``) on ``backend`` (``gradient``: None for the output, else
+    x/w/b)."""
 
     def __init__(self, *, case, backend: str, gradient: Optional[str], **kwargs):
         super().__init__(**kwargs)
@@ -158,7 +182,7 @@ class CaseItem(pytest.Item):
         self.add_marker(pytest.mark.conform)
 
     def runtest(self) -> None:
-        record = _runner(self.config).result(self.case, self.backend, self.gradient)
+        record = _runner(self.config).result(self.parent.rebuilt(self.case), self.backend, self.gradient)
         self.conform_record = record
         verdict = record["verdict"]
         if verdict == "pass":

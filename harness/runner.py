@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -40,6 +40,7 @@ from harness.journal import ResumePlan, case_hash, key_of, plan_resume, read_jou
 from harness.memory import PARENT_RESIDENT
 from harness.pipeline import DEFAULT_WINDOW, run_pipeline
 from harness.results import ResultIndex
+from harness.suite import CaseRef, materialise
 from harness.timing import CallClock, parent_cpu_s, timing
 from harness.worker import Crash, Timeout, Worker
 
@@ -71,10 +72,13 @@ class RunOptions:
     window: int = DEFAULT_WINDOW
     #: Where the workers run (``harness.executors``: local subprocesses, or Ray actors); entered by the caller.
     executor: Any = field(default_factory=LocalExecutor)
+    #: Told which cases of a file edited since validation were not run (Note [Edited during a run] in
+    #: ``harness/suite.py``); the run is then incomplete.
+    on_changed: Optional[Callable[[str], None]] = None
 
-    def results_of(self, case: Case) -> tuple[Optional[str], ...]:
+    def results_of(self, case: Union[Case, CaseRef]) -> tuple[Optional[str], ...]:
         """The results of ``case`` per backend: None (forward) and/or the gradients (``backward.planned``)."""
-        return backward.planned(case, self.mode or case.common.mode)
+        return backward.planned(case, self.mode or case.mode)
 
 
 @dataclass
@@ -285,8 +289,11 @@ def unclassify(record: dict) -> None:
             record["verdict"], record["reason"] = "pass", ""
 
 
-def run(cases: list[Case], options: RunOptions) -> RunResult:
+def run(cases: list[Union[Case, CaseRef]], options: RunOptions) -> RunResult:
     """Run every (case, backend) pair; stream results to ``results.jsonl``.
+
+    ``cases``: ``Case`` objects, or the suite's index (``harness.suite``), whose cases are rebuilt one file
+    at a time as the run reaches them; planning (``--resume``, which workers to start) needs the index only.
 
     With ``options.resume`` the journal's records of unchanged pairs are kept
     and not run again (``harness.journal`` says which). Ctrl-C (or SIGTERM
@@ -295,12 +302,13 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     """
     started, started_cpu = time.monotonic(), parent_cpu_s()
     versions = {bid: envs.version_of(bid) for bid in options.backends}
-    planned = {(c.id, b, g) for c in cases for b in options.backends for g in options.results_of(c)}
     journal_path = options.out / "results.jsonl"
     options.out.mkdir(parents=True, exist_ok=True)
     index = ResultIndex(journal_path, {c.id: i for i, c in enumerate(cases)}, options.backends)
     done: set[tuple[str, str, Optional[str]]] = set()   # kept by --resume: not this run's work
+    needed = set(options.backends) if cases else set()   # every case has a result per backend (forward at least)
     if options.resume:
+        planned = {(c.id, b, g) for c in cases for b in options.backends for g in options.results_of(c)}
         records = read_journal(journal_path)
         plan = plan_resume(records, cases, options.backends, versions, options.results_of)
         for record in plan.kept:
@@ -310,6 +318,7 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         # No outdated record survives; the kept ones are written classified, and indexed where they now are.
         for record, offset, length in rewrite_journal(journal_path, records, plan, planned):
             index.add(record, offset, length)
+        needed = {b for c, b, _ in planned - done}
         if options.on_resume:
             options.on_resume(plan)
         del records, plan   # held again only as the journal's lines
@@ -321,7 +330,6 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
     start_errors: dict[str, str] = {}      # installed but the worker cannot start: results are `crash`
     logs = options.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    needed = {b for c, b, _ in planned - done}
     launches: dict[str, str] = {}
     for bid in options.backends:
         available, reason = envs.availability(bid)
@@ -423,6 +431,13 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         for worker in workers.values():
             worker.cancel()
 
+    changed: list[str] = []
+
+    def on_changed(message: str) -> None:
+        changed.append(message)
+        if options.on_changed:
+            options.on_changed(message)
+
     clock = {bid: CallClock() for bid in options.backends}   # each lane adds to its own
     interrupted = False
     budget = options.memory_limit - PARENT_RESIDENT if options.memory_limit else None
@@ -430,9 +445,10 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
         # The parent's oracle shares the cores with the workers: OpenBLAS's own threads would spin against
         # them (a 2-thread product measured 3-40x slower than one thread under that load).
         with threadpool_limits(1, user_api="blas"):
-            run_pipeline(cases, prepare=prepare_case, lanes_of=lambda job: list(job.wants), work=work, finish=finish,
-                         lanes=[b for b in options.backends if b in needed], start=start, cancel=cancel,
-                         slots=options.jobs, window=options.window, budget=budget, cost=cost)
+            # The index's cases are rebuilt a file at a time, in the producer thread (Note [Case index]).
+            run_pipeline(materialise(cases, on_changed), prepare=prepare_case, lanes_of=lambda job: list(job.wants),
+                         work=work, finish=finish, lanes=[b for b in options.backends if b in needed], start=start,
+                         cancel=cancel, slots=options.jobs, window=options.window, budget=budget, cost=cost)
     except KeyboardInterrupt:
         # The calls in flight are cancelled, not judged: they are not results.
         interrupted = True
@@ -441,10 +457,11 @@ def run(cases: list[Case], options: RunOptions) -> RunResult:
             worker.stop(kill=interrupted)
         journal.close()
     results = index.results()
-    stale = options.registry.stale(options.backends) if options.check_stale and not interrupted else []
+    incomplete = interrupted or bool(changed)
+    stale = options.registry.stale(options.backends) if options.check_stale and not incomplete else []
     duration = time.monotonic() - started
     described = environment(options.backends, {**setup_errors, **start_errors}, launches)
     return RunResult(results=results, environment={**described, "executor": options.executor.describe()},
-                     duration_s=round(duration, 3), incomplete=interrupted, stale=stale,
+                     duration_s=round(duration, 3), incomplete=incomplete, stale=stale,
                      timing=timing(clock, duration, options.jobs, len(results) - len(done),
                                    parent_cpu_s() - started_cpu))

@@ -54,7 +54,6 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from harness import ops
 from harness.backends import matches, split_version
 from harness.journal import case_hash
 
@@ -79,11 +78,11 @@ def _overhead(backend: str) -> float:
 
 
 def case_cost(case, backends: Sequence[str], mode: Optional[str] = None) -> float:
-    """Estimated seconds of one case on ``backends`` (Note [Shard cost])."""
-    mode = mode or case.common.mode
+    """Estimated seconds of one case (a ``Case`` or its ``CaseRef``) on ``backends`` (Note [Shard cost])."""
+    mode = mode or case.mode
     passes = PASSES.get(mode, 1)
-    flops = ops.get(case.op).flops(case.resolved) if case.resolved is not None else 0.0
-    ran = [b for b in backends if not case.common.backends or matches(b, case.common.backends)]
+    flops = case.flops
+    ran = [b for b in backends if not case.backends or matches(b, case.backends)]
     calls = sum(_overhead(b) + flops / RATE.get(split_version(b)[0], DEFAULT_RATE) for b in ran)
     oracle = 2 * flops / ORACLE_RATE * (1 if mode == "forward" else 3)
     return passes * calls + oracle
@@ -130,7 +129,7 @@ class Sharding:
 
 def fingerprint(cases: list, claims: list, mode: Optional[str]) -> str:
     """sha256 of what the selected suite runs: each case's id, content and mode, each claim's id and content."""
-    items = [[c.id, case_hash(c), mode or c.common.mode] for c in cases]
+    items = [[c.id, case_hash(c), mode or c.mode] for c in cases]
     items += [[c.id, c.claim.model_dump(mode="json")] for c in claims]
     text = json.dumps(items, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

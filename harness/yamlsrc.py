@@ -12,10 +12,24 @@ double-quoted string if they are meant), scalars a core tag cannot construct
 (``!!int "abc"``, integers of more than 4300 digits), nesting deeper than
 ``MAX_DEPTH`` (checked while composing, before any recursion can overflow) and
 documents of more than ``MAX_VALUES`` values.
+
+Note [Two parsers]
+------------------
+libyaml (PyYAML's C scanner and parser) reads a case file about 8x faster
+than the pure-Python one, and a run reads every file twice (validation, then
+the run rebuilding its cases: ``harness.cases``). Its events carry the same
+marks, so our composer (with the depth guard) and constructor run over them
+unchanged and every line is the same. Its error messages are not PyYAML's,
+though, and it does not refuse every character PyYAML does: a text with a
+character the pure reader forbids, or one libyaml fails on in any way, is read
+again by the pure loader, whose message (or, should the two ever disagree,
+whose value) is the one given. Without libyaml the pure loader reads
+everything.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,11 +90,11 @@ _CORE_TAGS = {
 MAX_DEPTH = 64
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose composer refuses nesting beyond ``MAX_DEPTH`` (with the line) before recursing."""
+class _DepthComposer(yaml.composer.Composer):
+    """PyYAML's composer, refusing nesting beyond ``MAX_DEPTH`` (with the line) before recursing."""
 
-    def __init__(self, stream):
-        super().__init__(stream)
+    def __init__(self):
+        super().__init__()
         self._depth = 0
 
     def compose_node(self, parent, index):
@@ -94,6 +108,35 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
+class _Loader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, _DepthComposer,
+              yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """The pure-Python safe loader with the depth guard: the reference for every message."""
+
+    def __init__(self, stream):
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _DepthComposer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+try:   # libyaml's scanner and parser (PyYAML built with it); the composer above stays ours, over its events
+    from yaml.cyaml import CParser
+except ImportError:   # pragma: no cover - a PyYAML without libyaml: the pure loader reads everything
+    CParser = None
+
+if CParser is not None:
+    class _CLoader(_DepthComposer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """libyaml's events (marks with lines, as the pure parser's), composed by ``_DepthComposer``."""
+
+        def __init__(self, stream):
+            CParser.__init__(self, stream)
+            _DepthComposer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+
 def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: str) -> Problem:
     """A character YAML does not allow in a stream, at its line and column."""
     line = text.count("\n", 0, exc.position) + 1
@@ -103,14 +146,27 @@ def _reader_problem(exc: yaml.reader.ReaderError, text: str, file: str) -> Probl
                                        "escapes inside a double-quoted string)")
 
 
-def load_yaml(text: str, file: str) -> Located:
-    """Parse ``text``; raise ``ProblemsError`` with file:line on any problem."""
+def _fast_node(text: str):
+    """The document's node through libyaml, or None when there is no libyaml or anything is wrong with the
+    text (the pure loader then reads it again and says what, in its own words: Note [Two parsers])."""
+    if CParser is None or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return None
+    loader = _CLoader(text)
+    try:
+        return loader, loader.get_single_node()
+    except Exception:   # noqa: BLE001 - libyaml's errors are re-derived by the pure loader below
+        return None
+    finally:
+        loader.dispose()
+
+
+def _pure_node(text: str, file: str):
     try:
         loader = _Loader(text)   # the reader checks every character here, before parsing
     except yaml.reader.ReaderError as exc:
         raise ProblemsError([_reader_problem(exc, text, file)]) from None
     try:
-        node = loader.get_single_node()
+        return loader, loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -122,6 +178,11 @@ def load_yaml(text: str, file: str) -> Located:
         raise ProblemsError([Problem(file, 1, "yaml", str(exc))]) from None
     finally:
         loader.dispose()
+
+
+def load_yaml(text: str, file: str) -> Located:
+    """Parse ``text``; raise ``ProblemsError`` with file:line on any problem."""
+    loader, node = _fast_node(text) or _pure_node(text, file)
     located = Located(None)
     problems: list[Problem] = []
     if node is not None:
@@ -197,8 +258,17 @@ def _construct(node, path, lines, problems, file, loader, seen=None):
     return value
 
 
+_STR, _INT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int"
+_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")   # no leading zero: YAML 1.1 reads 012 as octal
+
+
 def _scalar(node, path, line, problems, file, loader):
     try:
+        # The two scalars a case file is mostly made of, as SafeConstructor builds them, without its dispatch.
+        if node.tag == _STR:
+            return node.value
+        if node.tag == _INT and _DECIMAL.fullmatch(node.value):
+            return int(node.value)
         return loader.construct_object(node)
     except yaml.YAMLError as exc:
         problems.append(Problem(file, line, _path_name(path), str(exc)))

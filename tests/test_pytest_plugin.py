@@ -192,3 +192,28 @@ def test_yaml_is_collected_only_under_paths_given(tmp_path):
     proc = pytest_run(ROOT, "--collect-only", "-q", "--conform-backends", "numpy", "tests/bad_inputs",
                       "tests/data")
     assert proc.returncode == 5, proc.stdout   # tests/conftest.py: the repository's YAML is test data
+
+
+def test_a_case_edited_after_collection_fails_its_items(tmp_path):
+    """Items hold the index; the file's cases are rebuilt when its first item runs (Note [Case index])."""
+    write(tmp_path / "edited.yaml", """
+        op: conv2d
+        defaults: {input: [1, 2, 5, 5], out_channels: 2, kernel_size: 3}
+        cases:
+          - id: kept
+          - id: edited
+            data: {x: normal, w: normal, seed: 1}
+    """)
+    write(tmp_path / "conftest.py", """
+        from pathlib import Path
+
+        def pytest_collection_finish(session):   # the user saves the file while the items start
+            path = Path(__file__).with_name("edited.yaml")
+            path.write_text(path.read_text().replace("seed: 1", "seed: 2"))
+    """)
+    proc = pytest_run(tmp_path, "edited.yaml", "--conform-backends", "numpy", "-rA")
+    assert proc.returncode == 1, proc.stdout
+    assert "PASSED edited.yaml::kept[numpy]" in proc.stdout
+    assert "FAILED edited.yaml::edited[numpy]" in proc.stdout
+    assert "edited.yaml changed after it was validated" in proc.stdout, proc.stdout
+    assert "not run: 1 of its cases (edited)" in proc.stdout
