@@ -97,8 +97,10 @@ import numpy as np
 from numba import njit, prange
 
 from harness.data import round_to_dtype
+from harness.kernels.packing import scratch
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
+from harness.ops.conv2d_transpose.numba_pixels import planes_size, transposed_pixels
 
 __all__ = ["conv2d_transpose"]
 
@@ -395,14 +397,39 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         out[...] = biasp[:cout] if nhwc else biasp[:cout, None, None]
         return out
 
+    threads = numba.get_num_threads()
+    if _pixel_path(cog, -(-wout // sw), lanes):
+        if not np.all(np.isfinite(w)):
+            _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
+        else:
+            nchunks = max(1, min(nbatch * groups, threads))
+            work = scratch(nchunks * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
+            transposed_pixels(x, w.astype(ct).reshape(w.size), groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh,
+                              dw, top, left, lanes, nchunks)
+        return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
     if not np.isfinite(_pack_w(w, wp, lanes)):
         _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
     else:
-        nchunks = max(1, min(nbatch * hout, numba.get_num_threads()))
+        nchunks = max(1, min(nbatch * hout, threads))
         _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks)
+    return _rounded(out, dtype)
+
+
+def _pixel_path(cog, cnt, lanes):
+    """Vectors over output pixels (``numba_pixels``) rather than channels: for few channels per group,
+    or when a phase row of ``cnt`` columns fills more of each vector than the group's channels do."""
+    if cog <= 4:
+        return True
+    if cog >= lanes:
+        return False
+    return cnt / (-(-cnt // lanes) * lanes) > cog / lanes
+
+
+def _rounded(out, dtype):
+    """float16/bfloat16 results: the float32 result rounded once to the case dtype."""
     if dtype == "float16":
-        out = out.astype(np.float16).astype(np.float32)
+        return out.astype(np.float16).astype(np.float32)
     elif dtype == "bfloat16":
-        out = round_to_dtype(out, "bfloat16").astype(np.float32)
+        return round_to_dtype(out, "bfloat16").astype(np.float32)
     return out
