@@ -30,7 +30,7 @@ from numba.extending import intrinsic
 from harness.kernels import jitcache  # noqa: F401
 from harness.kernels.tiles import _data_ptr, _index_args, _is_index, _is_vec_array, _lanes_of
 
-__all__ = ["OC_MAX", "oc_block", "oc_sweep", "row_sweep", "store_pair"]
+__all__ = ["OC_MAX", "oc_block", "oc_sweep", "pack_oc_weights", "row_sweep", "store_pair"]
 
 OC_MAX = 8   # output channels per oc_sweep tile (8 x 2 vectors: 16 accumulators, 10 loads per 16 FMAs)
 
@@ -118,11 +118,12 @@ def row_sweep(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, nb, many
 
 
 @intrinsic
-def _oc_kernel(typingctx, tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, R, NB):
+def _oc_kernel(typingctx, tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, R, NB):
     """Register tile of ``R`` output channels × ``NB`` vectors of pixels::
 
-        tile[(r·NB + b)·L + l] = Σ_t wv[wbase + r·wstride + toffw[t]] · xa[xoffs[b] + toffx[t] + l]
+        tile[(r·NB + b)·L + l] = Σ_t wv[wbase + toffw[t]·R + r] · xa[xoffs[b] + toffx[t] + l]
 
+    The ``R`` weights of a tap are adjacent (``pack_oc_weights``): one address, ``R`` broadcasts.
     ``R`` and ``NB`` are compile-time constants (``R·NB`` accumulators).
     """
     if not (isinstance(R, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)):
@@ -131,14 +132,14 @@ def _oc_kernel(typingctx, tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, nta
     if dt not in (types.float32, types.float64) or not all(_is_vec_array(a, dt) for a in (tile, wv, xa)):
         return None
     if not (_is_vec_array(toffw, types.int64) and _is_vec_array(toffx, types.int64)
-            and _is_vec_array(xoffs, types.int64) and _is_index(wbase, wstride, ntaps)):
+            and _is_vec_array(xoffs, types.int64) and _is_index(wbase, ntaps)):
         return None
     nrow, nvec = R.literal_value, NB.literal_value
-    sig = types.void(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, R, NB)
+    sig = types.void(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, R, NB)
 
     def codegen(context, builder, signature, args):
-        tile_v, wv_v, wbase_v, wstride_v, toffw_v, xa_v, xoffs_v, toffx_v, ntaps_v = (
-            _index_args(context, builder, signature, args)[:9])
+        tile_v, wv_v, wbase_v, toffw_v, xa_v, xoffs_v, toffx_v, ntaps_v = (
+            _index_args(context, builder, signature, args)[:8])
         ety = context.get_value_type(dt)
         lanes = _lanes_of(dt)
         align = 4 if dt == types.float32 else 8
@@ -155,18 +156,16 @@ def _oc_kernel(typingctx, tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, nta
             f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
         splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
         undef = ir.Constant(vty, ir.Undefined)
-        xbases = [builder.load(builder.gep(xop, [ir.Constant(i64, b)])) for b in range(nvec)]
-        wrows = [builder.add(wbase_v, builder.mul(wstride_v, ir.Constant(i64, r))) for r in range(nrow)]
+        xbases = [builder.gep(xp, [builder.load(builder.gep(xop, [ir.Constant(i64, b)]))]) for b in range(nvec)]
+        wb0 = builder.gep(wp, [wbase_v])
         with cgutils.for_range(builder, ntaps_v) as tloop:
             t = tloop.index
-            wo = builder.load(builder.gep(twp, [t]))
+            wrow = builder.gep(wb0, [builder.mul(builder.load(builder.gep(twp, [t])), ir.Constant(i64, nrow))])
             xo = builder.load(builder.gep(txp, [t]))
-            xv = []
-            for b in range(nvec):
-                ptr = builder.gep(xp, [builder.add(xbases[b], xo)])
-                xv.append(builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align))
+            xv = [builder.load(builder.bitcast(builder.gep(xbases[b], [xo]), vty.as_pointer()), align=align)
+                  for b in range(nvec)]
             for r in range(nrow):
-                s = builder.load(builder.gep(wp, [builder.add(wrows[r], wo)]))
+                s = builder.load(builder.gep(wrow, [ir.Constant(i64, r)]))
                 wb = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
                 for b in range(nvec):
                     builder.store(builder.call(fma, [wb, xv[b], builder.load(accs[r][b])]), accs[r][b])
@@ -192,30 +191,63 @@ def oc_block(left):
 
 
 @njit(cache=True)
-def oc_sweep(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, r, nb):
-    """``_oc_kernel`` for ``r`` (``oc_block``: 8, 4, 2, 1) output channels × ``nb`` (1, 2) pixel vectors.
+def pack_oc_weights(w, transposed, groups, dst):
+    """``w`` in blocks of ``oc_block`` output channels, the block's channels adjacent per tap.
+
+    ``w`` is (C_out, Cig, kh, kw), or (C_in, Cog, kh, kw) if ``transposed``. Block ``(g, o0)`` of
+    ``r`` channels starts at ``dst[(g·Cog + o0)·Cig·kh·kw]``; tap ``t = (ci·kh + i)·kw + j`` of channel
+    ``o0 + rr`` is at ``t·r + rr`` in it.
+    """
+    if transposed:
+        cin, cog, kh, kw = w.shape
+        cig = cin // groups
+    else:
+        cout, cig, kh, kw = w.shape
+        cog = cout // groups
+    kk = kh * kw
+    for g in range(groups):
+        o0 = 0
+        while o0 < cog:
+            r = oc_block(cog - o0)
+            blk = dst[(g * cog + o0) * cig * kk:]
+            for ci in range(cig):
+                for k in range(kk):
+                    i = k // kw
+                    j = k - i * kw
+                    for rr in range(r):
+                        if transposed:
+                            blk[(ci * kk + k) * r + rr] = w[g * cig + ci, o0 + rr, i, j]
+                        else:
+                            blk[(ci * kk + k) * r + rr] = w[g * cog + o0 + rr, ci, i, j]
+            o0 += r
+
+
+@njit(cache=True)
+def oc_sweep(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, r, nb):
+    """``_oc_kernel`` for ``r`` (``oc_block``: 8, 4, 2, 1) output channels × ``nb`` (1, 2) pixel vectors,
+    weights packed by ``pack_oc_weights`` (block at ``wbase``, tap ``t`` at ``toffw[t]·r``).
 
     The tile is ``r·nb·L`` elements, row ``r`` and vector ``b`` at ``(r·nb + b)·L``.
     Reads ``xa`` up to ``L`` past each vector's start and tap offset.
     """
     if nb == 1:
         if r == 8:
-            _oc_kernel(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, 8, 1)
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 8, 1)
         elif r == 4:
-            _oc_kernel(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, 4, 1)
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 4, 1)
         elif r == 2:
-            _oc_kernel(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, 2, 1)
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 2, 1)
         else:
-            _oc_kernel(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, 1, 1)
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 1, 1)
     else:
         if r == 8:
-            _oc_kernel(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, 8, 2)
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 8, 2)
         elif r == 4:
-            _oc_kernel(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, 4, 2)
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 4, 2)
         elif r == 2:
-            _oc_kernel(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, 2, 2)
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 2, 2)
         else:
-            _oc_kernel(tile, wv, wbase, wstride, toffw, xa, xoffs, toffx, ntaps, 1, 2)
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 1, 2)
 
 
 @intrinsic

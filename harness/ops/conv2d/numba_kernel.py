@@ -95,6 +95,7 @@ from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
 from harness.kernels.packing import pack_row, scratch
+from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
@@ -340,8 +341,9 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
             nchunks = max(1, min(nbatch * groups, threads))
             size = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
             work = scratch(nchunks * size, ct)
-            pixel_tiles(x, w.astype(ct).reshape(w.size), groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top,
-                        left, lanes, nchunks)
+            wv = np.empty(w.size, ct)
+            pack_oc_weights(w, False, groups, wv)
+            pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
         return _rounded(out, dtype)
     # Flattened rows when the rows are narrow and the weight panel of one channel vector exceeds
     # half of L1 (re-streamed for every few pixels otherwise), if the repeated input fits in L2.
@@ -349,12 +351,19 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
                 and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, 1) * out.itemsize <= _FLAT_BYTES)
     nb_flat = 2 if cog % (2 * lanes) == 0 else 1      # 12 pixels x 2 vectors: fewer loads per FMA
     wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(pack_weights(w, wp, lanes, nb_flat if use_flat else _NB_ROWS)):
+    if use_flat and nbatch == 1:
+        # one image: each task packs the weight block it uses (numba_flat)
+        nchunks = max(1, min(groups * -(-cog // (nb_flat * lanes)), threads))
+        work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb_flat), ct)
+        if not np.isfinite(flat(x, w, wp, True, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes,
+                                nb_flat, nchunks)):
+            _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
+    elif not np.isfinite(pack_weights(w, wp, lanes, nb_flat if use_flat else _NB_ROWS)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     elif use_flat:
         nchunks = max(1, min(nbatch * groups * -(-cog // (nb_flat * lanes)), threads))
         work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb_flat), ct)
-        flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_flat, nchunks)
+        flat(x, w, wp, False, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_flat, nchunks)
     else:
         nchunks = max(1, min(nbatch * hout, threads))
         work = scratch(nchunks * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)

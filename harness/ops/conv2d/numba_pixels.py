@@ -129,7 +129,7 @@ def _channel_rows(n, g, cog, wv, nt, tw, buf, tx, tile, xoffs, biasp, out, nhwc,
             for b in range(nb):
                 y = (sl + b) // nvr
                 xoffs[b] = y * sh * xci + (sl + b - y * nvr) * lanes
-            oc_sweep(tile, wv, oc0 * nt, nt, tw, buf, xoffs, tx, nt, r, nb)
+            oc_sweep(tile, wv, oc0 * nt, tw, buf, xoffs, tx, nt, r, nb)
             for b in range(nb):
                 y = (sl + b) // nvr
                 x0 = (sl + b - y * nvr) * lanes
@@ -151,7 +151,7 @@ def _channel_rows(n, g, cog, wv, nt, tw, buf, tx, tile, xoffs, biasp, out, nhwc,
 @njit(parallel=True, cache=True)
 def pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
     """``out`` = the convolution of float64 ``x`` (N, C_in, H, W), computed in ``out.dtype``;
-    ``wv`` is the weight array (C_out, Cig, kh, kw) flattened, ``biasp`` the bias, ``work`` has
+    ``wv`` holds the weights (C_out, Cig, kh, kw) packed by ``pixel_tiles.pack_oc_weights``, ``biasp`` the bias, ``work`` has
     ``nchunks · planes_size(...)[2]`` elements."""
     total = x.shape[0] * groups
     size = work.shape[0] // nchunks

@@ -98,6 +98,7 @@ from numba import njit, prange
 
 from harness.data import round_to_dtype
 from harness.kernels.packing import scratch
+from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d_transpose.numba_pixels import planes_size, transposed_pixels
@@ -404,8 +405,9 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         else:
             nchunks = max(1, min(nbatch * groups, threads))
             work = scratch(nchunks * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
-            transposed_pixels(x, w.astype(ct).reshape(w.size), groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh,
-                              dw, top, left, lanes, nchunks)
+            wv = np.empty(w.size, ct)
+            pack_oc_weights(w, True, groups, wv)
+            transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
         return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
     if not np.isfinite(_pack_w(w, wp, lanes)):

@@ -67,6 +67,12 @@ def _store(out, oflat, nhwc, n, y, oc0, r, nb, biasp, tile, tsize, s, pvs, x0s, 
                 store_pair(oflat, obase + 2 * b * lanes, tile, first * tsize + roff + b * lanes, tile,
                            second * tsize + roff + b * lanes, na, max(0, min(lanes, pvs[second] - b * lanes)), bv)
             continue
+        if not nhwc and sw == 1:
+            t = tile[roff:]
+            orow = out[n, oc, y, x0s[0] + s:]
+            for k in range(pvs[0]):
+                orow[k] = t[k] + bv
+            continue
         for px in range(sw):
             t = tile[px * tsize + roff:]
             xb = x0s[px] + s * sw
@@ -118,7 +124,7 @@ def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw
                     for j in range(kw):
                         if (j * dw) % sw == px:
                             ftx[f * ntmax + nt] = ci * cs - qi * rs + qw - (j * dw) // sw
-                            ftw[f * ntmax + nt] = ci * cog * kk + i * kw + j
+                            ftw[f * ntmax + nt] = ci * kk + i * kw + j
                             nt += 1
             fnt[f] = nt
     tx = np.empty(sw * ntmax, dtype=np.int64)           # border rows: per column phase, input offsets of the taps
@@ -146,7 +152,6 @@ def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw
                 dst = buf[ci * cs + a * rs + qw:]
                 for c in range(wd):
                     dst[c] = src[c]
-        wg = g * cig * cog * kk
         for y in range(hout):
             yy = y + top
             py = yy % sh
@@ -174,7 +179,7 @@ def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw
                             for j in range(kw):
                                 if (j * dw) % sw == px:
                                     tx[px * ntmax + nt] = ci * cs + a * rs + qw - (j * dw) // sw
-                                    tw[px * ntmax + nt] = ci * cog * kk + i * kw + j
+                                    tw[px * ntmax + nt] = ci * kk + i * kw + j
                                     nt += 1
                     nts[px] = nt
             o0 = 0
@@ -187,9 +192,9 @@ def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw
                         pvs[px] = max(0, min(nb * lanes, cnts[px] - s))
                         if pvs[px] == 0:
                             continue
-                        xoffs[0] = rowbase + xqs[px] + s
-                        xoffs[1] = rowbase + xqs[px] + s + lanes
-                        oc_sweep(tile[px * tsize:(px + 1) * tsize], wv, wg + o0 * kk, kk, wl[px * ntmax:],
+                        for b in range(nb):
+                            xoffs[b] = rowbase + xqs[px] + s + b * lanes
+                        oc_sweep(tile[px * tsize:(px + 1) * tsize], wv, (g * cog + o0) * ntmax, wl[px * ntmax:],
                                  buf, xoffs, tl[px * ntmax:], nts[px], r, nb)
                     _store(out, oflat, nhwc, n, y, g * cog + o0, r, nb, biasp, tile, tsize, s, pvs, x0s, sw, first,
                            second, lanes)
@@ -200,7 +205,7 @@ def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw
 @njit(parallel=True, cache=True)
 def transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
     """``out`` = the transposed convolution of float64 ``x`` (N, C_in, H, W), computed in ``out.dtype``;
-    ``wv`` is the weight array (C_in, Cog, kh, kw) flattened (all finite), ``biasp`` the bias,
+    ``wv`` holds the weights (C_in, Cog, kh, kw), all finite, packed by ``pixel_tiles.pack_oc_weights``, ``biasp`` the bias,
     ``work`` has ``nchunks · planes_size(...)[1]`` elements."""
     total = x.shape[0] * groups
     size = work.shape[0] // nchunks
