@@ -34,6 +34,10 @@ im2col/col2im buffers.*
   phases interleave through the masks); NHWC stores are contiguous.
 - **Parallelism.** ``prange`` over one contiguous block of output rows per
   thread: blocks write disjoint rows, so there is no reduction and no race.
+- **Few channels per group** (``Cog`` ≤ ``L`` where the rows fill the
+  vectors better than the channels would: grouped, depthwise, and
+  ``Cog = L`` with rows of whole vectors): ``numba_pixels``, the same phases
+  with vectors of output pixels and up to 8 channels per tile.
 
 Rejected after measuring: BLAS GEMM + parallel col2im (per image: x (Cig, HW)
 → cols (Cog·kh·kw, HW), L2-sized chunks). ``np.dot`` inside Numba runs at
@@ -72,10 +76,10 @@ shape. Where the time goes, and the known weak spots: alone, the micro-kernel
 reaches ~172 GFLOP/s per core with one channel vector (Cog = 16) and ~190
 with two or more; stride-1 rows also compute the column borders against
 zeros (11% extra work on the third shape); packing the float64 input and
-storing the output take ~15% of the third shape and ~65% of the grouped one,
-whose 8 output channels per group also fill only half of each vector.
-Depthwise convolutions (Cig = Cog = 1) use 1/16 of each vector and are slower
-than torch.
+storing the output take ~15% of the third shape. The grouped shape and
+depthwise convolutions, whose channel tiles filled half or 1/16 of each
+vector, now take the pixel path (grouped: 3.0 → 1.5 ms on one thread), as
+does the third shape (13.0 → 12.0 ms).
 
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights too, and ``0 · inf`` is NaN where the definition has no term at
@@ -101,6 +105,7 @@ from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
+from harness.ops.conv2d_transpose.numba_pixels import pixel_path as _pixel_path
 from harness.ops.conv2d_transpose.numba_pixels import planes_size, transposed_pixels
 
 __all__ = ["conv2d_transpose"]
@@ -416,16 +421,6 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         nchunks = max(1, min(nbatch * hout, threads))
         _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks)
     return _rounded(out, dtype)
-
-
-def _pixel_path(cog, cnt, lanes):
-    """Vectors over output pixels (``numba_pixels``) rather than channels: for few channels per group,
-    or when a phase row of ``cnt`` columns fills more of each vector than the group's channels do."""
-    if cog <= 4:
-        return True
-    if cog >= lanes:
-        return False
-    return cnt / (-(-cnt // lanes) * lanes) > cog / lanes
 
 
 def _rounded(out, dtype):
