@@ -404,7 +404,7 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         return out
 
     threads = numba.get_num_threads()
-    if _pixel_path(cog, -(-wout // sw), lanes):
+    if _pixel_path(cog, -(-wout // sw), lanes, nbatch * groups, threads):
         if not np.all(np.isfinite(w)):
             _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
         else:

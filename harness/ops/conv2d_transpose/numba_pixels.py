@@ -36,15 +36,16 @@ from harness.kernels.pixel_tiles import OC_MAX, oc_block, oc_sweep, store_pair
 __all__ = ["pixel_path", "planes_size", "transposed_pixels"]
 
 
-def pixel_path(cog, cnt, lanes):
+def pixel_path(cog, cnt, lanes, tasks, threads):
     """Whether a call takes this path (vectors of pixels) rather than channel tiles: for few channels
     per group, or when a phase row of ``cnt`` columns fills at least as much of each vector as the
     group's channels do. With one vector of channels (``Cog = L``) the channel tile issues a broadcast load
     per multiply-add and 8 channels × 2 pixel vectors do not (conv2d_transpose b3: 13.0 → 12.0 ms
-    on one thread), if the rows fill whole vectors."""
+    on one thread), if the rows fill whole vectors — given ``tasks`` (images × groups, this path's
+    unit of parallel work) for every thread."""
     if cog <= 4:
         return True
-    if cog > lanes:
+    if cog > lanes or tasks < threads:
         return False
     fill = cnt / (-(-cnt // lanes) * lanes)
     return fill >= cog / lanes if cog == lanes else fill > cog / lanes
