@@ -13,11 +13,18 @@ that fill 8-, 4-, 2- and 1-channel pixel tiles.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 pytest.importorskip("numba")
 
+from harness.backends import program as programs  # noqa: E402
+from harness.backends.numba_kernel import NumbaBackend  # noqa: E402
+from harness.cases import load_file  # noqa: E402
 from harness.data import round_to_dtype  # noqa: E402
 from harness.kernels import threads  # noqa: E402
 from harness.ops.conv2d import numba_kernel as conv_kernel  # noqa: E402
@@ -26,6 +33,9 @@ from harness.ops.conv2d import semantics as conv_semantics  # noqa: E402
 from harness.ops.conv2d_transpose import numba_kernel as tconv_kernel  # noqa: E402
 from harness.ops.conv2d_transpose import oracle as tconv_oracle  # noqa: E402
 from harness.ops.conv2d_transpose import semantics as tconv_semantics  # noqa: E402
+from harness.runner import prepare  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 UNIT = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
 
@@ -79,7 +89,7 @@ TRANSPOSED = [   # cog = out_channels / groups: 13 = 8 + 4 + 1 pixel tiles; 20 s
 @pytest.mark.parametrize("pixels", [True, False], ids=["pixel-vectors", "channel-tiles"])
 @pytest.mark.parametrize("case", range(len(TRANSPOSED)))
 def test_transposed_paths_match_the_oracle(monkeypatch, case, pixels, dtype, layout):
-    monkeypatch.setattr(tconv_kernel, "_pixel_path", lambda *args: pixels)
+    monkeypatch.setattr(tconv_kernel, "pixel_path", lambda *args: pixels)
     params = dict(TRANSPOSED[case], bias=case % 2 == 0, layout=layout)
     if layout == "NHWC":
         n, c, h, w = params["input"]
@@ -126,3 +136,25 @@ def test_one_image_flat_call_with_a_non_finite_weight_follows_the_definition():
     finite = np.isfinite(want)
     assert finite.any() and not finite.all()
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-9)
+
+
+def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path):
+    """The numba program of a grouped transposed convolution (pixel tiles), rendered as reproducers render it
+    (the kernel sources embedded, conform's imports dropped), runs in a bare interpreter and gives the
+    kernel's result: every name the kernels use must be defined in the embedded sources themselves."""
+    case = load_file(ROOT / "benchmarks" / "conv2d_transpose.yaml")[3]
+    call, _ = prepare(case)
+    program = NumbaBackend().conv2d_transpose(call)
+    np.savez(tmp_path / "inputs.npz", **{name: call.arrays[name] for name in program.operands})
+    script = ["import numpy as np", "DATA = np.load('inputs.npz')"]
+    script += [f"{name} = DATA[{name!r}]" for name in program.operands]
+    script += programs.prelude(program) + programs.lines(program)
+    script += [f"np.save('y.npy', np.asarray({program.output}))"]
+    (tmp_path / "repro.py").write_text("\n".join(script) + "\n")
+    done = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = call.resolved
+    want = tconv_kernel.conv2d_transpose(call.arrays["x"], call.arrays["w"], None, stride=tuple(r["stride"]),
+                                         dilation=tuple(r["dilation"]), groups=r["groups"], crops=tuple(r["crops"]),
+                                         out_hw=tuple(r["out_hw"]), dtype=call.dtype)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)

@@ -55,7 +55,7 @@ class _SharedSourceLocator(caching._CacheLocator):
 
     @classmethod
     def from_function(cls, py_func, py_file):
-        if not getattr(py_func, "__module__", "").startswith(_PACKAGE):
+        if not (getattr(py_func, "__module__", None) or "").startswith(_PACKAGE):   # None: exec'd code
             return None
         for other in _LOCATORS:
             if other is not cls:

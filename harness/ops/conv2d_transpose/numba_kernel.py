@@ -105,8 +105,7 @@ from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
-from harness.ops.conv2d_transpose.numba_pixels import pixel_path as _pixel_path
-from harness.ops.conv2d_transpose.numba_pixels import planes_size, transposed_pixels
+from harness.ops.conv2d_transpose.numba_pixels import pixel_path, planes_size, transposed_pixels
 
 __all__ = ["conv2d_transpose"]
 
@@ -404,7 +403,7 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         return out
 
     threads = numba.get_num_threads()
-    if _pixel_path(cog, -(-wout // sw), lanes, nbatch * groups, threads):
+    if pixel_path(cog, -(-wout // sw), lanes, nbatch * groups, threads):
         if not np.all(np.isfinite(w)):
             _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
         else:
