@@ -290,8 +290,10 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     """2-D convolution (cross-correlation), computed in ``dtype``.
 
     ``x`` (N, C_in, H, W) and ``w`` (C_out, C_in/groups, kh, kw) are canonical
-    NCHW arrays (float64 holding values exact in ``dtype``; anything else is
-    converted to float64 first), ``b`` is None or (C_out,). ``stride`` and
+    NCHW arrays holding values exact in ``dtype``, converted to the compute
+    dtype first (float32, float64 for ``dtype="float64"``; the numba backend
+    hands them over converted, as the frameworks' adapters convert theirs
+    before the timed call), ``b`` is None or (C_out,). ``stride`` and
     ``dilation`` are (h, w) pairs, ``pads`` = (top, bottom, left, right): only
     top/left matter, the size is ``out_hw`` (``semantics.resolve`` gives
     both). Returns (N, C_out, H_out, W_out) for NCHW or (N, H_out, W_out,
@@ -302,8 +304,9 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    w = np.ascontiguousarray(w, dtype=np.float64)
+    ct = np.float64 if dtype == "float64" else np.float32
+    x = np.ascontiguousarray(x, dtype=ct)
+    w = np.ascontiguousarray(w, dtype=ct)
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"x and w must be 4-D, got shapes {x.shape} and {w.shape}")
     sh, sw = _pair(stride, "stride")
@@ -323,7 +326,6 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     if b is not None and np.shape(b) != (cout,):
         raise ValueError(f"bias must have shape ({cout},), got {np.shape(b)}")
 
-    ct = np.float64 if dtype == "float64" else np.float32
     lanes = 8 if ct is np.float64 else 16
     nhwc = layout == "NHWC"
     out = np.empty((nbatch, hout, wout, cout) if nhwc else (nbatch, cout, hout, wout), ct)
