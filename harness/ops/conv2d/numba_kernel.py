@@ -16,7 +16,7 @@ NCHW store; and of ``harness.kernels.packing``: the phase-packed input row
 and the reused scratch memory.
 
 - **Rows** (this module; the default). Output column ``x`` reads padded
-  column ``x·sw + j·dw``; each input row is converted from float64 and packed
+  column ``x·sw + j·dw``; each input row is copied (converted if need be) and packed
   with padded column ``c`` at phase ``c mod sw``, position ``c div sw``, so tap
   ``j`` reads consecutive positions for consecutive ``x`` whatever the stride
   (padding columns are zeros, never written). A thread packs a band of input
@@ -78,9 +78,10 @@ Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
 Since, the end of a row takes a tile of its own width (``tiles.WIDTHS``: b1's
 32-pixel rows are 12 + 12 + 8 pixels, not 3 × 12 with 4 dropped): one thread,
 CPU time, same process, load 7, ratios b1 1.19-1.25 → 1.08, b3 1.08 → 0.98-1.03.
-Remaining gaps: the float64 input is twice the bytes torch reads (b3: 16.8
-against 8.4 MB); the weights are repacked on every call (b2: 0.18 ms of
-0.60 for 295 K weights); the tile micro-kernel issues one broadcast load
+Remaining gaps (the input then came as float64, converted inside the timed
+call; the numba backend now converts it beforehand, as the framework adapters
+do): the weights are repacked on every call (b2: 0.18 ms of 0.60 for 295 K
+weights; one-image flattened rows now pack them inside the tasks); the tile micro-kernel issues one broadcast load
 per pixel and step, and on the rows path a 74 KB weight panel (b1) streams
 from L2 for every 12-pixel tile (sweeping the taps in L1-sized chunks
 measured no better, with 4-vector tiles).

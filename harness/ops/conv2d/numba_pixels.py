@@ -5,8 +5,8 @@ there a tile of output channels would use ``Cog/L`` of each vector, and the work
 (``kh·kw`` multiply-adds per output) is too little to hide any extra pass over
 memory. So the loop order is the memory order:
 
-- **Planes.** Each task is one ``(n, g)`` input plane: it is converted from
-  float64 and phase-packed (``packing.pack_row``) into a per-thread buffer with
+- **Planes.** Each task is one ``(n, g)`` input plane: it is copied (converted
+  if need be) and phase-packed (``packing.pack_row``) into a per-thread buffer with
   zero rows for the top/bottom padding (small enough for L1/L2), read
   sequentially once; its ``Cog`` output planes are then written row after
   row, sequentially. Padding, rows and columns, is computed against zeros, so
@@ -150,9 +150,9 @@ def _channel_rows(n, g, cog, wv, nt, tw, buf, tx, tile, xoffs, biasp, out, nhwc,
 
 @njit(parallel=True, cache=True)
 def pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
-    """``out`` = the convolution of float64 ``x`` (N, C_in, H, W), computed in ``out.dtype``;
-    ``wv`` holds the weights (C_out, Cig, kh, kw) packed by ``pixel_tiles.pack_oc_weights``, ``biasp`` the bias, ``work`` has
-    ``nchunks · planes_size(...)[2]`` elements."""
+    """``out`` = the convolution of ``x`` (N, C_in, H, W), computed in ``out.dtype``; ``wv`` holds the
+    weights (C_out, Cig, kh, kw) packed by ``pixel_tiles.pack_oc_weights``, ``biasp`` the bias, ``work``
+    has ``nchunks · planes_size(...)[2]`` elements."""
     total = x.shape[0] * groups
     size = work.shape[0] // nchunks
     for ch in prange(nchunks):

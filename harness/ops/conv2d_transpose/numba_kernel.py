@@ -24,7 +24,7 @@ im2col/col2im buffers.*
   shared with the conv2d kernel: explicit 512-bit LLVM vectors).
 - **Memory traffic.** The input is packed lazily, row by row, into a small
   per-thread ring of ``(kh−1)·dh/sh + 1`` rows (channel-major, zero-padded
-  columns), converting float64 to the compute dtype on the way: nothing of the
+  columns), converting to the compute dtype if need be: nothing of the
   size of the input is written, and there is no column buffer
   (``N·H·W·Cog·kh·kw`` elements) at all. Weights are repacked once per call
   into contiguous per-(group, channel-block) panels, the order the

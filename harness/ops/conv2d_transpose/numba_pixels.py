@@ -219,9 +219,9 @@ def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw
 
 @njit(parallel=True, cache=True)
 def transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
-    """``out`` = the transposed convolution of float64 ``x`` (N, C_in, H, W), computed in ``out.dtype``;
-    ``wv`` holds the weights (C_in, Cog, kh, kw), all finite, packed by ``pixel_tiles.pack_oc_weights``, ``biasp`` the bias,
-    ``work`` has ``nchunks · planes_size(...)[1]`` elements."""
+    """``out`` = the transposed convolution of ``x`` (N, C_in, H, W), computed in ``out.dtype``; ``wv``
+    holds the weights (C_in, Cog, kh, kw), all finite, packed by ``pixel_tiles.pack_oc_weights``,
+    ``biasp`` the bias, ``work`` has ``nchunks · planes_size(...)[1]`` elements."""
     total = x.shape[0] * groups
     size = work.shape[0] // nchunks
     for ch in prange(nchunks):
