@@ -47,6 +47,7 @@ __all__ = ["MAX_PIX", "PMAX", "WIDTHS", "microkernel", "store_nchw", "tile_sweep
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
 
 
+# IR helpers, also used by ``harness.kernels.pixel_tiles`` (not part of the public interface).
 def _lanes_of(dt):
     return 16 if dt == types.float32 else 8
 
