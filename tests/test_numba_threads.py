@@ -22,23 +22,29 @@ def two_threads():
     numba.set_num_threads(before)
 
 
-@pytest.mark.parametrize("runnable, cores, expected", [
-    (1, 2, 2),      # only this thread: the whole team
-    (2, 2, 2),      # this thread and our own spinning pool thread: still ours
-    (3, 2, 1),      # one other process running on a 2-core machine: one core left
-    (9, 2, 1),      # every core busy: never below one thread
-    (3, 8, 2),      # plenty of free cores: never above Numba's setting
-    (None, 2, 2),   # no /proc/loadavg: Numba's setting
+@pytest.mark.parametrize("load, cores, expected", [
+    ((1, 0.0), 2, 2),      # only this thread: the whole team
+    ((2, 1.5), 2, 2),      # this thread and our own spinning pool thread: still ours
+    ((3, 1.5), 2, 1),      # one other process running on a 2-core machine: one core left
+    ((3, 2.9), 2, 1),      # ... and it has been for a while
+    ((3, 0.95), 2, 1),     # the load average rounds up from .9 (as libgomp's does)
+    ((3, 0.4), 2, 2),      # runnable just now, but the machine has been idle: a passing task
+    ((9, 6.0), 2, 1),      # every core busy: never below one thread
+    ((9, 0.2), 2, 2),      # a burst on an idle machine: the whole team
+    ((3, 3.0), 8, 2),      # plenty of free cores: never above Numba's setting
+    (None, 2, 2),          # no /proc/loadavg: Numba's setting
 ])
-def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, runnable, cores, expected):
-    monkeypatch.setattr(threads, "_runnable", lambda: runnable)
+def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, load, cores, expected):
+    monkeypatch.setattr(threads, "_load", lambda: load)
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     with threads.fitting_threads():
         assert numba.get_num_threads() == expected
     assert numba.get_num_threads() == 2
 
 
-def test_reads_this_machines_runnable_count():
+def test_reads_this_machines_runnable_count_and_load_average():
     if not os.path.exists("/proc/loadavg"):
         pytest.skip("no /proc/loadavg on this system")
-    assert threads._runnable() >= 1     # at least this thread is running
+    running, load1 = threads._load()
+    assert running >= 1     # at least this thread is running
+    assert load1 >= 0.0

@@ -38,7 +38,8 @@ PROBE = textwrap.dedent("""
         (conv2d, (2, 6, 5, 21), (40, 3, 3, 2), 2, (2, 1), (1, 2), (1, 0, 2, 1)),           # rows
         (conv2d, (1, 96, 7, 7), (48, 96, 3, 3), 1, (2, 2), (1, 1), (1, 1, 1, 1)),          # flattened rows
         (conv2d, (2, 6, 9, 9), (12, 1, 3, 3), 6, (1, 1), (2, 2), (2, 2, 2, 2)),            # pixel vectors
-        (conv2d_transpose, (2, 6, 4, 5), (6, 5, 2, 3), 2, (2, 3), (1, 2), (1, 0, 0, 1)),
+        (conv2d_transpose, (2, 6, 4, 5), (6, 5, 2, 3), 2, (2, 3), (1, 2), (1, 0, 0, 1)),    # pixel vectors
+        (conv2d_transpose, (1, 3, 4, 3), (3, 20, 3, 2), 1, (2, 1), (1, 1), (1, 0, 0, 1)),   # channel tiles
     ]
     for fn, xs, ws, groups, s, d, p in calls:
         x = rng.standard_normal(xs)
@@ -63,7 +64,8 @@ PROBE = textwrap.dedent("""
     counts = {}
     for name in ("harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_flat",
                  "harness.ops.conv2d.numba_pixels", "harness.ops.conv2d.numba_weights",
-                 "harness.ops.conv2d_transpose.numba_kernel", "harness.kernels.tiles", "harness.kernels.packing"):
+                 "harness.ops.conv2d_transpose.numba_kernel", "harness.ops.conv2d_transpose.numba_pixels",
+                 "harness.kernels.tiles", "harness.kernels.pixel_tiles", "harness.kernels.packing"):
         for value in vars(importlib.import_module(name)).values():
             if hasattr(value, "py_func") and hasattr(value, "stats") and value.__module__ == name:
                 counts[f"{name}.{value.__name__}"] = (sum(value.stats.cache_hits.values()),
@@ -90,6 +92,6 @@ def test_after_warm_a_new_process_loads_every_kernel_from_the_cache():
     entry = ["conv2d.numba_kernel._kernel", "conv2d.numba_kernel._direct_exact", "conv2d.numba_flat.flat",
              "conv2d.numba_pixels.pixel_tiles", "conv2d.numba_weights.pack_weights",
              "conv2d_transpose.numba_kernel._kernel", "conv2d_transpose.numba_kernel._pack_w",
-             "conv2d_transpose.numba_kernel._scatter_exact"]
+             "conv2d_transpose.numba_kernel._scatter_exact", "conv2d_transpose.numba_pixels.transposed_pixels"]
     for name in entry:
         assert counts[f"harness.ops.{name}"][0] >= 2, (name, counts)   # both compute dtypes

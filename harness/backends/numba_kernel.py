@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from harness.backends.base import Backend, Call
 from harness.backends.numpy_ref import semantics_rejection
-from harness.backends.program import Import, Program, Ref, Step
+from harness.backends.program import Attr, Import, Program, Ref, Step
 from harness.backends.program import Call as Expr
 
 KERNEL = "harness.ops.conv2d_transpose.numba_kernel"
@@ -49,7 +49,8 @@ class NumbaBackend(Backend):
                       crops=tuple(r["crops"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
         bias = Ref("b") if "b" in call.arrays else None
         step = Step("y", Expr(f"{KERNEL}.conv2d_transpose", (Ref("x"), Ref("w"), bias), kwargs), timed=True)
-        return Program("numba", (Import(KERNEL, embed=True),), tuple(call.arrays), (step,), "y")
+        return Program("numba", (Import("numpy"), Import(KERNEL, embed=True)), tuple(call.arrays),
+                       (*_operand_steps(call), step), "y")
 
     def conv2d(self, call: Call) -> Program:
         r = call.resolved
@@ -59,17 +60,29 @@ class NumbaBackend(Backend):
                       pads=tuple(r["pads"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
         bias = Ref("b") if "b" in call.arrays else None
         step = Step("y", Expr(f"{CONV2D_KERNEL}.conv2d", (Ref("x"), Ref("w"), bias), kwargs), timed=True)
-        return Program("numba", (Import(CONV2D_KERNEL, embed=True),), tuple(call.arrays), (step,), "y")
+        return Program("numba", (Import("numpy"), Import(CONV2D_KERNEL, embed=True)), tuple(call.arrays),
+                       (*_operand_steps(call), step), "y")
+
+
+def _operand_steps(call: Call) -> tuple[Step, ...]:
+    """x and w in the kernel's compute dtype (float32; float64 for float64 cases) before the timed call,
+    as every framework adapter converts its operands first: the timed call is the kernel alone."""
+    dtype = Attr("numpy.float64" if call.dtype == "float64" else "numpy.float32")
+    return tuple(Step(name, Expr("numpy.ascontiguousarray", (Ref(name),), {"dtype": dtype}), "prepare",
+                      comment="the compute dtype")
+                 for name in ("x", "w"))
 
 
 # Tiny calls that between them reach every compiled function the backend can call, per compute dtype:
 # (op, x shape, w shape, groups, stride). conv2d: rows (W_out > 16), flattened rows (W_out <= 16, a
-# weight panel over half of L1), pixel vectors (depthwise); the transposed kernel's one path.
+# weight panel over half of L1), pixel vectors (depthwise; compiles their channel-row tiles too); the
+# transposed kernel: channel tiles and pixel vectors (2 channels per group).
 _WARM_CALLS = (
     ("conv2d", (1, 4, 3, 20), (32, 4, 3, 3), 1, 1),
     ("conv2d", (1, 64, 4, 4), (32, 64, 3, 3), 1, 1),
     ("conv2d", (1, 4, 6, 6), (4, 1, 3, 3), 4, 1),
     ("conv2d_transpose", (1, 4, 3, 3), (4, 8, 3, 3), 1, 2),
+    ("conv2d_transpose", (1, 4, 3, 3), (4, 2, 3, 3), 2, 2),
 )
 
 

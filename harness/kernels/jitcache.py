@@ -2,7 +2,7 @@
 
 Numba keys a cached function on the contents of its own source file only. A
 kernel's cached machine code also holds what it took from
-``harness/kernels/tiles.py`` and ``packing.py`` (``@intrinsic`` micro-kernels
+``harness/kernels/tiles.py``, ``pixel_tiles.py`` and ``packing.py`` (``@intrinsic`` micro-kernels
 and inlined helpers are compiled into the caller), so an edit there would
 leave every kernel's cache stale: old code, silently. Importing this module (``tiles``
 does, before any kernel is decorated) puts a cache locator in front of
@@ -24,7 +24,7 @@ from numba.core import caching
 
 __all__ = ["SHARED_SOURCES"]
 
-SHARED_SOURCES = (Path(__file__).with_name("tiles.py"), Path(__file__).with_name("packing.py"))
+SHARED_SOURCES = tuple(Path(__file__).with_name(name) for name in ("tiles.py", "pixel_tiles.py", "packing.py"))
 _PACKAGE = "harness."
 
 
@@ -55,7 +55,7 @@ class _SharedSourceLocator(caching._CacheLocator):
 
     @classmethod
     def from_function(cls, py_func, py_file):
-        if not getattr(py_func, "__module__", "").startswith(_PACKAGE):
+        if not (getattr(py_func, "__module__", None) or "").startswith(_PACKAGE):   # None: exec'd code
             return None
         for other in _LOCATORS:
             if other is not cls:

@@ -16,8 +16,16 @@ unchanged (0.4-0.5). The cost: in a quiet stretch of a loaded machine the small
 shapes run on one thread while torch gets both cores (conv2d b2: 0.67 against
 0.29 ms). On an idle machine nothing changes (2.5 µs per call).
 
-The count of runnable tasks comes from ``/proc/loadavg`` (Linux); elsewhere
-the call keeps Numba's setting.
+Both signals must agree that other processes are busy: the count of runnable
+tasks at the call, and the 1-minute load average (rounded as libgomp's
+``OMP_DYNAMIC`` rounds its own). A task that is runnable at the instant of a
+call on an otherwise idle machine (a shell, a kernel worker, a file watcher)
+used to halve the team for that call; in ``conform bench`` on a lightly used
+machine that put most numba calls on one core while torch had both (the small
+shapes' medians equal to their one-thread times).
+
+Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
+setting.
 """
 
 from __future__ import annotations
@@ -30,18 +38,22 @@ import numba
 
 __all__ = ["fitting_threads"]
 
+_ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
+
 try:
     _LOADAVG: Optional[int] = os.open("/proc/loadavg", os.O_RDONLY)
 except OSError:
     _LOADAVG = None
 
 
-def _runnable() -> Optional[int]:
-    """Tasks running or ready to run on the whole machine, this thread included (None: unknown)."""
+def _load() -> Optional[tuple[int, float]]:
+    """``(runnable, load1)``: tasks running or ready to run on the whole machine now, this thread
+    included, and their 1-minute average (None: unknown)."""
     if _LOADAVG is None:
         return None
     try:
-        return int(os.pread(_LOADAVG, 64, 0).split()[3].split(b"/")[0])
+        fields = os.pread(_LOADAVG, 64, 0).split()
+        return int(fields[3].split(b"/")[0]), float(fields[0])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -51,13 +63,15 @@ def fitting_threads():
     """Within: ``numba.get_num_threads()`` is the number of cores free of other processes (at least 1,
     at most Numba's setting); restored after. Usable as a decorator."""
     wanted = numba.get_num_threads()
-    running = _runnable()
-    if running is None or wanted == 1:
+    load = _load()
+    if load is None or wanted == 1:
         yield
         return
+    running, load1 = load
     # ``running`` counts this thread and possibly our own pool's threads still spinning after the last
-    # region (OpenMP's spin-wait), so ``wanted`` of it may be us: count only the rest as others.
-    others = max(0, running - wanted)
+    # region (OpenMP's spin-wait), so ``wanted`` of it may be us: count only the rest as others. The
+    # load average (which counts us too) caps them: tasks that are only now and then runnable do not.
+    others = min(max(0, running - wanted), int(load1 + _ROUND_UP))
     use = max(1, min(wanted, (os.cpu_count() or wanted) - others))
     numba.set_num_threads(use)
     try:

@@ -15,8 +15,9 @@ output channels; this module owns that tile:
   a row (the ragged end of a row costs least with a narrower tile).
 - ``store_nchw``: the NCHW epilogue (in-register transpose, bias, masked stores).
 - ``transpose_store``: an ``L × L`` block transposed in registers (weight repacking).
-- ``row_sweep``: the transposed tile for depthwise convolutions: output rows ×
-  vectors of pixels, weights broadcast.
+
+The tiles with pixels along the vector lanes (few output channels per group)
+are in ``harness.kernels.pixel_tiles``.
 
 The packing of input rows and the work memory for it are in
 ``harness.kernels.packing``.
@@ -41,12 +42,12 @@ from numba.extending import intrinsic
 # Imported for its effect: the kernels' Numba caches also key on this file (see there).
 from harness.kernels import jitcache  # noqa: F401
 
-__all__ = ["MAX_PIX", "PMAX", "WIDTHS", "microkernel", "row_sweep", "store_nchw", "tile_sweep", "tile_width",
-           "transpose_store"]
+__all__ = ["MAX_PIX", "PMAX", "WIDTHS", "microkernel", "store_nchw", "tile_sweep", "tile_width", "transpose_store"]
 
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
 
 
+# IR helpers, also used by ``harness.kernels.pixel_tiles`` (not part of the public interface).
 def _lanes_of(dt):
     return 16 if dt == types.float32 else 8
 
@@ -325,85 +326,3 @@ def tile_sweep(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, n
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4)
         else:
             microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4)
-
-
-@intrinsic
-def _row_kernel(typingctx, tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, R, NB):
-    """Register tile of ``R`` rows × ``NB`` vectors of pixels, weights broadcast::
-
-        tile[(r·NB + b)·L + l] = Σ_t wv[wbase + toffw[t]] · xa[xbase + r·rstride + toffx[t] + b·L + l]
-
-    ``R`` and ``NB`` are compile-time constants (``R·NB`` accumulators).
-    """
-    if not (isinstance(R, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)):
-        return None
-    dt = tile.dtype
-    if dt not in (types.float32, types.float64) or not all(_is_vec_array(a, dt) for a in (tile, wv, xa)):
-        return None
-    if not (_is_vec_array(toffw, types.int64) and _is_vec_array(toffx, types.int64)
-            and _is_index(wbase, xbase, rstride, ntaps)):
-        return None
-    nrow, nvec = R.literal_value, NB.literal_value
-    sig = types.void(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, R, NB)
-
-    def codegen(context, builder, signature, args):
-        tile_v, wv_v, wbase_v, toffw_v, xa_v, xbase_v, rstride_v, toffx_v, ntaps_v = (
-            _index_args(context, builder, signature, args)[:9])
-        ety = context.get_value_type(dt)
-        lanes = _lanes_of(dt)
-        align = 4 if dt == types.float32 else 8
-        vty = ir.VectorType(ety, lanes)
-        i64, i32 = ir.IntType(64), ir.IntType(32)
-        tp, wp, xp = (_data_ptr(context, builder, t, v) for t, v in ((tile, tile_v), (wv, wv_v), (xa, xa_v)))
-        twp = _data_ptr(context, builder, toffw, toffw_v)
-        txp = _data_ptr(context, builder, toffx, toffx_v)
-        zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * lanes)
-        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(nrow)]
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-            f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
-        splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-        undef = ir.Constant(vty, ir.Undefined)
-        with cgutils.for_range(builder, ntaps_v) as tloop:
-            t = tloop.index
-            s = builder.load(builder.gep(wp, [builder.add(wbase_v, builder.load(builder.gep(twp, [t])))]))
-            wb = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
-            xo = builder.add(xbase_v, builder.load(builder.gep(txp, [t])))
-            for r in range(nrow):
-                xr = builder.add(xo, builder.mul(rstride_v, ir.Constant(i64, r)))
-                for b in range(nvec):
-                    ptr = builder.gep(xp, [builder.add(xr, ir.Constant(i64, b * lanes))])
-                    xv = builder.load(builder.bitcast(ptr, vty.as_pointer()), align=align)
-                    builder.store(builder.call(fma, [wb, xv, builder.load(accs[r][b])]), accs[r][b])
-        for r in range(nrow):
-            for b in range(nvec):
-                ptr = builder.gep(tp, [ir.Constant(i64, (r * nvec + b) * lanes)])
-                builder.store(builder.load(accs[r][b]), builder.bitcast(ptr, vty.as_pointer()), align=align)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@njit(cache=True)
-def row_sweep(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, nb, many):
-    """``_row_kernel`` for ``nb`` (1, 2, 4) pixel vectors and ``8 // nb`` rows if ``many``, else 1 row.
-
-    For one input channel per group (depthwise), where a tile of output
-    channels would use ``1/L`` of each vector. Reads ``xa`` up to ``nb·L``
-    past each tap's start.
-    """
-    if nb == 1:
-        if many:
-            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 8, 1)
-        else:
-            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 1)
-    elif nb == 2:
-        if many:
-            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 4, 2)
-        else:
-            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 2)
-    else:
-        if many:
-            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 2, 4)
-        else:
-            _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 4)

@@ -16,7 +16,7 @@ NCHW store; and of ``harness.kernels.packing``: the phase-packed input row
 and the reused scratch memory.
 
 - **Rows** (this module; the default). Output column ``x`` reads padded
-  column ``x·sw + j·dw``; each input row is converted from float64 and packed
+  column ``x·sw + j·dw``; each input row is copied (converted if need be) and packed
   with padded column ``c`` at phase ``c mod sw``, position ``c div sw``, so tap
   ``j`` reads consecutive positions for consecutive ``x`` whatever the stride
   (padding columns are zeros, never written). A thread packs a band of input
@@ -31,9 +31,10 @@ and the reused scratch memory.
   (12 × 2 when ``Cog`` is a multiple of 2·L).
 - **Pixel vectors** (``numba_pixels``): ``Cog ≤ 4`` (depthwise and the like)
   or when a row fills more of a vector than the group's channels (b4: 8
-  channels, 16-pixel rows). Per group, the input planes are packed once with
-  zero padding rows and each output channel is swept by ``tiles.row_sweep``:
-  2-8 rows × 1-4 vectors of pixels, the weight broadcast.
+  channels, 16-pixel rows; b3: 16 channels, 64-pixel rows). Per group, the
+  input planes are packed once with zero padding rows and swept by
+  ``pixel_tiles``: 8 output channels × 2 vectors of pixels (one channel:
+  2-8 rows × 1-4 vectors), the weights broadcast.
 - **Weights** are repacked per call into the micro-kernel's channel blocks
   (``numba_weights.pack_weights``).
 - **Parallelism.** ``prange`` over contiguous blocks of output rows (rows),
@@ -77,9 +78,10 @@ Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
 Since, the end of a row takes a tile of its own width (``tiles.WIDTHS``: b1's
 32-pixel rows are 12 + 12 + 8 pixels, not 3 × 12 with 4 dropped): one thread,
 CPU time, same process, load 7, ratios b1 1.19-1.25 → 1.08, b3 1.08 → 0.98-1.03.
-Remaining gaps: the float64 input is twice the bytes torch reads (b3: 16.8
-against 8.4 MB); the weights are repacked on every call (b2: 0.18 ms of
-0.60 for 295 K weights); the tile micro-kernel issues one broadcast load
+Remaining gaps (the input then came as float64, converted inside the timed
+call; the numba backend now converts it beforehand, as the framework adapters
+do): the weights are repacked on every call (b2: 0.18 ms of 0.60 for 295 K
+weights; one-image flattened rows now pack them inside the tasks); the tile micro-kernel issues one broadcast load
 per pixel and step, and on the rows path a 74 KB weight panel (b1) streams
 from L2 for every 12-pixel tile (sweeping the taps in L1-sized chunks
 measured no better, with 4-vector tiles).
@@ -95,6 +97,7 @@ from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
 from harness.kernels.packing import pack_row, scratch
+from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
@@ -288,8 +291,10 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     """2-D convolution (cross-correlation), computed in ``dtype``.
 
     ``x`` (N, C_in, H, W) and ``w`` (C_out, C_in/groups, kh, kw) are canonical
-    NCHW arrays (float64 holding values exact in ``dtype``; anything else is
-    converted to float64 first), ``b`` is None or (C_out,). ``stride`` and
+    NCHW arrays holding values exact in ``dtype``, converted to the compute
+    dtype first (float32, float64 for ``dtype="float64"``; the numba backend
+    hands them over converted, as the frameworks' adapters convert theirs
+    before the timed call), ``b`` is None or (C_out,). ``stride`` and
     ``dilation`` are (h, w) pairs, ``pads`` = (top, bottom, left, right): only
     top/left matter, the size is ``out_hw`` (``semantics.resolve`` gives
     both). Returns (N, C_out, H_out, W_out) for NCHW or (N, H_out, W_out,
@@ -300,8 +305,9 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    w = np.ascontiguousarray(w, dtype=np.float64)
+    ct = np.float64 if dtype == "float64" else np.float32
+    x = np.ascontiguousarray(x, dtype=ct)
+    w = np.ascontiguousarray(w, dtype=ct)
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"x and w must be 4-D, got shapes {x.shape} and {w.shape}")
     sh, sw = _pair(stride, "stride")
@@ -321,7 +327,6 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     if b is not None and np.shape(b) != (cout,):
         raise ValueError(f"bias must have shape ({cout},), got {np.shape(b)}")
 
-    ct = np.float64 if dtype == "float64" else np.float32
     lanes = 8 if ct is np.float64 else 16
     nhwc = layout == "NHWC"
     out = np.empty((nbatch, hout, wout, cout) if nhwc else (nbatch, cout, hout, wout), ct)
@@ -333,15 +338,16 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
 
     cog = cout // groups
     threads = numba.get_num_threads()
-    if _pixel_path(cog, wout, lanes):
+    if _pixel_path(cog, wout, lanes, nbatch * groups, threads):
         if not np.all(np.isfinite(w)):
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         else:
             nchunks = max(1, min(nbatch * groups, threads))
             size = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
             work = scratch(nchunks * size, ct)
-            pixel_tiles(x, w.astype(ct).reshape(w.size), groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top,
-                        left, lanes, nchunks)
+            wv = np.empty(w.size, ct)
+            pack_oc_weights(w, False, groups, wv)
+            pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
         return _rounded(out, dtype)
     # Flattened rows when the rows are narrow and the weight panel of one channel vector exceeds
     # half of L1 (re-streamed for every few pixels otherwise), if the repeated input fits in L2.
@@ -349,12 +355,19 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
                 and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, 1) * out.itemsize <= _FLAT_BYTES)
     nb_flat = 2 if cog % (2 * lanes) == 0 else 1      # 12 pixels x 2 vectors: fewer loads per FMA
     wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(pack_weights(w, wp, lanes, nb_flat if use_flat else _NB_ROWS)):
+    if use_flat and nbatch == 1:
+        # one image: each task packs the weight block it uses (numba_flat)
+        nchunks = max(1, min(groups * -(-cog // (nb_flat * lanes)), threads))
+        work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb_flat), ct)
+        if not np.isfinite(flat(x, w, wp, True, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes,
+                                nb_flat, nchunks)):
+            _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
+    elif not np.isfinite(pack_weights(w, wp, lanes, nb_flat if use_flat else _NB_ROWS)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     elif use_flat:
         nchunks = max(1, min(nbatch * groups * -(-cog // (nb_flat * lanes)), threads))
         work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb_flat), ct)
-        flat(x, wp, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_flat, nchunks)
+        flat(x, w, wp, False, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_flat, nchunks)
     else:
         nchunks = max(1, min(nbatch * hout, threads))
         work = scratch(nchunks * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)
@@ -362,14 +375,18 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     return _rounded(out, dtype)
 
 
-def _pixel_path(cog, wout, lanes):
+def _pixel_path(cog, wout, lanes, tasks, threads):
     """Vectors over pixels (numba_pixels) rather than over output channels: for few channels per
-    group, or when rows fill more of each vector than the channels do (e.g. 8 channels, 16 pixels)."""
+    group, or when rows fill at least as much of each vector as the channels do (e.g. 8 channels,
+    16-pixel rows; or one vector of channels and rows of whole vectors, where the channel tile
+    issues a broadcast load per multiply-add: b3 12.4 → 11.8 ms on one thread) — given ``tasks``
+    (images × groups, the pixel path's unit of parallel work) for every thread."""
     if cog <= _FEW_CHANNELS:
         return True
-    if cog >= lanes:
+    if cog > lanes or tasks < threads:
         return False
-    return wout / (-(-wout // lanes) * lanes) > cog / lanes
+    fill = wout / (-(-wout // lanes) * lanes)
+    return fill >= cog / lanes if cog == lanes else fill > cog / lanes
 
 
 def _rounded(out, dtype):

@@ -24,7 +24,7 @@ im2col/col2im buffers.*
   shared with the conv2d kernel: explicit 512-bit LLVM vectors).
 - **Memory traffic.** The input is packed lazily, row by row, into a small
   per-thread ring of ``(kh−1)·dh/sh + 1`` rows (channel-major, zero-padded
-  columns), converting float64 to the compute dtype on the way: nothing of the
+  columns), converting to the compute dtype if need be: nothing of the
   size of the input is written, and there is no column buffer
   (``N·H·W·Cog·kh·kw`` elements) at all. Weights are repacked once per call
   into contiguous per-(group, channel-block) panels, the order the
@@ -34,6 +34,10 @@ im2col/col2im buffers.*
   phases interleave through the masks); NHWC stores are contiguous.
 - **Parallelism.** ``prange`` over one contiguous block of output rows per
   thread: blocks write disjoint rows, so there is no reduction and no race.
+- **Few channels per group** (``Cog`` ≤ ``L`` where the rows fill the
+  vectors better than the channels would: grouped, depthwise, and
+  ``Cog = L`` with rows of whole vectors): ``numba_pixels``, the same phases
+  with vectors of output pixels and up to 8 channels per tile.
 
 Rejected after measuring: BLAS GEMM + parallel col2im (per image: x (Cig, HW)
 → cols (Cog·kh·kw, HW), L2-sized chunks). ``np.dot`` inside Numba runs at
@@ -72,10 +76,10 @@ shape. Where the time goes, and the known weak spots: alone, the micro-kernel
 reaches ~172 GFLOP/s per core with one channel vector (Cog = 16) and ~190
 with two or more; stride-1 rows also compute the column borders against
 zeros (11% extra work on the third shape); packing the float64 input and
-storing the output take ~15% of the third shape and ~65% of the grouped one,
-whose 8 output channels per group also fill only half of each vector.
-Depthwise convolutions (Cig = Cog = 1) use 1/16 of each vector and are slower
-than torch.
+storing the output take ~15% of the third shape. The grouped shape and
+depthwise convolutions, whose channel tiles filled half or 1/16 of each
+vector, now take the pixel path (grouped: 3.0 → 1.5 ms on one thread), as
+does the third shape (13.0 → 12.0 ms).
 
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights too, and ``0 · inf`` is NaN where the definition has no term at
@@ -97,8 +101,11 @@ import numpy as np
 from numba import njit, prange
 
 from harness.data import round_to_dtype
+from harness.kernels.packing import scratch
+from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
+from harness.ops.conv2d_transpose.numba_pixels import pixel_path, planes_size, transposed_pixels
 
 __all__ = ["conv2d_transpose"]
 
@@ -349,8 +356,10 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
     """2-D transposed convolution, DESIGN.md §2, computed in ``dtype``.
 
     ``x`` (N, C_in, H, W) and ``w`` (C_in, C_out/groups, kh, kw) are canonical
-    NCHW arrays (float64 holding values exact in ``dtype``; anything else is
-    converted to float64 first), ``b`` is None or (C_out,). ``stride`` and
+    NCHW arrays holding values exact in ``dtype``, converted to the compute
+    dtype first (float32, float64 for ``dtype="float64"``; the numba backend
+    hands them over converted, as the frameworks' adapters convert theirs
+    before the timed call), ``b`` is None or (C_out,). ``stride`` and
     ``dilation`` are (h, w) pairs, ``crops`` = (top, bottom, left, right): only
     top/left matter, the size is ``out_hw``. Returns (N, C_out, H_out,
     W_out) for NCHW or (N, H_out, W_out, C_out) for NHWC: float64 for
@@ -360,8 +369,9 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    w = np.ascontiguousarray(w, dtype=np.float64)
+    ct = np.float64 if dtype == "float64" else np.float32
+    x = np.ascontiguousarray(x, dtype=ct)
+    w = np.ascontiguousarray(w, dtype=ct)
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"x and w must be 4-D, got shapes {x.shape} and {w.shape}")
     sh, sw = _pair(stride, "stride")
@@ -382,7 +392,6 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
     if b is not None and np.shape(b) != (cout,):
         raise ValueError(f"bias must have shape ({cout},), got {np.shape(b)}")
 
-    ct = np.float64 if dtype == "float64" else np.float32
     lanes = 8 if ct is np.float64 else 16
     nhwc = layout == "NHWC"
     out = np.empty((nbatch, hout, wout, cout) if nhwc else (nbatch, cout, hout, wout), ct)
@@ -395,14 +404,30 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         out[...] = biasp[:cout] if nhwc else biasp[:cout, None, None]
         return out
 
+    threads = numba.get_num_threads()
+    if pixel_path(cog, -(-wout // sw), lanes, nbatch * groups, threads):
+        if not np.all(np.isfinite(w)):
+            _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
+        else:
+            nchunks = max(1, min(nbatch * groups, threads))
+            work = scratch(nchunks * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
+            wv = np.empty(w.size, ct)
+            pack_oc_weights(w, True, groups, wv)
+            transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
+        return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
     if not np.isfinite(_pack_w(w, wp, lanes)):
         _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
     else:
-        nchunks = max(1, min(nbatch * hout, numba.get_num_threads()))
+        nchunks = max(1, min(nbatch * hout, threads))
         _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks)
+    return _rounded(out, dtype)
+
+
+def _rounded(out, dtype):
+    """float16/bfloat16 results: the float32 result rounded once to the case dtype."""
     if dtype == "float16":
-        out = out.astype(np.float16).astype(np.float32)
+        return out.astype(np.float16).astype(np.float32)
     elif dtype == "bfloat16":
-        out = round_to_dtype(out, "bfloat16").astype(np.float32)
+        return round_to_dtype(out, "bfloat16").astype(np.float32)
     return out

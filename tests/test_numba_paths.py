@@ -1,0 +1,160 @@
+"""Each path of the ``numba`` kernels against the float64 oracle, on the same calls, with the full team.
+
+The kernels pick a path per call (channel tiles or pixel vectors; for conv2d also
+flattened rows, whose one-image calls share the packed input between threads and
+pack the weights in the tasks), so a parameter form one path handles well may
+never reach the other. Here each call is forced through every path it can take
+(the path choice is monkeypatched), with Numba's whole thread team (the team
+otherwise shrinks on a loaded machine and the multi-thread code paths go
+untested): strides, dilation, groups, asymmetric padding / crops, output
+padding past the full output, NHWC, bias, every dtype, and channel counts
+that fill 8-, 4-, 2- and 1-channel pixel tiles.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from harness.backends import program as programs  # noqa: E402
+from harness.backends.numba_kernel import NumbaBackend  # noqa: E402
+from harness.cases import load_file  # noqa: E402
+from harness.data import round_to_dtype  # noqa: E402
+from harness.kernels import threads  # noqa: E402
+from harness.ops.conv2d import numba_kernel as conv_kernel  # noqa: E402
+from harness.ops.conv2d import oracle as conv_oracle  # noqa: E402
+from harness.ops.conv2d import semantics as conv_semantics  # noqa: E402
+from harness.ops.conv2d_transpose import numba_kernel as tconv_kernel  # noqa: E402
+from harness.ops.conv2d_transpose import oracle as tconv_oracle  # noqa: E402
+from harness.ops.conv2d_transpose import semantics as tconv_semantics  # noqa: E402
+from harness.runner import prepare  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+UNIT = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
+
+
+@pytest.fixture(autouse=True)
+def whole_team(monkeypatch):
+    """Numba's own thread count for every call, whatever the machine's load."""
+    monkeypatch.setattr(threads, "_load", lambda: None)
+
+
+def check_close(got, want, bound, dtype):
+    if dtype in UNIT:
+        tol = 2e-5 * bound + UNIT[dtype] * np.abs(want) + (2.0 ** -25 if dtype == "float16" else 0.0)
+    else:
+        tol = (1e-12 if dtype == "float64" else 1e-5) * bound + 1e-300
+    err = np.abs(got.astype(np.float64) - want)
+    assert np.all(err <= tol), f"max excess {np.max(err - tol)} at {np.unravel_index(np.argmax(err - tol), err.shape)}"
+
+
+def against_oracle(op, params, dtype, seed):
+    semantics, oracle = (conv_semantics, conv_oracle) if op == "conv2d" else (tconv_semantics, tconv_oracle)
+    p = semantics.Params(**params)
+    r = semantics.resolve(p)
+    rng = np.random.default_rng(seed)
+    arrays = {name: round_to_dtype(rng.standard_normal(shape), dtype)
+              for name, shape in semantics.input_shapes(p).items()}
+    kw = dict(stride=r.stride, dilation=r.dilation, groups=r.groups, out_hw=r.out_hw, layout=r.layout, dtype=dtype)
+    if op == "conv2d":
+        got = conv_kernel.conv2d(arrays["x"], arrays["w"], arrays.get("b"), pads=r.pads, **kw)
+    else:
+        got = tconv_kernel.conv2d_transpose(arrays["x"], arrays["w"], arrays.get("b"), crops=r.crops, **kw)
+    want = oracle.reference(params, arrays)
+    bound = oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    assert got.shape == want.shape
+    check_close(got, want, bound, dtype)
+
+
+TRANSPOSED = [   # cog = out_channels / groups: 13 = 8 + 4 + 1 pixel tiles; 20 spans channel vectors
+    dict(input=[2, 16, 9, 11], out_channels=64, kernel_size=3, stride=2, groups=8, padding="same"),
+    dict(input=[1, 4, 7, 40], out_channels=26, kernel_size=[3, 4], stride=[2, 3], dilation=[2, 1], groups=2,
+         padding=[1, 3, 0, 2], output_padding=[1, 2]),
+    dict(input=[2, 6, 6, 35], out_channels=20, kernel_size=5, dilation=2, padding="same"),
+    dict(input=[3, 3, 5, 4], out_channels=3, kernel_size=[2, 3], stride=[1, 2], groups=3, padding="valid",
+         output_shape=[6, 10]),
+    dict(input=[1, 8, 4, 3], out_channels=16, kernel_size=3, stride=3, groups=4, padding=[4, 0, 0, 5]),
+]
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("pixels", [True, False], ids=["pixel-vectors", "channel-tiles"])
+@pytest.mark.parametrize("case", range(len(TRANSPOSED)))
+def test_transposed_paths_match_the_oracle(monkeypatch, case, pixels, dtype, layout):
+    monkeypatch.setattr(tconv_kernel, "pixel_path", lambda *args: pixels)
+    params = dict(TRANSPOSED[case], bias=case % 2 == 0, layout=layout)
+    if layout == "NHWC":
+        n, c, h, w = params["input"]
+        params["input"] = [n, h, w, c]
+    against_oracle("conv2d_transpose", params, dtype, case)
+
+
+CONV = [   # pixel vectors with 8/4/2/1-channel tiles; flattened rows with one image (shared packing)
+    dict(input=[2, 16, 9, 16], out_channels=16, kernel_size=3, stride=2, groups=2, padding="same"),
+    dict(input=[1, 6, 8, 37], out_channels=39, kernel_size=[2, 3], stride=[1, 2], dilation=[2, 1], groups=3,
+         padding=[1, 0, 2, 3]),
+    dict(input=[1, 64, 9, 9], out_channels=48, kernel_size=3, stride=2, padding=[1, 0, 0, 1]),
+    dict(input=[1, 64, 7, 6], out_channels=64, kernel_size=3, dilation=[1, 2], padding="same"),
+]
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("pixels", [True, False], ids=["pixel-vectors", "channel-tiles"])
+@pytest.mark.parametrize("case", range(len(CONV)))
+def test_conv2d_paths_match_the_oracle(monkeypatch, case, pixels, dtype, layout):
+    monkeypatch.setattr(conv_kernel, "_pixel_path", lambda *args: pixels)
+    params = dict(CONV[case], bias=case % 2 == 1, layout=layout)
+    if layout == "NHWC":
+        n, c, h, w = params["input"]
+        params["input"] = [n, h, w, c]
+    against_oracle("conv2d", params, dtype, case)
+
+
+def test_one_image_flat_call_with_a_non_finite_weight_follows_the_definition():
+    """The weight blocks packed inside the flattened-rows tasks still report inf/NaN (exact fallback)."""
+    params = dict(input=[1, 64, 7, 7], out_channels=48, kernel_size=3, stride=2, padding=[1, 0, 0, 1])
+    r = conv_semantics.resolve(conv_semantics.Params(**params))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 64, 7, 7))
+    w = rng.standard_normal((48, 64, 3, 3))
+    w[40, 5, 0, 0] = np.inf
+    got = conv_kernel.conv2d(x, w, None, stride=r.stride, dilation=r.dilation, groups=1, pads=r.pads,
+                             out_hw=r.out_hw, dtype="float64")
+    with np.errstate(invalid="ignore"):
+        want = conv_oracle.reference(params, {"x": x, "w": w})
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    assert finite.any() and not finite.all()
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-9)
+
+
+def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path):
+    """The numba program of a grouped transposed convolution (pixel tiles), rendered as reproducers render it
+    (the kernel sources embedded, conform's imports dropped), runs in a bare interpreter and gives the
+    kernel's result: every name the kernels use must be defined in the embedded sources themselves."""
+    case = load_file(ROOT / "benchmarks" / "conv2d_transpose.yaml")[3]
+    call, _ = prepare(case)
+    program = NumbaBackend().conv2d_transpose(call)
+    np.savez(tmp_path / "inputs.npz", **{name: call.arrays[name] for name in program.operands})
+    script = ["import numpy as np", "DATA = np.load('inputs.npz')"]
+    script += [f"{name} = DATA[{name!r}]" for name in program.operands]
+    script += programs.prelude(program) + programs.lines(program)
+    script += [f"np.save('y.npy', np.asarray({program.output}))"]
+    (tmp_path / "repro.py").write_text("\n".join(script) + "\n")
+    done = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    r = call.resolved
+    want = tconv_kernel.conv2d_transpose(call.arrays["x"], call.arrays["w"], None, stride=tuple(r["stride"]),
+                                         dilation=tuple(r["dilation"]), groups=r["groups"], crops=tuple(r["crops"]),
+                                         out_hw=tuple(r["out_hw"]), dtype=call.dtype)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
