@@ -23,13 +23,36 @@ stay small:
 Deliberately independent: the padding arithmetic (TensorFlow's SAME/VALID
 rule, DESIGN.md §8) is re-derived here from the case parameters and nothing
 is imported from the semantics or the adapters.
+
+Note [Compiled conv2d oracle loops]
+-----------------------------------
+A depthwise call (one input channel per group; b5 of benchmarks/) has 9
+terms per output for a 3×3 kernel: ``_by_terms`` makes 9 full passes over
+the input in float64, memory bound at ~30× PyTorch. In float64 such calls
+take ``_sum_loops``: the definition's sum written as plain loops (image,
+output channel, output row, input channel, tap, output column), compiled by
+Numba, adding only the terms whose input pixel is inside the image. It is
+this module's own code, not the ``numba`` backend's kernels
+(``harness/kernels``, ``numba_*.py``: register tiles, packed inputs and
+weights, their own shape code), so it stays as easy to check as the NumPy
+paths; ``tests/test_oracle_loops.py`` checks every path against plain Python
+loops and against each other. Threads: one in the parent, where the oracle
+runs beside the framework workers (``threads`` defaults to 1), the worker's
+cores in the ``numpy`` backend, which passes ``threads``; each thread runs
+the compiled loop (no GIL) on its own output planes, so no Numba thread pool
+is ever started. Without Numba (a reproducer run elsewhere) NumPy computes
+every call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-BLOCK_BYTES = 32 << 20          # temporaries per block: matrix products large enough for BLAS, bounded memory
+BLOCK_BYTES = 4 << 20           # temporaries per block: large enough for BLAS, small enough to stay in cache
 
 
 def _two(v):
@@ -63,12 +86,13 @@ def _within(lo, hi, first, s, r0, r1):
     return lo_ - r0, hi_ - r0, slice(start, start + (hi_ - lo_ - 1) * s + 1, s)
 
 
-def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
+def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) -> np.ndarray:
     """Compute conv2d in ``dtype`` (float64 for the oracle).
 
     ``params`` are the case's fields (as in the case file); ``arrays`` hold the
     canonical NCHW ``x``, ``w`` of shape (C_out, C_in/groups, kh, kw) and an
-    optional ``b``. Returns the output in the case's layout.
+    optional ``b``. Returns the output in the case's layout. ``threads``: how
+    many threads the compiled loops may use (Note [Compiled conv2d oracle loops]).
     """
     x = np.asarray(arrays["x"], dtype=dtype)
     w = np.asarray(arrays["w"], dtype=dtype)
@@ -82,6 +106,12 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
         padding = [padding] * 4
     top, out_h = pads_and_size(h, kh, sh, dh, padding if isinstance(padding, str) else padding[0:2])
     left, out_w = pads_and_size(wd, kw, sw, dw, padding if isinstance(padding, str) else padding[2:4])
+    loops = compiled(_sum_loops) if np.dtype(dtype) == np.float64 else None
+    if loops is not None and cig == 1:
+        out = np.zeros((n, c_out, out_h, out_w))
+        _on_threads(loops, n * c_out, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
+                    sh, sw, dh, dw, top, left, out)
+        return _finish(out, params, arrays, dtype)
     taps = []                     # (i, j, its output rows [y0, y1), the input row at y0, output and input columns)
     for i in range(kh):
         y0, y1, first = _reach(h, out_h, sh, dh, top, i)
@@ -98,8 +128,17 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     if cig == 1 or not np.isfinite(w).all():
         _by_terms(xc, wc, taps, sh, out)
     else:
-        _by_matrix_product(xc, wc, taps, sh, out)
-    out = out.transpose(2, 0, 1, 3, 4).reshape(n, c_out, out_h, out_w)
+        # Images on threads, BLAS on one: its threads would meet at every block's product (in the numpy
+        # backend's worker; the parent runs on one already), and under load wait a time slice each time
+        # (b4 of benchmarks/, one product per group: 3 ms on one thread, 13-170 ms on two). Same for a grouped
+        # call on one thread: a group's product is too small to share.
+        with _one_blas_thread() if groups > 1 or (threads > 1 and n > 1) else contextlib.nullcontext():
+            _on_threads(_by_matrix_product, n, threads, xc, wc, taps, sh, out)
+    return _finish(out.transpose(2, 0, 1, 3, 4).reshape(n, c_out, out_h, out_w), params, arrays, dtype)
+
+
+def _finish(out, params, arrays, dtype):
+    """``out + bias``, in the case's layout."""
     if arrays.get("b") is not None:
         out = out + np.asarray(arrays["b"], dtype=dtype)[:, None, None]
     if params.get("layout", "NCHW") == "NHWC":
@@ -107,21 +146,22 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def _blocks(n, rows, row_bytes):
-    """(a, b, r0, r1): images [a, b), output rows [r0, r1) of each, with about ``BLOCK_BYTES`` of temporaries
-    (``row_bytes`` an output row): whole images while one fits, else the rows of one image a block at a time."""
+def _blocks(a0, a1, rows, row_bytes):
+    """(a, b, r0, r1): images [a, b) of [a0, a1), output rows [r0, r1) of each, with about ``BLOCK_BYTES`` of
+    temporaries (``row_bytes`` an output row): whole images while one fits, else the rows of one image a block
+    at a time."""
     per_block = max(1, BLOCK_BYTES // max(row_bytes, 1))
     if per_block >= rows:
         step = per_block // max(rows, 1)
-        return [(a, min(n, a + step), 0, rows) for a in range(0, n, step)]
-    return [(a, a + 1, r, min(rows, r + per_block)) for a in range(n) for r in range(0, rows, per_block)]
+        return [(a, min(a1, a + step), 0, rows) for a in range(a0, a1, step)]
+    return [(a, a + 1, r, min(rows, r + per_block)) for a in range(a0, a1) for r in range(0, rows, per_block)]
 
 
 def _by_terms(xc, wc, taps, sh, out):
     """``out[g, o, n, y, x] = Σ over taps (i, j) and channels c of x_tap[g, c, n, y, x] · w[g, o, c, i, j]``,
     each term added on the pixels its tap reaches (``taps``: (i, j, y0, y1, first row, x0, x1, columns))."""
     groups, cog, n, out_h, out_w = out.shape
-    for a, b, r0, r1 in _blocks(n, out_h, groups * cog * out_w * out.itemsize):
+    for a, b, r0, r1 in _blocks(0, n, out_h, groups * cog * out_w * out.itemsize):
         block = out[:, :, a:b, r0:r1]
         block[...] = 0
         product = np.empty_like(block)
@@ -135,15 +175,16 @@ def _by_terms(xc, wc, taps, sh, out):
                 block[:, :, :, y0:y1, x0:x1] += term
 
 
-def _by_matrix_product(xc, wc, taps, sh, out):
-    """The same sum as ``_by_terms``: (g, cog, cig·kh·kw) @ (g, cig·kh·kw, pixels) on the gathered terms."""
+def _by_matrix_product(xc, wc, taps, sh, out, a0, a1):
+    """The same sum as ``_by_terms``, for images [a0, a1): (g, cog, cig·kh·kw) @ (g, cig·kh·kw, pixels) on the
+    gathered terms."""
     groups, cig, n, _, _ = xc.shape
     _, cog, _, kh, kw = wc.shape
     _, _, _, out_h, out_w = out.shape
     weights = wc.reshape(groups, cog, cig * kh * kw)
     pixels = out.reshape(groups, cog, n * out_h * out_w)               # a view: one column per output pixel
     terms, zeroed = None, None
-    for a, b, r0, r1 in _blocks(n, out_h, groups * cig * kh * kw * out_w * out.itemsize):
+    for a, b, r0, r1 in _blocks(a0, a1, out_h, groups * cig * kh * kw * out_w * out.itemsize):
         if zeroed != (b - a, r0, r1):
             # (g, cig, kh, kw, images, rows, W_out): zero where a tap lies in the padding; blocks of the same
             # rows overwrite the same other entries, so the zeros are written once per kind of block.
@@ -154,3 +195,75 @@ def _by_matrix_product(xc, wc, taps, sh, out):
                 terms[:, :, i, j, :, y0:y1, x0:x1] = xc[:, :, a:b, rows, cols]
         np.matmul(weights, terms.reshape(groups, cig * kh * kw, -1),
                   out=pixels[:, :, (a * out_h + r0) * out_w:((b - 1) * out_h + r1) * out_w])
+
+
+def _on_threads(loops, tasks, threads, *args):
+    """``loops(*args, lo, hi)`` over tasks [0, ``tasks``), split into contiguous ranges, one per thread."""
+    if threads <= 1 or tasks < 2:
+        loops(*args, 0, tasks)
+        return
+    bounds = [tasks * k // threads for k in range(threads + 1)]
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda k: loops(*args, bounds[k], bounds[k + 1]), range(threads)))
+
+
+def _sum_loops(x, w, groups, sh, sw, dh, dw, top, left, out, lo, hi):
+    """``out[n, g·Cog + o, y, q] += x[n, g·Cig + c, y·sh + i·dh − top, q·sw + j·dw − left] · w[g·Cog + o, c, i, j]``,
+    term by term, for the terms whose input pixel is inside the image, in output planes (image, output channel)
+    ``lo`` to ``hi``."""
+    _, _, h, wd = x.shape
+    c_out, cig, kh, kw = w.shape
+    _, _, out_h, out_w = out.shape
+    cog = c_out // groups
+    for task in range(lo, hi):
+        m, oc = task // c_out, task % c_out
+        for y in range(out_h):
+            target = out[m, oc, y]
+            for c in range(cig):
+                for i in range(kh):
+                    row = y * sh + i * dh - top
+                    if row < 0 or row >= h:
+                        continue
+                    source = x[m, oc // cog * cig + c, row]
+                    for j in range(kw):
+                        weight = w[oc, c, i, j]
+                        shift = j * dw - left               # output column q reads input column q·sw + shift:
+                        first = max(0, -(shift // sw))      # the first q with q·sw + shift ≥ 0
+                        end = min(out_w, (wd - 1 - shift) // sw + 1)     # past the last q with q·sw + shift < wd
+                        if end > first:
+                            into = target[first:end]
+                            terms = source[first * sw + shift:(end - 1) * sw + shift + 1:sw]
+                            for q in range(end - first):
+                                into[q] += terms[q] * weight
+
+
+@functools.cache
+def _blas_threads():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """Within: BLAS computes on one thread (as it is without threadpoolctl)."""
+    controller = _blas_threads()
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def compiled(loops):
+    """``loops`` compiled by Numba, once (imported here, on first use: it takes a tenth of a second to import);
+    None without Numba."""
+    try:
+        from numba import njit
+    except ImportError:
+        return None
+    return njit(cache=True, nogil=True)(loops)
+
+
+def warm() -> None:
+    """Compile (or load from Numba's on-disk cache) the compiled loops: a tiny depthwise call."""
+    if compiled(_sum_loops) is not None:
+        reference({"groups": 2, "padding": 1}, {"x": np.ones((1, 2, 2, 2)), "w": np.ones((2, 1, 2, 2))})
