@@ -98,13 +98,10 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
     loops = compiled(_scatter_loops) if np.dtype(dtype) == np.float64 else None
     if loops is not None and groups > 1 and cig * cog <= LOOP_CHANNELS:
-        # Columns phase-major, as in the canvas below: full column q·sw + p lives at [.., p, q].
-        columns = -(-full_w // sw)
-        canvas = np.zeros((n, groups * cog, full_h, sw, columns))
-        _on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w),
-                    groups, sh, sw, dh, dw, canvas)
-        full = canvas.transpose(0, 1, 2, 4, 3).reshape(n, groups * cog, full_h, columns * sw)
-        return _finish(full[:, :, top:top + out_h, left:left + out_w], params, arrays, dtype)
+        out = np.empty((n, groups * cog, out_h, out_w))
+        _on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
+                    sh, sw, dh, dw, full_h, full_w, top, left, out)
+        return _finish(out, params, arrays, dtype)
     # Channel-major, so each tap's products are whole image rows: x as (g, cig, n, h, w), w as
     # (g, kh·kw·cog, cig). Every product of a block of input rows is one matrix product,
     # (g, kh·kw·cog, cig) @ (g, cig, pixels): each input pixel through every tap.
@@ -168,25 +165,39 @@ def _on_threads(loops, tasks, threads, *args):
         list(pool.map(lambda k: loops(*args, bounds[k], bounds[k + 1]), range(threads)))
 
 
-def _scatter_loops(x, w, groups, sh, sw, dh, dw, canvas, lo, hi):
+def _scatter_loops(x, w, groups, sh, sw, dh, dw, full_h, full_w, top, left, out, lo, hi):
     """``full[n, g·Cog + o, a·sh + i·dh, b·sw + j·dw] += x[n, g·Cig + c, a, b] · w[g·Cig + c, o, i, j]``, term by
-    term, for output planes (image, output channel) ``lo`` to ``hi``; full column q·sw + p is ``canvas[.., p, q]``."""
+    term, then ``out = full[top : top + H_out, left : left + W_out]``, for output planes (image, output channel)
+    ``lo`` to ``hi``."""
     _, c_in, h, wd = x.shape
     _, cog, kh, kw = w.shape
+    _, _, out_h, out_w = out.shape
     cig = c_in // groups
+    # One plane of ``full`` at a time, columns phase-major (full column q·sw + p at [.., p, q]): tap column j
+    # writes columns b·sw + j·dw, phase (j·dw) % sw, positions (j·dw) // sw + b, consecutive for consecutive b.
+    plane = np.empty((full_h, sw, -(-full_w // sw)))
+    phase, position = np.empty(kw, np.int64), np.empty(kw, np.int64)
+    for j in range(kw):
+        phase[j], position[j] = (j * dw) % sw, (j * dw) // sw
+    crop_phase, crop_position = np.empty(out_w, np.int64), np.empty(out_w, np.int64)
+    for q in range(out_w):
+        crop_phase[q], crop_position[q] = (left + q) % sw, (left + q) // sw
     for task in range(lo, hi):
         m, oc = task // (groups * cog), task % (groups * cog)
         g, o = oc // cog, oc % cog
+        plane[:] = 0.0
         for c in range(g * cig, (g + 1) * cig):
             for a in range(h):
                 source = x[m, c, a]
                 for i in range(kh):
+                    row = plane[a * sh + i * dh]
                     for j in range(kw):
-                        weight = w[c, o, i, j]
-                        # columns b·sw + j·dw, b < wd: phase (j·dw) % sw, from position (j·dw) // sw on
-                        target = canvas[m, oc, a * sh + i * dh, (j * dw) % sw, (j * dw) // sw:]
+                        weight, target = w[c, o, i, j], row[phase[j], position[j]:position[j] + wd]
                         for b in range(wd):
                             target[b] += source[b] * weight
+        for y in range(out_h):
+            for q in range(out_w):
+                out[m, oc, y, q] = plane[top + y, crop_phase[q], crop_position[q]]
 
 
 @functools.cache
