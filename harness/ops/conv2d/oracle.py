@@ -154,6 +154,7 @@ def _blocks(a0, a1, rows, row_bytes):
     if per_block >= rows:
         step = per_block // max(rows, 1)
         return [(a, min(a1, a + step), 0, rows) for a in range(a0, a1, step)]
+    per_block = -(-rows // -(-rows // per_block))                 # as many rows in each block of an image
     return [(a, a + 1, r, min(rows, r + per_block)) for a in range(a0, a1) for r in range(0, rows, per_block)]
 
 
@@ -183,16 +184,19 @@ def _by_matrix_product(xc, wc, taps, sh, out, a0, a1):
     _, _, _, out_h, out_w = out.shape
     weights = wc.reshape(groups, cog, cig * kh * kw)
     pixels = out.reshape(groups, cog, n * out_h * out_w)               # a view: one column per output pixel
-    terms, zeroed = None, None
     for a, b, r0, r1 in _blocks(a0, a1, out_h, groups * cig * kh * kw * out_w * out.itemsize):
-        if zeroed != (b - a, r0, r1):
-            # (g, cig, kh, kw, images, rows, W_out): zero where a tap lies in the padding; blocks of the same
-            # rows overwrite the same other entries, so the zeros are written once per kind of block.
-            terms, zeroed = np.zeros((groups, cig, kh, kw, b - a, r1 - r0, out_w), dtype=out.dtype), (b - a, r0, r1)
+        # (g, cig, kh, kw, images, rows, W_out): every entry written below, zero where the tap lies in the padding.
+        terms = np.empty((groups, cig, kh, kw, b - a, r1 - r0, out_w), dtype=out.dtype)
+        reached = set()
         for i, j, y0, y1, first, x0, x1, cols in taps:
             y0, y1, rows = _within(y0, y1, first, sh, r0, r1)
             if y1 > y0:
-                terms[:, :, i, j, :, y0:y1, x0:x1] = xc[:, :, a:b, rows, cols]
+                tap = terms[:, :, i, j]
+                tap[..., :y0, :] = tap[..., y1:, :] = tap[..., :x0] = tap[..., x1:] = 0
+                tap[..., y0:y1, x0:x1] = xc[:, :, a:b, rows, cols]
+                reached.add((i, j))
+        for i, j in set(np.ndindex(kh, kw)) - reached:                     # taps that reach no pixel of the block
+            terms[:, :, i, j] = 0
         np.matmul(weights, terms.reshape(groups, cig * kh * kw, -1),
                   out=pixels[:, :, (a * out_h + r0) * out_w:((b - 1) * out_h + r1) * out_w])
 

@@ -152,6 +152,7 @@ def _blocks(a0, a1, rows, row_bytes):
     if per_block >= rows:
         step = per_block // max(rows, 1)
         return [(a, min(a1, a + step), 0, rows) for a in range(a0, a1, step)]
+    per_block = -(-rows // -(-rows // per_block))                 # as many rows in each block of an image
     return [(a, a + 1, r, min(rows, r + per_block)) for a in range(a0, a1) for r in range(0, rows, per_block)]
 
 
