@@ -244,3 +244,81 @@ def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes):
     magnitude = transpose_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
     want = conv2d_transpose_loops(arrays["x"], arrays["w"], arrays["b"], r)
     assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
+
+
+# --------------------------------------------------------------------------- the compiled loops and threads
+
+
+def numpy_only(module, monkeypatch):
+    """``module``'s reference with its compiled loops switched off (as without Numba)."""
+    monkeypatch.setattr(module, "compiled", lambda loops: None)
+
+
+COMPILED_CASES = [
+    # (oracle module, semantics module, fields): each takes the oracle's compiled loops in float64
+    (conv_oracle, conv, dict(input=[3, 4, 9, 8], out_channels=8, groups=4, kernel_size=[3, 2], stride=[1, 2],
+                             dilation=[2, 1], padding=[2, 0, 1, 3], bias=True)),                   # cig == 1
+    (conv_oracle, conv, dict(input=[2, 3, 5, 6], out_channels=3, groups=3, kernel_size=3, stride=2,
+                             padding="same", layout="NCHW")),                                      # depthwise
+    (transpose_oracle, transpose, dict(input=[3, 4, 5, 3], out_channels=6, groups=2, kernel_size=[3, 2],
+                                       stride=[2, 3], dilation=[2, 1], padding=[1, 2, 0, 1], output_padding=1,
+                                       bias=True)),
+    (transpose_oracle, transpose, dict(input=[2, 6, 4, 4], out_channels=3, groups=3, kernel_size=3, stride=3,
+                                       padding="same", output_shape=[11, 12])),           # Cog == 1
+    (avg_oracle, avg, dict(input=[3, 2, 9, 7], kernel_size=[3, 2], stride=[2, 3], padding=[1, 1, 0, 1],
+                           ceil_mode=True, count_include_pad=True)),
+]
+
+
+@pytest.mark.parametrize("module, semantics, fields", COMPILED_CASES)
+def test_compiled_loops_numpy_and_plain_loops_agree(module, semantics, fields, monkeypatch):
+    params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
+    arrays = operands(semantics, params, 3, fields.get("bias", False))
+    ran, real = [], module.compiled
+    monkeypatch.setattr(module, "compiled", lambda loops: lambda *args: ran.append(args[-2:]) or real(loops)(*args))
+    compiled = {threads: module.reference(params, arrays, threads=threads) for threads in (1, 2, 5)}
+    planes = ran[0][1]
+    assert ran[0] == (0, planes) and (0, planes // 2) in ran and (planes // 2, planes) in ran      # the loops ran
+    if module is avg_oracle:
+        want = pool_loops(arrays["x"], r, lambda inside, padded: average(inside, padded, True))
+    elif module is conv_oracle:
+        want = conv2d_loops(arrays["x"], arrays["w"], arrays.get("b"), r)
+    else:
+        want = conv2d_transpose_loops(arrays["x"], arrays["w"], arrays.get("b"), r)
+    numpy_only(module, monkeypatch)
+    by_numpy = module.reference(params, arrays)
+    magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    for got in (compiled[1], by_numpy):
+        assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
+    # Threads split the output planes: each plane is summed the same way, so the numbers are the same.
+    np.testing.assert_array_equal(compiled[2], compiled[1])
+    np.testing.assert_array_equal(compiled[5], compiled[1])
+
+
+def test_compiled_loops_run_only_in_float64():
+    params = conv.Params(input=[1, 2, 4, 4], out_channels=2, groups=2, kernel_size=2).model_dump()
+    x, w = np.ones((1, 2, 4, 4)), np.full((2, 1, 2, 2), 0.1)
+    assert conv_oracle.reference(params, {"x": x, "w": w}, dtype=np.float32).dtype == np.float32
+    assert conv_oracle.reference(params, {"x": x, "w": w}).dtype == np.float64
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_numpy_paths_on_threads_give_the_same_sums(threads):
+    # Dense calls take BLAS (blocks of images on threads); the sums match the plain loops either way.
+    conv_params = conv.Params(input=[5, 6, 7, 6], out_channels=4, kernel_size=3, stride=[1, 2], padding="same",
+                              bias=True).model_dump()
+    transpose_params = transpose.Params(input=[5, 6, 4, 5], out_channels=4, kernel_size=[2, 3], stride=2,
+                                        padding=[1, 0, 0, 1], bias=True).model_dump()
+    for module, semantics, params, loops in ((conv_oracle, conv, conv_params, conv2d_loops),
+                                             (transpose_oracle, transpose, transpose_params,
+                                              conv2d_transpose_loops)):
+        r = semantics.resolve(semantics.Params(**params))
+        arrays = operands(semantics, params, 5, True)
+        magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+        old, module.BLOCK_BYTES = module.BLOCK_BYTES, 2_000        # several blocks per thread
+        try:
+            got = module.reference(params, arrays, threads=threads)
+        finally:
+            module.BLOCK_BYTES = old
+        assert_within_ulps(got, loops(arrays["x"], arrays["w"], arrays["b"], r), magnitude,
+                           r.accumulation_length + 1)
