@@ -115,9 +115,16 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     # Images on threads (each its own canvas part), BLAS on one: a product per block is too small to share.
     with _one_blas_thread() if threads > 1 and n > 1 else contextlib.nullcontext():
         _on_threads(_scatter_products, n, threads, xc, wc, (kh, kw, sh, sw, dh, dw), canvas)
-    rows, cols = canvas.shape[5] * sh, canvas.shape[6] * sw
-    full = canvas.transpose(0, 1, 2, 5, 3, 6, 4).reshape(n, groups * cog, rows, cols)
-    return _finish(full[:, :, top:top + out_h, left:left + out_w], params, arrays, dtype)
+    # The crop, read phase by phase: output row y is full row top + y, at phase (top + y) % sh.
+    out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
+    for p in range(sh):
+        y0 = (p - top) % sh                                    # the first output row at phase p
+        for q in range(sw):
+            x0 = (q - left) % sw
+            rows, cols = len(range(y0, out_h, sh)), len(range(x0, out_w, sw))
+            r0, c0 = (top + y0) // sh, (left + x0) // sw
+            out[:, :, :, y0::sh, x0::sw] = canvas[:, :, :, p, q, r0:r0 + rows, c0:c0 + cols]
+    return _finish(out.reshape(n, groups * cog, out_h, out_w), params, arrays, dtype)
 
 
 def _scatter_products(xc, wc, kernel, canvas, a0, a1):
