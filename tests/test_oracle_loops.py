@@ -228,6 +228,25 @@ def test_conv2d_both_paths_agree(block_bytes):
     assert_within_ulps(by_terms[finite], want[finite], magnitude[finite], r.accumulation_length + 1)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 6_000, 10**9])     # one output row a block; a few rows; all images
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv2d_products_then_taps_in_any_block(block_bytes, groups, monkeypatch):
+    # Stride 1 with fewer output than input channels per group takes ``_by_products``: a block of output rows
+    # computes the products of the input rows its taps reach, here beyond the block on both sides.
+    params = conv.Params(input=[3, 6, 11, 7], out_channels=2 * groups, groups=groups, kernel_size=[3, 2],
+                         dilation=[2, 3], padding=[3, 1, 0, 2], bias=True).model_dump()
+    r = conv.resolve(conv.Params(**params))
+    arrays = operands(conv, params, 7, True)
+    used, products = [], conv_oracle._by_products
+    monkeypatch.setattr(conv_oracle, "_by_products", lambda *args: used.append(args[-2:]) or products(*args))
+    monkeypatch.setattr(conv_oracle, "BLOCK_BYTES", block_bytes)
+    got = conv_oracle.reference(params, arrays)
+    assert used == [(0, 3)]
+    magnitude = conv_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    want = conv2d_loops(arrays["x"], arrays["w"], arrays["b"], r)
+    assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
+
+
 @pytest.mark.parametrize("block_bytes", [100, 5_000])       # one input row a block; two images a block
 def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes):
     rng = np.random.default_rng(2)
