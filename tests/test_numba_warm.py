@@ -112,7 +112,7 @@ ORACLE_PROBE = textwrap.dedent("""
             transpose.reference({"groups": 3, "stride": 2, "dilation": [1, 2], "padding": [1, 0, 2, 1],
                                  "layout": layout}, {"x": x, "w": rng.standard_normal((6, 2, 3, 3))}, threads=threads)
             avg.reference({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "layout": layout},
-                          {"x": x[:, :, ::2]}, threads=threads)
+                          {"x": x[:, :, ::2]})
     counts = {}
     for module, loops in ((conv, conv._sum_loops), (transpose, transpose._scatter_loops), (avg, avg._window_loops)):
         dispatcher = module.compiled(loops)

@@ -29,16 +29,14 @@ definition's sum written as plain loops (plane, window, input row, input
 column), compiled by Numba, over the window's positions inside the input;
 the count and the division stay as below. It is this module's own code
 (the conv2d oracles' loops are their own too), checked against plain
-Python loops in ``tests/test_oracle_loops.py``. Threads as in Note
-[Compiled oracle loops] (``harness/ops/conv2d_transpose/oracle.py``): one
-by default (the parent), the worker's cores in the ``numpy`` backend; each
-thread sums its own planes, so no Numba thread pool is ever started.
+Python loops in ``tests/test_oracle_loops.py``. One thread: a pass over the
+input takes a millisecond, less than a second thread costs on a busy
+machine (it waits for a core a whole time slice).
 """
 
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -109,12 +107,11 @@ def _counts(size, k, s, before, after, windows, include_pad):
     return ((rows >= low) & (rows < high)).sum(axis=1)
 
 
-def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) -> np.ndarray:
+def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     """Compute avg_pool2d in ``dtype`` (float64 for the oracle).
 
     ``params`` are the case's fields; ``arrays["x"]`` is the NCHW input.
-    Returns the output in the case's layout. ``threads``: how many threads
-    the compiled loops may use (Note [Compiled avg_pool2d oracle loops]).
+    Returns the output in the case's layout.
     """
     x = np.asarray(arrays["x"], dtype=dtype)
     n, c, h, w = x.shape
@@ -123,14 +120,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     if loops is not None:
         planes = np.ascontiguousarray(x).reshape(n * c, h, w)
         total = np.empty((n * c, oh, ow))
-        tasks = n * c
-        if threads <= 1 or tasks < 2:
-            loops(planes, kh, kw, sh, sw, top, left, total, 0, tasks)
-        else:
-            bounds = [tasks * k // threads for k in range(threads + 1)]
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(lambda k: loops(planes, kh, kw, sh, sw, top, left, total, bounds[k], bounds[k + 1]),
-                              range(threads)))
+        loops(planes, kh, kw, sh, sw, top, left, total)
         total = total.reshape(n, c, oh, ow)
     else:
         # A window is rows × columns and the padding adds nothing, so its sum is the sum over its rows of
@@ -146,12 +136,12 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     return np.ascontiguousarray(out)
 
 
-def _window_loops(planes, kh, kw, sh, sw, top, left, total, lo, hi):
+def _window_loops(planes, kh, kw, sh, sw, top, left, total):
     """``total[p, i, j] = Σ planes[p, row, col]`` over the window's rows ``i·sh − top + a`` (a < kh) and columns
-    ``j·sw − left + b`` (b < kw) inside the plane, for planes ``lo`` to ``hi``."""
-    _, h, w = planes.shape
+    ``j·sw − left + b`` (b < kw) inside the plane."""
+    n, h, w = planes.shape
     _, oh, ow = total.shape
-    for p in range(lo, hi):
+    for p in range(n):
         for i in range(oh):
             rows = range(max(0, i * sh - top), min(h, i * sh - top + kh))
             for j in range(ow):
@@ -171,7 +161,7 @@ def compiled(loops):
         from numba import njit
     except ImportError:
         return None
-    return njit(cache=True, nogil=True)(loops)
+    return njit(cache=True)(loops)
 
 
 def warm() -> None:
