@@ -293,6 +293,8 @@ COMPILED_CASES = [
 def test_compiled_loops_numpy_and_plain_loops_agree(module, semantics, fields, monkeypatch):
     params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
     arrays = operands(semantics, params, 3, fields.get("bias", False))
+    if module is not avg_oracle:
+        monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
     ran, real = [], module.compiled
     monkeypatch.setattr(module, "compiled", lambda loops: lambda *args: ran.append(args[-2:]) or real(loops)(*args))
     threads = (1,) if module is avg_oracle else (1, 2, 5)           # avg_pool2d's loops run on one thread
@@ -318,6 +320,16 @@ def test_compiled_loops_numpy_and_plain_loops_agree(module, semantics, fields, m
         np.testing.assert_array_equal(compiled[count], compiled[1])
 
 
+@pytest.mark.parametrize("runnable, threads, free", [(1, 2, 2), (2, 2, 1), (5, 2, 1), (1, 8, 2), (9, 1, 1)])
+def test_threads_only_where_cores_are_free(runnable, threads, free, monkeypatch, tmp_path):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text(f"4.10 3.02 2.50 {runnable}/312 4242\n")
+    for module in (conv_oracle, transpose_oracle):
+        monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(module, "open", lambda path: open(loadavg), raising=False)
+        assert module._free_cores(threads) == free
+
+
 def test_compiled_loops_run_only_in_float64():
     params = conv.Params(input=[1, 2, 4, 4], out_channels=2, groups=2, kernel_size=2).model_dump()
     x, w = np.ones((1, 2, 4, 4)), np.full((2, 1, 2, 2), 0.1)
@@ -326,7 +338,7 @@ def test_compiled_loops_run_only_in_float64():
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_numpy_paths_on_threads_give_the_same_sums(threads):
+def test_numpy_paths_on_threads_give_the_same_sums(threads, monkeypatch):
     # Dense calls take BLAS (blocks of images on threads); the sums match the plain loops either way.
     conv_params = conv.Params(input=[5, 6, 7, 6], out_channels=4, kernel_size=3, stride=[1, 2], padding="same",
                               bias=True).model_dump()
@@ -337,6 +349,7 @@ def test_numpy_paths_on_threads_give_the_same_sums(threads):
                                               conv2d_transpose_loops)):
         r = semantics.resolve(semantics.Params(**params))
         arrays = operands(semantics, params, 5, True)
+        monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
         magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
         old, module.BLOCK_BYTES = module.BLOCK_BYTES, 2_000        # several blocks per thread
         try:

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -99,10 +100,11 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     ``params`` are the case's fields (as in the case file); ``arrays`` hold the
     canonical NCHW ``x``, ``w`` of shape (C_out, C_in/groups, kh, kw) and an
     optional ``b``. Returns the output in the case's layout. ``threads``: how
-    many threads the compiled loops may use (Note [Compiled conv2d oracle loops]).
+    many threads it may use, where cores are free (Note [Compiled conv2d oracle loops]).
     """
     x = np.asarray(arrays["x"], dtype=dtype)
     w = np.asarray(arrays["w"], dtype=dtype)
+    wanted, threads = threads, _free_cores(threads)
     n, c_in, h, wd = x.shape
     c_out, cig, kh, kw = w.shape
     groups = params.get("groups", 1)
@@ -138,8 +140,9 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
         # Images on threads, BLAS on one: its threads would meet at every block's product (in the numpy
         # backend's worker; the parent runs on one already), and under load wait a time slice each time
         # (b4 of benchmarks/, one product per group: 3 ms on one thread, 13-170 ms on two). Same for a grouped
-        # call on one thread: a group's product is too small to share.
-        with _one_blas_thread() if groups > 1 or (threads > 1 and n > 1) else contextlib.nullcontext():
+        # call (a group's product is too small to share) and when no second core is free.
+        one = groups > 1 or (threads > 1 and n > 1) or wanted > threads
+        with _one_blas_thread() if one else contextlib.nullcontext():
             form = _by_products if (sh, sw) == (1, 1) and cog < cig else _by_matrix_product
             _on_threads(form, n, threads, xc, wc, taps, sh, out)
     return _finish(out.transpose(2, 0, 1, 3, 4).reshape(n, c_out, out_h, out_w), params, arrays, dtype)
@@ -229,6 +232,20 @@ def _by_products(xc, wc, taps, sh, out, a0, a1):
         for (i, j, _, _, _, x0, x1, cols), (y0, y1, rows) in zip(taps, reads):
             if y1 > y0:
                 block[:, :, :, y0:y1, x0:x1] += products[:, i, j, :, :, rows.start - lo:rows.stop - lo, cols]
+
+
+def _free_cores(threads):
+    """``threads``, fewer when other processes keep the cores busy (runnable tasks in ``/proc/loadavg``, Linux):
+    a thread that waits for a core holds the whole call up for a time slice (as ``harness/kernels/threads.py``
+    finds for the numba backend)."""
+    if threads <= 1:
+        return 1
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])             # runnable tasks, this thread included
+    except (OSError, IndexError, ValueError):
+        return threads
+    return max(1, min(threads, (os.cpu_count() or threads) - running + 1))
 
 
 def _on_threads(loops, tasks, threads, *args):

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -74,10 +75,11 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     ``params`` are the case's fields (as in the case file); ``arrays`` hold the
     canonical NCHW ``x``, ``w`` of shape (C_in, C_out/groups, kh, kw) and an
     optional ``b``. Returns the output in the case's layout. ``threads``: how
-    many threads the compiled loops may use (Note [Compiled oracle loops]).
+    many threads it may use, where cores are free (Note [Compiled oracle loops]).
     """
     x = np.asarray(arrays["x"], dtype=dtype)
     w = np.asarray(arrays["w"], dtype=dtype)
+    wanted, threads = threads, _free_cores(threads)
     n, c_in, h, wd = x.shape
     _, cog, kh, kw = w.shape
     groups = params.get("groups", 1)
@@ -112,8 +114,9 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     # and rows (i·d) // s + a: one dense block per tap instead of a strided scatter. Same sums, about twice
     # as fast.
     canvas = np.zeros((n, groups, cog, sh, sw, -(-full_h // sh), -(-full_w // sw)), dtype=dtype)
-    # Images on threads (each its own canvas part), BLAS on one: a product per block is too small to share.
-    with _one_blas_thread() if threads > 1 and n > 1 else contextlib.nullcontext():
+    # Images on threads (each its own canvas part), BLAS on one: a product per block is too small to share;
+    # and BLAS on one when no second core is free (its threads would wait a time slice at every product).
+    with _one_blas_thread() if (threads > 1 and n > 1) or wanted > threads else contextlib.nullcontext():
         _on_threads(_scatter_products, n, threads, xc, wc, (kh, kw, sh, sw, dh, dw), canvas)
     # The crop, read phase by phase: output row y is full row top + y, at phase (top + y) % sh.
     out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
@@ -161,6 +164,20 @@ def _blocks(a0, a1, rows, row_bytes):
         return [(a, min(a1, a + step), 0, rows) for a in range(a0, a1, step)]
     per_block = -(-rows // -(-rows // per_block))                 # as many rows in each block of an image
     return [(a, a + 1, r, min(rows, r + per_block)) for a in range(a0, a1) for r in range(0, rows, per_block)]
+
+
+def _free_cores(threads):
+    """``threads``, fewer when other processes keep the cores busy (runnable tasks in ``/proc/loadavg``, Linux):
+    a thread that waits for a core holds the whole call up for a time slice (as ``harness/kernels/threads.py``
+    finds for the numba backend)."""
+    if threads <= 1:
+        return 1
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])             # runnable tasks, this thread included
+    except (OSError, IndexError, ValueError):
+        return threads
+    return max(1, min(threads, (os.cpu_count() or threads) - running + 1))
 
 
 def _on_threads(loops, tasks, threads, *args):
