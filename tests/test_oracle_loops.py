@@ -187,6 +187,13 @@ def test_max_pool2d_oracle_is_the_window_maximum(fields, dilation, seed):
 # --------------------------------------------------------------------------- the two conv2d paths
 
 
+def numpy_only(module, monkeypatch):
+    """``module``'s reference with its compiled loops switched off (as without Numba)."""
+    monkeypatch.setattr(module, "compiled", lambda loops: None)
+
+
+
+
 @pytest.mark.parametrize("groups, cig", [(1, 3), (2, 2), (4, 1)])
 def test_conv2d_padding_adds_no_term_even_with_infinite_weights(groups, cig):
     # 2×2 image, 3×3 kernel, padding 1: tap (0, 0) lands in the padding for output pixel (0, 0) and on
@@ -230,9 +237,13 @@ def test_conv2d_both_paths_agree(block_bytes):
 
 @pytest.mark.parametrize("block_bytes", [1, 6_000, 10**9])     # one output row a block; a few rows; all images
 @pytest.mark.parametrize("groups", [1, 2])
-def test_conv2d_products_then_taps_in_any_block(block_bytes, groups, monkeypatch):
+@pytest.mark.parametrize("adds", ["compiled", "numpy"])
+def test_conv2d_products_then_taps_in_any_block(block_bytes, groups, adds, monkeypatch):
     # Stride 1 with fewer output than input channels per group takes ``_by_products``: a block of output rows
-    # computes the products of the input rows its taps reach, here beyond the block on both sides.
+    # computes the products of the input rows its taps reach, here beyond the block on both sides; the taps'
+    # products are added by the compiled loop or by NumPy.
+    if adds == "numpy":
+        numpy_only(conv_oracle, monkeypatch)
     params = conv.Params(input=[3, 6, 11, 7], out_channels=2 * groups, groups=groups, kernel_size=[3, 2],
                          dilation=[2, 3], padding=[3, 1, 0, 2], bias=True).model_dump()
     r = conv.resolve(conv.Params(**params))
@@ -248,7 +259,10 @@ def test_conv2d_products_then_taps_in_any_block(block_bytes, groups, monkeypatch
 
 
 @pytest.mark.parametrize("block_bytes", [100, 5_000])       # one input row a block; two images a block
-def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes):
+@pytest.mark.parametrize("adds", ["compiled", "numpy"])      # the taps' products added by either
+def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes, adds, monkeypatch):
+    if adds == "numpy":
+        numpy_only(transpose_oracle, monkeypatch)
     rng = np.random.default_rng(2)
     params = transpose.Params(input=[5, 4, 6, 3], out_channels=6, groups=2, kernel_size=[3, 2], stride=[2, 3],
                               dilation=[2, 1], padding=[1, 2, 0, 1], output_padding=1, bias=True).model_dump()
@@ -266,11 +280,6 @@ def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes):
 
 
 # --------------------------------------------------------------------------- the compiled loops and threads
-
-
-def numpy_only(module, monkeypatch):
-    """``module``'s reference with its compiled loops switched off (as without Numba)."""
-    monkeypatch.setattr(module, "compiled", lambda loops: None)
 
 
 COMPILED_CASES = [
