@@ -284,9 +284,11 @@ def _on_threads(loops, tasks, threads, *args):
 
 
 def _sum_loops(x, w, groups, sh, sw, dh, dw, top, left, out, lo, hi):
-    """``out[n, g·Cog + o, y, q] += x[n, g·Cig + c, y·sh + i·dh − top, q·sw + j·dw − left] · w[g·Cog + o, c, i, j]``,
-    term by term, for the terms whose input pixel is inside the image, in output planes (image, output channel)
-    ``lo`` to ``hi``."""
+    """Output planes (image, output channel) ``lo`` to ``hi``, term by term::
+
+        out[n, g·Cog + o, y, q] += x[n, g·Cig + c, y·sh + i·dh − top, q·sw + j·dw − left] · w[g·Cog + o, c, i, j]
+
+    for the terms whose input pixel is inside the image."""
     _, _, h, wd = x.shape
     c_out, cig, kh, kw = w.shape
     _, _, out_h, out_w = out.shape

@@ -216,7 +216,11 @@ def _on_threads(loops, tasks, threads, *args):
 
 
 def _scatter_loops(x, w, groups, sh, sw, dh, dw, full_h, full_w, top, left, out, lo, hi):
-    """``full[n, g·Cog + o, a·sh + i·dh, b·sw + j·dw] += x[n, g·Cig + c, a, b] · w[g·Cig + c, o, i, j]``, term by
+    """Output planes (image, output channel) ``lo`` to ``hi``: term by term::
+
+        full[n, g·Cog + o, a·sh + i·dh, b·sw + j·dw] += x[n, g·Cig + c, a, b] · w[g·Cig + c, o, i, j]
+
+    then ``out = full[top : top + H_out, left : left + W_out]``."""``full[n, g·Cog + o, a·sh + i·dh, b·sw + j·dw] += x[n, g·Cig + c, a, b] · w[g·Cig + c, o, i, j]``, term by
     term, then ``out = full[top : top + H_out, left : left + W_out]``, for output planes (image, output channel)
     ``lo`` to ``hi``."""
     _, c_in, h, wd = x.shape
