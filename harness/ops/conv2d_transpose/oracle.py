@@ -220,9 +220,7 @@ def _scatter_loops(x, w, groups, sh, sw, dh, dw, full_h, full_w, top, left, out,
 
         full[n, g·Cog + o, a·sh + i·dh, b·sw + j·dw] += x[n, g·Cig + c, a, b] · w[g·Cig + c, o, i, j]
 
-    then ``out = full[top : top + H_out, left : left + W_out]``."""``full[n, g·Cog + o, a·sh + i·dh, b·sw + j·dw] += x[n, g·Cig + c, a, b] · w[g·Cig + c, o, i, j]``, term by
-    term, then ``out = full[top : top + H_out, left : left + W_out]``, for output planes (image, output channel)
-    ``lo`` to ``hi``."""
+    then ``out = full[top : top + H_out, left : left + W_out]``."""
     _, c_in, h, wd = x.shape
     _, cog, kh, kw = w.shape
     _, _, out_h, out_w = out.shape
