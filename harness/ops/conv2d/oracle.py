@@ -43,14 +43,13 @@ this module's own code, not the ``numba`` backend's kernels
 (``harness/kernels``, ``numba_*.py``: register tiles, packed inputs and
 weights, their own shape code), so it stays as easy to check as the NumPy
 paths; ``tests/test_oracle_loops.py`` checks every path against plain Python
-loops and against each other. ``_by_products`` keeps BLAS for the products,
-and in float64 ``_add_products`` adds each tap's products in one pass (plain
-loops, each output plane staying in cache). Threads: one in the parent, where the oracle
-runs beside the framework workers (``threads`` defaults to 1), the worker's
-cores in the ``numpy`` backend, which passes ``threads``; each thread runs
-the compiled loop (no GIL) on its own output planes, so no Numba thread pool
-is ever started. Without Numba (a reproducer run elsewhere) NumPy computes
-every call.
+loops and against each other. ``_by_products`` keeps BLAS for the
+products, and in float64 ``_add_products`` adds each tap's products in one
+pass (plain loops, each output plane staying in cache). Threads as in Note
+[Compiled oracle loops] (``harness/ops/conv2d_transpose/oracle.py``): one in
+the parent, the free cores in the ``numpy`` backend, each on its own output
+planes or images, never a Numba thread pool. Without Numba (a reproducer run
+elsewhere) NumPy computes every call.
 """
 
 from __future__ import annotations

@@ -31,10 +31,12 @@ BLAS for the products, and in float64 ``_add_products`` adds each tap's
 products at its place in one pass (plain loops again, each output plane
 staying in cache: 3× faster than a NumPy pass per tap). Threads: one in
 the parent, where the oracle runs beside the framework workers (``threads``
-defaults to 1), the worker's cores in the ``numpy`` backend, which passes
-``threads``; each thread runs the compiled loop (no GIL) on its own output
-planes, so no Numba thread pool is ever started. Without Numba (a
-reproducer run elsewhere) NumPy does everything.
+defaults to 1); in the ``numpy`` backend, which passes the worker's cores,
+as many as are free of other processes (``_free_cores``). Each thread runs
+the compiled loop (no GIL) on its own output planes, or the BLAS path on its
+own images with BLAS on one thread, so no Numba thread pool is ever started
+and no two pools compete. Without Numba (a reproducer run elsewhere) NumPy
+does everything, in the same blocks.
 """
 
 from __future__ import annotations
