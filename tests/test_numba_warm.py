@@ -74,8 +74,8 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def _run(code: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _run(code: str, **environment: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **environment}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
 
@@ -95,3 +95,50 @@ def test_after_warm_a_new_process_loads_every_kernel_from_the_cache():
              "conv2d_transpose.numba_kernel._scatter_exact", "conv2d_transpose.numba_pixels.transposed_pixels"]
     for name in entry:
         assert counts[f"harness.ops.{name}"][0] >= 2, (name, counts)   # both compute dtypes
+
+
+ORACLE_PROBE = textwrap.dedent("""
+    import json
+    import numpy as np
+    from harness.ops.avg_pool2d import oracle as avg
+    from harness.ops.conv2d import oracle as conv
+    from harness.ops.conv2d_transpose import oracle as transpose
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 6, 7, 9))
+    for layout in ("NCHW", "NHWC"):
+        for threads in (1, 2):
+            conv.reference({"groups": 6, "stride": [2, 1], "padding": "same", "layout": layout},
+                           {"x": x, "w": rng.standard_normal((12, 1, 3, 2)), "b": rng.standard_normal(12)},
+                           threads=threads)
+            transpose.reference({"groups": 3, "stride": 2, "dilation": [1, 2], "padding": [1, 0, 2, 1],
+                                 "layout": layout}, {"x": x, "w": rng.standard_normal((6, 2, 3, 3))}, threads=threads)
+            avg.reference({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "layout": layout},
+                          {"x": x[:, :, ::2]})
+            # Dense: BLAS products, the taps' products added by the compiled loops.
+            conv.reference({"dilation": 2, "padding": "same", "layout": layout},
+                           {"x": x, "w": rng.standard_normal((2, 6, 3, 3))}, threads=threads)
+            transpose.reference({"stride": [1, 2], "padding": 1, "layout": layout},
+                                {"x": x, "w": rng.standard_normal((6, 4, 2, 3)), "b": np.ones(4)}, threads=threads)
+    counts = {}
+    for module, loops in ((conv, conv._sum_loops), (conv, conv._add_products), (transpose, transpose._scatter_loops),
+                          (transpose, transpose._add_products), (avg, avg._window_loops)):
+        dispatcher = module.compiled(loops)
+        counts[f"{module.__name__}.{loops.__qualname__}"] = (sum(dispatcher.stats.cache_hits.values()),
+                                                             sum(dispatcher.stats.cache_misses.values()))
+    print(json.dumps(counts))
+""")
+
+
+def test_after_warm_a_new_process_loads_the_oracles_loops_from_the_cache(tmp_path):
+    # A cache of their own (the loops are small: seconds to compile), so what the probe finds there is what
+    # warm() put there: the NumPy backend's warm(), which `conform backends --prepare` runs.
+    cache = {"NUMBA_CACHE_DIR": str(tmp_path)}
+    warmed = _run("from harness.backends.numpy_ref import NumpyBackend; NumpyBackend.warm()", **cache)
+    assert warmed.returncode == 0, warmed.stderr
+    probe = _run(ORACLE_PROBE, **cache)
+    assert probe.returncode == 0, probe.stderr
+    counts = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert len(counts) == 5
+    for name, (hits, misses) in counts.items():
+        assert hits >= 1 and misses == 0, (name, counts)

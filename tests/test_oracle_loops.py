@@ -187,6 +187,13 @@ def test_max_pool2d_oracle_is_the_window_maximum(fields, dilation, seed):
 # --------------------------------------------------------------------------- the two conv2d paths
 
 
+def numpy_only(module, monkeypatch):
+    """``module``'s reference with its compiled loops switched off (as without Numba)."""
+    monkeypatch.setattr(module, "compiled", lambda loops: None)
+
+
+
+
 @pytest.mark.parametrize("groups, cig", [(1, 3), (2, 2), (4, 1)])
 def test_conv2d_padding_adds_no_term_even_with_infinite_weights(groups, cig):
     # 2×2 image, 3×3 kernel, padding 1: tap (0, 0) lands in the padding for output pixel (0, 0) and on
@@ -228,8 +235,34 @@ def test_conv2d_both_paths_agree(block_bytes):
     assert_within_ulps(by_terms[finite], want[finite], magnitude[finite], r.accumulation_length + 1)
 
 
+@pytest.mark.parametrize("block_bytes", [1, 6_000, 10**9])     # one output row a block; a few rows; all images
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("adds", ["compiled", "numpy"])
+def test_conv2d_products_then_taps_in_any_block(block_bytes, groups, adds, monkeypatch):
+    # Stride 1 with fewer output than input channels per group takes ``_by_products``: a block of output rows
+    # computes the products of the input rows its taps reach, here beyond the block on both sides; the taps'
+    # products are added by the compiled loop or by NumPy.
+    if adds == "numpy":
+        numpy_only(conv_oracle, monkeypatch)
+    params = conv.Params(input=[3, 6, 11, 7], out_channels=2 * groups, groups=groups, kernel_size=[3, 2],
+                         dilation=[2, 3], padding=[3, 1, 0, 2], bias=True).model_dump()
+    r = conv.resolve(conv.Params(**params))
+    arrays = operands(conv, params, 7, True)
+    used, products = [], conv_oracle._by_products
+    monkeypatch.setattr(conv_oracle, "_by_products", lambda *args: used.append(args[-2:]) or products(*args))
+    monkeypatch.setattr(conv_oracle, "BLOCK_BYTES", block_bytes)
+    got = conv_oracle.reference(params, arrays)
+    assert used == [(0, 3)]
+    magnitude = conv_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    want = conv2d_loops(arrays["x"], arrays["w"], arrays["b"], r)
+    assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
+
+
 @pytest.mark.parametrize("block_bytes", [100, 5_000])       # one input row a block; two images a block
-def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes):
+@pytest.mark.parametrize("adds", ["compiled", "numpy"])      # the taps' products added by either
+def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes, adds, monkeypatch):
+    if adds == "numpy":
+        numpy_only(transpose_oracle, monkeypatch)
     rng = np.random.default_rng(2)
     params = transpose.Params(input=[5, 4, 6, 3], out_channels=6, groups=2, kernel_size=[3, 2], stride=[2, 3],
                               dilation=[2, 1], padding=[1, 2, 0, 1], output_padding=1, bias=True).model_dump()
@@ -244,3 +277,93 @@ def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes):
     magnitude = transpose_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
     want = conv2d_transpose_loops(arrays["x"], arrays["w"], arrays["b"], r)
     assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
+
+
+# --------------------------------------------------------------------------- the compiled loops and threads
+
+
+COMPILED_CASES = [
+    # (oracle module, semantics module, fields): each takes the oracle's compiled loops in float64
+    (conv_oracle, conv, dict(input=[3, 4, 9, 8], out_channels=8, groups=4, kernel_size=[3, 2], stride=[1, 2],
+                             dilation=[2, 1], padding=[2, 0, 1, 3], bias=True)),                   # cig == 1
+    (conv_oracle, conv, dict(input=[2, 3, 5, 6], out_channels=3, groups=3, kernel_size=3, stride=2,
+                             padding="same", layout="NCHW")),                                      # depthwise
+    (transpose_oracle, transpose, dict(input=[3, 4, 5, 3], out_channels=6, groups=2, kernel_size=[3, 2],
+                                       stride=[2, 3], dilation=[2, 1], padding=[1, 2, 0, 1], output_padding=1,
+                                       bias=True)),
+    (transpose_oracle, transpose, dict(input=[2, 6, 4, 4], out_channels=3, groups=3, kernel_size=3, stride=3,
+                                       padding="same", output_shape=[11, 12])),           # Cog == 1
+    (avg_oracle, avg, dict(input=[3, 2, 9, 7], kernel_size=[3, 2], stride=[2, 3], padding=[1, 1, 0, 1],
+                           ceil_mode=True, count_include_pad=True)),
+]
+
+
+@pytest.mark.parametrize("module, semantics, fields", COMPILED_CASES)
+def test_compiled_loops_numpy_and_plain_loops_agree(module, semantics, fields, monkeypatch):
+    params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
+    arrays = operands(semantics, params, 3, fields.get("bias", False))
+    if module is not avg_oracle:
+        monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
+    ran, real = [], module.compiled
+    monkeypatch.setattr(module, "compiled", lambda loops: lambda *args: ran.append(args[-2:]) or real(loops)(*args))
+    threads = (1,) if module is avg_oracle else (1, 2, 5)           # avg_pool2d's loops run on one thread
+    compiled = {count: module.reference(params, arrays, **({"threads": count} if count > 1 else {}))
+                for count in threads}
+    assert ran                                                                                     # the loops ran
+    if module is not avg_oracle:
+        planes = ran[0][1]
+        assert ran[0] == (0, planes) and (0, planes // 2) in ran and (planes // 2, planes) in ran
+    if module is avg_oracle:
+        want = pool_loops(arrays["x"], r, lambda inside, padded: average(inside, padded, True))
+    elif module is conv_oracle:
+        want = conv2d_loops(arrays["x"], arrays["w"], arrays.get("b"), r)
+    else:
+        want = conv2d_transpose_loops(arrays["x"], arrays["w"], arrays.get("b"), r)
+    numpy_only(module, monkeypatch)
+    by_numpy = module.reference(params, arrays)
+    magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    for got in (compiled[1], by_numpy):
+        assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
+    # Threads split the output planes: each plane is summed the same way, so the numbers are the same.
+    for count in threads:
+        np.testing.assert_array_equal(compiled[count], compiled[1])
+
+
+@pytest.mark.parametrize("runnable, threads, free", [(1, 2, 2), (2, 2, 1), (5, 2, 1), (1, 8, 2), (9, 1, 1)])
+def test_threads_only_where_cores_are_free(runnable, threads, free, monkeypatch, tmp_path):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text(f"4.10 3.02 2.50 {runnable}/312 4242\n")
+    for module in (conv_oracle, transpose_oracle):
+        monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(module, "open", lambda path: open(loadavg), raising=False)
+        assert module._free_cores(threads) == free
+
+
+def test_compiled_loops_run_only_in_float64():
+    params = conv.Params(input=[1, 2, 4, 4], out_channels=2, groups=2, kernel_size=2).model_dump()
+    x, w = np.ones((1, 2, 4, 4)), np.full((2, 1, 2, 2), 0.1)
+    assert conv_oracle.reference(params, {"x": x, "w": w}, dtype=np.float32).dtype == np.float32
+    assert conv_oracle.reference(params, {"x": x, "w": w}).dtype == np.float64
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_numpy_paths_on_threads_give_the_same_sums(threads, monkeypatch):
+    # Dense calls take BLAS (blocks of images on threads); the sums match the plain loops either way.
+    conv_params = conv.Params(input=[5, 6, 7, 6], out_channels=4, kernel_size=3, stride=[1, 2], padding="same",
+                              bias=True).model_dump()
+    transpose_params = transpose.Params(input=[5, 6, 4, 5], out_channels=4, kernel_size=[2, 3], stride=2,
+                                        padding=[1, 0, 0, 1], bias=True).model_dump()
+    for module, semantics, params, loops in ((conv_oracle, conv, conv_params, conv2d_loops),
+                                             (transpose_oracle, transpose, transpose_params,
+                                              conv2d_transpose_loops)):
+        r = semantics.resolve(semantics.Params(**params))
+        arrays = operands(semantics, params, 5, True)
+        monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
+        magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+        old, module.BLOCK_BYTES = module.BLOCK_BYTES, 2_000        # several blocks per thread
+        try:
+            got = module.reference(params, arrays, threads=threads)
+        finally:
+            module.BLOCK_BYTES = old
+        assert_within_ulps(got, loops(arrays["x"], arrays["w"], arrays["b"], r), magnitude,
+                           r.accumulation_length + 1)

@@ -18,9 +18,25 @@ is re-derived here on purpose, window by window, instead of calling
 ``harness.ops.avg_pool2d.semantics``: a reference that reuses the code under
 test cannot catch that code's bugs. Calls the semantics rejects (no window,
 or a window with no input element and no counted padding) are never asked.
+
+Note [Compiled avg_pool2d oracle loops]
+---------------------------------------
+The NumPy path makes a pass over the input per window row and column, on
+one thread: a large window over small planes (b3 of benchmarks/, 7×7 over
+14×14) ends 4-5× PyTorch, which reads half the bytes on two cores. In
+float64 the window sums come from ``_window_loops`` instead: the
+definition's sum written as plain loops (plane, window, input row, input
+column), compiled by Numba, over the window's positions inside the input;
+the count and the division stay as below. It is this module's own code
+(the conv2d oracles' loops are their own too), checked against plain
+Python loops in ``tests/test_oracle_loops.py``. One thread: a pass over the
+input takes a millisecond, less than a second thread costs on a busy
+machine (it waits for a core a whole time slice).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -100,10 +116,17 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     x = np.asarray(arrays["x"], dtype=dtype)
     n, c, h, w = x.shape
     (_, kh, sh, top, bottom, oh), (_, kw, sw, left, right, ow) = _plan(params, h, w)
-    # A window is rows × columns and the padding adds nothing, so its sum is the sum over its rows of
-    # the sums over its columns: sum down the rows first, then across the columns.
-    total = _along(x, 2, kh, sh, 1, top, oh, np.add, 0)
-    total = _along(total, 3, kw, sw, 1, left, ow, np.add, 0)
+    loops = compiled(_window_loops) if np.dtype(dtype) == np.float64 else None
+    if loops is not None:
+        planes = np.ascontiguousarray(x).reshape(n * c, h, w)
+        total = np.empty((n * c, oh, ow))
+        loops(planes, kh, kw, sh, sw, top, left, total)
+        total = total.reshape(n, c, oh, ow)
+    else:
+        # A window is rows × columns and the padding adds nothing, so its sum is the sum over its rows of
+        # the sums over its columns: sum down the rows first, then across the columns.
+        total = _along(x, 2, kh, sh, 1, top, oh, np.add, 0)
+        total = _along(total, 3, kw, sw, 1, left, ow, np.add, 0)
     include = params.get("count_include_pad", False)
     count = np.outer(_counts(h, kh, sh, top, bottom, oh, include), _counts(w, kw, sw, left, right, ow, include))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -111,6 +134,40 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
     if params.get("layout", "NCHW") == "NHWC":
         out = out.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(out)
+
+
+def _window_loops(planes, kh, kw, sh, sw, top, left, total):
+    """``total[p, i, j] = Σ planes[p, row, col]`` over the window's rows ``i·sh − top + a`` (a < kh) and columns
+    ``j·sw − left + b`` (b < kw) inside the plane."""
+    n, h, w = planes.shape
+    _, oh, ow = total.shape
+    for p in range(n):
+        for i in range(oh):
+            rows = range(max(0, i * sh - top), min(h, i * sh - top + kh))
+            for j in range(ow):
+                col0, col1 = max(0, j * sw - left), min(w, j * sw - left + kw)
+                window = 0.0
+                for row in rows:
+                    for col in range(col0, col1):
+                        window += planes[p, row, col]
+                total[p, i, j] = window
+
+
+@functools.cache
+def compiled(loops):
+    """``loops`` compiled by Numba, once (imported here, on first use: it takes a tenth of a second to import);
+    None without Numba."""
+    try:
+        from numba import njit
+    except ImportError:
+        return None
+    return njit(cache=True)(loops)
+
+
+def warm() -> None:
+    """Compile (or load from Numba's on-disk cache) the compiled loops: a tiny call."""
+    if compiled(_window_loops) is not None:
+        reference({"kernel_size": 2}, {"x": np.ones((1, 1, 2, 2))})
 
 
 def magnitude(params: dict, arrays: dict) -> np.ndarray:

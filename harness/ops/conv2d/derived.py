@@ -20,9 +20,10 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     runs. Same meaning as ``conv2d_transpose.footprint``; element counts:
     operands ``O`` (x, w, b; ``X`` of them x), output ``Y``, and the oracle's
     gathered terms ``S``: ``C_in·kh·kw`` per output pixel, one block of images
-    or output rows at a time, at most ``oracle.BLOCK_BYTES`` (counted at 4
-    bytes an element, so that it bounds both compute precisions) or one output
-    row's. One oracle run holds ``T = X + S + 3·Y``: x transposed to
+    or output rows at a time on each of up to two threads, at most four
+    ``oracle.BLOCK_BYTES`` each (the products-then-taps path's block; counted
+    at 4 bytes an element, so that it bounds both compute precisions) or one
+    output row's. One oracle run holds ``T = X + S + 3·Y``: x transposed to
     channel-major, the gathered terms (or the term-by-term path's product,
     at most a block of the output), the output and its bias-added, re-ordered
     copy. The frameworks' own resident memory is not included
@@ -48,7 +49,7 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     operands = x + params.out_channels * (c_in // max(params.groups, 1)) * kh * kw + params.out_channels
     output = n * params.out_channels * out_hw[0] * out_hw[1]
     per_row = c_in * kh * kw * max(out_hw[1], 0)
-    gather = min(n * max(out_hw[0], 0) * per_row, max(BLOCK_BYTES // 4, per_row))
+    gather = min(n * max(out_hw[0], 0) * per_row, 2 * max(BLOCK_BYTES, per_row))
     run = x + gather + 3 * output
     answer = 4 if dtype in ("float16", "float32") else 8
     preparing = 8 * (2 * operands + output + run)

@@ -22,8 +22,9 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     runs. Element counts: operands ``O`` (x, w, b; ``X`` of them x), output
     ``Y``, the oracle's phase-major canvas ``C`` and its products ``P``
     (``kh·kw·C_out`` per input pixel, one block of images or input rows at a
-    time: at most ``oracle.BLOCK_BYTES``, counted at 4 bytes an element so
-    that it bounds both compute precisions, or one input row's). The
+    time on each of up to two threads: at most ``oracle.BLOCK_BYTES`` each,
+    counted at 4 bytes an element so that it bounds both compute precisions,
+    or one input row's). The
     frameworks' own resident memory is not included (``harness.memory`` adds
     it).
 
@@ -58,7 +59,7 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     operands = x + c_in * params.out_channels * kh * kw // max(params.groups, 1) + params.out_channels
     answer = 4 if dtype in ("float16", "float32") else 8
     per_row = w * kh * kw * params.out_channels
-    products = min(n * h * per_row, max(BLOCK_BYTES // 4, per_row))
+    products = min(n * h * per_row, 2 * max(BLOCK_BYTES // 4, per_row))
     preparing = 8 * (2 * operands + x + products + 2 * canvas + 3 * output)
     judging = 8 * (operands + 2 * output) + answer * outputs * output + 8 * (2 * operands + 7 * output)
     compute = 8 if dtype == "float64" else 4
