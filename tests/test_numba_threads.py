@@ -25,13 +25,14 @@ def two_threads():
 @pytest.mark.parametrize("load, cores, expected", [
     ((1, 0.0), 2, 2),      # only this thread: the whole team
     ((2, 1.5), 2, 2),      # this thread and our own spinning pool thread: still ours
-    ((3, 1.5), 2, 1),      # one other process running on a 2-core machine: one core left
-    ((3, 2.9), 2, 1),      # ... and it has been for a while
-    ((3, 0.95), 2, 1),     # the load average rounds up from .9 (as libgomp's does)
-    ((3, 0.4), 2, 2),      # runnable just now, but the machine has been idle: a passing task
+    ((3, 2.0), 2, 1),      # one other process running on a 2-core machine, as busy as we are: one core left
+    ((3, 2.9), 2, 1),      # ... and busier
+    ((3, 1.95), 2, 1),     # the load average rounds up from .9 (as libgomp's does)
+    ((3, 1.5), 2, 2),      # runnable just now, but the load is mostly ours: a passing task
+    ((3, 0.4), 2, 2),      # runnable just now on an idle machine
     ((9, 6.0), 2, 1),      # every core busy: never below one thread
     ((9, 0.2), 2, 2),      # a burst on an idle machine: the whole team
-    ((3, 3.0), 8, 2),      # plenty of free cores: never above Numba's setting
+    ((5, 4.0), 8, 2),      # plenty of free cores: never above Numba's setting
     (None, 2, 2),          # no /proc/loadavg: Numba's setting
 ])
 def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, load, cores, expected):
