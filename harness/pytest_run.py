@@ -4,7 +4,7 @@ Each pytest process (the only one, or each pytest-xdist worker) owns one ``Proce
 worker per backend (``harness.worker``), started when its first item runs and stopped at session end, and
 the prepared call of the case being run (``runner.prepare``, ``backward.prepare``), shared by all of its
 items. A backend's results for a case (its forward result and its gradients) come from one
-``runner._run_backend`` call, exactly as ``conform run`` makes it, and are classified by the same registry
+``records.run_backend`` call, exactly as ``conform run`` makes it, and are classified by the same registry
 call; what differs is only the schedule: pytest runs items one after another, so the backends of a case
 run in turn rather than side by side (``-n`` brings the parallelism), and the cross-backend annotations of
 report.json (``agrees_with``, ``spread``, ``suspect_oracle``) are not computed: they never change a verdict.
@@ -24,7 +24,8 @@ from harness.cases import Case
 from harness.compare import GREEN, Judgement
 from harness.divergences import Registry
 from harness.report.repro import ReproWriter
-from harness.runner import DEFAULT_TIMEOUT_S, _record, _run_backend, prepare
+from harness.records import make_record, run_backend
+from harness.runner import DEFAULT_TIMEOUT_S, prepare
 from harness.worker import Worker, worker_for
 
 
@@ -96,13 +97,13 @@ class ProcessRunner:
                 verdict = Judgement("crash", reason=self.start_errors[backend])
         if verdict is not None:
             for g in mine:
-                record = _record(case, backend, verdict, None, g, references[g].expected_shape if g else None)
+                record = make_record(case, backend, verdict, None, g, references[g].expected_shape if g else None)
                 self._judged[(backend, g)] = _Judged(record, call, reference, None)
             return
         grads = tuple(g for g in mine if g is not None)
-        first, rest = _run_backend(worker, case, (call, reference), None in mine,
-                                   (dataclasses.replace(back_call, gradients=grads), references) if grads else None,
-                                   self.timeout_s)
+        first, rest = run_backend(worker, case, (call, reference), None in mine,
+                                  (dataclasses.replace(back_call, gradients=grads), references) if grads else None,
+                                  self.timeout_s)
         if first is not None:
             self._judged[(backend, None)] = _Judged(first[0], call, reference, first[1])
         for name, record, outcome in rest:

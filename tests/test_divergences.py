@@ -229,7 +229,7 @@ def test_the_shipped_registry_says_what_a_near_miss_resembles():
 
 
 def test_resume_unclassifies_resemblance_too(tmp_path):
-    from harness.runner import unclassify
+    from harness.records import unclassify
     reg = registry(tmp_path, WHEN)
     r = conv(dtype="bfloat16", output_padding=[1, 0])
     reg.classify(r, "2.10.0")

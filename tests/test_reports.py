@@ -486,7 +486,7 @@ def test_diff_between_two_versions_of_a_surface_in_one_report(tmp_path):
 
 
 def test_version_deltas_compare_only_versions_of_one_surface():
-    from harness.runner import version_deltas
+    from harness.records import version_deltas
     y = np.array([1.0, np.nan, 3.0])
     deltas = version_deltas({"ort@1": y, "ort@2": y + [0, 0, 0.25], "tf.nn": y + 1})
     assert deltas == {"ort@1": {"ort@2": 0.25}, "ort@2": {"ort@1": 0.25}}

@@ -20,7 +20,8 @@ from harness.cases import load_file
 from harness.compare import (Judgement, Reference, bound, framework_spread, judge, metrics_for, pair_distance,
                              tolerance_for)
 from harness.report import explain, html, json_report, markdown, terminal
-from harness.runner import _annotate_agreement, _record, prepare
+from harness.records import annotate_agreement, make_record
+from harness.runner import prepare
 from test_compare import REALISTIC, computed, setup_case
 from test_reports import record, report_of
 
@@ -98,9 +99,9 @@ def test_the_runner_leaves_in_house_kernels_out_of_the_spread(tmp_path):
     good = ref.output.astype(np.float32)
     way_off = good + 1.0                                  # numpy and numba far off: they must not be the pair
     outputs = {"numpy": way_off, "numba": -way_off, "tf.nn": good, "torch.functional": good.copy()}
-    answered = [(_record(case, b, Judgement("pass"), Outcome("ok", output=y)), Outcome("ok", output=y))
+    answered = [(make_record(case, b, Judgement("pass"), Outcome("ok", output=y)), Outcome("ok", output=y))
                 for b, y in outputs.items()]
-    _annotate_agreement(case, ref, answered)
+    annotate_agreement(case, ref, answered)
     spreads = [rec["spread"] for rec, _ in answered]
     assert all(s == spreads[0] for s in spreads)          # one spread per case, on every record of it
     assert spreads[0]["frameworks"] == ["tf.nn", "torch.functional"] and spreads[0]["max_abs_diff"] == 0.0
