@@ -95,7 +95,6 @@ def _tasks(lo, hi, x, w, wp, pack, biasp, out, work, shared, nhwc, kh, kw, sh, s
     qw = ((kw - 1) * dw) // sw
     rl = max(wout + qw, (left + wd - 1) // sw + 1)     # one packed output row, in positions
     plane = hout * rl                                   # one (channel, kernel row, phase) plane
-    xci = kh * sw * plane                               # one channel
     npix = plane                                        # flattened output positions
     wgroup = wp.shape[1]
     nrow = kh * kw * cig
