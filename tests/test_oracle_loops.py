@@ -383,7 +383,8 @@ def test_an_oracle_loaded_by_path_leaves_numbas_cache_loadable_by_conform(tmp_pa
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": str(root)}
     by_path = ("import importlib.util\n"
                f"for op in {ops!r}:\n"
-               f"    spec = importlib.util.spec_from_file_location('copy_' + op, r'{root}/harness/ops/' + op + '/oracle.py')\n"
+               f"    path = r'{root}/harness/ops/' + op + '/oracle.py'\n"
+               "    spec = importlib.util.spec_from_file_location('copy_' + op, path)\n"
                "    module = importlib.util.module_from_spec(spec)\n"
                "    spec.loader.exec_module(module)\n"
                "    module.warm()\n")
