@@ -467,5 +467,5 @@ def test_oracle_imports_only_numpy():
     tree = ast.parse(Path(reference.__code__.co_filename).read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"__future__", "contextlib", "functools", "os", "concurrent.futures", "numpy", "numba",
+    assert imported == {"__future__", "contextlib", "functools", "os", "sys", "concurrent.futures", "numpy", "numba",
                         "threadpoolctl"}

@@ -367,3 +367,31 @@ def test_numpy_paths_on_threads_give_the_same_sums(threads, monkeypatch):
             module.BLOCK_BYTES = old
         assert_within_ulps(got, loops(arrays["x"], arrays["w"], arrays["b"], r), magnitude,
                            r.accumulation_length + 1)
+
+
+def test_an_oracle_loaded_by_path_leaves_numbas_cache_loadable_by_conform(tmp_path):
+    """An oracle module loaded from its file under another name (a script, a notebook) compiles its loops
+    without Numba's on-disk cache: an entry written there names that module, which no later process can
+    import, and every run would then fail in the oracle (ModuleNotFoundError: '<dynamic>')."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    ops = ("conv2d", "conv2d_transpose", "avg_pool2d")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "PYTHONPATH": str(root)}
+    by_path = ("import importlib.util\n"
+               f"for op in {ops!r}:\n"
+               f"    path = r'{root}/harness/ops/' + op + '/oracle.py'\n"
+               "    spec = importlib.util.spec_from_file_location('copy_' + op, path)\n"
+               "    module = importlib.util.module_from_spec(spec)\n"
+               "    spec.loader.exec_module(module)\n"
+               "    module.warm()\n")
+    imported = ("import importlib\n"
+                f"for op in {ops!r}:\n"
+                "    importlib.import_module(f'harness.ops.{op}.oracle').warm()\n")
+    for script in (by_path, imported):
+        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]

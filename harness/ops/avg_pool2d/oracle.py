@@ -37,6 +37,7 @@ machine (it waits for a core a whole time slice).
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 
@@ -161,7 +162,9 @@ def compiled(loops):
         from numba import njit
     except ImportError:
         return None
-    return njit(cache=True)(loops)
+    # Numba's cache names the module and imports it to load an entry: one loaded from its file under another
+    # name (a script) would write entries no later process can load (ModuleNotFoundError: '<dynamic>').
+    return njit(cache=sys.modules.get(loops.__module__) is not None)(loops)
 
 
 def warm() -> None:

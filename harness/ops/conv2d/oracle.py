@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -344,7 +345,9 @@ def compiled(loops):
         from numba import njit
     except ImportError:
         return None
-    return njit(cache=True, nogil=True)(loops)
+    # Numba's cache names the module and imports it to load an entry: one loaded from its file under another
+    # name (a script) would write entries no later process can load (ModuleNotFoundError: '<dynamic>').
+    return njit(cache=sys.modules.get(loops.__module__) is not None, nogil=True)(loops)
 
 
 def warm() -> None:
