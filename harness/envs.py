@@ -101,8 +101,24 @@ def home() -> Path:
 
 
 def compile_cache(framework: str) -> Path:
-    """Where a framework's compiled programs are cached across runs: ``$CONFORM_HOME/cache/<framework>``."""
-    return Path(os.environ.get("CONFORM_HOME") or ".conform").absolute() / "cache" / framework
+    """Where a framework's compiled programs are cached across runs: ``$CONFORM_HOME/cache/<framework>/<host>``.
+
+    ``host`` names this machine's processor (architecture, model, instruction-set flags): machine code is
+    compiled for the processor it runs on, and a cache folder restored on another kind of runner (a CI
+    cache) must not hand it code compiled elsewhere."""
+    return Path(os.environ.get("CONFORM_HOME") or ".conform").absolute() / "cache" / framework / _host()
+
+
+def _host() -> str:
+    described = [platform.machine()]
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key = line.split(":", 1)[0].strip()
+            if key in ("model name", "flags", "Features", "CPU part") and line not in described:
+                described.append(line)
+    except OSError:
+        described.append(platform.processor())
+    return f"{platform.machine()}-{hashlib.sha256(chr(10).join(described).encode()).hexdigest()[:12]}"
 
 
 def uv_binary() -> Optional[str]:

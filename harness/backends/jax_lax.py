@@ -4,10 +4,11 @@ The lax functions are called directly (no ``jax.jit`` around them): each
 eager call is traced and compiled by XLA on first use of its shapes, so
 ``duration_ms`` of a case includes that compilation — unless an earlier run
 compiled the same program: XLA's executables are kept in JAX's persistent
-compilation cache under ``.conform/cache/jax`` (``envs.compile_cache``; keyed by
-the program, the jax/jaxlib versions and the compile options, so a cached
-executable is the one the compiler would produce; a ``JAX_COMPILATION_CACHE_DIR``
-of the user's own wins). Compiling was ~90 % of this worker's CPU time on the
+compilation cache under ``.conform/cache/jax/<host>`` (``envs.compile_cache``:
+a folder per kind of processor; JAX keys an entry by the program, the
+jax/jaxlib versions and the compile options, so a cached executable is the one
+the compiler would produce here; a ``JAX_COMPILATION_CACHE_DIR`` of the user's
+own wins). Compiling was ~90 % of this worker's CPU time on the
 default suite; a warm cache is what a nightly run sees. ``jax_enable_x64`` is
 on, so float64 cases run in float64; float16 and bfloat16 are JAX's own.
 The times end in ``jax.block_until_ready`` (dispatch is asynchronous).

@@ -180,8 +180,9 @@ def _gate_suite(root: ET.Element, report: dict, strict: bool) -> dict[str, int]:
     problems = []
     if report.get("incomplete"):
         problems.append(("run completed", "error", "incomplete",
-                         f"the run was interrupted after {len(report.get('results') or [])} results; the pairs not "
-                         f"run are not judged, so the gate cannot pass (`conform run --resume` completes it)"))
+                         f"the run stopped after {len(report.get('results') or [])} results (interrupted, or a case "
+                         f"file changed while it ran: those cases were not run); the pairs not run are not judged, so "
+                         f"the gate cannot pass (`conform run --resume` completes it)"))
     if strict:
         for entry in report.get("stale_divergences") or []:
             problems.append((f"known divergence {entry.get('id')}", "failure", "stale",
