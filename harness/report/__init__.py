@@ -1,14 +1,18 @@
 """Reporters: report.json (the contract, DESIGN.md §7) and the terminal summary.
 
 Every file is written atomically (temporary file in the same folder, then
-rename), so a reader never sees half a report.
+rename), so a reader never sees half a report. Large arrays (a run's results,
+the HTML page's rows) are written item by item (``write_json_object``), never
+held whole as text.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import IO, Any, Callable, Iterable
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -25,3 +29,21 @@ def atomic_write(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_object(handle: IO[str], pairs: Iterable[tuple[str, Any]], encode: Callable[[Any], str],
+                      streamed: Iterable[str] = ()) -> None:
+    """``{key: value, ...}`` as JSON text onto ``handle``. The values of the ``streamed`` keys are iterables
+    written as arrays one item at a time; each item, and every other value, is ``encode``d."""
+    streamed = set(streamed)
+    handle.write("{")
+    for n, (key, value) in enumerate(pairs):
+        handle.write(("," if n else "") + json.dumps(key) + ":")
+        if key in streamed:
+            handle.write("[")
+            for i, item in enumerate(value):
+                handle.write(("," if i else "") + encode(item))
+            handle.write("]")
+        else:
+            handle.write(encode(value))
+    handle.write("}")

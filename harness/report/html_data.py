@@ -15,7 +15,6 @@ index; the third writes each result's details in report order.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from array import array
@@ -23,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Optional, Sequence
 
+from harness.report import write_json_object
 from harness.report.analysis import FAILING, VERDICT_ORDER, bound_ratio, fmt_value
 from harness.report.diff import severity
 from harness.report.explain import SPREAD_GLOSS, bound_gloss, spread_line, worst_element
@@ -184,14 +184,4 @@ class PageData:
 
     def write(self, handle: IO[str], encode: Callable[[Any], str]) -> None:
         """The JSON text of ``as_dict()``, each row and detail encoded by ``encode`` as it is made."""
-        handle.write("{")
-        for n, (key, value) in enumerate(self._parts()):
-            handle.write(("," if n else "") + json.dumps(key) + ":")
-            if key in ("cases", "details"):
-                handle.write("[")
-                for i, item in enumerate(value):
-                    handle.write(("," if i else "") + encode(item))
-                handle.write("]")
-            else:
-                handle.write(encode(value))
-        handle.write("}")
+        write_json_object(handle, self._parts(), encode, streamed=("cases", "details"))

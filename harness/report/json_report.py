@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Iterable
 
 from harness.compare import GREEN
-from harness.report import atomic_write
+from harness.report import atomic_write, write_json_object
 from harness.report import claims as claim_reports
 from harness.results import Mapped, Results
 from harness.text import clean
@@ -103,18 +103,8 @@ def _may_need_cleaning(line: bytes) -> bool:
 def write_to(handle: IO[str], report: dict) -> None:
     """Write ``render(report)`` to ``handle``, the results array one record at a time."""
     # Compact: a 10,000-result report stays a few MB; `python -m json.tool` pretty-prints it.
-    dumps = json.JSONEncoder(separators=(",", ":")).encode
-    handle.write("{")
-    for n, (key, value) in enumerate(report.items()):
-        handle.write(("," if n else "") + dumps(key) + ":")
-        if key == "results" and not isinstance(value, (list, tuple)):
-            handle.write("[")
-            for i, record in enumerate(value):
-                handle.write(("," if i else "") + dumps(record))
-            handle.write("]")
-        else:
-            handle.write(dumps(value))
-    handle.write("}\n")
+    write_json_object(handle, report.items(), json.JSONEncoder(separators=(",", ":")).encode, streamed=("results",))
+    handle.write("\n")
 
 
 def render(report: dict) -> str:
