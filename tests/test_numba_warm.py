@@ -115,14 +115,19 @@ ORACLE_PROBE = textwrap.dedent("""
                                  "layout": layout}, {"x": x, "w": rng.standard_normal((6, 2, 3, 3))}, threads=threads)
             avg.reference({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "layout": layout},
                           {"x": x[:, :, ::2]})
-            # Dense: BLAS products, the taps' products added by the compiled loops.
+            # Dense: kernel columns gathered, BLAS products through the kernel rows, the rows added, by the
+            # compiled loops; stride 2: BLAS products through every tap, added by the compiled loops.
             conv.reference({"dilation": 2, "padding": "same", "layout": layout},
                            {"x": x, "w": rng.standard_normal((2, 6, 3, 3))}, threads=threads)
+            transpose.reference({"dilation": 2, "padding": "same", "layout": layout},
+                                {"x": x, "w": rng.standard_normal((6, 4, 3, 3))}, threads=threads)
             transpose.reference({"stride": [1, 2], "padding": 1, "layout": layout},
                                 {"x": x, "w": rng.standard_normal((6, 4, 2, 3)), "b": np.ones(4)}, threads=threads)
     counts = {}
-    for module, loops in ((conv, conv._sum_loops), (conv, conv._add_products), (transpose, transpose._scatter_loops),
-                          (transpose, transpose._add_products), (avg, avg._window_loops)):
+    for module, loops in ((conv, conv._sum_loops), (conv, conv._gather_columns), (conv, conv._add_rows),
+                          (transpose, transpose._scatter_loops), (transpose, transpose._add_products),
+                          (transpose, transpose._gather_columns), (transpose, transpose._add_rows),
+                          (avg, avg._window_loops)):
         dispatcher = module.compiled(loops)
         counts[f"{module.__name__}.{loops.__qualname__}"] = (sum(dispatcher.stats.cache_hits.values()),
                                                              sum(dispatcher.stats.cache_misses.values()))
@@ -139,6 +144,6 @@ def test_after_warm_a_new_process_loads_the_oracles_loops_from_the_cache(tmp_pat
     probe = _run(ORACLE_PROBE, **cache)
     assert probe.returncode == 0, probe.stderr
     counts = json.loads(probe.stdout.strip().splitlines()[-1])
-    assert len(counts) == 5
+    assert len(counts) == 8
     for name, (hits, misses) in counts.items():
         assert hits >= 1 and misses == 0, (name, counts)

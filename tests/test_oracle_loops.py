@@ -235,27 +235,59 @@ def test_conv2d_both_paths_agree(block_bytes):
     assert_within_ulps(by_terms[finite], want[finite], magnitude[finite], r.accumulation_length + 1)
 
 
-@pytest.mark.parametrize("block_bytes", [1, 6_000, 10**9])     # one output row a block; a few rows; all images
-@pytest.mark.parametrize("groups", [1, 2])
-@pytest.mark.parametrize("adds", ["compiled", "numpy"])
-def test_conv2d_products_then_taps_in_any_block(block_bytes, groups, adds, monkeypatch):
-    # Stride 1 with fewer output than input channels per group takes ``_by_products``: a block of output rows
-    # computes the products of the input rows its taps reach, here beyond the block on both sides; the taps'
-    # products are added by the compiled loop or by NumPy.
-    if adds == "numpy":
-        numpy_only(conv_oracle, monkeypatch)
-    params = conv.Params(input=[3, 6, 11, 7], out_channels=2 * groups, groups=groups, kernel_size=[3, 2],
-                         dilation=[2, 3], padding=[3, 1, 0, 2], bias=True).model_dump()
-    r = conv.resolve(conv.Params(**params))
-    arrays = operands(conv, params, 7, True)
-    used, products = [], conv_oracle._by_products
-    monkeypatch.setattr(conv_oracle, "_by_products", lambda *args: used.append(args[-2:]) or products(*args))
-    monkeypatch.setattr(conv_oracle, "BLOCK_BYTES", block_bytes)
-    got = conv_oracle.reference(params, arrays)
-    assert used == [(0, 3)]
-    magnitude = conv_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
-    want = conv2d_loops(arrays["x"], arrays["w"], arrays["b"], r)
+ROW_PRODUCT_CASES = [
+    # (oracle, semantics, fields, form): row stride 1, kernel columns gathered, products through the kernel rows
+    (conv_oracle, conv, dict(input=[3, 8, 11, 7], out_channels=4, groups=2, kernel_size=[3, 2], stride=[1, 2],
+                             dilation=[2, 3], padding=[3, 1, 0, 2], bias=True), "_by_row_products"),
+    (conv_oracle, conv, dict(input=[2, 6, 9, 8], out_channels=5, kernel_size=[2, 3], padding="same_lower"),
+     "_by_row_products"),
+    (transpose_oracle, transpose, dict(input=[3, 8, 6, 7], out_channels=4, groups=2, kernel_size=[3, 2],
+                                       dilation=[2, 3], padding=[3, 1, 0, 2], bias=True), "_by_row_products"),
+    (transpose_oracle, transpose, dict(input=[2, 6, 5, 4], out_channels=3, kernel_size=3, dilation=[1, 2],
+                                       padding=[2, 0, 1, 3]), "_by_row_products"),
+]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 6_000, 10**9])     # one input row a block; a few rows; all images
+@pytest.mark.parametrize("module, semantics, fields, form", ROW_PRODUCT_CASES)
+@pytest.mark.parametrize("loops", ["compiled", "numpy"])
+def test_row_products_in_any_block(block_bytes, module, semantics, fields, form, loops, monkeypatch):
+    # The gather and the row additions by the compiled loops or by NumPy, the blocks splitting images and rows.
+    if loops == "numpy":
+        numpy_only(module, monkeypatch)
+    params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
+    arrays = operands(semantics, params, 7, fields.get("bias", False))
+    used, real = [], getattr(module, form)
+    monkeypatch.setattr(module, form, lambda *args: used.append(args[-4:]) or real(*args))
+    monkeypatch.setattr(module, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(module, "ROW_PRODUCT_TERMS", 1)
+    if module is transpose_oracle:
+        monkeypatch.setattr(module, "LOOP_CHANNELS", 0)              # not the grouped calls' compiled loops
+    got = module.reference(params, arrays)
+    n, cog = fields["input"][0], fields["out_channels"] // fields.get("groups", 1)
+    assert used == [(0, n, 0, cog)]                                   # all images, all channels of each group
+    magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    loops_of = conv2d_loops if module is conv_oracle else conv2d_transpose_loops
+    want = loops_of(arrays["x"], arrays["w"], arrays.get("b"), r)
     assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
+
+
+@pytest.mark.parametrize("module, semantics, fields, form", ROW_PRODUCT_CASES[::2])
+def test_one_image_is_split_by_output_channels_across_threads(module, semantics, fields, form, monkeypatch):
+    # Fewer images than threads: each thread takes a range of output channels of every group (all images), so
+    # one image uses both cores; the sums are those of one thread, exactly.
+    fields = {**fields, "input": [1, *fields["input"][1:]]}
+    params = semantics.Params(**fields).model_dump()
+    arrays = operands(semantics, params, 5, fields.get("bias", False))
+    monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
+    monkeypatch.setattr(module, "ROW_PRODUCT_TERMS", 1)
+    if module is transpose_oracle:
+        monkeypatch.setattr(module, "LOOP_CHANNELS", 0)
+    used, real = [], getattr(module, form)
+    monkeypatch.setattr(module, form, lambda *args: used.append(args[-4:]) or real(*args))
+    one, two = module.reference(params, arrays), module.reference(params, arrays, threads=2)
+    assert sorted(used[1:]) == [(0, 1, 0, 1), (0, 1, 1, 2)]            # cog = 2: a channel per thread
+    np.testing.assert_array_equal(one, two)
 
 
 @pytest.mark.parametrize("block_bytes", [100, 5_000])       # one input row a block; two images a block

@@ -20,7 +20,7 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     runs. Same meaning as ``conv2d_transpose.footprint``; element counts:
     operands ``O`` (x, w, b; ``X`` of them x), output ``Y``, and the oracle's
     gathered terms ``S``: ``C_in·kh·kw`` per output pixel, one block of images
-    or output rows at a time on each of up to two threads, at most four
+    or rows at a time on each of up to two threads, at most four
     ``oracle.BLOCK_BYTES`` each (the products-then-taps path's block; counted
     at 4 bytes an element, so that it bounds both compute precisions) or one
     output row's. One oracle run holds ``T = X + S + 3·Y``: x transposed to
@@ -48,7 +48,8 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     x = n * c_in * h * w
     operands = x + params.out_channels * (c_in // max(params.groups, 1)) * kh * kw + params.out_channels
     output = n * params.out_channels * out_hw[0] * out_hw[1]
-    per_row = c_in * kh * kw * max(out_hw[1], 0)
+    # A block holds an output row's gathered terms, or an input row's products (the products-then-taps path).
+    per_row = max(c_in * kh * kw * max(out_hw[1], 0), kh * kw * params.out_channels * w)
     gather = min(n * max(out_hw[0], 0) * per_row, 2 * max(BLOCK_BYTES, per_row))
     run = x + gather + 3 * output
     answer = 4 if dtype in ("float16", "float32") else 8

@@ -6,7 +6,7 @@ Definition (Note [conv2d semantics] in ``semantics``), per group ``g`` and tap `
 
 for every output pixel whose input pixel lies inside the image (padding
 contributes no term), then ``+ bias``. Three transcriptions of that sum, a
-block of images (or of one large image's output rows) at a time so that
+block of images (or of one large image's rows) at a time so that
 temporaries stay small:
 
 * ``_by_terms`` adds the terms one by one, vectorised over images, output
@@ -19,13 +19,21 @@ temporaries stay small:
   tap falls outside the image (with finite weights, an absent term and a zero
   term give the same sum), and sums them with one matrix product at BLAS
   speed.
-* ``_by_products`` (stride 1, fewer output than input channels per group:
-  b3 of benchmarks/, 2× faster) is the transposed oracle's order: one matrix
-  product takes each input pixel through every tap and output channel, then
-  each output pixel adds the products of its taps whose input pixel is inside
-  the image. Its matrix is ``Cog/Cig`` the size of the gathered terms, and
-  the product is fat in both dimensions where the gathered one has ``Cog``
-  rows only.
+* ``_by_row_products`` (row stride 1: b1 and b3 of benchmarks/) gathers
+  the terms of the kernel columns only, for a block of *input* rows, and one
+  matrix product per group takes them through every kernel row at once:
+  for each kernel row, output channel and input row, the sum over input
+  channels and kernel columns. Each kernel row's sums are then added to the
+  output rows that read that input row through it (whole rows: one
+  contiguous addition). Against ``_by_matrix_product`` its gathered matrix
+  is ``kh`` times smaller, the input rows are gathered once instead of once
+  per kernel row, and the product has ``kh·Cog`` rows instead of ``Cog``
+  (BLAS runs at 60 instead of 35 GFLOP/s a core on b3's 16 output
+  channels).
+
+Every form works on the case's NCHW arrays as they are (image-major, no
+copy of the input or the output), on images or, for a single image, on
+output channels split between threads (``_on_parts``).
 
 Deliberately independent: the padding arithmetic (TensorFlow's SAME/VALID
 rule, DESIGN.md §8) is re-derived here from the case parameters and nothing
@@ -43,9 +51,10 @@ this module's own code, not the ``numba`` backend's kernels
 (``harness/kernels``, ``numba_*.py``: register tiles, packed inputs and
 weights, their own shape code), so it stays as easy to check as the NumPy
 paths; ``tests/test_oracle_loops.py`` checks every path against plain Python
-loops and against each other. ``_by_products`` keeps BLAS for the
-products, and in float64 ``_add_products`` adds each tap's products in one
-pass (plain loops, each output plane staying in cache). Threads as in Note
+loops and against each other. ``_by_row_products`` keeps BLAS for the
+products; in float64 its gather (``_gather_columns``) and its additions
+(``_add_rows``) are plain loops too, a block's temporaries staying in L2
+(NumPy's strided copies and additions took as long as the product). Threads as in Note
 [Compiled oracle loops] (``harness/ops/conv2d_transpose/oracle.py``): one in
 the parent, the free cores in the ``numpy`` backend, each on its own output
 planes or images, never a Numba thread pool. Without Numba (a reproducer run
@@ -62,7 +71,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-BLOCK_BYTES = 4 << 20           # temporaries per block: large enough for BLAS, small enough to stay in cache
+BLOCK_BYTES = 1 << 20           # temporaries per block: large enough for BLAS, small enough to stay in L2 cache
+ROW_PRODUCT_TERMS = 16          # row stride 1 with at least Cig·kw terms per kernel row: ``_by_row_products``
 
 
 def _two(v):
@@ -131,29 +141,31 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
             if y1 > y0 and x1 > x0:                                   # the tap reaches some pixel
                 taps.append((i, j, y0, y1, first, x0, x1, cols))
 
-    # Channel-major throughout, so each tap moves whole image rows: x as (g, cig, n, H, W), w as
-    # (g, cog, cig, kh, kw), the output as (g, cog, n, H_out, W_out).
-    xc = np.ascontiguousarray(x.reshape(n, groups, cig, h, wd).transpose(1, 2, 0, 3, 4))
-    wc = w.reshape(groups, cog, cig, kh, kw)
-    out = np.empty((groups, cog, n, out_h, out_w), dtype=dtype)
-    if cig == 1 or not np.isfinite(w).all():
-        _by_terms(xc, wc, taps, sh, out)
+    # Image-major, as the case's arrays are (no copy in or out): x as (n, g, cig, H, W), w as (g, cog, cig, kh,
+    # kw), the output as (n, g, cog, H_out, W_out).
+    xg = np.ascontiguousarray(x).reshape(n, groups, cig, h, wd)
+    wg = w.reshape(groups, cog, cig, kh, kw)
+    out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
+    finite = np.isfinite(w).all()
+    if sh == 1 and cig * kw >= ROW_PRODUCT_TERMS and finite:
+        form = _by_row_products
+    elif cig == 1 or not finite:
+        form = _by_terms
     else:
-        # Images on threads, BLAS on one: its threads would meet at every block's product (in the numpy
-        # backend's worker; the parent runs on one already), and under load wait a time slice each time
-        # (b4 of benchmarks/, one product per group: 3 ms on one thread, 13-170 ms on two). Same for a grouped
-        # call (a group's product is too small to share) and when no second core is free.
-        one = groups > 1 or (threads > 1 and n > 1) or wanted > threads
-        with _one_blas_thread() if one else contextlib.nullcontext():
-            form = _by_products if (sh, sw) == (1, 1) and cog < cig else _by_matrix_product
-            _on_threads(form, n, threads, xc, wc, taps, sh, out)
-    return _finish(out.transpose(2, 0, 1, 3, 4).reshape(n, c_out, out_h, out_w), params, arrays, dtype)
+        form = _by_matrix_product
+    # Threads on images, or on output channels for fewer images than threads, BLAS on one: its threads would
+    # meet at every block's product (the parent runs on one already), and under load wait a time slice each
+    # time (b4 of benchmarks/, one product per group: 3 ms on one thread, 13-170 ms on two).
+    one = groups > 1 or threads > 1 or wanted > threads
+    with _one_blas_thread() if one else contextlib.nullcontext():
+        _on_parts(form, n, cog, threads, xg, wg, taps, sh, out)
+    return _finish(out.reshape(n, c_out, out_h, out_w), params, arrays, dtype)
 
 
 def _finish(out, params, arrays, dtype):
-    """``out + bias``, in the case's layout."""
+    """``out + bias`` (``out`` is the oracle's own array), in the case's layout."""
     if arrays.get("b") is not None:
-        out = out + np.asarray(arrays["b"], dtype=dtype)[:, None, None]
+        out += np.asarray(arrays["b"], dtype=dtype)[:, None, None]
     if params.get("layout", "NCHW") == "NHWC":
         out = out.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(out)
@@ -171,32 +183,31 @@ def _blocks(a0, a1, rows, row_bytes):
     return [(a, a + 1, r, min(rows, r + per_block)) for a in range(a0, a1) for r in range(0, rows, per_block)]
 
 
-def _by_terms(xc, wc, taps, sh, out):
-    """``out[g, o, n, y, x] = Σ over taps (i, j) and channels c of x_tap[g, c, n, y, x] · w[g, o, c, i, j]``,
-    each term added on the pixels its tap reaches (``taps``: (i, j, y0, y1, first row, x0, x1, columns))."""
-    groups, cog, n, out_h, out_w = out.shape
-    for a, b, r0, r1 in _blocks(0, n, out_h, groups * cog * out_w * out.itemsize):
-        block = out[:, :, a:b, r0:r1]
+def _by_terms(xg, wg, taps, sh, out, a0, a1, o0, o1):
+    """``out[n, g, o, y, x] = Σ over taps (i, j) and channels c of x_tap[n, g, c, y, x] · w[g, o, c, i, j]``
+    for images [a0, a1) and output channels [o0, o1) of each group, each term added on the pixels its tap
+    reaches (``taps``: (i, j, y0, y1, first row, x0, x1, columns))."""
+    _, groups, _, out_h, out_w = out.shape
+    for a, b, r0, r1 in _blocks(a0, a1, out_h, groups * (o1 - o0) * out_w * out.itemsize):
+        block = out[a:b, :, o0:o1, r0:r1]
         block[...] = 0
         product = np.empty_like(block)
         for i, j, y0, y1, first, x0, x1, cols in taps:
             y0, y1, rows = _within(y0, y1, first, sh, r0, r1)
             if y1 <= y0:
                 continue
-            for c in range(xc.shape[1]):
+            for c in range(xg.shape[2]):
                 term = product[:, :, :, y0:y1, x0:x1]
-                np.multiply(xc[:, c, None, a:b, rows, cols], wc[:, :, c, i, j, None, None, None], out=term)
+                np.multiply(xg[a:b, :, c, None, rows, cols], wg[:, o0:o1, c, i, j, None, None], out=term)
                 block[:, :, :, y0:y1, x0:x1] += term
 
 
-def _by_matrix_product(xc, wc, taps, sh, out, a0, a1):
-    """The same sum as ``_by_terms``, for images [a0, a1): (g, cog, cig·kh·kw) @ (g, cig·kh·kw, pixels) on the
-    gathered terms."""
-    groups, cig, n, _, _ = xc.shape
-    _, cog, _, kh, kw = wc.shape
+def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1):
+    """The same sum as ``_by_terms``: (g, cog, cig·kh·kw) @ (g, cig·kh·kw, pixels) on the gathered terms."""
+    _, groups, cig, _, _ = xg.shape
+    _, _, _, kh, kw = wg.shape
     _, _, _, out_h, out_w = out.shape
-    weights = wc.reshape(groups, cog, cig * kh * kw)
-    pixels = out.reshape(groups, cog, n * out_h * out_w)               # a view: one column per output pixel
+    weights = wg[:, o0:o1].reshape(groups, o1 - o0, cig * kh * kw)
     for a, b, r0, r1 in _blocks(a0, a1, out_h, groups * cig * kh * kw * out_w * out.itemsize):
         # (g, cig, kh, kw, images, rows, W_out): every entry written below, zero where the tap lies in the padding.
         terms = np.empty((groups, cig, kh, kw, b - a, r1 - r0, out_w), dtype=out.dtype)
@@ -206,57 +217,93 @@ def _by_matrix_product(xc, wc, taps, sh, out, a0, a1):
             if y1 > y0:
                 tap = terms[:, :, i, j]
                 tap[..., :y0, :] = tap[..., y1:, :] = tap[..., :x0] = tap[..., x1:] = 0
-                tap[..., y0:y1, x0:x1] = xc[:, :, a:b, rows, cols]
+                tap[..., y0:y1, x0:x1] = xg[a:b, :, :, rows, cols].transpose(1, 2, 0, 3, 4)
                 reached.add((i, j))
         for i, j in set(np.ndindex(kh, kw)) - reached:                     # taps that reach no pixel of the block
             terms[:, :, i, j] = 0
-        np.matmul(weights, terms.reshape(groups, cig * kh * kw, -1),
-                  out=pixels[:, :, (a * out_h + r0) * out_w:((b - 1) * out_h + r1) * out_w])
+        sums = np.matmul(weights, terms.reshape(groups, cig * kh * kw, -1))
+        out[a:b, :, o0:o1, r0:r1] = sums.reshape(groups, o1 - o0, b - a, r1 - r0, out_w).transpose(2, 0, 1, 3, 4)
 
 
-def _by_products(xc, wc, taps, sh, out, a0, a1):
-    """The same sum as ``_by_terms`` with stride 1, for images [a0, a1): (g, kh·kw·cog, cig) @ (g, cig, pixels),
-    then each tap's products added on the output pixels it reaches."""
-    groups, cig, _, h, wd = xc.shape
-    _, cog, _, kh, kw = wc.shape
+def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1):
+    """The same sum as ``_by_terms`` with row stride 1, for a block of input rows at a time: the terms of
+    each kernel column gathered as in ``_by_matrix_product`` (zero where the column lies in the padding), then
+    one matrix product, (g, kh·cog, cig·kw) @ (g, cig·kw, pixels), sums them over channels and kernel columns
+    for every kernel row at once, and each kernel row's sums are added to the output rows that read the input
+    row through it: whole rows, one contiguous run per kernel row and channel."""
+    _, groups, cig, h, wd = xg.shape
+    _, _, _, kh, kw = wg.shape
     _, _, _, out_h, out_w = out.shape
-    weights = np.ascontiguousarray(wc.transpose(0, 3, 4, 1, 2)).reshape(groups, kh * kw * cog, cig)
-    # Four times the usual block: a block of rows computes the products of the rows its taps reach beyond it too.
-    for a, b, r0, r1 in _blocks(a0, a1, out_h, groups * kh * kw * cog * wd * out.itemsize // 4):
-        # The input rows the block's output rows read, through any tap.
-        reads = [_within(y0, y1, first, sh, r0, r1) for _, _, y0, y1, first, *_ in taps]
-        lo = min((rows.start for y0, y1, rows in reads if y1 > y0), default=0)
-        hi = max((rows.stop for y0, y1, rows in reads if y1 > y0), default=lo)
-        products = np.matmul(weights, xc[:, :, a:b, lo:hi].reshape(groups, cig, -1))
-        products = products.reshape(groups, kh, kw, cog, b - a, hi - lo, wd)
-        block = out[:, :, a:b, r0:r1]
-        block[...] = 0
-        plan = [(i, j, y0, y1, rows.start - lo, x0, x1, cols.start)
-                for (i, j, _, _, _, x0, x1, cols), (y0, y1, rows) in zip(taps, reads) if y1 > y0]
-        adds = compiled(_add_products) if out.dtype == np.float64 else None
-        if adds is not None:                # the same adds in one pass, each output plane in cache: 3× faster
-            adds(products, block, np.array(plan, dtype=np.int64).reshape(-1, 8))
-            continue
-        for i, j, y0, y1, row, x0, x1, col in plan:
-            block[:, :, :, y0:y1, x0:x1] += products[:, i, j, :, :, row:row + y1 - y0, col:col + x1 - x0]
+    co = o1 - o0
+    weights = np.ascontiguousarray(wg[:, o0:o1].transpose(0, 3, 1, 2, 4)).reshape(groups, kh * co, cig * kw)
+    # Kernel row i: output rows [y0, y1) read input rows first + (y − y0). Kernel column j: output columns
+    # [x0, x1) read input columns start + (x − x0)·sw.
+    rows = np.array(sorted({(i, y0, y1, first) for i, _, y0, y1, first, *_ in taps}), np.int64).reshape(-1, 4)
+    columns = np.array(sorted({(j, x0, x1, cols.start, cols.step or 1) for _, j, _, _, _, x0, x1, cols in taps}),
+                       np.int64).reshape(-1, 5)
+    float64 = out.dtype == np.float64
+    gather = (compiled(_gather_columns) if float64 else None) or _gather_columns_numpy
+    add = (compiled(_add_rows) if float64 else None) or _add_rows_numpy
+    out[a0:a1, :, o0:o1] = 0
+    for a, b, r0, r1 in _blocks(a0, a1, h, groups * (cig * kw + kh * co) * out_w * out.itemsize):
+        terms = np.empty((b - a, groups, cig, kw, r1 - r0, out_w), dtype=out.dtype)
+        gather(xg, terms, columns, a, r0)
+        sums = np.matmul(weights, terms.reshape(b - a, groups, cig * kw, -1))
+        add(sums.reshape(b - a, groups, kh, co, r1 - r0, out_w), out, rows, a, o0, r0)
 
 
-def _add_products(products, block, plan):
-    """``block[g, o, m, y, x] += products[g, i, j, o, m, row + y − y0, col + x − x0]`` for each tap
-    (i, j, y0, y1, row, x0, x1, col) of ``plan``, y in [y0, y1), x in [x0, x1): the products of the taps whose
-    input pixel is inside the image."""
-    groups, _, _, cog, images, _, _ = products.shape
-    for g in range(groups):
-        for o in range(cog):
-            for m in range(images):
-                for t in range(plan.shape[0]):
-                    i, j, y0, y1, row, x0, x1, col = plan[t, 0], plan[t, 1], plan[t, 2], plan[t, 3], plan[t, 4], \
-                        plan[t, 5], plan[t, 6], plan[t, 7]
-                    for y in range(y0, y1):
-                        target = block[g, o, m, y, x0:x1]
-                        source = products[g, i, j, o, m, row + y - y0, col:col + x1 - x0]
+def _gather_columns(xg, terms, columns, a0, r0):
+    """``terms[m, g, c, j, r, x] = x[a0 + m, g, c, r0 + r, start + (x − x0)·step]`` for each kernel column
+    (j, x0, x1, start, step) of ``columns`` and x in [x0, x1); 0 for the other x (the padding) and for kernel
+    columns that read no input column."""
+    images, groups, cig, kw, rows, out_w = terms.shape
+    terms[:] = 0
+    for m in range(images):
+        for g in range(groups):
+            for c in range(cig):
+                for t in range(columns.shape[0]):
+                    j, x0, x1, start, step = columns[t, 0], columns[t, 1], columns[t, 2], columns[t, 3], \
+                        columns[t, 4]
+                    for r in range(rows):
+                        target = terms[m, g, c, j, r, x0:x1]
+                        source = xg[a0 + m, g, c, r0 + r, start:start + (x1 - x0 - 1) * step + 1:step]
                         for x in range(x1 - x0):
+                            target[x] = source[x]
+
+
+def _gather_columns_numpy(xg, terms, columns, a0, r0):
+    """``_gather_columns`` in NumPy."""
+    images, _, _, _, rows, _ = terms.shape
+    terms[:] = 0
+    for j, x0, x1, start, step in columns.tolist():
+        last = start + (x1 - x0 - 1) * step
+        terms[:, :, :, j, :, x0:x1] = xg[a0:a0 + images, :, :, r0:r0 + rows, start:last + 1:step]
+
+
+def _add_rows(sums, out, rows, a0, o0, r0):
+    """``out[a0 + m, g, o0 + o, y] += sums[m, g, i, o, first + y − y0 − r0]`` for each kernel row (i, y0, y1,
+    first) of ``rows`` and each output row y in [y0, y1) whose input row ``first + y − y0`` is one of the
+    block's, [r0, r0 + block rows)."""
+    images, groups, _, co, block_rows, out_w = sums.shape
+    for m in range(images):
+        for g in range(groups):
+            for o in range(co):
+                for t in range(rows.shape[0]):
+                    i, y0, y1, first = rows[t, 0], rows[t, 1], rows[t, 2], rows[t, 3]
+                    for y in range(max(y0, y0 + r0 - first), min(y1, y0 + r0 + block_rows - first)):
+                        target = out[a0 + m, g, o0 + o, y]
+                        source = sums[m, g, i, o, first + y - y0 - r0]
+                        for x in range(out_w):
                             target[x] += source[x]
+
+
+def _add_rows_numpy(sums, out, rows, a0, o0, r0):
+    """``_add_rows`` in NumPy."""
+    images, _, _, co, block_rows, _ = sums.shape
+    for i, y0, y1, first in rows.tolist():
+        lo, hi = max(y0, y0 + r0 - first), min(y1, y0 + r0 + block_rows - first)
+        if hi > lo:
+            out[a0:a0 + images, :, o0:o0 + co, lo:hi] += sums[:, :, i, :, first + lo - y0 - r0:first + hi - y0 - r0]
 
 
 def _free_cores(threads):
@@ -281,6 +328,16 @@ def _on_threads(loops, tasks, threads, *args):
     bounds = [tasks * k // threads for k in range(threads + 1)]
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda k: loops(*args, bounds[k], bounds[k + 1]), range(threads)))
+
+
+def _on_parts(form, images, channels, threads, *args):
+    """``form(*args, a0, a1, o0, o1)`` on images [a0, a1) and output channels [o0, o1) of each group: a range of
+    images per thread, or of channels (all images) when there are fewer images than threads, so that a single
+    image uses every free core too. Each part writes only its own output."""
+    if images >= threads or channels < 2:
+        _on_threads(lambda *a: form(*a, 0, channels), images, threads, *args)
+    else:
+        _on_threads(lambda *a: form(*a[:-2], 0, images, *a[-2:]), channels, threads, *args)
 
 
 def _sum_loops(x, w, groups, sh, sw, dh, dw, top, left, out, lo, hi):
@@ -352,7 +409,7 @@ def compiled(loops):
 
 def warm() -> None:
     """Compile (or load from Numba's on-disk cache) the compiled loops: a tiny depthwise call, a tiny dense one
-    taking products then taps."""
+    gathering kernel columns and adding rows."""
     if compiled(_sum_loops) is not None:
         reference({"groups": 2, "padding": 1}, {"x": np.ones((1, 2, 2, 2)), "w": np.ones((2, 1, 2, 2))})
-        reference({"padding": 1}, {"x": np.ones((1, 2, 2, 2)), "w": np.ones((1, 2, 2, 2))})
+        reference({"padding": 1}, {"x": np.ones((1, 8, 2, 2)), "w": np.ones((1, 8, 2, 2))})

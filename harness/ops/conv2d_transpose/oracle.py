@@ -49,7 +49,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-BLOCK_BYTES = 4 << 20           # products per block: large enough for BLAS, small enough to stay in cache for the adds
+BLOCK_BYTES = 1 << 20           # products per block: large enough for BLAS, small enough to stay in L2 for the adds
+ROW_PRODUCT_TERMS = 16          # stride 1 with at least Cig·kw terms per kernel row: ``_by_row_products``
 LOOP_CHANNELS = 256             # groups > 1 with Cig·Cog up to this: the compiled loops (Note [Compiled oracle loops])
 
 
@@ -110,20 +111,27 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
         _on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
                     sh, sw, dh, dw, full_h, full_w, top, left, out)
         return _finish(out, params, arrays, dtype)
-    # Channel-major, so each tap's products are whole image rows: x as (g, cig, n, h, w), w as
-    # (g, kh·kw·cog, cig). Every product of a block of input rows is one matrix product,
-    # (g, kh·kw·cog, cig) @ (g, cig, pixels): each input pixel through every tap.
-    xc = np.ascontiguousarray(x.reshape(n, groups, cig, h, wd).transpose(1, 2, 0, 3, 4))
-    wc = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 4, 2, 1)).reshape(groups, -1, cig)
+    if (sh, sw) == (1, 1) and cig * kw >= ROW_PRODUCT_TERMS and np.isfinite(w).all():
+        out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
+        with _one_blas_thread() if threads > 1 or wanted > threads or groups > 1 else contextlib.nullcontext():
+            _on_parts(_by_row_products, n, cog, threads, np.ascontiguousarray(x).reshape(n, groups, cig, h, wd),
+                      w.reshape(groups, cig, cog, kh, kw), (dh, dw, top, left), out)
+        return _finish(out.reshape(n, groups * cog, out_h, out_w), params, arrays, dtype)
+    # Image-major, as the case's arrays are: x as (n, g, cig, h, w), w as (g, kh·kw·cog, cig). Every product
+    # of a block of input rows is one matrix product, (g, kh·kw·cog, cig) @ (g, cig, pixels): each input pixel
+    # through every tap.
+    xg = np.ascontiguousarray(x).reshape(n, groups, cig, h, wd)
+    wg = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 4, 2, 1))
     # The canvas, (n, g, cog, row phase, column phase, rows, columns), stores rows and columns phase-major:
     # full row Y = q·s + p lives at [.., p, .., q, ..]. Tap (i, j) writes rows a·s + i·d, i.e. phase (i·d) % s
     # and rows (i·d) // s + a: one dense block per tap instead of a strided scatter. Same sums, about twice
     # as fast.
     canvas = np.zeros((n, groups, cog, sh, sw, -(-full_h // sh), -(-full_w // sw)), dtype=dtype)
-    # Images on threads (each its own canvas part), BLAS on one: a product per block is too small to share;
-    # and BLAS on one when no second core is free (its threads would wait a time slice at every product).
-    with _one_blas_thread() if (threads > 1 and n > 1) or wanted > threads else contextlib.nullcontext():
-        _on_threads(_scatter_products, n, threads, xc, wc, (kh, kw, sh, sw, dh, dw), canvas)
+    # Threads on images, or on output channels for fewer images than threads (each its own canvas part), BLAS
+    # on one: a product per block is too small to share, and its threads would wait a time slice at every
+    # product when no second core is free.
+    with _one_blas_thread() if threads > 1 or wanted > threads else contextlib.nullcontext():
+        _on_parts(_scatter_products, n, cog, threads, xg, wg, (kh, kw, sh, sw, dh, dw), canvas)
     # The crop, read phase by phase: output row y is full row top + y, at phase (top + y) % sh.
     out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
     for p in range(sh):
@@ -136,47 +144,136 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     return _finish(out.reshape(n, groups * cog, out_h, out_w), params, arrays, dtype)
 
 
-def _scatter_products(xc, wc, kernel, canvas, a0, a1):
-    """Images [a0, a1) of the scatter-add: a block's products, then each tap's added at its place."""
-    groups, cig, _, h, wd = xc.shape
+def _by_row_products(xg, wg, kernel, out, a0, a1, o0, o1):
+    """Stride 1, images [a0, a1) and output channels [o0, o1) of each group. Output pixel (y, x) is full pixel
+    (top + y, left + x), which tap (i, j) reaches from input pixel (top + y − i·dh, left + x − j·dw): for a block
+    of input rows, the input columns each kernel column takes to the output are gathered (zero where none), one
+    matrix product, (g, kh·cog, cig·kw) @ (g, cig·kw, pixels), sums them over channels and kernel columns for
+    every kernel row at once, and each kernel row's sums are added to the output rows it reaches: whole rows,
+    one contiguous run per kernel row and channel. Finite weights only (a gathered zero times an infinite
+    weight would be NaN where the definition has no term)."""
+    _, groups, cig, h, wd = xg.shape
+    _, _, _, kh, kw = wg.shape
+    _, _, _, out_h, out_w = out.shape
+    dh, dw, top, left = kernel
+    co = o1 - o0
+    weights = np.ascontiguousarray(wg[:, :, o0:o1].transpose(0, 3, 2, 1, 4)).reshape(groups, kh * co, cig * kw)
+    # Kernel row i: output rows [y0, y1) from input rows first + (y − y0); kernel column j: output columns
+    # [x0, x1) from input columns start + (x − x0).
+    rows, columns = [], []
+    for i in range(kh):
+        y0, y1 = max(0, i * dh - top), min(out_h, h + i * dh - top)
+        if y1 > y0:
+            rows.append((i, y0, y1, y0 + top - i * dh))
+    for j in range(kw):
+        x0, x1 = max(0, j * dw - left), min(out_w, wd + j * dw - left)
+        if x1 > x0:
+            columns.append((j, x0, x1, x0 + left - j * dw))
+    rows, columns = np.array(rows, np.int64).reshape(-1, 4), np.array(columns, np.int64).reshape(-1, 4)
+    float64 = out.dtype == np.float64
+    gather = (compiled(_gather_columns) if float64 else None) or _gather_columns_numpy
+    add = (compiled(_add_rows) if float64 else None) or _add_rows_numpy
+    out[a0:a1, :, o0:o1] = 0
+    for a, b, r0, r1 in _blocks(a0, a1, h, groups * (cig * kw + kh * co) * out_w * out.itemsize):
+        terms = np.empty((b - a, groups, cig, kw, r1 - r0, out_w), dtype=out.dtype)
+        gather(xg, terms, columns, a, r0)
+        sums = np.matmul(weights, terms.reshape(b - a, groups, cig * kw, -1))
+        add(sums.reshape(b - a, groups, kh, co, r1 - r0, out_w), out, rows, a, o0, r0)
+
+
+def _gather_columns(xg, terms, columns, a0, r0):
+    """``terms[m, g, c, j, r, x] = x[a0 + m, g, c, r0 + r, start + x − x0]`` for each kernel column (j, x0, x1,
+    start) of ``columns`` and x in [x0, x1); 0 for the other x and for kernel columns that reach no output."""
+    images, groups, cig, kw, rows, out_w = terms.shape
+    terms[:] = 0
+    for m in range(images):
+        for g in range(groups):
+            for c in range(cig):
+                for t in range(columns.shape[0]):
+                    j, x0, x1, start = columns[t, 0], columns[t, 1], columns[t, 2], columns[t, 3]
+                    for r in range(rows):
+                        target = terms[m, g, c, j, r, x0:x1]
+                        source = xg[a0 + m, g, c, r0 + r, start:start + x1 - x0]
+                        for x in range(x1 - x0):
+                            target[x] = source[x]
+
+
+def _gather_columns_numpy(xg, terms, columns, a0, r0):
+    """``_gather_columns`` in NumPy."""
+    images, _, _, _, rows, _ = terms.shape
+    terms[:] = 0
+    for j, x0, x1, start in columns.tolist():
+        terms[:, :, :, j, :, x0:x1] = xg[a0:a0 + images, :, :, r0:r0 + rows, start:start + x1 - x0]
+
+
+def _add_rows(sums, out, rows, a0, o0, r0):
+    """``out[a0 + m, g, o0 + o, y] += sums[m, g, i, o, first + y − y0 − r0]`` for each kernel row (i, y0, y1,
+    first) of ``rows`` and each output row y in [y0, y1) whose input row ``first + y − y0`` is one of the
+    block's, [r0, r0 + block rows)."""
+    images, groups, _, co, block_rows, out_w = sums.shape
+    for m in range(images):
+        for g in range(groups):
+            for o in range(co):
+                for t in range(rows.shape[0]):
+                    i, y0, y1, first = rows[t, 0], rows[t, 1], rows[t, 2], rows[t, 3]
+                    for y in range(max(y0, y0 + r0 - first), min(y1, y0 + r0 + block_rows - first)):
+                        target = out[a0 + m, g, o0 + o, y]
+                        source = sums[m, g, i, o, first + y - y0 - r0]
+                        for x in range(out_w):
+                            target[x] += source[x]
+
+
+def _add_rows_numpy(sums, out, rows, a0, o0, r0):
+    """``_add_rows`` in NumPy."""
+    images, _, _, co, block_rows, _ = sums.shape
+    for i, y0, y1, first in rows.tolist():
+        lo, hi = max(y0, y0 + r0 - first), min(y1, y0 + r0 + block_rows - first)
+        if hi > lo:
+            out[a0:a0 + images, :, o0:o0 + co, lo:hi] += sums[:, :, i, :, first + lo - y0 - r0:first + hi - y0 - r0]
+
+
+def _scatter_products(xg, wg, kernel, canvas, a0, a1, o0, o1):
+    """Images [a0, a1), output channels [o0, o1) of each group, of the scatter-add: a block's products, then
+    each tap's added at its place."""
+    _, groups, cig, h, wd = xg.shape
     kh, kw, sh, sw, dh, dw = kernel
-    cog = canvas.shape[2]
-    for a, b, r0, r1 in _blocks(a0, a1, h, groups * kh * kw * cog * wd * canvas.itemsize):
-        pixels = xc[:, :, a:b, r0:r1].reshape(groups, cig, -1)
-        products = np.matmul(wc, pixels).reshape(groups, kh, kw, cog, b - a, r1 - r0, wd)
-        adds = compiled(_add_products) if canvas.dtype == np.float64 else None
+    co = o1 - o0
+    weights = wg.reshape(groups, kh, kw, -1, cig)[:, :, :, o0:o1].reshape(groups, kh * kw * co, cig)
+    adds = compiled(_add_products) if canvas.dtype == np.float64 else None
+    for a, b, r0, r1 in _blocks(a0, a1, h, groups * kh * kw * co * wd * canvas.itemsize):
+        products = np.matmul(weights, xg[a:b, :, :, r0:r1].reshape(b - a, groups, cig, -1))
+        products = products.reshape(b - a, groups, kh, kw, co, r1 - r0, wd)
         if adds is not None:                # the same adds in one pass, each output plane in cache: 3× faster
-            adds(products, canvas, a, r0, sh, sw, dh, dw)
+            adds(products, canvas, a, o0, r0, sh, sw, dh, dw)
             continue
         for i in range(kh):
             for j in range(kw):
                 (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
-                tap = products[:, i, j].transpose(2, 0, 1, 3, 4)                # (images, g, cog, rows, wd)
-                canvas[a:b, :, :, pi, pj, qi + r0:qi + r1, qj:qj + wd] += tap
+                canvas[a:b, :, o0:o1, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, i, j]
 
 
-def _add_products(products, canvas, a0, r0, sh, sw, dh, dw):
-    """Each tap's products at its place: ``canvas[a0 + m, g, o, ..]`` at full row (r0 + a)·sh + i·dh and
-    column b·sw + j·dw (phase-major, as in ``reference``) ``+= products[g, i, j, o, m, a, b]``."""
-    groups, kh, kw, cog, images, rows, wd = products.shape
+def _add_products(products, canvas, a0, o0, r0, sh, sw, dh, dw):
+    """Each tap's products at its place: ``canvas[a0 + m, g, o0 + o, ..]`` at full row (r0 + a)·sh + i·dh and
+    column b·sw + j·dw (phase-major, as in ``reference``) ``+= products[m, g, i, j, o, a, b]``."""
+    images, groups, kh, kw, co, rows, wd = products.shape
     for m in range(images):
         for g in range(groups):
-            for o in range(cog):
+            for o in range(co):
                 for a in range(rows):
                     for i in range(kh):
                         qi, pi = (i * dh) // sh, (i * dh) % sh
                         for j in range(kw):
                             qj, pj = (j * dw) // sw, (j * dw) % sw
-                            target = canvas[a0 + m, g, o, pi, pj, qi + r0 + a, qj:qj + wd]
-                            source = products[g, i, j, o, m, a]
+                            target = canvas[a0 + m, g, o0 + o, pi, pj, qi + r0 + a, qj:qj + wd]
+                            source = products[m, g, i, j, o, a]
                             for b in range(wd):
                                 target[b] += source[b]
 
 
 def _finish(out, params, arrays, dtype):
-    """``out + bias``, in the case's layout."""
+    """``out + bias`` (``out`` is the oracle's own array), in the case's layout."""
     if arrays.get("b") is not None:
-        out = out + np.asarray(arrays["b"], dtype=dtype)[:, None, None]
+        out += np.asarray(arrays["b"], dtype=dtype)[:, None, None]
     if params.get("layout", "NCHW") == "NHWC":
         out = out.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(out)
@@ -216,6 +313,16 @@ def _on_threads(loops, tasks, threads, *args):
     bounds = [tasks * k // threads for k in range(threads + 1)]
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda k: loops(*args, bounds[k], bounds[k + 1]), range(threads)))
+
+
+def _on_parts(form, images, channels, threads, *args):
+    """``form(*args, a0, a1, o0, o1)`` on images [a0, a1) and output channels [o0, o1) of each group: a range of
+    images per thread, or of channels (all images) when there are fewer images than threads, so that a single
+    image uses every free core too. Each part writes only its own output."""
+    if images >= threads or channels < 2:
+        _on_threads(lambda *a: form(*a, 0, channels), images, threads, *args)
+    else:
+        _on_threads(lambda *a: form(*a[:-2], 0, images, *a[-2:]), channels, threads, *args)
 
 
 def _scatter_loops(x, w, groups, sh, sw, dh, dw, full_h, full_w, top, left, out, lo, hi):
@@ -284,7 +391,9 @@ def compiled(loops):
 
 
 def warm() -> None:
-    """Compile (or load from Numba's on-disk cache) the compiled loops: a tiny grouped call, a tiny dense one."""
+    """Compile (or load from Numba's on-disk cache) the compiled loops: a tiny grouped call, a tiny dense one with
+    stride 2 and one with stride 1."""
     if compiled(_scatter_loops) is not None:
         reference({"groups": 2, "stride": 2}, {"x": np.ones((1, 2, 2, 2)), "w": np.ones((2, 1, 2, 2))})
         reference({"stride": 2}, {"x": np.ones((1, 2, 2, 2)), "w": np.ones((2, 2, 2, 2))})
+        reference({"padding": 1}, {"x": np.ones((1, 8, 2, 2)), "w": np.ones((8, 1, 2, 2))})
