@@ -10,6 +10,12 @@ product over the group's input channels (a block of images, or of one large
 image's rows, at a time, so they stay small), then each tap's products are
 added at their place: the scatter-add of the definition at BLAS speed. The
 only indexing trick, the phase-major canvas, is explained where it is used.
+With stride 1 (b3 of benchmarks/) the same sum is read the other way round,
+output pixel by output pixel (``_by_row_products``): the input columns each
+kernel column brings to an output row are gathered, one matrix product
+takes them through every kernel row, and each kernel row's sums are added
+to whole output rows, as in the conv2d oracle; no canvas, no crop. A single
+image splits its output channels between threads.
 
 The padding arithmetic below is deliberately re-derived from the case
 parameters instead of calling ``harness.ops.conv2d_transpose.resolve``.
