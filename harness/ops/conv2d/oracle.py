@@ -239,45 +239,58 @@ def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1):
     # Kernel row i: output rows [y0, y1) read input rows first + (y − y0). Kernel column j: output columns
     # [x0, x1) read input columns start + (x − x0)·sw.
     rows = np.array(sorted({(i, y0, y1, first) for i, _, y0, y1, first, *_ in taps}), np.int64).reshape(-1, 4)
-    columns = np.array(sorted({(j, x0, x1, cols.start, cols.step or 1) for _, j, _, _, _, x0, x1, cols in taps}),
-                       np.int64).reshape(-1, 5)
+    columns = np.zeros((kw, 4), np.int64)                   # (x0, x1, start, step); x0 = x1: reads no column
+    for _, j, _, _, _, x0, x1, cols in taps:
+        columns[j] = x0, x1, cols.start, cols.step or 1
     float64 = out.dtype == np.float64
     gather = (compiled(_gather_columns) if float64 else None) or _gather_columns_numpy
     add = (compiled(_add_rows) if float64 else None) or _add_rows_numpy
     out[a0:a1, :, o0:o1] = 0
-    for a, b, r0, r1 in _blocks(a0, a1, h, groups * (cig * kw + kh * co) * out_w * out.itemsize):
-        terms = np.empty((b - a, groups, cig, kw, r1 - r0, out_w), dtype=out.dtype)
+    blocks = _blocks(a0, a1, h, groups * (cig * kw + kh * co) * out_w * out.itemsize)
+    # The temporaries of the largest block, allocated once: a fresh megabyte each block costs its page faults.
+    largest = max(((b - a) * (r1 - r0) for a, b, r0, r1 in blocks), default=0) * groups * out_w
+    terms_memory, sums_memory = np.empty(largest * cig * kw, out.dtype), np.empty(largest * kh * co, out.dtype)
+    for a, b, r0, r1 in blocks:
+        pixels = (r1 - r0) * out_w
+        terms = terms_memory[:(b - a) * groups * cig * kw * pixels].reshape(b - a, groups, cig, kw, r1 - r0, out_w)
         gather(xg, terms, columns, a, r0)
-        sums = np.matmul(weights, terms.reshape(b - a, groups, cig * kw, -1))
+        sums = sums_memory[:(b - a) * groups * kh * co * pixels].reshape(b - a, groups, kh * co, pixels)
+        np.matmul(weights, terms.reshape(b - a, groups, cig * kw, pixels), out=sums)
         add(sums.reshape(b - a, groups, kh, co, r1 - r0, out_w), out, rows, a, o0, r0)
 
 
 def _gather_columns(xg, terms, columns, a0, r0):
-    """``terms[m, g, c, j, r, x] = x[a0 + m, g, c, r0 + r, start + (x − x0)·step]`` for each kernel column
-    (j, x0, x1, start, step) of ``columns`` and x in [x0, x1); 0 for the other x (the padding) and for kernel
-    columns that read no input column."""
+    """``terms[m, g, c, j, r, x] = x[a0 + m, g, c, r0 + r, start + (x − x0)·step]`` for x in [x0, x1), 0 for the
+    other x (the padding), with kernel column j's (x0, x1, start, step) = ``columns[j]``."""
     images, groups, cig, kw, rows, out_w = terms.shape
-    terms[:] = 0
     for m in range(images):
         for g in range(groups):
             for c in range(cig):
-                for t in range(columns.shape[0]):
-                    j, x0, x1, start, step = columns[t, 0], columns[t, 1], columns[t, 2], columns[t, 3], \
-                        columns[t, 4]
+                for j in range(kw):
+                    x0, x1, start, step = columns[j, 0], columns[j, 1], columns[j, 2], columns[j, 3]
                     for r in range(rows):
-                        target = terms[m, g, c, j, r, x0:x1]
-                        source = xg[a0 + m, g, c, r0 + r, start:start + (x1 - x0 - 1) * step + 1:step]
-                        for x in range(x1 - x0):
-                            target[x] = source[x]
+                        target, source = terms[m, g, c, j, r], xg[a0 + m, g, c, r0 + r]
+                        for x in range(x0):
+                            target[x] = 0.0
+                        if step == 1:                   # the same copy on a contiguous slice: vectorised
+                            inside, run = target[x0:x1], source[start:start + x1 - x0]
+                            for x in range(x1 - x0):
+                                inside[x] = run[x]
+                        else:
+                            for x in range(x0, x1):
+                                target[x] = source[start + (x - x0) * step]
+                        for x in range(max(x0, x1), out_w):
+                            target[x] = 0.0
 
 
 def _gather_columns_numpy(xg, terms, columns, a0, r0):
     """``_gather_columns`` in NumPy."""
     images, _, _, _, rows, _ = terms.shape
     terms[:] = 0
-    for j, x0, x1, start, step in columns.tolist():
+    for j, (x0, x1, start, step) in enumerate(columns.tolist()):
         last = start + (x1 - x0 - 1) * step
-        terms[:, :, :, j, :, x0:x1] = xg[a0:a0 + images, :, :, r0:r0 + rows, start:last + 1:step]
+        if x1 > x0:
+            terms[:, :, :, j, :, x0:x1] = xg[a0:a0 + images, :, :, r0:r0 + rows, start:last + 1:step]
 
 
 def _add_rows(sums, out, rows, a0, o0, r0):

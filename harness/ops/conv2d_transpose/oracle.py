@@ -128,25 +128,13 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     # through every tap.
     xg = np.ascontiguousarray(x).reshape(n, groups, cig, h, wd)
     wg = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 4, 2, 1))
-    # The canvas, (n, g, cog, row phase, column phase, rows, columns), stores rows and columns phase-major:
-    # full row Y = q·s + p lives at [.., p, .., q, ..]. Tap (i, j) writes rows a·s + i·d, i.e. phase (i·d) % s
-    # and rows (i·d) // s + a: one dense block per tap instead of a strided scatter. Same sums, about twice
-    # as fast.
-    canvas = np.zeros((n, groups, cog, sh, sw, -(-full_h // sh), -(-full_w // sw)), dtype=dtype)
-    # Threads on images, or on output channels for fewer images than threads (each its own canvas part), BLAS
-    # on one: a product per block is too small to share, and its threads would wait a time slice at every
-    # product when no second core is free.
-    with _one_blas_thread() if threads > 1 or wanted > threads else contextlib.nullcontext():
-        _on_parts(_scatter_products, n, cog, threads, xg, wg, (kh, kw, sh, sw, dh, dw), canvas)
-    # The crop, read phase by phase: output row y is full row top + y, at phase (top + y) % sh.
     out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
-    for p in range(sh):
-        y0 = (p - top) % sh                                    # the first output row at phase p
-        for q in range(sw):
-            x0 = (q - left) % sw
-            rows, cols = len(range(y0, out_h, sh)), len(range(x0, out_w, sw))
-            r0, c0 = (top + y0) // sh, (left + x0) // sw
-            out[:, :, :, y0::sh, x0::sw] = canvas[:, :, :, p, q, r0:r0 + rows, c0:c0 + cols]
+    # Threads on images, or on output channels for fewer images than threads, BLAS on one: a product per block
+    # is too small to share, and its threads would wait a time slice at every product when no second core is
+    # free.
+    with _one_blas_thread() if threads > 1 or wanted > threads else contextlib.nullcontext():
+        _on_parts(_scatter_products, n, cog, threads, xg, wg, (kh, kw, sh, sw, dh, dw, top, left, full_h, full_w),
+                  out)
     return _finish(out.reshape(n, groups * cog, out_h, out_w), params, arrays, dtype)
 
 
@@ -166,7 +154,7 @@ def _by_row_products(xg, wg, kernel, out, a0, a1, o0, o1):
     weights = np.ascontiguousarray(wg[:, :, o0:o1].transpose(0, 3, 2, 1, 4)).reshape(groups, kh * co, cig * kw)
     # Kernel row i: output rows [y0, y1) from input rows first + (y − y0); kernel column j: output columns
     # [x0, x1) from input columns start + (x − x0).
-    rows, columns = [], []
+    rows, columns = [], np.zeros((kw, 3), np.int64)          # columns: (x0, x1, start); x0 = x1: none
     for i in range(kh):
         y0, y1 = max(0, i * dh - top), min(out_h, h + i * dh - top)
         if y1 > y0:
@@ -174,41 +162,50 @@ def _by_row_products(xg, wg, kernel, out, a0, a1, o0, o1):
     for j in range(kw):
         x0, x1 = max(0, j * dw - left), min(out_w, wd + j * dw - left)
         if x1 > x0:
-            columns.append((j, x0, x1, x0 + left - j * dw))
-    rows, columns = np.array(rows, np.int64).reshape(-1, 4), np.array(columns, np.int64).reshape(-1, 4)
+            columns[j] = x0, x1, x0 + left - j * dw
+    rows = np.array(rows, np.int64).reshape(-1, 4)
     float64 = out.dtype == np.float64
     gather = (compiled(_gather_columns) if float64 else None) or _gather_columns_numpy
     add = (compiled(_add_rows) if float64 else None) or _add_rows_numpy
     out[a0:a1, :, o0:o1] = 0
-    for a, b, r0, r1 in _blocks(a0, a1, h, groups * (cig * kw + kh * co) * out_w * out.itemsize):
-        terms = np.empty((b - a, groups, cig, kw, r1 - r0, out_w), dtype=out.dtype)
+    blocks = _blocks(a0, a1, h, groups * (cig * kw + kh * co) * out_w * out.itemsize)
+    # The temporaries of the largest block, allocated once: a fresh megabyte each block costs its page faults.
+    largest = max(((b - a) * (r1 - r0) for a, b, r0, r1 in blocks), default=0) * groups * out_w
+    terms_memory, sums_memory = np.empty(largest * cig * kw, out.dtype), np.empty(largest * kh * co, out.dtype)
+    for a, b, r0, r1 in blocks:
+        pixels = (r1 - r0) * out_w
+        terms = terms_memory[:(b - a) * groups * cig * kw * pixels].reshape(b - a, groups, cig, kw, r1 - r0, out_w)
         gather(xg, terms, columns, a, r0)
-        sums = np.matmul(weights, terms.reshape(b - a, groups, cig * kw, -1))
+        sums = sums_memory[:(b - a) * groups * kh * co * pixels].reshape(b - a, groups, kh * co, pixels)
+        np.matmul(weights, terms.reshape(b - a, groups, cig * kw, pixels), out=sums)
         add(sums.reshape(b - a, groups, kh, co, r1 - r0, out_w), out, rows, a, o0, r0)
 
 
 def _gather_columns(xg, terms, columns, a0, r0):
-    """``terms[m, g, c, j, r, x] = x[a0 + m, g, c, r0 + r, start + x − x0]`` for each kernel column (j, x0, x1,
-    start) of ``columns`` and x in [x0, x1); 0 for the other x and for kernel columns that reach no output."""
+    """``terms[m, g, c, j, r, x] = x[a0 + m, g, c, r0 + r, start + x − x0]`` for x in [x0, x1), 0 for the other
+    x, with kernel column j's (x0, x1, start) = ``columns[j]``."""
     images, groups, cig, kw, rows, out_w = terms.shape
-    terms[:] = 0
     for m in range(images):
         for g in range(groups):
             for c in range(cig):
-                for t in range(columns.shape[0]):
-                    j, x0, x1, start = columns[t, 0], columns[t, 1], columns[t, 2], columns[t, 3]
+                for j in range(kw):
+                    x0, x1, start = columns[j, 0], columns[j, 1], columns[j, 2]
                     for r in range(rows):
-                        target = terms[m, g, c, j, r, x0:x1]
-                        source = xg[a0 + m, g, c, r0 + r, start:start + x1 - x0]
+                        target, source = terms[m, g, c, j, r], xg[a0 + m, g, c, r0 + r]
+                        for x in range(x0):
+                            target[x] = 0.0
+                        inside, run = target[x0:x1], source[start:start + x1 - x0]
                         for x in range(x1 - x0):
-                            target[x] = source[x]
+                            inside[x] = run[x]
+                        for x in range(max(x0, x1), out_w):
+                            target[x] = 0.0
 
 
 def _gather_columns_numpy(xg, terms, columns, a0, r0):
     """``_gather_columns`` in NumPy."""
     images, _, _, _, rows, _ = terms.shape
     terms[:] = 0
-    for j, x0, x1, start in columns.tolist():
+    for j, (x0, x1, start) in enumerate(columns.tolist()):
         terms[:, :, :, j, :, x0:x1] = xg[a0:a0 + images, :, :, r0:r0 + rows, start:start + x1 - x0]
 
 
@@ -238,29 +235,57 @@ def _add_rows_numpy(sums, out, rows, a0, o0, r0):
             out[a0:a0 + images, :, o0:o0 + co, lo:hi] += sums[:, :, i, :, first + lo - y0 - r0:first + hi - y0 - r0]
 
 
-def _scatter_products(xg, wg, kernel, canvas, a0, a1, o0, o1):
+def _scatter_products(xg, wg, geometry, out, a0, a1, o0, o1):
     """Images [a0, a1), output channels [o0, o1) of each group, of the scatter-add: a block's products, then
-    each tap's added at its place."""
+    each tap's added at its place on the canvas of the block's images, which is cropped into ``out`` once their
+    last input row is in."""
     _, groups, cig, h, wd = xg.shape
-    kh, kw, sh, sw, dh, dw = kernel
+    kh, kw, sh, sw, dh, dw, top, left, full_h, full_w = geometry
     co = o1 - o0
     weights = wg.reshape(groups, kh, kw, -1, cig)[:, :, :, o0:o1].reshape(groups, kh * kw * co, cig)
-    adds = compiled(_add_products) if canvas.dtype == np.float64 else None
-    for a, b, r0, r1 in _blocks(a0, a1, h, groups * kh * kw * co * wd * canvas.itemsize):
+    adds = compiled(_add_products) if out.dtype == np.float64 else None
+    blocks = _blocks(a0, a1, h, groups * kh * kw * co * wd * out.itemsize)
+    # The canvas, (images, g, cog, row phase, column phase, rows, columns), stores rows and columns phase-major:
+    # full row Y = q·s + p lives at [.., p, .., q, ..]. Tap (i, j) writes rows a·s + i·d, i.e. phase (i·d) % s
+    # and rows (i·d) // s + a: one dense block per tap instead of a strided scatter. Same sums, about twice
+    # as fast. One canvas for the images of a block, allocated once (a fresh one each block costs its page
+    # faults) and cropped while it is still in cache.
+    plane = groups * co * sh * sw * -(-full_h // sh) * -(-full_w // sw)
+    memory = np.empty(max((b - a for a, b, _, _ in blocks), default=0) * plane, dtype=out.dtype)
+    for a, b, r0, r1 in blocks:
+        canvas = memory[:(b - a) * plane].reshape(b - a, groups, co, sh, sw, -(-full_h // sh), -(-full_w // sw))
+        if r0 == 0:
+            canvas[...] = 0
         products = np.matmul(weights, xg[a:b, :, :, r0:r1].reshape(b - a, groups, cig, -1))
         products = products.reshape(b - a, groups, kh, kw, co, r1 - r0, wd)
         if adds is not None:                # the same adds in one pass, each output plane in cache: 3× faster
-            adds(products, canvas, a, o0, r0, sh, sw, dh, dw)
-            continue
-        for i in range(kh):
-            for j in range(kw):
-                (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
-                canvas[a:b, :, o0:o1, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, i, j]
+            adds(products, canvas, r0, sh, sw, dh, dw)
+        else:
+            for i in range(kh):
+                for j in range(kw):
+                    (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
+                    canvas[:, :, :, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, i, j]
+        if r1 == h:
+            _crop(canvas, out[a:b, :, o0:o1], top, left)
 
 
-def _add_products(products, canvas, a0, o0, r0, sh, sw, dh, dw):
-    """Each tap's products at its place: ``canvas[a0 + m, g, o0 + o, ..]`` at full row (r0 + a)·sh + i·dh and
-    column b·sw + j·dw (phase-major, as in ``reference``) ``+= products[m, g, i, j, o, a, b]``."""
+def _crop(canvas, out, top, left):
+    """``out = full[top : top + H_out, left : left + W_out]``, read from the phase-major canvas phase by phase:
+    output row y is full row top + y, at phase (top + y) % sh."""
+    _, _, _, sh, sw, _, _ = canvas.shape
+    _, _, _, out_h, out_w = out.shape
+    for p in range(sh):
+        y0 = (p - top) % sh                                    # the first output row at phase p
+        for q in range(sw):
+            x0 = (q - left) % sw
+            rows, cols = len(range(y0, out_h, sh)), len(range(x0, out_w, sw))
+            r0, c0 = (top + y0) // sh, (left + x0) // sw
+            out[:, :, :, y0::sh, x0::sw] = canvas[:, :, :, p, q, r0:r0 + rows, c0:c0 + cols]
+
+
+def _add_products(products, canvas, r0, sh, sw, dh, dw):
+    """Each tap's products at its place: ``canvas[m, g, o, ..]`` at full row (r0 + a)·sh + i·dh and column
+    b·sw + j·dw (phase-major, as in ``_scatter_products``) ``+= products[m, g, i, j, o, a, b]``."""
     images, groups, kh, kw, co, rows, wd = products.shape
     for m in range(images):
         for g in range(groups):
@@ -270,7 +295,7 @@ def _add_products(products, canvas, a0, o0, r0, sh, sw, dh, dw):
                         qi, pi = (i * dh) // sh, (i * dh) % sh
                         for j in range(kw):
                             qj, pj = (j * dw) // sw, (j * dw) % sw
-                            target = canvas[a0 + m, g, o0 + o, pi, pj, qi + r0 + a, qj:qj + wd]
+                            target = canvas[m, g, o, pi, pj, qi + r0 + a, qj:qj + wd]
                             source = products[m, g, i, j, o, a]
                             for b in range(wd):
                                 target[b] += source[b]
