@@ -25,8 +25,10 @@ The NumPy path makes a pass over the input per window row and column, on
 one thread: a large window over small planes (b3 of benchmarks/, 7×7 over
 14×14) ends 4-5× PyTorch, which reads half the bytes on two cores. In
 float64 the window sums come from ``_window_loops`` instead: the
-definition's sum written as plain loops (plane, window, input row, input
-column), compiled by Numba, over the window's positions inside the input;
+definition's sum written as plain loops (plane, window row, input row,
+input column: the sums down a window row's input rows, whole plane rows at
+a time, then each window's across its columns), compiled by Numba, over
+the window's positions inside the input;
 the count and the division stay as below. It is this module's own code
 (the conv2d oracles' loops are their own too), checked against plain
 Python loops in ``tests/test_oracle_loops.py``. One thread: a pass over the
@@ -139,18 +141,22 @@ def reference(params: dict, arrays: dict, dtype=np.float64) -> np.ndarray:
 
 def _window_loops(planes, kh, kw, sh, sw, top, left, total):
     """``total[p, i, j] = Σ planes[p, row, col]`` over the window's rows ``i·sh − top + a`` (a < kh) and columns
-    ``j·sw − left + b`` (b < kw) inside the plane."""
+    ``j·sw − left + b`` (b < kw) inside the plane: down the window's rows first, a whole plane row at a time
+    (contiguous additions, vectorised), then across each window's columns."""
     n, h, w = planes.shape
     _, oh, ow = total.shape
+    down = np.empty(w)
     for p in range(n):
         for i in range(oh):
-            rows = range(max(0, i * sh - top), min(h, i * sh - top + kh))
+            down[:] = 0.0
+            for row in range(max(0, i * sh - top), min(h, i * sh - top + kh)):
+                source = planes[p, row]
+                for col in range(w):
+                    down[col] += source[col]
             for j in range(ow):
-                col0, col1 = max(0, j * sw - left), min(w, j * sw - left + kw)
                 window = 0.0
-                for row in rows:
-                    for col in range(col0, col1):
-                        window += planes[p, row, col]
+                for col in range(max(0, j * sw - left), min(w, j * sw - left + kw)):
+                    window += down[col]
                 total[p, i, j] = window
 
 
