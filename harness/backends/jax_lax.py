@@ -8,8 +8,9 @@ compilation cache under ``.conform/cache/jax/<host>`` (``envs.compile_cache``:
 a folder per kind of processor; JAX keys an entry by the program, the
 jax/jaxlib versions and the compile options, so a cached executable is the one
 the compiler would produce here; a ``JAX_COMPILATION_CACHE_DIR`` of the user's
-own wins). Compiling was ~90 % of this worker's CPU time on the
-default suite; a warm cache is what a nightly run sees. ``jax_enable_x64`` is
+own wins; the folder's own path is kept out of the key, see ``setup``).
+Compiling was ~90 % of this worker's CPU time on the default suite; a warm
+cache is what a nightly run sees. ``jax_enable_x64`` is
 on, so float64 cases run in float64; float16 and bfloat16 are JAX's own.
 The times end in ``jax.block_until_ready`` (dispatch is asynchronous).
 
@@ -162,6 +163,13 @@ class JaxLaxBackend(Backend):
         # Every program: the eager calls compile in milliseconds each, under the defaults' thresholds.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        # JAX's default also turns on XLA's GPU autotuning cache in a subfolder of the cache, which puts the
+        # folder's absolute path into the compile options, so into every entry's key: a cache moved, restored
+        # at another path or renamed was never hit again. Measured: the default suite after the cache moved
+        # into its <host> folder recompiled all ~5,100 programs, the jax.lax worker 606 s of CPU against
+        # 120 s warm; cases/avg_pool2d (--mode both) from a copied cache 47 s, with this 11.6 s (0 misses).
+        # The CPU compiler has no autotuning to cache.
+        jax.config.update("jax_persistent_cache_enable_xla_caches", "none")
 
     def unsupported_reason(self, exc: BaseException) -> Optional[str]:
         """JAX has no VJP of a dilated max ``reduce_window`` (``_select_and_gather_add_transpose`` raises
