@@ -299,13 +299,13 @@ def _crop_loops(canvas, out, a0, o0, top, left):
         for g in range(groups):
             for o in range(co):
                 for y in range(out_h):
-                    target = out[a0 + m, g, o0 + o, y]
                     for q in range(sw):
                         x0 = (q - left) % sw                       # the first output column at phase q
-                        source = canvas[m, g, o, (top + y) % sh, q, (top + y) // sh]
-                        c0 = (left + x0) // sw
-                        for k in range((out_w - x0 + sw - 1) // sw):
-                            target[x0 + k * sw] = source[c0 + k]
+                        c0, count = (left + x0) // sw, (out_w - x0 + sw - 1) // sw
+                        target = out[a0 + m, g, o0 + o, y, x0::sw]
+                        source = canvas[m, g, o, (top + y) % sh, q, (top + y) // sh, c0:c0 + count]
+                        for k in range(count):
+                            target[k] = source[k]
 
 
 def _add_products(products, canvas, r0, sh, sw, dh, dw):
