@@ -48,8 +48,8 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     x = n * c_in * h * w
     operands = x + params.out_channels * (c_in // max(params.groups, 1)) * kh * kw + params.out_channels
     output = n * params.out_channels * out_hw[0] * out_hw[1]
-    # A block holds an output row's gathered terms, or an input row's products (the products-then-taps path).
-    per_row = max(c_in * kh * kw * max(out_hw[1], 0), kh * kw * params.out_channels * w)
+    # A block holds an output row's gathered terms, or an input row's kernel-column terms and row sums.
+    per_row = max(c_in * kh * kw * max(out_hw[1], 0), kh * kw * params.out_channels * max(w, out_hw[1]))
     gather = min(n * max(out_hw[0], 0) * per_row, 2 * max(BLOCK_BYTES, per_row))
     run = x + gather + 3 * output
     answer = 4 if dtype in ("float16", "float32") else 8
