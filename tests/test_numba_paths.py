@@ -1,8 +1,8 @@
 """Each path of the ``numba`` kernels against the float64 oracle, on the same calls, with the full team.
 
 The kernels pick a path per call (channel tiles or pixel vectors; for conv2d also
-flattened rows, whose one-image calls share the packed input between threads and
-pack the weights in the tasks), so a parameter form one path handles well may
+im2col blocks for narrow outputs, whose blocks and channel ranges are split
+between threads by how many there are), so a parameter form one path handles well may
 never reach the other. Here each call is forced through every path it can take
 (the path choice is monkeypatched), with Numba's whole thread team (the team
 otherwise shrinks on a loaded machine and the multi-thread code paths go
@@ -97,12 +97,14 @@ def test_transposed_paths_match_the_oracle(monkeypatch, case, pixels, dtype, lay
     against_oracle("conv2d_transpose", params, dtype, case)
 
 
-CONV = [   # pixel vectors with 8/4/2/1-channel tiles; flattened rows with one image (shared packing)
+CONV = [   # pixel vectors with 8/4/2/1-channel tiles; im2col blocks (the last three) with one image
     dict(input=[2, 16, 9, 16], out_channels=16, kernel_size=3, stride=2, groups=2, padding="same"),
     dict(input=[1, 6, 8, 37], out_channels=39, kernel_size=[2, 3], stride=[1, 2], dilation=[2, 1], groups=3,
          padding=[1, 0, 2, 3]),
     dict(input=[1, 64, 9, 9], out_channels=48, kernel_size=3, stride=2, padding=[1, 0, 0, 1]),
     dict(input=[1, 64, 7, 6], out_channels=64, kernel_size=3, dilation=[1, 2], padding="same"),
+    # one pixel vector, one image: the threads split the channels (22 = 12 + 4 + 4 + 2 on one thread)
+    dict(input=[1, 64, 4, 4], out_channels=22, kernel_size=3, padding="same"),
 ]
 
 
@@ -119,8 +121,8 @@ def test_conv2d_paths_match_the_oracle(monkeypatch, case, pixels, dtype, layout)
     against_oracle("conv2d", params, dtype, case)
 
 
-def test_one_image_flat_call_with_a_non_finite_weight_follows_the_definition():
-    """The weight blocks packed inside the flattened-rows tasks still report inf/NaN (exact fallback)."""
+def test_im2col_call_with_a_non_finite_weight_follows_the_definition():
+    """im2col blocks read the weights in place: an inf among them still sends the call to the exact fallback."""
     params = dict(input=[1, 64, 7, 7], out_channels=48, kernel_size=3, stride=2, padding=[1, 0, 0, 1])
     r = conv_semantics.resolve(conv_semantics.Params(**params))
     rng = np.random.default_rng(3)
