@@ -34,7 +34,7 @@ and the reused scratch memory.
   or when a row fills more of a vector than the group's channels (b4: 8
   channels, 16-pixel rows; b3: 16 channels, 64-pixel rows). Per group, the
   input planes are packed once with zero padding rows and swept by
-  ``pixel_tiles``: 8 output channels × 2 vectors of pixels (one channel:
+  ``pixel_tiles``: 8 output channels × 3 vectors of pixels (one channel:
   2-8 rows × 1-4 vectors), the weights broadcast.
 - **Weights** are repacked per call into the micro-kernel's channel blocks
   (``numba_weights.pack_weights``) on the rows path.
