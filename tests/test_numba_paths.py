@@ -81,6 +81,9 @@ TRANSPOSED = [   # cog = out_channels / groups: 13 = 8 + 4 + 1 pixel tiles; 20 s
     dict(input=[3, 3, 5, 4], out_channels=3, kernel_size=[2, 3], stride=[1, 2], groups=3, padding="valid",
          output_shape=[6, 10]),
     dict(input=[1, 8, 4, 3], out_channels=16, kernel_size=3, stride=3, groups=4, padding=[4, 0, 0, 5]),
+    # stride 1: pixel vectors as the correlation with the flipped kernel (conv2d's pixel tiles)
+    dict(input=[2, 16, 5, 7], out_channels=16, kernel_size=3, dilation=[2, 1], groups=2, padding=[3, 0, 2, 1],
+         output_padding=[1, 0]),
 ]
 
 

@@ -104,7 +104,7 @@ from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_gemm import buffer_size as gemm_buffer_size
 from harness.ops.conv2d.numba_gemm import gemm, gemm_layout
-from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
+from harness.ops.conv2d.numba_pixels import pixel_planes_size, pixel_tiles
 from harness.ops.conv2d.numba_weights import pack_weights
 
 __all__ = ["conv2d"]
@@ -345,7 +345,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         else:
             nchunks = max(1, min(nbatch * groups, threads))
-            size = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
+            size = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
             work = scratch(nchunks * size, ct)
             wv = np.empty(w.size, ct)
             pack_oc_weights(w, False, groups, wv)

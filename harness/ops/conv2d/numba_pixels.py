@@ -36,13 +36,13 @@ from numba import njit, prange
 from harness.kernels.packing import pack_row
 from harness.kernels.pixel_tiles import oc_block, oc_sweep, row_sweep
 
-__all__ = ["pixel_tiles", "planes_size"]
+__all__ = ["pixel_tiles", "pixel_planes_size"]
 
 _NB = 3   # pixel vectors per channel-row tile
 
 
 @njit(cache=True)
-def planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes):
+def pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes):
     """``(seg, padded rows, elements)`` of a thread's packed planes (one group's ``Cig`` channels)."""
     qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
     # one phase of a packed row; 4 vectors of zeros on the right: a tile reads < 4·L past wout
@@ -62,7 +62,7 @@ def _planes(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, d
     cig = cin // groups
     cog = cout // groups
     kk = kh * kw
-    seg, hp, _ = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)
+    seg, hp, _ = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)
     xci = sw * seg                                      # one packed row
     psize = hp * xci                                    # one packed, zero-padded plane
     buf = work
@@ -157,7 +157,7 @@ def _channel_rows(n, g, cog, wv, nt, tw, buf, tx, tile, xoffs, biasp, out, nhwc,
 def pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
     """``out`` = the convolution of ``x`` (N, C_in, H, W), computed in ``out.dtype``; ``wv`` holds the
     weights (C_out, Cig, kh, kw) packed by ``pixel_tiles.pack_oc_weights``, ``biasp`` the bias, ``work``
-    has ``nchunks · planes_size(...)[2]`` elements."""
+    has ``nchunks · pixel_planes_size(...)[2]`` elements."""
     total = x.shape[0] * groups
     size = work.shape[0] // nchunks
     for ch in prange(nchunks):
