@@ -39,7 +39,7 @@ im2col/col2im buffers.*
   ``Cog = L`` with rows of whole vectors): ``numba_pixels``, the same phases
   with vectors of output pixels and up to 8 channels per tile; with stride 1,
   the correlation with the flipped kernel on conv2d's pixel tiles instead
-  (``_as_correlation``: their tiles span rows).
+  (``numba_pixels.as_correlation``: their tiles span rows).
 
 Rejected after measuring: BLAS GEMM + parallel col2im (per image: x (Cig, HW)
 → cols (Cog·kh·kw, HW), L2-sized chunks). ``np.dot`` inside Numba runs at
@@ -107,8 +107,7 @@ from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
-from harness.ops.conv2d.numba_pixels import pixel_planes_size, pixel_tiles
-from harness.ops.conv2d_transpose.numba_pixels import pixel_path, planes_size, transposed_pixels
+from harness.ops.conv2d_transpose.numba_pixels import as_correlation, pixel_path, planes_size, transposed_pixels
 
 __all__ = ["conv2d_transpose"]
 
@@ -412,7 +411,7 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         if not np.all(np.isfinite(w)):
             _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
         elif sh == sw == 1 and top <= (kh - 1) * dh and left <= (kw - 1) * dw:
-            _as_correlation(x, w, groups, biasp, out, nhwc, dh, dw, top, left, lanes, threads)
+            as_correlation(x, w, groups, biasp, out, nhwc, dh, dw, top, left, lanes, threads)
         else:
             nchunks = max(1, min(nbatch * groups, threads))
             work = scratch(nchunks * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
@@ -427,24 +426,6 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         nchunks = max(1, min(nbatch * hout, threads))
         _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks)
     return _rounded(out, dtype)
-
-
-def _as_correlation(x, w, groups, biasp, out, nhwc, dh, dw, top, left, lanes, threads):
-    """Stride 1: the transposed convolution is the correlation of ``x`` with the flipped kernel, padded by
-    ``(k − 1)·d`` less the crop (so at least 0 here): ``out[y, x] = Σ x[y + p_h − i'·dh, ...] ·
-    w[ci, o, kh−1−i', kw−1−j']``. The conv2d pixel path computes it with its wider tiles of 8 channels ×
-    3 pixel vectors (across rows; here a row's phase holds only 2 or 1 at a time): conv2d_transpose
-    b3 on one thread, CPU time, 11.2-11.5 → 10.5 ms (conv2d b3's time: the same shapes)."""
-    nbatch, cin, h, wd = x.shape
-    _, cog, kh, kw = w.shape
-    hout, wout = (out.shape[1], out.shape[2]) if nhwc else (out.shape[2], out.shape[3])
-    pt, pl = (kh - 1) * dh - top, (kw - 1) * dw - left
-    nchunks = max(1, min(nbatch * groups, threads))
-    wv = np.empty(w.size, w.dtype)
-    pack_oc_weights(np.ascontiguousarray(w[:, :, ::-1, ::-1]), True, groups, wv)
-    size = pixel_planes_size(cin // groups, h, wd, hout, wout, kh, kw, 1, 1, dh, dw, pt, pl, lanes)[2]
-    pixel_tiles(x, wv, groups, kh, kw, biasp, out, scratch(nchunks * size, w.dtype), nhwc, 1, 1, dh, dw, pt, pl,
-                lanes, nchunks)
 
 
 def _rounded(out, dtype):
