@@ -80,13 +80,17 @@ Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
 Since, the end of a row takes a tile of its own width (``tiles.WIDTHS``: b1's
 32-pixel rows are 12 + 12 + 8 pixels, not 3 × 12 with 4 dropped): one thread,
 CPU time, same process, load 7, ratios b1 1.19-1.25 → 1.08, b3 1.08 → 0.98-1.03.
-Remaining gaps (the input then came as float64, converted inside the timed
-call; the numba backend now converts it beforehand, as the framework adapters
-do): the weights are repacked on every call (b2: 0.18 ms of 0.60 for 295 K
-weights; one-image flattened rows now pack them inside the tasks); the tile micro-kernel issues one broadcast load
-per pixel and step, and on the rows path a 74 KB weight panel (b1) streams
-from L2 for every 12-pixel tile (sweeping the taps in L1-sized chunks
-measured no better, with 4-vector tiles).
+Since (CPU time of the timed call, one thread, numba and torch interleaved in
+one process, median of 21, load 5-6): im2col blocks for b2 (was flattened rows
+with the weights repacked per call) 0.59 → 0.37 ms, ratio 1.25 → 0.81; 8 × 3
+pixel-vector tiles for b3 (was 8 × 2) ratio 1.05 → 0.94. Ratios now b1 1.13,
+b2 0.81, b3 0.94, b4 0.87, b5 0.78. Remaining gap: b1's rows path, whose
+tiles alone (the same sweeps on L1/L2-resident data) take 3.5 of its 4.1 ms;
+sweeping the input channels in L1-sized chunks of weights, the tiles
+accumulating across chunks, measured 10% slower (b1 3.67 → 4.02 ms), as
+earlier with 4-vector tiles; a faster stride-1 packing (masked row copies)
+and the loop over channel blocks inside the loop over pixels measured no
+gain either.
 """
 
 from __future__ import annotations
