@@ -100,7 +100,7 @@ def test_transposed_paths_match_the_oracle(monkeypatch, case, pixels, dtype, lay
     against_oracle("conv2d_transpose", params, dtype, case)
 
 
-CONV = [   # pixel vectors with 8/4/2/1-channel tiles; im2col blocks (the last three) with one image
+CONV = [   # pixel vectors with 8/4/2/1-channel tiles; im2col blocks (the last four) with one image
     dict(input=[2, 16, 9, 16], out_channels=16, kernel_size=3, stride=2, groups=2, padding="same"),
     dict(input=[1, 6, 8, 37], out_channels=39, kernel_size=[2, 3], stride=[1, 2], dilation=[2, 1], groups=3,
          padding=[1, 0, 2, 3]),
@@ -108,6 +108,8 @@ CONV = [   # pixel vectors with 8/4/2/1-channel tiles; im2col blocks (the last t
     dict(input=[1, 64, 7, 6], out_channels=64, kernel_size=3, dilation=[1, 2], padding="same"),
     # one pixel vector, one image: the threads split the channels (22 = 12 + 4 + 4 + 2 on one thread)
     dict(input=[1, 64, 4, 4], out_channels=22, kernel_size=3, padding="same"),
+    # K = 9360: blocks of at most 2 pixel vectors (a 4-vector block would pass 2 MB)
+    dict(input=[1, 1040, 6, 6], out_channels=8, kernel_size=3, padding="same"),
 ]
 
 

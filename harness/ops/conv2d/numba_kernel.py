@@ -358,7 +358,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     if wout <= _GEMM_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10:
         # Narrow rows, and the weight panel of one channel vector over half of L1 (re-streamed for every
         # few pixels of a row by channel tiles): im2col blocks, the weights read in place (numba_gemm).
-        nb, chunks, ntasks = gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads)
+        nb, chunks, ntasks = gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, kh * kw * cig, out.itemsize)
         nthreads = min(ntasks, threads)
         size = gemm_buffer_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, left, nb * lanes)
         gemm(x, w, biasp, out, scratch(nthreads * size, ct), nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb,
