@@ -145,13 +145,15 @@ def test_im2col_call_with_a_non_finite_weight_follows_the_definition():
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-9)
 
 
-def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path):
-    """The numba program of a grouped transposed convolution (pixel tiles), rendered as reproducers render it
-    (the kernel sources embedded, conform's imports dropped), runs in a bare interpreter and gives the
-    kernel's result: every name the kernels use must be defined in the embedded sources themselves."""
-    case = load_file(ROOT / "benchmarks" / "conv2d_transpose.yaml")[3]
+@pytest.mark.parametrize("op, index", [("conv2d_transpose", 3), ("conv2d", 1)], ids=["grouped-transposed", "im2col"])
+def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path, op, index):
+    """The numba program of a grouped transposed convolution (pixel tiles) and of conv2d b2 (im2col blocks),
+    rendered as reproducers render it (the kernel sources embedded, conform's imports dropped), runs in a bare
+    interpreter and gives the kernel's result: every name the kernels use must be defined in the embedded
+    sources themselves (an ``import ... as`` alias is not)."""
+    case = load_file(ROOT / "benchmarks" / f"{op}.yaml")[index]
     call, _ = prepare(case)
-    program = NumbaBackend().conv2d_transpose(call)
+    program = getattr(NumbaBackend(), op)(call)
     np.savez(tmp_path / "inputs.npz", **{name: call.arrays[name] for name in program.operands})
     script = ["import numpy as np", "DATA = np.load('inputs.npz')"]
     script += [f"{name} = DATA[{name!r}]" for name in program.operands]
@@ -161,7 +163,8 @@ def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path
     done = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     r = call.resolved
-    want = tconv_kernel.conv2d_transpose(call.arrays["x"], call.arrays["w"], None, stride=tuple(r["stride"]),
-                                         dilation=tuple(r["dilation"]), groups=r["groups"], crops=tuple(r["crops"]),
-                                         out_hw=tuple(r["out_hw"]), dtype=call.dtype)
+    where = dict(crops=tuple(r["crops"])) if op == "conv2d_transpose" else dict(pads=tuple(r["pads"]))
+    kernel = tconv_kernel.conv2d_transpose if op == "conv2d_transpose" else conv_kernel.conv2d
+    want = kernel(call.arrays["x"], call.arrays["w"], None, stride=tuple(r["stride"]), dilation=tuple(r["dilation"]),
+                  groups=r["groups"], out_hw=tuple(r["out_hw"]), dtype=call.dtype, **where)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)

@@ -39,7 +39,7 @@ from numba import njit, prange
 from harness.kernels.gemm_tiles import copy_rows, gemm_block, gemm_sweep
 from harness.kernels.packing import pack_row
 
-__all__ = ["buffer_size", "gemm", "gemm_layout"]
+__all__ = ["gemm", "gemm_buffer_size", "gemm_layout"]
 
 
 _BLOCK_BYTES = 2 << 20   # an X block at most a 2 MB L2 (every channel tile sweeps it again)
@@ -66,7 +66,7 @@ def _seg(wd, wout, kw, sw, dw, left):
 
 
 @njit(cache=True)
-def buffer_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, left, xs):
+def gemm_buffer_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, left, xs):
     """Elements of a thread's buffers: the ``X`` block (``K`` rows of ``xs``) and two of the packed
     rows of one input channel (every padded row the block may read)."""
     hp = (hout - 1) * sh + (kh - 1) * dh + 1
@@ -190,8 +190,8 @@ def _tasks(lo, hi, x, w, biasp, out, buf, nhwc, groups, sh, sw, dh, dw, top, lef
 @njit(parallel=True, cache=True)
 def gemm(x, w, biasp, out, work, nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb, chunks, ntasks, nthreads):
     """``out`` = the convolution of ``x`` with ``w`` (both in ``out.dtype``), ``biasp`` the bias;
-    ``ntasks`` tasks (``gemm_layout``) over ``nthreads`` threads, each with ``buffer_size(..., nb·L)``
-    elements of ``work``."""
+    ``ntasks`` tasks (``gemm_layout``) over ``nthreads`` threads, each with
+    ``gemm_buffer_size(..., nb·L)`` elements of ``work``."""
     size = work.shape[0] // nthreads
     for th in prange(nthreads):
         _tasks(th * ntasks // nthreads, (th + 1) * ntasks // nthreads, x, w, biasp, out,

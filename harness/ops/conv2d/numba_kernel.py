@@ -106,8 +106,7 @@ from harness.kernels.packing import pack_row, scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
-from harness.ops.conv2d.numba_gemm import buffer_size as gemm_buffer_size
-from harness.ops.conv2d.numba_gemm import gemm, gemm_layout
+from harness.ops.conv2d.numba_gemm import gemm, gemm_buffer_size, gemm_layout
 from harness.ops.conv2d.numba_pixels import pixel_planes_size, pixel_tiles
 from harness.ops.conv2d.numba_weights import pack_weights
 
