@@ -314,10 +314,10 @@ FIXED = [  # every padding form, strides, dilation, groups, and channel counts f
     # depthwise path: rows wider than two float32 vectors (every pixel-tile width), 3 channels per group
     dict(input=[2, 3, 4, 70], out_channels=9, kernel_size=[2, 3], stride=[1, 2], groups=3, padding="same"),
     dict(input=[1, 2, 5, 75], out_channels=2, kernel_size=3, dilation=2, groups=2, padding=[1, 0, 3, 2]),
-    # flattened-rows path: narrow rows, Cig·kh·kw > 512 (a partial channel block, a stride, groups)
+    # im2col path: narrow rows, Cig·kh·kw > 512 (a partial channel block, a stride, groups)
     dict(input=[1, 64, 7, 9], out_channels=24, kernel_size=3, stride=2, padding=[1, 0, 2, 1]),
     dict(input=[2, 120, 5, 6], out_channels=40, kernel_size=3, groups=2, padding="same"),
-    dict(input=[1, 64, 6, 7], out_channels=32, kernel_size=3, padding=[1, 1, 0, 1]),   # 2 vectors per tile
+    dict(input=[1, 64, 6, 7], out_channels=32, kernel_size=3, padding=[1, 1, 0, 1]),   # 2 pixel vectors
 ]
 
 

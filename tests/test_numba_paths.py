@@ -1,8 +1,8 @@
 """Each path of the ``numba`` kernels against the float64 oracle, on the same calls, with the full team.
 
 The kernels pick a path per call (channel tiles or pixel vectors; for conv2d also
-flattened rows, whose one-image calls share the packed input between threads and
-pack the weights in the tasks), so a parameter form one path handles well may
+im2col blocks for narrow outputs, whose blocks and channel ranges are split
+between threads by how many there are), so a parameter form one path handles well may
 never reach the other. Here each call is forced through every path it can take
 (the path choice is monkeypatched), with Numba's whole thread team (the team
 otherwise shrinks on a loaded machine and the multi-thread code paths go
@@ -81,6 +81,9 @@ TRANSPOSED = [   # cog = out_channels / groups: 13 = 8 + 4 + 1 pixel tiles; 20 s
     dict(input=[3, 3, 5, 4], out_channels=3, kernel_size=[2, 3], stride=[1, 2], groups=3, padding="valid",
          output_shape=[6, 10]),
     dict(input=[1, 8, 4, 3], out_channels=16, kernel_size=3, stride=3, groups=4, padding=[4, 0, 0, 5]),
+    # stride 1: pixel vectors as the correlation with the flipped kernel (conv2d's pixel tiles)
+    dict(input=[2, 16, 5, 7], out_channels=16, kernel_size=3, dilation=[2, 1], groups=2, padding=[3, 0, 2, 1],
+         output_padding=[1, 0]),
 ]
 
 
@@ -97,12 +100,16 @@ def test_transposed_paths_match_the_oracle(monkeypatch, case, pixels, dtype, lay
     against_oracle("conv2d_transpose", params, dtype, case)
 
 
-CONV = [   # pixel vectors with 8/4/2/1-channel tiles; flattened rows with one image (shared packing)
+CONV = [   # pixel vectors with 8/4/2/1-channel tiles; im2col blocks (the last four) with one image
     dict(input=[2, 16, 9, 16], out_channels=16, kernel_size=3, stride=2, groups=2, padding="same"),
     dict(input=[1, 6, 8, 37], out_channels=39, kernel_size=[2, 3], stride=[1, 2], dilation=[2, 1], groups=3,
          padding=[1, 0, 2, 3]),
     dict(input=[1, 64, 9, 9], out_channels=48, kernel_size=3, stride=2, padding=[1, 0, 0, 1]),
     dict(input=[1, 64, 7, 6], out_channels=64, kernel_size=3, dilation=[1, 2], padding="same"),
+    # one pixel vector, one image: the threads split the channels (22 = 12 + 4 + 4 + 2 on one thread)
+    dict(input=[1, 64, 4, 4], out_channels=22, kernel_size=3, padding="same"),
+    # K = 9360: blocks of at most 2 pixel vectors (a 4-vector block would pass 2 MB)
+    dict(input=[1, 1040, 6, 6], out_channels=8, kernel_size=3, padding="same"),
 ]
 
 
@@ -119,8 +126,8 @@ def test_conv2d_paths_match_the_oracle(monkeypatch, case, pixels, dtype, layout)
     against_oracle("conv2d", params, dtype, case)
 
 
-def test_one_image_flat_call_with_a_non_finite_weight_follows_the_definition():
-    """The weight blocks packed inside the flattened-rows tasks still report inf/NaN (exact fallback)."""
+def test_im2col_call_with_a_non_finite_weight_follows_the_definition():
+    """im2col blocks read the weights in place: an inf among them still sends the call to the exact fallback."""
     params = dict(input=[1, 64, 7, 7], out_channels=48, kernel_size=3, stride=2, padding=[1, 0, 0, 1])
     r = conv_semantics.resolve(conv_semantics.Params(**params))
     rng = np.random.default_rng(3)
@@ -138,13 +145,15 @@ def test_one_image_flat_call_with_a_non_finite_weight_follows_the_definition():
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12, atol=1e-9)
 
 
-def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path):
-    """The numba program of a grouped transposed convolution (pixel tiles), rendered as reproducers render it
-    (the kernel sources embedded, conform's imports dropped), runs in a bare interpreter and gives the
-    kernel's result: every name the kernels use must be defined in the embedded sources themselves."""
-    case = load_file(ROOT / "benchmarks" / "conv2d_transpose.yaml")[3]
+@pytest.mark.parametrize("op, index", [("conv2d_transpose", 3), ("conv2d", 1)], ids=["grouped-transposed", "im2col"])
+def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path, op, index):
+    """The numba program of a grouped transposed convolution (pixel tiles) and of conv2d b2 (im2col blocks),
+    rendered as reproducers render it (the kernel sources embedded, conform's imports dropped), runs in a bare
+    interpreter and gives the kernel's result: every name the kernels use must be defined in the embedded
+    sources themselves (an ``import ... as`` alias is not)."""
+    case = load_file(ROOT / "benchmarks" / f"{op}.yaml")[index]
     call, _ = prepare(case)
-    program = NumbaBackend().conv2d_transpose(call)
+    program = getattr(NumbaBackend(), op)(call)
     np.savez(tmp_path / "inputs.npz", **{name: call.arrays[name] for name in program.operands})
     script = ["import numpy as np", "DATA = np.load('inputs.npz')"]
     script += [f"{name} = DATA[{name!r}]" for name in program.operands]
@@ -154,7 +163,8 @@ def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path
     done = subprocess.run([sys.executable, "repro.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     r = call.resolved
-    want = tconv_kernel.conv2d_transpose(call.arrays["x"], call.arrays["w"], None, stride=tuple(r["stride"]),
-                                         dilation=tuple(r["dilation"]), groups=r["groups"], crops=tuple(r["crops"]),
-                                         out_hw=tuple(r["out_hw"]), dtype=call.dtype)
+    where = dict(crops=tuple(r["crops"])) if op == "conv2d_transpose" else dict(pads=tuple(r["pads"]))
+    kernel = tconv_kernel.conv2d_transpose if op == "conv2d_transpose" else conv_kernel.conv2d
+    want = kernel(call.arrays["x"], call.arrays["w"], None, stride=tuple(r["stride"]), dilation=tuple(r["dilation"]),
+                  groups=r["groups"], out_hw=tuple(r["out_hw"]), dtype=call.dtype, **where)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)

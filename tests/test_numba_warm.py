@@ -3,7 +3,7 @@
 Two fresh processes share Numba's own cache (the one ``make setup`` warmed, so
 ``warm()`` here only loads, unless a kernel changed since): the first runs the
 numba backend's ``warm()``, the second calls both kernels on every path (rows,
-flattened rows, pixel vectors, the transposed kernel, the exact fallbacks for
+im2col blocks, pixel vectors, the transposed kernel, the exact fallbacks for
 non-finite weights), in every dtype and layout, on shapes, strides, paddings,
 dilations, groups and biases other than ``warm()``'s own, and reads every
 dispatcher's cache counters. A kernel signature ``warm()`` misses shows up as
@@ -36,7 +36,7 @@ PROBE = textwrap.dedent("""
     rng = np.random.default_rng(1)
     calls = [   # x shape, w shape, groups, stride, dilation, pads; out_hw = the explicit-padding size
         (conv2d, (2, 6, 5, 21), (40, 3, 3, 2), 2, (2, 1), (1, 2), (1, 0, 2, 1)),           # rows
-        (conv2d, (1, 96, 7, 7), (48, 96, 3, 3), 1, (2, 2), (1, 1), (1, 1, 1, 1)),          # flattened rows
+        (conv2d, (1, 96, 7, 7), (48, 96, 3, 3), 1, (2, 2), (1, 1), (1, 1, 1, 1)),          # im2col blocks
         (conv2d, (2, 6, 9, 9), (12, 1, 3, 3), 6, (1, 1), (2, 2), (2, 2, 2, 2)),            # pixel vectors
         (conv2d_transpose, (2, 6, 4, 5), (6, 5, 2, 3), 2, (2, 3), (1, 2), (1, 0, 0, 1)),    # pixel vectors
         (conv2d_transpose, (1, 3, 4, 3), (3, 20, 3, 2), 1, (2, 1), (1, 1), (1, 0, 0, 1)),   # channel tiles
@@ -62,10 +62,11 @@ PROBE = textwrap.dedent("""
                         fn(x, w, bias, stride=s, dilation=d, groups=groups, crops=p, out_hw=out, layout=layout,
                            dtype=dtype)
     counts = {}
-    for name in ("harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_flat",
+    for name in ("harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_gemm",
                  "harness.ops.conv2d.numba_pixels", "harness.ops.conv2d.numba_weights",
                  "harness.ops.conv2d_transpose.numba_kernel", "harness.ops.conv2d_transpose.numba_pixels",
-                 "harness.kernels.tiles", "harness.kernels.pixel_tiles", "harness.kernels.packing"):
+                 "harness.kernels.tiles", "harness.kernels.pixel_tiles", "harness.kernels.gemm_tiles",
+                 "harness.kernels.packing"):
         for value in vars(importlib.import_module(name)).values():
             if hasattr(value, "py_func") and hasattr(value, "stats") and value.__module__ == name:
                 counts[f"{name}.{value.__name__}"] = (sum(value.stats.cache_hits.values()),
@@ -89,7 +90,7 @@ def test_after_warm_a_new_process_loads_every_kernel_from_the_cache():
     compiled = {name: misses for name, (_, misses) in counts.items() if misses}
     assert not compiled, f"compiled in the new process (not warmed): {compiled}"
     # Every entry point the kernels call from Python was loaded from the cache, not merely left unused.
-    entry = ["conv2d.numba_kernel._kernel", "conv2d.numba_kernel._direct_exact", "conv2d.numba_flat.flat",
+    entry = ["conv2d.numba_kernel._kernel", "conv2d.numba_kernel._direct_exact", "conv2d.numba_gemm.gemm",
              "conv2d.numba_pixels.pixel_tiles", "conv2d.numba_weights.pack_weights",
              "conv2d_transpose.numba_kernel._kernel", "conv2d_transpose.numba_kernel._pack_w",
              "conv2d_transpose.numba_kernel._scatter_exact", "conv2d_transpose.numba_pixels.transposed_pixels"]

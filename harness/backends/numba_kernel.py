@@ -74,7 +74,7 @@ def _operand_steps(call: Call) -> tuple[Step, ...]:
 
 
 # Tiny calls that between them reach every compiled function the backend can call, per compute dtype:
-# (op, x shape, w shape, groups, stride). conv2d: rows (W_out > 16), flattened rows (W_out <= 16, a
+# (op, x shape, w shape, groups, stride). conv2d: rows (W_out > 16), im2col blocks (W_out <= 16, a
 # weight panel over half of L1), pixel vectors (depthwise; compiles their channel-row tiles too); the
 # transposed kernel: channel tiles and pixel vectors (2 channels per group).
 _WARM_CALLS = (

@@ -32,7 +32,7 @@ from harness.kernels.tiles import _data_ptr, _index_args, _is_index, _is_vec_arr
 
 __all__ = ["OC_MAX", "oc_block", "oc_sweep", "pack_oc_weights", "row_sweep", "store_pair"]
 
-OC_MAX = 8   # output channels per oc_sweep tile (8 x 2 vectors: 16 accumulators, 10 loads per 16 FMAs)
+OC_MAX = 8   # output channels per oc_sweep tile (8 x 3 vectors: 24 accumulators, 11 loads per 24 FMAs)
 
 
 @intrinsic
@@ -224,13 +224,22 @@ def pack_oc_weights(w, transposed, groups, dst):
 
 @njit(cache=True)
 def oc_sweep(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, r, nb):
-    """``_oc_kernel`` for ``r`` (``oc_block``: 8, 4, 2, 1) output channels × ``nb`` (1, 2) pixel vectors,
+    """``_oc_kernel`` for ``r`` (``oc_block``: 8, 4, 2, 1) output channels × ``nb`` (1, 2, 3) pixel vectors,
     weights packed by ``pack_oc_weights`` (block at ``wbase``, tap ``t`` at ``toffw[t]·r``).
 
     The tile is ``r·nb·L`` elements, row ``r`` and vector ``b`` at ``(r·nb + b)·L``.
     Reads ``xa`` up to ``L`` past each vector's start and tap offset.
     """
-    if nb == 1:
+    if nb == 3:
+        if r == 8:
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 8, 3)
+        elif r == 4:
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 4, 3)
+        elif r == 2:
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 2, 3)
+        else:
+            _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 1, 3)
+    elif nb == 1:
         if r == 8:
             _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 8, 1)
         elif r == 4:

@@ -291,8 +291,8 @@ def tile_width(nb, rem):
     """Pixels of the next tile (one of ``WIDTHS[nb]``) when ``rem`` pixels of the row are left.
 
     ``PMAX[nb]`` while at least that many are left, so tiles start at multiples of ``PMAX[nb]`` and
-    the last ones stay within the next ``PMAX[nb]`` pixels (``numba_flat`` blocks its input by
-    them). A tile may cover more than ``rem``: its extra pixels are computed, never stored.
+    the last ones stay within the next ``PMAX[nb]`` pixels. A tile may cover more than ``rem``: its
+    extra pixels are computed, never stored.
     """
     if rem >= PMAX[nb]:
         return PMAX[nb]

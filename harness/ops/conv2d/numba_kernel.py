@@ -7,8 +7,8 @@ Definition (same as the oracle; padding contributes no term)::
 
 Design
 ------
-*Output-stationary direct convolution with register tiles; no BLAS, no
-im2col buffer.* Three paths share the building blocks of
+*Output-stationary direct convolution with register tiles; no BLAS, and an
+im2col buffer only for small images.* Three paths share the building blocks of
 ``harness.kernels.tiles`` (with the transposed kernel): the register-tile
 micro-kernel (explicit 512-bit LLVM vectors, ``P`` pixels × ``NB·L`` output
 channels, ``K = taps × Cig`` swept with broadcast input operands) and the
@@ -24,21 +24,22 @@ and the reused scratch memory.
   channel in turn defeats the prefetcher), sized to ~1 MB of L2, then
   computes each output row from it: taps in the top/bottom padding are
   dropped, tiles of up to 4 channel vectors run along the row.
-- **Flattened rows** (``numba_flat``): narrow outputs (``W_out ≤ 16``) whose
+- **im2col blocks** (``numba_gemm``): narrow outputs (``W_out ≤ 16``) whose
   weight panel per channel vector exceeds half of L1 (b2: 8 pixels per row
-  would re-stream a 590 KB panel per 6-8 pixels). The tile runs over the
-  image's flattened ``(y, x)`` positions instead, 24 pixels × 1 vector
-  (12 × 2 when ``Cog`` is a multiple of 2·L).
+  would re-stream a 590 KB panel per 6-8 pixels). Blocks of up to 64 output
+  pixels are laid out im2col-style, ``K`` rows in ``w``'s own order, and swept
+  by ``gemm_tiles`` (6 channels × 4 pixel vectors, or 12 × 2), the weights read
+  in place: no repacking.
 - **Pixel vectors** (``numba_pixels``): ``Cog ≤ 4`` (depthwise and the like)
   or when a row fills more of a vector than the group's channels (b4: 8
   channels, 16-pixel rows; b3: 16 channels, 64-pixel rows). Per group, the
   input planes are packed once with zero padding rows and swept by
-  ``pixel_tiles``: 8 output channels × 2 vectors of pixels (one channel:
+  ``pixel_tiles``: 8 output channels × 3 vectors of pixels (one channel:
   2-8 rows × 1-4 vectors), the weights broadcast.
 - **Weights** are repacked per call into the micro-kernel's channel blocks
-  (``numba_weights.pack_weights``).
+  (``numba_weights.pack_weights``) on the rows path.
 - **Parallelism.** ``prange`` over contiguous blocks of output rows (rows),
-  ``(n, group, channel block)`` tasks (flat) or ``(n, group)`` (pixels):
+  ``(n, group, pixel block, channel range)`` tasks (im2col) or ``(n, group)`` (pixels):
   disjoint outputs, no reduction, no race.
 
 float16/bfloat16 are computed with float32 accumulation and the result is
@@ -50,7 +51,8 @@ Non-finite weights: the tiles multiply the zero columns around the input by
 the weights, and ``0 · inf`` is NaN where the definition has no term. So when
 ``w`` holds an inf or NaN (the repacking sums the weights to find out) the
 call falls back to ``_direct_exact``, a plain parallel loop over in-bounds
-terms only. Non-finite inputs need no fallback.
+terms only (im2col blocks: found from the output, see ``numba_gemm``).
+Non-finite inputs need no fallback.
 
 Measured (benchmarks/conv2d.yaml, float32 NCHW, float64 input as the
 contract says, so its conversion is included; torch 2.13
@@ -78,13 +80,17 @@ Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
 Since, the end of a row takes a tile of its own width (``tiles.WIDTHS``: b1's
 32-pixel rows are 12 + 12 + 8 pixels, not 3 × 12 with 4 dropped): one thread,
 CPU time, same process, load 7, ratios b1 1.19-1.25 → 1.08, b3 1.08 → 0.98-1.03.
-Remaining gaps (the input then came as float64, converted inside the timed
-call; the numba backend now converts it beforehand, as the framework adapters
-do): the weights are repacked on every call (b2: 0.18 ms of 0.60 for 295 K
-weights; one-image flattened rows now pack them inside the tasks); the tile micro-kernel issues one broadcast load
-per pixel and step, and on the rows path a 74 KB weight panel (b1) streams
-from L2 for every 12-pixel tile (sweeping the taps in L1-sized chunks
-measured no better, with 4-vector tiles).
+Since (CPU time of the timed call, one thread, numba and torch interleaved in
+one process, median of 21, load 5-6): im2col blocks for b2 (was flattened rows
+with the weights repacked per call) 0.59 → 0.37 ms, ratio 1.25 → 0.81; 8 × 3
+pixel-vector tiles for b3 (was 8 × 2) ratio 1.05 → 0.94. Ratios now b1 1.13,
+b2 0.81, b3 0.94, b4 0.87, b5 0.78. Remaining gap: b1's rows path, whose
+tiles alone (the same sweeps on L1/L2-resident data) take 3.5 of its 4.1 ms;
+sweeping the input channels in L1-sized chunks of weights, the tiles
+accumulating across chunks, measured 10% slower (b1 3.67 → 4.02 ms), as
+earlier with 4-vector tiles; a faster stride-1 packing (masked row copies)
+and the loop over channel blocks inside the loop over pixels measured no
+gain either.
 """
 
 from __future__ import annotations
@@ -100,16 +106,15 @@ from harness.kernels.packing import pack_row, scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
-from harness.ops.conv2d.numba_flat import flat, flat_buffer_size
-from harness.ops.conv2d.numba_pixels import pixel_tiles, planes_size
+from harness.ops.conv2d.numba_gemm import gemm, gemm_buffer_size, gemm_layout
+from harness.ops.conv2d.numba_pixels import pixel_planes_size, pixel_tiles
 from harness.ops.conv2d.numba_weights import pack_weights
 
 __all__ = ["conv2d"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
 _FEW_CHANNELS = 4    # Cog at or below this: vectorise over pixels instead of channels
-_FLAT_MAX_W = 16     # output rows at most this wide may use the flattened-rows path
-_FLAT_BYTES = 1 << 20
+_GEMM_MAX_W = 16     # output rows at most this wide may use the im2col path
 # Channel vectors per register tile on the rows path: 2 (12 pixels) streams half the weight bytes
 # per multiply-add of 4 (6 pixels), which matters once a panel spills L1 (b1: 1.33-1.36x -> 1.17-1.24x).
 _NB_ROWS = 2
@@ -343,31 +348,26 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         else:
             nchunks = max(1, min(nbatch * groups, threads))
-            size = planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
+            size = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
             work = scratch(nchunks * size, ct)
             wv = np.empty(w.size, ct)
             pack_oc_weights(w, False, groups, wv)
             pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
         return _rounded(out, dtype)
-    # Flattened rows when the rows are narrow and the weight panel of one channel vector exceeds
-    # half of L1 (re-streamed for every few pixels otherwise), if the repeated input fits in L2.
-    use_flat = (wout <= _FLAT_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10
-                and flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, 1) * out.itemsize <= _FLAT_BYTES)
-    nb_flat = 2 if cog % (2 * lanes) == 0 else 1      # 12 pixels x 2 vectors: fewer loads per FMA
-    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if use_flat and nbatch == 1:
-        # one image: each task packs the weight block it uses (numba_flat)
-        nchunks = max(1, min(groups * -(-cog // (nb_flat * lanes)), threads))
-        work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb_flat), ct)
-        if not np.isfinite(flat(x, w, wp, True, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes,
-                                nb_flat, nchunks)):
+    if wout <= _GEMM_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10:
+        # Narrow rows, and the weight panel of one channel vector over half of L1 (re-streamed for every
+        # few pixels of a row by channel tiles): im2col blocks, the weights read in place (numba_gemm).
+        nb, chunks, ntasks = gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, kh * kw * cig, out.itemsize)
+        nthreads = min(ntasks, threads)
+        size = gemm_buffer_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, left, nb * lanes)
+        gemm(x, w, biasp, out, scratch(nthreads * size, ct), nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb,
+             chunks, ntasks, nthreads)
+        if not (np.all(np.isfinite(out)) or np.all(np.isfinite(w))):   # see numba_gemm: non-finite weights
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
-    elif not np.isfinite(pack_weights(w, wp, lanes, nb_flat if use_flat else _NB_ROWS)):
+        return _rounded(out, dtype)
+    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
+    if not np.isfinite(pack_weights(w, wp, lanes, _NB_ROWS)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
-    elif use_flat:
-        nchunks = max(1, min(nbatch * groups * -(-cog // (nb_flat * lanes)), threads))
-        work = scratch(nchunks * flat_buffer_size(cig, h, wd, hout, wout, kh, kw, sw, dw, left, nb_flat), ct)
-        flat(x, w, wp, False, biasp, out, work, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_flat, nchunks)
     else:
         nchunks = max(1, min(nbatch * hout, threads))
         work = scratch(nchunks * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)

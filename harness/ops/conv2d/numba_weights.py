@@ -1,4 +1,4 @@
-"""Weight repacking for the ``numba`` conv2d kernel's channel tiles (rows and flattened-rows paths).
+"""Weight repacking for the ``numba`` conv2d kernel's channel tiles (rows path).
 
 The micro-kernel (``harness.kernels.tiles``) streams, per step, ``NB`` vectors
 of output-channel weights for one tap and input channel: they must be

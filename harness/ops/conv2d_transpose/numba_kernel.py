@@ -37,7 +37,9 @@ im2col/col2im buffers.*
 - **Few channels per group** (``Cog`` ≤ ``L`` where the rows fill the
   vectors better than the channels would: grouped, depthwise, and
   ``Cog = L`` with rows of whole vectors): ``numba_pixels``, the same phases
-  with vectors of output pixels and up to 8 channels per tile.
+  with vectors of output pixels and up to 8 channels per tile; with stride 1,
+  the correlation with the flipped kernel on conv2d's pixel tiles instead
+  (``numba_pixels.as_correlation``: their tiles span rows).
 
 Rejected after measuring: BLAS GEMM + parallel col2im (per image: x (Cig, HW)
 → cols (Cog·kh·kw, HW), L2-sized chunks). ``np.dot`` inside Numba runs at
@@ -105,7 +107,7 @@ from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fitting_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
-from harness.ops.conv2d_transpose.numba_pixels import pixel_path, planes_size, transposed_pixels
+from harness.ops.conv2d_transpose.numba_pixels import as_correlation, pixel_path, planes_size, transposed_pixels
 
 __all__ = ["conv2d_transpose"]
 
@@ -408,6 +410,8 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
     if pixel_path(cog, -(-wout // sw), lanes, nbatch * groups, threads):
         if not np.all(np.isfinite(w)):
             _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
+        elif sh == sw == 1 and top <= (kh - 1) * dh and left <= (kw - 1) * dw:
+            as_correlation(x, w, groups, biasp, out, nhwc, dh, dw, top, left, lanes, threads)
         else:
             nchunks = max(1, min(nbatch * groups, threads))
             work = scratch(nchunks * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
