@@ -22,10 +22,13 @@ parameters instead of calling ``harness.ops.conv2d_transpose.resolve``.
 
 Note [Compiled oracle loops]
 ----------------------------
-A grouped call with few channels per group (b4 of benchmarks/: 8 groups of
-8) gives matrix products too small for BLAS: NumPy spends its time on call
-overhead and on the products' round trip through memory, 10-15× PyTorch.
-In float64 such calls take ``_scatter_loops`` instead: the definition's
+A grouped call with very few channels per group (Cig·Cog ≤ 16, e.g. a
+depthwise layer) gives matrix products too small for BLAS: NumPy spends its
+time on call overhead and on the products' round trip through memory. In
+float64 such calls take ``_scatter_loops`` instead (measured per core on
+32×32 images, stride 2: 3.5 against 12 ms for 64 groups of 1, 6.8 against
+7.3 ms for 16 groups of 4; BLAS wins from 8 groups of 8, b4 of
+benchmarks/: 8.5 against 11.6 ms): the definition's
 scatter-add written as plain loops (image, output channel, input channel,
 input row, tap, input column), compiled by Numba. It is this module's own
 code, not the ``numba`` backend's kernels (``harness/kernels``,
@@ -57,7 +60,7 @@ import numpy as np
 
 BLOCK_BYTES = 1 << 20           # products per block: large enough for BLAS, small enough to stay in L2 for the adds
 ROW_PRODUCT_TERMS = 16          # stride 1 with at least Cig·kw terms per kernel row: ``_by_row_products``
-LOOP_CHANNELS = 256             # groups > 1 with Cig·Cog up to this: the compiled loops (Note [Compiled oracle loops])
+LOOP_CHANNELS = 16              # groups > 1 with Cig·Cog up to this: the compiled loops (Note [Compiled oracle loops])
 
 
 def _two(v):
@@ -111,18 +114,18 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
 
     full_h = max((h - 1) * sh + dh * (kh - 1) + 1, top + out_h)
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
-    loops = compiled(_scatter_loops) if np.dtype(dtype) == np.float64 else None
-    if loops is not None and groups > 1 and cig * cog <= LOOP_CHANNELS:
-        out = np.empty((n, groups * cog, out_h, out_w))
-        _on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
-                    sh, sw, dh, dw, full_h, full_w, top, left, out)
-        return _finish(out, params, arrays, dtype)
     if (sh, sw) == (1, 1) and cig * kw >= ROW_PRODUCT_TERMS and np.isfinite(w).all():
         out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
         with _one_blas_thread() if threads > 1 or wanted > threads or groups > 1 else contextlib.nullcontext():
             _on_parts(_by_row_products, n, cog, threads, np.ascontiguousarray(x).reshape(n, groups, cig, h, wd),
                       w.reshape(groups, cig, cog, kh, kw), (dh, dw, top, left), out)
         return _finish(out.reshape(n, groups * cog, out_h, out_w), params, arrays, dtype)
+    loops = compiled(_scatter_loops) if np.dtype(dtype) == np.float64 else None
+    if loops is not None and groups > 1 and cig * cog <= LOOP_CHANNELS:
+        out = np.empty((n, groups * cog, out_h, out_w))
+        _on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
+                    sh, sw, dh, dw, full_h, full_w, top, left, out)
+        return _finish(out, params, arrays, dtype)
     # Image-major, as the case's arrays are: x as (n, g, cig, h, w), w as (g, kh·kw·cog, cig). Every product
     # of a block of input rows is one matrix product, (g, kh·kw·cog, cig) @ (g, cig, pixels): each input pixel
     # through every tap.
