@@ -212,7 +212,10 @@ def test_conv2d_padding_adds_no_term_even_with_infinite_weights(groups, cig):
 
 
 @pytest.mark.parametrize("block_bytes", [1000, 15_000])     # one output row a block; two images a block
-def test_conv2d_both_paths_agree(block_bytes):
+@pytest.mark.parametrize("gather", ["compiled", "numpy"])     # the terms gathered by either
+def test_conv2d_both_paths_agree(block_bytes, gather, monkeypatch):
+    if gather == "numpy":
+        numpy_only(conv_oracle, monkeypatch)
     rng = np.random.default_rng(1)
     params = conv.Params(input=[5, 4, 9, 7], out_channels=6, groups=2, kernel_size=[3, 2], stride=[2, 1],
                          dilation=[1, 2], padding=[2, 0, 1, 3], bias=True).model_dump()

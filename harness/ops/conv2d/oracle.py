@@ -208,21 +208,56 @@ def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1):
     _, _, _, kh, kw = wg.shape
     _, _, _, out_h, out_w = out.shape
     weights = wg[:, o0:o1].reshape(groups, o1 - o0, cig * kh * kw)
+    plan = np.zeros((kh, kw, 7), np.int64)      # (y0, y1, first, x0, x1, start, step); y0 = y1: reaches nothing
+    for i, j, y0, y1, first, x0, x1, cols in taps:
+        plan[i, j] = y0, y1, first, x0, x1, cols.start, cols.step or 1
+    gather = (compiled(_gather_taps) if out.dtype == np.float64 else None) or _gather_taps_numpy
     for a, b, r0, r1 in _blocks(a0, a1, out_h, groups * cig * kh * kw * out_w * out.itemsize):
-        # (g, cig, kh, kw, images, rows, W_out): every entry written below, zero where the tap lies in the padding.
+        # (g, cig, kh, kw, images, rows, W_out): zero where the tap lies in the padding.
         terms = np.empty((groups, cig, kh, kw, b - a, r1 - r0, out_w), dtype=out.dtype)
-        reached = set()
-        for i, j, y0, y1, first, x0, x1, cols in taps:
-            y0, y1, rows = _within(y0, y1, first, sh, r0, r1)
-            if y1 > y0:
-                tap = terms[:, :, i, j]
-                tap[..., :y0, :] = tap[..., y1:, :] = tap[..., :x0] = tap[..., x1:] = 0
-                tap[..., y0:y1, x0:x1] = xg[a:b, :, :, rows, cols].transpose(1, 2, 0, 3, 4)
-                reached.add((i, j))
-        for i, j in set(np.ndindex(kh, kw)) - reached:                     # taps that reach no pixel of the block
-            terms[:, :, i, j] = 0
+        gather(xg, terms, plan, a, r0, sh)
         sums = np.matmul(weights, terms.reshape(groups, cig * kh * kw, -1))
         out[a:b, :, o0:o1, r0:r1] = sums.reshape(groups, o1 - o0, b - a, r1 - r0, out_w).transpose(2, 0, 1, 3, 4)
+
+
+def _gather_taps(xg, terms, plan, a0, r0, sh):
+    """``terms[g, c, i, j, m, r, x] = x[a0 + m, g, c, first + (r0 + r − y0)·sh, start + (x − x0)·step]`` for output
+    rows r0 + r in [y0, y1) and columns x in [x0, x1), 0 elsewhere (the padding), with tap (i, j)'s
+    (y0, y1, first, x0, x1, start, step) = ``plan[i, j]``."""
+    groups, cig, kh, kw, images, rows, out_w = terms.shape
+    for g in range(groups):
+        for c in range(cig):
+            for i in range(kh):
+                for j in range(kw):
+                    y0, y1, first, x0, x1, start, step = plan[i, j, 0], plan[i, j, 1], plan[i, j, 2], \
+                        plan[i, j, 3], plan[i, j, 4], plan[i, j, 5], plan[i, j, 6]
+                    for m in range(images):
+                        for r in range(rows):
+                            target, y = terms[g, c, i, j, m, r], r0 + r
+                            if y < y0 or y >= y1:
+                                target[:] = 0.0
+                                continue
+                            source = xg[a0 + m, g, c, first + (y - y0) * sh]
+                            for x in range(x0):
+                                target[x] = 0.0
+                            for x in range(x0, x1):
+                                target[x] = source[start + (x - x0) * step]
+                            for x in range(max(x0, x1), out_w):
+                                target[x] = 0.0
+
+
+def _gather_taps_numpy(xg, terms, plan, a0, r0, sh):
+    """``_gather_taps`` in NumPy."""
+    _, _, kh, kw, images, rows, _ = terms.shape
+    terms[:] = 0
+    for i in range(kh):
+        for j in range(kw):
+            y0, y1, first, x0, x1, start, step = plan[i, j].tolist()
+            y0, y1, source_rows = _within(y0, y1, first, sh, r0, r0 + rows)
+            if y1 > y0 and x1 > x0:
+                last = start + (x1 - x0 - 1) * step
+                terms[:, :, i, j, :, y0:y1, x0:x1] = \
+                    xg[a0:a0 + images, :, :, source_rows, start:last + 1:step].transpose(1, 2, 0, 3, 4)
 
 
 def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1):
