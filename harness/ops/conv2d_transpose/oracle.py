@@ -126,11 +126,11 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
         _on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
                     sh, sw, dh, dw, full_h, full_w, top, left, out)
         return _finish(out, params, arrays, dtype)
-    # Image-major, as the case's arrays are: x as (n, g, cig, h, w), w as (g, kh·kw·cog, cig). Every product
-    # of a block of input rows is one matrix product, (g, kh·kw·cog, cig) @ (g, cig, pixels): each input pixel
-    # through every tap.
+    # Image-major, as the case's arrays are: x as (n, g, cig, h, w), w as (g, cig, cog·kh·kw). Every product
+    # of a block of input rows is one matrix product, (g, cog·kh·kw, cig) @ (g, cig, pixels): each input pixel
+    # through every tap; the weights' matrix is w's transposed, which BLAS reads as it is.
     xg = np.ascontiguousarray(x).reshape(n, groups, cig, h, wd)
-    wg = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 4, 2, 1))
+    wg = w.reshape(groups, cig, cog * kh * kw)
     out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
     # Threads on images, or on output channels for fewer images than threads, BLAS on one: a product per block
     # is too small to share, and its threads would wait a time slice at every product when no second core is
@@ -245,7 +245,7 @@ def _scatter_products(xg, wg, geometry, out, a0, a1, o0, o1):
     _, groups, cig, h, wd = xg.shape
     kh, kw, sh, sw, dh, dw, top, left, full_h, full_w = geometry
     co = o1 - o0
-    weights = wg.reshape(groups, kh, kw, -1, cig)[:, :, :, o0:o1].reshape(groups, kh * kw * co, cig)
+    weights = wg[:, :, o0 * kh * kw:o1 * kh * kw].transpose(0, 2, 1)
     adds = compiled(_add_products) if out.dtype == np.float64 else None
     blocks = _blocks(a0, a1, h, groups * kh * kw * co * wd * out.itemsize)
     # The canvas, (images, g, cog, row phase, column phase, rows, columns), stores rows and columns phase-major:
@@ -264,15 +264,15 @@ def _scatter_products(xg, wg, geometry, out, a0, a1, o0, o1):
         pixels = (r1 - r0) * wd
         products = products_memory[:(b - a) * groups * kh * kw * co * pixels]
         np.matmul(weights, xg[a:b, :, :, r0:r1].reshape(b - a, groups, cig, pixels),
-                  out=products.reshape(b - a, groups, kh * kw * co, pixels))
-        products = products.reshape(b - a, groups, kh, kw, co, r1 - r0, wd)
+                  out=products.reshape(b - a, groups, co * kh * kw, pixels))
+        products = products.reshape(b - a, groups, co, kh, kw, r1 - r0, wd)
         if adds is not None:                # the same adds in one pass, each output plane in cache: 3× faster
             adds(products, canvas, r0, sh, sw, dh, dw)
         else:
             for i in range(kh):
                 for j in range(kw):
                     (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
-                    canvas[:, :, :, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, i, j]
+                    canvas[:, :, :, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, :, i, j]
         if r1 == h:
             if adds is not None:
                 compiled(_crop_loops)(canvas, out, a, o0, top, left)
@@ -313,8 +313,8 @@ def _crop_loops(canvas, out, a0, o0, top, left):
 
 def _add_products(products, canvas, r0, sh, sw, dh, dw):
     """Each tap's products at its place: ``canvas[m, g, o, ..]`` at full row (r0 + a)·sh + i·dh and column
-    b·sw + j·dw (phase-major, as in ``_scatter_products``) ``+= products[m, g, i, j, o, a, b]``."""
-    images, groups, kh, kw, co, rows, wd = products.shape
+    b·sw + j·dw (phase-major, as in ``_scatter_products``) ``+= products[m, g, o, i, j, a, b]``."""
+    images, groups, co, kh, kw, rows, wd = products.shape
     for m in range(images):
         for g in range(groups):
             for o in range(co):
@@ -324,7 +324,7 @@ def _add_products(products, canvas, r0, sh, sw, dh, dw):
                         for j in range(kw):
                             qj, pj = (j * dw) // sw, (j * dw) % sw
                             target = canvas[m, g, o, pi, pj, qi + r0 + a, qj:qj + wd]
-                            source = products[m, g, i, j, o, a]
+                            source = products[m, g, o, i, j, a]
                             for b in range(wd):
                                 target[b] += source[b]
 
