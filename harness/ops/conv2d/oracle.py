@@ -172,9 +172,9 @@ def _finish(out, params, arrays, dtype):
 
 
 def _blocks(a0, a1, rows, row_bytes):
-    """(a, b, r0, r1): images [a, b) of [a0, a1), output rows [r0, r1) of each, with about ``BLOCK_BYTES`` of
-    temporaries (``row_bytes`` an output row): whole images while one fits, else the rows of one image a block
-    at a time."""
+    """(a, b, r0, r1): images [a, b) of [a0, a1), rows [r0, r1) of each (output rows; input rows for
+    ``_by_row_products``), with about ``BLOCK_BYTES`` of temporaries (``row_bytes`` a row's): whole images while
+    one fits, else the rows of one image a block at a time."""
     per_block = max(1, BLOCK_BYTES // max(row_bytes, 1))
     if per_block >= rows:
         step = per_block // max(rows, 1)
