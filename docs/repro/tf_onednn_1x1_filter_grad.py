@@ -5,21 +5,24 @@ Finding F10 (docs/findings.md). Measured on tensorflow-cpu 2.21.0, an AVX-512 Xe
 ``jit_1x1:avx512_core`` for this backward-weights call): the process dies within 300 iterations with
 glibc's ``corrupted size vs. prev_size`` / ``free(): invalid next size`` / ``munmap_chunk(): invalid
 pointer`` (SIGABRT), a SIGSEGV, or an ``AbortedError: could not create a primitive descriptor for the
-reorder primitive`` (a descriptor the overflow overwrote). The damage is silent when it happens: the call
+reorder primitive`` (presumably a descriptor the overflow overwrote). The damage is silent when it happens: the call
 returns, and whatever later frees or reads the overwritten chunk fails.
 
-All four conditions are needed (each control alone survives 300 iterations, 3 processes each):
+Three conditions are needed (each control below survives 300 iterations, in 3 processes of 3):
 
 * a 1x1 kernel with stride > 1, and an input with a row (or column) no window reads (H=10, stride 2:
   rows 0, 2, ..., 8 are read, row 9 is not); with H=9 oneDNN picks another kernel (``jit:avx512_core``);
 * fewer than 16 input channels (the AVX-512 kernel's channel block; 8 fails, 16 survives);
 * the AVX-512 kernel: ``ONEDNN_MAX_CPU_ISA=AVX2`` (``jit_1x1:avx2``) survives, as does
-  ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen's kernel, NHWC);
-* NHWC and NCHW alike (NCHW is run by oneDNN as an NHWC convolution, ``jit_uni_ncsp_convolution``).
+  ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen's kernel, NHWC).
+
+The layout does not matter: NCHW fails too (``tf.raw_ops.Conv2DBackpropFilter``, 3 of 3; oneDNN runs it
+as NHWC inside ``jit_uni_ncsp_convolution``).
 
 The same pattern as oneDNN issue uxlfoundation/oneDNN#6035 ("1x1 convolution backward_weights writes past
 the rtus workspace (nhwc, IC < ic_block)"): a strided 1x1 backward-weights call first copies the strided
-input into a unit-stride workspace ("rtus") sized for the real channel count but written in blocks of 16.
+input into a unit-stride workspace ("rtus"), by that issue's account sized for the real channel count
+but written in blocks of 16.
 
 Usage: python tf_onednn_1x1_filter_grad.py [ITERATIONS] [H] [CHANNELS]   (defaults 300 10 4)
 Exit 0 with "survived" means the bug did not show in this process; it is intermittent per call, so run
