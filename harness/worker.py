@@ -72,8 +72,9 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 @dataclass
 class Crash:
     reason: str
-    #: Calls the dead worker had answered before this one (0: it died on its first): Note [Damaged workers].
-    after: int = 0
+    #: For a worker that died: the calls it had answered before this one (0: it died on its first), Note
+    #: [Damaged workers]. None: no death (cancelled, over the memory budget, could not start).
+    after: Optional[int] = None
 
 
 @dataclass
@@ -300,12 +301,12 @@ class Worker:
             return answer
         first = answer
         answer = self._request(("run", call), call, timeout_s)
-        if isinstance(answer, Crash):
-            return Crash(f"{answer.reason} (a fresh worker died on it too, as did the worker that had "
-                         f"answered {first.after} calls before it)", answer.after)
+        if isinstance(answer, Crash) and answer.after is not None:
+            return Crash(f"{answer.reason} (a fresh worker died on it too; the first had answered "
+                         f"{first.after} calls)", answer.after)
         if isinstance(answer, Outcome):
-            answer.notes = [f"a worker that had answered {first.after} calls died on this one ({first.reason}); "
-                            "a fresh worker answered it: an earlier call had damaged the first"] + list(answer.notes)
+            answer.notes = [f"a worker that had answered {first.after} calls died on this one ({first.reason}); a "
+                            "fresh worker answered it: an earlier call likely damaged the first"] + list(answer.notes)
         return answer
 
     def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float):
