@@ -10,8 +10,9 @@ returns, and whatever later frees or reads the overwritten chunk fails.
 
 Three conditions are needed (each control below survives 300 iterations, in 3 processes of 3):
 
-* a 1x1 kernel with stride > 1, and an input with a row (or column) no window reads (H=10, stride 2:
-  rows 0, 2, ..., 8 are read, row 9 is not); with H=9 oneDNN picks another kernel (``jit:avx512_core``);
+* a 1x1 kernel with stride > 1, and an input of exactly output x stride on both axes (10x12, stride 2 ->
+  5x6: the last row and column are read by no window), the shapes for which oneDNN picks
+  ``jit_1x1:avx512_core`` (19 shape and stride pairs checked); for others, 9x11 here, it picks ``jit:avx512_core``;
 * fewer than 16 input channels (the AVX-512 kernel's channel block; 8 fails, 16 survives);
 * the AVX-512 kernel: ``ONEDNN_MAX_CPU_ISA=AVX2`` (``jit_1x1:avx2``) survives, as does
   ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen's kernel, NHWC).
