@@ -12,7 +12,8 @@ Three conditions are needed (each control below survives 300 iterations, in 3 pr
 
 * a 1x1 kernel with stride > 1, and an input of exactly output x stride on both axes (10x12, stride 2 ->
   5x6: the last row and column are read by no window), the shapes for which oneDNN picks
-  ``jit_1x1:avx512_core`` (19 shape and stride pairs checked); for others, 9x11 here, it picks ``jit:avx512_core``;
+  ``jit_1x1:avx512_core`` (19 shape and stride pairs checked); for others, 9x11 here, it picks
+  ``jit:avx512_core``;
 * fewer than 16 input channels (the AVX-512 kernel's channel block; 8 fails, 16 survives);
 * the AVX-512 kernel: ``ONEDNN_MAX_CPU_ISA=AVX2`` (``jit_1x1:avx2``) survives, as does
   ``TF_ENABLE_ONEDNN_OPTS=0`` (Eigen's kernel, NHWC).
