@@ -13,7 +13,8 @@ together get ``timeout_s``. What can go wrong costs only the call in flight:
 
 * the process dies (segfault, abort, OOM kill): the pipe reports EOF, the
   verdict is ``crash`` with the exit code or signal, the next call starts a
-  fresh worker;
+  fresh worker; but see Note [Damaged workers] for a worker that had
+  answered other calls first;
 * its resident memory passes the budget: it is killed (verdict ``crash``,
   with the figures) long before the kernel's OOM killer would pick a victim;
 * the request cannot be delivered or no answer arrives before the deadline
@@ -26,6 +27,20 @@ together get ``timeout_s``. What can go wrong costs only the call in flight:
 * the run is interrupted: the call returns within one poll slice, and the
   runner kills the worker;
 * the framework raises: that is an answer, not a failure of the worker.
+
+Note [Damaged workers]
+----------------------
+A long-lived worker carries what earlier calls did to it. A native kernel
+that writes past its buffer returns normally; glibc notices the damage only
+when a later call frees or reuses the chunk (``corrupted size vs.
+prev_size``), and that innocent call would be reported as the crash
+(TensorFlow's F10 in docs/findings.md: oneDNN's strided 1x1 filter gradient
+overflows its workspace, and conv2d_transpose cases dozens of calls later
+died). So a call that kills a worker which had answered other calls first is
+asked once more in a fresh worker: what the fresh worker says is the call's
+result, with a note saying that the first worker died on it. A call that
+kills a fresh worker is a ``crash`` at once. A kernel that crashes only
+sometimes can thus pass on the retry; the note keeps that visible.
 """
 
 from __future__ import annotations
@@ -57,6 +72,9 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 @dataclass
 class Crash:
     reason: str
+    #: For a worker that died: the calls it had answered before this one (0: it died on its first), Note
+    #: [Damaged workers]. None: no death (cancelled, over the memory budget, could not start).
+    after: Optional[int] = None
 
 
 @dataclass
@@ -176,9 +194,11 @@ class Worker:
         self.process: Optional[_Child] = None
         self.conn: Optional[socket.socket] = None
         self.setup_error: Optional[str] = None
+        self.answered = 0   # calls the current process has answered
 
     def start(self) -> bool:
         """Start the worker; False (with ``setup_error``) if the framework cannot start."""
+        self.answered = 0
         parent, child = socket.socketpair()
         # Frameworks write banners and warnings straight to fd 1/2; keep them out of the user's
         # terminal, in a log the crash verdict can quote.
@@ -247,9 +267,10 @@ class Worker:
             return -1
 
     def _crash(self) -> Crash:
+        after = self.answered
         reason = describe_exit(self._reap())
         tail = self.log_tail(3)
-        return Crash(f"{reason}; last log lines: {tail}" if tail else reason)
+        return Crash(f"{reason}; last log lines: {tail}" if tail else reason, after)
 
     def log_tail(self, lines: int = 5) -> str:
         """The last lines the worker wrote (for crash reasons)."""
@@ -273,8 +294,20 @@ class Worker:
         return code
 
     def call(self, call: Call, timeout_s: float) -> Union[Outcome, Crash, Timeout]:
-        """Run one call; the answer, or what went wrong with the worker."""
-        return self._request(("run", call), call, timeout_s)
+        """Run one call; the answer, or what went wrong with the worker. A worker that dies on it after
+        answering other calls is replaced and asked once more (Note [Damaged workers])."""
+        answer = self._request(("run", call), call, timeout_s)
+        if not (isinstance(answer, Crash) and answer.after):
+            return answer
+        first = answer
+        answer = self._request(("run", call), call, timeout_s)
+        if isinstance(answer, Crash) and answer.after is not None:
+            return Crash(f"{answer.reason} (a fresh worker died on it too; the first had answered "
+                         f"{first.after} calls)", answer.after)
+        if isinstance(answer, Outcome):
+            answer.notes = [f"a worker that had answered {first.after} calls died on this one ({first.reason}); a "
+                            "fresh worker answered it: an earlier call likely damaged the first"] + list(answer.notes)
+        return answer
 
     def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float):
         """Time the backend's own call ``repeats`` times after ``warmup`` calls (a list of ms)."""
@@ -316,6 +349,7 @@ class Worker:
                 return self._crash()
             self.stop(kill=True)
             return Timeout(round(time.monotonic() - started, 3))
+        self.answered += 1
         if "output" in arrays:
             answer.output = arrays["output"]
         if getattr(answer, "gradients", None) is not None:

@@ -68,6 +68,24 @@ def test_every_fault_costs_exactly_one_result_and_the_run_completes(tmp_path):
     assert len(junk) == len(ids) * 2
 
 
+def test_a_call_that_damages_its_worker_does_not_cost_the_next_case_its_result(tmp_path):
+    # Note [Damaged workers]: "damage-1" answers right but leaves the worker to abort on its next call, as a
+    # heap overflow (TensorFlow's F10) is found by glibc in a later, innocent call. That call is retried in a
+    # fresh worker, which answers it; a call that kills a fresh worker too stays a crash.
+    ids = ["ok-1", "damage-1", "ok-2", "ok-3", "abort-1", "ok-4"]
+    cases = case_file(tmp_path / "damage.yaml", ids)
+    proc = conform("run", cases, "--backends", "faulty", "--out", tmp_path / "out", "--quiet",
+                   env=env_with_faulty())
+    assert proc.returncode == 1, proc.stderr
+    faulty = {r["case"]: r for r in json.loads((tmp_path / "out" / "report.json").read_text())["results"]}
+    assert [faulty[i]["verdict"] for i in ids] == ["pass", "pass", "pass", "pass", "crash", "pass"], faulty
+    retried = [i for i in ids if any("a fresh worker answered it" in note for note in faulty[i]["notes"])]
+    assert retried == ["ok-2"], faulty
+    assert "died on this one (worker killed by signal SIGABRT" in faulty["ok-2"]["notes"][0]
+    assert "answered 2 calls" in faulty["ok-2"]["notes"][0]
+    assert "SIGABRT" in faulty["abort-1"]["reason"] and "a fresh worker died on it too" in faulty["abort-1"]["reason"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
 @pytest.mark.skipif(importlib.util.find_spec("psutil") is None, reason="psutil not installed")
 def test_a_real_framework_worker_killed_mid_run_costs_at_most_one_result(tmp_path):

@@ -1,5 +1,7 @@
 """A test-only backend that misbehaves on purpose, chosen by case id prefix.
 
+A "damage" case answers correctly but leaves the worker so that its next call, whatever it is, aborts.
+
 Registered through the ``conform.backends`` entry-point group (see the
 dist-info folder beside this file; tests put this folder on PYTHONPATH), so
 it exercises exactly the path a third-party backend takes. Cases whose id
@@ -21,9 +23,16 @@ from harness.ops.conv2d_transpose.oracle import reference
 class FaultyBackend(Backend):
     id = "faulty"
     framework = "faulty"
+    #: Set by a "damage" case: this worker process is damaged, and its next call aborts, as glibc aborts the
+    #: innocent call that frees a chunk an earlier kernel overflowed (Note [Damaged workers]).
+    damaged = False
 
     def conv2d_transpose(self, call: Call) -> Native:
         case = call.case_id
+        if FaultyBackend.damaged:
+            os.abort()
+        if case.startswith("damage"):
+            FaultyBackend.damaged = True   # and answers correctly: the damage is silent
         if case.startswith("abort"):
             os.abort()
         if case.startswith("segfault"):
