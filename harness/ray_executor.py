@@ -253,9 +253,10 @@ class RayWorker:
             return Crash(f"worker could not be restarted: {self.setup_error}")
         started = time.monotonic()
         try:
-            # The worker's own deadlines bound its answer: the call's, after a restart's if it needs one.
+            # The worker's own deadlines bound its answer: the call's, after a restart's if it needs one, twice
+            # for a call retried in a fresh worker (Note [Damaged workers] in harness/worker.py).
             return self._wait(getattr(self.actor, method).remote(*args),
-                              timeout_s + STARTUP_TIMEOUT_S + GRACE_S, probe_after_s=timeout_s + GRACE_S)
+                              2 * (timeout_s + STARTUP_TIMEOUT_S) + GRACE_S, probe_after_s=timeout_s + GRACE_S)
         except _Cancelled:
             return Crash("cancelled: the run was interrupted")
         except GetTimeoutError:

@@ -40,7 +40,10 @@ died). So a call that kills a worker which had answered other calls first is
 asked once more in a fresh worker: what the fresh worker says is the call's
 result, with a note saying that the first worker died on it. A call that
 kills a fresh worker is a ``crash`` at once. A kernel that crashes only
-sometimes can thus pass on the retry; the note keeps that visible.
+sometimes can thus pass on the retry; the note keeps that visible. A retry
+that cannot answer (the fresh worker times out, exceeds the memory budget
+or cannot start) leaves the first death as the ``crash``, both reasons
+quoted. The Ray executor's wait allows for the two attempts.
 """
 
 from __future__ import annotations
@@ -304,6 +307,12 @@ class Worker:
         if isinstance(answer, Crash) and answer.after is not None:
             return Crash(f"{answer.reason} (a fresh worker died on it too; the first had answered "
                          f"{first.after} calls)", answer.after)
+        if isinstance(answer, Crash) and not answer.reason.startswith("cancelled"):
+            # The retry could not run (no worker, over the memory budget): the first death stays the answer.
+            return Crash(f"{first.reason} (retried in a fresh worker: {answer.reason})", first.after)
+        if isinstance(answer, Timeout):
+            return Crash(f"{first.reason} (after {first.after} calls; retried in a fresh worker, which ran out of "
+                         f"time after {answer.seconds} s)", first.after)
         if isinstance(answer, Outcome):
             answer.notes = [f"a worker that had answered {first.after} calls died on this one ({first.reason}); a "
                             "fresh worker answered it: an earlier call likely damaged the first"] + list(answer.notes)

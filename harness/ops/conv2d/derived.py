@@ -19,14 +19,15 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     Works on invalid calls too, so an absurd case is refused before anything
     runs. Same meaning as ``conv2d_transpose.footprint``; element counts:
     operands ``O`` (x, w, b; ``X`` of them x), output ``Y``, and the oracle's
-    gathered terms ``S``: ``C_in·kh·kw`` per output pixel, one block of images
-    or rows at a time on each of up to two threads, at most four
-    ``oracle.BLOCK_BYTES`` each (the products-then-taps path's block; counted
-    at 4 bytes an element, so that it bounds both compute precisions) or one
-    output row's. One oracle run holds ``T = X + S + 3·Y``: x transposed to
-    channel-major, the gathered terms (or the term-by-term path's product,
-    at most a block of the output), the output and its bias-added, re-ordered
-    copy. The frameworks' own resident memory is not included
+    gathered terms ``S``: ``C_in·kh·kw`` per output pixel (with row stride
+    1, ``C_in·kw`` terms and ``kh·C_out`` sums per output pixel of an input
+    row), one block of images or rows at a time on each of up to two threads,
+    at most ``oracle.BLOCK_BYTES`` each (counted at 4 bytes an element, a
+    generous bound for both compute precisions) or one row's. One oracle run
+    holds ``T = X + S + 3·Y``: a contiguous x, the gathered terms (or the
+    term-by-term path's product, at most a block of the output), the output
+    and its bias-added, re-ordered copy; ``w`` re-ordered once is counted in
+    ``O`` twice. The frameworks' own resident memory is not included
     (``harness.memory`` adds it).
 
     * Parent, float64, the larger of preparing (operands, their ``|x|, |w|,
@@ -46,7 +47,7 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
               zip((h, w), params.kernel_size, params.stride, params.dilation, pads)]
     kh, kw = params.kernel_size
     x = n * c_in * h * w
-    operands = x + params.out_channels * (c_in // max(params.groups, 1)) * kh * kw + params.out_channels
+    operands = x + 2 * params.out_channels * (c_in // max(params.groups, 1)) * kh * kw + params.out_channels
     output = n * params.out_channels * out_hw[0] * out_hw[1]
     # A block holds an output row's gathered terms, or an input row's kernel-column terms and row sums.
     per_row = max(c_in * kh * kw * max(out_hw[1], 0), kh * kw * params.out_channels * max(w, out_hw[1]))

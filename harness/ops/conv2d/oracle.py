@@ -149,6 +149,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     finite = np.isfinite(w).all()
     if sh == 1 and cig * kw >= ROW_PRODUCT_TERMS and finite:
         form = _by_row_products
+        wg = np.ascontiguousarray(wg.transpose(0, 3, 1, 2, 4))        # (g, kh, cog, cig, kw), once for all threads
     elif cig == 1 or not finite:
         form = _by_terms
     else:
@@ -267,10 +268,10 @@ def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1):
     for every kernel row at once, and each kernel row's sums are added to the output rows that read the input
     row through it: whole rows, one contiguous run per kernel row and channel."""
     _, groups, cig, h, wd = xg.shape
-    _, _, _, kh, kw = wg.shape
+    _, kh, _, _, kw = wg.shape                                            # wg: (g, kh, cog, cig, kw)
     _, _, _, out_h, out_w = out.shape
     co = o1 - o0
-    weights = np.ascontiguousarray(wg[:, o0:o1].transpose(0, 3, 1, 2, 4)).reshape(groups, kh * co, cig * kw)
+    weights = wg[:, :, o0:o1].reshape(groups, kh * co, cig * kw)
     # Kernel row i: output rows [y0, y1) read input rows first + (y − y0). Kernel column j: output columns
     # [x0, x1) read input columns start + (x − x0)·sw.
     rows = np.array(sorted({(i, y0, y1, first) for i, _, y0, y1, first, *_ in taps}), np.int64).reshape(-1, 4)
@@ -463,7 +464,8 @@ def compiled(loops):
 
 def warm() -> None:
     """Compile (or load from Numba's on-disk cache) the compiled loops: a tiny depthwise call, a tiny dense one
-    gathering kernel columns and adding rows."""
+    gathering kernel columns and adding rows, a tiny strided one gathering every tap."""
     if compiled(_sum_loops) is not None:
         reference({"groups": 2, "padding": 1}, {"x": np.ones((1, 2, 2, 2)), "w": np.ones((2, 1, 2, 2))})
         reference({"padding": 1}, {"x": np.ones((1, 8, 2, 2)), "w": np.ones((1, 8, 2, 2))})
+        reference({"stride": 2, "padding": 1}, {"x": np.ones((1, 2, 3, 3)), "w": np.ones((1, 2, 2, 2))})

@@ -21,19 +21,21 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     Works on invalid calls too, so an absurd case is refused before anything
     runs. Element counts: operands ``O`` (x, w, b; ``X`` of them x), output
     ``Y``, the oracle's phase-major canvas ``C`` and its products ``P``
-    (``kh·kw·C_out`` per input pixel, one block of images or input rows at a
-    time on each of up to two threads: at most ``oracle.BLOCK_BYTES`` each,
-    counted at 4 bytes an element so that it bounds both compute precisions,
-    or one input row's). The
+    (``kh·kw·C_out`` per input pixel, or with stride 1 ``C_in·kw`` terms and
+    ``kh·C_out`` sums per output pixel of an input row; one block of images
+    or input rows at a time on each of up to two threads: at most
+    ``oracle.BLOCK_BYTES`` each, counted at 4 bytes an element so that it
+    bounds both compute precisions, or one input row's). The
     frameworks' own resident memory is not included (``harness.memory`` adds
     it).
 
     Parent, float64 throughout, the larger of two phases:
 
-    * preparing: the operands, the oracle output, the ``|x|, |w|, |b|`` copies
-      and the oracle's second run for ``B`` (its ``x`` transposed, a block of
-      products, the canvas, the canvas re-ordered into rows, and ``out + b``
-      and its contiguous copy): ``2·O + X + P + 2·C + 3·Y``;
+    * preparing: the operands (``w`` counted twice: the oracle re-orders it),
+      the oracle output, the ``|x|, |w|, |b|`` copies and the oracle's second
+      run for ``B`` (a contiguous ``x``, a block of products, the canvas, its
+      crop, and ``out + b`` and its contiguous copy): ``2·O + X + P + 2·C +
+      3·Y``;
     * judging: operands, output and ``B``, each backend's answer (``outputs`` of
       them, ``a`` bytes each: 4 for float16/float32 cases, whose outputs come
       back as float32, else 8), and a failure's reproducer (its bound and the
@@ -58,7 +60,10 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
     x = n * c_in * h * w
     operands = x + c_in * params.out_channels * kh * kw // max(params.groups, 1) + params.out_channels
     answer = 4 if dtype in ("float16", "float32") else 8
-    per_row = w * kh * kw * params.out_channels
+    # A block holds an input row's products (the scatter), or its kernel-column terms and kernel-row sums
+    # (stride 1: ``_by_row_products``), whichever is larger; plus w re-ordered once.
+    per_row = max(w * kh * kw * params.out_channels, (c_in * kw + kh * params.out_channels) * max(full_w, out_w))
+    operands += c_in * params.out_channels * kh * kw // max(params.groups, 1)
     products = min(n * h * per_row, 2 * max(BLOCK_BYTES // 4, per_row))
     preparing = 8 * (2 * operands + x + products + 2 * canvas + 3 * output)
     judging = 8 * (operands + 2 * output) + answer * outputs * output + 8 * (2 * operands + 7 * output)

@@ -117,8 +117,10 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     if (sh, sw) == (1, 1) and cig * kw >= ROW_PRODUCT_TERMS and np.isfinite(w).all():
         out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
         with _one_blas_thread() if threads > 1 or wanted > threads or groups > 1 else contextlib.nullcontext():
+            # w as (g, kh, cog, cig, kw), once for all threads.
+            wr = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 2, 1, 4))
             _on_parts(_by_row_products, n, cog, threads, np.ascontiguousarray(x).reshape(n, groups, cig, h, wd),
-                      w.reshape(groups, cig, cog, kh, kw), (dh, dw, top, left), out)
+                      wr, (dh, dw, top, left), out)
         return _finish(out.reshape(n, groups * cog, out_h, out_w), params, arrays, dtype)
     loops = compiled(_scatter_loops) if np.dtype(dtype) == np.float64 else None
     if loops is not None and groups > 1 and cig * cog <= LOOP_CHANNELS:
@@ -150,11 +152,11 @@ def _by_row_products(xg, wg, kernel, out, a0, a1, o0, o1):
     one contiguous run per kernel row and channel. Finite weights only (a gathered zero times an infinite
     weight would be NaN where the definition has no term)."""
     _, groups, cig, h, wd = xg.shape
-    _, _, _, kh, kw = wg.shape
+    _, kh, _, _, kw = wg.shape                                            # wg: (g, kh, cog, cig, kw)
     _, _, _, out_h, out_w = out.shape
     dh, dw, top, left = kernel
     co = o1 - o0
-    weights = np.ascontiguousarray(wg[:, :, o0:o1].transpose(0, 3, 2, 1, 4)).reshape(groups, kh * co, cig * kw)
+    weights = wg[:, :, o0:o1].reshape(groups, kh * co, cig * kw)
     # Kernel row i: output rows [y0, y1) from input rows first + (y − y0); kernel column j: output columns
     # [x0, x1) from input columns start + (x − x0).
     rows, columns = [], np.zeros((kw, 3), np.int64)          # columns: (x0, x1, start); x0 = x1: none
