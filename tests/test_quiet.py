@@ -1,6 +1,6 @@
 """The tolerance model is quiet: correct results from every real framework pass.
 
-60 random valid cases (``conform fuzz``) across all four dtypes, both
+100 random valid cases (``conform fuzz``) across all four dtypes, both
 layouts, groups, dilation, every padding form, run on every installed
 backend twice. Every non-passing result must be explained by a known,
 documented framework divergence (docs/findings.md), recognised by the
@@ -22,7 +22,7 @@ from harness import divergences
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = divergences.load(ROOT / "cases" / "known_divergences.yaml")
-COUNT = 60
+COUNT = 100
 MISSING = [m for m in ("tensorflow", "torch", "mindspore", "numba") if importlib.util.find_spec(m) is None]
 
 
