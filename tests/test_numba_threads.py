@@ -1,4 +1,4 @@
-"""``harness.kernels.threads.fitting_threads``: a kernel call's thread team shrinks to the cores other
+"""``harness.kernels.threads.fitting_threads`` and ``fit_threads``: a kernel call's thread team shrinks to the cores other
 processes leave free, never below one, and Numba's own setting is back afterwards."""
 
 from __future__ import annotations
@@ -37,9 +37,24 @@ def two_threads():
 ])
 def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, load, cores, expected):
     monkeypatch.setattr(threads, "_load", lambda: load)
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(threads, "_CORES", cores)
     with threads.fitting_threads():
         assert numba.get_num_threads() == expected
+    assert numba.get_num_threads() == 2
+    team = threads.fit_threads(lambda *args, **kwargs: (numba.get_num_threads(), args, kwargs))
+    assert team(1, k=2) == (expected, (1,), {"k": 2})      # the decorator: same team, arguments passed on
+    assert numba.get_num_threads() == 2
+
+
+def test_the_decorator_restores_the_team_when_the_kernel_raises(monkeypatch, two_threads):
+    monkeypatch.setattr(threads, "_load", lambda: (9, 6.0))
+
+    @threads.fit_threads
+    def failing():
+        assert numba.get_num_threads() == 1
+        raise ValueError("bad call")
+    with pytest.raises(ValueError, match="bad call"):
+        failing()
     assert numba.get_num_threads() == 2
 
 

@@ -105,7 +105,7 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
-from harness.kernels.threads import fitting_threads
+from harness.kernels.threads import fit_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d_transpose.numba_pixels import as_correlation, pixel_path, planes_size, transposed_pixels
 
@@ -353,7 +353,7 @@ def _pair(v, name):
     return a, b
 
 
-@fitting_threads()   # a team of the cores other processes leave free (harness.kernels.threads)
+@fit_threads   # a team of the cores other processes leave free (harness.kernels.threads)
 def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
     """2-D transposed convolution, DESIGN.md §2, computed in ``dtype``.
 
