@@ -14,15 +14,21 @@ conv2d b1 0.34 → 0.15, b2 34 → 2.2, b4 12.6 → 1.7, b5 0.48 → 0.05;
 conv2d_transpose b1 0.87 → 0.55, b2 1.02 → 0.75, b4 0.96 → 0.24; b3 of both
 unchanged (0.4-0.5). The cost: in a quiet stretch of a loaded machine the small
 shapes run on one thread while torch gets both cores (conv2d b2: 0.67 against
-0.29 ms). On an idle machine nothing changes (2.5 µs per call).
+0.29 ms). On an idle machine nothing changes (~2 µs per call).
 
 Both signals must agree that other processes are busy: the count of runnable
-tasks at the call, and the 1-minute load average (rounded as libgomp's
-``OMP_DYNAMIC`` rounds its own). A task that is runnable at the instant of a
-call on an otherwise idle machine (a shell, a kernel worker, a file watcher)
-used to halve the team for that call; in ``conform bench`` on a lightly used
-machine that put most numba calls on one core while torch had both (the small
-shapes' medians equal to their one-thread times).
+tasks at the call, less this thread, and the 1-minute load average less this
+process's own share of it (its CPU time, averaged the way the kernel averages
+the load, ``_own_cores``), rounded to the nearest core. A task that is runnable
+at the instant of a call on an otherwise idle machine (a shell, a kernel
+worker, a file watcher) used to halve the team for that call; in ``conform
+bench`` on a lightly used machine that put most numba calls on one core while
+torch had both (the small shapes' medians equal to their one-thread times).
+The load average alone, rounded down, could not tell the benchmark's own load
+(1-2: this thread and the pool's spinning one) from another process's, and
+kept two threads at load 1.6-1.8 with another process on a core, where a
+two-thread call waits for a time slice whenever that process holds the other
+core (both libraries: medians of 5-30 ms for 0.2-1 ms calls at load 4-8).
 
 Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
 setting.
@@ -32,14 +38,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
+import time
 from typing import Optional
 
 import numba
 
 __all__ = ["fit_threads", "fitting_threads"]
 
-_ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
+_LOAD_TAU = 60.0   # seconds: the time constant of the kernel's 1-minute load average
 _CORES = os.cpu_count() or 1    # read once: os.cpu_count() takes ~2 µs
 
 try:
@@ -60,18 +68,32 @@ def _load() -> Optional[tuple[int, float]]:
         return None
 
 
+# This process's CPU time at the last look, and its busy cores since, averaged over ``_LOAD_TAU``. It
+# starts at 0 with the process, as the process's share of the load average does.
+_own = [time.monotonic(), time.process_time(), 0.0]
+
+
+def _own_cores() -> float:
+    """Cores this process kept busy (all its threads' CPU time), averaged like the 1-minute load average."""
+    now, cpu = time.monotonic(), time.process_time()
+    then, cpu_then, busy = _own
+    if now > then:
+        keep = math.exp((then - now) / _LOAD_TAU)
+        busy = busy * keep + (cpu - cpu_then) / (now - then) * (1.0 - keep)
+        _own[:] = now, cpu, busy
+    return busy
+
+
 def _team(wanted: int) -> int:
     """Threads for a call: ``wanted`` (Numba's setting, above 1) less the cores others keep busy, at least 1."""
     load = _load()
     if load is None:
         return wanted
     running, load1 = load
-    # ``running`` counts this thread and possibly our own pool's threads still spinning after the last
-    # region (OpenMP's spin-wait), so ``wanted`` of it may be us: count only the rest as others. The
-    # load average caps them: tasks that are only now and then runnable do not count. It counts this
-    # thread too, busy through a run of calls, so one of it is ours (in `conform bench` on an idle
-    # machine the load is ~1.1 from the benchmark alone, and a passing task halved a quarter of the calls).
-    others = min(max(0, running - wanted), max(0, int(load1 + _ROUND_UP) - 1))
+    # ``running`` counts this thread, and maybe our pool's threads just finishing the last region (so
+    # a task of ours can be taken for another's: then the team is one smaller than it could be). The
+    # load average less our own share counts the others that are busy on average, not just now.
+    others = min(max(0, running - 1), max(0, int(load1 - _own_cores() + 0.5)))
     return max(1, min(wanted, _CORES - others))
 
 
