@@ -62,12 +62,12 @@ def test_counts_its_own_runnable_threads():
     spinner = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])  # busy until stopped
     spinner.start()
     try:
-        threads._tasks["at"] = -math.inf                   # re-list: the spinner is new
+        threads._THREAD_STATS["at"] = -math.inf                   # re-list: the spinner is new
         assert max(threads._own_running() for _ in range(50)) >= 2   # this thread and the spinning one
     finally:
         stop.set()
         spinner.join()
-    threads._tasks["at"] = -math.inf
+    threads._THREAD_STATS["at"] = -math.inf
     assert threads._own_running() >= 1
 
 

@@ -87,16 +87,16 @@ def _own_cores() -> float:
 
 
 # This process's threads' /proc stat files (opened once; re-listed every second, for threads started since).
-_tasks: dict = {"at": -math.inf, "fds": {}}
+_THREAD_STATS: dict = {"at": -math.inf, "fds": {}}
 
 
 def _own_running() -> int:
     """Threads of this process running or ready to run now, this one included (a pool thread that
     spins after a region counts: 98% of the time in a run of calls)."""
     now = time.monotonic()
-    fds = _tasks["fds"]
-    if now - _tasks["at"] > 1.0:
-        _tasks["at"] = now
+    fds = _THREAD_STATS["fds"]
+    if now - _THREAD_STATS["at"] > 1.0:
+        _THREAD_STATS["at"] = now
         try:
             listed = set(os.listdir("/proc/self/task"))
         except OSError:
