@@ -85,7 +85,7 @@ does the third shape (13.0 → 12.0 ms).
 
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights too, and ``0 · inf`` is NaN where the definition has no term at
-all. So when ``w`` holds an inf or NaN (the repacking sums the weights to
+all. So when ``w`` holds an inf or NaN (the repacking checks the weights to
 find out) the call falls back to ``_scatter_exact``, a plain parallel
 scatter-add that only ever touches real input pixels. Non-finite inputs need
 no fallback: zero padding is never multiplied by them.
@@ -106,72 +106,13 @@ from harness.data import round_to_dtype
 from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.threads import fit_threads
-from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width, transpose_store
+from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d_transpose.numba_pixels import as_correlation, pixel_path, planes_size, transposed_pixels
+from harness.ops.conv2d_transpose.numba_weights import pack_transposed_weights
 
 __all__ = ["conv2d_transpose"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
-@njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _pack_w(w, wp, lanes):
-    """Repack ``w`` (C_in, Cog, kh, kw) into contiguous channel blocks.
-
-    Returns 0.0, or NaN if a weight is inf or NaN (the sum of ``weight · 0``:
-    no overflow, unlike a sum of the weights).
-
-    Output channels are cut into the blocks the kernel uses (``nb`` vectors of
-    ``lanes``; the last block narrower, zero-padded). Block ``(g, o0)`` of
-    width ``ob`` starts at ``wp[g, o0·kh·kw·Cig]`` and holds, row
-    ``(i·kw + j)·Cig + ci``, the ``ob`` weights ``w[g·Cig + ci, o0 : o0 + ob, i, j]``.
-    """
-    groups = wp.shape[0]
-    nsub = (w.shape[1] + lanes - 1) // lanes
-    total = 0.0
-    for r in prange(groups * nsub):     # one task per group and vector of L output channels
-        total += _pack_vector(w, wp, r // nsub, (r - (r // nsub) * nsub) * lanes, lanes)
-    return total
-
-
-@njit(cache=True, fastmath={"reassoc"})
-def _pack_vector(w, wp, g, o_lo, lanes):
-    """``_pack_w`` for the ``L`` output channels from ``o_lo`` of group ``g``; returns their sum.
-
-    Per input channel, its ``L × taps`` weights are contiguous in ``w``: ``L`` rows of ``taps``, which
-    ``transpose_store`` turns into one ``L``-lane weight row per tap (``L`` taps at a time), checking
-    them for inf/NaN on the way. A gather per weight and a sum of the weights took twice as long
-    (0.18 ms of conv2d_transpose b2's 1.4 on one core). A partial vector and the array's very end (the
-    block reads up to ``L - 1`` weights past the taps) are copied one by one.
-    """
-    cin, cog, kh, kw = w.shape
-    cig = cin // wp.shape[0]
-    ntap = kh * kw
-    nrow = ntap * cig
-    nb_main = min(4, (cog + lanes - 1) // lanes)
-    ob0 = (o_lo // (nb_main * lanes)) * nb_main * lanes
-    ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
-    nv = min(lanes, cog - o_lo)
-    wf = w.reshape(w.size)
-    dflat = wp[g]
-    dbase = ob0 * nrow + o_lo - ob0              # lane 0 of this vector in weight row 0 of its block
-    doffs = np.empty(lanes, dtype=np.int64)
-    total = 0.0
-    for ci in range(cig):
-        soff = ((g * cig + ci) * cog + o_lo) * ntap
-        for t0 in range(0, ntap, lanes):
-            if nv == lanes and soff + (lanes - 1) * ntap + t0 + lanes <= wf.size:
-                for c in range(min(lanes, ntap - t0)):
-                    doffs[c] = dbase + ((t0 + c) * cig + ci) * ob
-                total += transpose_store(wf, soff + t0, ntap, dflat, doffs, min(lanes, ntap - t0))
-            else:
-                for t in range(t0, min(ntap, t0 + lanes)):
-                    d = dbase + (t * cig + ci) * ob
-                    for l in range(lanes):
-                        v = wf[soff + l * ntap + t] if l < nv else 0
-                        dflat[d + l] = v
-                        total += v * 0
-    return total
 
 
 @njit(cache=True)
@@ -437,7 +378,7 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
             transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
         return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(_pack_w(w, wp, lanes)):
+    if not np.isfinite(pack_transposed_weights(w, wp, lanes)):
         _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
     else:
         nchunks = max(1, min(nbatch * hout, threads))
