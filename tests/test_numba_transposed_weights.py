@@ -1,4 +1,4 @@
-"""The numba conv2d_transpose kernel's weight repacking (``numba_kernel._pack_w``): its blocks, element by
+"""The numba conv2d_transpose kernel's weight repacking (``numba_weights.pack_transposed_weights``): its blocks, element by
 element, against the layout its docstring gives, and its finiteness check (0.0, or NaN for any inf/NaN
 weight, wherever it sits: in a block transposed in registers or in the one-by-one tail)."""
 
@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from harness.ops.conv2d_transpose import numba_kernel as nk  # noqa: E402
+from harness.ops.conv2d_transpose.numba_weights import pack_transposed_weights  # noqa: E402
 
 
 def _want(w, groups, lanes, dtype):
@@ -41,7 +41,7 @@ def test_blocks_follow_the_documented_layout(groups, cig, cog, k, dtype):
     w = np.random.default_rng(3).standard_normal((groups * cig, cog, *k)).astype(dtype)
     want = _want(w, groups, lanes, dtype)
     wp = np.full_like(want, np.nan)
-    assert nk._pack_w(w, wp, lanes) == 0.0
+    assert pack_transposed_weights(w, wp, lanes) == 0.0
     np.testing.assert_array_equal(wp, want)
 
 
@@ -50,10 +50,10 @@ def test_blocks_follow_the_documented_layout(groups, cig, cog, k, dtype):
 def test_a_non_finite_weight_anywhere_makes_the_check_nan(where, bad):
     w = np.random.default_rng(4).standard_normal((4, 32, 3, 3)).astype(np.float32)
     w.flat[{"first": 0, "middle": w.size // 2 + 5, "last": w.size - 1}[where]] = bad
-    assert np.isnan(nk._pack_w(w, np.empty((1, w.size), np.float32), 16))
+    assert np.isnan(pack_transposed_weights(w, np.empty((1, w.size), np.float32), 16))
 
 
 def test_huge_finite_weights_pass_the_check():
     """The check sums weight · 0, not the weights: no overflow sends finite weights to the exact path."""
     w = np.full((4, 32, 3, 3), np.finfo(np.float32).max, np.float32)
-    assert nk._pack_w(w, np.empty((1, w.size), np.float32), 16) == 0.0
+    assert pack_transposed_weights(w, np.empty((1, w.size), np.float32), 16) == 0.0
