@@ -45,7 +45,7 @@ def two_threads():
 def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, load, own, ours, cores, expected):
     monkeypatch.setattr(threads, "_load", lambda: load)
     monkeypatch.setattr(threads, "_own_cores", lambda: own)
-    monkeypatch.setattr(threads, "_own_running", lambda: ours)
+    monkeypatch.setattr(threads, "_own_running", lambda upto=1 << 30: min(ours, upto))
     monkeypatch.setattr(threads, "_CORES", cores)
     with threads.fitting_threads():
         assert numba.get_num_threads() == expected
