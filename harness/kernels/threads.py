@@ -17,19 +17,19 @@ shapes run on one thread while torch gets both cores (conv2d b2: 0.67 against
 0.29 ms). On an idle machine nothing changes (~2 µs per call).
 
 Both signals must agree that other processes are busy: the count of runnable
-tasks at the call, less this process's own (``_own_running``: a pool thread
-still spinning from the last region is runnable), and the 1-minute load average less this
-process's own share of it (its CPU time, averaged the way the kernel averages
-the load, ``_own_cores``), rounded to the nearest core. A task that is runnable
-at the instant of a call on an otherwise idle machine (a shell, a kernel
-worker, a file watcher) used to halve the team for that call; in ``conform
-bench`` on a lightly used machine that put most numba calls on one core while
-torch had both (the small shapes' medians equal to their one-thread times).
-The load average alone, rounded down, could not tell the benchmark's own load
-(1-2: this thread and the pool's spinning one) from another process's, and
-kept two threads at load 1.6-1.8 with another process on a core, where a
-two-thread call waits for a time slice whenever that process holds the other
-core (both libraries: medians of 5-30 ms for 0.2-1 ms calls at load 4-8).
+tasks at the call less this process's own (``_own_running``: a pool thread
+still spinning from the last region is runnable, 98% of the time in a run of
+calls), and the 1-minute load average (rounded as libgomp's ``OMP_DYNAMIC``
+rounds its own, one of it taken as this thread's). A task that is runnable at
+the instant of a call on an otherwise idle machine (a shell, a kernel worker, a
+file watcher) used to halve the team for that call; in ``conform bench`` on a
+lightly used machine that put most numba calls on one core while torch had
+both (the small shapes' medians equal to their one-thread times). The load
+average less this process's own CPU time (averaged like the load) was tried as
+the second signal and dropped: a fresh worker's average starts at 0 while the
+load still holds the previous backend's, so at load 1.4-1.8 it halved 40-50%
+of the calls while torch ran cleanly on two threads (conv2d b1 4.9 against
+2.3 ms).
 
 Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
 setting.
@@ -49,7 +49,7 @@ import numba
 
 __all__ = ["fit_threads", "fitting_threads"]
 
-_LOAD_TAU = 60.0   # seconds: the time constant of the kernel's 1-minute load average
+_ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
 _CORES = os.cpu_count() or 1    # read once: os.cpu_count() takes ~2 µs
 
 try:
@@ -68,22 +68,6 @@ def _load() -> Optional[tuple[int, float]]:
         return int(fields[3].split(b"/")[0]), float(fields[0])
     except (OSError, IndexError, ValueError):
         return None
-
-
-# This process's CPU time at the last look, and its busy cores since, averaged over ``_LOAD_TAU``. It
-# starts at 0 with the process, as the process's share of the load average does.
-_own = [time.monotonic(), time.process_time(), 0.0]
-
-
-def _own_cores() -> float:
-    """Cores this process kept busy (all its threads' CPU time), averaged like the 1-minute load average."""
-    now, cpu = time.monotonic(), time.process_time()
-    then, cpu_then, busy = _own
-    if now > then:
-        keep = math.exp((then - now) / _LOAD_TAU)
-        busy = busy * keep + (cpu - cpu_then) / (now - then) * (1.0 - keep)
-        _own[:] = now, cpu, busy
-    return busy
 
 
 # This process's threads' /proc stat files (opened once; re-listed every second, for threads started since).
@@ -129,9 +113,10 @@ def _team(wanted: int) -> int:
     if load is None:
         return wanted
     running, load1 = load
-    # Others busy on average: the load average less our own share. Only if there are any, those
-    # runnable now: ``running`` less our own threads (~5 µs to read, so only then).
-    busy = int(load1 - _own_cores() + 0.5)
+    # Others busy on average: the load average, one of it this thread, busy through a run of calls (in
+    # `conform bench` on an idle machine the load is ~1.1 from the benchmark alone). Only if there are
+    # any, those runnable now: ``running`` less our own threads (~5 µs to read, so only then).
+    busy = int(load1 + _ROUND_UP) - 1
     if busy <= 0 or running <= 1:
         return wanted
     others = min(busy, max(0, running - _own_running(running)))
