@@ -303,7 +303,7 @@ def test_rejects_invalid_calls(kwargs, message):
 
 def test_every_jit_function_is_cached_and_a_fresh_process_loads_it():
     dispatchers = [v for v in vars(nk).values() if hasattr(v, "py_func") and hasattr(v, "stats")]
-    assert {d.__name__ for d in dispatchers} >= {"_kernel", "_rows", "tile_sweep", "_pack_w", "_fill_bias", "_scatter_exact"}
+    assert {d.__name__ for d in dispatchers} >= {"_kernel", "_rows", "tile_sweep", "pack_transposed_weights", "_fill_bias", "_scatter_exact"}
     for d in dispatchers:
         assert type(d._cache).__name__ == "FunctionCache", f"{d.__name__} is not cache=True"
     script = textwrap.dedent("""

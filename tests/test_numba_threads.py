@@ -1,9 +1,11 @@
-"""``harness.kernels.threads.fitting_threads``: a kernel call's thread team shrinks to the cores other
+"""``harness.kernels.threads.fitting_threads`` and ``fit_threads``: a kernel call's thread team shrinks to the cores other
 processes leave free, never below one, and Numba's own setting is back afterwards."""
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 
 import pytest
 
@@ -22,24 +24,60 @@ def two_threads():
     numba.set_num_threads(before)
 
 
-@pytest.mark.parametrize("load, cores, expected", [
-    ((1, 0.0), 2, 2),      # only this thread: the whole team
-    ((2, 1.5), 2, 2),      # this thread and our own spinning pool thread: still ours
-    ((3, 2.0), 2, 1),      # one other process running on a 2-core machine, as busy as we are: one core left
-    ((3, 2.9), 2, 1),      # ... and busier
-    ((3, 1.95), 2, 1),     # the load average rounds up from .9 (as libgomp's does)
-    ((3, 1.5), 2, 2),      # runnable just now, but the load is mostly ours: a passing task
-    ((3, 0.4), 2, 2),      # runnable just now on an idle machine
-    ((9, 6.0), 2, 1),      # every core busy: never below one thread
-    ((9, 0.2), 2, 2),      # a burst on an idle machine: the whole team
-    ((5, 4.0), 8, 2),      # plenty of free cores: never above Numba's setting
-    (None, 2, 2),          # no /proc/loadavg: Numba's setting
+@pytest.mark.parametrize("load, ours, cores, expected", [
+    ((1, 0.0), 1, 2, 2),      # only this thread: the whole team
+    ((2, 1.5), 2, 2, 2),      # this thread and our own spinning pool thread: still ours
+    ((3, 2.0), 1, 2, 1),      # one other process running on a 2-core machine, as busy as we are: one core left
+    ((3, 2.0), 2, 2, 1),      # ... while our pool thread spins too
+    ((2, 2.0), 2, 2, 2),      # a load of 2, but both runnable tasks are ours
+    ((2, 2.0), 1, 2, 1),      # another process runnable while our pool thread sleeps (less Numba's setting: 2)
+    ((3, 2.9), 1, 2, 1),      # ... and busier
+    ((3, 1.95), 1, 2, 1),     # the load average rounds up from .9 (as libgomp's does)
+    ((3, 1.5), 1, 2, 2),      # runnable just now, but the load is mostly ours: a passing task
+    ((3, 0.4), 1, 2, 2),      # runnable just now on an idle machine
+    ((1, 3.0), 1, 2, 2),      # the load of a process just ended (the previous backend's worker): nobody else now
+    ((9, 6.0), 1, 2, 1),      # every core busy: never below one thread
+    ((9, 0.2), 1, 2, 2),      # a burst on an idle machine: the whole team
+    ((5, 4.0), 1, 8, 2),      # plenty of free cores: never above Numba's setting
+    (None, 1, 2, 2),          # no /proc/loadavg: Numba's setting
 ])
-def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, load, cores, expected):
+def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, load, ours, cores, expected):
     monkeypatch.setattr(threads, "_load", lambda: load)
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(threads, "_own_running", lambda upto=1 << 30: min(ours, upto))
+    monkeypatch.setattr(threads, "_CORES", cores)
     with threads.fitting_threads():
         assert numba.get_num_threads() == expected
+    assert numba.get_num_threads() == 2
+    team = threads.fit_threads(lambda *args, **kwargs: (numba.get_num_threads(), args, kwargs))
+    assert team(1, k=2) == (expected, (1,), {"k": 2})      # the decorator: same team, arguments passed on
+    assert numba.get_num_threads() == 2
+
+
+def test_counts_its_own_runnable_threads():
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("no /proc/self/task on this system")
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])  # busy until stopped
+    spinner.start()
+    try:
+        threads._THREAD_STATS["at"] = -math.inf                   # re-list: the spinner is new
+        assert max(threads._own_running() for _ in range(50)) >= 2   # this thread and the spinning one
+    finally:
+        stop.set()
+        spinner.join()
+    threads._THREAD_STATS["at"] = -math.inf
+    assert threads._own_running() >= 1
+
+
+def test_the_decorator_restores_the_team_when_the_kernel_raises(monkeypatch, two_threads):
+    monkeypatch.setattr(threads, "_load", lambda: (9, 6.0))
+
+    @threads.fit_threads
+    def failing():
+        assert numba.get_num_threads() == 1
+        raise ValueError("bad call")
+    with pytest.raises(ValueError, match="bad call"):
+        failing()
     assert numba.get_num_threads() == 2
 
 

@@ -65,6 +65,7 @@ PROBE = textwrap.dedent("""
     for name in ("harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_gemm",
                  "harness.ops.conv2d.numba_pixels", "harness.ops.conv2d.numba_weights",
                  "harness.ops.conv2d_transpose.numba_kernel", "harness.ops.conv2d_transpose.numba_pixels",
+                 "harness.ops.conv2d_transpose.numba_weights",
                  "harness.kernels.tiles", "harness.kernels.pixel_tiles", "harness.kernels.gemm_tiles",
                  "harness.kernels.packing"):
         for value in vars(importlib.import_module(name)).values():
@@ -92,7 +93,7 @@ def test_after_warm_a_new_process_loads_every_kernel_from_the_cache():
     # Every entry point the kernels call from Python was loaded from the cache, not merely left unused.
     entry = ["conv2d.numba_kernel._kernel", "conv2d.numba_kernel._direct_exact", "conv2d.numba_gemm.gemm",
              "conv2d.numba_pixels.pixel_tiles", "conv2d.numba_weights.pack_weights",
-             "conv2d_transpose.numba_kernel._kernel", "conv2d_transpose.numba_kernel._pack_w",
+             "conv2d_transpose.numba_kernel._kernel", "conv2d_transpose.numba_weights.pack_transposed_weights",
              "conv2d_transpose.numba_kernel._scatter_exact", "conv2d_transpose.numba_pixels.transposed_pixels"]
     for name in entry:
         assert counts[f"harness.ops.{name}"][0] >= 2, (name, counts)   # both compute dtypes

@@ -14,15 +14,22 @@ conv2d b1 0.34 → 0.15, b2 34 → 2.2, b4 12.6 → 1.7, b5 0.48 → 0.05;
 conv2d_transpose b1 0.87 → 0.55, b2 1.02 → 0.75, b4 0.96 → 0.24; b3 of both
 unchanged (0.4-0.5). The cost: in a quiet stretch of a loaded machine the small
 shapes run on one thread while torch gets both cores (conv2d b2: 0.67 against
-0.29 ms). On an idle machine nothing changes (2.5 µs per call).
+0.29 ms). On an idle machine nothing changes (~2 µs per call).
 
 Both signals must agree that other processes are busy: the count of runnable
-tasks at the call, and the 1-minute load average (rounded as libgomp's
-``OMP_DYNAMIC`` rounds its own). A task that is runnable at the instant of a
-call on an otherwise idle machine (a shell, a kernel worker, a file watcher)
-used to halve the team for that call; in ``conform bench`` on a lightly used
-machine that put most numba calls on one core while torch had both (the small
-shapes' medians equal to their one-thread times).
+tasks at the call less this process's own (``_own_running``: a pool thread
+still spinning from the last region is runnable, 98% of the time in a run of
+calls), and the 1-minute load average (rounded as libgomp's ``OMP_DYNAMIC``
+rounds its own, one of it taken as this thread's). A task that is runnable at
+the instant of a call on an otherwise idle machine (a shell, a kernel worker, a
+file watcher) used to halve the team for that call; in ``conform bench`` on a
+lightly used machine that put most numba calls on one core while torch had
+both (the small shapes' medians equal to their one-thread times). The load
+average less this process's own CPU time (averaged like the load) was tried as
+the second signal and dropped: a fresh worker's average starts at 0 while the
+load still holds the previous backend's, so at load 1.4-1.8 it halved 40-50%
+of the calls while torch ran cleanly on two threads (conv2d b1 4.9 against
+2.3 ms).
 
 Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
 setting.
@@ -31,14 +38,19 @@ setting.
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import os
+import threading
+import time
 from typing import Optional
 
 import numba
 
-__all__ = ["fitting_threads"]
+__all__ = ["fit_threads", "fitting_threads"]
 
 _ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
+_CORES = os.cpu_count() or 1    # read once: os.cpu_count() takes ~2 µs
 
 try:
     _LOADAVG: Optional[int] = os.open("/proc/loadavg", os.O_RDONLY)
@@ -58,23 +70,83 @@ def _load() -> Optional[tuple[int, float]]:
         return None
 
 
+# This process's threads' /proc stat files (opened once; re-listed every second, for threads started since).
+_THREAD_STATS: dict = {"at": -math.inf, "fds": {}}
+
+
+def _own_running(upto: int = 1 << 30) -> int:
+    """Threads of this process running or ready to run now, this one included (a pool thread that
+    spins after a region counts: 98% of the time in a run of calls); counting stops at ``upto``."""
+    now = time.monotonic()
+    fds = _THREAD_STATS["fds"]
+    if now - _THREAD_STATS["at"] > 1.0:
+        _THREAD_STATS["at"] = now
+        try:
+            listed = set(os.listdir("/proc/self/task"))
+        except OSError:
+            listed = set()
+        for tid in set(fds) - listed:
+            os.close(fds.pop(tid))
+        for tid in listed - set(fds):
+            try:
+                fds[tid] = os.open(f"/proc/self/task/{tid}/stat", os.O_RDONLY)
+            except OSError:
+                pass
+    me = str(threading.get_native_id())
+    n = 1
+    for tid, fd in fds.items():
+        try:
+            stat = os.pread(fd, 512, 0)
+            state = stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3]   # after "pid (name) "
+        except (OSError, ValueError):           # the thread has ended
+            continue
+        if tid != me and state == b"R":
+            n += 1
+            if n >= upto:
+                break
+    return n
+
+
+def _team(wanted: int) -> int:
+    """Threads for a call: ``wanted`` (Numba's setting, above 1) less the cores others keep busy, at least 1."""
+    load = _load()
+    if load is None:
+        return wanted
+    running, load1 = load
+    # Others busy on average: the load average, one of it this thread, busy through a run of calls (in
+    # `conform bench` on an idle machine the load is ~1.1 from the benchmark alone). Only if there are
+    # any, those runnable now: ``running`` less our own threads (~5 µs to read, so only then).
+    busy = int(load1 + _ROUND_UP) - 1
+    if busy <= 0 or running <= 1:
+        return wanted
+    others = min(busy, max(0, running - _own_running(running)))
+    return max(1, min(wanted, _CORES - others))
+
+
+def fit_threads(kernel):
+    """Decorator: each call of ``kernel`` runs with the team ``fitting_threads`` gives. ~2 µs a call
+    when the team is Numba's setting, against ~7 for the context manager as a decorator (a generator,
+    ``os.cpu_count`` and two ``numba.set_num_threads`` every call): conv2d b2 takes 0.2 ms on two threads."""
+    @functools.wraps(kernel)
+    def call(*args, **kwargs):
+        wanted = numba.get_num_threads()
+        use = _team(wanted) if wanted > 1 else 1
+        if use == wanted:
+            return kernel(*args, **kwargs)
+        numba.set_num_threads(use)
+        try:
+            return kernel(*args, **kwargs)
+        finally:
+            numba.set_num_threads(wanted)
+    return call
+
+
 @contextlib.contextmanager
 def fitting_threads():
     """Within: ``numba.get_num_threads()`` is the number of cores free of other processes (at least 1,
-    at most Numba's setting); restored after. Usable as a decorator."""
+    at most Numba's setting); restored after."""
     wanted = numba.get_num_threads()
-    load = _load()
-    if load is None or wanted == 1:
-        yield
-        return
-    running, load1 = load
-    # ``running`` counts this thread and possibly our own pool's threads still spinning after the last
-    # region (OpenMP's spin-wait), so ``wanted`` of it may be us: count only the rest as others. The
-    # load average caps them: tasks that are only now and then runnable do not count. It counts this
-    # thread too, busy through a run of calls, so one of it is ours (in `conform bench` on an idle
-    # machine the load is ~1.1 from the benchmark alone, and a passing task halved a quarter of the calls).
-    others = min(max(0, running - wanted), max(0, int(load1 + _ROUND_UP) - 1))
-    use = max(1, min(wanted, (os.cpu_count() or wanted) - others))
+    use = _team(wanted) if wanted > 1 else 1
     numba.set_num_threads(use)
     try:
         yield

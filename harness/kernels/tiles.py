@@ -226,32 +226,45 @@ def _transpose(builder, rows, lanes):
 
 
 @intrinsic
-def transpose_store(typingctx, src, soff, sstride, dst, doffs):
-    """``dst[doffs[c] + r] = src[soff + r·sstride + c]`` for ``r, c < L``: an ``L × L`` block
-    transposed in registers (the weight repacking's gather, without per-element loads)."""
+def transpose_store(typingctx, src, soff, sstride, dst, doffs, ncols):
+    """``dst[doffs[c] + r] = src[soff + r·sstride + c]`` for ``r < L, c < ncols``: an ``L × L`` block
+    (all ``L`` columns read) transposed in registers (the weight repacking's gather, without
+    per-element loads). Returns the sum of ``v · 0`` over the block's ``L²`` elements: 0 when all are
+    finite, NaN otherwise (a finiteness check at no extra pass: a separate sum of the weights cost as
+    much as the transposes)."""
     dt = src.dtype
     if dt not in (types.float32, types.float64) or not all(_is_vec_array(a, dt) for a in (src, dst)):
         return None
-    if not (_is_vec_array(doffs, types.int64) and _is_index(soff, sstride)):
+    if not (_is_vec_array(doffs, types.int64) and _is_index(soff, sstride, ncols)):
         return None
-    sig = types.void(src, soff, sstride, dst, doffs)
+    sig = types.float64(src, soff, sstride, dst, doffs, ncols)
 
     def codegen(context, builder, signature, args):
-        src_v, soff_v, sstride_v, dst_v, doffs_v = _index_args(context, builder, signature, args)
+        src_v, soff_v, sstride_v, dst_v, doffs_v, ncols_v = _index_args(context, builder, signature, args)
         ety = context.get_value_type(dt)
         lanes = _lanes_of(dt)
         align = 4 if dt == types.float32 else 8
         vty = ir.VectorType(ety, lanes)
-        i64 = ir.IntType(64)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
         sp, dp, op = (_data_ptr(context, builder, t, v) for t, v in ((src, src_v), (dst, dst_v), (doffs, doffs_v)))
         rows = []
+        zero = ir.Constant(vty, [0.0] * lanes)
+        check = zero
         for r in range(lanes):
             off = builder.add(soff_v, builder.mul(sstride_v, ir.Constant(i64, r)))
             rows.append(builder.load(builder.bitcast(builder.gep(sp, [off]), vty.as_pointer()), align=align))
+            check = builder.fadd(check, builder.fmul(rows[-1], zero))
         for c, v in enumerate(_transpose(builder, rows, lanes)):
-            off = builder.load(builder.gep(op, [ir.Constant(i64, c)]))
-            builder.store(v, builder.bitcast(builder.gep(dp, [off]), vty.as_pointer()), align=align)
-        return context.get_dummy_value()
+            with builder.if_then(builder.icmp_signed("<", ir.Constant(i64, c), ncols_v)):
+                off = builder.load(builder.gep(op, [ir.Constant(i64, c)]))
+                builder.store(v, builder.bitcast(builder.gep(dp, [off]), vty.as_pointer()), align=align)
+        step = lanes // 2
+        while step:                                     # lanes 0..step-1 += lanes step..2·step-1
+            check = builder.fadd(check, builder.shuffle_vector(
+                check, check, ir.Constant(ir.VectorType(i32, lanes), [(c + step) % lanes for c in range(lanes)])))
+            step //= 2
+        first = builder.extract_element(check, ir.Constant(i32, 0))
+        return first if dt == types.float64 else builder.fpext(first, ir.DoubleType())
 
     return sig, codegen
 

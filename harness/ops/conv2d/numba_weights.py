@@ -75,7 +75,7 @@ def pack_vector(w, wp, g, o_lo, lanes, nb_max):
                 for c in range(lanes):
                     k = k0 + c
                     doffs[c] = ob0 * nrow + o_lo - ob0 + ((k % ntap) * cig + c0 + k // ntap) * ob
-                transpose_store(lflat, k0, lanes * ntap, dflat, doffs)
+                transpose_store(lflat, k0, lanes * ntap, dflat, doffs, lanes)
         else:
             for t in range(ntap):
                 for c in range(nc):

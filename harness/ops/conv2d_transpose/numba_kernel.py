@@ -85,7 +85,7 @@ does the third shape (13.0 → 12.0 ms).
 
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights too, and ``0 · inf`` is NaN where the definition has no term at
-all. So when ``w`` holds an inf or NaN (the repacking sums the weights to
+all. So when ``w`` holds an inf or NaN (the repacking checks the weights to
 find out) the call falls back to ``_scatter_exact``, a plain parallel
 scatter-add that only ever touches real input pixels. Non-finite inputs need
 no fallback: zero padding is never multiplied by them.
@@ -105,56 +105,14 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
-from harness.kernels.threads import fitting_threads
+from harness.kernels.threads import fit_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d_transpose.numba_pixels import as_correlation, pixel_path, planes_size, transposed_pixels
+from harness.ops.conv2d_transpose.numba_weights import pack_transposed_weights
 
 __all__ = ["conv2d_transpose"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
-@njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _pack_w(w, wp, lanes):
-    """Repack ``w`` (C_in, Cog, kh, kw) into contiguous channel blocks.
-
-    Returns the float64 sum of the weights, which is not finite if a weight is
-    inf or NaN (an overflow of huge finite weights only sends the call to the
-    slower exact path).
-
-    Output channels are cut into the blocks the kernel uses (``nb`` vectors of
-    ``lanes``; the last block narrower, zero-padded). Block ``(g, o0)`` of
-    width ``ob`` starts at ``wp[g, o0·kh·kw·Cig]`` and holds, row
-    ``(i·kw + j)·Cig + ci``, the ``ob`` weights ``w[g·Cig + ci, o0 : o0 + ob, i, j]``.
-    """
-    cin, cog, kh, kw = w.shape
-    groups = wp.shape[0]
-    cig = cin // groups
-    nb_main = min(4, (cog + lanes - 1) // lanes)
-    ntap = kh * kw
-    nrow = ntap * cig
-    wf = w.reshape(cin, cog * ntap)
-    total = 0.0
-    for r in prange(groups * cig):
-        g = r // cig
-        ci = r - g * cig
-        src = wf[r]
-        dst = wp[g]
-        ob0 = 0
-        while ob0 < cog:
-            ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
-            nv = min(ob, cog - ob0)
-            for t in range(ntap):
-                start = ob0 * nrow + (t * cig + ci) * ob
-                seg = dst[start:start + ob]
-                for o in range(nv):
-                    v = src[(ob0 + o) * ntap + t]
-                    seg[o] = v
-                    total += v
-                for o in range(nv, ob):
-                    seg[o] = 0
-            ob0 += ob
-    return total
 
 
 @njit(cache=True)
@@ -353,7 +311,7 @@ def _pair(v, name):
     return a, b
 
 
-@fitting_threads()   # a team of the cores other processes leave free (harness.kernels.threads)
+@fit_threads   # a team of the cores other processes leave free (harness.kernels.threads)
 def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
     """2-D transposed convolution, DESIGN.md §2, computed in ``dtype``.
 
@@ -420,7 +378,7 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
             transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
         return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(_pack_w(w, wp, lanes)):
+    if not np.isfinite(pack_transposed_weights(w, wp, lanes)):
         _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
     else:
         nchunks = max(1, min(nbatch * hout, threads))
