@@ -366,7 +366,21 @@ def _free_cores(threads):
             running = int(f.read().split()[3].split("/")[0])             # runnable tasks, this thread included
     except (OSError, IndexError, ValueError):
         return threads
-    return max(1, min(threads, (os.cpu_count() or threads) - running + 1))
+    others = running - _own_runnable() if running > 1 else 0
+    return max(1, min(threads, (os.cpu_count() or threads) - others))
+
+
+def _own_runnable():
+    """This process's threads that are running or ready to run, this one included: our own threads just
+    finishing the previous call are not other processes (counted as such, they halved every other call)."""
+    count = 0
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/stat") as f:
+                count += f.read().rsplit(")", 1)[1].split()[0] == "R"
+    except (OSError, IndexError):
+        return 1
+    return max(count, 1)
 
 
 def _on_threads(loops, tasks, threads, *args):
