@@ -238,6 +238,8 @@ def test_conv2d_both_paths_agree(block_bytes, gather, monkeypatch):
     assert_within_ulps(by_terms[finite], want[finite], magnitude[finite], r.accumulation_length + 1)
 
 
+PART = {conv_oracle: 6, transpose_oracle: 4}    # a form's last arguments: images, channels (conv2d: and rows)
+
 ROW_PRODUCT_CASES = [
     # (oracle, semantics, fields, form): row stride 1, kernel columns gathered, products through the kernel rows
     (conv_oracle, conv, dict(input=[3, 8, 11, 7], out_channels=4, groups=2, kernel_size=[3, 2], stride=[1, 2],
@@ -250,6 +252,9 @@ ROW_PRODUCT_CASES = [
                                        padding=[2, 0, 1, 3]), "_by_row_products"),
 ]
 
+MATRIX_CASES = [(conv_oracle, conv, dict(input=[2, 6, 9, 8], out_channels=4, groups=2, kernel_size=3, stride=2,
+                                         padding=[1, 0, 2, 1], bias=True), "_by_matrix_product")]
+
 
 @pytest.mark.parametrize("block_bytes", [1, 6_000, 10**9])     # one input row a block; a few rows; all images
 @pytest.mark.parametrize("module, semantics, fields, form", ROW_PRODUCT_CASES)
@@ -261,36 +266,49 @@ def test_row_products_in_any_block(block_bytes, module, semantics, fields, form,
     params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
     arrays = operands(semantics, params, 7, fields.get("bias", False))
     used, real = [], getattr(module, form)
-    monkeypatch.setattr(module, form, lambda *args: used.append(args[-4:]) or real(*args))
+    monkeypatch.setattr(module, form, lambda *args: used.append(args[-PART[module]:]) or real(*args))
     monkeypatch.setattr(module, "BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(module, "ROW_PRODUCT_TERMS", 1)
     if module is transpose_oracle:
         monkeypatch.setattr(module, "LOOP_CHANNELS", 0)              # not the grouped calls' compiled loops
     got = module.reference(params, arrays)
     n, cog = fields["input"][0], fields["out_channels"] // fields.get("groups", 1)
-    assert used == [(0, n, 0, cog)]                                   # all images, all channels of each group
+    whole = (0, n, 0, cog) + ((0, r.out_hw[0]) if module is conv_oracle else ())
+    assert used == [whole]                                            # all images, channels (and rows)
     magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
     loops_of = conv2d_loops if module is conv_oracle else conv2d_transpose_loops
     want = loops_of(arrays["x"], arrays["w"], arrays.get("b"), r)
     assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)
 
 
-@pytest.mark.parametrize("module, semantics, fields, form", ROW_PRODUCT_CASES[::2])
-def test_one_image_is_split_by_output_channels_across_threads(module, semantics, fields, form, monkeypatch):
-    # Fewer images than threads: each thread takes a range of output channels of every group (all images), so
-    # one image uses both cores; the sums are those of one thread, exactly.
+@pytest.mark.parametrize("module, semantics, fields, form", ROW_PRODUCT_CASES[::2] + MATRIX_CASES)
+def test_one_image_is_split_across_threads(module, semantics, fields, form, monkeypatch):
+    # Fewer images than threads: each thread takes a range of output rows (conv2d: it gathers only their terms)
+    # or of output channels of every group (conv2d_transpose), so one image uses both cores. The sums are those
+    # of one thread, exactly, where each output sums its terms in the same order however the rows are split
+    # (row products: kernel rows in order); one matrix product of fewer columns may be summed by BLAS in
+    # another order, within the bound.
     fields = {**fields, "input": [1, *fields["input"][1:]]}
-    params = semantics.Params(**fields).model_dump()
+    params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
     arrays = operands(semantics, params, 5, fields.get("bias", False))
     monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
-    monkeypatch.setattr(module, "ROW_PRODUCT_TERMS", 1)
+    monkeypatch.setattr(module, "ROW_PRODUCT_TERMS", 1 if form == "_by_row_products" else 10**9)
     if module is transpose_oracle:
         monkeypatch.setattr(module, "LOOP_CHANNELS", 0)
     used, real = [], getattr(module, form)
-    monkeypatch.setattr(module, form, lambda *args: used.append(args[-4:]) or real(*args))
+    monkeypatch.setattr(module, form, lambda *args: used.append(args[-PART[module]:]) or real(*args))
     one, two = module.reference(params, arrays), module.reference(params, arrays, threads=2)
-    assert sorted(used[1:]) == [(0, 1, 0, 1), (0, 1, 1, 2)]            # cog = 2: a channel per thread
-    np.testing.assert_array_equal(one, two)
+    if module is conv_oracle:
+        half = r.out_hw[0] // 2
+        assert sorted(used[1:]) == [(0, 1, 0, 2, 0, half), (0, 1, 0, 2, half, r.out_hw[0])]   # cog = 2, rows halved
+    else:
+        assert sorted(used[1:]) == [(0, 1, 0, 1), (0, 1, 1, 2)]            # cog = 2: a channel per thread
+    if form == "_by_matrix_product":
+        magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+        assert_within_ulps(two, conv2d_loops(arrays["x"], arrays["w"], arrays.get("b"), r), magnitude,
+                           r.accumulation_length + 1)
+    else:
+        np.testing.assert_array_equal(one, two)
 
 
 @pytest.mark.parametrize("block_bytes", [100, 5_000])       # one input row a block; two images a block
@@ -364,12 +382,18 @@ def test_compiled_loops_numpy_and_plain_loops_agree(module, semantics, fields, m
         np.testing.assert_array_equal(compiled[count], compiled[1])
 
 
-@pytest.mark.parametrize("runnable, threads, free", [(1, 2, 2), (2, 2, 1), (5, 2, 1), (1, 8, 2), (9, 1, 1)])
-def test_threads_only_where_cores_are_free(runnable, threads, free, monkeypatch, tmp_path):
+@pytest.mark.parametrize("load, runnable, ours, threads, free", [
+    (4.1, 1, 1, 2, 2), (4.1, 2, 1, 2, 1), (4.1, 5, 1, 2, 1), (4.1, 1, 1, 8, 2), (4.1, 9, 1, 1, 1),
+    (0.8, 3, 1, 2, 2),          # a task runnable at the instant of the call on an idle machine
+    (1.2, 2, 2, 2, 2),          # our own pool thread, still finishing the previous call
+    (1.95, 3, 1, 2, 1),         # busy on average and now: the other core is taken
+])
+def test_threads_only_where_cores_are_free(load, runnable, ours, threads, free, monkeypatch, tmp_path):
     loadavg = tmp_path / "loadavg"
-    loadavg.write_text(f"4.10 3.02 2.50 {runnable}/312 4242\n")
+    loadavg.write_text(f"{load} 3.02 2.50 {runnable}/312 4242\n")
     for module in (conv_oracle, transpose_oracle):
         monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(module, "_own_runnable", lambda: ours)
         monkeypatch.setattr(module, "open", lambda path: open(loadavg), raising=False)
         assert module._free_cores(threads) == free
 

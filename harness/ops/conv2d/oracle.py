@@ -33,7 +33,7 @@ temporaries stay small:
 
 Every form works on the case's NCHW arrays as they are (image-major, no
 copy of the input or the output), on images or, for a single image, on
-output channels split between threads (``_on_parts``).
+output rows split between threads (``_on_parts``).
 
 Deliberately independent: the padding arithmetic (TensorFlow's SAME/VALID
 rule, DESIGN.md §8) is re-derived here from the case parameters and nothing
@@ -154,12 +154,12 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
         form = _by_terms
     else:
         form = _by_matrix_product
-    # Threads on images, or on output channels for fewer images than threads, BLAS on one: its threads would
+    # Threads on images, or on output rows for fewer images than threads, BLAS on one: its threads would
     # meet at every block's product (the parent runs on one already), and under load wait a time slice each
     # time (b4 of benchmarks/, one product per group: 3 ms on one thread, 13-170 ms on two).
     one = groups > 1 or threads > 1 or wanted > threads
     with _one_blas_thread() if one else contextlib.nullcontext():
-        _on_parts(form, n, cog, threads, xg, wg, taps, sh, out)
+        _on_parts(form, n, cog, out_h, threads, xg, wg, taps, sh, out)
     return _finish(out.reshape(n, c_out, out_h, out_w), params, arrays, dtype)
 
 
@@ -172,24 +172,25 @@ def _finish(out, params, arrays, dtype):
     return np.ascontiguousarray(out)
 
 
-def _blocks(a0, a1, rows, row_bytes):
-    """(a, b, r0, r1): images [a, b) of [a0, a1), rows [r0, r1) of each (output rows; input rows for
-    ``_by_row_products``), with about ``BLOCK_BYTES`` of temporaries (``row_bytes`` a row's): whole images while
-    one fits, else the rows of one image a block at a time."""
+def _blocks(a0, a1, lo, hi, row_bytes):
+    """(a, b, r0, r1): images [a, b) of [a0, a1), rows [r0, r1) of [lo, hi) of each (output rows; input rows
+    for ``_by_row_products``), with about ``BLOCK_BYTES`` of temporaries (``row_bytes`` a row's): whole images
+    (all of [lo, hi)) while one fits, else the rows of one image a block at a time."""
+    rows = hi - lo
     per_block = max(1, BLOCK_BYTES // max(row_bytes, 1))
     if per_block >= rows:
         step = per_block // max(rows, 1)
-        return [(a, min(a1, a + step), 0, rows) for a in range(a0, a1, step)]
+        return [(a, min(a1, a + step), lo, hi) for a in range(a0, a1, step)]
     per_block = -(-rows // -(-rows // per_block))                 # as many rows in each block of an image
-    return [(a, a + 1, r, min(rows, r + per_block)) for a in range(a0, a1) for r in range(0, rows, per_block)]
+    return [(a, a + 1, r, min(hi, r + per_block)) for a in range(a0, a1) for r in range(lo, hi, per_block)]
 
 
-def _by_terms(xg, wg, taps, sh, out, a0, a1, o0, o1):
+def _by_terms(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
     """``out[n, g, o, y, x] = Σ over taps (i, j) and channels c of x_tap[n, g, c, y, x] · w[g, o, c, i, j]``
-    for images [a0, a1) and output channels [o0, o1) of each group, each term added on the pixels its tap
-    reaches (``taps``: (i, j, y0, y1, first row, x0, x1, columns))."""
+    for images [a0, a1), output channels [o0, o1) of each group and output rows [y_lo, y_hi), each term added
+    on the pixels its tap reaches (``taps``: (i, j, y0, y1, first row, x0, x1, columns))."""
     _, groups, _, out_h, out_w = out.shape
-    for a, b, r0, r1 in _blocks(a0, a1, out_h, groups * (o1 - o0) * out_w * out.itemsize):
+    for a, b, r0, r1 in _blocks(a0, a1, y_lo, y_hi, groups * (o1 - o0) * out_w * out.itemsize):
         block = out[a:b, :, o0:o1, r0:r1]
         block[...] = 0
         product = np.empty_like(block)
@@ -203,7 +204,7 @@ def _by_terms(xg, wg, taps, sh, out, a0, a1, o0, o1):
                 block[:, :, :, y0:y1, x0:x1] += term
 
 
-def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1):
+def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
     """The same sum as ``_by_terms``: (g, cog, cig·kh·kw) @ (g, cig·kh·kw, pixels) on the gathered terms."""
     _, groups, cig, _, _ = xg.shape
     _, _, _, kh, kw = wg.shape
@@ -213,7 +214,7 @@ def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1):
     for i, j, y0, y1, first, x0, x1, cols in taps:
         plan[i, j] = y0, y1, first, x0, x1, cols.start, cols.step or 1
     gather = (compiled(_gather_taps) if out.dtype == np.float64 else None) or _gather_taps_numpy
-    for a, b, r0, r1 in _blocks(a0, a1, out_h, groups * cig * kh * kw * out_w * out.itemsize):
+    for a, b, r0, r1 in _blocks(a0, a1, y_lo, y_hi, groups * cig * kh * kw * out_w * out.itemsize):
         # (g, cig, kh, kw, images, rows, W_out): zero where the tap lies in the padding.
         terms = np.empty((groups, cig, kh, kw, b - a, r1 - r0, out_w), dtype=out.dtype)
         gather(xg, terms, plan, a, r0, sh)
@@ -261,7 +262,7 @@ def _gather_taps_numpy(xg, terms, plan, a0, r0, sh):
                     xg[a0:a0 + images, :, :, source_rows, start:last + 1:step].transpose(1, 2, 0, 3, 4)
 
 
-def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1):
+def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
     """The same sum as ``_by_terms`` with row stride 1, for a block of input rows at a time: the terms of
     each kernel column gathered as in ``_by_matrix_product`` (zero where the column lies in the padding), then
     one matrix product, (g, kh·cog, cig·kw) @ (g, cig·kw, pixels), sums them over channels and kernel columns
@@ -281,8 +282,11 @@ def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1):
     float64 = out.dtype == np.float64
     gather = (compiled(_gather_columns) if float64 else None) or _gather_columns_numpy
     add = (compiled(_add_rows) if float64 else None) or _add_rows_numpy
-    out[a0:a1, :, o0:o1] = 0
-    blocks = _blocks(a0, a1, h, groups * (cig * kw + kh * co) * out_w * out.itemsize)
+    out[a0:a1, :, o0:o1, y_lo:y_hi] = 0
+    # The input rows that output rows [y_lo, y_hi) read through some kernel row.
+    reads = [(first + max(y0, y_lo) - y0, first + min(y1, y_hi) - y0) for _, y0, y1, first in rows.tolist()]
+    lo, hi = min((r for r, end in reads if end > r), default=0), max((end for r, end in reads if end > r), default=0)
+    blocks = _blocks(a0, a1, lo, hi, groups * (cig * kw + kh * co) * out_w * out.itemsize)
     # The temporaries of the largest block, allocated once: a fresh megabyte each block costs its page faults.
     largest = max(((b - a) * (r1 - r0) for a, b, r0, r1 in blocks), default=0) * groups * out_w
     terms_memory, sums_memory = np.empty(largest * cig * kw, out.dtype), np.empty(largest * kh * co, out.dtype)
@@ -292,7 +296,7 @@ def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1):
         gather(xg, terms, columns, a, r0)
         sums = sums_memory[:(b - a) * groups * kh * co * pixels].reshape(b - a, groups, kh * co, pixels)
         np.matmul(weights, terms.reshape(b - a, groups, cig * kw, pixels), out=sums)
-        add(sums.reshape(b - a, groups, kh, co, r1 - r0, out_w), out, rows, a, o0, r0)
+        add(sums.reshape(b - a, groups, kh, co, r1 - r0, out_w), out, rows, a, o0, r0, y_lo, y_hi)
 
 
 def _gather_columns(xg, terms, columns, a0, r0):
@@ -329,44 +333,49 @@ def _gather_columns_numpy(xg, terms, columns, a0, r0):
             terms[:, :, :, j, :, x0:x1] = xg[a0:a0 + images, :, :, r0:r0 + rows, start:last + 1:step]
 
 
-def _add_rows(sums, out, rows, a0, o0, r0):
+def _add_rows(sums, out, rows, a0, o0, r0, y_lo, y_hi):
     """``out[a0 + m, g, o0 + o, y] += sums[m, g, i, o, first + y − y0 − r0]`` for each kernel row (i, y0, y1,
-    first) of ``rows`` and each output row y in [y0, y1) whose input row ``first + y − y0`` is one of the
-    block's, [r0, r0 + block rows)."""
+    first) of ``rows`` and each output row y in [y0, y1) ∩ [y_lo, y_hi) whose input row ``first + y − y0`` is
+    one of the block's, [r0, r0 + block rows)."""
     images, groups, _, co, block_rows, out_w = sums.shape
     for m in range(images):
         for g in range(groups):
             for o in range(co):
                 for t in range(rows.shape[0]):
                     i, y0, y1, first = rows[t, 0], rows[t, 1], rows[t, 2], rows[t, 3]
-                    for y in range(max(y0, y0 + r0 - first), min(y1, y0 + r0 + block_rows - first)):
+                    for y in range(max(y0, y0 + r0 - first, y_lo), min(y1, y0 + r0 + block_rows - first, y_hi)):
                         target = out[a0 + m, g, o0 + o, y]
                         source = sums[m, g, i, o, first + y - y0 - r0]
                         for x in range(out_w):
                             target[x] += source[x]
 
 
-def _add_rows_numpy(sums, out, rows, a0, o0, r0):
+def _add_rows_numpy(sums, out, rows, a0, o0, r0, y_lo, y_hi):
     """``_add_rows`` in NumPy."""
     images, _, _, co, block_rows, _ = sums.shape
     for i, y0, y1, first in rows.tolist():
-        lo, hi = max(y0, y0 + r0 - first), min(y1, y0 + r0 + block_rows - first)
+        lo, hi = max(y0, y0 + r0 - first, y_lo), min(y1, y0 + r0 + block_rows - first, y_hi)
         if hi > lo:
             out[a0:a0 + images, :, o0:o0 + co, lo:hi] += sums[:, :, i, :, first + lo - y0 - r0:first + hi - y0 - r0]
 
 
 def _free_cores(threads):
-    """``threads``, fewer when other processes keep the cores busy (runnable tasks in ``/proc/loadavg``, Linux):
-    a thread that waits for a core holds the whole call up for a time slice (as ``harness/kernels/threads.py``
-    finds for the numba backend)."""
+    """``threads``, fewer when other processes keep the cores busy: a thread that waits for a core holds the
+    whole call up for a time slice (as ``harness/kernels/threads.py`` finds for the numba backend). Both signals
+    of ``/proc/loadavg`` (Linux) must say so, as there: the 1-minute load average (rounded as libgomp's
+    ``OMP_DYNAMIC`` rounds it, one of it this thread) and the tasks runnable now less this process's own. Either
+    alone halved calls on an idle machine: a task runnable at the instant of the call (a shell, a kernel worker)
+    or our own pool thread, runnable when the load was read and asleep when our threads were counted."""
     if threads <= 1:
         return 1
     try:
         with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[0])             # runnable tasks, this thread included
+            fields = f.read().split()
+        load, running = float(fields[0]), int(fields[3].split("/")[0])   # ``running``: this thread included
     except (OSError, IndexError, ValueError):
         return threads
-    others = running - _own_runnable() if running > 1 else 0
+    busy = int(load + 0.1) - 1
+    others = min(busy, max(0, running - _own_runnable())) if busy > 0 and running > 1 else 0
     return max(1, min(threads, (os.cpu_count() or threads) - others))
 
 
@@ -399,14 +408,16 @@ def _pool(threads):
     return ThreadPoolExecutor(threads, thread_name_prefix="oracle")
 
 
-def _on_parts(form, images, channels, threads, *args):
-    """``form(*args, a0, a1, o0, o1)`` on images [a0, a1) and output channels [o0, o1) of each group: a range of
-    images per thread, or of channels (all images) when there are fewer images than threads, so that a single
-    image uses every free core too. Each part writes only its own output."""
-    if images >= threads or channels < 2:
-        _on_threads(lambda *a: form(*a, 0, channels), images, threads, *args)
+def _on_parts(form, images, channels, rows, threads, *args):
+    """``form(*args, a0, a1, o0, o1, y0, y1)`` on images [a0, a1), output channels [o0, o1) of each group and
+    output rows [y0, y1): a range of images per thread, or of output rows (every image) when there are fewer
+    images than threads, so that a single image uses every free core too. Rows, not channels: each thread
+    gathers the terms of its own rows only (split by channels, each would gather every term). Each part writes
+    only its own output."""
+    if images >= threads or rows < 2:
+        _on_threads(lambda *a: form(*a, 0, channels, 0, rows), images, threads, *args)
     else:
-        _on_threads(lambda *a: form(*a[:-2], 0, images, *a[-2:]), channels, threads, *args)
+        _on_threads(lambda *a: form(*a[:-2], 0, images, 0, channels, *a[-2:]), rows, threads, *args)
 
 
 def _sum_loops(x, w, groups, sh, sw, dh, dw, top, left, out, lo, hi):

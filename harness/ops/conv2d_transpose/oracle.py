@@ -353,17 +353,22 @@ def _blocks(a0, a1, rows, row_bytes):
 
 
 def _free_cores(threads):
-    """``threads``, fewer when other processes keep the cores busy (runnable tasks in ``/proc/loadavg``, Linux):
-    a thread that waits for a core holds the whole call up for a time slice (as ``harness/kernels/threads.py``
-    finds for the numba backend)."""
+    """``threads``, fewer when other processes keep the cores busy: a thread that waits for a core holds the
+    whole call up for a time slice (as ``harness/kernels/threads.py`` finds for the numba backend). Both signals
+    of ``/proc/loadavg`` (Linux) must say so, as there: the 1-minute load average (rounded as libgomp's
+    ``OMP_DYNAMIC`` rounds it, one of it this thread) and the tasks runnable now less this process's own. Either
+    alone halved calls on an idle machine: a task runnable at the instant of the call (a shell, a kernel worker)
+    or our own pool thread, runnable when the load was read and asleep when our threads were counted."""
     if threads <= 1:
         return 1
     try:
         with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[0])             # runnable tasks, this thread included
+            fields = f.read().split()
+        load, running = float(fields[0]), int(fields[3].split("/")[0])   # ``running``: this thread included
     except (OSError, IndexError, ValueError):
         return threads
-    others = running - _own_runnable() if running > 1 else 0
+    busy = int(load + 0.1) - 1
+    others = min(busy, max(0, running - _own_runnable())) if busy > 0 and running > 1 else 0
     return max(1, min(threads, (os.cpu_count() or threads) - others))
 
 
