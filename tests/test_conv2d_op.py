@@ -458,6 +458,27 @@ def test_footprint_and_derived():
     assert not bad["valid_call"] and bad["out_size"][0] <= 0 and bad["kernel_exceeds_input"]
 
 
+
+def test_derived_input_gradient_axes_read_as_xlas_operand_swapper_reads_them():
+    """J4 (docs/findings.md): the axes of dx's convolution that XLA keeps as group dimensions, and whether it swaps."""
+    trigger = dict(input=[1, 1, 4, 4], out_channels=2, kernel_size=[2, 3], stride=[2, 1], padding=[1, 1, 0, 0])
+
+    def d(**change):
+        return derived(Params(**{**trigger, **change}).model_dump(), {})
+
+    assert d()["input_gradient_group_axis"] == [True, False] and d()["input_gradient_swapped"]
+    assert d()["out_size"] == [3, 2]                          # dy's 3 rows: the kept window of 2 does not fit
+    assert d(padding=[1, 2, 0, 0])["input_gradient_group_axis"] == [True, False]   # the last window still on row 4
+    for change in (dict(padding=[1, 3, 0, 0]), dict(padding=[0, 1, 0, 0]), dict(input=[1, 1, 5, 4]),
+                   dict(stride=1)):
+        assert d(**change)["input_gradient_group_axis"] == [False, False], change
+    assert not d(input=[1, 1, 4, 5])["input_gradient_swapped"]             # k_w 3 = W_out 3
+    assert not d(input=[1, 1, 4, 3])["input_gradient_swapped"]             # W_out 1, the window spans the input
+    assert not d(input=[1, 2, 4, 4], groups=2)["input_gradient_swapped"]   # grouped: never swapped
+    found = derived(Params(input=[2, 7, 8, 4], layout="NHWC", out_channels=3, kernel_size=[5, 2], stride=2,
+                           dilation=[2, 1], padding=[2, 0, 1, 2], bias=True).model_dump(), {})
+    assert found["input_gradient_group_axis"] == [False, True] and found["input_gradient_swapped"]
+
 def test_oracle_imports_only_numpy():
     """The oracle shares nothing with the semantics, the adapters or the numba kernels: it imports numpy, the
     standard library, and Numba and threadpoolctl for its compiled loops (Note [Compiled conv2d oracle loops])."""

@@ -7,6 +7,8 @@ framework's own. Then each result is checked against the shipped registry:
 every failing result is matched by an entry that expects its verdict (the
 entry recognises the divergence, whatever the case is called), and no entry
 matches a result that passes (the entry never claims a case without it).
+Entries whose edge a framework's rule draws are checked on near misses on both sides of it (F3, F5, F7,
+PL1, PL4 on MindSpore and TensorFlow; J4 on jax.lax's gradients).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 
 import pytest
 
-from harness import divergences
+from harness import divergences, envs
 from harness.backends import matches
 from harness.compare import GREEN
 from tests.helpers import ROOT, conform, write
@@ -287,3 +289,46 @@ def test_size_entries_reach_exactly_as_far_as_the_truncating_divisions(tmp_path)
                        "PL4-mindspore-avg-ceil-window-larger-than-input": {"pl4-avg-o3-s3", "pl4-avg-o4-s3"},
                        "F7-mindspore-conv2d-dilated-window-past-input": {"f7-o4-s4"},
                        "F6-tf-conv2d-zero-size-output": {"f7-o4-s4", "f7-o4-s3"}}, matched
+
+
+# J4 (XLA's conv operand swapper on the convolution of dy that gives dx): the trigger and the call it was found
+# in, then one change at a time from the trigger, each of which computes. Rows: k 2, s 2, pad before 1, the last
+# window on the last row (the "group" axis); columns: a kernel of 3 over W_out 2 (what makes XLA swap).
+J4_CASES = """
+    op: conv2d
+    defaults: {input: [1, 1, 4, 4], out_channels: 2, kernel_size: [2, 3], stride: [2, 1], padding: [1, 1, 0, 0],
+               mode: backward}
+    cases:
+      - {id: j4, bias: true}
+      - {id: j4-pad-after-2-nhwc-f64, padding: [1, 2, 0, 0], layout: NHWC, input: [1, 4, 4, 1], dtype: float64}
+      - {id: j4-fuzz-conv2d-2-17, input: [2, 7, 8, 4], layout: NHWC, out_channels: 3, kernel_size: [5, 2],
+         stride: 2, dilation: [2, 1], padding: [2, 0, 1, 2], bias: true}
+      - {id: near-stride-1, stride: 1}
+      - {id: near-pad-before-0, padding: [0, 1, 0, 0]}
+      - {id: near-pad-after-3, padding: [1, 3, 0, 0]}
+      - {id: near-odd-rows, input: [1, 1, 5, 4]}
+      - {id: near-two-dy-rows, input: [1, 1, 2, 4]}        # the kept window of 2 fits dy's 2 rows
+      - {id: near-kernel-fits-dy, input: [1, 1, 4, 5]}     # k_w 3 = W_out 3: no swap
+      - {id: near-full-window, input: [1, 1, 4, 3]}        # W_out 1, the window spans the input: XLA counts 3
+      - {id: near-groups, input: [1, 2, 4, 4], groups: 2}  # grouped convolutions are never swapped
+      - {id: near-kernel-3-stride-3, input: [1, 1, 6, 4], kernel_size: [3, 3], stride: [3, 1], padding: [2, 2, 0, 0]}
+"""
+
+
+@pytest.mark.skipif(envs.uv_binary() is None, reason="uv is not installed (make setup installs it)")
+def test_the_xla_input_gradient_entry_matches_exactly_the_calls_that_abort(tmp_path):
+    cases = write(tmp_path / "j4.yaml", J4_CASES)
+    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
+    out = tmp_path / "raw"
+    conform("run", cases, "--backends", "jax.lax", "--registry", empty, "--out", out, "--quiet")
+    report = json.loads((out / "report.json").read_text())
+    verdicts = {}
+    for r in report["results"]:
+        verdicts.setdefault(r["case"], set()).add(r["verdict"])
+    trigger = {c for c in verdicts if c.startswith("j4")}
+    # JAX behaves as the cases say (so the test checks the entry, not a stale assumption)
+    assert {c: v for c, v in verdicts.items() if c in trigger} == {c: {"crash"} for c in trigger}, verdicts
+    assert {c: v for c, v in verdicts.items() if c not in trigger} == {c: {"pass"} for c in verdicts
+                                                                       if c not in trigger}, verdicts
+    matched = exact_matches(report, divergences.load(SHIPPED))
+    assert matched == {"J4-xla-conv2d-input-gradient-abort": trigger}, matched

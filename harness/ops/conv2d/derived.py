@@ -8,6 +8,8 @@ guard of harness/memory.py), ``flops`` a call's work (``conform bench``).
 
 from __future__ import annotations
 
+from math import prod
+
 from harness.ops.conv2d.oracle import BLOCK_BYTES
 from harness.ops.conv2d.semantics import InvalidCall, Params, axis_sizes, nchw, resolve, split_padding
 from harness.ops.fields import pair
@@ -95,7 +97,32 @@ DERIVED = {
     "out_size_floor": "[h, w]: floor((padded − K) / stride) + 1, the size rounded toward −∞ (0 when −stride ≤ "
                       "padded − K < 0; ``out_size`` gives padded − K there instead)",
     "output_shape_equals_input": "out_size == in_size and out_channels == C_in (the output has the input's shape)",
+    "input_gradient_group_axis": "[h, w]: kernel 2, stride 2, dilation 1, pad before 1 and the last window starting "
+                                 "on the last input row, so that the convolution of dy giving dx is unpadded there "
+                                 "(window 2, base dilation 2, stride 1): an axis XLA's conv operand swapper takes "
+                                 "for a 'group' dimension and keeps as it is (J4)",
+    "input_gradient_swapped": "XLA's conv operand swapper swaps the operands of the convolution of dy giving dx "
+                              "(ungrouped; over the axes it takes for neither group nor contraction dimensions, "
+                              "the kernel's sizes multiply to more than dy's: J4)",
 }
+
+
+def _input_gradient_axis(size: int, k: int, s: int, d: int, lo: int, out: int) -> tuple[bool, bool, int, int]:
+    """One axis of the convolution that computes dx as XLA's ``SwapConvolutionOperandsIfBeneficial`` reads it.
+
+    That convolution (JAX's ``_conv_general_dilated_transpose_lhs``: the forward convolution's adjoint) takes
+    dy dilated by the stride (base dilation ``s``), the flipped kernel (window ``k``, dilation ``d``, window
+    stride 1) and the padding ``(K − 1 − lo, size + lo − (out − 1)·s − 1)``. Returns ``(group, contraction,
+    kernel, swapped)``: whether the swapper keeps the axis as a group dimension (window k, base dilation k,
+    stride k − 1, unpadded, undilated) or a contraction (window = dy's size, no dilations, unpadded), and the
+    axis's factor in the kernel's and the swapped kernel's size products it compares.
+    """
+    before, after = d * (k - 1) - lo, size + lo - (out - 1) * s - 1
+    plain = before == 0 and after == 0 and d == 1
+    group = plain and s == k and k - 1 == 1     # base dilation k and window stride k − 1, which is 1 here
+    contraction = plain and k == out and s == 1
+    full = out == 1 and d == 1 and before == after == k - 1   # one dy element, padded by k − 1 on both sides
+    return group, contraction, k, k if full else out
 
 
 def derived(params: dict, data: dict) -> dict:
@@ -109,6 +136,10 @@ def derived(params: dict, data: dict) -> dict:
     resolved_pads = [p for lo, hi, _ in axes for p in (lo, hi)]
     padded = [size + lo + hi for size, (lo, hi, _) in zip((h, w), axes)]
     groups = max(params.get("groups", 1), 1)
+    sizes = [out for *_, out in axes]
+    dx_axes = [_input_gradient_axis(size, k, s, d, lo, out) if out >= 1 else (False, False, 1, 1)
+               for size, k, s, d, (lo, _, out) in zip((h, w), ks, ss, ds, axes)]
+    kept = [a for a in dx_axes if not (a[0] or a[1])]
     try:
         resolve(Params.model_validate(params))
         valid = True
@@ -133,6 +164,9 @@ def derived(params: dict, data: dict) -> dict:
         "out_size_truncated_plus_one": [int((p - e) / s) + 1 for p, e, s in zip(padded, eff, ss)],
         "out_size_floor": [(p - e) // s + 1 for p, e, s in zip(padded, eff, ss)],
         "output_shape_equals_input": [out for *_, out in axes] == [h, w] and params["out_channels"] == c_in,
+        "input_gradient_group_axis": [a[0] for a in dx_axes],
+        "input_gradient_swapped": groups == 1 and min(sizes) >= 1
+                                  and prod(a[2] for a in kept) > prod(a[3] for a in kept),
     }
 
 
