@@ -3,9 +3,11 @@
 
 Three rules for pytest-xdist (``make test``: two workers, ``--dist loadgroup``):
 
-* The longest modules run first: xdist hands out work in collection order, so a two-minute test
-  collected last (``test_quiet.py`` sorts late) would run alone on one worker while the other idles. The
-  list is the ``--durations`` report of ``make test`` (longest first); order among the rest is unchanged.
+* The longest modules run first: xdist hands out work in collection order (``make test`` passes
+  ``--no-loadscope-reorder``: by default xdist sends the groups with the most tests first), so a two-minute
+  test collected last (``test_quiet.py`` sorts late) would run alone on one worker while the other idles.
+  The list is the ``--durations`` report of ``make test``, per module or group (longest first); order among
+  the rest is unchanged.
 * The tests that share a module-scoped fixture of their module (a real run of a suite, a hunt) run on one
   worker: ``loadgroup`` hands out ungrouped tests one by one, so a module's tests landed on both workers and
   each worker ran the fixture again (13 fixtures twice in one ``make test``). Those tests get the
@@ -20,9 +22,11 @@ import pytest
 
 collect_ignore_glob = ["*.yaml", "*.yml"]
 
-LONGEST_FIRST = ("test_quiet.py", "test_registry_scope.py", "test_deadlines.py", "test_ray_executor.py",
-                 "test_hunt.py", "test_shards_merge.py", "test_false_alarms.py", "test_reliability.py",
-                 "test_claims.py", "test_reports.py")
+LONGEST_FIRST = ("test_quiet.py", "test_hunt.py", "test_registry_scope.py", "test_deadlines.py",
+                 "test_shards_merge.py", "test_end_to_end.py", "test_mapping.py", "test_reports.py",
+                 "test_ray_executor.py", "test_false_alarms.py", "test_claims.py", "test_mapping_pooling.py",
+                 "test_gradients_mindspore.py", "test_mindspore_ops.py", "test_report_browser.py",
+                 "test_reliability.py", "test_conv2d_op.py")
 
 
 def shares_a_module_fixture(item) -> bool:
