@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 conform: $(STAMP)
 	$(BIN)/conform run cases --mode both --out $(OUT) $(ARGS)
 
-# Two pytest-xdist workers (the machine's two cores); tests that must not overlap share an xdist_group.
+# Two pytest-xdist workers (the machine's two cores); tests that must not overlap, or share a module's
+# fixture, share an xdist_group (tests/conftest.py). --no-loadscope-reorder: work goes out in collection
+# order, longest first (tests/conftest.py), not xdist's default of the groups with most tests first.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25 $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder --durations=25 $(ARGS)
 
 # Headless Chromium for the report's browser test (tests/test_report_browser.py): Debian's
 # package, driven by Playwright with executable_path (never `playwright install`). Idempotent;

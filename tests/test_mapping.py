@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -63,34 +64,64 @@ SEED_PAGE = ROOT.parent / "shared" / "seeds" / "000_e520289a08214ef6.txt"
 
 SIGNATURES = r"""
 import inspect, json, re, sys
-which, api = sys.argv[1], sys.argv[2].split(".")[-1]
-if which == "tf.nn":
-    import tensorflow as tf
-    out = {"api": list(inspect.signature(getattr(tf.nn, api)).parameters)}
-elif which == "torch.functional":
-    import torch.nn.functional as F
-    head = re.search(api + r"\((.*?)\)", getattr(F, api).__doc__).group(1)
-    out = {"api": [part.split("=")[0].strip() for part in head.split(",")]}
-elif which == "tf.keras":
-    import os
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    import keras
-    layer = getattr(keras.layers, api)
-    out = {"api": list(inspect.signature(layer.__init__).parameters)[1:]
-                  + list(inspect.signature(keras.layers.Layer.__init__).parameters)[1:],   # **kwargs: dtype, name
-           "forward": list(inspect.signature(layer.call).parameters)[1:],
-           "weights": list(inspect.signature(keras.layers.Layer.set_weights).parameters)[1:]}
-else:
-    from mindspore import nn
-    cell = getattr(nn, api)
-    out = {"api": list(inspect.signature(cell.__init__).parameters)[1:],
-           "forward": list(inspect.signature(cell.construct).parameters)[1:]}
-print("SIGNATURE " + json.dumps(out))
+which = sys.argv[1]
+for arg in sys.argv[2:]:
+    api = arg.split(".")[-1]
+    if which == "tf.nn":
+        import tensorflow as tf
+        out = {"api": list(inspect.signature(getattr(tf.nn, api)).parameters)}
+    elif which == "torch.functional":
+        import torch.nn.functional as F
+        head = re.search(api + r"\((.*?)\)", getattr(F, api).__doc__).group(1)
+        out = {"api": [part.split("=")[0].strip() for part in head.split(",")]}
+    elif which == "tf.keras":
+        import os
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+        import keras
+        layer = getattr(keras.layers, api)
+        out = {"api": list(inspect.signature(layer.__init__).parameters)[1:]
+                      + list(inspect.signature(keras.layers.Layer.__init__).parameters)[1:],   # **kwargs: dtype, name
+               "forward": list(inspect.signature(layer.call).parameters)[1:],
+               "weights": list(inspect.signature(keras.layers.Layer.set_weights).parameters)[1:]}
+    else:
+        from mindspore import nn
+        cell = getattr(nn, api)
+        out = {"api": list(inspect.signature(cell.__init__).parameters)[1:],
+               "forward": list(inspect.signature(cell.construct).parameters)[1:]}
+    print("SIGNATURE " + json.dumps([arg, out]))
 """
 
 
 def _decls(backend, op=OP):
     return mapping.declarations(backend, op)
+
+
+def introspect(script: str, backend: str, args: list[str]) -> dict:
+    """Run ``script backend ARGS...`` in a fresh process (the framework's real API, imported once for all of
+    them): what it printed for each argument, as ``SIGNATURE [arg, signature]`` lines."""
+    proc = subprocess.run([sys.executable, "-c", script, backend, *args], capture_output=True, text=True,
+                          timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_v": "3", **os.environ})
+    found = dict(json.loads(ln[len("SIGNATURE "):]) for ln in proc.stdout.splitlines() if ln.startswith("SIGNATURE "))
+    assert set(found) == set(args), proc.stdout + proc.stderr
+    return found
+
+
+def introspection_cache():
+    """``introspect``, remembered per (script, backend, arguments): the subprocess's cost is the framework's
+    import, so each framework's is paid once for every operator."""
+    seen = {}
+
+    def signature_of(script: str, backend: str, args: list[str]) -> dict:
+        key = (script, backend, tuple(args))
+        if key not in seen:
+            seen[key] = introspect(script, backend, args)
+        return seen[key]
+    return signature_of
+
+
+@pytest.fixture(scope="module")
+def signatures():
+    return introspection_cache()
 
 
 def _cell_name(cell: str):
@@ -120,14 +151,8 @@ def test_declarations_name_canonical_parameters_and_cover_them(op):
 @needs_frameworks
 @pytest.mark.parametrize("op", OPERATORS)
 @pytest.mark.parametrize("backend", SURFACES)
-def test_declared_names_are_parameters_of_the_real_api(backend, op):
-    proc = subprocess.run([sys.executable, "-c", SIGNATURES, backend, APIS[op][backend]], capture_output=True,
-                          text=True,
-                          timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_v": "3",
-                                            **{k: v for k, v in __import__("os").environ.items()}})
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("SIGNATURE ")]
-    assert line, proc.stdout + proc.stderr
-    signature = json.loads(line[0][len("SIGNATURE "):])
+def test_declared_names_are_parameters_of_the_real_api(backend, op, signatures):
+    signature = signatures(SIGNATURES, backend, [APIS[o][backend] for o in OPERATORS])[APIS[op][backend]]
     for key, d in _decls(backend, op).items():
         if d.name is None:
             continue
@@ -181,20 +206,22 @@ def _pick_cases(op):
     return list(chosen.values())
 
 
-@pytest.fixture(scope="module", params=OPERATORS)
-def real_results(request, tmp_path_factory):
-    op = request.param
-    result = run(_pick_cases(op), RunOptions(backends=SURFACES, out=tmp_path_factory.mktemp("mapping"), jobs=2))
-    return op, result.results
+@pytest.fixture(scope="module")
+def real_results(tmp_path_factory):
+    """One run of every operator's picked cases on SURFACES and issue 13's surfaces (SURFACE_APIS): one
+    worker per framework surface for all of the checks below."""
+    cases = [c for op in OPERATORS for c in _pick_cases(op)]
+    backends = SURFACES + [b for b in SURFACE_APIS[OPERATORS[0]] if b not in SURFACES]
+    return run(cases, RunOptions(backends=backends, out=tmp_path_factory.mktemp("mapping"), jobs=2)).results
 
 
 @needs_frameworks
+@pytest.mark.parametrize("op", OPERATORS)
 @pytest.mark.parametrize("backend", SURFACES)
-def test_every_declaration_matches_the_calls_the_adapter_makes(backend, real_results):
-    op, real_results = real_results
+def test_every_declaration_matches_the_calls_the_adapter_makes(backend, op, real_results):
     decls = _decls(backend, op)
     by_name = {d.name: d for d in decls.values() if d.name}
-    results = [r for r in real_results if r["backend"] == backend]
+    results = [r for r in real_results if r["backend"] == backend and r["op"] == op]
     assert results and all(r["verdict"] not in ("unexpected_error", "crash") for r in results), \
         [(r["case"], r["verdict"], r["reason"]) for r in results if r["verdict"] in ("unexpected_error", "crash")]
     for canon in mapping.canonical(op):
@@ -314,19 +341,21 @@ SURFACE_APIS = {"conv2d_transpose": {"torch.nn": "torch.nn.ConvTranspose2d",
                 "conv2d": {"torch.nn": "torch.nn.Conv2d", "mindspore.ops": "mindspore.ops.Conv2D"}}
 SURFACE_SIGNATURES = r"""
 import inspect, json, sys
-which, api = sys.argv[1], sys.argv[2].split(".")[-1]
-if which == "torch.nn":
-    import torch
-    cls = getattr(torch.nn, api)
-    module = cls(2, 2, 1)
-    out = {"api": list(inspect.signature(cls.__init__).parameters)[1:],
-           "forward": list(inspect.signature(cls.forward).parameters)[1:], "state": list(module.state_dict())}
-else:
-    from mindspore import ops
-    out = {"api": list(inspect.signature(getattr(ops, api).__init__).parameters)[1:],
-           "forward": list(getattr(ops, api)(2, 1).input_names),
-           "bias_add": list(inspect.signature(ops.bias_add).parameters)}
-print("SIGNATURE " + json.dumps(out))
+which = sys.argv[1]
+for arg in sys.argv[2:]:
+    api = arg.split(".")[-1]
+    if which == "torch.nn":
+        import torch
+        cls = getattr(torch.nn, api)
+        module = cls(2, 2, 1)
+        out = {"api": list(inspect.signature(cls.__init__).parameters)[1:],
+               "forward": list(inspect.signature(cls.forward).parameters)[1:], "state": list(module.state_dict())}
+    else:
+        from mindspore import ops
+        out = {"api": list(inspect.signature(getattr(ops, api).__init__).parameters)[1:],
+               "forward": list(getattr(ops, api)(2, 1).input_names),
+               "bias_add": list(inspect.signature(ops.bias_add).parameters)}
+    print("SIGNATURE " + json.dumps([arg, out]))
 """
 
 
@@ -345,13 +374,9 @@ def test_new_surface_declarations_cover_the_canonical_parameters(backend, op):
 @needs_frameworks
 @pytest.mark.parametrize("op", OPERATORS)
 @pytest.mark.parametrize("backend", ["torch.nn", "mindspore.ops"])
-def test_new_surface_names_are_parameters_of_the_real_api(backend, op):
-    proc = subprocess.run([sys.executable, "-c", SURFACE_SIGNATURES, backend, SURFACE_APIS[op][backend]],
-                          capture_output=True, text=True, timeout=300,
-                          env={"GLOG_v": "3", **__import__("os").environ})
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("SIGNATURE ")]
-    assert line, proc.stdout + proc.stderr
-    signature = json.loads(line[0][len("SIGNATURE "):])
+def test_new_surface_names_are_parameters_of_the_real_api(backend, op, signatures):
+    signature = signatures(SURFACE_SIGNATURES, backend,
+                           [SURFACE_APIS[o][backend] for o in OPERATORS])[SURFACE_APIS[op][backend]]
     for key, d in _decls(backend, op).items():
         if d.name:
             params = signature[d.call]
@@ -361,11 +386,11 @@ def test_new_surface_names_are_parameters_of_the_real_api(backend, op):
 
 @needs_frameworks
 @pytest.mark.parametrize("op", OPERATORS)
-def test_new_surface_declarations_match_the_calls_the_adapters_make(op, tmp_path):
+def test_new_surface_declarations_match_the_calls_the_adapters_make(op, real_results):
     from harness.backends import load_class, registry
     from harness.runner import prepare
     cases = {c.id: c for c in _pick_cases(op)}
-    results = run(list(cases.values()), RunOptions(backends=list(SURFACE_APIS[op]), out=tmp_path, jobs=2)).results
+    results = [r for r in real_results if r["op"] == op]
     for backend, api in SURFACE_APIS[op].items():
         decls = _decls(backend, op)
         mine = [r for r in results if r["backend"] == backend]

@@ -10,13 +10,8 @@ A concept a surface cannot pose at all says ``unsupported`` in its convention.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
-from test_mapping import ROOT, _calls, _passes, needs_frameworks
+from test_mapping import ROOT, _calls, _passes, introspection_cache, needs_frameworks
 
 from harness import mapping
 from harness.cases import load_suite
@@ -35,30 +30,32 @@ API = {("tf.nn", "avg_pool2d"): "tf.nn.avg_pool2d", ("tf.nn", "max_pool2d"): "tf
 
 SIGNATURES = r"""
 import inspect, json, re, sys
-which, op = sys.argv[1], sys.argv[2]
-if which == "tf.nn":
-    import tensorflow as tf
-    out = {"api": list(inspect.signature(getattr(tf.nn, op)).parameters)}
-elif which == "torch.functional":
-    import torch.nn.functional as F
-    head = re.search(op + r"\((.*?)\)", getattr(F, op).__doc__).group(1)
-    out = {"api": [part.split("=")[0].strip() for part in head.split(",")]}
-    if op == "max_pool2d":   # a boolean dispatch: its docstring has no signature line
-        out = {"api": list(inspect.signature(F._max_pool2d).parameters)}
-elif which == "tf.keras":
-    import os
-    os.environ["KERAS_BACKEND"] = "tensorflow"
-    import keras
-    layer = {"avg_pool2d": keras.layers.AveragePooling2D, "max_pool2d": keras.layers.MaxPooling2D}[op]
-    out = {"api": list(inspect.signature(layer.__init__).parameters)[1:]
-                  + list(inspect.signature(keras.layers.Layer.__init__).parameters)[1:],   # **kwargs: dtype, name
-           "forward": list(inspect.signature(layer.call).parameters)[1:]}
-else:
-    from mindspore import nn
-    cell = {"avg_pool2d": nn.AvgPool2d, "max_pool2d": nn.MaxPool2d}[op]
-    out = {"api": list(inspect.signature(cell.__init__).parameters)[1:],
-           "forward": list(inspect.signature(cell.construct).parameters)[1:]}
-print("SIGNATURE " + json.dumps(out))
+which = sys.argv[1]
+for arg in sys.argv[2:]:
+    op = arg
+    if which == "tf.nn":
+        import tensorflow as tf
+        out = {"api": list(inspect.signature(getattr(tf.nn, op)).parameters)}
+    elif which == "torch.functional":
+        import torch.nn.functional as F
+        head = re.search(op + r"\((.*?)\)", getattr(F, op).__doc__).group(1)
+        out = {"api": [part.split("=")[0].strip() for part in head.split(",")]}
+        if op == "max_pool2d":   # a boolean dispatch: its docstring has no signature line
+            out = {"api": list(inspect.signature(F._max_pool2d).parameters)}
+    elif which == "tf.keras":
+        import os
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+        import keras
+        layer = {"avg_pool2d": keras.layers.AveragePooling2D, "max_pool2d": keras.layers.MaxPooling2D}[op]
+        out = {"api": list(inspect.signature(layer.__init__).parameters)[1:]
+                      + list(inspect.signature(keras.layers.Layer.__init__).parameters)[1:],   # **kwargs: dtype, name
+               "forward": list(inspect.signature(layer.call).parameters)[1:]}
+    else:
+        from mindspore import nn
+        cell = {"avg_pool2d": nn.AvgPool2d, "max_pool2d": nn.MaxPool2d}[op]
+        out = {"api": list(inspect.signature(cell.__init__).parameters)[1:],
+               "forward": list(inspect.signature(cell.construct).parameters)[1:]}
+    print("SIGNATURE " + json.dumps([arg, out]))
 """
 
 
@@ -77,15 +74,16 @@ def test_declarations_name_canonical_parameters_and_cover_them(op):
                 assert any(o.name == d.via for o in decls.values()), f"{backend}.{key}: via {d.via!r} undeclared"
 
 
+@pytest.fixture(scope="module")
+def signatures():
+    return introspection_cache()
+
+
 @needs_frameworks
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("backend", SURFACES)
-def test_declared_names_are_parameters_of_the_real_api(backend, op):
-    proc = subprocess.run([sys.executable, "-c", SIGNATURES, backend, op], capture_output=True, text=True,
-                          timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_v": "3", **os.environ})
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("SIGNATURE ")]
-    assert line, proc.stdout + proc.stderr
-    signature = json.loads(line[0][len("SIGNATURE "):])
+def test_declared_names_are_parameters_of_the_real_api(backend, op, signatures):
+    signature = signatures(SIGNATURES, backend, OPS)[op]
     for key, d in mapping.declarations(backend, op).items():
         if d.name is None:
             continue

@@ -9,6 +9,9 @@ entry recognises the divergence, whatever the case is called), and no entry
 matches a result that passes (the entry never claims a case without it).
 Entries whose edge a framework's rule draws are checked on near misses on both sides of it (F3, F5, F7,
 PL1, PL4 on MindSpore and TensorFlow; J4 on jax.lax's gradients).
+
+That run also holds the invalid calls and near misses of the tests further down (one run, one start-up of
+each framework's worker, instead of three); each test reads only the results of its own files.
 """
 
 from __future__ import annotations
@@ -94,16 +97,41 @@ def exact_matches(report: dict, registry) -> dict[str, set[str]]:
     return matched
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
-def test_shipped_entries_match_exactly_the_divergent_results(tmp_path):
-    fuzz = tmp_path / "fuzz.yaml"
+#: The operators' suites: cases/ without cases/claims, which holds claims only (the run would judge them
+#: in workers of their own, and no assertion here reads claims).
+SUITE = sorted(p for p in (ROOT / "cases").iterdir() if p.is_dir() and p.name != "claims")
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    """The one run on BACKENDS with an empty registry: the default suite, 300 fuzz cases, the user's cases and
+    the case files of INVALID_CASES and NEAR_MISSES; ``raw(*files)`` is its report with the results of those
+    files only (the default suite is ``SUITE``)."""
+    if MISSING:
+        pytest.skip(f"not installed: {', '.join(MISSING)}")
+    tmp = tmp_path_factory.mktemp("registry-scope")
+    fuzz = tmp / "fuzz.yaml"
     fuzz.write_text(conform("fuzz", 300, "--seed", 20261201).stdout)
-    user = write(tmp_path / "user.yaml", USER_CASES)
-    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
-    out = tmp_path / "raw"
-    conform("run", "cases", fuzz, user, "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
+    files = {"fuzz": fuzz, "user": write(tmp / "user.yaml", USER_CASES),
+             "invalid": write(tmp / "invalid.yaml", INVALID_CASES),
+             **{name: write(tmp / name, text) for name, text in NEAR_MISSES.items()}}
+    empty = write(tmp / "empty.yaml", "divergences: []\n")
+    out = tmp / "raw"
+    conform("run", *SUITE, *files.values(), "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
+    report = json.loads((out / "report.json").read_text())
+
+    def results_of(*names: str) -> dict:
+        paths = [files[n] if n in files else n for n in names]
+        mine = [r for r in report["results"]
+                if any((ROOT / r["file"]).resolve().is_relative_to(p.resolve()) for p in paths)]
+        assert mine, names
+        return {**report, "results": mine}
+    return results_of
+
+
+def test_shipped_entries_match_exactly_the_divergent_results(raw):
     registry = divergences.load(SHIPPED)
-    matched = exact_matches(json.loads((out / "report.json").read_text()), registry)
+    matched = exact_matches(raw(*SUITE, "fuzz", "user"), registry)
     ran = BACKENDS.split(",")   # every forward entry of a backend that ran is exercised (other surfaces, and
     # gradient entries: their own tests)
     assert set(matched) == {e.id for e in registry.entries
@@ -214,13 +242,8 @@ INVALID_CASES = """
 """
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
-def test_invalid_call_entries_do_not_claim_calls_the_framework_rejects_for_another_reason(tmp_path):
-    cases = write(tmp_path / "invalid.yaml", INVALID_CASES)
-    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
-    out = tmp_path / "raw"
-    conform("run", cases, "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
-    report = json.loads((out / "report.json").read_text())
+def test_invalid_call_entries_do_not_claim_calls_the_framework_rejects_for_another_reason(raw):
+    report = raw("invalid")
     verdicts = {(r["backend"], r["case"]): r["verdict"] for r in report["results"]}
     # The frameworks behave as the cases say (so the test checks the entries, not a stale assumption).
     assert verdicts["tf.nn", "f3"] == verdicts["mindspore.nn", "f3"] == "missing_error"
@@ -266,13 +289,8 @@ NEAR_MISSES = {
 }
 
 
-@pytest.mark.skipif(bool(MISSING), reason=f"not installed: {', '.join(MISSING)}")
-def test_size_entries_reach_exactly_as_far_as_the_truncating_divisions(tmp_path):
-    files = [write(tmp_path / name, text) for name, text in NEAR_MISSES.items()]
-    empty = write(tmp_path / "empty.yaml", "divergences: []\n")
-    out = tmp_path / "raw"
-    conform("run", *files, "--backends", BACKENDS, "--registry", empty, "--out", out, "--quiet")
-    report = json.loads((out / "report.json").read_text())
+def test_size_entries_reach_exactly_as_far_as_the_truncating_divisions(raw):
+    report = raw(*NEAR_MISSES)
     verdicts = {(r["backend"], r["case"]): r["verdict"] for r in report["results"]}
     assert [verdicts["tf.nn", c] for c in ("pl1-avg-o4-s3", "pl1-avg-o6-s3", "pl1-max-o4-s3", "pl1-max-o1-s3",
                                            "pl1-max-o1-s3-f64")] == ["missing_error", "pass", "missing_error",
