@@ -87,3 +87,44 @@ def test_reads_this_machines_runnable_count_and_load_average():
     running, load1 = threads._load()
     assert running >= 1     # at least this thread is running
     assert load1 >= 0.0
+
+
+_PASSIVE_PROBE = """
+import os, time, numpy as np
+from harness.kernels import threads
+from harness.ops.conv2d.numba_kernel import conv2d
+import numba
+numba.set_num_threads(2)
+x, w = np.ones((1, 256, 16, 16), np.float32), np.ones((128, 256, 3, 3), np.float32)
+for _ in range(3):                      # the kernel itself: two threads whatever the load
+    conv2d.__wrapped__(x, w, None, stride=2, dilation=1, groups=1, pads=(0, 1, 0, 1), out_hw=(8, 8))
+idle = time.process_time()
+time.sleep(0.3)
+idle = time.process_time() - idle
+print(threads.pool_is_passive(), numba.threading_layer(), 'OMP_WAIT_POLICY' in os.environ, round(idle * 1e3, 3))
+"""
+
+
+def test_the_pool_sleeps_between_calls_rather_than_spin():
+    """Note [Passive OpenMP pool]: in a fresh process the kernels' pool is libgomp's, started passive, the
+    variable gone from the environment after; after a two-thread call the process uses next to no CPU while
+    it waits (libgomp's default spin burns 3.4 ms of CPU after each region here)."""
+    import subprocess
+    import sys
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba has fewer than 2 threads here")
+    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_ENV}
+    out = subprocess.run([sys.executable, "-c", _PASSIVE_PROBE], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
+    assert out.returncode == 0, out.stderr
+    passive, layer, leaked, idle_ms = out.stdout.split()
+    if layer != "omp":
+        pytest.skip(f"Numba's threading layer here is {layer}, not libgomp")
+    assert (passive, leaked) == ("True", "False")
+    assert float(idle_ms) < 1.0          # CPU ms over 300 ms of waiting (spinning: 3.4, its whole spin): none
+
+
+def test_an_explicit_wait_policy_is_left_alone(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    assert threads.launch_passive() == threads.pool_is_passive()
+    assert os.environ["OMP_WAIT_POLICY"] == "active"

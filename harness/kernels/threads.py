@@ -1,4 +1,5 @@
-"""How many threads a Numba kernel call uses: Numba's, less the cores other processes keep busy.
+"""How Numba kernel calls use threads: Numba's pool started passive (Note [Passive OpenMP pool]), and
+each call's team: Numba's threads, less the cores other processes keep busy.
 
 A parallel region ends when its last thread does. On a shared machine (a CI
 runner, conform's own runner with several framework workers, other jobs) the
@@ -33,6 +34,30 @@ of the calls while torch ran cleanly on two threads (conv2d b1 4.9 against
 
 Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
 setting.
+
+Note [Passive OpenMP pool]
+--------------------------
+Numba's threading layer here is ``omp`` (GNU libgomp). By default libgomp's
+threads *spin* after a parallel region and at its closing barrier (300 000
+``pause`` loops, milliseconds on this CPU) before they sleep. When any other
+task is runnable, that is the stall: the pool thread, spinning between calls,
+has used its share of its core and waits a whole time slice behind the other
+task when the next region starts, while the calling thread spins at the
+closing barrier on the other core, so neither frees a core for the other.
+Measured (conv2d b2, 2 threads forced, 300 calls in one process, load 4.3 from
+other jobs): median 10.9 ms and 293 calls over 2 ms spinning, 0.42 ms and 2
+over 2 ms passive (one thread: 0.36 ms); a near-empty region: 7.6 ms against
+47 µs. This is the ~7 ms per call that ``conform bench`` saw on b2 of both
+operators whenever another process ran while the load average still said the
+machine was quiet (``_team`` then keeps both threads). ``launch_passive`` (run
+on import, before any kernel) starts Numba's pool with ``OMP_WAIT_POLICY=passive``:
+libgomp reads its environment once, as it loads, so the variable is set for
+that moment only (children and other OpenMP runtimes loaded later do not see
+it). A waiting thread then sleeps at once and a region's start wakes it (a
+futex wake, tens of µs); the caller sleeps at the closing barrier, freeing its
+core for a late thread. An explicit ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``
+in the environment is left alone; ``pool_is_passive`` says whether the pool
+was started this way.
 """
 
 from __future__ import annotations
@@ -47,7 +72,7 @@ from typing import Optional
 
 import numba
 
-__all__ = ["fit_threads", "fitting_threads"]
+__all__ = ["fit_threads", "fitting_threads", "launch_passive", "pool_is_passive"]
 
 _ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
 _CORES = os.cpu_count() or 1    # read once: os.cpu_count() takes ~2 µs
@@ -141,6 +166,42 @@ def fit_threads(kernel):
     return call
 
 
+_WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+_PASSIVE: dict = {"pool": False}
+
+
+def _libgomp_loaded() -> bool:
+    """Whether a GNU OpenMP runtime is already mapped into this process (then it has read its environment)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libgomp" in line for line in maps)
+    except OSError:
+        return False
+
+
+def launch_passive() -> bool:
+    """Start Numba's thread pool (if not yet started) with libgomp's passive wait policy (Note [Passive
+    OpenMP pool]); True if the pool runs that way. Nothing is changed when the pool has started already,
+    another libgomp is loaded, the environment chooses a wait policy, or the layer is not ``omp``."""
+    from numba.np.ufunc import parallel
+    if parallel._is_initialized or any(name in os.environ for name in _WAIT_ENV):
+        return _PASSIVE["pool"]
+    if str(numba.config.THREADING_LAYER).lower() not in ("default", "omp") or _libgomp_loaded():
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        numba.get_num_threads()                 # launches the layer: libgomp loads and reads its environment
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
+    _PASSIVE["pool"] = numba.threading_layer() == "omp"
+    return _PASSIVE["pool"]
+
+
+def pool_is_passive() -> bool:
+    """Whether Numba's pool was started by ``launch_passive`` (its threads sleep rather than spin)."""
+    return _PASSIVE["pool"]
+
+
 @contextlib.contextmanager
 def fitting_threads():
     """Within: ``numba.get_num_threads()`` is the number of cores free of other processes (at least 1,
@@ -152,3 +213,6 @@ def fitting_threads():
         yield
     finally:
         numba.set_num_threads(wanted)
+
+
+launch_passive()   # before any kernel runs: see Note [Passive OpenMP pool]
