@@ -83,6 +83,11 @@ depthwise convolutions, whose channel tiles filled half or 1/16 of each
 vector, now take the pixel path (grouped: 3.0 → 1.5 ms on one thread), as
 does the third shape (13.0 → 12.0 ms).
 
+Since, the rows path's tiles are at most 3 channel vectors (``_NB_ROWS``; was 4): a 16-column phase row
+is two 8 × 3 tiles, not 6 + 6 + 4 pixels × 4, and a step streams 3 weight vectors from L2 for 24
+FMAs. b2, one thread, CPU time of the call, median of 31-61 interleaved, load 7-9: 1.35-1.55 →
+1.20-1.45 ms (2 vectors: 1.28-1.54). The other shapes have at most 2 vectors per group.
+
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights too, and ``0 · inf`` is NaN where the definition has no term at
 all. So when ``w`` holds an inf or NaN (the repacking checks the weights to
@@ -113,6 +118,7 @@ from harness.ops.conv2d_transpose.numba_weights import pack_transposed_weights
 __all__ = ["conv2d_transpose"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
+_NB_ROWS = 3     # channel vectors per register tile on the rows path (3: 8-pixel tiles, see Measured)
 
 
 @njit(cache=True)
@@ -134,7 +140,7 @@ def _fill_bias(out, nhwc, n, y, x_lo, x_hi, x_step, biasp, cout):
 
 
 @njit(cache=True)
-def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes):
+def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max):
     """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
     nbatch, cin, h, wd = x.shape
     groups = wp.shape[0]
@@ -152,7 +158,7 @@ def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, la
     ring = qh + 1                       # input rows one output row can read
     wpad = 2 * qw + wd + MAX_PIX       # packed row: qw zeros | W values | zeros
     xend = min(wout, fw - left)         # output columns >= xend are past the full output
-    nb_main = min(4, (cog + lanes - 1) // lanes)
+    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
     wgroup = wp.shape[1]
     nrow = kh * kw * cig
     plane = hout * wout
@@ -297,11 +303,11 @@ def _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left):
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks):
+def _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
     for ch in prange(nchunks):
         _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
-              x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes)
+              x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max)
 
 
 def _pair(v, name):
@@ -378,11 +384,11 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
             transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
         return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(pack_transposed_weights(w, wp, lanes)):
+    if not np.isfinite(pack_transposed_weights(w, wp, lanes, _NB_ROWS)):
         _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
     else:
         nchunks = max(1, min(nbatch * hout, threads))
-        _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks)
+        _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, _NB_ROWS, nchunks)
     return _rounded(out, dtype)
 
 
