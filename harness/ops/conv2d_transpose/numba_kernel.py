@@ -32,8 +32,8 @@ im2col/col2im buffers.*
 - **Epilogue.** For NCHW a tile is transposed in registers (shuffle network),
   the bias added and each channel stored with masked vector stores (stride-2
   phases interleave through the masks); NHWC stores are contiguous.
-- **Parallelism.** ``prange`` over one contiguous block of output rows per
-  thread: blocks write disjoint rows, so there is no reduction and no race.
+- **Parallelism.** Chunks of consecutive output rows, claimed by the threads one at a time
+  (``harness.kernels.tasks``): chunks write disjoint rows, so there is no reduction and no race.
 - **Few channels per group** (``Cog`` ≤ ``L`` where the rows fill the
   vectors better than the channels would: grouped, depthwise, and
   ``Cog = L`` with rows of whole vectors): ``numba_pixels``, the same phases
@@ -110,6 +110,7 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
+from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d_transpose.numba_pixels import as_correlation, pixel_path, planes_size, transposed_pixels
@@ -303,11 +304,15 @@ def _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left):
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks):
+def _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks, nthreads):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
-    for ch in prange(nchunks):
-        _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
-              x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max)
+    counter = np.zeros(1, dtype=np.int64)
+    for th in prange(nthreads):
+        ch = claim(counter)
+        while ch < nchunks:
+            _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
+                  x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max)
+            ch = claim(counter)
 
 
 def _pair(v, name):
@@ -377,18 +382,20 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         elif sh == sw == 1 and top <= (kh - 1) * dh and left <= (kw - 1) * dw:
             as_correlation(x, w, groups, biasp, out, nhwc, dh, dw, top, left, lanes, threads)
         else:
-            nchunks = max(1, min(nbatch * groups, threads))
-            work = scratch(nchunks * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
+            nthreads = max(1, min(nbatch * groups, threads))
+            work = scratch(nthreads * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
             wv = np.empty(w.size, ct)
             pack_oc_weights(w, True, groups, wv)
-            transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
+            transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes,
+                              chunk_count(nbatch * groups, nthreads), nthreads)
         return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
     if not np.isfinite(pack_transposed_weights(w, wp, lanes, _NB_ROWS)):
         _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
     else:
-        nchunks = max(1, min(nbatch * hout, threads))
-        _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, _NB_ROWS, nchunks)
+        nthreads = max(1, min(nbatch * hout, threads))
+        _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, _NB_ROWS,
+                chunk_count(nbatch * hout, nthreads), nthreads)
     return _rounded(out, dtype)
 
 
