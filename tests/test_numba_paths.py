@@ -42,8 +42,10 @@ UNIT = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
 
 @pytest.fixture(autouse=True)
 def whole_team(monkeypatch):
-    """Numba's own thread count for every call, whatever the machine's load."""
+    """Numba's own thread count for every call, whatever the machine's load (or a stalled call before)."""
     monkeypatch.setattr(threads, "_load", lambda: None)
+    monkeypatch.setattr(threads, "_stalled", lambda wall, cpu: False)
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0, "next": threads._BACKOFF})
 
 
 def check_close(got, want, bound, dtype):

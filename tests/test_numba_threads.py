@@ -42,6 +42,8 @@ def two_threads():
     (None, 1, 2, 2),          # no /proc/loadavg: Numba's setting
 ])
 def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, load, ours, cores, expected):
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0, "next": threads._BACKOFF})
+    monkeypatch.setattr(threads, "_stalled", lambda wall, cpu: False)   # a preempted test is not the subject
     monkeypatch.setattr(threads, "_load", lambda: load)
     monkeypatch.setattr(threads, "_own_running", lambda upto=1 << 30: min(ours, upto))
     monkeypatch.setattr(threads, "_CORES", cores)
@@ -70,6 +72,7 @@ def test_counts_its_own_runnable_threads():
 
 
 def test_the_decorator_restores_the_team_when_the_kernel_raises(monkeypatch, two_threads):
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0, "next": threads._BACKOFF})
     monkeypatch.setattr(threads, "_load", lambda: (9, 6.0))
 
     @threads.fit_threads
@@ -89,42 +92,78 @@ def test_reads_this_machines_runnable_count_and_load_average():
     assert load1 >= 0.0
 
 
-_PASSIVE_PROBE = """
-import os, time, numpy as np
+_POOL_PROBE = """
+import ctypes, os, numba
 from harness.kernels import threads
-from harness.ops.conv2d.numba_kernel import conv2d
-import numba
-numba.set_num_threads(2)
-x, w = np.ones((1, 256, 16, 16), np.float32), np.ones((128, 256, 3, 3), np.float32)
-for _ in range(3):                      # the kernel itself: two threads whatever the load
-    conv2d.__wrapped__(x, w, None, stride=2, dilation=1, groups=1, pads=(0, 1, 0, 1), out_hw=(8, 8))
-idle = time.process_time()
-time.sleep(0.3)
-idle = time.process_time() - idle
-print(threads.pool_is_passive(), numba.threading_layer(), 'OMP_WAIT_POLICY' in os.environ, round(idle * 1e3, 3))
+from harness.ops.conv2d import numba_kernel   # noqa: F401  (the kernels' import starts the pool)
+print(threads.pool_spin(), numba.threading_layer(), 'GOMP_SPINCOUNT' in os.environ, flush=True)
+ctypes.CDLL("libgomp.so.1").omp_display_env(1)   # the runtime's own settings, to stderr
 """
 
 
-def test_the_pool_sleeps_between_calls_rather_than_spin():
-    """Note [Passive OpenMP pool]: in a fresh process the kernels' pool is libgomp's, started passive, the
-    variable gone from the environment after; after a two-thread call the process uses next to no CPU while
-    it waits (libgomp's default spin burns 3.4 ms of CPU after each region here)."""
+def test_the_pool_spins_a_bounded_while():
+    """Note [Bounded OpenMP spin]: in a fresh process the kernels' pool is libgomp's, started with the spin
+    count ``SPIN`` (as libgomp itself reports it), and the variable is gone from the environment after."""
     import subprocess
     import sys
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("Numba has fewer than 2 threads here")
     env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_ENV}
-    out = subprocess.run([sys.executable, "-c", _PASSIVE_PROBE], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", _POOL_PROBE], capture_output=True, text=True, env=env,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
     assert out.returncode == 0, out.stderr
-    passive, layer, leaked, idle_ms = out.stdout.split()
+    spin, layer, leaked = out.stdout.split()
     if layer != "omp":
         pytest.skip(f"Numba's threading layer here is {layer}, not libgomp")
-    assert (passive, leaked) == ("True", "False")
-    assert float(idle_ms) < 1.0          # CPU ms over 300 ms of waiting (spinning: 3.4, its whole spin): none
+    assert (spin, leaked) == (str(threads.SPIN), "False")
+    assert f"GOMP_SPINCOUNT = '{threads.SPIN}'" in out.stderr
 
 
 def test_an_explicit_wait_policy_is_left_alone(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "active")
-    assert threads.launch_passive() == threads.pool_is_passive()
+    assert threads.launch_pool() == threads.pool_spin()
     assert os.environ["OMP_WAIT_POLICY"] == "active"
+
+
+@pytest.fixture
+def fresh_stalls(monkeypatch):
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0, "next": threads._BACKOFF})
+
+
+def test_a_stalled_call_sends_the_next_calls_to_one_thread(monkeypatch, two_threads, fresh_stalls):
+    """Note [Stalled calls]: a two-thread call whose caller sat idle (here: asleep) for most of it puts the next
+    _BACKOFF calls on one thread, then the team is back; a call that stalls again doubles the run."""
+    import time
+    monkeypatch.setattr(threads, "_load", lambda: None)          # the load says nothing: the team is Numba's
+    teams = []
+
+    @threads.fit_threads
+    def kernel(stall):
+        teams.append(numba.get_num_threads())
+        if stall:
+            time.sleep(0.005)                                   # 5 ms of wall time, no CPU time
+    kernel(True)
+    for _ in range(threads._BACKOFF):
+        kernel(False)
+    assert teams == [2] + [1] * threads._BACKOFF
+    kernel(True)                                                # two threads again, and stalls again
+    assert teams[-1] == 2 and threads._STALLS == {"left": 2 * threads._BACKOFF, "next": 4 * threads._BACKOFF}
+    assert numba.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("wall, cpu, stalled", [
+    (5e-3, 0.0, True),          # asleep or preempted throughout
+    (10e-3, 7e-3, True),        # lost 3 ms of 10
+    (0.4e-3, 0.0, False),       # under _STALL_S: a short call's wake-up, not a stall
+    (40e-3, 35e-3, False),      # 5 ms lost of 40: under _STALL_SHARE
+    (2e-3, 2e-3, False),
+])
+def test_what_counts_as_a_stall(fresh_stalls, wall, cpu, stalled):
+    assert threads._stalled(wall, cpu) is stalled
+    assert threads._STALLS["left"] == (threads._BACKOFF if stalled else 0)
+
+
+def test_a_clean_call_resets_the_backoff(fresh_stalls):
+    for _ in range(10):
+        threads._stalled(5e-3, 0.0)
+    assert threads._STALLS["next"] == threads._BACKOFF_MAX          # doubled up to the cap
+    threads._stalled(1e-3, 1e-3)
+    assert threads._STALLS["next"] == threads._BACKOFF

@@ -2,9 +2,9 @@
 
 A ``prange`` over the threads, each taking the next chunk of the call's work
 (``claim``: an atomic counter) until none is left, instead of one fixed share
-per thread. A thread that starts late (woken from sleep: Numba's pool is
-passive, Note [Passive OpenMP pool] in ``harness.kernels.threads``), or is
-preempted by another process, then holds up the call by at most the chunk it
+per thread. A thread that starts late (woken from sleep after a pause
+between calls, Note [Bounded OpenMP spin] in ``harness.kernels.threads``), or
+is preempted by another process, then holds up the call by at most the chunk it
 is on: the others take the rest. With fixed shares the call waited for the
 late thread's whole share, up to the time of one thread doing everything.
 ``chunk_count`` says how many chunks a call's work is cut into.

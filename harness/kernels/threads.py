@@ -1,4 +1,4 @@
-"""How Numba kernel calls use threads: Numba's pool started passive (Note [Passive OpenMP pool]), and
+"""How Numba kernel calls use threads: Numba's pool with a bounded spin (Note [Bounded OpenMP spin]), and
 each call's team: Numba's threads, less the cores other processes keep busy.
 
 A parallel region ends when its last thread does. On a shared machine (a CI
@@ -35,29 +35,37 @@ of the calls while torch ran cleanly on two threads (conv2d b1 4.9 against
 Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
 setting.
 
-Note [Passive OpenMP pool]
+Note [Bounded OpenMP spin]
 --------------------------
 Numba's threading layer here is ``omp`` (GNU libgomp). By default libgomp's
-threads *spin* after a parallel region and at its closing barrier (300 000
-``pause`` loops, milliseconds on this CPU) before they sleep. When any other
-task is runnable, that is the stall: the pool thread, spinning between calls,
-has used its share of its core and waits a whole time slice behind the other
-task when the next region starts, while the calling thread spins at the
-closing barrier on the other core, so neither frees a core for the other.
-Measured (conv2d b2, 2 threads forced, 300 calls in one process, load 4.3 from
-other jobs): median 10.9 ms and 293 calls over 2 ms spinning, 0.42 ms and 2
-over 2 ms passive (one thread: 0.36 ms); a near-empty region: 7.6 ms against
-47 µs. This is the ~7 ms per call that ``conform bench`` saw on b2 of both
-operators whenever another process ran while the load average still said the
-machine was quiet (``_team`` then keeps both threads). ``launch_passive`` (run
-on import, before any kernel) starts Numba's pool with ``OMP_WAIT_POLICY=passive``:
-libgomp reads its environment once, as it loads, so the variable is set for
-that moment only (children and other OpenMP runtimes loaded later do not see
-it). A waiting thread then sleeps at once and a region's start wakes it (a
-futex wake, tens of µs); the caller sleeps at the closing barrier, freeing its
-core for a late thread. An explicit ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``
-in the environment is left alone; ``pool_is_passive`` says whether the pool
-was started this way.
+threads *spin* after a parallel region and at its closing barrier for 300 000
+``pause`` loops (3.4 ms on this CPU) before they sleep. When any other task is
+runnable, that is the stall: the pool thread, spinning between calls, has used
+its share of its core and waits a whole time slice behind the other task when
+the next region starts, while the calling thread spins at the closing barrier
+on the other core. Measured (conv2d b2, 2 threads forced, 300 calls in one
+process, load 4.3 from other jobs): median 10.9 ms and 293 calls over 2 ms; a
+near-empty region 7.6 ms. This is the ~7 ms per call that ``conform bench``
+saw on b2 of both operators whenever another process ran while the load
+average still said the machine was quiet (``_team`` then keeps both threads).
+
+Not spinning at all (``OMP_WAIT_POLICY=passive``) ends that stall (0.42 ms,
+2 calls over 2 ms) but, on an idle machine, makes every region serial: this
+VM's kernel packs woken tasks onto busy vCPUs (``sched_vcpu_pack``), so the
+woken pool thread preempts the caller on its own core instead of starting on
+the idle one (a region of two 50 µs halves: 105 µs passive, 52 µs spinning;
+conv2d b2: 0.46 ms passive, 0.25 spinning ~1 ms, 0.27 the default). So the
+pool is started with ``GOMP_SPINCOUNT=100000`` (~1.1 ms here): longer than the
+gap between two calls of a benchmark run (0.3-0.45 ms for the small shapes,
+``Backend.run``'s own work), so on a quiet machine the pool thread is still
+spinning when the next call starts; short enough that a late thread costs a
+caller at most that, not a time slice. The kernels' work is claimed chunk by
+chunk (``harness.kernels.tasks``), so a thread that is late does not hold its
+share of the work either. ``launch_pool`` (run on import, before any kernel)
+sets the variable for libgomp's load only (it reads its environment once):
+children and OpenMP runtimes loaded later do not see it. An explicit
+``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment is left alone;
+``pool_spin`` says what the pool was started with.
 """
 
 from __future__ import annotations
@@ -72,7 +80,7 @@ from typing import Optional
 
 import numba
 
-__all__ = ["fit_threads", "fitting_threads", "launch_passive", "pool_is_passive"]
+__all__ = ["SPIN", "fit_threads", "fitting_threads", "launch_pool", "pool_spin"]
 
 _ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
 _CORES = os.cpu_count() or 1    # read once: os.cpu_count() takes ~2 µs
@@ -149,25 +157,59 @@ def _team(wanted: int) -> int:
 
 
 def fit_threads(kernel):
-    """Decorator: each call of ``kernel`` runs with the team ``fitting_threads`` gives. ~2 µs a call
-    when the team is Numba's setting, against ~7 for the context manager as a decorator (a generator,
-    ``os.cpu_count`` and two ``numba.set_num_threads`` every call): conv2d b2 takes 0.2 ms on two threads."""
+    """Decorator: each call of ``kernel`` runs with the team ``fitting_threads`` gives, or one thread while
+    a recent call stalled (``_stalled``). ~3 µs a call when the team is Numba's setting, against ~7 for the
+    context manager as a decorator (a generator, ``os.cpu_count`` and two ``numba.set_num_threads`` every
+    call): conv2d b2 takes 0.25 ms on two threads."""
     @functools.wraps(kernel)
     def call(*args, **kwargs):
         wanted = numba.get_num_threads()
         use = _team(wanted) if wanted > 1 else 1
-        if use == wanted:
-            return kernel(*args, **kwargs)
-        numba.set_num_threads(use)
+        if use > 1 and _STALLS["left"] > 0:
+            _STALLS["left"] -= 1
+            use = 1
+        if use > 1:
+            began, began_cpu = time.perf_counter(), time.thread_time()
+        if use != wanted:
+            numba.set_num_threads(use)
         try:
             return kernel(*args, **kwargs)
         finally:
-            numba.set_num_threads(wanted)
+            if use != wanted:
+                numba.set_num_threads(wanted)
+            if use > 1:
+                _stalled(time.perf_counter() - began, time.thread_time() - began_cpu)
     return call
 
 
+# Note [Stalled calls]: a call on several threads whose caller lost more than _STALL_S and _STALL_SHARE of
+# its time (wall time less the calling thread's CPU time: preempted, or asleep waiting for a pool thread
+# that no core ran) sends the next calls to one thread: _BACKOFF of them, doubling while the calls back on
+# several threads keep stalling (up to _BACKOFF_MAX), and back to _BACKOFF after one that did not. The load
+# average, ``_team``'s other signal, takes tens of seconds to see a process that just started: meanwhile
+# most two-thread calls of conv2d b2 took 5-10 ms (``conform bench`` as another job started: load 0.7 ->
+# 2.6 during the run), against 0.35 ms on one thread. On a quiet machine the caller computes or spins
+# through the whole call (lost time ~0).
+_STALL_S = 0.5e-3
+_STALL_SHARE = 0.25
+_BACKOFF, _BACKOFF_MAX = 4, 64
+_STALLS = {"left": 0, "next": _BACKOFF}
+
+
+def _stalled(wall: float, cpu: float) -> bool:
+    """Record a several-thread call's wall and calling-thread CPU time (s); True if it stalled."""
+    lost = wall - cpu
+    if lost > _STALL_S and lost > _STALL_SHARE * wall:
+        _STALLS["left"] = _STALLS["next"]
+        _STALLS["next"] = min(2 * _STALLS["next"], _BACKOFF_MAX)
+        return True
+    _STALLS["next"] = _BACKOFF
+    return False
+
+
 _WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-_PASSIVE: dict = {"pool": False}
+SPIN = 100_000   # libgomp's spin count for Numba's pool (Note [Bounded OpenMP spin])
+_POOL: dict = {"spin": None}
 
 
 def _libgomp_loaded() -> bool:
@@ -179,27 +221,27 @@ def _libgomp_loaded() -> bool:
         return False
 
 
-def launch_passive() -> bool:
-    """Start Numba's thread pool (if not yet started) with libgomp's passive wait policy (Note [Passive
-    OpenMP pool]); True if the pool runs that way. Nothing is changed when the pool has started already,
-    another libgomp is loaded, the environment chooses a wait policy, or the layer is not ``omp``."""
+def launch_pool() -> Optional[int]:
+    """Start Numba's thread pool (if not yet started) with libgomp's spin count ``SPIN`` (Note [Bounded
+    OpenMP spin]); returns ``pool_spin()``. Nothing is changed when the pool has started already, another
+    libgomp is loaded, the environment chooses a wait policy, or the layer is not ``omp``."""
     from numba.np.ufunc import parallel
     if parallel._is_initialized or any(name in os.environ for name in _WAIT_ENV):
-        return _PASSIVE["pool"]
+        return _POOL["spin"]
     if str(numba.config.THREADING_LAYER).lower() not in ("default", "omp") or _libgomp_loaded():
-        return False
-    os.environ["OMP_WAIT_POLICY"] = "passive"
+        return None
+    os.environ["GOMP_SPINCOUNT"] = str(SPIN)
     try:
         numba.get_num_threads()                 # launches the layer: libgomp loads and reads its environment
     finally:
-        del os.environ["OMP_WAIT_POLICY"]
-    _PASSIVE["pool"] = numba.threading_layer() == "omp"
-    return _PASSIVE["pool"]
+        del os.environ["GOMP_SPINCOUNT"]
+    _POOL["spin"] = SPIN if numba.threading_layer() == "omp" else None
+    return _POOL["spin"]
 
 
-def pool_is_passive() -> bool:
-    """Whether Numba's pool was started by ``launch_passive`` (its threads sleep rather than spin)."""
-    return _PASSIVE["pool"]
+def pool_spin() -> Optional[int]:
+    """The spin count ``launch_pool`` started Numba's pool with (None: not started by it)."""
+    return _POOL["spin"]
 
 
 @contextlib.contextmanager
@@ -215,4 +257,4 @@ def fitting_threads():
         numba.set_num_threads(wanted)
 
 
-launch_passive()   # before any kernel runs: see Note [Passive OpenMP pool]
+launch_pool()   # before any kernel runs: see Note [Bounded OpenMP spin]
