@@ -45,7 +45,7 @@ def whole_team(monkeypatch):
     """Numba's own thread count for every call, whatever the machine's load (or a stalled call before)."""
     monkeypatch.setattr(threads, "_load", lambda: None)
     monkeypatch.setattr(threads, "_stalled", lambda wall, cpu: False)
-    monkeypatch.setattr(threads, "_STALLS", {"left": 0, "next": threads._BACKOFF})
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0})
 
 
 def check_close(got, want, bound, dtype):

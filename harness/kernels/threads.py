@@ -184,26 +184,25 @@ def fit_threads(kernel):
 
 # Note [Stalled calls]: a call on several threads whose caller lost more than _STALL_S and _STALL_SHARE of
 # its time (wall time less the calling thread's CPU time: preempted, or asleep waiting for a pool thread
-# that no core ran) sends the next calls to one thread: _BACKOFF of them, doubling while the calls back on
-# several threads keep stalling (up to _BACKOFF_MAX), and back to _BACKOFF after one that did not. The load
-# average, ``_team``'s other signal, takes tens of seconds to see a process that just started: meanwhile
-# most two-thread calls of conv2d b2 took 5-10 ms (``conform bench`` as another job started: load 0.7 ->
-# 2.6 during the run), against 0.35 ms on one thread. On a quiet machine the caller computes or spins
-# through the whole call (lost time ~0).
-_STALL_S = 0.5e-3
+# that no core ran) sends the next _BACKOFF calls to one thread. The load average, ``_team``'s other signal,
+# takes tens of seconds to see a process that just started: meanwhile most two-thread calls of conv2d b2
+# took 5-10 ms (``conform bench`` as another job started: load 0.7 -> 2.6 during the run), against 0.35 ms
+# on one thread. On a quiet machine the caller computes or spins through the whole call (lost time ~0). A
+# backoff that doubled while stalls recurred (up to 64 calls) kept whole benchmark cases (18 calls) on one
+# thread after a few passing stalls at load 1.3-1.5 (conv2d b3 10.2 ms against 5.1 on two threads): a fixed
+# run of calls costs at most those, and under lasting contention one call in _BACKOFF + 1 stalls.
+_STALL_S = 1e-3
 _STALL_SHARE = 0.25
-_BACKOFF, _BACKOFF_MAX = 4, 64
-_STALLS = {"left": 0, "next": _BACKOFF}
+_BACKOFF = 4
+_STALLS = {"left": 0}
 
 
 def _stalled(wall: float, cpu: float) -> bool:
     """Record a several-thread call's wall and calling-thread CPU time (s); True if it stalled."""
     lost = wall - cpu
     if lost > _STALL_S and lost > _STALL_SHARE * wall:
-        _STALLS["left"] = _STALLS["next"]
-        _STALLS["next"] = min(2 * _STALLS["next"], _BACKOFF_MAX)
+        _STALLS["left"] = _BACKOFF
         return True
-    _STALLS["next"] = _BACKOFF
     return False
 
 
