@@ -42,8 +42,10 @@ UNIT = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
 
 @pytest.fixture(autouse=True)
 def whole_team(monkeypatch):
-    """Numba's own thread count for every call, whatever the machine's load."""
+    """Numba's own thread count for every call, whatever the machine's load (or a stalled call before)."""
     monkeypatch.setattr(threads, "_load", lambda: None)
+    monkeypatch.setattr(threads, "_stalled", lambda wall, cpu: False)
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0})
 
 
 def check_close(got, want, bound, dtype):
@@ -106,7 +108,7 @@ CONV = [   # pixel vectors with 8/4/2/1-channel tiles; im2col blocks (the last f
          padding=[1, 0, 2, 3]),
     dict(input=[1, 64, 9, 9], out_channels=48, kernel_size=3, stride=2, padding=[1, 0, 0, 1]),
     dict(input=[1, 64, 7, 6], out_channels=64, kernel_size=3, dilation=[1, 2], padding="same"),
-    # one pixel vector, one image: the threads split the channels (22 = 12 + 4 + 4 + 2 on one thread)
+    # one pixel vector, one image: the channels are split into chunks of multiples of 4 (22: 4 + 4 + 8 + 6 on two threads)
     dict(input=[1, 64, 4, 4], out_channels=22, kernel_size=3, padding="same"),
     # K = 9360: blocks of at most 2 pixel vectors (a 4-vector block would pass 2 MB)
     dict(input=[1, 1040, 6, 6], out_channels=8, kernel_size=3, padding="same"),

@@ -42,6 +42,8 @@ def two_threads():
     (None, 1, 2, 2),          # no /proc/loadavg: Numba's setting
 ])
 def test_team_fits_the_free_cores_and_is_restored(monkeypatch, two_threads, load, ours, cores, expected):
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0})
+    monkeypatch.setattr(threads, "_stalled", lambda wall, cpu: False)   # a preempted test is not the subject
     monkeypatch.setattr(threads, "_load", lambda: load)
     monkeypatch.setattr(threads, "_own_running", lambda upto=1 << 30: min(ours, upto))
     monkeypatch.setattr(threads, "_CORES", cores)
@@ -70,6 +72,7 @@ def test_counts_its_own_runnable_threads():
 
 
 def test_the_decorator_restores_the_team_when_the_kernel_raises(monkeypatch, two_threads):
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0})
     monkeypatch.setattr(threads, "_load", lambda: (9, 6.0))
 
     @threads.fit_threads
@@ -87,3 +90,72 @@ def test_reads_this_machines_runnable_count_and_load_average():
     running, load1 = threads._load()
     assert running >= 1     # at least this thread is running
     assert load1 >= 0.0
+
+
+_POOL_PROBE = """
+import ctypes, os, numba
+from harness.kernels import threads
+from harness.ops.conv2d import numba_kernel   # noqa: F401  (the kernels' import starts the pool)
+print(threads.pool_spin(), numba.threading_layer(), 'GOMP_SPINCOUNT' in os.environ, flush=True)
+ctypes.CDLL("libgomp.so.1").omp_display_env(1)   # the runtime's own settings, to stderr
+"""
+
+
+def test_the_pool_spins_a_bounded_while():
+    """Note [Bounded OpenMP spin]: in a fresh process the kernels' pool is libgomp's, started with the spin
+    count ``SPIN`` (as libgomp itself reports it), and the variable is gone from the environment after."""
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_ENV}
+    out = subprocess.run([sys.executable, "-c", _POOL_PROBE], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
+    assert out.returncode == 0, out.stderr
+    spin, layer, leaked = out.stdout.split()
+    if layer != "omp":
+        pytest.skip(f"Numba's threading layer here is {layer}, not libgomp")
+    assert (spin, leaked) == (str(threads.SPIN), "False")
+    assert f"GOMP_SPINCOUNT = '{threads.SPIN}'" in out.stderr
+
+
+def test_an_explicit_wait_policy_is_left_alone(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
+    assert threads.launch_pool() == threads.pool_spin()
+    assert os.environ["OMP_WAIT_POLICY"] == "active"
+
+
+@pytest.fixture
+def fresh_stalls(monkeypatch):
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0})
+
+
+def test_a_stalled_call_sends_the_next_calls_to_one_thread(monkeypatch, two_threads, fresh_stalls):
+    """Note [Stalled calls]: a two-thread call whose caller sat idle (here: asleep) for most of it puts the next
+    _BACKOFF calls on one thread, then the team is back."""
+    import time
+    monkeypatch.setattr(threads, "_load", lambda: None)          # the load says nothing: the team is Numba's
+    teams = []
+
+    @threads.fit_threads
+    def kernel(stall):
+        teams.append(numba.get_num_threads())
+        if stall:
+            time.sleep(0.005)                                   # 5 ms of wall time, no CPU time
+    kernel(True)
+    for _ in range(threads._BACKOFF):
+        kernel(False)
+    assert teams == [2] + [1] * threads._BACKOFF
+    kernel(True)                                                # two threads again, and stalls again
+    assert teams[-1] == 2 and threads._STALLS == {"left": threads._BACKOFF}
+    assert numba.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("wall, cpu, stalled", [
+    (5e-3, 0.0, True),          # asleep or preempted throughout
+    (10e-3, 7e-3, True),        # lost 3 ms of 10
+    (0.9e-3, 0.0, False),       # under _STALL_S: a short call's wake-up, not a stall
+    (40e-3, 35e-3, False),      # 5 ms lost of 40: under _STALL_SHARE
+    (2e-3, 2e-3, False),
+])
+def test_what_counts_as_a_stall(fresh_stalls, wall, cpu, stalled):
+    assert threads._stalled(wall, cpu) is stalled
+    assert threads._STALLS["left"] == (threads._BACKOFF if stalled else 0)

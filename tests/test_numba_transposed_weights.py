@@ -12,7 +12,7 @@ pytest.importorskip("numba")
 from harness.ops.conv2d_transpose.numba_weights import pack_transposed_weights  # noqa: E402
 
 
-def _want(w, groups, lanes, dtype):
+def _want(w, groups, lanes, dtype, nb_max):
     cin, cog, kh, kw = w.shape
     cig, ntap = cin // groups, kh * kw
     nrow = ntap * cig
@@ -20,7 +20,7 @@ def _want(w, groups, lanes, dtype):
     for g in range(groups):
         ob0 = 0
         while ob0 < cog:
-            ob = min(4, -(-(cog - ob0) // lanes)) * lanes
+            ob = min(nb_max, -(-(cog - ob0) // lanes)) * lanes
             for t in range(ntap):
                 for ci in range(cig):
                     for o in range(min(ob, cog - ob0)):
@@ -36,12 +36,13 @@ def _want(w, groups, lanes, dtype):
     (1, 4, 37, (3, 1), np.float64),      # 8 lanes; a partial vector
     (1, 3, 5, (1, 1), np.float32),       # fewer channels than a vector: all one by one
 ])
-def test_blocks_follow_the_documented_layout(groups, cig, cog, k, dtype):
+@pytest.mark.parametrize("nb_max", [4, 3, 2])   # the kernel's _NB_ROWS: 3 (128 channels: blocks of 3, 3, 2 vectors)
+def test_blocks_follow_the_documented_layout(groups, cig, cog, k, dtype, nb_max):
     lanes = 16 if dtype == np.float32 else 8
     w = np.random.default_rng(3).standard_normal((groups * cig, cog, *k)).astype(dtype)
-    want = _want(w, groups, lanes, dtype)
+    want = _want(w, groups, lanes, dtype, nb_max)
     wp = np.full_like(want, np.nan)
-    assert pack_transposed_weights(w, wp, lanes) == 0.0
+    assert pack_transposed_weights(w, wp, lanes, nb_max) == 0.0
     np.testing.assert_array_equal(wp, want)
 
 

@@ -1,4 +1,5 @@
-"""How many threads a Numba kernel call uses: Numba's, less the cores other processes keep busy.
+"""How Numba kernel calls use threads: Numba's pool with a bounded spin (Note [Bounded OpenMP spin]), and
+each call's team: Numba's threads, less the cores other processes keep busy.
 
 A parallel region ends when its last thread does. On a shared machine (a CI
 runner, conform's own runner with several framework workers, other jobs) the
@@ -33,6 +34,38 @@ of the calls while torch ran cleanly on two threads (conv2d b1 4.9 against
 
 Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
 setting.
+
+Note [Bounded OpenMP spin]
+--------------------------
+Numba's threading layer here is ``omp`` (GNU libgomp). By default libgomp's
+threads *spin* after a parallel region and at its closing barrier for 300 000
+``pause`` loops (3.4 ms on this CPU) before they sleep. When any other task is
+runnable, that is the stall: the pool thread, spinning between calls, has used
+its share of its core and waits a whole time slice behind the other task when
+the next region starts, while the calling thread spins at the closing barrier
+on the other core. Measured (conv2d b2, 2 threads forced, 300 calls in one
+process, load 4.3 from other jobs): median 10.9 ms and 293 calls over 2 ms; a
+near-empty region 7.6 ms. This is the ~7 ms per call that ``conform bench``
+saw on b2 of both operators whenever another process ran while the load
+average still said the machine was quiet (``_team`` then keeps both threads).
+
+Not spinning at all (``OMP_WAIT_POLICY=passive``) ends that stall (0.42 ms,
+2 calls over 2 ms) but, on an idle machine, makes every region serial: this
+VM's kernel packs woken tasks onto busy vCPUs (``sched_vcpu_pack``), so the
+woken pool thread preempts the caller on its own core instead of starting on
+the idle one (a region of two 50 µs halves: 105 µs passive, 52 µs spinning;
+conv2d b2: 0.46 ms passive, 0.25 spinning ~1 ms, 0.27 the default). So the
+pool is started with ``GOMP_SPINCOUNT=100000`` (~1.1 ms here): longer than the
+gap between two calls of a benchmark run (0.3-0.45 ms for the small shapes,
+``Backend.run``'s own work), so on a quiet machine the pool thread is still
+spinning when the next call starts; short enough that a late thread costs a
+caller at most that, not a time slice. The kernels' work is claimed chunk by
+chunk (``harness.kernels.tasks``), so a thread that is late does not hold its
+share of the work either. ``launch_pool`` (run on import, before any kernel)
+sets the variable for libgomp's load only (it reads its environment once):
+children and OpenMP runtimes loaded later do not see it. An explicit
+``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment is left alone;
+``pool_spin`` says what the pool was started with.
 """
 
 from __future__ import annotations
@@ -47,7 +80,7 @@ from typing import Optional
 
 import numba
 
-__all__ = ["fit_threads", "fitting_threads"]
+__all__ = ["SPIN", "fit_threads", "fitting_threads", "launch_pool", "pool_spin"]
 
 _ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
 _CORES = os.cpu_count() or 1    # read once: os.cpu_count() takes ~2 µs
@@ -124,21 +157,90 @@ def _team(wanted: int) -> int:
 
 
 def fit_threads(kernel):
-    """Decorator: each call of ``kernel`` runs with the team ``fitting_threads`` gives. ~2 µs a call
-    when the team is Numba's setting, against ~7 for the context manager as a decorator (a generator,
-    ``os.cpu_count`` and two ``numba.set_num_threads`` every call): conv2d b2 takes 0.2 ms on two threads."""
+    """Decorator: each call of ``kernel`` runs with the team ``fitting_threads`` gives, or one thread while
+    a recent call stalled (``_stalled``). ~3 µs a call when the team is Numba's setting, against ~7 for the
+    context manager as a decorator (a generator, ``os.cpu_count`` and two ``numba.set_num_threads`` every
+    call): conv2d b2 takes 0.25 ms on two threads."""
     @functools.wraps(kernel)
     def call(*args, **kwargs):
         wanted = numba.get_num_threads()
         use = _team(wanted) if wanted > 1 else 1
-        if use == wanted:
-            return kernel(*args, **kwargs)
-        numba.set_num_threads(use)
+        if use > 1 and _STALLS["left"] > 0:
+            _STALLS["left"] -= 1
+            use = 1
+        if use > 1:
+            began, began_cpu = time.perf_counter(), time.thread_time()
+        if use != wanted:
+            numba.set_num_threads(use)
         try:
             return kernel(*args, **kwargs)
         finally:
-            numba.set_num_threads(wanted)
+            if use != wanted:
+                numba.set_num_threads(wanted)
+            if use > 1:
+                _stalled(time.perf_counter() - began, time.thread_time() - began_cpu)
     return call
+
+
+# Note [Stalled calls]: a call on several threads whose caller lost more than _STALL_S and _STALL_SHARE of
+# its time (wall time less the calling thread's CPU time: preempted, or asleep waiting for a pool thread
+# that no core ran) sends the next _BACKOFF calls to one thread. The load average, ``_team``'s other signal,
+# takes tens of seconds to see a process that just started: meanwhile most two-thread calls of conv2d b2
+# took 5-10 ms (``conform bench`` as another job started: load 0.7 -> 2.6 during the run; the pool then
+# passive), against 0.35 ms on one thread. On a quiet machine the caller computes or spins through the whole call (lost time ~0). A
+# backoff that doubled while stalls recurred (up to 64 calls) kept whole benchmark cases (18 calls) on one
+# thread after a few passing stalls at load 1.3-1.5 (conv2d b3 10.2 ms against 5.1 on two threads): a fixed
+# run of calls costs at most those, and under lasting contention one call in _BACKOFF + 1 stalls.
+_STALL_S = 1e-3
+_STALL_SHARE = 0.25
+_BACKOFF = 4
+_STALLS = {"left": 0}
+
+
+def _stalled(wall: float, cpu: float) -> bool:
+    """Record a several-thread call's wall and calling-thread CPU time (s); True if it stalled."""
+    lost = wall - cpu
+    if lost > _STALL_S and lost > _STALL_SHARE * wall:
+        _STALLS["left"] = _BACKOFF
+        return True
+    return False
+
+
+_WAIT_ENV = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+SPIN = 100_000   # libgomp's spin count for Numba's pool (Note [Bounded OpenMP spin])
+_POOL: dict = {"spin": None}
+
+
+def _libgomp_loaded() -> bool:
+    """Whether a GNU OpenMP runtime is already mapped into this process (then it has read its environment)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libgomp" in line for line in maps)
+    except OSError:
+        return False
+
+
+def launch_pool() -> Optional[int]:
+    """Start Numba's thread pool (if not yet started) with libgomp's spin count ``SPIN`` (Note [Bounded
+    OpenMP spin]); returns ``pool_spin()``. Nothing is changed when the pool has started already, another
+    libgomp is loaded, the environment chooses a wait policy, or the layer is not ``omp``."""
+    from numba.np.ufunc import parallel
+    if parallel._is_initialized or any(name in os.environ for name in _WAIT_ENV):
+        return _POOL["spin"]
+    if str(numba.config.THREADING_LAYER).lower() not in ("default", "omp") or _libgomp_loaded():
+        return None
+    os.environ["GOMP_SPINCOUNT"] = str(SPIN)
+    try:
+        numba.get_num_threads()                 # launches the layer: libgomp loads and reads its environment
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
+    _POOL["spin"] = SPIN if numba.threading_layer() == "omp" else None
+    return _POOL["spin"]
+
+
+def pool_spin() -> Optional[int]:
+    """The spin count ``launch_pool`` started Numba's pool with (None: not started by it)."""
+    return _POOL["spin"]
 
 
 @contextlib.contextmanager
@@ -152,3 +254,6 @@ def fitting_threads():
         yield
     finally:
         numba.set_num_threads(wanted)
+
+
+launch_pool()   # before any kernel runs: see Note [Bounded OpenMP spin]

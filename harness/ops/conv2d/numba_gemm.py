@@ -17,11 +17,15 @@ each row padded to ``W_out + taps' reach`` (b2: 72 positions), and repacked all
 - **Blocks.** A task is one ``(n, g)``, a block of ``NB`` pixel vectors and a
   range of output channels: it lays out its block of ``X`` (``K`` rows of
   ``NB·L`` pixels, zeros for padding and past the image) in the thread's
-  buffer, unless the previous task had the same block, then sweeps its
+  buffer, unless the thread's previous task had the same block, then sweeps its
   channels. ``NB`` is 4, or 2 or 1 when that leaves a thread without a block
   or a block past 2 MB (``K`` over 8192 in float32: a 1024-channel 3×3 layer
-  on one thread, 7.3 → 5.1 ms); the channels are split too when there are
-  still fewer tasks than threads.
+  on one thread, 7.3 → 5.1 ms); the channels are split too while there are
+  fewer than two tasks per thread. The threads claim tasks one at a time
+  (``harness.kernels.tasks``), numbered channel chunk first: with as many
+  blocks as threads each thread keeps its block for all its chunks, and a
+  thread that starts late leaves its later chunks to the others (which then
+  lay its block out again).
 - **Stores.** NCHW: a tile row is ``L`` consecutive outputs of one channel
   plane. NHWC: scattered by channel.
 
@@ -38,6 +42,7 @@ from numba import njit, prange
 
 from harness.kernels.gemm_tiles import copy_rows, gemm_block, gemm_sweep
 from harness.kernels.packing import pack_row
+from harness.kernels.tasks import claim
 
 __all__ = ["gemm", "gemm_buffer_size", "gemm_layout"]
 
@@ -47,7 +52,8 @@ _BLOCK_BYTES = 2 << 20   # an X block at most a 2 MB L2 (every channel tile swee
 
 def gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, k, itemsize):
     """``(NB, channel chunks per block, tasks)`` for ``threads`` threads and ``K = k`` (see the module's
-    Blocks): ``NB`` also as small as keeps an X block in ``_BLOCK_BYTES``, if one vector can."""
+    Blocks): ``NB`` also as small as keeps an X block in ``_BLOCK_BYTES``, if one vector can; channel
+    chunks so that there are two tasks per thread (a late thread's share goes to the other)."""
     nv = -(-(hout * wout) // lanes)
     nb = 4
     while nb > 1 and k * nb * lanes * itemsize > _BLOCK_BYTES:
@@ -55,7 +61,7 @@ def gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, k, itemsize):
     while nb > 1 and nbatch * groups * -(-nv // nb) < threads:
         nb //= 2
     blocks = nbatch * groups * -(-nv // nb)
-    chunks = max(1, min(-(-threads // blocks), -(-cog // 4)))
+    chunks = max(1, min(-(-2 * threads // blocks), -(-cog // 4)))   # two tasks a thread, where channels allow
     return nb, chunks, blocks * chunks
 
 
@@ -134,8 +140,9 @@ def _im2col(x, n, g, cig, kh, kw, sh, sw, dh, dw, top, left, wout, m0, pe, buf, 
 
 
 @njit(cache=True)
-def _tasks(lo, hi, x, w, biasp, out, buf, nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb, chunks):
-    """Compute tasks ``lo <= ((n·groups + g)·blocks + block)·chunks + chunk < hi`` (one thread's share)."""
+def _task(task, x, w, biasp, out, buf, cur, nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb, chunks):
+    """Compute task ``task = chunk·blocks + (n·groups + g)·(blocks per image and group) + block``; ``cur[0]``:
+    the block the thread's buffer holds (-1: none), updated."""
     nbatch, cin, h, wd = x.shape
     cout, cig, kh, kw = w.shape
     cog = cout // groups
@@ -152,47 +159,51 @@ def _tasks(lo, hi, x, w, biasp, out, buf, nhwc, groups, sh, sw, dh, dw, top, lef
     tile = np.zeros(24 * lanes, dtype=out.dtype)
     xbuf = buf[:kk * xs]
     rows = buf[kk * xs:]
-    cur = -1
-    for task in range(lo, hi):
-        blk_id = task // chunks
-        chunk = task - blk_id * chunks
-        ng = blk_id // nblk
-        blk = blk_id - ng * nblk
-        n = ng // groups
-        g = ng - n * groups
-        m0 = blk * xs
-        pe = min(xs, npix - m0)
-        if blk_id != cur:
-            cur = blk_id
-            _im2col(x, n, g, cig, kh, kw, sh, sw, dh, dw, top, left, wout, m0, pe, xbuf, xs, rows, lanes)
-        # the vectors the block has (the last may have fewer: 1 or 2 of a 4-vector layout)
-        nbl = 1 if pe <= lanes else (2 if pe <= 2 * lanes else nb)
-        # this chunk's channels, cut at multiples of 4 (whole narrow tiles)
-        o = (chunk * cog // chunks) // 4 * 4
-        o_end = cog if chunk == chunks - 1 else ((chunk + 1) * cog // chunks) // 4 * 4
-        while o < o_end:
-            r = gemm_block(nbl, o_end - o)
-            oc0 = g * cog + o
-            gemm_sweep(tile, wflat, oc0 * kk, kk, xbuf, 0, xs, kk, r, nbl)
-            for rr in range(r):
-                bv = biasp[oc0 + rr]
-                t = tile[rr * nbl * lanes:rr * nbl * lanes + pe]
-                if nhwc:
-                    for p in range(pe):
-                        oflat[(n * npix + m0 + p) * cout + oc0 + rr] = t[p] + bv
-                else:
-                    dst = oflat[(n * cout + oc0 + rr) * npix + m0:]
-                    for p in range(pe):
-                        dst[p] = t[p] + bv
-            o += r
+    blocks = nbatch * groups * nblk
+    chunk = task // blocks
+    blk_id = task - chunk * blocks
+    ng = blk_id // nblk
+    blk = blk_id - ng * nblk
+    n = ng // groups
+    g = ng - n * groups
+    m0 = blk * xs
+    pe = min(xs, npix - m0)
+    if blk_id != cur[0]:
+        cur[0] = blk_id
+        _im2col(x, n, g, cig, kh, kw, sh, sw, dh, dw, top, left, wout, m0, pe, xbuf, xs, rows, lanes)
+    # the vectors the block has (the last may have fewer: 1 or 2 of a 4-vector layout)
+    nbl = 1 if pe <= lanes else (2 if pe <= 2 * lanes else nb)
+    # this chunk's channels, cut at multiples of 4 (whole narrow tiles)
+    o = (chunk * cog // chunks) // 4 * 4
+    o_end = cog if chunk == chunks - 1 else ((chunk + 1) * cog // chunks) // 4 * 4
+    while o < o_end:
+        r = gemm_block(nbl, o_end - o)
+        oc0 = g * cog + o
+        gemm_sweep(tile, wflat, oc0 * kk, kk, xbuf, 0, xs, kk, r, nbl)
+        for rr in range(r):
+            bv = biasp[oc0 + rr]
+            t = tile[rr * nbl * lanes:rr * nbl * lanes + pe]
+            if nhwc:
+                for p in range(pe):
+                    oflat[(n * npix + m0 + p) * cout + oc0 + rr] = t[p] + bv
+            else:
+                dst = oflat[(n * cout + oc0 + rr) * npix + m0:]
+                for p in range(pe):
+                    dst[p] = t[p] + bv
+        o += r
 
 
 @njit(parallel=True, cache=True)
 def gemm(x, w, biasp, out, work, nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb, chunks, ntasks, nthreads):
     """``out`` = the convolution of ``x`` with ``w`` (both in ``out.dtype``), ``biasp`` the bias;
-    ``ntasks`` tasks (``gemm_layout``) over ``nthreads`` threads, each with
+    ``ntasks`` tasks (``gemm_layout``) claimed by ``nthreads`` threads, each with
     ``gemm_buffer_size(..., nb·L)`` elements of ``work``."""
     size = work.shape[0] // nthreads
+    counter = np.zeros(1, dtype=np.int64)
     for th in prange(nthreads):
-        _tasks(th * ntasks // nthreads, (th + 1) * ntasks // nthreads, x, w, biasp, out,
-               work[th * size:(th + 1) * size], nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb, chunks)
+        buf = work[th * size:(th + 1) * size]
+        cur = np.full(1, -1, dtype=np.int64)
+        task = claim(counter)
+        while task < ntasks:
+            _task(task, x, w, biasp, out, buf, cur, nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb, chunks)
+            task = claim(counter)

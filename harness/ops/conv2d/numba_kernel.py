@@ -38,9 +38,9 @@ and the reused scratch memory.
   2-8 rows × 1-4 vectors), the weights broadcast.
 - **Weights** are repacked per call into the micro-kernel's channel blocks
   (``numba_weights.pack_weights``) on the rows path.
-- **Parallelism.** ``prange`` over contiguous blocks of output rows (rows),
-  ``(n, group, pixel block, channel range)`` tasks (im2col) or ``(n, group)`` (pixels):
-  disjoint outputs, no reduction, no race.
+- **Parallelism.** Chunks of consecutive output rows (rows),
+  ``(n, group, pixel block, channel range)`` tasks (im2col) or ``(n, group)`` (pixels), claimed by the
+  threads one at a time (``harness.kernels.tasks``): disjoint outputs, no reduction, no race.
 
 float16/bfloat16 are computed with float32 accumulation and the result is
 rounded once (round to nearest even) to the case dtype; float64 is computed
@@ -104,6 +104,7 @@ from harness.data import round_to_dtype
 # the transposed convolution: same tile, different addressing of the packed input.
 from harness.kernels.packing import pack_row, scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
+from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_gemm import gemm, gemm_buffer_size, gemm_layout
@@ -190,7 +191,8 @@ def _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, itemsize):
 
 @njit(cache=True)
 def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max):
-    """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
+    """Compute output rows ``lo <= n·H_out + y < hi`` (a chunk); ``buf`` is the thread's band, zero but
+    where earlier chunks of this call packed rows (every row packs the same positions)."""
     nbatch, cin, h, wd = x.shape
     cout, cig, kh, kw = w.shape
     groups = cin // cig
@@ -207,7 +209,6 @@ def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, la
     wflat = wp.reshape(wp.size)
     oflat = out.reshape(out.size)
 
-    buf[:] = 0                                          # packed input band; padding stays 0
     tile = np.zeros(32 * 64, dtype=out.dtype)           # >= 32 rows x 64 lanes (padded reads)
     tx = np.empty(kh * kw, dtype=np.int64)              # per-tap input offset in the band
     tw = np.empty(kh * kw, dtype=np.int64)              # per-tap first weight row in a block
@@ -246,12 +247,18 @@ def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, la
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks):
+def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks, nthreads):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
-    size = work.shape[0] // nchunks
-    for ch in prange(nchunks):
-        _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, w, wp, biasp, out,
-              work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes, nb_max)
+    size = work.shape[0] // nthreads
+    counter = np.zeros(1, dtype=np.int64)
+    for th in prange(nthreads):
+        buf = work[th * size:(th + 1) * size]
+        buf[:] = 0                                      # packed input band; padding stays 0
+        ch = claim(counter)
+        while ch < nchunks:
+            _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, w, wp, biasp, out, buf, nhwc, sh, sw,
+                  dh, dw, top, left, lanes, nb_max)
+            ch = claim(counter)
 
 
 @njit(parallel=True, cache=True)
@@ -347,12 +354,13 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         if not np.all(np.isfinite(w)):
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         else:
-            nchunks = max(1, min(nbatch * groups, threads))
+            nthreads = max(1, min(nbatch * groups, threads))
             size = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
-            work = scratch(nchunks * size, ct)
+            work = scratch(nthreads * size, ct)
             wv = np.empty(w.size, ct)
             pack_oc_weights(w, False, groups, wv)
-            pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
+            pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes,
+                        chunk_count(nbatch * groups, nthreads), nthreads)
         return _rounded(out, dtype)
     if wout <= _GEMM_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10:
         # Narrow rows, and the weight panel of one channel vector over half of L1 (re-streamed for every
@@ -371,9 +379,10 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     if not np.isfinite(pack_weights(w, wp, lanes, _NB_ROWS)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     else:
-        nchunks = max(1, min(nbatch * hout, threads))
-        work = scratch(nchunks * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)
-        _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, _NB_ROWS, nchunks)
+        nthreads = max(1, min(nbatch * hout, threads))
+        work = scratch(nthreads * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)
+        _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, _NB_ROWS,
+                chunk_count(nbatch * hout, nthreads), nthreads)
     return _rounded(out, dtype)
 
 

@@ -25,7 +25,7 @@ memory. So the loop order is the memory order:
   vectors rather than 2 issue fewer loads and loop instructions per
   multiply-add (24 accumulators): conv2d b3 11.9-12.3 → 10.5-10.8 ms on one
   thread, b4 unchanged.
-- **Parallelism.** ``prange`` over contiguous blocks of planes.
+- **Parallelism.** Chunks of consecutive planes, claimed (``harness.kernels.tasks``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from numba import njit, prange
 
 from harness.kernels.packing import pack_row
 from harness.kernels.pixel_tiles import oc_block, oc_sweep, row_sweep
+from harness.kernels.tasks import claim
 
 __all__ = ["pixel_tiles", "pixel_planes_size"]
 
@@ -53,7 +54,8 @@ def pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left,
 
 @njit(cache=True)
 def _planes(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes):
-    """Compute every output of groups ``lo <= n·groups + g < hi`` (one thread's share)."""
+    """Compute every output of groups ``lo <= n·groups + g < hi`` (a chunk); ``work`` is the thread's,
+    zero but where earlier chunks of this call packed planes (every task packs the same positions)."""
     nbatch, cin, h, wd = x.shape
     if nhwc:
         hout, wout, cout = out.shape[1], out.shape[2], out.shape[3]
@@ -65,8 +67,7 @@ def _planes(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, d
     seg, hp, _ = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)
     xci = sw * seg                                      # one packed row
     psize = hp * xci                                    # one packed, zero-padded plane
-    buf = work
-    buf[:] = 0
+    buf = work                                          # zeroed by the caller: padding stays 0
     tile = np.zeros(24 * lanes, dtype=out.dtype)
     xoffs = np.zeros(3, dtype=np.int64)
     nt = cig * kk
@@ -154,12 +155,18 @@ def _channel_rows(n, g, cog, wv, nt, tw, buf, tx, tile, xoffs, biasp, out, nhwc,
 
 
 @njit(parallel=True, cache=True)
-def pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
+def pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks, nthreads):
     """``out`` = the convolution of ``x`` (N, C_in, H, W), computed in ``out.dtype``; ``wv`` holds the
     weights (C_out, Cig, kh, kw) packed by ``pixel_tiles.pack_oc_weights``, ``biasp`` the bias, ``work``
-    has ``nchunks · pixel_planes_size(...)[2]`` elements."""
+    has ``nthreads · pixel_planes_size(...)[2]`` elements; ``nchunks`` chunks of planes, claimed."""
     total = x.shape[0] * groups
-    size = work.shape[0] // nchunks
-    for ch in prange(nchunks):
-        _planes(ch * total // nchunks, (ch + 1) * total // nchunks, x, wv, groups, kh, kw, biasp, out,
-                work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes)
+    size = work.shape[0] // nthreads
+    counter = np.zeros(1, dtype=np.int64)
+    for th in prange(nthreads):
+        buf = work[th * size:(th + 1) * size]
+        buf[:] = 0
+        ch = claim(counter)
+        while ch < nchunks:
+            _planes(ch * total // nchunks, (ch + 1) * total // nchunks, x, wv, groups, kh, kw, biasp, out,
+                    buf, nhwc, sh, sw, dh, dw, top, left, lanes)
+            ch = claim(counter)

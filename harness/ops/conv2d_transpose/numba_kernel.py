@@ -32,8 +32,8 @@ im2col/col2im buffers.*
 - **Epilogue.** For NCHW a tile is transposed in registers (shuffle network),
   the bias added and each channel stored with masked vector stores (stride-2
   phases interleave through the masks); NHWC stores are contiguous.
-- **Parallelism.** ``prange`` over one contiguous block of output rows per
-  thread: blocks write disjoint rows, so there is no reduction and no race.
+- **Parallelism.** Chunks of consecutive output rows, claimed by the threads one at a time
+  (``harness.kernels.tasks``): chunks write disjoint rows, so there is no reduction and no race.
 - **Few channels per group** (``Cog`` ≤ ``L`` where the rows fill the
   vectors better than the channels would: grouped, depthwise, and
   ``Cog = L`` with rows of whole vectors): ``numba_pixels``, the same phases
@@ -83,6 +83,11 @@ depthwise convolutions, whose channel tiles filled half or 1/16 of each
 vector, now take the pixel path (grouped: 3.0 → 1.5 ms on one thread), as
 does the third shape (13.0 → 12.0 ms).
 
+Since, the rows path's tiles are at most 3 channel vectors (``_NB_ROWS``; was 4): a 16-column phase row
+is two 8 × 3 tiles, not 6 + 6 + 4 pixels × 4, and a step streams 3 weight vectors from L2 for 24
+FMAs. b2, one thread, CPU time of the call, median of 31-61 interleaved, load 7-9: 1.35-1.55 →
+1.20-1.45 ms (2 vectors: 1.28-1.54). The other shapes have at most 2 vectors per group.
+
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights too, and ``0 · inf`` is NaN where the definition has no term at
 all. So when ``w`` holds an inf or NaN (the repacking checks the weights to
@@ -105,6 +110,7 @@ from numba import njit, prange
 from harness.data import round_to_dtype
 from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
+from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
 from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d_transpose.numba_pixels import as_correlation, pixel_path, planes_size, transposed_pixels
@@ -113,6 +119,7 @@ from harness.ops.conv2d_transpose.numba_weights import pack_transposed_weights
 __all__ = ["conv2d_transpose"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
+_NB_ROWS = 3     # channel vectors per register tile on the rows path (3: 8-pixel tiles, see Measured)
 
 
 @njit(cache=True)
@@ -134,7 +141,7 @@ def _fill_bias(out, nhwc, n, y, x_lo, x_hi, x_step, biasp, cout):
 
 
 @njit(cache=True)
-def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes):
+def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max):
     """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
     nbatch, cin, h, wd = x.shape
     groups = wp.shape[0]
@@ -152,7 +159,7 @@ def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, la
     ring = qh + 1                       # input rows one output row can read
     wpad = 2 * qw + wd + MAX_PIX       # packed row: qw zeros | W values | zeros
     xend = min(wout, fw - left)         # output columns >= xend are past the full output
-    nb_main = min(4, (cog + lanes - 1) // lanes)
+    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
     wgroup = wp.shape[1]
     nrow = kh * kw * cig
     plane = hout * wout
@@ -297,11 +304,15 @@ def _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left):
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks):
+def _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks, nthreads):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
-    for ch in prange(nchunks):
-        _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
-              x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes)
+    counter = np.zeros(1, dtype=np.int64)
+    for th in prange(nthreads):
+        ch = claim(counter)
+        while ch < nchunks:
+            _rows(ch * total // nchunks, (ch + 1) * total // nchunks,
+                  x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max)
+            ch = claim(counter)
 
 
 def _pair(v, name):
@@ -371,18 +382,20 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         elif sh == sw == 1 and top <= (kh - 1) * dh and left <= (kw - 1) * dw:
             as_correlation(x, w, groups, biasp, out, nhwc, dh, dw, top, left, lanes, threads)
         else:
-            nchunks = max(1, min(nbatch * groups, threads))
-            work = scratch(nchunks * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
+            nthreads = max(1, min(nbatch * groups, threads))
+            work = scratch(nthreads * planes_size(cin // groups, h, wd, wout, kw, sw, dw, left, lanes)[1], ct)
             wv = np.empty(w.size, ct)
             pack_oc_weights(w, True, groups, wv)
-            transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks)
+            transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes,
+                              chunk_count(nbatch * groups, nthreads), nthreads)
         return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(pack_transposed_weights(w, wp, lanes)):
+    if not np.isfinite(pack_transposed_weights(w, wp, lanes, _NB_ROWS)):
         _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
     else:
-        nchunks = max(1, min(nbatch * hout, threads))
-        _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nchunks)
+        nthreads = max(1, min(nbatch * hout, threads))
+        _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, _NB_ROWS,
+                chunk_count(nbatch * hout, nthreads), nthreads)
     return _rounded(out, dtype)
 
 

@@ -23,7 +23,7 @@ Here the vectors hold output pixels instead:
   ``L`` phase columns, the weights broadcast. For stride 2 the two column
   phases of a row are computed one after the other and stored interleaved
   (a loop LLVM vectorises), so the output is written once, in order.
-- **Parallelism.** ``prange`` over contiguous blocks of ``(n, g)`` tasks.
+- **Parallelism.** Chunks of consecutive ``(n, g)`` tasks, claimed (``harness.kernels.tasks``).
 - **Stride 1** (``as_correlation``): conv2d's pixel tiles on the flipped
   kernel, whose vectors may span output rows.
 """
@@ -35,6 +35,7 @@ from numba import njit, prange
 
 from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import OC_MAX, oc_block, oc_sweep, pack_oc_weights, store_pair
+from harness.kernels.tasks import chunk_count, claim
 from harness.ops.conv2d.numba_pixels import pixel_planes_size, pixel_tiles
 
 __all__ = ["as_correlation", "pixel_path", "planes_size", "transposed_pixels"]
@@ -104,7 +105,8 @@ def _store(out, oflat, nhwc, n, y, oc0, r, nb, biasp, tile, tsize, s, pvs, x0s, 
 
 @njit(cache=True)
 def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes):
-    """Compute every output of groups ``lo <= n·groups + g < hi`` (one thread's share)."""
+    """Compute every output of groups ``lo <= n·groups + g < hi`` (a chunk); ``work`` is the thread's,
+    zero but where earlier chunks of this call packed planes (every task packs the same positions)."""
     nbatch, cin, h, wd = x.shape
     if nhwc:
         hout, wout, cout = out.shape[1], out.shape[2], out.shape[3]
@@ -116,8 +118,7 @@ def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw
     qw = ((kw - 1) * dw) // sw
     rs, _ = planes_size(cig, h, wd, wout, kw, sw, dw, left, lanes)
     cs = h * rs                                         # one packed plane
-    buf = work
-    buf[:] = 0                                          # padding columns stay 0
+    buf = work                                          # zeroed by the caller: padding columns stay 0
     tsize = OC_MAX * 2 * lanes                          # one column phase's tile
     tile = np.zeros(sw * tsize + lanes, dtype=out.dtype)
     ntmax = cig * kk
@@ -222,15 +223,23 @@ def _tasks(lo, hi, x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw
 
 
 @njit(parallel=True, cache=True)
-def transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks):
+def transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nchunks,
+                      nthreads):
     """``out`` = the transposed convolution of ``x`` (N, C_in, H, W), computed in ``out.dtype``; ``wv``
     holds the weights (C_in, Cog, kh, kw), all finite, packed by ``pixel_tiles.pack_oc_weights``,
-    ``biasp`` the bias, ``work`` has ``nchunks · planes_size(...)[1]`` elements."""
+    ``biasp`` the bias, ``work`` has ``nthreads · planes_size(...)[1]`` elements; ``nchunks`` chunks of
+    tasks, claimed."""
     total = x.shape[0] * groups
-    size = work.shape[0] // nchunks
-    for ch in prange(nchunks):
-        _tasks(ch * total // nchunks, (ch + 1) * total // nchunks, x, wv, groups, kh, kw, biasp, out,
-               work[ch * size:(ch + 1) * size], nhwc, sh, sw, dh, dw, top, left, lanes)
+    size = work.shape[0] // nthreads
+    counter = np.zeros(1, dtype=np.int64)
+    for th in prange(nthreads):
+        buf = work[th * size:(th + 1) * size]
+        buf[:] = 0
+        ch = claim(counter)
+        while ch < nchunks:
+            _tasks(ch * total // nchunks, (ch + 1) * total // nchunks, x, wv, groups, kh, kw, biasp, out,
+                   buf, nhwc, sh, sw, dh, dw, top, left, lanes)
+            ch = claim(counter)
 
 
 def as_correlation(x, w, groups, biasp, out, nhwc, dh, dw, top, left, lanes, threads):
@@ -243,9 +252,9 @@ def as_correlation(x, w, groups, biasp, out, nhwc, dh, dw, top, left, lanes, thr
     _, cog, kh, kw = w.shape
     hout, wout = (out.shape[1], out.shape[2]) if nhwc else (out.shape[2], out.shape[3])
     pt, pl = (kh - 1) * dh - top, (kw - 1) * dw - left
-    nchunks = max(1, min(nbatch * groups, threads))
+    nthreads = max(1, min(nbatch * groups, threads))
     wv = np.empty(w.size, w.dtype)
     pack_oc_weights(np.ascontiguousarray(w[:, :, ::-1, ::-1]), True, groups, wv)
     size = pixel_planes_size(cin // groups, h, wd, hout, wout, kh, kw, 1, 1, dh, dw, pt, pl, lanes)[2]
-    pixel_tiles(x, wv, groups, kh, kw, biasp, out, scratch(nchunks * size, w.dtype), nhwc, 1, 1, dh, dw, pt, pl,
-                lanes, nchunks)
+    pixel_tiles(x, wv, groups, kh, kw, biasp, out, scratch(nthreads * size, w.dtype), nhwc, 1, 1, dh, dw, pt, pl,
+                lanes, chunk_count(nbatch * groups, nthreads), nthreads)

@@ -18,13 +18,13 @@ __all__ = ["pack_transposed_vector", "pack_transposed_weights"]
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc"})
-def pack_transposed_weights(w, wp, lanes):
+def pack_transposed_weights(w, wp, lanes, nb_max=4):
     """Repack ``w`` (C_in, Cog, kh, kw) into contiguous channel blocks.
 
     Returns 0.0, or NaN if a weight is inf or NaN (the sum of ``weight · 0``:
     no overflow, unlike a sum of the weights).
 
-    Output channels are cut into the blocks the kernel uses (``nb`` vectors of
+    Output channels are cut into the blocks the kernel uses (``nb_max`` vectors of
     ``lanes``; the last block narrower, zero-padded). Block ``(g, o0)`` of
     width ``ob`` starts at ``wp[g, o0·kh·kw·Cig]`` and holds, row
     ``(i·kw + j)·Cig + ci``, the ``ob`` weights ``w[g·Cig + ci, o0 : o0 + ob, i, j]``.
@@ -33,12 +33,12 @@ def pack_transposed_weights(w, wp, lanes):
     nsub = (w.shape[1] + lanes - 1) // lanes
     total = 0.0
     for r in prange(groups * nsub):     # one task per group and vector of L output channels
-        total += pack_transposed_vector(w, wp, r // nsub, (r - (r // nsub) * nsub) * lanes, lanes)
+        total += pack_transposed_vector(w, wp, r // nsub, (r - (r // nsub) * nsub) * lanes, lanes, nb_max)
     return total
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def pack_transposed_vector(w, wp, g, o_lo, lanes):
+def pack_transposed_vector(w, wp, g, o_lo, lanes, nb_max):
     """``pack_transposed_weights`` for the ``L`` output channels from ``o_lo`` of group ``g``; returns
     their check (0.0, or NaN).
 
@@ -52,7 +52,7 @@ def pack_transposed_vector(w, wp, g, o_lo, lanes):
     cig = cin // wp.shape[0]
     ntap = kh * kw
     nrow = ntap * cig
-    nb_main = min(4, (cog + lanes - 1) // lanes)
+    nb_main = min(nb_max, (cog + lanes - 1) // lanes)
     ob0 = (o_lo // (nb_main * lanes)) * nb_main * lanes
     ob = min(nb_main, (cog - ob0 + lanes - 1) // lanes) * lanes
     nv = min(lanes, cog - o_lo)
