@@ -11,6 +11,8 @@ which terms each output sums. Agreement is within a few float64 ulps per term of
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -454,3 +456,22 @@ def test_an_oracle_loaded_by_path_leaves_numbas_cache_loadable_by_conform(tmp_pa
         done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux thread affinity and two cores")
+@pytest.mark.parametrize("module", [conv_oracle, transpose_oracle])
+def test_pool_threads_stay_off_the_callers_core(module, monkeypatch):
+    # The calling thread computes the first range; the pool's threads may run anywhere but on its core, so a
+    # woken one is not queued behind it there (``_keep_off``).
+    kept_off, seen, keep_off = [], {}, module._keep_off
+    monkeypatch.setattr(module, "_keep_off", lambda core: kept_off.append(core) or keep_off(core))
+
+    def loops(lo, hi):
+        seen[lo] = (threading.get_native_id(), os.sched_getaffinity(0))
+
+    module._on_threads(loops, 2, 2)                   # starts the pool thread
+    module._on_threads(loops, 2, 2)
+    (caller, _), (pool, allowed) = seen[0], seen[1]
+    assert caller == threading.get_native_id() and pool != caller
+    assert kept_off[-1] is not None and allowed == os.sched_getaffinity(0) - {kept_off[-1]}
