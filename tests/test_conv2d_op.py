@@ -479,6 +479,7 @@ def test_derived_input_gradient_axes_read_as_xlas_operand_swapper_reads_them():
                            dilation=[2, 1], padding=[2, 0, 1, 2], bias=True).model_dump(), {})
     assert found["input_gradient_group_axis"] == [False, True] and found["input_gradient_swapped"]
 
+
 def test_oracle_imports_only_numpy():
     """The oracle shares nothing with the semantics, the adapters or the numba kernels: it imports numpy, the
     standard library, and Numba and threadpoolctl for its compiled loops (Note [Compiled conv2d oracle loops])."""
@@ -488,5 +489,5 @@ def test_oracle_imports_only_numpy():
     tree = ast.parse(Path(reference.__code__.co_filename).read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"__future__", "contextlib", "functools", "os", "sys", "concurrent.futures", "numpy", "numba",
-                        "threadpoolctl"}
+    assert imported == {"__future__", "contextlib", "ctypes", "functools", "os", "sys", "threading",
+                        "concurrent.futures", "numpy", "numba", "threadpoolctl"}
