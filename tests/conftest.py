@@ -55,9 +55,13 @@ def pytest_collection_modifyitems(items):
 def pytest_collection_finish(session):
     if not getattr(session.config.option, "loadgroup", False):   # xdist's workers under --dist loadgroup only
         return
-    from _pytest.nodeid import coerce_node_id
+    try:
+        from _pytest.nodeid import coerce_node_id      # pytest 9; before it, xdist's own marking works
+    except ImportError:
+        return
     for item in session.items:
         names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
                         for m in item.iter_markers("xdist_group")})
-        if names and "@" not in item.nodeid and hasattr(item, "_id"):
+        tail = item.nodeid.rsplit("]", 1)[-1]             # an "@" inside a parameter id is not a group
+        if names and "@" not in tail and hasattr(item, "_id"):
             item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")   # what xdist 3.8 meant to do

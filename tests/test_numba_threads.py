@@ -117,10 +117,20 @@ def test_the_pool_spins_a_bounded_while():
     assert f"GOMP_SPINCOUNT = '{threads.SPIN}'" in out.stderr
 
 
-def test_an_explicit_wait_policy_is_left_alone(monkeypatch):
-    monkeypatch.setenv("OMP_WAIT_POLICY", "active")
-    assert threads.launch_pool() == threads.pool_spin()
-    assert os.environ["OMP_WAIT_POLICY"] == "active"
+def test_an_explicit_wait_policy_is_left_alone():
+    # In a fresh process (here the pool has started already): a user's own policy wins, no spin count is set.
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_ENV}
+    env["OMP_WAIT_POLICY"] = "active"
+    probe = _POOL_PROBE.replace("print(", "numba.get_num_threads()\nprint(", 1)   # the pool, started as Numba would
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
+    assert out.returncode == 0, out.stderr
+    spin, layer, _ = out.stdout.split()
+    if layer != "omp":
+        pytest.skip(f"Numba's threading layer here is {layer}, not libgomp")
+    assert spin == "None" and "OMP_WAIT_POLICY = 'ACTIVE'" in out.stderr and f"GOMP_SPINCOUNT = '{threads.SPIN}'" not in out.stderr
 
 
 @pytest.fixture

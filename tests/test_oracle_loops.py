@@ -462,16 +462,22 @@ def test_an_oracle_loaded_by_path_leaves_numbas_cache_loadable_by_conform(tmp_pa
                     reason="needs Linux thread affinity and two cores")
 @pytest.mark.parametrize("module", [conv_oracle, transpose_oracle])
 def test_pool_threads_stay_off_the_callers_core(module, monkeypatch):
-    # The calling thread computes the first range; the pool's threads may run anywhere but on its core, so a
-    # woken one is not queued behind it there (``_keep_off``).
-    kept_off, seen, keep_off = [], {}, module._keep_off
-    monkeypatch.setattr(module, "_keep_off", lambda core: kept_off.append(core) or keep_off(core))
+    # The calling thread computes the first range; the pool's threads are woken on any core but its own, so a
+    # woken one is not queued behind it there, and once running may go anywhere again (``_keep_off``).
+    pinned, seen, keep_off = [], {}, module._keep_off
+
+    def recording(core):
+        keep_off(core)
+        pinned.append((core, [os.sched_getaffinity(tid) for tid in module._POOL_THREADS]))
+    monkeypatch.setattr(module, "_keep_off", recording)
 
     def loops(lo, hi):
         seen[lo] = (threading.get_native_id(), os.sched_getaffinity(0))
 
     module._on_threads(loops, 2, 2)                   # starts the pool thread
     module._on_threads(loops, 2, 2)
-    (caller, _), (pool, allowed) = seen[0], seen[1]
-    assert caller == threading.get_native_id() and pool != caller
-    assert kept_off[-1] is not None and allowed == os.sched_getaffinity(0) - {kept_off[-1]}
+    (caller, _), (pool, running) = seen[0], seen[1]
+    assert caller == threading.get_native_id() and pool != caller and pool in module._POOL_THREADS
+    core, waking = pinned[-1]
+    assert core is not None and waking and all(cores == os.sched_getaffinity(0) - {core} for cores in waking)
+    assert running == os.sched_getaffinity(0)

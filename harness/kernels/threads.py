@@ -186,8 +186,9 @@ def fit_threads(kernel):
 # its time (wall time less the calling thread's CPU time: preempted, or asleep waiting for a pool thread
 # that no core ran) sends the next _BACKOFF calls to one thread. The load average, ``_team``'s other signal,
 # takes tens of seconds to see a process that just started: meanwhile most two-thread calls of conv2d b2
-# took 5-10 ms (``conform bench`` as another job started: load 0.7 -> 2.6 during the run; the pool then
-# passive), against 0.35 ms on one thread. On a quiet machine the caller computes or spins through the whole call (lost time ~0). A
+# took 5-10 ms (``conform bench`` as another job started: load 0.7 -> 2.6 during the run; measured with a
+# passive pool, before the bounded spin), against 0.35 ms on one thread. On a quiet machine the caller
+# computes or spins through the whole call (lost time ~0). A
 # backoff that doubled while stalls recurred (up to 64 calls) kept whole benchmark cases (18 calls) on one
 # thread after a few passing stalls at load 1.3-1.5 (conv2d b3 10.2 ms against 5.1 on two threads): a fixed
 # run of calls costs at most those, and under lasting contention one call in _BACKOFF + 1 stalls.

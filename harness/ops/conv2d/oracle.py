@@ -57,7 +57,7 @@ products; in float64 its gather (``_gather_columns``) and its additions
 (NumPy's strided copies and additions took as long as the product). Threads as in Note
 [Compiled oracle loops] (``harness/ops/conv2d_transpose/oracle.py``): one in
 the parent, the free cores in the ``numpy`` backend, each on its own output
-planes or images, never a Numba thread pool. Without Numba (a reproducer run
+planes, images or (a single image) output rows, never a Numba thread pool. Without Numba (a reproducer run
 elsewhere) NumPy computes every call.
 """
 
@@ -68,7 +68,7 @@ import functools
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -408,9 +408,13 @@ def _on_threads(loops, tasks, threads, *args):
         loops(*args, 0, tasks)
         return
     bounds = [tasks * k // threads for k in range(threads + 1)]
+    pool = _pool(threads - 1)
     _keep_off(_current_core())
-    others = [_pool(threads - 1).submit(loops, *args, bounds[k], bounds[k + 1]) for k in range(1, threads)]
-    loops(*args, bounds[0], bounds[1])
+    others = [pool.submit(_anywhere, loops, *args, bounds[k], bounds[k + 1]) for k in range(1, threads)]
+    try:
+        loops(*args, bounds[0], bounds[1])
+    finally:                # every range done before the call returns or raises: none writes into ``out`` later
+        wait(others)
     for part in others:
         part.result()
 
@@ -424,7 +428,6 @@ def _pool(threads):
 
 
 _POOL_THREADS: list = []        # the pool threads' native ids
-_PINNED: dict = {}              # native id -> the cores it was last allowed
 
 
 @functools.cache
@@ -445,23 +448,33 @@ def _current_core():
 
 
 def _keep_off(core):
-    """Let the pool threads run on any core but ``core``, the caller's, which computes the first range itself.
+    """Let the pool threads wake on any core but ``core``, the caller's, which computes the first range itself.
     A thread woken from sleep is put on its waker's core first on this VM (its kernel packs woken tasks onto
     the waker's vCPU: ``sched_vcpu_pack``), where it waits for the caller's range before it starts its own;
     kept off that core, it starts at once on the idle one (b2 of benchmarks/, conv2d, in the ``numpy``
-    worker: 1.05 against 1.4-1.5 ms). Linux only; a syscall only when the caller has changed cores."""
+    worker: 1.05 against 1.4-1.5 ms). Once running, each range lifts the restriction (``_anywhere``): a thread
+    held to one core that another process then takes could not move to the caller's. Linux only."""
     if core is None or core < 0 or not hasattr(os, "sched_setaffinity"):
         return
     cores = os.sched_getaffinity(0) - {core}
-    if not cores:
-        return
-    for tid in _POOL_THREADS:
-        if _PINNED.get(tid) != cores:
-            try:
-                os.sched_setaffinity(tid, cores)
-                _PINNED[tid] = cores
-            except OSError:         # the thread has ended, or the cores are not ours to give
-                pass
+    for tid in _POOL_THREADS if cores else ():
+        try:
+            os.sched_setaffinity(tid, cores)
+        except OSError:             # the thread has ended, or the cores are not ours to give
+            pass
+
+
+def _anywhere(loops, *args):
+    """``loops(*args)`` on a pool thread, first allowed every core again (``_keep_off``)."""
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, _ALL_CORES)
+        except OSError:
+            pass
+    loops(*args)
+
+
+_ALL_CORES = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
 
 
 def _on_parts(form, images, channels, rows, threads, *args):

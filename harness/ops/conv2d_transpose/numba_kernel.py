@@ -142,7 +142,7 @@ def _fill_bias(out, nhwc, n, y, x_lo, x_hi, x_step, biasp, cout):
 
 @njit(cache=True)
 def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, nb_max):
-    """Compute output rows ``lo <= n·H_out + y < hi`` (one thread's share)."""
+    """Compute output rows ``lo <= n·H_out + y < hi`` (a chunk)."""
     nbatch, cin, h, wd = x.shape
     groups = wp.shape[0]
     cig = cin // groups
