@@ -51,8 +51,8 @@ def test_the_oracle_imports_nothing_from_conform(spec, module):
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert {name.split(".")[0] for name in imported} <= {"__future__", "numpy", "math", "itertools", "contextlib",
-                                                        "functools", "concurrent", "os", "sys", "numba",
-                                                        "threadpoolctl"}, imported
+                                                        "functools", "concurrent", "os", "sys", "threading",
+                                                        "ctypes", "numba", "threadpoolctl"}, imported
 
 
 def _code_words(path: Path) -> set[str]:
