@@ -96,41 +96,41 @@ _POOL_PROBE = """
 import ctypes, os, numba
 from harness.kernels import threads
 from harness.ops.conv2d import numba_kernel   # noqa: F401  (the kernels' import starts the pool)
+numba.get_num_threads()                         # or Numba does, where the kernels left it alone
 print(threads.pool_spin(), numba.threading_layer(), 'GOMP_SPINCOUNT' in os.environ, flush=True)
 ctypes.CDLL("libgomp.so.1").omp_display_env(1)   # the runtime's own settings, to stderr
 """
 
 
-def test_the_pool_spins_a_bounded_while():
-    """Note [Bounded OpenMP spin]: in a fresh process the kernels' pool is libgomp's, started with the spin
-    count ``SPIN`` (as libgomp itself reports it), and the variable is gone from the environment after."""
+def _fresh_pool(**variables):
+    """Run ``_POOL_PROBE`` in a fresh process, with no wait policy of ours in its environment but
+    ``variables``: (the spin count the pool was started with, whether the variable leaked, libgomp's
+    own report of its settings). Skips where Numba's threading layer is not libgomp."""
     import subprocess
     import sys
-    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_ENV} | variables
     out = subprocess.run([sys.executable, "-c", _POOL_PROBE], capture_output=True, text=True, env=env,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
     assert out.returncode == 0, out.stderr
     spin, layer, leaked = out.stdout.split()
     if layer != "omp":
         pytest.skip(f"Numba's threading layer here is {layer}, not libgomp")
+    return spin, leaked, out.stderr
+
+
+def test_the_pool_spins_a_bounded_while():
+    """Note [Bounded OpenMP spin]: in a fresh process the kernels' pool is libgomp's, started with the spin
+    count ``SPIN`` (as libgomp itself reports it), and the variable is gone from the environment after."""
+    spin, leaked, settings = _fresh_pool()
     assert (spin, leaked) == (str(threads.SPIN), "False")
-    assert f"GOMP_SPINCOUNT = '{threads.SPIN}'" in out.stderr
+    assert f"GOMP_SPINCOUNT = '{threads.SPIN}'" in settings
 
 
 def test_an_explicit_wait_policy_is_left_alone():
     # In a fresh process (here the pool has started already): a user's own policy wins, no spin count is set.
-    import subprocess
-    import sys
-    env = {k: v for k, v in os.environ.items() if k not in threads._WAIT_ENV}
-    env["OMP_WAIT_POLICY"] = "active"
-    probe = _POOL_PROBE.replace("print(", "numba.get_num_threads()\nprint(", 1)   # the pool, started as Numba would
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
-    assert out.returncode == 0, out.stderr
-    spin, layer, _ = out.stdout.split()
-    if layer != "omp":
-        pytest.skip(f"Numba's threading layer here is {layer}, not libgomp")
-    assert spin == "None" and "OMP_WAIT_POLICY = 'ACTIVE'" in out.stderr and f"GOMP_SPINCOUNT = '{threads.SPIN}'" not in out.stderr
+    spin, _, settings = _fresh_pool(OMP_WAIT_POLICY="active")
+    assert spin == "None" and "OMP_WAIT_POLICY = 'ACTIVE'" in settings
+    assert f"GOMP_SPINCOUNT = '{threads.SPIN}'" not in settings
 
 
 @pytest.fixture
