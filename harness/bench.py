@@ -16,6 +16,17 @@ frequency a VM reports; turbo makes real peaks somewhat higher), cores from
 ``os.sched_getaffinity``. The number of FMA units is not visible from user
 space: we assume 2 for AVX-512 server parts (Skylake-SP Gold/Platinum and
 later) and 2 for AVX2 cores; ``CONFORM_FMA_UNITS`` overrides it.
+
+Note [A quiet parent]
+---------------------
+The parent prepares each call (operands, and the oracle, which ``prepare``
+computes) just before a worker times it. OpenBLAS's threads *spin* for up
+to ~0.1 s after a product, so a parent that ran its oracle on them held a
+core while the worker's first calls ran: numba's two-thread calls waited
+whole 4 ms ticks for it, and its stall backoff then put most of a case on one
+thread (conv2d b3 of benchmarks/: 10.4-11.3 ms, its one-thread time, against
+5.4 once the parent was quiet; torch's calls waited too). So the parent
+computes with BLAS on one thread, as ``conform run``'s parent does.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ import os
 import statistics
 from pathlib import Path
 from typing import Optional
+
+from threadpoolctl import threadpool_limits
 
 from harness import envs, ops
 from harness.backends import backend_class
@@ -80,11 +93,7 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             if not available:
                 rows.append({**row, "status": "skipped", "reason": reason})
                 continue
-            original = case.common.dtype
-            case.common.dtype = dtype
-            call, _ = prepare(case)
-            case.common.dtype = original
-            answer = worker.bench(call, warmup, repeats, timeout_s)
+            answer = worker.bench(_call(case, dtype), warmup, repeats, timeout_s)
             if isinstance(answer, list):
                 median = statistics.median(answer)
                 row.update(status="ok", median_ms=median, min_ms=min(answer), repeats=len(answer),
@@ -109,6 +118,17 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
     result = {"schema": "conform.bench/1", "peak": peak, "warmup": warmup, "repeats": repeats, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
+
+
+def _call(case: Case, dtype: str):
+    """The case's call in ``dtype``, prepared with BLAS on one thread (Note [A quiet parent])."""
+    original = case.common.dtype
+    case.common.dtype = dtype
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            return prepare(case)[0]
+    finally:
+        case.common.dtype = original
 
 
 def print_table(result: dict, console) -> None:
