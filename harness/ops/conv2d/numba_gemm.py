@@ -18,10 +18,16 @@ each row padded to ``W_out + taps' reach`` (b2: 72 positions), and repacked all
   range of output channels: it lays out its block of ``X`` (``K`` rows of
   ``NB·L`` pixels, zeros for padding and past the image) in the thread's
   buffer, unless the thread's previous task had the same block, then sweeps its
-  channels. ``NB`` is 4, or 2 or 1 when that leaves a thread without a block
-  or a block past 2 MB (``K`` over 8192 in float32: a 1024-channel 3×3 layer
-  on one thread, 7.3 → 5.1 ms); the channels are split too while there are
-  fewer than two tasks per thread. The threads claim tasks one at a time
+  channels. ``NB`` is 4, or 2 or 1 for a block past 2 MB (``K`` over 8192 in
+  float32: a 1024-channel 3×3 layer on one thread, 7.3 → 5.1 ms). With fewer
+  blocks than threads, the threads share a block's channels when a block has
+  no more pixels than there are channels (each thread then reads its share of
+  the weights once, and lays the block out itself), smaller blocks otherwise
+  (each thread reads all the weights once): conv2d b2 of benchmarks/, whose
+  128 channels by 64 pixels are one block, 0.265 → 0.24 ms on two threads (the
+  weights and input converted afresh before each call, as the backend does;
+  medians of 200 interleaved calls). The channels are split too while there
+  are fewer than two tasks per thread. The threads claim tasks one at a time
   (``harness.kernels.tasks``), numbered channel chunk first: with as many
   blocks as threads each thread keeps its block for all its chunks, and a
   thread that starts late leaves its later chunks to the others (which then
@@ -52,13 +58,14 @@ _BLOCK_BYTES = 2 << 20   # an X block at most a 2 MB L2 (every channel tile swee
 
 def gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, k, itemsize):
     """``(NB, channel chunks per block, tasks)`` for ``threads`` threads and ``K = k`` (see the module's
-    Blocks): ``NB`` also as small as keeps an X block in ``_BLOCK_BYTES``, if one vector can; channel
-    chunks so that there are two tasks per thread (a late thread's share goes to the other)."""
+    Blocks): ``NB`` also as small as keeps an X block in ``_BLOCK_BYTES``, if one vector can, or gives
+    each thread a block when a block has more pixels than the group has channels; channel chunks so that
+    there are two tasks per thread (a late thread's share goes to the other)."""
     nv = -(-(hout * wout) // lanes)
     nb = 4
     while nb > 1 and k * nb * lanes * itemsize > _BLOCK_BYTES:
         nb //= 2
-    while nb > 1 and nbatch * groups * -(-nv // nb) < threads:
+    while nb > 1 and nbatch * groups * -(-nv // nb) < threads and nb * lanes > cog:
         nb //= 2
     blocks = nbatch * groups * -(-nv // nb)
     chunks = max(1, min(-(-2 * threads // blocks), -(-cog // 4)))   # two tasks a thread, where channels allow
