@@ -408,7 +408,7 @@ def test_diff_classifies_worse_better_new_gone():
     changes = diff(old, new)
     names = {k: [e["case"] for e in v] for k, v in changes.items()}
     assert names == {"worse": ["worse", "xfail-to-fail"], "better": ["better"], "new": ["new"], "gone": ["gone"],
-                     "unrun": ["unrun"]}
+                     "unrun": ["unrun"], "intermittent": []}
     assert changes["worse"][0]["old"] == "pass" and changes["worse"][0]["new"] == "crash"
     assert severity("pass") < severity("xfail") < severity("value_mismatch") < severity("crash")
 
@@ -434,6 +434,28 @@ def test_diff_command_exits_1_only_when_something_became_worse(tmp_path, what, e
         assert re.search(rf"^{what} \(1\):$", proc.stdout, re.M), proc.stdout
     changes = json.loads(conform("diff", old, new, "--json").stdout)
     assert {k: len(v) for k, v in changes.items() if v} == ({} if what == "same" else {what: 1})
+
+
+def test_diff_lists_an_intermittent_divergence_that_came_or_went_but_not_as_worse(tmp_path):
+    """F10 (oneDNN's corrupted workspace) gives a right gradient in one process and a wrong one in the next:
+    pass <-> xfail under the same intermittent entry is listed, not a regression. Anything else still is."""
+    shown = {"id": "F10-x", "link": "docs/findings.md#f10"}
+    quiet = {**shown, "intermittent": True}
+    old = [record(case="flaky", divergence=quiet), record(case="back", verdict="xfail", divergence=shown),
+           record(case="not-marked", divergence={"id": "F10-x"}), record(case="other-entry", divergence=quiet)]
+    new = [record(case="flaky", verdict="xfail", divergence=shown), record(case="back", divergence=quiet),
+           record(case="not-marked", verdict="xfail", divergence=shown),
+           record(case="other-entry", verdict="xfail", divergence={"id": "F2-y"})]
+    changes = diff(report_of(old), report_of(new))
+    assert [e["case"] for e in changes["intermittent"]] == ["flaky", "back"]
+    assert [e["case"] for e in changes["worse"]] == ["not-marked", "other-entry"]
+    old_path, new_path = tmp_path / "old.json", tmp_path / "new.json"
+    old_path.write_text(json.dumps(report_of(old[:2])))
+    new_path.write_text(json.dumps(report_of(new[:2])))
+    proc = conform("diff", old_path, new_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"^intermittent \(2\):\n .* flaky  pass -> xfail  \(F10-x: intermittent\)$", proc.stdout, re.M), \
+        proc.stdout
 
 
 def test_diff_and_report_reject_files_that_are_not_reports(tmp_path):
