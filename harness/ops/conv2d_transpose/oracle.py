@@ -247,69 +247,64 @@ def _add_rows_numpy(sums, out, rows, a0, o0, r0):
 def _scatter_products(xg, wg, geometry, out, a0, a1, o0, o1):
     """Images [a0, a1), output channels [o0, o1) of each group, of the scatter-add: a block's products, then
     each tap's added at its place, by ``_place_rows`` or, in NumPy, on the canvas of the block's images, which
-    is cropped into ``out`` once their last input row is in. A group at a time: its products (and canvas) stay
-    in cache from the product to the crop (b4 of benchmarks/, 8 groups: 7% faster)."""
+    is cropped into ``out`` once their last input row is in."""
     _, groups, cig, h, wd = xg.shape
-    if groups > 1:
-        for g in range(groups):
-            _scatter_products(xg[:, g:g + 1], wg[g:g + 1], geometry, out[:, g:g + 1], a0, a1, o0, o1)
-        return
     kh, kw, sh, sw, dh, dw, top, left, full_h, full_w = geometry
     co = o1 - o0
-    weights = wg[:, :, o0 * kh * kw:o1 * kh * kw].transpose(0, 2, 1)
     place = compiled(_place_rows) if out.dtype == np.float64 else None
-    blocks = _blocks(a0, a1, h, groups * kh * kw * co * wd * out.itemsize)
-    # NumPy's canvas, (images, g, cog, row phase, column phase, rows, columns), stores rows and columns
+    blocks = _blocks(a0, a1, h, kh * kw * co * wd * out.itemsize)
+    # NumPy's canvas, (images, cog, row phase, column phase, rows, columns), stores rows and columns
     # phase-major: full row Y = q·s + p lives at [.., p, .., q, ..]. Tap (i, j) writes rows a·s + i·d, i.e. phase
     # (i·d) % s and rows (i·d) // s + a: one dense block per tap instead of a strided scatter. Same sums, about
     # twice as fast. One canvas for the images of a block, allocated once (a fresh one each block costs its page
     # faults) and cropped while it is still in cache.
     rows, columns = -(-full_h // sh), -(-full_w // sw)
-    plane = 0 if place is not None else groups * co * sh * sw * rows * columns
+    plane = 0 if place is not None else co * sh * sw * rows * columns
     memory = np.empty(max((b - a for a, b, _, _ in blocks), default=0) * plane, dtype=out.dtype)
-    largest = max(((b - a) * (r1 - r0) for a, b, r0, r1 in blocks), default=0) * groups * kh * kw * co * wd
+    largest = max(((b - a) * (r1 - r0) for a, b, r0, r1 in blocks), default=0) * kh * kw * co * wd
     products_memory = np.empty(largest, dtype=out.dtype)
-    for a, b, r0, r1 in blocks:
-        pixels = (r1 - r0) * wd
-        products = products_memory[:(b - a) * groups * kh * kw * co * pixels]
-        np.matmul(weights, xg[a:b, :, :, r0:r1].reshape(b - a, groups, cig, pixels),
-                  out=products.reshape(b - a, groups, co * kh * kw, pixels))
-        products = products.reshape(b - a, groups, co, kh, kw, r1 - r0, wd)
-        if place is not None:
-            place(products, out, a, o0, r0, top, left, sh, sw, dh, dw, h, columns)
-            continue
-        canvas = memory[:(b - a) * plane].reshape(b - a, groups, co, sh, sw, rows, columns)
-        if r0 == 0:
-            canvas[...] = 0
-        for i in range(kh):
-            for j in range(kw):
-                (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
-                canvas[:, :, :, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, :, i, j]
-        if r1 == h:
-            _crop(canvas, out[a:b, :, o0:o1], top, left)
+    for g in range(groups):     # a group at a time: its products (and canvas) stay in cache (b4 of benchmarks/: 7%)
+        weights = wg[g, :, o0 * kh * kw:o1 * kh * kw].T
+        for a, b, r0, r1 in blocks:
+            pixels = (r1 - r0) * wd
+            products = products_memory[:(b - a) * kh * kw * co * pixels].reshape(b - a, co * kh * kw, pixels)
+            np.matmul(weights, xg[a:b, g, :, r0:r1].reshape(b - a, cig, pixels), out=products)
+            products = products.reshape(b - a, co, kh, kw, r1 - r0, wd)
+            if place is not None:           # all of ``out``, contiguous: a slice's rows would not vectorise
+                place(products, out, a, g, o0, r0, top, left, sh, sw, dh, dw, h, columns)
+                continue
+            canvas = memory[:(b - a) * plane].reshape(b - a, co, sh, sw, rows, columns)
+            if r0 == 0:
+                canvas[...] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
+                    canvas[:, :, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, i, j]
+            if r1 == h:
+                _crop(canvas, out[a:b, g, o0:o1], top, left)
 
 
 def _crop(canvas, out, top, left):
     """``out = full[top : top + H_out, left : left + W_out]``, read from the phase-major canvas phase by phase:
     output row y is full row top + y, at phase (top + y) % sh."""
-    _, _, _, sh, sw, _, _ = canvas.shape
-    _, _, _, out_h, out_w = out.shape
+    _, _, sh, sw, _, _ = canvas.shape
+    _, _, out_h, out_w = out.shape
     for p in range(sh):
         y0 = (p - top) % sh                                    # the first output row at phase p
         for q in range(sw):
             x0 = (q - left) % sw
             rows, cols = len(range(y0, out_h, sh)), len(range(x0, out_w, sw))
             r0, c0 = (top + y0) // sh, (left + x0) // sw
-            out[:, :, :, y0::sh, x0::sw] = canvas[:, :, :, p, q, r0:r0 + rows, c0:c0 + cols]
+            out[:, :, y0::sh, x0::sw] = canvas[:, :, p, q, r0:r0 + rows, c0:c0 + cols]
 
 
-def _place_rows(products, out, a0, o0, r0, top, left, sh, sw, dh, dw, h, width):
+def _place_rows(products, out, a0, g, o0, r0, top, left, sh, sw, dh, dw, h, width):
     """``_scatter_products``' adds and crop in one pass: each output row ``out[a0 + m, g, o0 + o, y]`` that
     input rows [r0, r0 + block rows) reach, summed in a phase-major row (full column b·sw + p at [p, b]: each
     tap's products added with unit stride, as on the canvas) that stays in L1, then stored in output order.
     A row that earlier input rows reach too (a block of an image's rows) gets this block's sums added; a row
     no input row reaches is zero, written by an image's first block."""
-    images, groups, co, kh, kw, rows, wd = products.shape
+    images, co, kh, kw, rows, wd = products.shape
     _, _, _, out_h, out_w = out.shape
     # Full row top + y = a·sh + i·dh: kernel row i brings input row a = reach[y, i] (-1: none in [0, h)), a
     # row of the block's or not; the rows to write (``write``: 0 none, 1 store, 2 add to earlier rows' sums).
@@ -328,36 +323,35 @@ def _place_rows(products, out, a0, o0, r0, top, left, sh, sw, dh, dw, h, width):
         phase[j], position[j] = (j * dw) % sw, (j * dw) // sw
     line = np.empty((sw, width))
     for m in range(images):
-        for g in range(groups):
-            for o in range(co):
-                for y in range(out_h):
-                    if write[y] == 0:
-                        continue
-                    before = write[y] == 2
-                    line[:] = 0.0
-                    for i in range(kh):
-                        if reach[y, i] >= 0:
-                            for j in range(kw):
-                                target = line[phase[j], position[j]:position[j] + wd]
-                                terms = products[m, g, o, i, j, reach[y, i]]
-                                for b in range(wd):
-                                    target[b] += terms[b]
-                    row = out[a0 + m, g, o0 + o, y]
-                    if sw == 2 and not before:          # the usual stride: pairs, which LLVM vectorises (b4: 13%)
-                        even, odd = line[left % 2, left // 2:], line[(left + 1) % 2, (left + 1) // 2:]
-                        for k in range(out_w // 2):
-                            row[2 * k] = even[k]
-                            row[2 * k + 1] = odd[k]
-                        if out_w % 2:
-                            row[out_w - 1] = even[out_w // 2]
-                        continue
-                    for p in range(min(sw, out_w)):     # output columns p, p + sw, ..: phase (left + p) % sw
-                        target, source = row[p::sw], line[(left + p) % sw, (left + p) // sw:]
-                        for k in range(target.shape[0]):
-                            if before:
-                                target[k] += source[k]
-                            else:
-                                target[k] = source[k]
+        for o in range(co):
+            for y in range(out_h):
+                if write[y] == 0:
+                    continue
+                before = write[y] == 2
+                line[:] = 0.0
+                for i in range(kh):
+                    if reach[y, i] >= 0:
+                        for j in range(kw):
+                            target = line[phase[j], position[j]:position[j] + wd]
+                            terms = products[m, o, i, j, reach[y, i]]
+                            for b in range(wd):
+                                target[b] += terms[b]
+                row = out[a0 + m, g, o0 + o, y]
+                if sw == 2 and not before:      # the usual stride: pairs, which LLVM vectorises (b4: 9% faster)
+                    even, odd = line[left % 2, left // 2:], line[(left + 1) % 2, (left + 1) // 2:]
+                    for k in range(out_w // 2):
+                        row[2 * k] = even[k]
+                        row[2 * k + 1] = odd[k]
+                    if out_w % 2:
+                        row[out_w - 1] = even[out_w // 2]
+                    continue
+                for p in range(min(sw, out_w)):     # output columns p, p + sw, ..: phase (left + p) % sw
+                    target, source = row[p::sw], line[(left + p) % sw, (left + p) // sw:]
+                    for k in range(target.shape[0]):
+                        if before:
+                            target[k] += source[k]
+                        else:
+                            target[k] = source[k]
 
 
 def _finish(out, params, arrays, dtype):
