@@ -39,8 +39,8 @@ easy to check as the NumPy path; ``tests/test_oracle_loops.py`` checks both
 paths against plain Python loops and against each other. Dense calls keep
 BLAS for the products, and in float64 ``_place_rows`` adds each tap's
 products at its place and crops in one pass, an output row at a time (plain
-loops again, the row staying in L1; b4 of benchmarks/, per core: 4.3 against
-5.9 ms for an add pass, each output plane in cache, then a crop pass, and
+loops again, the row staying in L1; b4 of benchmarks/, per core: 4.2 against
+6.0 ms for an add pass, each output plane in cache, then a crop pass, and
 those were 3× faster than a NumPy pass per tap). Threads: one in
 the parent, where the oracle runs beside the framework workers (``threads``
 defaults to 1); in the ``numpy`` backend, which passes the worker's cores,
