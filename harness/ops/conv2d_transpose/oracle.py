@@ -9,7 +9,8 @@ output are zeros) ``+ bias``. The products of every tap come from one matrix
 product over the group's input channels (a block of images, or of one large
 image's rows, at a time, so they stay small), then each tap's products are
 added at their place: the scatter-add of the definition at BLAS speed. The
-only indexing trick, the phase-major canvas, is explained where it is used.
+only indexing trick, phase-major columns (and, in NumPy, rows), is explained
+where it is used.
 With stride 1 (b3 of benchmarks/) the same sum is read the other way round,
 output pixel by output pixel (``_by_row_products``): the input columns each
 kernel column brings to an output row are gathered, one matrix product
@@ -36,9 +37,11 @@ code, not the ``numba`` backend's kernels (``harness/kernels``,
 and it only adds the terms of the definition one by one, so it stays as
 easy to check as the NumPy path; ``tests/test_oracle_loops.py`` checks both
 paths against plain Python loops and against each other. Dense calls keep
-BLAS for the products, and in float64 ``_add_products`` adds each tap's
-products at its place in one pass (plain loops again, each output plane
-staying in cache: 3× faster than a NumPy pass per tap). Threads: one in
+BLAS for the products, and in float64 ``_place_rows`` adds each tap's
+products at its place and crops in one pass, an output row at a time (plain
+loops again, the row staying in L1; b4 of benchmarks/, per core: 4.2 against
+6.0 ms for an add pass, each output plane in cache, then a crop pass, and
+those were 3× faster than a NumPy pass per tap). Threads: one in
 the parent, where the oracle runs beside the framework workers (``threads``
 defaults to 1); in the ``numpy`` backend, which passes the worker's cores,
 as many as are free of other processes (``_free_cores``). Each thread runs
@@ -243,98 +246,114 @@ def _add_rows_numpy(sums, out, rows, a0, o0, r0):
 
 def _scatter_products(xg, wg, geometry, out, a0, a1, o0, o1):
     """Images [a0, a1), output channels [o0, o1) of each group, of the scatter-add: a block's products, then
-    each tap's added at its place on the canvas of the block's images, which is cropped into ``out`` once their
-    last input row is in. A group at a time: its canvas stays in cache from the first add to the crop (b4 of
-    benchmarks/, 8 groups: 7% faster)."""
+    each tap's added at its place, by ``_place_rows`` or, in NumPy, on the canvas of the block's images, which
+    is cropped into ``out`` once their last input row is in."""
     _, groups, cig, h, wd = xg.shape
-    if groups > 1:
-        for g in range(groups):
-            _scatter_products(xg[:, g:g + 1], wg[g:g + 1], geometry, out[:, g:g + 1], a0, a1, o0, o1)
-        return
     kh, kw, sh, sw, dh, dw, top, left, full_h, full_w = geometry
     co = o1 - o0
-    weights = wg[:, :, o0 * kh * kw:o1 * kh * kw].transpose(0, 2, 1)
-    adds = compiled(_add_products) if out.dtype == np.float64 else None
-    blocks = _blocks(a0, a1, h, groups * kh * kw * co * wd * out.itemsize)
-    # The canvas, (images, g, cog, row phase, column phase, rows, columns), stores rows and columns phase-major:
-    # full row Y = q·s + p lives at [.., p, .., q, ..]. Tap (i, j) writes rows a·s + i·d, i.e. phase (i·d) % s
-    # and rows (i·d) // s + a: one dense block per tap instead of a strided scatter. Same sums, about twice
-    # as fast. One canvas for the images of a block, allocated once (a fresh one each block costs its page
+    place = compiled(_place_rows) if out.dtype == np.float64 else None
+    blocks = _blocks(a0, a1, h, kh * kw * co * wd * out.itemsize)
+    # NumPy's canvas, (images, cog, row phase, column phase, rows, columns), stores rows and columns
+    # phase-major: full row Y = q·s + p lives at [.., p, .., q, ..]. Tap (i, j) writes rows a·s + i·d, i.e. phase
+    # (i·d) % s and rows (i·d) // s + a: one dense block per tap instead of a strided scatter. Same sums, about
+    # twice as fast. One canvas for the images of a block, allocated once (a fresh one each block costs its page
     # faults) and cropped while it is still in cache.
-    plane = groups * co * sh * sw * -(-full_h // sh) * -(-full_w // sw)
+    rows, columns = -(-full_h // sh), -(-full_w // sw)
+    plane = 0 if place is not None else co * sh * sw * rows * columns
     memory = np.empty(max((b - a for a, b, _, _ in blocks), default=0) * plane, dtype=out.dtype)
-    largest = max(((b - a) * (r1 - r0) for a, b, r0, r1 in blocks), default=0) * groups * kh * kw * co * wd
+    largest = max(((b - a) * (r1 - r0) for a, b, r0, r1 in blocks), default=0) * kh * kw * co * wd
     products_memory = np.empty(largest, dtype=out.dtype)
-    for a, b, r0, r1 in blocks:
-        canvas = memory[:(b - a) * plane].reshape(b - a, groups, co, sh, sw, -(-full_h // sh), -(-full_w // sw))
-        if r0 == 0:
-            canvas[...] = 0
-        pixels = (r1 - r0) * wd
-        products = products_memory[:(b - a) * groups * kh * kw * co * pixels]
-        np.matmul(weights, xg[a:b, :, :, r0:r1].reshape(b - a, groups, cig, pixels),
-                  out=products.reshape(b - a, groups, co * kh * kw, pixels))
-        products = products.reshape(b - a, groups, co, kh, kw, r1 - r0, wd)
-        if adds is not None:                # the same adds in one pass, each output plane in cache: 3× faster
-            adds(products, canvas, r0, sh, sw, dh, dw)
-        else:
+    for g in range(groups):     # a group at a time: its products (and canvas) stay in cache (b4 of benchmarks/: 7%)
+        weights = wg[g, :, o0 * kh * kw:o1 * kh * kw].T
+        for a, b, r0, r1 in blocks:
+            pixels = (r1 - r0) * wd
+            products = products_memory[:(b - a) * kh * kw * co * pixels].reshape(b - a, co * kh * kw, pixels)
+            np.matmul(weights, xg[a:b, g, :, r0:r1].reshape(b - a, cig, pixels), out=products)
+            products = products.reshape(b - a, co, kh, kw, r1 - r0, wd)
+            if place is not None:           # all of ``out``, contiguous: a slice's rows would not vectorise
+                place(products, out, a, g, o0, r0, top, left, sh, sw, dh, dw, h, columns)
+                continue
+            canvas = memory[:(b - a) * plane].reshape(b - a, co, sh, sw, rows, columns)
+            if r0 == 0:
+                canvas[...] = 0
             for i in range(kh):
                 for j in range(kw):
                     (qi, pi), (qj, pj) = divmod(i * dh, sh), divmod(j * dw, sw)
-                    canvas[:, :, :, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, :, i, j]
-        if r1 == h:
-            if adds is not None:
-                compiled(_crop_loops)(canvas, out, a, o0, top, left)
-            else:
-                _crop(canvas, out[a:b, :, o0:o1], top, left)
+                    canvas[:, :, pi, pj, qi + r0:qi + r1, qj:qj + wd] += products[:, :, i, j]
+            if r1 == h:
+                _crop(canvas, out[a:b, g, o0:o1], top, left)
 
 
 def _crop(canvas, out, top, left):
     """``out = full[top : top + H_out, left : left + W_out]``, read from the phase-major canvas phase by phase:
     output row y is full row top + y, at phase (top + y) % sh."""
-    _, _, _, sh, sw, _, _ = canvas.shape
-    _, _, _, out_h, out_w = out.shape
+    _, _, sh, sw, _, _ = canvas.shape
+    _, _, out_h, out_w = out.shape
     for p in range(sh):
         y0 = (p - top) % sh                                    # the first output row at phase p
         for q in range(sw):
             x0 = (q - left) % sw
             rows, cols = len(range(y0, out_h, sh)), len(range(x0, out_w, sw))
             r0, c0 = (top + y0) // sh, (left + x0) // sw
-            out[:, :, :, y0::sh, x0::sw] = canvas[:, :, :, p, q, r0:r0 + rows, c0:c0 + cols]
+            out[:, :, y0::sh, x0::sw] = canvas[:, :, p, q, r0:r0 + rows, c0:c0 + cols]
 
 
-def _crop_loops(canvas, out, a0, o0, top, left):
-    """``_crop`` into ``out[a0 + m, g, o0 + o]``, a plane row and a column phase at a time."""
-    images, groups, co, sh, sw, _, _ = canvas.shape
+def _place_rows(products, out, a0, g, o0, r0, top, left, sh, sw, dh, dw, h, width):
+    """``_scatter_products``' adds and crop in one pass: each output row ``out[a0 + m, g, o0 + o, y]`` that
+    input rows [r0, r0 + block rows) reach, summed in a phase-major row (full column b·sw + p at [p, b]: each
+    tap's products added with unit stride, as on the canvas) that stays in L1, then stored in output order.
+    A row that earlier input rows reach too (a block of an image's rows) gets this block's sums added; a row
+    no input row reaches is zero, written by an image's first block."""
+    images, co, kh, kw, rows, wd = products.shape
     _, _, _, out_h, out_w = out.shape
+    # Full row top + y = a·sh + i·dh: kernel row i brings input row a = reach[y, i] (-1: none in [0, h)), a
+    # row of the block's or not; the rows to write (``write``: 0 none, 1 store, 2 add to earlier rows' sums).
+    reach, write = np.full((out_h, kh), -1), np.zeros(out_h, np.int64)
+    for y in range(out_h):
+        here = before = reached = False
+        for i in range(kh):
+            a, rest = divmod(top + y - i * dh, sh)
+            if rest == 0 and 0 <= a < h:
+                reached, before = True, before or a < r0
+                if r0 <= a < r0 + rows:
+                    reach[y, i], here = a - r0, True
+        write[y] = (2 if before else 1) if here else (1 if not reached and r0 == 0 else 0)
+    # Unsigned indices and no slices in the loops over rows: Numba wraps a signed index (negative: from the
+    # end), which keeps LLVM from vectorising ``line[p, q + b]``, and each slice costs an atomic reference count
+    # (b4 of benchmarks/: 15% faster than slices of ``line`` and ``out`` per row).
+    u = np.uint64
+    phase, position = np.empty(kw, u), np.empty(kw, u)
+    for j in range(kw):
+        phase[j], position[j] = (j * dw) % sw, (j * dw) // sw
+    ep, eq, op, oq = u(left % sw), u(left // sw), u((left + 1) % sw), u((left + 1) // sw)
+    line = np.empty((sw, width))
     for m in range(images):
-        for g in range(groups):
-            for o in range(co):
-                for y in range(out_h):
-                    for q in range(sw):
-                        x0 = (q - left) % sw                       # the first output column at phase q
-                        c0, count = (left + x0) // sw, (out_w - x0 + sw - 1) // sw
-                        target = out[a0 + m, g, o0 + o, y, x0::sw]
-                        source = canvas[m, g, o, (top + y) % sh, q, (top + y) // sh, c0:c0 + count]
-                        for k in range(count):
-                            target[k] = source[k]
-
-
-def _add_products(products, canvas, r0, sh, sw, dh, dw):
-    """Each tap's products at its place: ``canvas[m, g, o, ..]`` at full row (r0 + a)·sh + i·dh and column
-    b·sw + j·dw (phase-major, as in ``_scatter_products``) ``+= products[m, g, o, i, j, a, b]``."""
-    images, groups, co, kh, kw, rows, wd = products.shape
-    for m in range(images):
-        for g in range(groups):
-            for o in range(co):
-                for a in range(rows):
-                    for i in range(kh):
-                        qi, pi = (i * dh) // sh, (i * dh) % sh
+        for o in range(co):
+            terms, target = products[m, o], out[a0 + m, g, o0 + o]
+            for y in range(out_h):
+                if write[y] == 0:
+                    continue
+                line[:] = 0.0
+                for i in range(kh):
+                    r = reach[y, i]
+                    if r >= 0:
                         for j in range(kw):
-                            qj, pj = (j * dw) // sw, (j * dw) % sw
-                            target = canvas[m, g, o, pi, pj, qi + r0 + a, qj:qj + wd]
-                            source = products[m, g, o, i, j, a]
-                            for b in range(wd):
-                                target[b] += source[b]
+                            p, q = phase[j], position[j]
+                            for b in range(u(wd)):
+                                line[p, q + b] += terms[i, j, r, b]
+                if sw == 2 and write[y] == 1:   # the usual stride: pairs, which LLVM vectorises (b4: 9% faster)
+                    for k in range(u(out_w // 2)):
+                        target[y, u(2) * k] = line[ep, eq + k]
+                        target[y, u(2) * k + u(1)] = line[op, oq + k]
+                    if out_w % 2:
+                        target[y, out_w - 1] = line[ep, eq + u(out_w // 2)]
+                    continue
+                for x in range(min(sw, out_w)):     # output columns x, x + sw, ..: phase (left + x) % sw
+                    p, q = u((left + x) % sw), u((left + x) // sw)
+                    for k in range(u((out_w - x + sw - 1) // sw)):
+                        column = u(x) + u(sw) * k
+                        value = line[p, q + k]
+                        target[y, column] = value + target[y, column] if write[y] == 2 else value
 
 
 def _finish(out, params, arrays, dtype):
