@@ -44,15 +44,32 @@ CORE = sorted(p.name for p in (ROOT / "harness").glob("*.py")) + [
 @pytest.mark.parametrize("module", ["oracle", "gradient"])
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_the_oracle_imports_nothing_from_conform(spec, module):
-    # The forward oracle and the gradient oracle (harness/ops/<op>/gradient.py) alike; Numba and threadpoolctl
-    # for an oracle's own compiled loops (Note [Compiled oracle loops] in harness/ops/conv2d_transpose/oracle.py).
+    # The forward oracle and the gradient oracle (harness/ops/<op>/gradient.py) alike; Numba for an oracle's
+    # own compiled loops (Note [Compiled oracle loops] in harness/ops/conv2d_transpose/oracle.py). The one
+    # conform module allowed is the oracles' thread plumbing, which imports nothing from conform itself (so a
+    # reproducer embeds it whole, ``_embedded_whole`` in harness/backends/program.py).
     module = importlib.import_module(spec.oracle.__module__.rsplit(".", 1)[0] + "." + module)
+    imported = _imports(module) - {ORACLE_THREADS}
+    assert {name.split(".")[0] for name in imported} <= {"__future__", "numpy", "math", "itertools", "functools",
+                                                        "sys", "numba"}, imported
+
+
+ORACLE_THREADS = "harness.kernels.oracle_threads"
+
+
+def test_the_oracles_thread_plumbing_imports_nothing_from_conform():
+    # Note [Oracle threads]: only the standard library, and Numba and threadpoolctl where installed.
+    from harness.backends.program import _embedded_whole
+    assert _embedded_whole(ORACLE_THREADS)
+    imported = _imports(importlib.import_module(ORACLE_THREADS))
+    assert {name.split(".")[0] for name in imported} <= {"__future__", "contextlib", "functools", "concurrent", "os",
+                                                        "sys", "threading", "ctypes", "numba", "threadpoolctl"}, imported
+
+
+def _imports(module) -> set[str]:
     tree = ast.parse(inspect.getsource(module))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert {name.split(".")[0] for name in imported} <= {"__future__", "numpy", "math", "itertools", "contextlib",
-                                                        "functools", "concurrent", "os", "sys", "threading",
-                                                        "ctypes", "numba", "threadpoolctl"}, imported
+    return imported | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
 
 
 def _code_words(path: Path) -> set[str]:
@@ -123,6 +140,38 @@ def test_fuzz_cases_are_valid_and_reproducible(spec, tmp_path):
     cases = load_file(write(tmp_path / "fuzz.yaml", text))
     assert len(cases) == 30 and all(c.resolved is not None and c.op == spec.name for c in cases)
     assert spec.fuzz(random.Random(1), "x", ("float32",))["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_the_numpy_backends_program_runs_standalone_as_a_reproducer_embeds_it(spec, tmp_path):
+    """The ``numpy`` backend's program (the oracle, in float64: its compiled loops and threads), rendered as a
+    reproducer renders it, runs in an isolated interpreter (no conform on its path) and gives the oracle's
+    numbers; the oracles' thread plumbing is embedded once, however many of its names the oracle imports."""
+    from harness.backends import program as programs
+    from harness.backends.numpy_ref import NumpyBackend
+    from harness.runner import prepare
+    case = spec.fuzz(random.Random(4), "standalone", ("float64",))
+    (loaded,) = load_file(write(tmp_path / "case.yaml", yaml.safe_dump({"op": spec.name, "cases": [case]})))
+    call, reference = prepare(loaded)
+    program = NumpyBackend().oracle(call)
+    np.savez(tmp_path / "inputs.npz", **{name: call.arrays[name] for name in program.operands})
+    script = ["import numpy as np", "DATA = np.load('inputs.npz')"]
+    script += [f"{name} = DATA[{name!r}]" for name in program.operands]
+    script += programs.prelude(program) + programs.lines(program)
+    script += [f"np.save('y.npy', np.asarray({program.output}))"]
+    embedded = sum(line == f"# ---- embedded: {ORACLE_THREADS}" for line in script)
+    assert embedded == (ORACLE_THREADS in _imports(importlib.import_module(spec.oracle.__module__)))
+    if embedded:            # two ranges on two threads, however busy the machine: the pool, its ids, libc
+        script += ["on_threads(lambda lo, hi: None, 2, 2)"]
+    (tmp_path / "repro.py").write_text("\n".join(script) + "\n")
+    done = subprocess.run([sys.executable, "-I", "repro.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Within a few ulps of the magnitude: on threads, one image's matrix products may be split by rows (their
+    # sums then taken by BLAS in another order) where the parent's oracle ran on one thread.
+    got = np.load(tmp_path / "y.npy")
+    assert got.shape == reference.output.shape
+    assert np.all(np.abs(got - reference.output) <= 1e-12 * reference.magnitude)
 
 
 DESCRIBE = r"""

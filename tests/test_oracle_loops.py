@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from harness.kernels import oracle_threads
 from harness.ops.avg_pool2d import oracle as avg_oracle
 from harness.ops.avg_pool2d import semantics as avg
 from harness.ops.conv2d import oracle as conv_oracle
@@ -293,7 +294,7 @@ def test_one_image_is_split_across_threads(module, semantics, fields, form, monk
     fields = {**fields, "input": [1, *fields["input"][1:]]}
     params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
     arrays = operands(semantics, params, 5, fields.get("bias", False))
-    monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
+    monkeypatch.setattr(module, "free_cores", lambda threads: threads)        # however busy the machine
     monkeypatch.setattr(module, "ROW_PRODUCT_TERMS", 1 if form == "_by_row_products" else 10**9)
     if module is transpose_oracle:
         monkeypatch.setattr(module, "LOOP_CHANNELS", 0)
@@ -360,7 +361,7 @@ def test_compiled_loops_numpy_and_plain_loops_agree(module, semantics, fields, m
     params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
     arrays = operands(semantics, params, 3, fields.get("bias", False))
     if module is not avg_oracle:
-        monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
+        monkeypatch.setattr(module, "free_cores", lambda threads: threads)        # however busy the machine
     ran, real = [], module.compiled
     monkeypatch.setattr(module, "compiled", lambda loops: lambda *args: ran.append(args[-2:]) or real(loops)(*args))
     threads = (1,) if module is avg_oracle else (1, 2, 5)           # avg_pool2d's loops run on one thread
@@ -395,11 +396,10 @@ def test_compiled_loops_numpy_and_plain_loops_agree(module, semantics, fields, m
 def test_threads_only_where_cores_are_free(load, runnable, ours, threads, free, monkeypatch, tmp_path):
     loadavg = tmp_path / "loadavg"
     loadavg.write_text(f"{load} 3.02 2.50 {runnable}/312 4242\n")
-    for module in (conv_oracle, transpose_oracle):
-        monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
-        monkeypatch.setattr(module, "_own_runnable", lambda: ours)
-        monkeypatch.setattr(module, "open", lambda path: open(loadavg), raising=False)
-        assert module._free_cores(threads) == free
+    monkeypatch.setattr(oracle_threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(oracle_threads, "_own_runnable", lambda: ours)
+    monkeypatch.setattr(oracle_threads, "open", lambda path: open(loadavg), raising=False)
+    assert oracle_threads.free_cores(threads) == free
 
 
 def test_compiled_loops_run_only_in_float64():
@@ -421,7 +421,7 @@ def test_numpy_paths_on_threads_give_the_same_sums(threads, monkeypatch):
                                               conv2d_transpose_loops)):
         r = semantics.resolve(semantics.Params(**params))
         arrays = operands(semantics, params, 5, True)
-        monkeypatch.setattr(module, "_free_cores", lambda threads: threads)       # however busy the machine
+        monkeypatch.setattr(module, "free_cores", lambda threads: threads)        # however busy the machine
         magnitude = module.reference(params, {k: np.abs(v) for k, v in arrays.items()})
         old, module.BLOCK_BYTES = module.BLOCK_BYTES, 2_000        # several blocks per thread
         try:
@@ -462,24 +462,23 @@ def test_an_oracle_loaded_by_path_leaves_numbas_cache_loadable_by_conform(tmp_pa
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs Linux thread affinity and two cores")
-@pytest.mark.parametrize("module", [conv_oracle, transpose_oracle])
-def test_pool_threads_stay_off_the_callers_core(module, monkeypatch):
+def test_pool_threads_stay_off_the_callers_core(monkeypatch):
     # The calling thread computes the first range; the pool's threads are woken on any core but its own, so a
     # woken one is not queued behind it there, and once running may go anywhere again (``_keep_off``).
-    pinned, seen, keep_off = [], {}, module._keep_off
+    pinned, seen, keep_off = [], {}, oracle_threads._keep_off
 
     def recording(core):
         keep_off(core)
-        pinned.append((core, [os.sched_getaffinity(tid) for tid in module._POOL_THREADS]))
-    monkeypatch.setattr(module, "_keep_off", recording)
+        pinned.append((core, [os.sched_getaffinity(tid) for tid in oracle_threads._POOL_THREADS]))
+    monkeypatch.setattr(oracle_threads, "_keep_off", recording)
 
     def loops(lo, hi):
         seen[lo] = (threading.get_native_id(), os.sched_getaffinity(0))
 
-    module._on_threads(loops, 2, 2)                   # starts the pool thread
-    module._on_threads(loops, 2, 2)
+    oracle_threads.on_threads(loops, 2, 2)            # starts the pool thread
+    oracle_threads.on_threads(loops, 2, 2)
     (caller, _), (pool, running) = seen[0], seen[1]
-    assert caller == threading.get_native_id() and pool != caller and pool in module._POOL_THREADS
+    assert caller == threading.get_native_id() and pool != caller and pool in oracle_threads._POOL_THREADS
     core, waking = pinned[-1]
     assert core is not None and waking and all(cores == os.sched_getaffinity(0) - {core} for cores in waking)
     assert running == os.sched_getaffinity(0)

@@ -5,8 +5,8 @@ bfloat16, and the result says so (``emulated``). A call the canonical
 semantics rejects is rejected with the semantics' reason, as every API would
 reject it, instead of computing whatever the definition gives.
 
-An oracle with compiled loops (Note [Compiled oracle loops] in
-``harness/ops/conv2d_transpose/oracle.py``) takes ``threads``: here it gets
+An oracle with compiled loops and threads (Note [Oracle threads] in
+``harness/kernels/oracle_threads.py``) takes ``threads``: here it gets
 the worker's cores, since the backend has them to itself while it runs
 (the parent's own oracle calls keep the default, one).
 """

@@ -41,26 +41,17 @@ BLAS for the products, and in float64 ``_place_rows`` adds each tap's
 products at its place and crops in one pass, an output row at a time (plain
 loops again, the row staying in L1; b4 of benchmarks/, per core: 4.2 against
 6.0 ms for an add pass, each output plane in cache, then a crop pass, and
-those were 3× faster than a NumPy pass per tap). Threads: one in
-the parent, where the oracle runs beside the framework workers (``threads``
-defaults to 1); in the ``numpy`` backend, which passes the worker's cores,
-as many as are free of other processes (``_free_cores``). Each thread runs
-the compiled loop (no GIL) on its own output planes, or the BLAS path on its
-own images with BLAS on one thread, so no Numba thread pool is ever started
-and no two pools compete. Without Numba (a reproducer run elsewhere) NumPy
-does everything, in the same blocks.
+those were 3× faster than a NumPy pass per tap). Threads: Note [Oracle
+threads] (``harness/kernels/oracle_threads.py``), each on its own output
+planes, images or (a single image) output channels. Without Numba (a
+reproducer run elsewhere) NumPy does everything, in the same blocks.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
-import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
-
 import numpy as np
+
+from harness.kernels.oracle_threads import compiled, free_cores, on_threads, one_blas_thread
 
 BLOCK_BYTES = 1 << 20           # products per block: large enough for BLAS, small enough to stay in L2 for the adds
 ROW_PRODUCT_TERMS = 16          # stride 1 with at least Cig·kw terms per kernel row: ``_by_row_products``
@@ -95,11 +86,11 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     ``params`` are the case's fields (as in the case file); ``arrays`` hold the
     canonical NCHW ``x``, ``w`` of shape (C_in, C_out/groups, kh, kw) and an
     optional ``b``. Returns the output in the case's layout. ``threads``: how
-    many threads it may use, where cores are free (Note [Compiled oracle loops]).
+    many threads it may use, where cores are free (Note [Oracle threads]).
     """
     x = np.asarray(arrays["x"], dtype=dtype)
     w = np.asarray(arrays["w"], dtype=dtype)
-    wanted, threads = threads, _free_cores(threads)
+    wanted, threads = threads, free_cores(threads)
     n, c_in, h, wd = x.shape
     _, cog, kh, kw = w.shape
     groups = params.get("groups", 1)
@@ -120,7 +111,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
     if (sh, sw) == (1, 1) and cig * kw >= ROW_PRODUCT_TERMS and np.isfinite(w).all():
         out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
-        with _one_blas_thread() if threads > 1 or wanted > threads or groups > 1 else contextlib.nullcontext():
+        with one_blas_thread(threads > 1 or wanted > threads or groups > 1):
             # w as (g, kh, cog, cig, kw), once for all threads.
             wr = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 2, 1, 4))
             _on_parts(_by_row_products, n, cog, threads, np.ascontiguousarray(x).reshape(n, groups, cig, h, wd),
@@ -129,7 +120,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     loops = compiled(_scatter_loops) if np.dtype(dtype) == np.float64 else None
     if loops is not None and groups > 1 and cig * cog <= LOOP_CHANNELS:
         out = np.empty((n, groups * cog, out_h, out_w))
-        _on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
+        on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
                     sh, sw, dh, dw, full_h, full_w, top, left, out)
         return _finish(out, params, arrays, dtype)
     # Image-major, as the case's arrays are: x as (n, g, cig, h, w), w as (g, cig, cog·kh·kw). Every product
@@ -141,7 +132,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     # Threads on images, or on output channels for fewer images than threads, BLAS on one: a product per block
     # is too small to share, and its threads would wait a time slice at every product when no second core is
     # free.
-    with _one_blas_thread() if threads > 1 or wanted > threads else contextlib.nullcontext():
+    with one_blas_thread(threads > 1 or wanted > threads):
         _on_parts(_scatter_products, n, cog, threads, xg, wg, (kh, kw, sh, sw, dh, dw, top, left, full_h, full_w),
                   out)
     return _finish(out.reshape(n, groups * cog, out_h, out_w), params, arrays, dtype)
@@ -377,125 +368,14 @@ def _blocks(a0, a1, rows, row_bytes):
     return [(a, a + 1, r, min(rows, r + per_block)) for a in range(a0, a1) for r in range(0, rows, per_block)]
 
 
-def _free_cores(threads):
-    """``threads``, fewer when other processes keep the cores busy: a thread that waits for a core holds the
-    whole call up for a time slice (as ``harness/kernels/threads.py`` finds for the numba backend). Both signals
-    of ``/proc/loadavg`` (Linux) must say so, as there: the 1-minute load average (rounded as libgomp's
-    ``OMP_DYNAMIC`` rounds it, one of it this thread) and the tasks runnable now less this process's own. Either
-    alone halved calls on an idle machine: a task runnable at the instant of the call (a shell, a kernel worker)
-    or our own pool thread, runnable when the load was read and asleep when our threads were counted."""
-    if threads <= 1:
-        return 1
-    try:
-        with open("/proc/loadavg") as f:
-            fields = f.read().split()
-        load, running = float(fields[0]), int(fields[3].split("/")[0])   # ``running``: this thread included
-    except (OSError, IndexError, ValueError):
-        return threads
-    busy = int(load + 0.1) - 1
-    others = min(busy, max(0, running - _own_runnable())) if busy > 0 and running > 1 else 0
-    return max(1, min(threads, (os.cpu_count() or threads) - others))
-
-
-def _own_runnable():
-    """This process's threads that are running or ready to run, this one included: our own threads just
-    finishing the previous call are not other processes (counted as such, they halved every other call)."""
-    count = 0
-    try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/stat") as f:
-                count += f.read().rsplit(")", 1)[1].split()[0] == "R"
-    except (OSError, IndexError):
-        return 1
-    return max(count, 1)
-
-
-def _on_threads(loops, tasks, threads, *args):
-    """``loops(*args, lo, hi)`` over tasks [0, ``tasks``), split into contiguous ranges, one per thread: the
-    first on the calling thread, which would otherwise only wait: one thread fewer to wake and schedule (b2 and
-    b4 of benchmarks/, conv2d, two threads at load 4-5: 0.9 and 1.2 against 1.4 and 1.6 ms, every range on
-    the pool)."""
-    if threads <= 1 or tasks < 2:
-        loops(*args, 0, tasks)
-        return
-    bounds = [tasks * k // threads for k in range(threads + 1)]
-    pool = _pool(threads - 1)
-    _keep_off(_current_core())
-    others = [pool.submit(_anywhere, loops, *args, bounds[k], bounds[k + 1]) for k in range(1, threads)]
-    try:
-        loops(*args, bounds[0], bounds[1])
-    finally:                # every range done before the call returns or raises: none writes into ``out`` later
-        wait(others)
-    for part in others:
-        part.result()
-
-
-@functools.cache
-def _pool(threads):
-    """``threads`` threads kept for the process's life: starting them costs 60 µs a call (b2 of benchmarks/
-    runs in 0.7 ms)."""
-    return ThreadPoolExecutor(threads, thread_name_prefix="oracle",
-                              initializer=lambda: _POOL_THREADS.append(threading.get_native_id()))
-
-
-_POOL_THREADS: list = []        # the pool threads' native ids
-
-
-@functools.cache
-def _libc():
-    try:
-        import ctypes
-        return ctypes.CDLL(None)
-    except (ImportError, OSError):
-        return None
-
-
-def _current_core():
-    """The core this thread runs on (``sched_getcpu``, glibc), or None."""
-    try:
-        return _libc().sched_getcpu()
-    except AttributeError:          # no libc, or no such function
-        return None
-
-
-def _keep_off(core):
-    """Let the pool threads wake on any core but ``core``, the caller's, which computes the first range itself.
-    A thread woken from sleep is put on its waker's core first on this VM (its kernel packs woken tasks onto
-    the waker's vCPU: ``sched_vcpu_pack``), where it waits for the caller's range before it starts its own;
-    kept off that core, it starts at once on the idle one (b2 of benchmarks/, conv2d, in the ``numpy``
-    worker: 1.05 against 1.4-1.5 ms). Once running, each range lifts the restriction (``_anywhere``): a thread
-    held to one core that another process then takes could not move to the caller's. Linux only."""
-    if core is None or core < 0 or not hasattr(os, "sched_setaffinity"):
-        return
-    cores = os.sched_getaffinity(0) - {core}
-    for tid in _POOL_THREADS if cores else ():
-        try:
-            os.sched_setaffinity(tid, cores)
-        except OSError:             # the thread has ended, or the cores are not ours to give
-            pass
-
-
-def _anywhere(loops, *args):
-    """``loops(*args)`` on a pool thread, first allowed every core again (``_keep_off``)."""
-    if hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(0, _ALL_CORES)
-        except OSError:
-            pass
-    loops(*args)
-
-
-_ALL_CORES = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-
-
 def _on_parts(form, images, channels, threads, *args):
     """``form(*args, a0, a1, o0, o1)`` on images [a0, a1) and output channels [o0, o1) of each group: a range of
     images per thread, or of channels (all images) when there are fewer images than threads, so that a single
     image uses every free core too. Each part writes only its own output."""
     if images >= threads or channels < 2:
-        _on_threads(lambda *a: form(*a, 0, channels), images, threads, *args)
+        on_threads(lambda *a: form(*a, 0, channels), images, threads, *args)
     else:
-        _on_threads(lambda *a: form(*a[:-2], 0, images, *a[-2:]), channels, threads, *args)
+        on_threads(lambda *a: form(*a[:-2], 0, images, *a[-2:]), channels, threads, *args)
 
 
 def _scatter_loops(x, w, groups, sh, sw, dh, dw, full_h, full_w, top, left, out, lo, hi):
@@ -533,34 +413,6 @@ def _scatter_loops(x, w, groups, sh, sw, dh, dw, full_h, full_w, top, left, out,
         for y in range(out_h):
             for q in range(out_w):
                 out[m, oc, y, q] = plane[top + y, crop_phase[q], crop_position[q]]
-
-
-@functools.cache
-def _blas_threads():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-def _one_blas_thread():
-    """Within: BLAS computes on one thread (without threadpoolctl: as BLAS is set)."""
-    controller = _blas_threads()
-    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
-
-
-@functools.cache
-def compiled(loops):
-    """``loops`` compiled by Numba, once (imported here, on first use: it takes a tenth of a second to import);
-    None without Numba."""
-    try:
-        from numba import njit
-    except ImportError:
-        return None
-    # Numba's cache names the module and imports it to load an entry: one loaded from its file under another
-    # name (a script) would write entries no later process can load (ModuleNotFoundError: '<dynamic>').
-    return njit(cache=sys.modules.get(loops.__module__) is not None, nogil=True)(loops)
 
 
 def warm() -> None:
