@@ -90,7 +90,18 @@ sweeping the input channels in L1-sized chunks of weights, the tiles
 accumulating across chunks, measured 10% slower (b1 3.67 → 4.02 ms), as
 earlier with 4-vector tiles; a faster stride-1 packing (masked row copies)
 and the loop over channel blocks inside the loop over pixels measured no
-gain either.
+gain either. Since, the micro-kernel prefetches its weight rows (``tiles``):
+b1 0.967-0.984x the time before (one thread, CPU time, the two versions and
+torch in one process, shuffled each round, 3 calls in a row, median of 50;
+3.82-3.86 ms against torch 3.63-3.78, ratio 1.01-1.06; the same run put the
+old version at 1.03-1.10). Its time splits as tiles ~3.45 ms, NCHW stores
+0.24, packing 0.13, the rest 0.07. Measured no gain or a loss, same method:
+each block's row of tiles stored at once (2 transposes per 16 channels, not
+3), rows staged per channel and copied in runs, non-temporal or 64-byte
+aligned stores (+7%, +3%), ``prefetchw`` of the output rows, the input packed
+row by row with the next rows prefetched, a tighter band, ``_NB_ROWS`` 1/3/4,
+the pixel-vector path, channel chunks (again). A timed call right after
+torch's runs 3-5% slower (its data evicted ours): A/Bs must rotate the order.
 """
 
 from __future__ import annotations
