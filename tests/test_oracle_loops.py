@@ -314,13 +314,17 @@ def test_one_image_is_split_across_threads(module, semantics, fields, form, monk
         np.testing.assert_array_equal(one, two)
 
 
-@pytest.mark.parametrize("block_bytes", [100, 5_000])       # one input row a block; two images a block
+# An input row's products, a group at a time: kh·kw·Cog·W·8 = 3·2·3·3·8 = 432 bytes; an image's 6 rows 2592.
+@pytest.mark.parametrize("block_bytes, rows, images", [(100, 1, 1), (1_500, 3, 1), (6_000, 6, 2)],
+                         ids=["one-row", "rows", "two-images"])
 @pytest.mark.parametrize("adds", ["compiled", "numpy"])      # the taps' products added by either
 @pytest.mark.parametrize("stride", [[2, 3], [2, 2]])        # [2, 2]: the compiled loop's output columns in pairs
-def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes, adds, stride, monkeypatch):
+def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes, rows, images, adds, stride, monkeypatch):
     if adds == "numpy":
         numpy_only(transpose_oracle, monkeypatch)
     monkeypatch.setattr(transpose_oracle, "LOOP_CHANNELS", 0)      # BLAS products, not the grouped calls' loops
+    made, real = [], transpose_oracle._blocks
+    monkeypatch.setattr(transpose_oracle, "_blocks", lambda *args: made.append(real(*args)) or made[-1])
     rng = np.random.default_rng(2)
     params = transpose.Params(input=[5, 4, 6, 3], out_channels=6, groups=2, kernel_size=[3, 2], stride=stride,
                               dilation=[2, 1], padding=[1, 2, 0, 1], output_padding=1, bias=True).model_dump()
@@ -332,6 +336,7 @@ def test_conv2d_transpose_blocks_give_the_same_sums(block_bytes, adds, stride, m
         got = transpose_oracle.reference(params, arrays)
     finally:
         transpose_oracle.BLOCK_BYTES = old
+    assert made and {(b - a, r1 - r0) for a, b, r0, r1 in made[0]} >= {(images, rows)}    # the blocks meant
     magnitude = transpose_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
     want = conv2d_transpose_loops(arrays["x"], arrays["w"], arrays["b"], r)
     assert_within_ulps(got, want, magnitude, r.accumulation_length + 1)

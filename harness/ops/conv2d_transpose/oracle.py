@@ -123,9 +123,9 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
         on_threads(loops, n * groups * cog, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
                     sh, sw, dh, dw, full_h, full_w, top, left, out)
         return _finish(out, params, arrays, dtype)
-    # Image-major, as the case's arrays are: x as (n, g, cig, h, w), w as (g, cig, cog·kh·kw). Every product
-    # of a block of input rows is one matrix product, (g, cog·kh·kw, cig) @ (g, cig, pixels): each input pixel
-    # through every tap; the weights' matrix is w's transposed, which BLAS reads as it is.
+    # Image-major, as the case's arrays are: x as (n, g, cig, h, w), w as (g, cig, cog·kh·kw). A group's
+    # products of a block of input rows are one matrix product, (cog·kh·kw, cig) @ (images, cig, pixels): each
+    # input pixel through every tap; the weights' matrix is w's transposed, which BLAS reads as it is.
     xg = np.ascontiguousarray(x).reshape(n, groups, cig, h, wd)
     wg = w.reshape(groups, cig, cog * kh * kw)
     out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
