@@ -13,6 +13,10 @@ output channels; this module owns that tile:
 - ``tile_sweep``: picks the compile-time tile shape (``WIDTHS[NB]`` pixels
   for ``NB`` = 1..4 channel vectors); ``tile_width`` chooses among them along
   a row (the ragged end of a row costs least with a narrower tile).
+  ``tile_sweep_prefetch`` is the same sweep with each step prefetching the
+  weight row 16 steps ahead into L1 (``microkernel``'s ``PF``): for panels
+  that stream from L2 (conv2d's rows path); the transposed kernel keeps the
+  plain sweep, which measured no slower there.
 - ``store_nchw``: the NCHW epilogue (in-register transpose, bias, masked stores).
 - ``transpose_store``: an ``L × L`` block transposed in registers (weight repacking).
 

@@ -20,7 +20,9 @@ def footprint(params: Params, dtype: str = "float64", outputs: int = 1) -> tuple
 
     Works on invalid calls too, so an absurd case is refused before anything
     runs. Element counts: operands ``O`` (x, w, b; ``X`` of them x), output
-    ``Y``, the oracle's phase-major canvas ``C`` and its products ``P``
+    ``Y``, the phase-major canvas ``C`` of the oracle's NumPy fallback (the
+    compiled float64 path places each output row from a one-row buffer
+    instead: ``C`` then only over-counts) and its products ``P``
     (``kh·kw·C_out`` per input pixel, or with stride 1 ``C_in·kw`` terms and
     ``kh·C_out`` sums per output pixel of an input row; one block of images
     or input rows at a time on each of up to two threads: at most
