@@ -109,6 +109,41 @@ def compile_cache(framework: str) -> Path:
     return Path(os.environ.get("CONFORM_HOME") or ".conform").absolute() / "cache" / framework / _host()
 
 
+#: What a framework's compile cache may hold before ``prune_cache`` removes its least recently used entries.
+#: JAX writes ~5.6 KB per program (the default suite: 5,300 programs, 29 MB), so this keeps ~350,000.
+COMPILE_CACHE_MAX_BYTES = 2 << 30
+
+
+def prune_cache(folder: Path, max_bytes: int = COMPILE_CACHE_MAX_BYTES, keep: float = 0.75) -> int:
+    """Keep a compile cache within ``max_bytes``: past it, delete its least recently used entries (the files
+    directly in ``folder``, oldest access time first) until ``keep`` of the budget is left; the bytes freed.
+
+    Every new shape a run or a hunt meets adds programs, and nothing else ever removes them: a nightly
+    campaign's cache grew without bound. JAX's own limit (``jax_compilation_cache_max_size``) rescans the
+    whole folder and reads an access-time file per entry on every write: a cold default suite (5,300
+    writes) would read ~14 million files. Here the folder is scanned once per worker start, and pruning
+    leaves a quarter of the budget free, so it is rare. Access times are the file system's (``relatime``
+    updates them at least daily); an entry another worker is reading while it goes is compiled again."""
+    try:
+        entries = [(e.stat().st_atime, e.stat().st_size, e.path) for e in os.scandir(folder)
+                   if e.is_file(follow_symlinks=False)]
+    except OSError:
+        return 0
+    total = sum(size for _, size, _ in entries)
+    if total <= max_bytes:
+        return 0
+    freed = 0
+    for _, size, path in sorted(entries):
+        if total - freed <= keep * max_bytes:
+            break
+        try:
+            os.unlink(path)
+            freed += size
+        except OSError:     # gone already (another worker pruned it), or not ours to remove
+            pass
+    return freed
+
+
 def _host() -> str:
     described = [platform.machine()]
     try:

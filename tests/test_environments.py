@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -187,3 +188,21 @@ def test_prune_removes_only_environments_the_listed_backends_do_not_use(tmp_path
     removed = envs.prune(["onnxruntime", "numpy"])
     assert sorted(p.name for p in removed) == sorted([old.name, f".{old.name}.lock"])
     assert used.is_dir() and (envs.home() / "_harness").is_dir() and not old.exists()
+
+
+def test_a_compile_cache_past_its_budget_loses_its_least_recently_used_entries(tmp_path):
+    """``envs.prune_cache``: under the budget nothing goes; past it, the entries used longest ago go first,
+    until a quarter of the budget is free (so that pruning is rare); folders in it are left alone."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "sub").mkdir()
+    for age in range(10):                           # entry-0 used most recently, entry-9 longest ago
+        entry = cache / f"entry-{age}"
+        entry.write_bytes(b"x" * 100)
+        used = 1_700_000_000 - 3600 * age
+        os.utime(entry, (used, used))
+    assert envs.prune_cache(cache, max_bytes=1000) == 0 and len(list(cache.iterdir())) == 11
+    assert envs.prune_cache(cache, max_bytes=800) == 400          # down to 600 = 0.75 * 800
+    assert sorted(p.name for p in cache.iterdir()) == ["entry-0", "entry-1", "entry-2", "entry-3", "entry-4",
+                                                        "entry-5", "sub"]
+    assert envs.prune_cache(tmp_path / "missing", max_bytes=1) == 0

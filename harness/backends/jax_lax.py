@@ -8,7 +8,8 @@ compilation cache under ``.conform/cache/jax/<host>`` (``envs.compile_cache``:
 a folder per kind of processor; JAX keys an entry by the program, the
 jax/jaxlib versions and the compile options, so a cached executable is the one
 the compiler would produce here; a ``JAX_COMPILATION_CACHE_DIR`` of the user's
-own wins; the folder's own path is kept out of the key, see ``setup``).
+own wins; the folder's own path is kept out of the key, see ``setup``), kept
+within ``envs.COMPILE_CACHE_MAX_BYTES`` by ``envs.prune_cache`` at each worker start.
 Compiling was ~90 % of this worker's CPU time on the default suite; a warm
 cache is what a nightly run sees. ``jax_enable_x64`` is
 on, so float64 cases run in float64; float16 and bfloat16 are JAX's own.
@@ -73,7 +74,7 @@ from harness.backends.base import Backend, Call, Unsupported
 from harness.backends.program import Attr, Import, Index, Leaf, Method, Program, Ref, Step
 from harness.backends.program import Call as Expr
 from harness.backends import jax_lax_native, jax_lax_params
-from harness.envs import compile_cache
+from harness.envs import compile_cache, prune_cache
 from harness.ops.conv2d_transpose.semantics import axis_sizes as transpose_axis
 from harness.ops.pooling import axis_out, axis_pads
 
@@ -159,6 +160,7 @@ class JaxLaxBackend(Backend):
         import jax.numpy  # noqa: F401 - imported once per worker; programs use it
         jax.config.update("jax_enable_x64", True)
         if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+            prune_cache(compile_cache("jax"))     # ours, bounded; a user's own cache is theirs to bound
             jax.config.update("jax_compilation_cache_dir", str(compile_cache("jax")))
         # Every program: the eager calls compile in milliseconds each, under the defaults' thresholds.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
