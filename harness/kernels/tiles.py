@@ -13,10 +13,10 @@ output channels; this module owns that tile:
 - ``tile_sweep``: picks the compile-time tile shape (``WIDTHS[NB]`` pixels
   for ``NB`` = 1..4 channel vectors); ``tile_width`` chooses among them along
   a row (the ragged end of a row costs least with a narrower tile).
-  ``tile_sweep_prefetch`` is the same sweep with each step prefetching the
-  weight row 16 steps ahead into L1 (``microkernel``'s ``PF``): for panels
-  that stream from L2 (conv2d's rows path); the transposed kernel keeps the
-  plain sweep, which measured no slower there.
+  With ``pf`` = 1 each step prefetches the weight row 16 steps ahead into L1
+  (``microkernel``'s ``PF``): for panels that stream from L2 (conv2d's rows
+  path); the transposed kernel keeps the plain sweep, which measured no
+  slower there.
 - ``store_nchw``: the NCHW epilogue (in-register transpose, bias, masked stores).
 - ``transpose_store``: an ``L × L`` block transposed in registers (weight repacking).
 
@@ -39,14 +39,14 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import literally, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 # Imported for its effect: the kernels' Numba caches also key on this file (see there).
 from harness.kernels import jitcache  # noqa: F401
 
-__all__ = ["MAX_PIX", "PMAX", "WIDTHS", "microkernel", "store_nchw", "tile_sweep", "tile_sweep_prefetch", "tile_width",
+__all__ = ["MAX_PIX", "PMAX", "WIDTHS", "microkernel", "store_nchw", "tile_sweep", "tile_width",
            "transpose_store"]
 
 MAX_PIX = 24  # widest register tile (pixels); also the right zero padding of a packed row
@@ -87,7 +87,7 @@ def microkernel(typingctx, tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps,
                                         · wa[wbase + (toffw[t] + ci)·wld + b·L + l]
 
     ``P`` and ``NB`` are compile-time constants, so the ``P·NB`` accumulators
-    live in registers for the whole sweep. With ``PF`` = 1 (``tile_sweep_prefetch``)
+    live in registers for the whole sweep. With ``PF`` = 1 (``tile_sweep``'s ``pf``)
     each step prefetches the weight row ``_PREFETCH_ROWS`` steps ahead into L1:
     a panel of ``taps·Cig`` rows outgrows L1 (conv2d b1: 73 KB per 2-vector
     block) and streams from L2, and a narrow tile issues too few loads per step
@@ -95,7 +95,7 @@ def microkernel(typingctx, tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps,
     one thread, same process: 12-pixel tiles 193 → 197-201 GF/s, 8-pixel tiles
     172 → 185-188. (Prefetching the input rows too, 4 channels ahead, did not
     help.) The transposed convolution's rows (16-pixel phases) ran 0.1-1.1%
-    slower with it (b1, 6 runs), so it keeps ``tile_sweep`` (``PF`` = 0).
+    slower with it (b1, 6 runs), so it passes ``pf`` = 0.
     """
     if not all(isinstance(v, types.IntegerLiteral) for v in (P, NB, PF)):
         return None
@@ -339,58 +339,32 @@ def tile_width(nb, rem):
 
 
 @njit(cache=True)
-def tile_sweep(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb, npx):
-    """``microkernel`` for ``nb`` channel vectors × ``npx`` pixels, ``npx`` one of ``WIDTHS[nb]``."""
+def tile_sweep(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb, npx, pf):
+    """``microkernel`` for ``nb`` channel vectors × ``npx`` pixels, ``npx`` one of ``WIDTHS[nb]``; ``pf``
+    (a constant at the call site: one compiled sweep per value) 1 prefetches the weights (``microkernel``'s
+    ``PF``), 0 does not."""
+    literally(pf)
     if nb == 1:
         if npx == 24:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1, pf)
         elif npx == 16:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 16, 1, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 16, 1, pf)
         else:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 1, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 1, pf)
     elif nb == 2:
         if npx == 12:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2, pf)
         elif npx == 8:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 2, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 2, pf)
         else:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 2, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 2, pf)
     elif nb == 3:
         if npx == 8:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3, pf)
         else:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 3, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 3, pf)
     else:
         if npx == 6:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4, 0)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4, pf)
         else:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4, 0)
-
-
-@njit(cache=True)
-def tile_sweep_prefetch(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, nb, npx):
-    """``tile_sweep``, the weights prefetched (``microkernel``'s ``PF``)."""
-    if nb == 1:
-        if npx == 24:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 24, 1, 1)
-        elif npx == 16:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 16, 1, 1)
-        else:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 1, 1)
-    elif nb == 2:
-        if npx == 12:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 12, 2, 1)
-        elif npx == 8:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 2, 1)
-        else:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 2, 1)
-    elif nb == 3:
-        if npx == 8:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 8, 3, 1)
-        else:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 3, 1)
-    else:
-        if npx == 6:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 6, 4, 1)
-        else:
-            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4, 1)
+            microkernel(tile, xa, xbase, xci, toffx, wa, wbase, toffw, ntaps, cig, wld, 4, 4, pf)

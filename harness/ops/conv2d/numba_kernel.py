@@ -91,7 +91,7 @@ accumulating across chunks, measured 10% slower (b1 3.67 → 4.02 ms), as
 earlier with 4-vector tiles; a faster stride-1 packing (masked row copies)
 and the loop over channel blocks inside the loop over pixels measured no
 gain either. Since, the micro-kernel prefetches its weight rows
-(``tiles.tile_sweep_prefetch``): b1 0.955-0.984x the time before (one thread,
+(``tiles.tile_sweep`` with ``pf`` = 1): b1 0.955-0.984x the time before (one thread,
 CPU time, the two versions and torch in one process, shuffled each round, 3
 calls in a row, median of 50; ratio to torch 1.01-1.08 where the same runs
 put the old version at 1.03-1.12). Its time splits as tiles ~3.45 ms, NCHW stores
@@ -117,7 +117,7 @@ from harness.kernels.packing import pack_row, scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
-from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep_prefetch, tile_width
+from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_gemm import gemm, gemm_buffer_size, gemm_layout
 from harness.ops.conv2d.numba_pixels import pixel_planes_size, pixel_tiles
 from harness.ops.conv2d.numba_weights import pack_weights
@@ -163,8 +163,8 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
             while s < wout:
                 rem = wout - s
                 npx = tile_width(nb, rem)
-                tile_sweep_prefetch(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig,
-                                    ob, nb, npx)
+                tile_sweep(tile, buf, g * cig * xci + s, xci, tx, wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb,
+                           npx, 1)     # the weights prefetched: a panel streams from L2 here
                 pv = min(npx, rem)
                 if nhwc:
                     o_base = ((n * hout + y) * wout + s) * cout + oc0

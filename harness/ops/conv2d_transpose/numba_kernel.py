@@ -235,7 +235,7 @@ def _rows(lo, hi, x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, la
                         rem = cnt - s
                         npx = tile_width(nb, rem)
                         tile_sweep(tile, buf, g * cig * wpad + xq_lo + s + qw, wpad, tx,
-                            wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, npx)
+                            wflat, g * wgroup + ob0 * nrow, tw, nt, cig, ob, nb, npx, 0)   # no prefetch: tiles.py
                         pv = min(npx, rem)
                         if nhwc:
                             o_base = ((n * hout + y) * wout + x0 + s * sw) * cout + oc0
