@@ -27,6 +27,22 @@ whole 4 ms ticks for it, and its stall backoff then put most of a case on one
 thread (conv2d b3 of benchmarks/: 10.4-11.3 ms, its one-thread time, against
 5.4 once the parent was quiet; torch's calls waited too). So the parent
 computes with BLAS on one thread, as ``conform run``'s parent does.
+
+Note [Steady state]
+-------------------
+A backend's first calls on a new shape are slower than its later ones, for
+a while after the first-call costs (compiling, page faults) are paid: on
+this VM a Numba loop that doubles a 6.4 MB array into a new one took
+0.69 ms on its third call in a fresh process and 0.47 ms from its tenth on,
+with no page faults after the second. conv2d b5 (depthwise, 6.4 MB in and
+out) went 2.2 → 0.8 ms over the 12 calls after 3 warm-ups, on numba, the
+same whether or not both cores had spun for 0.2 s just before (so not the
+clock); 3 warm-up calls left that ramp in the median of 15 (numba
+1.26-1.30× torch in two runs, 0.69-0.88× after 15 warm-ups). So each case and backend warms up for
+at least ``warmup`` calls *and* ``WARMUP_S`` seconds (``--warmup``,
+``--warmup-time``), as timeit's autorange and pytest-benchmark's warm-up
+do: the timings are of the steady state a model's layer runs in, the same
+rule for every backend.
 """
 
 from __future__ import annotations
@@ -47,6 +63,7 @@ from harness.runner import prepare
 from harness.worker import worker_for
 
 ORACLE_DTYPE = {"numpy": "float64"}
+WARMUP_S = 0.2   # the least warm-up per case and backend, besides the count: Note [Steady state]
 
 
 def peak_gflops() -> dict:
@@ -74,7 +91,7 @@ def flops(case: Case) -> float:
 
 
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
-              timeout_s: float = 600.0, log=print) -> dict:
+              timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S) -> dict:
     peak = peak_gflops()
     rows: list[dict] = []
     for bid in backend_ids:
@@ -93,7 +110,7 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             if not available:
                 rows.append({**row, "status": "skipped", "reason": reason})
                 continue
-            answer = worker.bench(_call(case, dtype), warmup, repeats, timeout_s)
+            answer = worker.bench(_call(case, dtype), warmup, repeats, timeout_s, warmup_s)
             if isinstance(answer, list):
                 median = statistics.median(answer)
                 row.update(status="ok", median_ms=median, min_ms=min(answer), repeats=len(answer),
@@ -115,7 +132,8 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
         for r in same:
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
-    result = {"schema": "conform.bench/1", "peak": peak, "warmup": warmup, "repeats": repeats, "results": rows}
+    result = {"schema": "conform.bench/1", "peak": peak, "warmup": warmup, "warmup_s": warmup_s, "repeats": repeats,
+              "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
 

@@ -165,8 +165,8 @@ class _Host:
     def call(self, call: Call, timeout_s: float):
         return self.worker.call(call, timeout_s)
 
-    def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float):
-        return self.worker.bench(call, warmup, repeats, timeout_s)
+    def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float, warmup_s: float = 0.0):
+        return self.worker.bench(call, warmup, repeats, timeout_s, warmup_s)
 
     def ping(self) -> int:
         return os.getpid()
@@ -245,8 +245,8 @@ class RayWorker:
         """Run one call on the actor's worker; the answer, or what went wrong with the worker or the actor."""
         return self._request("call", (call, timeout_s), timeout_s)
 
-    def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float):
-        return self._request("bench", (call, warmup, repeats, timeout_s), timeout_s)
+    def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float, warmup_s: float = 0.0):
+        return self._request("bench", (call, warmup, repeats, timeout_s, warmup_s), timeout_s)
 
     def _request(self, method: str, args: tuple, timeout_s: float):
         if self.actor is None and not self.start():

@@ -318,9 +318,10 @@ class Worker:
                             "fresh worker answered it: an earlier call likely damaged the first"] + list(answer.notes)
         return answer
 
-    def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float):
-        """Time the backend's own call ``repeats`` times after ``warmup`` calls (a list of ms)."""
-        return self._request(("bench", call, warmup, repeats), call, timeout_s)
+    def bench(self, call: Call, warmup: int, repeats: int, timeout_s: float, warmup_s: float = 0.0):
+        """Time the backend's own call ``repeats`` times after a warm-up of at least ``warmup`` calls and
+        ``warmup_s`` seconds (a list of ms)."""
+        return self._request(("bench", call, warmup, repeats, warmup_s), call, timeout_s)
 
     def _check_cancel(self) -> None:
         if self._cancelled.is_set():

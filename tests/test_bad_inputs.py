@@ -199,7 +199,9 @@ def test_a_registry_that_is_a_fifo_is_refused(tmp_path):
     (["fuzz", "3001"], "argument count: '3001' is out of range (a count of cases from 1 to 3000)"),
     (["bench", "--repeats", "0"], "argument --repeats: '0' is out of range (a count from 1 to 10000)"),
     (["bench", "--repeats", "100000000"], "argument --repeats: '100000000' is out of range"),
-], ids=["jobs", "seed_negative", "seed_huge", "count_zero", "count_too_large", "repeats_zero", "repeats_huge"])
+    (["bench", "--warmup-time", "-1"], "argument --warmup-time: '-1' is out of range (seconds from 0 to 60)"),
+], ids=["jobs", "seed_negative", "seed_huge", "count_zero", "count_too_large", "repeats_zero", "repeats_huge",
+                    "warmup_time_negative"])
 def test_cli_counts_are_validated(args, fragment):
     refused(conform(*args), fragment)
 

@@ -1,6 +1,9 @@
-"""``conform bench`` (harness/bench.py): what the parent does while a worker times its calls."""
+"""``conform bench`` (harness/bench.py): what the parent does while a worker times its calls, and the warm-up."""
 
 from __future__ import annotations
+
+import json
+import time
 
 import numpy as np
 import pytest
@@ -33,3 +36,41 @@ def test_the_parent_prepares_calls_with_blas_on_one_thread(monkeypatch):
     assert seen and all(threads == [1] * len(threads) for threads in seen), seen
     assert call.dtype == "float64" and case.dtype == "float32"     # the case itself is left as it was
     assert np.asarray(call.arrays["x"]).dtype == np.float64
+
+
+def test_a_warm_up_lasts_its_calls_and_its_seconds(monkeypatch):
+    """Note [Steady state]: timings start only after ``warmup`` calls *and* ``warmup_s`` seconds of calls."""
+    from harness.backends.numpy_ref import NumpyBackend
+    backend = NumpyBackend()
+    backend.setup()
+    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]     # b2: one image, a few ms in float64
+    call = bench._call(case, "float64")
+    starts = []
+    real = backend.run
+
+    def timed(call):
+        starts.append(time.perf_counter())
+        return real(call)
+
+    monkeypatch.setattr(backend, "run", timed)
+    times = backend.bench(call, warmup=1, repeats=3, warmup_s=0.15)
+    assert len(times) == 3 and all(t > 0 for t in times)
+    assert starts[-3] - starts[0] >= 0.15, starts[-3] - starts[0]
+    assert starts[-4] - starts[0] < 0.15          # and no call more than that: the last warm-up began inside it
+
+    starts.clear()
+    assert len(backend.bench(call, warmup=5, repeats=2, warmup_s=0.0)) == 2
+    assert len(starts) == 7                       # a count alone, when the time is zero
+
+
+def test_bench_json_records_the_warm_up(tmp_path):
+    """A real ``run_bench`` through a numpy worker: one case, its row, and the warm-up it used."""
+    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
+    result = bench.run_bench([case], ["numpy"], tmp_path, warmup=1, repeats=2, log=lambda line: None,
+                             warmup_s=0.05)
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written == result
+    assert (written["warmup"], written["warmup_s"], written["repeats"]) == (1, 0.05, 2)
+    [row] = written["results"]
+    assert (row["case"], row["backend"], row["dtype"], row["status"], row["repeats"]) == \
+        (case.id, "numpy", "float64", "ok", 2)

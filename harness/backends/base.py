@@ -367,15 +367,22 @@ class Backend:
         return cls.accumulation.get(dtype, dtype)
 
 
-    def bench(self, call: Call, warmup: int, repeats: int) -> Union[list[float], Outcome]:
-        """Wall times (ms) of ``repeats`` native calls after ``warmup``; an Outcome if the call fails."""
-        times = []
-        for i in range(warmup + repeats):
+    def bench(self, call: Call, warmup: int, repeats: int, warmup_s: float = 0.0) -> Union[list[float], Outcome]:
+        """Wall times (ms) of ``repeats`` native calls after a warm-up of at least ``warmup`` calls and
+        ``warmup_s`` seconds (Note [Steady state] in ``harness/bench.py``); an Outcome if a call fails."""
+        warm_until = time.perf_counter() + warmup_s
+        warmed = 0
+        while warmed < warmup or time.perf_counter() < warm_until:
             outcome = self.run(call)
             if outcome.status != "ok":
                 return outcome
-            if i >= warmup:
-                times.append(outcome.duration_ms)
+            warmed += 1
+        times = []
+        for _ in range(repeats):
+            outcome = self.run(call)
+            if outcome.status != "ok":
+                return outcome
+            times.append(outcome.duration_ms)
         return times
 
 
