@@ -142,9 +142,9 @@ def cmd_list(args) -> int:
     cases, _ = _load(args)
     for case in _of_op(cases, args.op):
         print(case.id)
-    for claim in args.claims:
-        if not args.op or claim.claim.op == args.op:
-            print("\n".join(f"claim {point.id}" for point in claim.points))
+    for claims in args.claims:
+        if not args.op or claims.claim.op == args.op:
+            print("\n".join(f"claim {point.id}" for point in claims.points))
     return EXIT_OK
 
 
