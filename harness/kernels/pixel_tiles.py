@@ -10,7 +10,8 @@ make a tap's inputs for them consecutive too), and the weights are broadcast:
 - ``oc_sweep``: ``R`` output channels × ``NB`` vectors of pixels anywhere in
   the packed input (``xoffs``): each input vector loaded serves ``R``
   multiply-adds, each broadcast weight ``NB`` (grouped convolutions: 8 output
-  channels of 8 inputs each).
+  channels of 8 inputs each). ``oc_sweep_out``: the same tile stored straight
+  from the registers into NCHW output planes, the bias added (masked stores).
 - ``store_pair``: the two column phases of a stride-2 output row, interleaved
   in registers and stored with masked stores.
 
@@ -30,7 +31,7 @@ from numba.extending import intrinsic
 from harness.kernels import jitcache  # noqa: F401
 from harness.kernels.tiles import _data_ptr, _index_args, _is_index, _is_vec_array, _lanes_of
 
-__all__ = ["OC_MAX", "oc_block", "oc_sweep", "pack_oc_weights", "row_sweep", "store_pair"]
+__all__ = ["OC_MAX", "oc_block", "oc_sweep", "oc_sweep_out", "pack_oc_weights", "row_sweep", "store_pair"]
 
 OC_MAX = 8   # output channels per oc_sweep tile (8 x 3 vectors: 24 accumulators, 11 loads per 24 FMAs)
 
@@ -117,6 +118,48 @@ def row_sweep(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, nb, many
             _row_kernel(tile, wv, wbase, toffw, xa, xbase, rstride, toffx, ntaps, 1, 4)
 
 
+def _oc_sums(context, builder, dt, nrow, nvec, wv, wv_v, wbase_v, toffw, toffw_v, xa, xa_v, xoffs, xoffs_v,
+             toffx, toffx_v, ntaps_v):
+    """The sweep of ``_oc_kernel``: returns the ``nrow × nvec`` accumulator vectors."""
+    ety = context.get_value_type(dt)
+    lanes = _lanes_of(dt)
+    align = 4 if dt == types.float32 else 8
+    vty = ir.VectorType(ety, lanes)
+    i64, i32 = ir.IntType(64), ir.IntType(32)
+    wp, xp = (_data_ptr(context, builder, t, v) for t, v in ((wv, wv_v), (xa, xa_v)))
+    twp = _data_ptr(context, builder, toffw, toffw_v)
+    txp = _data_ptr(context, builder, toffx, toffx_v)
+    xop = _data_ptr(context, builder, xoffs, xoffs_v)
+    zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * lanes)
+    accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(nrow)]
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+        f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
+    splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+    undef = ir.Constant(vty, ir.Undefined)
+    xbases = [builder.gep(xp, [builder.load(builder.gep(xop, [ir.Constant(i64, b)]))]) for b in range(nvec)]
+    wb0 = builder.gep(wp, [wbase_v])
+    with cgutils.for_range(builder, ntaps_v) as tloop:
+        t = tloop.index
+        wrow = builder.gep(wb0, [builder.mul(builder.load(builder.gep(twp, [t])), ir.Constant(i64, nrow))])
+        xo = builder.load(builder.gep(txp, [t]))
+        xv = [builder.load(builder.bitcast(builder.gep(xbases[b], [xo]), vty.as_pointer()), align=align)
+              for b in range(nvec)]
+        for r in range(nrow):
+            s = builder.load(builder.gep(wrow, [ir.Constant(i64, r)]))
+            wb = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
+            for b in range(nvec):
+                builder.store(builder.call(fma, [wb, xv[b], builder.load(accs[r][b])]), accs[r][b])
+    return [[builder.load(accs[r][b]) for b in range(nvec)] for r in range(nrow)]
+
+
+def _oc_types_ok(dt, R, NB, wv, toffw, xa, xoffs, toffx, wbase, ntaps):
+    return (isinstance(R, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)
+            and dt in (types.float32, types.float64) and all(_is_vec_array(a, dt) for a in (wv, xa))
+            and _is_vec_array(toffw, types.int64) and _is_vec_array(toffx, types.int64)
+            and _is_vec_array(xoffs, types.int64) and _is_index(wbase, ntaps))
+
+
 @intrinsic
 def _oc_kernel(typingctx, tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, R, NB):
     """Register tile of ``R`` output channels × ``NB`` vectors of pixels::
@@ -126,13 +169,8 @@ def _oc_kernel(typingctx, tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, R, NB
     The ``R`` weights of a tap are adjacent (``pack_oc_weights``): one address, ``R`` broadcasts.
     ``R`` and ``NB`` are compile-time constants (``R·NB`` accumulators).
     """
-    if not (isinstance(R, types.IntegerLiteral) and isinstance(NB, types.IntegerLiteral)):
-        return None
     dt = tile.dtype
-    if dt not in (types.float32, types.float64) or not all(_is_vec_array(a, dt) for a in (tile, wv, xa)):
-        return None
-    if not (_is_vec_array(toffw, types.int64) and _is_vec_array(toffx, types.int64)
-            and _is_vec_array(xoffs, types.int64) and _is_index(wbase, ntaps)):
+    if not (_oc_types_ok(dt, R, NB, wv, toffw, xa, xoffs, toffx, wbase, ntaps) and _is_vec_array(tile, dt)):
         return None
     nrow, nvec = R.literal_value, NB.literal_value
     sig = types.void(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, R, NB)
@@ -140,39 +178,71 @@ def _oc_kernel(typingctx, tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, R, NB
     def codegen(context, builder, signature, args):
         tile_v, wv_v, wbase_v, toffw_v, xa_v, xoffs_v, toffx_v, ntaps_v = (
             _index_args(context, builder, signature, args)[:8])
-        ety = context.get_value_type(dt)
+        sums = _oc_sums(context, builder, dt, nrow, nvec, wv, wv_v, wbase_v, toffw, toffw_v, xa, xa_v, xoffs,
+                        xoffs_v, toffx, toffx_v, ntaps_v)
         lanes = _lanes_of(dt)
-        align = 4 if dt == types.float32 else 8
-        vty = ir.VectorType(ety, lanes)
-        i64, i32 = ir.IntType(64), ir.IntType(32)
-        tp, wp, xp = (_data_ptr(context, builder, t, v) for t, v in ((tile, tile_v), (wv, wv_v), (xa, xa_v)))
-        twp = _data_ptr(context, builder, toffw, toffw_v)
-        txp = _data_ptr(context, builder, toffx, toffx_v)
-        xop = _data_ptr(context, builder, xoffs, xoffs_v)
-        zero = ir.Constant(vty, [ir.Constant(ety, 0.0)] * lanes)
-        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(nvec)] for _ in range(nrow)]
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-            f"llvm.fma.v{lanes}{'f32' if dt == types.float32 else 'f64'}")
-        splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
-        undef = ir.Constant(vty, ir.Undefined)
-        xbases = [builder.gep(xp, [builder.load(builder.gep(xop, [ir.Constant(i64, b)]))]) for b in range(nvec)]
-        wb0 = builder.gep(wp, [wbase_v])
-        with cgutils.for_range(builder, ntaps_v) as tloop:
-            t = tloop.index
-            wrow = builder.gep(wb0, [builder.mul(builder.load(builder.gep(twp, [t])), ir.Constant(i64, nrow))])
-            xo = builder.load(builder.gep(txp, [t]))
-            xv = [builder.load(builder.bitcast(builder.gep(xbases[b], [xo]), vty.as_pointer()), align=align)
-                  for b in range(nvec)]
-            for r in range(nrow):
-                s = builder.load(builder.gep(wrow, [ir.Constant(i64, r)]))
-                wb = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
-                for b in range(nvec):
-                    builder.store(builder.call(fma, [wb, xv[b], builder.load(accs[r][b])]), accs[r][b])
+        vty = ir.VectorType(context.get_value_type(dt), lanes)
+        tp = _data_ptr(context, builder, tile, tile_v)
         for r in range(nrow):
             for b in range(nvec):
-                ptr = builder.gep(tp, [ir.Constant(i64, (r * nvec + b) * lanes)])
-                builder.store(builder.load(accs[r][b]), builder.bitcast(ptr, vty.as_pointer()), align=align)
+                ptr = builder.gep(tp, [ir.Constant(ir.IntType(64), (r * nvec + b) * lanes)])
+                builder.store(sums[r][b], builder.bitcast(ptr, vty.as_pointer()), align=4 if dt == types.float32 else 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _oc_kernel_out(typingctx, out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, R, NB):
+    """``_oc_kernel`` whose tile goes straight to a flat NCHW output, the bias added::
+
+        out[ooffs[b] + r·ostride + l] = bias[boff + r] + Σ_t ...   for l < npv[b]
+
+    (masked stores: no other element of ``out`` is touched).
+    """
+    dt = out.dtype
+    if not (_oc_types_ok(dt, R, NB, wv, toffw, xa, xoffs, toffx, wbase, ntaps) and _is_vec_array(out, dt)
+            and _is_vec_array(bias, dt) and _is_vec_array(ooffs, types.int64) and _is_vec_array(npv, types.int64)
+            and _is_index(ostride, boff)):
+        return None
+    nrow, nvec = R.literal_value, NB.literal_value
+    sig = types.void(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, R, NB)
+
+    def codegen(context, builder, signature, args):
+        (out_v, ooffs_v, ostride_v, npv_v, bias_v, boff_v, wv_v, wbase_v, toffw_v, xa_v, xoffs_v, toffx_v,
+         ntaps_v) = _index_args(context, builder, signature, args)[:13]
+        sums = _oc_sums(context, builder, dt, nrow, nvec, wv, wv_v, wbase_v, toffw, toffw_v, xa, xa_v, xoffs,
+                        xoffs_v, toffx, toffx_v, ntaps_v)
+        lanes = _lanes_of(dt)
+        align = 4 if dt == types.float32 else 8
+        vty = ir.VectorType(context.get_value_type(dt), lanes)
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        op, bp = (_data_ptr(context, builder, t, v) for t, v in ((out, out_v), (bias, bias_v)))
+        oop = _data_ptr(context, builder, ooffs, ooffs_v)
+        npp = _data_ptr(context, builder, npv, npv_v)
+        undef = ir.Constant(vty, ir.Undefined)
+        splat0 = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        i64vec = ir.VectorType(i64, lanes)
+        lane_ids = ir.Constant(i64vec, list(range(lanes)))
+        mstore = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vty, vty.as_pointer(), i32,
+                                                            ir.VectorType(ir.IntType(1), lanes)]),
+            f"llvm.masked.store.v{lanes}{'f32' if dt == types.float32 else 'f64'}.p0")
+        masks, bases = [], []
+        for b in range(nvec):
+            n = builder.load(builder.gep(npp, [ir.Constant(i64, b)]))
+            nv = builder.shuffle_vector(builder.insert_element(ir.Constant(i64vec, ir.Undefined), n,
+                                                              ir.Constant(i32, 0)), ir.Constant(i64vec, ir.Undefined),
+                                        splat0)
+            masks.append(builder.icmp_signed("<", lane_ids, nv))
+            bases.append(builder.gep(op, [builder.load(builder.gep(oop, [ir.Constant(i64, b)]))]))
+        for r in range(nrow):
+            s = builder.load(builder.gep(bp, [builder.add(boff_v, ir.Constant(i64, r))]))
+            bv = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(i32, 0)), undef, splat0)
+            roff = builder.mul(ostride_v, ir.Constant(i64, r))
+            for b in range(nvec):
+                ptr = builder.bitcast(builder.gep(bases[b], [roff]), vty.as_pointer())
+                builder.call(mstore, [builder.fadd(sums[r][b], bv), ptr, ir.Constant(i32, align), masks[b]])
         return context.get_dummy_value()
 
     return sig, codegen
@@ -257,6 +327,40 @@ def oc_sweep(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, r, nb):
             _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 2, 2)
         else:
             _oc_kernel(tile, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 1, 2)
+
+
+@njit(cache=True)
+def oc_sweep_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, r, nb):
+    """``oc_sweep`` storing its tile straight into the flat NCHW output ``out`` with the bias added:
+    vector ``b`` of channel ``rr`` (``rr < r``) to ``out[ooffs[b] + rr·ostride ...]``, its first ``npv[b]``
+    lanes (``_oc_kernel_out``)."""
+    if nb == 3:
+        if r == 8:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 8, 3)
+        elif r == 4:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 4, 3)
+        elif r == 2:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 2, 3)
+        else:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 1, 3)
+    elif nb == 1:
+        if r == 8:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 8, 1)
+        elif r == 4:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 4, 1)
+        elif r == 2:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 2, 1)
+        else:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 1, 1)
+    else:
+        if r == 8:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 8, 2)
+        elif r == 4:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 4, 2)
+        elif r == 2:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 2, 2)
+        else:
+            _oc_kernel_out(out, ooffs, ostride, npv, bias, boff, wv, wbase, toffw, xa, xoffs, toffx, ntaps, 1, 2)
 
 
 @intrinsic

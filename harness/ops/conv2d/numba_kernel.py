@@ -72,9 +72,8 @@ b4 (8,64,32,32)→64 k3 s2 g8 same    0.75 ms  25 GF/s,  0.77 ms  0.90-1.05    0
 b5 (8,64,56,56) depthwise k3 same   1.28 ms  23 GF/s,  1.51 ms  0.83-1.04    0.85-1.04
 =================================  ===========================  ===========  ===========
 
-Two threads each: most rounds had 10-40 ms stalls for both libraries
-(medians of 8-40 ms for 0.4-6 ms of work); the ranges are from the clean
-rounds only. The nominal peak is 166 GFLOP/s per core (2.6 GHz × 16 lanes ×
+Two threads each: most rounds had 10-40 ms stalls for both libraries (medians of 8-40 ms
+for 0.4-6 ms of work); the ranges are from the clean rounds only. The nominal peak is 166 GFLOP/s per core (2.6 GHz × 16 lanes ×
 2 FMA units × 2): torch runs b1 at or above it (turbo), numba at ~90%.
 Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
 Since, the end of a row takes a tile of its own width (``tiles.WIDTHS``: b1's
@@ -84,7 +83,9 @@ Since (CPU time of the timed call, one thread, numba and torch interleaved in
 one process, median of 21, load 5-6): im2col blocks for b2 (was flattened rows
 with the weights repacked per call) 0.59 → 0.37 ms, ratio 1.25 → 0.81; 8 × 3
 pixel-vector tiles for b3 (was 8 × 2) ratio 1.05 → 0.94. Ratios now b1 1.13,
-b2 0.81, b3 0.94, b4 0.87, b5 0.78. Remaining gap: b1's rows path, whose
+b2 0.81, b3 0.94, b4 0.87, b5 0.78. Since, b3 0.93-0.94x the time (pixel tiles
+stored from the registers, padding rows skipped: ``numba_pixels``), its
+ratio 0.84 (load 2.5; torch 1 thread). Remaining gap: b1's rows path, whose
 tiles alone (the same sweeps on L1/L2-resident data) take 3.5 of its 4.1 ms;
 sweeping the input channels in L1-sized chunks of weights, the tiles
 accumulating across chunks, measured 10% slower (b1 3.67 → 4.02 ms), as

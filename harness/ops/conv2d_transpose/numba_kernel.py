@@ -87,6 +87,9 @@ Since, the rows path's tiles are at most 3 channel vectors (``_NB_ROWS``; was 4)
 is two 8 × 3 tiles, not 6 + 6 + 4 pixels × 4, and a step streams 3 weight vectors from L2 for 24
 FMAs. b2, one thread, CPU time of the call, median of 31-61 interleaved, load 7-9: 1.35-1.55 →
 1.20-1.45 ms (2 vectors: 1.28-1.54). The other shapes have at most 2 vectors per group.
+Since, b3 (conv2d's pixel path, ``as_correlation``) takes 0.91-0.93x the time (tiles stored
+from the registers, padding rows skipped; ``harness.ops.conv2d.numba_pixels``): 11.9 ms, ratio
+0.86 to torch's 13.8 (one thread, CPU time, same method, load 2.5).
 
 Non-finite weights: the tiles multiply the zero columns around the input by
 the weights too, and ``0 · inf`` is NaN where the definition has no term at
