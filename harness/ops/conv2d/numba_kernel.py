@@ -54,13 +54,9 @@ call falls back to ``_direct_exact``, a plain parallel loop over in-bounds
 terms only (im2col blocks: found from the output, see ``numba_gemm``).
 Non-finite inputs need no fallback.
 
-Measured (benchmarks/conv2d.yaml, float32 NCHW, float64 input as the
-contract says, so its conversion is included; torch 2.13
-``torch.nn.functional.conv2d`` on float32 tensors; both in one process,
-calls alternating, median of 21 (41 with 2 threads) after 3 warm-ups,
-``numba.set_num_threads`` = ``torch.set_num_threads``; 2-core AVX-512 VM
-shared with other jobs, load 2.3-5.3; the range of ratios numba/torch over
-3-8 rounds, and the times of the last 1-thread round, load 3.1):
+Measured (benchmarks/conv2d.yaml, float32; torch 2.13 ``conv2d``; one process,
+calls alternating, median of 21 (41 on 2 threads), same thread counts; 2-core
+AVX-512 VM, load 2.3-5.3; ratios numba/torch over 3-8 rounds, times of one):
 
 =================================  ===========================  ===========  ===========
 shape (bias)                       1 thread: numba, torch       ratio 1 thr  ratio 2 thr
@@ -72,40 +68,44 @@ b4 (8,64,32,32)→64 k3 s2 g8 same    0.75 ms  25 GF/s,  0.77 ms  0.90-1.05    0
 b5 (8,64,56,56) depthwise k3 same   1.28 ms  23 GF/s,  1.51 ms  0.83-1.04    0.85-1.04
 =================================  ===========================  ===========  ===========
 
-Two threads each: most rounds had 10-40 ms stalls for both libraries (medians of 8-40 ms
-for 0.4-6 ms of work); the ranges are from the clean rounds only. The nominal peak is 166 GFLOP/s per core (2.6 GHz × 16 lanes ×
-2 FMA units × 2): torch runs b1 at or above it (turbo), numba at ~90%.
-Before this version (same method, one thread): 1.24, 2.41, 1.14, 1.48, 2.62.
-Since, the end of a row takes a tile of its own width (``tiles.WIDTHS``: b1's
-32-pixel rows are 12 + 12 + 8 pixels, not 3 × 12 with 4 dropped): one thread,
-CPU time, same process, load 7, ratios b1 1.19-1.25 → 1.08, b3 1.08 → 0.98-1.03.
-Since (CPU time of the timed call, one thread, numba and torch interleaved in
-one process, median of 21, load 5-6): im2col blocks for b2 (was flattened rows
-with the weights repacked per call) 0.59 → 0.37 ms, ratio 1.25 → 0.81; 8 × 3
-pixel-vector tiles for b3 (was 8 × 2) ratio 1.05 → 0.94. Ratios now b1 1.13,
-b2 0.81, b3 0.94, b4 0.87, b5 0.78. Since, b3 0.93-0.94x the time (pixel tiles
-stored from the registers, padding rows skipped: ``numba_pixels``), its
-ratio 0.84 (load 2.5; torch 1 thread). Remaining gap: b1's rows path, whose
-tiles alone (the same sweeps on L1/L2-resident data) take 3.5 of its 4.1 ms;
-sweeping the input channels in L1-sized chunks of weights, the tiles
-accumulating across chunks, measured 10% slower (b1 3.67 → 4.02 ms), as
-earlier with 4-vector tiles; a faster stride-1 packing (masked row copies)
-and the loop over channel blocks inside the loop over pixels measured no
-gain either. Since, the micro-kernel prefetches its weight rows
-(``tiles.tile_sweep`` with ``pf`` = 1): b1 0.955-0.984x the time before (one thread,
-CPU time, the two versions and torch in one process, shuffled each round, 3
-calls in a row, median of 50; ratio to torch 1.01-1.08 where the same runs
-put the old version at 1.03-1.12). Its time splits as tiles ~3.45 ms, NCHW stores
-0.24, packing 0.13, the rest 0.07. Measured no gain or a loss, same method:
-each block's row of tiles stored at once (2 transposes per 16 channels, not
-3), rows staged per channel and copied in runs, non-temporal or 64-byte
-aligned stores (+7%, +3%), ``prefetchw`` of the output rows, the input packed
-row by row with the next rows prefetched, a tighter band, ``_NB_ROWS`` 1/3/4,
-the pixel-vector path, channel chunks (again). A timed call right after
-torch's runs 3-5% slower (its data evicted ours): A/Bs must rotate the order.
+Two threads: most rounds had 10-40 ms stalls for both libraries; the ranges
+are from the clean ones. Peak: 166 GFLOP/s a core (2.6 GHz × 16 lanes × 2 FMA
+units × 2). Since (one thread, CPU time, interleaved with torch): row ends
+in tiles of their own width (``tiles.WIDTHS``), b1 1.19-1.25 → 1.08, b3 1.08
+→ 0.98-1.03; im2col blocks for b2 0.59 → 0.37 ms; 8 × 3 pixel tiles for b3
+1.05 → 0.94, then 0.93-0.94x the time (pixel tiles stored from the registers,
+padding rows skipped: ``numba_pixels``), ratio 0.84 (load 2.5); the weights
+prefetched in the micro-kernel, b1 0.955-0.984x. b1 then split as tiles ~3.45 ms, NCHW stores 0.24, packing 0.13,
+rest 0.07. No gain or a loss: each block's row of tiles stored at once, rows
+staged per channel, non-temporal or aligned stores (+7%, +3%), ``prefetchw``
+of the output, the input packed row by row, a tighter band, ``_NB_ROWS``
+1/3/4, the pixel path, input-channel chunks (3.67 → 4.02 ms). A call right
+after torch's runs 3-5% slower (its data evicted ours): rotate A/B orders.
+
+b1 is compute-bound against torch: its sweeps run at the micro-kernel's
+in-cache rate (12 × 2 tile: 24 FMAs, 12 broadcasts, 2 weight loads a step;
+155-185 GF/s by the clock of the hour; 8 × 2 7% less, 14 × 2 3% more), and
+torch about reaches it over its whole call (3.96 ms = 153 GF/s where the
+tile ran 161): 0.92x torch needs more than the tile's peak, i.e. fewer
+multiply-adds (Winograd F(2×2, 3×3), 2.25x fewer; not tried: other rounding,
+and non-finite inputs would need a fallback). Later, no gain (one thread,
+variants interleaved in one process, medians of 30-40, b1 4.2-4.7 ms with
+other jobs running): tiles writing into a channel-blocked stage ([block]
+[pixel][32], 2-32 rows) flushed to NCHW in runs per channel 0.99-1.03x (with
+non-temporal stores 1.2x); chunks of 16/32 channels, accumulators reloaded in
+the micro-kernel (weights L1-resident for the row's 3 tiles) 1.04-1.07x; 16 ×
+1 tiles 1.17x; the output prefetched 2 rows ahead (L1, L2, for writing)
+0.99-1.0x. Without stores b1 ran 0.41-0.62 ms faster, yet the 2 MB written
+from a hot stage alone take 0.12-0.14 ms (0.19 cold): the output stream slows
+the sweeps whatever the pattern. Python around the kernels (cold after the
+operands' conversion) cost b2 ~0.09 of 0.42 ms: ``_pair`` without ``np.ndim``,
+the output sum in ``numba_gemm``, fewer generators: b2 0.47 → 0.44 ms (CPU
+time, 6 alternating processes of 300 calls, medians).
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -304,7 +304,8 @@ def _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left):
 
 
 def _pair(v, name):
-    a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
+    # isinstance, not np.ndim(v), which makes an array of the tuple: 23 of a call's ~100 µs of Python (b2, cold)
+    a, b = (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(t) for t in v)
     if a < 1 or b < 1:
         raise ValueError(f"{name} must be >= 1, got {v!r}")
     return a, b
@@ -344,8 +345,8 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
                          f"groups={groups} and w.shape[1] == C_in / groups")
     if kh < 1 or kw < 1:
         raise ValueError(f"kernel must be at least 1x1, got {kh}x{kw}")
-    top, _, left, _ = (int(p) for p in pads)
-    hout, wout = (int(v) for v in out_hw)
+    top, left = int(pads[0]), int(pads[2])
+    hout, wout = int(out_hw[0]), int(out_hw[1])
     if top < 0 or left < 0 or hout < 0 or wout < 0:
         raise ValueError(f"pads and out_hw must be >= 0, got {tuple(pads)} and {tuple(out_hw)}")
     if b is not None and np.shape(b) != (cout,):
@@ -380,15 +381,15 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         nb, chunks, ntasks = gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, kh * kw * cig, out.itemsize)
         nthreads = min(ntasks, threads)
         size = gemm_buffer_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, left, nb * lanes)
-        gemm(x, w, biasp, out, scratch(nthreads * size, ct), nhwc, groups, sh, sw, dh, dw, top, left, lanes, nb,
-             chunks, ntasks, nthreads)
-        # see numba_gemm: non-finite weights. The sum is non-finite if any output is (or overflows: then w
-        # decides); half the time of np.all(np.isfinite(out)), 2.5 of b2's 0.2 ms on two threads.
-        if not (np.isfinite(out.sum()) or np.all(np.isfinite(w))):
+        total = gemm(x, w, biasp, out, scratch(nthreads * size, ct), nhwc, groups, sh, sw, dh, dw, top, left, lanes,
+                     nb, chunks, ntasks, nthreads)
+        # see numba_gemm: non-finite weights. The sum of the outputs less the bias (gemm's, as it stores them)
+        # is non-finite if an output is (or it overflows: then w decides); out.sum() here cost 3-20 µs more.
+        if not (math.isfinite(total) or np.all(np.isfinite(w))):
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         return _rounded(out, dtype)
     wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not np.isfinite(pack_weights(w, wp, lanes, _NB_ROWS)):
+    if not math.isfinite(pack_weights(w, wp, lanes, _NB_ROWS)):
         _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     else:
         nthreads = max(1, min(nbatch * hout, threads))
