@@ -28,6 +28,7 @@ from harness.cases import load_file  # noqa: E402
 from harness.data import round_to_dtype  # noqa: E402
 from harness.kernels import threads  # noqa: E402
 from harness.ops.conv2d import numba_kernel as conv_kernel  # noqa: E402
+from harness.ops.conv2d import numba_plan as conv_plan  # noqa: E402
 from harness.ops.conv2d import oracle as conv_oracle  # noqa: E402
 from harness.ops.conv2d import semantics as conv_semantics  # noqa: E402
 from harness.ops.conv2d_transpose import numba_kernel as tconv_kernel  # noqa: E402
@@ -120,7 +121,8 @@ CONV = [   # pixel vectors with 8/4/2/1-channel tiles; im2col blocks (the last f
 @pytest.mark.parametrize("pixels", [True, False], ids=["pixel-vectors", "channel-tiles"])
 @pytest.mark.parametrize("case", range(len(CONV)))
 def test_conv2d_paths_match_the_oracle(monkeypatch, case, pixels, dtype, layout):
-    monkeypatch.setattr(conv_kernel, "_pixel_path", lambda *args: pixels)
+    monkeypatch.setattr(conv_plan, "_pixel_path", lambda *args: pixels)
+    monkeypatch.setattr(conv_plan, "_PLANS", {})       # no plan made with the real choice
     params = dict(CONV[case], bias=case % 2 == 1, layout=layout)
     if layout == "NHWC":
         n, c, h, w = params["input"]

@@ -76,8 +76,8 @@ def _deinterleave_impl(src, dst, de, do):
 
 
 def _vector_rows(src, dst):
-    return all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype in (types.float32, types.float64)
-               for a in (src, dst))
+    return all(isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+               and a.dtype in (types.float32, types.float64) for a in (src, dst))
 
 
 @intrinsic
@@ -129,7 +129,8 @@ def _deinterleave_vectors(typingctx, src, dst, de, do):
             h0 = builder.sdiv(c0, ir.Constant(i64, 2))
             for sel, off, first in ((evens, de_v, 0), (odds, do_v, 1)):
                 # lane k holds column c0 + 2k + first: stored while that column exists and k < L/2
-                cols = builder.add(builder.mul(idx, ir.Constant(i64vec, [2] * lanes)), ir.Constant(i64vec, [first] * lanes))
+                cols = builder.add(builder.mul(idx, ir.Constant(i64vec, [2] * lanes)),
+                                   ir.Constant(i64vec, [first] * lanes))
                 mask = builder.and_(builder.icmp_signed("<", cols, splat(n)),
                                     builder.icmp_signed("<", idx, ir.Constant(i64vec, [half] * lanes)))
                 ptr = builder.gep(dp, [builder.add(off, h0)])

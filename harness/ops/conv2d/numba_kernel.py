@@ -38,6 +38,8 @@ and the reused scratch memory.
   2-8 rows × 1-4 vectors), the weights broadcast.
 - **Weights** are repacked per call into the micro-kernel's channel blocks
   (``numba_weights.pack_weights``) on the rows path.
+- **Plans** (``numba_plan``): the checks of a call's parameters, its path and
+  sizes, made once per shape and kept (the Python around the kernels is cold).
 - **Parallelism.** Chunks of consecutive output rows (rows),
   ``(n, group, pixel block, channel range)`` tasks (im2col) or ``(n, group)`` (pixels), claimed by the
   threads one at a time (``harness.kernels.tasks``): disjoint outputs, no reduction, no race.
@@ -100,7 +102,9 @@ from a hot stage alone take 0.12-0.14 ms (0.19 cold): the output stream slows
 the sweeps whatever the pattern. Python around the kernels (cold after the
 operands' conversion) cost b2 ~0.09 of 0.42 ms: ``_pair`` without ``np.ndim``,
 the output sum in ``numba_gemm``, fewer generators: b2 0.47 → 0.44 ms (CPU
-time, 6 alternating processes of 300 calls, medians).
+time, 6 alternating processes of 300 calls, medians); plans kept per shape
+(``numba_plan``) 5% more; stride-2 rows split by vector shuffles
+(``packing``) 3%.
 """
 
 from __future__ import annotations
@@ -116,22 +120,20 @@ from harness.data import round_to_dtype
 # the transposed convolution: same tile, different addressing of the packed input.
 from harness.kernels.packing import pack_row, scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
-from harness.kernels.tasks import chunk_count, claim
+from harness.kernels.tasks import claim
 from harness.kernels.threads import fit_threads
-from harness.kernels.tiles import MAX_PIX, store_nchw, tile_sweep, tile_width
-from harness.ops.conv2d.numba_gemm import gemm, gemm_buffer_size, gemm_layout
-from harness.ops.conv2d.numba_pixels import pixel_planes_size, pixel_tiles
+from harness.kernels.tiles import store_nchw, tile_sweep, tile_width
+from harness.ops.conv2d.numba_gemm import gemm
+from harness.ops.conv2d.numba_pixels import pixel_tiles
+from harness.ops.conv2d.numba_plan import GEMM, PIXELS, band, plan
 from harness.ops.conv2d.numba_weights import pack_weights
 
 __all__ = ["conv2d"]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
-_FEW_CHANNELS = 4    # Cog at or below this: vectorise over pixels instead of channels
-_GEMM_MAX_W = 16     # output rows at most this wide may use the im2col path
 # Channel vectors per register tile on the rows path: 2 (12 pixels) streams half the weight bytes
 # per multiply-add of 4 (6 pixels), which matters once a panel spills L1 (b1: 1.33-1.36x -> 1.17-1.24x).
 _NB_ROWS = 2
-_BAND_BYTES = 1 << 20   # packed input band per thread: about half of a 2 MB L2
 
 
 @njit(cache=True)
@@ -186,22 +188,6 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
 
 
 @njit(cache=True)
-def _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, itemsize):
-    """Layout of a thread's packed input band: ``(seg, reach, block, band elements)``.
-
-    Output rows are done in blocks whose input band (all channels) fits ~1 MB of L2: the band is
-    packed channel by channel, so the input is read sequentially (a row at a time from every
-    channel defeats the hardware prefetcher), and every tap reads it from cache.
-    """
-    qw = ((kw - 1) * dw) // sw                          # furthest tap offset, in phase positions
-    seg = max(wout + qw, (left + wd - 1) // sw + 1) + MAX_PIX   # one phase of a packed row
-    reach = (kh - 1) * dh + 1                           # input rows one output row can read
-    per_row = cin * sw * seg
-    block = max(1, ((_BAND_BYTES // itemsize) // per_row - reach) // sh + 1)
-    return seg, reach, block, min(h, (block - 1) * sh + reach) * per_row
-
-
-@njit(cache=True)
 def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max):
     """Compute output rows ``lo <= n·H_out + y < hi`` (a chunk); ``buf`` is the thread's band, zero but
     where earlier chunks of this call packed rows (every row packs the same positions)."""
@@ -213,7 +199,7 @@ def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, la
         hout, wout = out.shape[1], out.shape[2]
     else:
         hout, wout = out.shape[2], out.shape[3]
-    seg, reach, block, _ = _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)
+    seg, reach, block, _ = band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)
     xci = sw * seg                                      # one channel of a packed row
     per_row = cin * xci
     wgroup = wp.shape[1]
@@ -303,14 +289,6 @@ def _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left):
                     out[n, oc, y, xo] = acc + biasp[oc]
 
 
-def _pair(v, name):
-    # isinstance, not np.ndim(v), which makes an array of the tuple: 23 of a call's ~100 µs of Python (b2, cold)
-    a, b = (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(t) for t in v)
-    if a < 1 or b < 1:
-        raise ValueError(f"{name} must be >= 1, got {v!r}")
-    return a, b
-
-
 @fit_threads   # a team of the cores other processes leave free (harness.kernels.threads)
 def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
     """2-D convolution (cross-correlation), computed in ``dtype``.
@@ -333,84 +311,40 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     ct = np.float64 if dtype == "float64" else np.float32
     x = np.ascontiguousarray(x, dtype=ct)
     w = np.ascontiguousarray(w, dtype=ct)
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"x and w must be 4-D, got shapes {x.shape} and {w.shape}")
-    sh, sw = _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
-    groups = int(groups)
-    nbatch, cin, h, wd = x.shape
-    cout, cig, kh, kw = w.shape
-    if groups < 1 or cin % groups or cig != cin // groups or cout % groups:
-        raise ValueError(f"x has {cin} channels, w has shape {w.shape}: need C_in and C_out divisible by "
-                         f"groups={groups} and w.shape[1] == C_in / groups")
-    if kh < 1 or kw < 1:
-        raise ValueError(f"kernel must be at least 1x1, got {kh}x{kw}")
-    top, left = int(pads[0]), int(pads[2])
-    hout, wout = int(out_hw[0]), int(out_hw[1])
-    if top < 0 or left < 0 or hout < 0 or wout < 0:
-        raise ValueError(f"pads and out_hw must be >= 0, got {tuple(pads)} and {tuple(out_hw)}")
-    if b is not None and np.shape(b) != (cout,):
-        raise ValueError(f"bias must have shape ({cout},), got {np.shape(b)}")
-
-    lanes = 8 if ct is np.float64 else 16
+    p = plan(x.shape, w.shape, None if b is None else np.shape(b), stride, dilation, groups, pads, out_hw, layout,
+             dtype, numba.get_num_threads(), _NB_ROWS)
+    (sh, sw), (dh, dw), top, left, lanes, cout = p.stride, p.dilation, p.top, p.left, p.lanes, p.cout
     nhwc = layout == "NHWC"
-    out = np.empty((nbatch, hout, wout, cout) if nhwc else (nbatch, cout, hout, wout), ct)
+    groups = x.shape[1] // w.shape[1]
+    out = np.empty(p.out_shape, ct)
     biasp = np.zeros(cout + lanes, ct)
     if b is not None:
         biasp[:cout] = np.asarray(b, dtype=np.float64)
     if out.size == 0:
         return out
-
-    cog = cout // groups
-    threads = numba.get_num_threads()
-    if _pixel_path(cog, wout, lanes, nbatch * groups, threads):
+    if p.path == PIXELS:
         if not np.all(np.isfinite(w)):
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         else:
-            nthreads = max(1, min(nbatch * groups, threads))
-            size = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
-            work = scratch(nthreads * size, ct)
             wv = np.empty(w.size, ct)
             pack_oc_weights(w, False, groups, wv)
-            pixel_tiles(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes,
-                        chunk_count(nbatch * groups, nthreads), nthreads)
-        return _rounded(out, dtype)
-    if wout <= _GEMM_MAX_W and kh * kw * cig * lanes * out.itemsize > 32 << 10:
-        # Narrow rows, and the weight panel of one channel vector over half of L1 (re-streamed for every
-        # few pixels of a row by channel tiles): im2col blocks, the weights read in place (numba_gemm).
-        nb, chunks, ntasks = gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, kh * kw * cig, out.itemsize)
-        nthreads = min(ntasks, threads)
-        size = gemm_buffer_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, left, nb * lanes)
-        total = gemm(x, w, biasp, out, scratch(nthreads * size, ct), nhwc, groups, sh, sw, dh, dw, top, left, lanes,
-                     nb, chunks, ntasks, nthreads)
+            pixel_tiles(x, wv, groups, w.shape[2], w.shape[3], biasp, out, scratch(p.nthreads * p.size, ct), nhwc,
+                        sh, sw, dh, dw, top, left, lanes, p.nchunks, p.nthreads)
+    elif p.path == GEMM:
+        total = gemm(x, w, biasp, out, scratch(p.nthreads * p.size, ct), nhwc, groups, sh, sw, dh, dw, top, left,
+                     lanes, p.nb, p.nchunks, p.ntasks, p.nthreads)
         # see numba_gemm: non-finite weights. The sum of the outputs less the bias (gemm's, as it stores them)
         # is non-finite if an output is (or it overflows: then w decides); out.sum() here cost 3-20 µs more.
         if not (math.isfinite(total) or np.all(np.isfinite(w))):
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
-        return _rounded(out, dtype)
-    wp = np.empty((groups, kh * kw * cig * (-(-cog // lanes) * lanes)), ct)
-    if not math.isfinite(pack_weights(w, wp, lanes, _NB_ROWS)):
-        _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
     else:
-        nthreads = max(1, min(nbatch * hout, threads))
-        work = scratch(nthreads * _band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)[3], ct)
-        _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, _NB_ROWS,
-                chunk_count(nbatch * hout, nthreads), nthreads)
+        wp = np.empty(p.wp_shape, ct)
+        if not math.isfinite(pack_weights(w, wp, lanes, p.nb)):
+            _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
+        else:
+            _kernel(x, w, wp, biasp, out, scratch(p.nthreads * p.size, ct), nhwc, sh, sw, dh, dw, top, left, lanes,
+                    p.nb, p.nchunks, p.nthreads)
     return _rounded(out, dtype)
-
-
-def _pixel_path(cog, wout, lanes, tasks, threads):
-    """Vectors over pixels (numba_pixels) rather than over output channels: for few channels per
-    group, or when rows fill at least as much of each vector as the channels do (e.g. 8 channels,
-    16-pixel rows; or one vector of channels and rows of whole vectors, where the channel tile
-    issues a broadcast load per multiply-add: b3 12.4 → 11.8 ms on one thread) — given ``tasks``
-    (images × groups, the pixel path's unit of parallel work) for every thread."""
-    if cog <= _FEW_CHANNELS:
-        return True
-    if cog > lanes or tasks < threads:
-        return False
-    fill = wout / (-(-wout // lanes) * lanes)
-    return fill >= cog / lanes if cog == lanes else fill > cog / lanes
 
 
 def _rounded(out, dtype):
