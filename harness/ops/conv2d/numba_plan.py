@@ -5,10 +5,12 @@ parameters' checks, the path, thread count, tile and buffer sizes) depends only
 on the operands' shapes, the call's parameters and Numba's thread count, so
 ``plan`` keeps the result per such key. The Python around the kernels runs
 cold (the operands' conversion just evicted it): on conv2d b2 it was ~0.09 of
-0.42 ms on one thread. With the plans kept, b2 0.417-0.422 → 0.396-0.404 ms,
-b1 4.69 → 4.60 ms (one thread, CPU time, kept and made afresh interleaved in
-one process, operands converted before each call, medians of 400 and 60 calls,
-load 2). The data-dependent checks (non-finite weights) stay per call.
+0.42 ms on one thread. With the plans kept, b2 0.417-0.422 → 0.396-0.404 ms
+(one thread, CPU time, kept and made afresh interleaved in one process,
+operands converted before each call, medians of 400 calls, load 2); b1 4.69 →
+4.60 ms the same way, but no change across processes (8 alternating runs of
+this branch and the one before: medians 4.04 and 4.03 ms). The data-dependent
+checks (non-finite weights) stay per call.
 """
 
 from __future__ import annotations
