@@ -18,6 +18,9 @@ from harness.backends.program import Call as Expr
 
 KERNEL = "harness.ops.conv2d_transpose.numba_kernel"
 CONV2D_KERNEL = "harness.ops.conv2d.numba_kernel"
+MAX_POOL_KERNEL = "harness.ops.max_pool2d.numba_kernel"
+AVG_POOL_KERNEL = "harness.ops.avg_pool2d.numba_kernel"
+KERNELS = (KERNEL, CONV2D_KERNEL, MAX_POOL_KERNEL, AVG_POOL_KERNEL)
 
 
 class NumbaBackend(Backend):
@@ -38,7 +41,7 @@ class NumbaBackend(Backend):
 
     def setup(self) -> None:
         import importlib
-        for kernel in (KERNEL, CONV2D_KERNEL):   # compiled (or loaded) once per worker, before any call is timed
+        for kernel in KERNELS:   # compiled (or loaded) once per worker, before any call is timed
             importlib.import_module(kernel)
 
     def conv2d_transpose(self, call: Call) -> Program:
@@ -63,14 +66,36 @@ class NumbaBackend(Backend):
         return Program("numba", (Import("numpy"), Import(CONV2D_KERNEL, embed=True)), tuple(call.arrays),
                        (*_operand_steps(call), step), "y")
 
+    def max_pool2d(self, call: Call) -> Program:
+        r = call.resolved
+        if r is None:
+            return semantics_rejection(call, "numba")
+        kwargs = dict(kernel=tuple(r["kernel"]), stride=tuple(r["stride"]), dilation=tuple(r["dilation"]),
+                      pads=tuple(r["pads"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
+        step = Step("y", Expr(f"{MAX_POOL_KERNEL}.max_pool2d", (Ref("x"),), kwargs), timed=True)
+        return Program("numba", (Import("numpy"), Import(MAX_POOL_KERNEL, embed=True)), tuple(call.arrays),
+                       (*_operand_steps(call, ("x",)), step), "y")
 
-def _operand_steps(call: Call) -> tuple[Step, ...]:
-    """x and w in the kernel's compute dtype (float32; float64 for float64 cases) before the timed call,
-    as every framework adapter converts its operands first: the timed call is the kernel alone."""
+    def avg_pool2d(self, call: Call) -> Program:
+        r = call.resolved
+        if r is None:
+            return semantics_rejection(call, "numba")
+        kwargs = dict(kernel=tuple(r["kernel"]), stride=tuple(r["stride"]), pads=tuple(r["pads"]),
+                      out_hw=tuple(r["out_hw"]), count_include_pad=bool(r["count_include_pad"]), layout=call.layout,
+                      dtype=call.dtype)
+        step = Step("y", Expr(f"{AVG_POOL_KERNEL}.avg_pool2d", (Ref("x"),), kwargs), timed=True)
+        return Program("numba", (Import("numpy"), Import(AVG_POOL_KERNEL, embed=True)), tuple(call.arrays),
+                       (*_operand_steps(call, ("x",)), step), "y")
+
+
+def _operand_steps(call: Call, names=("x", "w")) -> tuple[Step, ...]:
+    """The operands (x and w; pooling: x) in the kernel's compute dtype (float32; float64 for float64 cases)
+    before the timed call, as every framework adapter converts its operands first: the timed call is the
+    kernel alone."""
     dtype = Attr("numpy.float64" if call.dtype == "float64" else "numpy.float32")
     return tuple(Step(name, Expr("numpy.ascontiguousarray", (Ref(name),), {"dtype": dtype}), "prepare",
                       comment="the compute dtype")
-                 for name in ("x", "w"))
+                 for name in names)
 
 
 # Tiny calls that between them reach every compiled function the backend can call, per compute dtype:
@@ -89,8 +114,9 @@ _WARM_CALLS = (
 def warm() -> None:
     """Compile (or load) every kernel signature the backend can call into Numba's on-disk cache.
 
-    Every call path of both kernels, in each dtype and layout the backend passes (float16/bfloat16
-    compute in float32), and the exact fallbacks (weights holding inf). Signatures depend on dtypes
+    Every call path of the convolution kernels, in each dtype and layout the backend passes
+    (float16/bfloat16 compute in float32), and the exact fallbacks (weights holding inf); the pooling
+    kernels in each dtype and layout (one compiled loop each: their paths are branches inside it). Signatures depend on dtypes
     only, never on sizes, so tiny calls suffice; ``tests/test_numba_warm.py`` checks that a new
     process's calls then compile nothing.
     """
@@ -114,3 +140,12 @@ def warm() -> None:
                 for weights in (w, bad):
                     kernels[op](x, weights, np.ones(cout), stride=(s, s), dilation=(1, 1), groups=groups, layout=layout,
                                 dtype=dtype, **where)
+    max_pool2d = importlib.import_module(MAX_POOL_KERNEL).max_pool2d
+    avg_pool2d = importlib.import_module(AVG_POOL_KERNEL).avg_pool2d
+    x = np.ones((1, 2, 5, 5))
+    for dtype in ("float16", "bfloat16", "float32", "float64"):
+        for layout in ("NCHW", "NHWC"):
+            max_pool2d(x, kernel=(2, 2), stride=(2, 2), dilation=(1, 1), pads=(0, 1, 0, 1), out_hw=(3, 3),
+                       layout=layout, dtype=dtype)
+            avg_pool2d(x, kernel=(2, 2), stride=(2, 2), pads=(0, 1, 0, 1), out_hw=(3, 3), count_include_pad=True,
+                       layout=layout, dtype=dtype)

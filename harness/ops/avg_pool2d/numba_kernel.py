@@ -1,0 +1,214 @@
+"""Fast 2-D average pooling for the ``numba`` backend (DESIGN.md §3, §8).
+
+Definition (Note [Average pooling] in ``semantics.py``; the same as the oracle)::
+
+    out[n, c, i, j] = Σ x[n, c, i·sh − top + a, j·sw − left + b] / count(i, j)
+
+the sum over the taps ``a < kh``, ``b < kw`` inside the input (padding adds
+nothing), ``count = count_h(i) · count_w(j)`` the window's positions inside
+the input or, with ``count_include_pad``, inside the input and its padding
+``[−top, H + bottom) × [−left, W + right)`` (a ``ceil_mode`` window's overhang
+past the padding never counts).
+
+Design
+------
+*Separable, one output row at a time, on plane rows in L1.* A window's sum is
+the sum across its columns of the sums down its rows: for output row ``i`` the
+thread adds the window's input rows inside the input (contiguous, vectorised
+by LLVM) into a row buffer whose cells left and right of the input are 0
+(written once per thread), then each output sums ``kw`` cells of that buffer
+(no bounds checks) and is multiplied by ``1/count(i, j)``, a table computed
+once per call in float64 and rounded to the compute dtype (the bound allows
+the two roundings: Note [Average pooling]). The common windows (``kw`` 2 or 3
+with stride 1 or 2) have column loops with constant strides, which LLVM
+vectorises with shuffles; the rest take a generic loop. An output row with
+no input row (a window of counted padding only) is 0.
+
+The work is ``N·C·H_out`` output rows, cut into chunks claimed by the threads
+one at a time (``harness.kernels.tasks``); the team is ``fit_threads``'s.
+NHWC output (the input is always the canonical NCHW array) is stored with the
+channel stride: a layout conformance cases use, not a fast path.
+
+float16/bfloat16 are summed in float32 (the backend declares that
+accumulation) and the result is rounded once (to nearest even) to the case
+dtype; float32 in float32, float64 in float64. ``x`` arrives in the compute
+dtype (the numba backend converts it before the timed call).
+
+Measured: see the end of this docstring.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from harness.data import round_to_dtype
+from harness.kernels.rows import sum_rows, sum_windows
+from harness.kernels.tasks import chunk_count, claim
+from harness.kernels.threads import fit_threads
+
+__all__ = ["avg_pool2d"]
+
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+@njit(cache=True)
+def _rows(lo, hi, x, out, inv, nhwc, kh, kw, sh, sw, top, left, buf, row):
+    """Output rows ``lo <= (n·C + c)·H_out + i < hi``; ``buf`` is 0 outside the input's columns.
+
+    One loop body, no helper functions: a call per output row (inlined by Numba or not) measured twice
+    the time of the whole row on b3 (7×7 windows over 14-pixel rows). Array offsets, not views, for the
+    same reason (a view per row costs reference counting)."""
+    cin, h, w = x.shape[1], x.shape[2], x.shape[3]
+    hout, wout = (out.shape[1], out.shape[2]) if nhwc else (out.shape[2], out.shape[3])
+    xf = x.reshape(x.size)
+    of = out.reshape(out.size)
+    invf = inv.reshape(inv.size)
+    # across a window's columns: 0 one run per tap (stride 1), 1 one masked vector per window, 2-3 loops
+    # with constant strides, 4 the generic loop
+    if sw == 1:
+        across = 0
+    elif kw > 3 and kw * buf.itemsize <= 64:
+        across = 1
+    elif sw == 2 and kw == 2:
+        across = 2
+    elif sw == 2 and kw == 3:
+        across = 3
+    else:
+        across = 4
+    plane = lo // hout
+    i = lo - plane * hout
+    for task in range(lo, hi):
+        # down: buf[left:left + W] = the sum of the window's rows inside the input (0: none)
+        r0 = i * sh - top
+        a0 = max(0, -r0)
+        a1 = min(kh, h - r0)
+        if a1 > a0:
+            sum_rows(xf, plane * h * w + (r0 + a0) * w, w, a1 - a0, buf, left, w)
+        else:
+            buf[left:left + w] = 0.0
+        # across: dst[o + j] = the sum of buf[j·sw + b], b < kw, times 1/count
+        dst, o = (row, 0) if nhwc else (of, task * wout)
+        v = i * wout
+        if across == 0:
+            sum_rows(buf, 0, 1, kw, dst, o, wout)
+            for j in range(wout):
+                dst[o + j] *= invf[v + j]
+        elif across == 1:
+            sum_windows(buf, 0, sw, kw, dst, o, wout)
+            for j in range(wout):
+                dst[o + j] *= invf[v + j]
+        elif across == 2:
+            for j in range(wout):
+                dst[o + j] = (buf[2 * j] + buf[2 * j + 1]) * invf[v + j]
+        elif across == 3:
+            for j in range(wout):
+                dst[o + j] = (buf[2 * j] + buf[2 * j + 1] + buf[2 * j + 2]) * invf[v + j]
+        else:
+            for j in range(wout):
+                t = buf[j * sw]
+                for b in range(1, kw):
+                    t += buf[j * sw + b]
+                dst[o + j] = t * invf[v + j]
+        if nhwc:
+            n = plane // cin
+            c = plane - n * cin
+            for j in range(wout):
+                out[n, i, j, c] = row[j]
+        i += 1
+        if i == hout:
+            i = 0
+            plane += 1
+
+
+@njit(parallel=True, cache=True)
+def _kernel(x, out, inv, nhwc, kh, kw, sh, sw, top, left, span, nchunks, nthreads):
+    total = x.shape[0] * x.shape[1] * (out.shape[1] if nhwc else out.shape[2])
+    wout = out.shape[2] if nhwc else out.shape[3]
+    counter = np.zeros(1, dtype=np.int64)
+    for th in prange(nthreads):
+        buf = np.zeros(span, dtype=x.dtype)
+        row = np.empty(wout, dtype=x.dtype)
+        ch = claim(counter)
+        while ch < nchunks:
+            _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, out, inv, nhwc, kh, kw, sh, sw, top, left,
+                  buf, row)
+            ch = claim(counter)
+
+
+def _pair(v, name):
+    a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
+    if a < 1 or b < 1:
+        raise ValueError(f"{name} must be >= 1, got {v!r}")
+    return a, b
+
+
+@njit(cache=True)
+def _inverse_counts(inv, h, w, kh, kw, sh, sw, top, bottom, left, right, include_pad):
+    """``inv[i, j] = 1 / (count_h(i) · count_w(j))``, the count of window positions inside the input (or
+    input + padding), computed in float64 and rounded once to ``inv``'s dtype (a Python version took
+    15 µs a call, as long as b3's whole pooling on two threads takes a tenth of)."""
+    hout, wout = inv.shape
+    low_h, high_h = (-top, h + bottom) if include_pad else (0, h)
+    low_w, high_w = (-left, w + right) if include_pad else (0, w)
+    for i in range(hout):
+        start = i * sh - top
+        ch = max(0, min(high_h, start + kh) - max(low_h, start))
+        for j in range(wout):
+            start = j * sw - left
+            cw = max(0, min(high_w, start + kw) - max(low_w, start))
+            # no valid call has a count of 0; if one did, 0 · inf gives NaN, as 0 / 0 in the definition
+            inv[i, j] = 1.0 / (ch * cw) if ch * cw > 0 else np.inf
+
+
+@fit_threads   # a team of the cores other processes leave free (harness.kernels.threads)
+def avg_pool2d(x, *, kernel, stride, pads, out_hw, count_include_pad=False, layout="NCHW",
+               dtype="float32") -> np.ndarray:
+    """2-D average pooling of the NCHW array ``x``, in ``dtype``.
+
+    ``x`` (N, C, H, W) holds values exact in ``dtype``, converted to the
+    compute dtype first (float32; float64 for ``dtype="float64"``).
+    ``kernel`` and ``stride`` are (h, w) pairs, ``pads`` = (top, bottom,
+    left, right), the size is ``out_hw`` (``semantics.resolve`` gives both).
+    Returns (N, C, H_out, W_out) for NCHW or (N, H_out, W_out, C) for NHWC:
+    float64 for ``dtype="float64"``, else float32 holding values rounded to
+    ``dtype``.
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
+    ct = np.float64 if dtype == "float64" else np.float32
+    x = np.ascontiguousarray(x, dtype=ct)
+    if x.ndim != 4:
+        raise ValueError(f"x must be 4-D, got shape {x.shape}")
+    kh, kw = _pair(kernel, "kernel")
+    sh, sw = _pair(stride, "stride")
+    top, bottom, left, right = (int(p) for p in pads)
+    hout, wout = (int(v) for v in out_hw)
+    if min(top, bottom, left, right, hout, wout) < 0:
+        raise ValueError(f"pads and out_hw must be >= 0, got {tuple(pads)} and {tuple(out_hw)}")
+    nbatch, cin, h, w = x.shape
+    nhwc = layout == "NHWC"
+    out = np.empty((nbatch, hout, wout, cin) if nhwc else (nbatch, cin, hout, wout), ct)
+    if out.size == 0:
+        return out
+    inv = np.empty((hout, wout), ct)
+    _inverse_counts(inv, h, w, kh, kw, sh, sw, top, bottom, left, right, bool(count_include_pad))
+    # The row buffer: column −left at index 0, 0 wherever no input column is; long enough for the last
+    # window's last tap (a ceil_mode window may run past the right padding).
+    span = max(left + w, (wout - 1) * sw + kw)
+    total = nbatch * cin * hout
+    nthreads = max(1, min(total, numba.get_num_threads()))
+    _kernel(x, out, inv, nhwc, kh, kw, sh, sw, top, left, span, chunk_count(total, nthreads), nthreads)
+    return _rounded(out, dtype)
+
+
+def _rounded(out, dtype):
+    """float16/bfloat16 results: the float32 result rounded once to the case dtype."""
+    if dtype == "float16":
+        return out.astype(np.float16).astype(np.float32)
+    elif dtype == "bfloat16":
+        return round_to_dtype(out, "bfloat16").astype(np.float32)
+    return out

@@ -1,0 +1,183 @@
+"""Fast 2-D max pooling for the ``numba`` backend (DESIGN.md §3, §8).
+
+Definition (Note [Max pooling] in ``semantics.py``; the same as the oracle)::
+
+    out[n, c, i, j] = max x[n, c, i·sh − top + a·dh, j·sw − left + b·dw]
+
+over the taps ``a < kh``, ``b < kw`` inside the input: padding is −∞ and never
+wins; a window of padding only is −∞. NaN propagates: a window holding a NaN is
+NaN (as NumPy's ``maximum``, which the oracle uses).
+
+Design
+------
+*Separable, one output row at a time, on plane rows in L1.* A window's taps are
+rows × columns and padding never wins, so its maximum is the maximum across
+its columns of the maxima down its rows: for output row ``i`` the thread takes
+the elementwise maximum of the window's input rows inside the input
+(contiguous, vectorised by LLVM) into a row buffer whose cells left and right
+of the input are −∞ (written once per thread), then each output is the
+maximum of ``kw`` cells of that buffer: no bounds checks anywhere. The common
+windows (``kw`` 2 or 3 with stride 1 or 2, undilated) have their own column
+loops with constant strides, which LLVM vectorises with shuffles; the rest take
+a generic loop.
+
+The work is ``N·C·H_out`` output rows, cut into chunks claimed by the threads
+one at a time (``harness.kernels.tasks``); the team is ``fit_threads``'s.
+NHWC output (the input is always the canonical NCHW array) is stored with the
+channel stride: a layout conformance cases use, not a fast path.
+
+Every dtype is exact: the maximum of values representable in the case dtype
+is one of them, so float16/bfloat16 are pooled as float32 (they are exact
+there) with nothing to round, float64 in float64. ``x`` arrives in the compute
+dtype (the numba backend converts it before the timed call, as every adapter
+converts its operands).
+
+Measured: see the end of this docstring.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from harness.kernels.rows import max_rows, max_windows
+from harness.kernels.tasks import chunk_count, claim
+from harness.kernels.threads import fit_threads
+
+__all__ = ["max_pool2d"]
+
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+@njit(cache=True, inline="always")
+def _mx(m, v):
+    """max(m, v), NaN if either is: the comparison is false for NaN, so a NaN ``m`` stays and a NaN ``v`` wins."""
+    return v if (v > m) | (v != v) else m
+
+
+@njit(cache=True)
+def _rows(lo, hi, x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, buf, row):
+    """Output rows ``lo <= (n·C + c)·H_out + i < hi``; ``buf`` is −∞ outside the input's columns.
+
+    One loop body, no helper functions: a call per output row (inlined by Numba or not) measured twice
+    the time of the whole row on b3 (7×7 windows over 14-pixel rows). Array offsets, not views, for the
+    same reason (a view per row costs reference counting)."""
+    cin, h, w = x.shape[1], x.shape[2], x.shape[3]
+    hout, wout = (out.shape[1], out.shape[2]) if nhwc else (out.shape[2], out.shape[3])
+    xf = x.reshape(x.size)
+    of = out.reshape(out.size)
+    # across a window's columns: 0 one run per tap (stride 1), 1 one masked vector per window, 2-3 loops
+    # with constant strides, 4 the generic loop
+    if sw == 1:
+        across = 0
+    elif dw == 1 and kw > 3 and kw * buf.itemsize <= 64:
+        across = 1
+    elif dw == 1 and sw == 2 and kw == 2:
+        across = 2
+    elif dw == 1 and sw == 2 and kw == 3:
+        across = 3
+    else:
+        across = 4
+    plane = lo // hout
+    i = lo - plane * hout
+    for task in range(lo, hi):
+        # down: buf[left:left + W] = the max of the window's rows inside the input (−∞: none)
+        r0 = i * sh - top
+        a0 = 0 if r0 >= 0 else (dh - 1 - r0) // dh            # the first tap inside the input
+        a1 = min(kh, (h - 1 - r0) // dh + 1) if r0 < h else 0  # past the last one
+        if a1 > a0:
+            max_rows(xf, plane * h * w + (r0 + a0 * dh) * w, dh * w, a1 - a0, buf, left, w)
+        else:
+            buf[left:left + w] = -np.inf
+        # across: dst[o + j] = the max of buf[j·sw + b·dw], b < kw
+        dst, o = (row, 0) if nhwc else (of, task * wout)
+        if across == 0:
+            max_rows(buf, 0, dw, kw, dst, o, wout)
+        elif across == 1:
+            max_windows(buf, 0, sw, kw, dst, o, wout)
+        elif across == 2:
+            for j in range(wout):
+                dst[o + j] = _mx(buf[2 * j], buf[2 * j + 1])
+        elif across == 3:
+            for j in range(wout):
+                dst[o + j] = _mx(_mx(buf[2 * j], buf[2 * j + 1]), buf[2 * j + 2])
+        else:
+            for j in range(wout):
+                m = buf[j * sw]
+                for b in range(1, kw):
+                    m = _mx(m, buf[j * sw + b * dw])
+                dst[o + j] = m
+        if nhwc:
+            n = plane // cin
+            c = plane - n * cin
+            for j in range(wout):
+                out[n, i, j, c] = row[j]
+        i += 1
+        if i == hout:
+            i = 0
+            plane += 1
+
+
+@njit(parallel=True, cache=True)
+def _kernel(x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, span, nchunks, nthreads):
+    cin = x.shape[1]
+    total = x.shape[0] * cin * (out.shape[1] if nhwc else out.shape[2])
+    wout = out.shape[2] if nhwc else out.shape[3]
+    counter = np.zeros(1, dtype=np.int64)
+    for th in prange(nthreads):
+        buf = np.full(span, -np.inf, dtype=x.dtype)
+        row = np.empty(wout, dtype=x.dtype)
+        ch = claim(counter)
+        while ch < nchunks:
+            _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, out, nhwc, kh, kw, sh, sw, dh, dw, top,
+                  left, buf, row)
+            ch = claim(counter)
+
+
+def _pair(v, name):
+    a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
+    if a < 1 or b < 1:
+        raise ValueError(f"{name} must be >= 1, got {v!r}")
+    return a, b
+
+
+@fit_threads   # a team of the cores other processes leave free (harness.kernels.threads)
+def max_pool2d(x, *, kernel, stride, dilation, pads, out_hw, layout="NCHW", dtype="float32") -> np.ndarray:
+    """2-D max pooling of the NCHW array ``x``, in ``dtype``.
+
+    ``x`` (N, C, H, W) holds values exact in ``dtype``, converted to the
+    compute dtype first (float32; float64 for ``dtype="float64"``).
+    ``kernel``, ``stride`` and ``dilation`` are (h, w) pairs, ``pads`` =
+    (top, bottom, left, right): only top/left matter, the size is ``out_hw``
+    (``semantics.resolve`` gives both). Returns (N, C, H_out, W_out) for NCHW
+    or (N, H_out, W_out, C) for NHWC: float64 for ``dtype="float64"``, else
+    float32 (holding values of ``dtype``: a maximum rounds nothing).
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
+    ct = np.float64 if dtype == "float64" else np.float32
+    x = np.ascontiguousarray(x, dtype=ct)
+    if x.ndim != 4:
+        raise ValueError(f"x must be 4-D, got shape {x.shape}")
+    kh, kw = _pair(kernel, "kernel")
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    top, _, left, _ = (int(p) for p in pads)
+    hout, wout = (int(v) for v in out_hw)
+    if top < 0 or left < 0 or hout < 0 or wout < 0:
+        raise ValueError(f"pads and out_hw must be >= 0, got {tuple(pads)} and {tuple(out_hw)}")
+    nbatch, cin, h, w = x.shape
+    nhwc = layout == "NHWC"
+    out = np.empty((nbatch, hout, wout, cin) if nhwc else (nbatch, cin, hout, wout), ct)
+    if out.size == 0:
+        return out
+    # The row buffer: column −left at index 0, −∞ wherever no input column is; long enough for the last
+    # window's last tap (a ceil_mode window may run past the right padding).
+    span = max(left + w, (wout - 1) * sw + (kw - 1) * dw + 1)
+    total = nbatch * cin * hout
+    nthreads = max(1, min(total, numba.get_num_threads()))
+    _kernel(x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, span, chunk_count(total, nthreads), nthreads)
+    return out
