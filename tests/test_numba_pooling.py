@@ -4,8 +4,9 @@ Evidence, none of it borrowed from the kernels:
 
 * the oracles (written from the definitions) on a grid that takes every path across a window's columns
   (stride 1: a run per tap; one masked vector per window; the stride-2 loops for 2- and 3-wide windows;
-  the generic loop: dilation, strides above the kernel, windows wider than a vector) and down its rows
-  (rows shorter and longer than a vector, with tails), every padding form, ``ceil_mode`` overhangs,
+  the generic loop: dilation, strides above the kernel, windows wider than a vector; padded rows that
+  fit one vector, reduced in a register) and down its rows (rows shorter and longer than a vector,
+  with tails, dilated), every padding form, ``ceil_mode`` overhangs,
   windows of padding only, an empty batch, in every dtype and both layouts, with Numba's whole team;
   max pooling must equal the oracle exactly, average pooling stay within its error bound;
 * NaN and ±inf in the input land where the definition puts them;
@@ -52,22 +53,27 @@ def whole_team(monkeypatch):
     monkeypatch.setattr(threads, "_STALLS", {"left": 0})
 
 
-WINDOWS = [   # NCHW inputs; the comment names the path across the columns (float32; float64 has 8 lanes)
+WINDOWS = [   # NCHW inputs; the comment names the path across the columns in float32 (float64: 8 lanes)
     dict(input=[2, 3, 9, 37], kernel_size=2),                                             # stride-2 loop, k 2
     dict(input=[2, 3, 9, 37], kernel_size=3, stride=2, padding=1, ceil_mode=True),        # stride-2 loop, k 3
-    dict(input=[1, 2, 14, 14], kernel_size=7),                                             # masked vector
-    dict(input=[1, 2, 15, 23], kernel_size=[4, 6], stride=[3, 5], padding="same"),          # masked vector
+    dict(input=[1, 2, 14, 14], kernel_size=7),                                  # one vector (float64: windows)
+    dict(input=[1, 2, 15, 23], kernel_size=[4, 6], stride=[3, 5], padding="same"),          # masked windows
     dict(input=[1, 2, 8, 21], kernel_size=[2, 3], stride=1, padding=[1, 0, 0, 1]),         # runs per tap
-    dict(input=[1, 2, 5, 5], kernel_size=5, stride=1, padding=2),                          # runs per tap
-    dict(input=[1, 3, 5, 6], kernel_size=2, stride=4),                                     # generic: s > k
+    dict(input=[1, 2, 5, 5], kernel_size=5, stride=1, padding=2),               # one vector (float64: runs)
+    dict(input=[1, 3, 5, 30], kernel_size=2, stride=4),                                    # generic: s > k
     dict(input=[1, 1, 5, 40], kernel_size=[1, 17], stride=[1, 2], padding="same_lower"),   # generic: k > lanes
     dict(input=[2, 2, 7, 8], kernel_size=3, stride=3, padding="valid", ceil_mode=True),    # overhang
-    dict(input=[1, 2, 3, 3], kernel_size=2, stride=1, padding=[3, 0, 3, 0]),               # padding-only windows
+    dict(input=[2, 2, 7, 29], kernel_size=3, stride=3, padding=[0, 1, 2, 0], ceil_mode=True),   # overhang
+    dict(input=[1, 2, 3, 3], kernel_size=2, stride=1, padding=[3, 0, 3, 0]),   # padding-only windows (one vector)
+    dict(input=[1, 2, 3, 20], kernel_size=2, stride=1, padding=[3, 0, 3, 0]),  # padding-only windows (runs)
     dict(input=[0, 3, 5, 5], kernel_size=2, padding="same"),                               # no image
 ]
 DILATED = [
-    dict(input=[1, 2, 7, 9], kernel_size=[3, 2], stride=[1, 3], dilation=[2, 3], padding="same"),
-    dict(input=[1, 2, 9, 9], kernel_size=2, stride=1, dilation=[3, 2], padding=[2, 1, 0, 3]),
+    dict(input=[1, 2, 7, 9], kernel_size=[3, 2], stride=[1, 3], dilation=[2, 3], padding="same"),      # generic
+    dict(input=[1, 2, 9, 9], kernel_size=2, stride=1, dilation=[3, 2], padding=[2, 1, 0, 3]),          # runs
+    dict(input=[1, 2, 6, 25], kernel_size=[2, 3], stride=1, dilation=[1, 2], padding="same"),          # runs
+    dict(input=[1, 2, 9, 20], kernel_size=[3, 2], stride=[1, 2], dilation=[2, 1], padding=[2, 0, 1, 0]),  # s 2
+    dict(input=[1, 2, 9, 9], kernel_size=3, stride=1, dilation=[3, 1], padding=1),              # one vector
     dict(input=[1, 2, 2, 2], kernel_size=2, stride=1, dilation=3, padding=1),   # the window holds padding only
 ]
 

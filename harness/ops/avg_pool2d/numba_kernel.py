@@ -44,7 +44,7 @@ import numpy as np
 from numba import njit, prange
 
 from harness.data import round_to_dtype
-from harness.kernels.rows import sum_rows, sum_windows
+from harness.kernels.rows import sum_narrow, sum_rows, sum_windows
 from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
 
@@ -66,10 +66,13 @@ def _rows(lo, hi, x, out, inv, nhwc, kh, kw, sh, sw, top, left, buf, row):
     of = out.reshape(out.size)
     invf = inv.reshape(inv.size)
     # across a window's columns: 0 one run per tap (stride 1), 1 one masked vector per window, 2-3 loops
-    # with constant strides, 4 the generic loop
-    if sw == 1:
+    # with constant strides, 4 the generic loop; 5: the padded row fits one vector (rows.sum_narrow)
+    lanes = 64 // buf.itemsize
+    if buf.shape[0] <= lanes:
+        across = 5
+    elif sw == 1:
         across = 0
-    elif kw > 3 and kw * buf.itemsize <= 64:
+    elif kw > 3 and kw <= lanes:
         across = 1
     elif sw == 2 and kw == 2:
         across = 2
@@ -80,37 +83,40 @@ def _rows(lo, hi, x, out, inv, nhwc, kh, kw, sh, sw, top, left, buf, row):
     plane = lo // hout
     i = lo - plane * hout
     for task in range(lo, hi):
-        # down: buf[left:left + W] = the sum of the window's rows inside the input (0: none)
         r0 = i * sh - top
-        a0 = max(0, -r0)
-        a1 = min(kh, h - r0)
-        if a1 > a0:
-            sum_rows(xf, plane * h * w + (r0 + a0) * w, w, a1 - a0, buf, left, w)
-        else:
-            buf[left:left + w] = 0.0
-        # across: dst[o + j] = the sum of buf[j·sw + b], b < kw, times 1/count
+        a0 = max(0, -r0)                        # the window's first row inside the input
+        a1 = min(kh, h - r0)                    # past its last
         dst, o = (row, 0) if nhwc else (of, task * wout)
         v = i * wout
-        if across == 0:
-            sum_rows(buf, 0, 1, kw, dst, o, wout)
-            for j in range(wout):
-                dst[o + j] *= invf[v + j]
-        elif across == 1:
-            sum_windows(buf, 0, sw, kw, dst, o, wout)
-            for j in range(wout):
-                dst[o + j] *= invf[v + j]
-        elif across == 2:
-            for j in range(wout):
-                dst[o + j] = (buf[2 * j] + buf[2 * j + 1]) * invf[v + j]
-        elif across == 3:
-            for j in range(wout):
-                dst[o + j] = (buf[2 * j] + buf[2 * j + 1] + buf[2 * j + 2]) * invf[v + j]
+        if across == 5:
+            sum_narrow(xf, plane * h * w + (r0 + a0) * w, w, max(0, a1 - a0), left, w, sw, kw, wout, dst, o, invf, v)
         else:
-            for j in range(wout):
-                t = buf[j * sw]
-                for b in range(1, kw):
-                    t += buf[j * sw + b]
-                dst[o + j] = t * invf[v + j]
+            # down: buf[left:left + W] = the sum of the window's rows inside the input (0: none)
+            if a1 > a0:
+                sum_rows(xf, plane * h * w + (r0 + a0) * w, w, a1 - a0, buf, left, w)
+            else:
+                buf[left:left + w] = 0.0
+            # across: dst[o + j] = the sum of buf[j·sw + b], b < kw, times 1/count
+            if across == 0:
+                sum_rows(buf, 0, 1, kw, dst, o, wout)
+                for j in range(wout):
+                    dst[o + j] *= invf[v + j]
+            elif across == 1:
+                sum_windows(buf, 0, sw, kw, dst, o, wout)
+                for j in range(wout):
+                    dst[o + j] *= invf[v + j]
+            elif across == 2:
+                for j in range(wout):
+                    dst[o + j] = (buf[2 * j] + buf[2 * j + 1]) * invf[v + j]
+            elif across == 3:
+                for j in range(wout):
+                    dst[o + j] = (buf[2 * j] + buf[2 * j + 1] + buf[2 * j + 2]) * invf[v + j]
+            else:
+                for j in range(wout):
+                    t = buf[j * sw]
+                    for b in range(1, kw):
+                        t += buf[j * sw + b]
+                    dst[o + j] = t * invf[v + j]
         if nhwc:
             n = plane // cin
             c = plane - n * cin

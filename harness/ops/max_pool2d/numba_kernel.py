@@ -41,7 +41,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from harness.kernels.rows import max_rows, max_windows
+from harness.kernels.rows import max_narrow, max_rows, max_windows
 from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
 
@@ -68,10 +68,13 @@ def _rows(lo, hi, x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, buf, row):
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
     # across a window's columns: 0 one run per tap (stride 1), 1 one masked vector per window, 2-3 loops
-    # with constant strides, 4 the generic loop
-    if sw == 1:
+    # with constant strides, 4 the generic loop; 5: the padded row fits one vector (rows.max_narrow)
+    lanes = 64 // buf.itemsize
+    if dw == 1 and buf.shape[0] <= lanes:
+        across = 5
+    elif sw == 1:
         across = 0
-    elif dw == 1 and kw > 3 and kw * buf.itemsize <= 64:
+    elif dw == 1 and kw > 3 and kw <= lanes:
         across = 1
     elif dw == 1 and sw == 2 and kw == 2:
         across = 2
@@ -82,32 +85,36 @@ def _rows(lo, hi, x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, buf, row):
     plane = lo // hout
     i = lo - plane * hout
     for task in range(lo, hi):
-        # down: buf[left:left + W] = the max of the window's rows inside the input (−∞: none)
         r0 = i * sh - top
-        a0 = 0 if r0 >= 0 else (dh - 1 - r0) // dh            # the first tap inside the input
-        a1 = min(kh, (h - 1 - r0) // dh + 1) if r0 < h else 0  # past the last one
-        if a1 > a0:
-            max_rows(xf, plane * h * w + (r0 + a0 * dh) * w, dh * w, a1 - a0, buf, left, w)
-        else:
-            buf[left:left + w] = -np.inf
-        # across: dst[o + j] = the max of buf[j·sw + b·dw], b < kw
+        a0 = 0 if r0 >= 0 else (dh - 1 - r0) // dh            # the window's first row inside the input
+        a1 = min(kh, (h - 1 - r0) // dh + 1) if r0 < h else 0  # past its last
         dst, o = (row, 0) if nhwc else (of, task * wout)
-        if across == 0:
-            max_rows(buf, 0, dw, kw, dst, o, wout)
-        elif across == 1:
-            max_windows(buf, 0, sw, kw, dst, o, wout)
-        elif across == 2:
-            for j in range(wout):
-                dst[o + j] = _mx(buf[2 * j], buf[2 * j + 1])
-        elif across == 3:
-            for j in range(wout):
-                dst[o + j] = _mx(_mx(buf[2 * j], buf[2 * j + 1]), buf[2 * j + 2])
+        if across == 5:
+            max_narrow(xf, plane * h * w + (r0 + a0 * dh) * w, dh * w, max(0, a1 - a0), left, w, sw, kw, wout, dst,
+                       o, dst, 0)
         else:
-            for j in range(wout):
-                m = buf[j * sw]
-                for b in range(1, kw):
-                    m = _mx(m, buf[j * sw + b * dw])
-                dst[o + j] = m
+            # down: buf[left:left + W] = the max of the window's rows inside the input (−∞: none)
+            if a1 > a0:
+                max_rows(xf, plane * h * w + (r0 + a0 * dh) * w, dh * w, a1 - a0, buf, left, w)
+            else:
+                buf[left:left + w] = -np.inf
+            # across: dst[o + j] = the max of buf[j·sw + b·dw], b < kw
+            if across == 0:
+                max_rows(buf, 0, dw, kw, dst, o, wout)
+            elif across == 1:
+                max_windows(buf, 0, sw, kw, dst, o, wout)
+            elif across == 2:
+                for j in range(wout):
+                    dst[o + j] = _mx(buf[2 * j], buf[2 * j + 1])
+            elif across == 3:
+                for j in range(wout):
+                    dst[o + j] = _mx(_mx(buf[2 * j], buf[2 * j + 1]), buf[2 * j + 2])
+            else:
+                for j in range(wout):
+                    m = buf[j * sw]
+                    for b in range(1, kw):
+                        m = _mx(m, buf[j * sw + b * dw])
+                    dst[o + j] = m
         if nhwc:
             n = plane // cin
             c = plane - n * cin
