@@ -67,17 +67,16 @@ class _Vectors:
             f"llvm.masked.store.{suffix}")
         self.identity = ir.Constant(self.vty, [ir.Constant(self.ety, 0.0 if kind == "sum" else float("-inf"))]
                                     * self.lanes)
-        self.index = ir.Constant(ir.VectorType(_I64, self.lanes), list(range(self.lanes)))
-
-    def splat(self, value):
-        ivec = ir.VectorType(_I64, self.lanes)
-        one = self.b.insert_element(ir.Constant(ivec, ir.Undefined), value, ir.Constant(_I32, 0))
-        return self.b.shuffle_vector(one, one, ir.Constant(ir.VectorType(_I32, self.lanes), [0] * self.lanes))
+        self.mty = ir.VectorType(ir.IntType(1), self.lanes)
 
     def lanes_in(self, lo, hi):
-        """The mask of lanes ``lo <= l < hi``."""
-        return self.b.and_(self.b.icmp_signed(">=", self.index, self.splat(lo)),
-                           self.b.icmp_signed("<", self.index, self.splat(hi)))
+        """The mask of lanes ``lo <= l < hi``, for ``0 <= lo <= hi <= L`` (every caller's case): the bits
+        ``(2^(hi − lo) − 1) << lo`` of an integer as a mask register (a shift and a move, where lane-number
+        compares took two broadcasts, two compares and a merge)."""
+        b = self.b
+        one = ir.Constant(_I64, 1)
+        bits = b.shl(b.sub(b.shl(one, b.sub(hi, lo)), one), lo)
+        return b.bitcast(b.trunc(bits, ir.IntType(self.lanes)), self.mty)
 
     def load(self, ptr, mask=None):
         """A vector from ``ptr``; with ``mask``, the identity in the lanes left out (which are never read)."""

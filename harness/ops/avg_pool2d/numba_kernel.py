@@ -12,29 +12,38 @@ past the padding never counts).
 
 Design
 ------
-*Separable, one output row at a time, on plane rows in L1.* A window's sum is
-the sum across its columns of the sums down its rows: for output row ``i`` the
-thread adds the window's input rows inside the input (contiguous, vectorised
-by LLVM) into a row buffer whose cells left and right of the input are 0
-(written once per thread), then each output sums ``kw`` cells of that buffer
-(no bounds checks) and is multiplied by ``1/count(i, j)``, a table computed
-once per call in float64 and rounded to the compute dtype (the bound allows
-the two roundings: Note [Average pooling]). The common windows (``kw`` 2 or 3
-with stride 1 or 2) have column loops with constant strides, which LLVM
-vectorises with shuffles; the rest take a generic loop. An output row with
-no input row (a window of counted padding only) is 0.
+*Separable, one output row at a time.* A window's sum is the sum across its
+columns of the sums down its rows. For output row ``i`` of a plane the thread
+adds the window's input rows inside the input (``rows.sum_rows``: explicit
+512-bit vectors, the row's tail masked) into a row buffer whose cells left
+and right of the input are 0 (written once per thread), then sums ``kw``
+cells of that buffer per output (no bounds checks) and multiplies it by
+``1/count(i, j)``, a table computed once per call in float64 and rounded to
+the compute dtype (the bound allows the two roundings: Note [Average
+pooling]). Across the columns: stride 1, one vector run per tap
+(``sum_rows`` again); windows of 4 to ``L`` columns, one masked vector and a
+tree per window (``sum_windows``); 2- and 3-wide windows at stride 2, loops
+with constant strides; the rest a generic loop. A padded row that fits one
+vector (``left + W ≤ L``: b3's 14-pixel rows) is reduced down and across in
+registers (``sum_narrow``), with no row buffer in between. An output row
+with no input row (a window of counted padding only) is 0. The loop body is
+written out in ``_rows`` with array offsets: a helper function per output
+row (inlined by Numba or not) or a view per row measured twice the time of
+b3's whole rows.
 
 The work is ``N·C·H_out`` output rows, cut into chunks claimed by the threads
 one at a time (``harness.kernels.tasks``); the team is ``fit_threads``'s.
-NHWC output (the input is always the canonical NCHW array) is stored with the
-channel stride: a layout conformance cases use, not a fast path.
+NHWC output (the input is always the canonical NCHW array) is the NCHW result
+transposed: a layout conformance cases use, not a fast path.
 
 float16/bfloat16 are summed in float32 (the backend declares that
 accumulation) and the result is rounded once (to nearest even) to the case
-dtype; float32 in float32, float64 in float64. ``x`` arrives in the compute
-dtype (the numba backend converts it before the timed call).
+dtype; float32 in float32, float64 in float64. The sums run in another order
+than the oracle's (pairs of rows, trees across a window), which the bound
+(any order) covers. ``x`` arrives in the compute dtype (the numba backend
+converts it before the timed call).
 
-Measured: see the end of this docstring.
+MEASURED
 """
 
 from __future__ import annotations
@@ -54,14 +63,15 @@ _DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 @njit(cache=True)
-def _rows(lo, hi, x, out, inv, nhwc, kh, kw, sh, sw, top, left, buf, row):
+def _rows(lo, hi, x, out, inv, kh, kw, sh, sw, top, left, buf):
     """Output rows ``lo <= (n·C + c)·H_out + i < hi``; ``buf`` is 0 outside the input's columns.
 
     One loop body, no helper functions: a call per output row (inlined by Numba or not) measured twice
-    the time of the whole row on b3 (7×7 windows over 14-pixel rows). Array offsets, not views, for the
-    same reason (a view per row costs reference counting)."""
-    cin, h, w = x.shape[1], x.shape[2], x.shape[3]
-    hout, wout = (out.shape[1], out.shape[2]) if nhwc else (out.shape[2], out.shape[3])
+    the time of the whole row on b3 (7×7 windows over 14-pixel rows). Array offsets, not views or
+    arrays chosen per row, for the same reason (each costs reference counting: two atomic updates per
+    row)."""
+    h, w = x.shape[2], x.shape[3]
+    hout, wout = out.shape[2], out.shape[3]
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
     invf = inv.reshape(inv.size)
@@ -86,42 +96,37 @@ def _rows(lo, hi, x, out, inv, nhwc, kh, kw, sh, sw, top, left, buf, row):
         r0 = i * sh - top
         a0 = max(0, -r0)                        # the window's first row inside the input
         a1 = min(kh, h - r0)                    # past its last
-        dst, o = (row, 0) if nhwc else (of, task * wout)
+        o = task * wout
         v = i * wout
         if across == 5:
-            sum_narrow(xf, plane * h * w + (r0 + a0) * w, w, max(0, a1 - a0), left, w, sw, kw, wout, dst, o, invf, v)
+            sum_narrow(xf, plane * h * w + (r0 + a0) * w, w, max(0, a1 - a0), left, w, sw, kw, wout, of, o, invf, v)
         else:
             # down: buf[left:left + W] = the sum of the window's rows inside the input (0: none)
             if a1 > a0:
                 sum_rows(xf, plane * h * w + (r0 + a0) * w, w, a1 - a0, buf, left, w)
             else:
                 buf[left:left + w] = 0.0
-            # across: dst[o + j] = the sum of buf[j·sw + b], b < kw, times 1/count
+            # across: output j of the row (of[o + j]) = the sum of buf[j·sw + b], b < kw, times 1/count
             if across == 0:
-                sum_rows(buf, 0, 1, kw, dst, o, wout)
+                sum_rows(buf, 0, 1, kw, of, o, wout)
                 for j in range(wout):
-                    dst[o + j] *= invf[v + j]
+                    of[o + j] *= invf[v + j]
             elif across == 1:
-                sum_windows(buf, 0, sw, kw, dst, o, wout)
+                sum_windows(buf, 0, sw, kw, of, o, wout)
                 for j in range(wout):
-                    dst[o + j] *= invf[v + j]
+                    of[o + j] *= invf[v + j]
             elif across == 2:
                 for j in range(wout):
-                    dst[o + j] = (buf[2 * j] + buf[2 * j + 1]) * invf[v + j]
+                    of[o + j] = (buf[2 * j] + buf[2 * j + 1]) * invf[v + j]
             elif across == 3:
                 for j in range(wout):
-                    dst[o + j] = (buf[2 * j] + buf[2 * j + 1] + buf[2 * j + 2]) * invf[v + j]
+                    of[o + j] = (buf[2 * j] + buf[2 * j + 1] + buf[2 * j + 2]) * invf[v + j]
             else:
                 for j in range(wout):
                     t = buf[j * sw]
                     for b in range(1, kw):
                         t += buf[j * sw + b]
-                    dst[o + j] = t * invf[v + j]
-        if nhwc:
-            n = plane // cin
-            c = plane - n * cin
-            for j in range(wout):
-                out[n, i, j, c] = row[j]
+                    of[o + j] = t * invf[v + j]
         i += 1
         if i == hout:
             i = 0
@@ -129,17 +134,14 @@ def _rows(lo, hi, x, out, inv, nhwc, kh, kw, sh, sw, top, left, buf, row):
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, out, inv, nhwc, kh, kw, sh, sw, top, left, span, nchunks, nthreads):
-    total = x.shape[0] * x.shape[1] * (out.shape[1] if nhwc else out.shape[2])
-    wout = out.shape[2] if nhwc else out.shape[3]
+def _kernel(x, out, inv, kh, kw, sh, sw, top, left, span, nchunks, nthreads):
+    total = x.shape[0] * x.shape[1] * out.shape[2]
     counter = np.zeros(1, dtype=np.int64)
     for th in prange(nthreads):
         buf = np.zeros(span, dtype=x.dtype)
-        row = np.empty(wout, dtype=x.dtype)
         ch = claim(counter)
         while ch < nchunks:
-            _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, out, inv, nhwc, kh, kw, sh, sw, top, left,
-                  buf, row)
+            _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, out, inv, kh, kw, sh, sw, top, left, buf)
             ch = claim(counter)
 
 
@@ -196,10 +198,9 @@ def avg_pool2d(x, *, kernel, stride, pads, out_hw, count_include_pad=False, layo
     if min(top, bottom, left, right, hout, wout) < 0:
         raise ValueError(f"pads and out_hw must be >= 0, got {tuple(pads)} and {tuple(out_hw)}")
     nbatch, cin, h, w = x.shape
-    nhwc = layout == "NHWC"
-    out = np.empty((nbatch, hout, wout, cin) if nhwc else (nbatch, cin, hout, wout), ct)
+    out = np.empty((nbatch, cin, hout, wout), ct)
     if out.size == 0:
-        return out
+        return out.transpose(0, 2, 3, 1).copy() if layout == "NHWC" else out
     inv = np.empty((hout, wout), ct)
     _inverse_counts(inv, h, w, kh, kw, sh, sw, top, bottom, left, right, bool(count_include_pad))
     # The row buffer: column −left at index 0, 0 wherever no input column is; long enough for the last
@@ -207,8 +208,8 @@ def avg_pool2d(x, *, kernel, stride, pads, out_hw, count_include_pad=False, layo
     span = max(left + w, (wout - 1) * sw + kw)
     total = nbatch * cin * hout
     nthreads = max(1, min(total, numba.get_num_threads()))
-    _kernel(x, out, inv, nhwc, kh, kw, sh, sw, top, left, span, chunk_count(total, nthreads), nthreads)
-    return _rounded(out, dtype)
+    _kernel(x, out, inv, kh, kw, sh, sw, top, left, span, chunk_count(total, nthreads), nthreads)
+    return _rounded(np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if layout == "NHWC" else out, dtype)
 
 
 def _rounded(out, dtype):

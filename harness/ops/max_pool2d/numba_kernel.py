@@ -10,21 +10,27 @@ NaN (as NumPy's ``maximum``, which the oracle uses).
 
 Design
 ------
-*Separable, one output row at a time, on plane rows in L1.* A window's taps are
-rows × columns and padding never wins, so its maximum is the maximum across
-its columns of the maxima down its rows: for output row ``i`` the thread takes
-the elementwise maximum of the window's input rows inside the input
-(contiguous, vectorised by LLVM) into a row buffer whose cells left and right
-of the input are −∞ (written once per thread), then each output is the
-maximum of ``kw`` cells of that buffer: no bounds checks anywhere. The common
-windows (``kw`` 2 or 3 with stride 1 or 2, undilated) have their own column
-loops with constant strides, which LLVM vectorises with shuffles; the rest take
-a generic loop.
+*Separable, one output row at a time.* A window's taps are rows × columns and
+padding never wins, so its maximum is the maximum across its columns of the
+maxima down its rows. For output row ``i`` of a plane the thread reduces the
+window's input rows inside the input (``rows.max_rows``: explicit 512-bit
+vectors, the row's tail masked) into a row buffer whose cells left and right
+of the input are −∞ (written once per thread), then reduces ``kw`` cells of
+that buffer per output: no bounds checks. Across the columns: stride 1, one
+vector run per tap (``max_rows`` again, shifted by the dilation); windows of
+4 to ``L`` columns, one masked vector and a tree per window
+(``max_windows``); 2- and 3-wide windows at stride 2, loops with constant
+strides; the rest (dilation, strides above the kernel, windows wider than a
+vector) a generic loop. A padded row that fits one vector (``left + W ≤ L``:
+b3's 14-pixel rows) is reduced down and across in registers
+(``max_narrow``), with no row buffer in between. The loop body is written out
+in ``_rows`` with array offsets: a helper function per output row (inlined by
+Numba or not) or a view per row measured twice the time of b3's whole rows.
 
 The work is ``N·C·H_out`` output rows, cut into chunks claimed by the threads
 one at a time (``harness.kernels.tasks``); the team is ``fit_threads``'s.
-NHWC output (the input is always the canonical NCHW array) is stored with the
-channel stride: a layout conformance cases use, not a fast path.
+NHWC output (the input is always the canonical NCHW array) is the NCHW result
+transposed: a layout conformance cases use, not a fast path.
 
 Every dtype is exact: the maximum of values representable in the case dtype
 is one of them, so float16/bfloat16 are pooled as float32 (they are exact
@@ -32,7 +38,7 @@ there) with nothing to round, float64 in float64. ``x`` arrives in the compute
 dtype (the numba backend converts it before the timed call, as every adapter
 converts its operands).
 
-Measured: see the end of this docstring.
+MEASURED
 """
 
 from __future__ import annotations
@@ -57,14 +63,15 @@ def _mx(m, v):
 
 
 @njit(cache=True)
-def _rows(lo, hi, x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, buf, row):
+def _rows(lo, hi, x, out, kh, kw, sh, sw, dh, dw, top, left, buf):
     """Output rows ``lo <= (n·C + c)·H_out + i < hi``; ``buf`` is −∞ outside the input's columns.
 
     One loop body, no helper functions: a call per output row (inlined by Numba or not) measured twice
-    the time of the whole row on b3 (7×7 windows over 14-pixel rows). Array offsets, not views, for the
-    same reason (a view per row costs reference counting)."""
-    cin, h, w = x.shape[1], x.shape[2], x.shape[3]
-    hout, wout = (out.shape[1], out.shape[2]) if nhwc else (out.shape[2], out.shape[3])
+    the time of the whole row on b3 (7×7 windows over 14-pixel rows). Array offsets, not views or
+    arrays chosen per row, for the same reason (each costs reference counting: two atomic updates per
+    row)."""
+    h, w = x.shape[2], x.shape[3]
+    hout, wout = out.shape[2], out.shape[3]
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
     # across a window's columns: 0 one run per tap (stride 1), 1 one masked vector per window, 2-3 loops
@@ -88,38 +95,33 @@ def _rows(lo, hi, x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, buf, row):
         r0 = i * sh - top
         a0 = 0 if r0 >= 0 else (dh - 1 - r0) // dh            # the window's first row inside the input
         a1 = min(kh, (h - 1 - r0) // dh + 1) if r0 < h else 0  # past its last
-        dst, o = (row, 0) if nhwc else (of, task * wout)
+        o = task * wout
         if across == 5:
-            max_narrow(xf, plane * h * w + (r0 + a0 * dh) * w, dh * w, max(0, a1 - a0), left, w, sw, kw, wout, dst,
-                       o, dst, 0)
+            max_narrow(xf, plane * h * w + (r0 + a0 * dh) * w, dh * w, max(0, a1 - a0), left, w, sw, kw, wout, of,
+                       o, of, 0)
         else:
             # down: buf[left:left + W] = the max of the window's rows inside the input (−∞: none)
             if a1 > a0:
                 max_rows(xf, plane * h * w + (r0 + a0 * dh) * w, dh * w, a1 - a0, buf, left, w)
             else:
                 buf[left:left + w] = -np.inf
-            # across: dst[o + j] = the max of buf[j·sw + b·dw], b < kw
+            # across: output j of the row (of[o + j]) = the max of buf[j·sw + b·dw], b < kw
             if across == 0:
-                max_rows(buf, 0, dw, kw, dst, o, wout)
+                max_rows(buf, 0, dw, kw, of, o, wout)
             elif across == 1:
-                max_windows(buf, 0, sw, kw, dst, o, wout)
+                max_windows(buf, 0, sw, kw, of, o, wout)
             elif across == 2:
                 for j in range(wout):
-                    dst[o + j] = _mx(buf[2 * j], buf[2 * j + 1])
+                    of[o + j] = _mx(buf[2 * j], buf[2 * j + 1])
             elif across == 3:
                 for j in range(wout):
-                    dst[o + j] = _mx(_mx(buf[2 * j], buf[2 * j + 1]), buf[2 * j + 2])
+                    of[o + j] = _mx(_mx(buf[2 * j], buf[2 * j + 1]), buf[2 * j + 2])
             else:
                 for j in range(wout):
                     m = buf[j * sw]
                     for b in range(1, kw):
                         m = _mx(m, buf[j * sw + b * dw])
-                    dst[o + j] = m
-        if nhwc:
-            n = plane // cin
-            c = plane - n * cin
-            for j in range(wout):
-                out[n, i, j, c] = row[j]
+                    of[o + j] = m
         i += 1
         if i == hout:
             i = 0
@@ -127,18 +129,14 @@ def _rows(lo, hi, x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, buf, row):
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, span, nchunks, nthreads):
-    cin = x.shape[1]
-    total = x.shape[0] * cin * (out.shape[1] if nhwc else out.shape[2])
-    wout = out.shape[2] if nhwc else out.shape[3]
+def _kernel(x, out, kh, kw, sh, sw, dh, dw, top, left, span, nchunks, nthreads):
+    total = x.shape[0] * x.shape[1] * out.shape[2]
     counter = np.zeros(1, dtype=np.int64)
     for th in prange(nthreads):
         buf = np.full(span, -np.inf, dtype=x.dtype)
-        row = np.empty(wout, dtype=x.dtype)
         ch = claim(counter)
         while ch < nchunks:
-            _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, out, nhwc, kh, kw, sh, sw, dh, dw, top,
-                  left, buf, row)
+            _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, out, kh, kw, sh, sw, dh, dw, top, left, buf)
             ch = claim(counter)
 
 
@@ -177,14 +175,13 @@ def max_pool2d(x, *, kernel, stride, dilation, pads, out_hw, layout="NCHW", dtyp
     if top < 0 or left < 0 or hout < 0 or wout < 0:
         raise ValueError(f"pads and out_hw must be >= 0, got {tuple(pads)} and {tuple(out_hw)}")
     nbatch, cin, h, w = x.shape
-    nhwc = layout == "NHWC"
-    out = np.empty((nbatch, hout, wout, cin) if nhwc else (nbatch, cin, hout, wout), ct)
+    out = np.empty((nbatch, cin, hout, wout), ct)
     if out.size == 0:
-        return out
+        return out.transpose(0, 2, 3, 1).copy() if layout == "NHWC" else out
     # The row buffer: column −left at index 0, −∞ wherever no input column is; long enough for the last
     # window's last tap (a ceil_mode window may run past the right padding).
     span = max(left + w, (wout - 1) * sw + (kw - 1) * dw + 1)
     total = nbatch * cin * hout
     nthreads = max(1, min(total, numba.get_num_threads()))
-    _kernel(x, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, span, chunk_count(total, nthreads), nthreads)
-    return out
+    _kernel(x, out, kh, kw, sh, sw, dh, dw, top, left, span, chunk_count(total, nthreads), nthreads)
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if layout == "NHWC" else out
