@@ -122,6 +122,7 @@ def warm() -> None:
     """
     import importlib
 
+    import numba
     import numpy as np
     kernels = {"conv2d": importlib.import_module(CONV2D_KERNEL).conv2d,
                "conv2d_transpose": importlib.import_module(KERNEL).conv2d_transpose}
@@ -140,12 +141,20 @@ def warm() -> None:
                 for weights in (w, bad):
                     kernels[op](x, weights, np.ones(cout), stride=(s, s), dilation=(1, 1), groups=groups, layout=layout,
                                 dtype=dtype, **where)
-    max_pool2d = importlib.import_module(MAX_POOL_KERNEL).max_pool2d
-    avg_pool2d = importlib.import_module(AVG_POOL_KERNEL).avg_pool2d
+    # The pooling kernels unwrapped from fit_threads, so that each team size is the one asked for, whatever
+    # the load: one thread runs a serial loop, several a parallel one, and both must be compiled.
+    max_pool2d = importlib.import_module(MAX_POOL_KERNEL).max_pool2d.__wrapped__
+    avg_pool2d = importlib.import_module(AVG_POOL_KERNEL).avg_pool2d.__wrapped__
     x = np.ones((1, 2, 5, 5))
-    for dtype in ("float16", "bfloat16", "float32", "float64"):
-        for layout in ("NCHW", "NHWC"):
-            max_pool2d(x, kernel=(2, 2), stride=(2, 2), dilation=(1, 1), pads=(0, 1, 0, 1), out_hw=(3, 3),
-                       layout=layout, dtype=dtype)
-            avg_pool2d(x, kernel=(2, 2), stride=(2, 2), pads=(0, 1, 0, 1), out_hw=(3, 3), count_include_pad=True,
-                       layout=layout, dtype=dtype)
+    threads = numba.get_num_threads()
+    try:
+        for team in sorted({1, threads}):
+            numba.set_num_threads(team)
+            for dtype in ("float16", "bfloat16", "float32", "float64"):
+                for layout in ("NCHW", "NHWC"):
+                    max_pool2d(x, kernel=(2, 2), stride=(2, 2), dilation=(1, 1), pads=(0, 1, 0, 1), out_hw=(3, 3),
+                               layout=layout, dtype=dtype)
+                    avg_pool2d(x, kernel=(2, 2), stride=(2, 2), pads=(0, 1, 0, 1), out_hw=(3, 3),
+                               count_include_pad=True, layout=layout, dtype=dtype)
+    finally:
+        numba.set_num_threads(threads)

@@ -145,6 +145,13 @@ def _kernel(x, out, inv, kh, kw, sh, sw, top, left, span, nchunks, nthreads):
             ch = claim(counter)
 
 
+@njit(cache=True)
+def _serial(x, out, inv, kh, kw, sh, sw, top, left, span):
+    """``_kernel`` on one thread, without a parallel region (launching one took ~15 µs of b3's 0.2 ms)."""
+    _rows(0, x.shape[0] * x.shape[1] * out.shape[2], x, out, inv, kh, kw, sh, sw, top, left,
+          np.zeros(span, dtype=x.dtype))
+
+
 def _pair(v, name):
     a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
     if a < 1 or b < 1:
@@ -208,7 +215,10 @@ def avg_pool2d(x, *, kernel, stride, pads, out_hw, count_include_pad=False, layo
     span = max(left + w, (wout - 1) * sw + kw)
     total = nbatch * cin * hout
     nthreads = max(1, min(total, numba.get_num_threads()))
-    _kernel(x, out, inv, kh, kw, sh, sw, top, left, span, chunk_count(total, nthreads), nthreads)
+    if nthreads == 1:
+        _serial(x, out, inv, kh, kw, sh, sw, top, left, span)
+    else:
+        _kernel(x, out, inv, kh, kw, sh, sw, top, left, span, chunk_count(total, nthreads), nthreads)
     return _rounded(np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if layout == "NHWC" else out, dtype)
 
 

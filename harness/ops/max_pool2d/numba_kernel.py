@@ -140,6 +140,13 @@ def _kernel(x, out, kh, kw, sh, sw, dh, dw, top, left, span, nchunks, nthreads):
             ch = claim(counter)
 
 
+@njit(cache=True)
+def _serial(x, out, kh, kw, sh, sw, dh, dw, top, left, span):
+    """``_kernel`` on one thread, without a parallel region (launching one took ~15 µs of b3's 0.2 ms)."""
+    _rows(0, x.shape[0] * x.shape[1] * out.shape[2], x, out, kh, kw, sh, sw, dh, dw, top, left,
+          np.full(span, -np.inf, dtype=x.dtype))
+
+
 def _pair(v, name):
     a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
     if a < 1 or b < 1:
@@ -183,5 +190,8 @@ def max_pool2d(x, *, kernel, stride, dilation, pads, out_hw, layout="NCHW", dtyp
     span = max(left + w, (wout - 1) * sw + (kw - 1) * dw + 1)
     total = nbatch * cin * hout
     nthreads = max(1, min(total, numba.get_num_threads()))
-    _kernel(x, out, kh, kw, sh, sw, dh, dw, top, left, span, chunk_count(total, nthreads), nthreads)
+    if nthreads == 1:
+        _serial(x, out, kh, kw, sh, sw, dh, dw, top, left, span)
+    else:
+        _kernel(x, out, kh, kw, sh, sw, dh, dw, top, left, span, chunk_count(total, nthreads), nthreads)
     return np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if layout == "NHWC" else out
