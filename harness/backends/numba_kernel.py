@@ -116,8 +116,9 @@ def warm() -> None:
 
     Every call path of the convolution kernels, in each dtype and layout the backend passes
     (float16/bfloat16 compute in float32), and the exact fallbacks (weights holding inf); the pooling
-    kernels in each dtype and layout (one compiled loop each: their paths are branches inside it). Signatures depend on dtypes
-    only, never on sizes, so tiny calls suffice; ``tests/test_numba_warm.py`` checks that a new
+    kernels in each dtype and layout, on one thread (a serial loop) and on several (a parallel one):
+    their paths are branches inside those loops. Signatures depend on dtypes only, never on sizes, so
+    tiny calls suffice; ``tests/test_numba_warm.py`` checks that a new
     process's calls then compile nothing.
     """
     import importlib

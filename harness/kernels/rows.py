@@ -242,10 +242,11 @@ max_rows.__doc__ = "dst[doff + c] = max_{r < nrows} src[soff + r·stride + c] fo
 sum_windows = _windows("sum")
 sum_windows.__doc__ = "dst[doff + j] = Σ_{b < width} src[soff + j·step + b] for j < count (width ≤ L)."
 max_windows = _windows("max")
-max_windows.__doc__ = "dst[doff + j] = max_{b < width} src[soff + j·step + b] for j < count (width ≤ L); NaN propagates."
+max_windows.__doc__ = ("dst[doff + j] = max_{b < width} src[soff + j·step + b] for j < count (width ≤ L); NaN "
+                       "propagates.")
 sum_narrow = _narrow("sum")
-sum_narrow.__doc__ = """With ``P[p]`` = Σ_{r < nrows} src[soff + r·stride + p − left] for left ≤ p < left + ncols, else 0
-(``left + ncols ≤ L``): dst[doff + j] = scale[scoff + j] · Σ_{j·step ≤ p < j·step + width} P[p] for j < count
-(every window inside the ``L`` lanes: ``(count − 1)·step + width ≤ L``)."""
+sum_narrow.__doc__ = """With ``P[p]`` = Σ_{r < nrows} src[soff + r·stride + p − left] for left ≤ p < left + ncols,
+else 0 (``left + ncols ≤ L``): dst[doff + j] = scale[scoff + j] · Σ_{j·step ≤ p < j·step + width} P[p] for
+j < count (every window inside the ``L`` lanes: ``(count − 1)·step + width ≤ L``)."""
 max_narrow = _narrow("max")
 max_narrow.__doc__ = """``sum_narrow`` with max for Σ, −∞ for 0, and no scale (``scale`` is not read); NaN propagates."""
