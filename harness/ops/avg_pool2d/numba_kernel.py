@@ -156,8 +156,40 @@ def _rows(lo, hi, x, out, inv, kh, kw, sh, sw, top, left, buf):
             plane += 1
 
 
+def _pair(v, name):
+    # No NumPy call (np.ndim was one): the timed call starts with the interpreter's data evicted from the
+    # caches by the input's conversion, and each step of the wrapper costs microseconds there.
+    a, b = (v, v) if isinstance(v, (int, np.integer)) else v
+    a, b = int(a), int(b)
+    if a < 1 or b < 1:
+        raise ValueError(f"{name} must be >= 1, got {v!r}")
+    return a, b
+
+
+@njit(cache=True)
+def _inverse_counts(x, out, kh, kw, sh, sw, top, bottom, left, right, include_pad):
+    """``inv[i, j] = 1 / (count_h(i) · count_w(j))`` in ``x``'s dtype, the count of window positions inside
+    the input (or input + padding), computed in float64 and rounded once. Here, not in Python: NumPy
+    took 15 µs a call, as long as b3's whole pooling on two threads takes a tenth of."""
+    h, w = x.shape[2], x.shape[3]
+    hout, wout = out.shape[2], out.shape[3]
+    inv = np.empty((hout, wout), dtype=x.dtype)
+    low_h, high_h = (-top, h + bottom) if include_pad else (0, h)
+    low_w, high_w = (-left, w + right) if include_pad else (0, w)
+    for i in range(hout):
+        start = i * sh - top
+        ch = max(0, min(high_h, start + kh) - max(low_h, start))
+        for j in range(wout):
+            start = j * sw - left
+            cw = max(0, min(high_w, start + kw) - max(low_w, start))
+            # no valid call has a count of 0; if one did, 0 · inf gives NaN, as 0 / 0 in the definition
+            inv[i, j] = 1.0 / (ch * cw) if ch * cw > 0 else np.inf
+    return inv
+
+
 @njit(parallel=True, cache=True)
-def _kernel(x, out, inv, kh, kw, sh, sw, top, left, span, nchunks, nthreads):
+def _kernel(x, out, kh, kw, sh, sw, top, bottom, left, right, include_pad, span, nchunks, nthreads):
+    inv = _inverse_counts(x, out, kh, kw, sh, sw, top, bottom, left, right, include_pad)
     total = x.shape[0] * x.shape[1] * out.shape[2]
     counter = np.zeros(1, dtype=np.int64)
     for th in prange(nthreads):
@@ -169,35 +201,11 @@ def _kernel(x, out, inv, kh, kw, sh, sw, top, left, span, nchunks, nthreads):
 
 
 @njit(cache=True)
-def _serial(x, out, inv, kh, kw, sh, sw, top, left, span):
+def _serial(x, out, kh, kw, sh, sw, top, bottom, left, right, include_pad, span):
     """``_kernel`` on one thread, without a parallel region (launching one took ~15 µs of b3's 0.2 ms)."""
+    inv = _inverse_counts(x, out, kh, kw, sh, sw, top, bottom, left, right, include_pad)
     _rows(0, x.shape[0] * x.shape[1] * out.shape[2], x, out, inv, kh, kw, sh, sw, top, left,
           np.zeros(span, dtype=x.dtype))
-
-
-def _pair(v, name):
-    a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
-    if a < 1 or b < 1:
-        raise ValueError(f"{name} must be >= 1, got {v!r}")
-    return a, b
-
-
-@njit(cache=True)
-def _inverse_counts(inv, h, w, kh, kw, sh, sw, top, bottom, left, right, include_pad):
-    """``inv[i, j] = 1 / (count_h(i) · count_w(j))``, the count of window positions inside the input (or
-    input + padding), computed in float64 and rounded once to ``inv``'s dtype (a Python version took
-    15 µs a call, as long as b3's whole pooling on two threads takes a tenth of)."""
-    hout, wout = inv.shape
-    low_h, high_h = (-top, h + bottom) if include_pad else (0, h)
-    low_w, high_w = (-left, w + right) if include_pad else (0, w)
-    for i in range(hout):
-        start = i * sh - top
-        ch = max(0, min(high_h, start + kh) - max(low_h, start))
-        for j in range(wout):
-            start = j * sw - left
-            cw = max(0, min(high_w, start + kw) - max(low_w, start))
-            # no valid call has a count of 0; if one did, 0 · inf gives NaN, as 0 / 0 in the definition
-            inv[i, j] = 1.0 / (ch * cw) if ch * cw > 0 else np.inf
 
 
 @fit_threads   # a team of the cores other processes leave free (harness.kernels.threads)
@@ -231,17 +239,17 @@ def avg_pool2d(x, *, kernel, stride, pads, out_hw, count_include_pad=False, layo
     out = np.empty((nbatch, cin, hout, wout), ct)
     if out.size == 0:
         return out.transpose(0, 2, 3, 1).copy() if layout == "NHWC" else out
-    inv = np.empty((hout, wout), ct)
-    _inverse_counts(inv, h, w, kh, kw, sh, sw, top, bottom, left, right, bool(count_include_pad))
     # The row buffer: column −left at index 0, 0 wherever no input column is; long enough for the last
     # window's last tap (a ceil_mode window may run past the right padding).
     span = max(left + w, (wout - 1) * sw + kw)
     total = nbatch * cin * hout
     nthreads = max(1, min(total, numba.get_num_threads()))
+    include = bool(count_include_pad)
     if nthreads == 1:
-        _serial(x, out, inv, kh, kw, sh, sw, top, left, span)
+        _serial(x, out, kh, kw, sh, sw, top, bottom, left, right, include, span)
     else:
-        _kernel(x, out, inv, kh, kw, sh, sw, top, left, span, chunk_count(total, nthreads), nthreads)
+        _kernel(x, out, kh, kw, sh, sw, top, bottom, left, right, include, span, chunk_count(total, nthreads),
+                nthreads)
     return _rounded(np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if layout == "NHWC" else out, dtype)
 
 

@@ -171,7 +171,10 @@ def _serial(x, out, kh, kw, sh, sw, dh, dw, top, left, span):
 
 
 def _pair(v, name):
-    a, b = (int(v), int(v)) if np.ndim(v) == 0 else (int(t) for t in v)
+    # No NumPy call (np.ndim was one): the timed call starts with the interpreter's data evicted from the
+    # caches by the input's conversion, and each step of the wrapper costs microseconds there.
+    a, b = (v, v) if isinstance(v, (int, np.integer)) else v
+    a, b = int(a), int(b)
     if a < 1 or b < 1:
         raise ValueError(f"{name} must be >= 1, got {v!r}")
     return a, b
