@@ -61,6 +61,7 @@ PROBE = textwrap.dedent("""
                         bias = None if finite else rng.standard_normal(ws[1] * groups)
                         fn(x, w, bias, stride=s, dilation=d, groups=groups, crops=p, out_hw=out, layout=layout,
                            dtype=dtype)
+    from harness.kernels.convert import compute_operand
     from harness.ops.avg_pool2d.numba_kernel import avg_pool2d
     from harness.ops.max_pool2d.numba_kernel import max_pool2d
     import numba
@@ -72,6 +73,7 @@ PROBE = textwrap.dedent("""
     for dtype in ("float16", "bfloat16", "float32", "float64"):
         for layout in ("NCHW", "NHWC"):
             numba.set_num_threads(1 if layout == "NHWC" else numba.config.NUMBA_NUM_THREADS)   # the serial loop too
+            compute_operand(rng.standard_normal((3, 5, 7, 2)), np.float32)
             # kernel, stride, pads, out_hw (undilated), dilation, out_hw (dilated)
             for k, s, p, out, d, dilated in (((3, 2), (1, 2), (1, 1, 0, 1), (9, 10), (2, 1), (7, 10)),
                                              ((7, 7), (7, 7), (0, 0, 0, 0), (1, 2), (1, 1), (1, 2))):
@@ -79,7 +81,8 @@ PROBE = textwrap.dedent("""
                 avg_pool2d(x, kernel=k, stride=s, pads=p, out_hw=out, count_include_pad=dtype == "float32",
                            layout=layout, dtype=dtype)
     counts = {}
-    for name in ("harness.ops.max_pool2d.numba_kernel", "harness.ops.avg_pool2d.numba_kernel",
+    for name in ("harness.kernels.convert", "harness.ops.max_pool2d.numba_kernel",
+                 "harness.ops.avg_pool2d.numba_kernel",
                  "harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_gemm",
                  "harness.ops.conv2d.numba_pixels", "harness.ops.conv2d.numba_weights",
                  "harness.ops.conv2d_transpose.numba_kernel", "harness.ops.conv2d_transpose.numba_pixels",
@@ -116,6 +119,7 @@ def test_after_warm_a_new_process_loads_every_kernel_from_the_cache():
              "max_pool2d.numba_kernel._kernel", "avg_pool2d.numba_kernel._kernel",
              "max_pool2d.numba_kernel._serial",
              "avg_pool2d.numba_kernel._serial"]
+    assert counts["harness.kernels.convert._convert"][0] >= 1, counts
     for name in entry:
         assert counts[f"harness.ops.{name}"][0] >= 2, (name, counts)   # both compute dtypes
 

@@ -20,7 +20,8 @@ KERNEL = "harness.ops.conv2d_transpose.numba_kernel"
 CONV2D_KERNEL = "harness.ops.conv2d.numba_kernel"
 MAX_POOL_KERNEL = "harness.ops.max_pool2d.numba_kernel"
 AVG_POOL_KERNEL = "harness.ops.avg_pool2d.numba_kernel"
-KERNELS = (KERNEL, CONV2D_KERNEL, MAX_POOL_KERNEL, AVG_POOL_KERNEL)
+CONVERT = "harness.kernels.convert"
+KERNELS = (KERNEL, CONV2D_KERNEL, MAX_POOL_KERNEL, AVG_POOL_KERNEL, CONVERT)
 
 
 class NumbaBackend(Backend):
@@ -73,8 +74,8 @@ class NumbaBackend(Backend):
         kwargs = dict(kernel=tuple(r["kernel"]), stride=tuple(r["stride"]), dilation=tuple(r["dilation"]),
                       pads=tuple(r["pads"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
         step = Step("y", Expr(f"{MAX_POOL_KERNEL}.max_pool2d", (Ref("x"),), kwargs), timed=True)
-        return Program("numba", (Import("numpy"), Import(MAX_POOL_KERNEL, embed=True)), tuple(call.arrays),
-                       (*_operand_steps(call, ("x",)), step), "y")
+        return Program("numba", (Import("numpy"), Import(MAX_POOL_KERNEL, embed=True), Import(CONVERT, embed=True)),
+                       tuple(call.arrays), (_converted(call, "x"), step), "y")
 
     def avg_pool2d(self, call: Call) -> Program:
         r = call.resolved
@@ -84,18 +85,26 @@ class NumbaBackend(Backend):
                       out_hw=tuple(r["out_hw"]), count_include_pad=bool(r["count_include_pad"]), layout=call.layout,
                       dtype=call.dtype)
         step = Step("y", Expr(f"{AVG_POOL_KERNEL}.avg_pool2d", (Ref("x"),), kwargs), timed=True)
-        return Program("numba", (Import("numpy"), Import(AVG_POOL_KERNEL, embed=True)), tuple(call.arrays),
-                       (*_operand_steps(call, ("x",)), step), "y")
+        return Program("numba", (Import("numpy"), Import(AVG_POOL_KERNEL, embed=True), Import(CONVERT, embed=True)),
+                       tuple(call.arrays), (_converted(call, "x"), step), "y")
 
 
-def _operand_steps(call: Call, names=("x", "w")) -> tuple[Step, ...]:
-    """The operands (x and w; pooling: x) in the kernel's compute dtype (float32; float64 for float64 cases)
-    before the timed call, as every framework adapter converts its operands first: the timed call is the
-    kernel alone."""
+def _operand_steps(call: Call) -> tuple[Step, ...]:
+    """x and w in the kernel's compute dtype (float32; float64 for float64 cases) before the timed call,
+    as every framework adapter converts its operands first: the timed call is the kernel alone."""
     dtype = Attr("numpy.float64" if call.dtype == "float64" else "numpy.float32")
     return tuple(Step(name, Expr("numpy.ascontiguousarray", (Ref(name),), {"dtype": dtype}), "prepare",
                       comment="the compute dtype")
-                 for name in names)
+                 for name in ("x", "w"))
+
+
+def _converted(call: Call, name: str) -> Step:
+    """An operand in the kernel's compute dtype before the timed call, converted on Numba's threads
+    (``harness.kernels.convert``: as torch's adapter converts with torch, leaving its threads awake and the
+    data in both cores' caches; the pooling kernels' calls are short enough for that to show)."""
+    dtype = Attr("numpy.float64" if call.dtype == "float64" else "numpy.float32")
+    return Step(name, Expr(f"{CONVERT}.compute_operand", (Ref(name),), {"dtype": dtype}), "prepare",
+                comment="the compute dtype")
 
 
 # Tiny calls that between them reach every compiled function the backend can call, per compute dtype:
@@ -117,9 +126,9 @@ def warm() -> None:
     Every call path of the convolution kernels, in each dtype and layout the backend passes
     (float16/bfloat16 compute in float32), and the exact fallbacks (weights holding inf); the pooling
     kernels in each dtype and layout, on one thread (a serial loop) and on several (a parallel one):
-    their paths are branches inside those loops. Signatures depend on dtypes only, never on sizes, so
-    tiny calls suffice; ``tests/test_numba_warm.py`` checks that a new
-    process's calls then compile nothing.
+    their paths are branches inside those loops; their operands' conversion (``harness.kernels.convert``).
+    Signatures depend on dtypes only, never on sizes, so tiny calls suffice; ``tests/test_numba_warm.py``
+    checks that a new process's calls then compile nothing.
     """
     import importlib
 
@@ -144,6 +153,7 @@ def warm() -> None:
                                 dtype=dtype, **where)
     # The pooling kernels unwrapped from fit_threads, so that each team size is the one asked for, whatever
     # the load: one thread runs a serial loop, several a parallel one, and both must be compiled.
+    convert = importlib.import_module(CONVERT).compute_operand.__wrapped__
     max_pool2d = importlib.import_module(MAX_POOL_KERNEL).max_pool2d.__wrapped__
     avg_pool2d = importlib.import_module(AVG_POOL_KERNEL).avg_pool2d.__wrapped__
     x = np.ones((1, 2, 5, 5))
@@ -151,6 +161,7 @@ def warm() -> None:
     try:
         for team in sorted({1, threads}):
             numba.set_num_threads(team)
+            convert(x, np.float32)
             for dtype in ("float16", "bfloat16", "float32", "float64"):
                 for layout in ("NCHW", "NHWC"):
                     max_pool2d(x, kernel=(2, 2), stride=(2, 2), dilation=(1, 1), pads=(0, 1, 0, 1), out_hw=(3, 3),
