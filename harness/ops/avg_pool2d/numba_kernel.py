@@ -43,30 +43,30 @@ than the oracle's (pairs of rows, trees across a window), which the bound
 (any order) covers. ``x`` arrives in the compute dtype (the numba backend
 converts it before the timed call).
 
-Measured (benchmarks/avg_pool2d.yaml, float32 NCHW; each library in its own process,
-the input converted from float64 afresh before every call as the worker
-does, the call alone timed; median of 40 after 5 warm-ups; torch 2.13
-``torch.nn.functional.avg_pool2d``; 2-core AVX-512 VM shared with other jobs).
-One thread each (CPU time = wall; load 2.6-2.8):
+Measured (benchmarks/avg_pool2d.yaml, float32 NCHW; each library in its own
+process, the input converted from float64 before every call as the backend's
+program does: numba by ``harness.kernels.convert``, torch by
+``.to(torch.float32)``; the call alone timed, median of 40 after 5 warm-ups;
+torch 2.13 ``torch.nn.functional.avg_pool2d``; 2-core AVX-512 VM shared with
+other jobs, a quiet stretch at load 0.7):
 
-=====================  =====================  ======
-shape                  numba, torch (ms)      ratio
-=====================  =====================  ======
-b1 (8,64,56,56) k2 s2  0.595, 3.18            0.19
-b2 k3 s2 valid         0.649, 3.59            0.18
-b3 (16,256,14,14) k7   0.210, 0.445           0.47
-=====================  =====================  ======
+=====================  ==================  ==================  =====
+shape                  1 thread: numba,    2 threads: numba,   ratio
+                       torch (ms)          torch (ms)          (2)
+=====================  ==================  ==================  =====
+b1 (8,64,56,56) k2 s2  0.626, 3.12         0.388, 2.01         0.19
+b2 k3 s2 valid         0.580, 3.27         0.394, 2.00         0.20
+b3 (16,256,14,14) k7   0.162, 0.389        0.115, 0.280        0.41
+=====================  ==================  ==================  =====
 
-Two threads each (wall, the quietest stretch, load 0.8): numba 0.44, 0.44, 0.22 ms
-against torch 1.74, 1.95, 0.34 (0.25, 0.23, 0.66); ``conform bench`` on a quiet
-machine had torch at 1.76, 1.82-1.87, 0.24 ms. b3 gains little from the second thread:
-the conversion between two calls outlasts the pool's spin (Note [Bounded
-OpenMP spin] in ``harness.kernels.threads``), so the call starts before the
-other thread wakes and the caller does most rows (back to back on one input,
-the pool awake: 0.11 ms, against 0.18 on one thread). Its floor is reading
-the 3.2 MB input just written: ``x.max()`` takes 0.145 ms there; the
-padded-row path alone 0.15 ms, the loop around it +0.03, allocating the
-output and the call +0.03 (avg_pool2d, one thread).
+``conform bench`` (two runs, load 0.9-1.0): numba 0.39, 0.36, 0.14 and
+0.42, 0.40, 0.15 ms; torch 1.64, 1.79, 0.22 in the second (in the first
+another job started). b3 is near its floor, reading the 3.2 MB input just
+written: ``x.max()`` takes 0.145 ms there on one thread; the padded-row
+path alone 0.15 ms, the loop around it +0.03 and the Python wrapper, cold
+after the conversion, +0.03-0.045 (``fit_threads`` alone ~15 µs: it reads
+the team and the load). With NumPy converting x (one thread), b3 took
+0.21 ms on two threads: ``harness.kernels.convert`` says why.
 """
 
 from __future__ import annotations

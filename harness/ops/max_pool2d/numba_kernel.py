@@ -38,30 +38,27 @@ there) with nothing to round, float64 in float64. ``x`` arrives in the compute
 dtype (the numba backend converts it before the timed call, as every adapter
 converts its operands).
 
-Measured (benchmarks/max_pool2d.yaml, float32 NCHW; each library in its own process,
-the input converted from float64 afresh before every call as the worker
-does, the call alone timed; median of 40 after 5 warm-ups; torch 2.13
-``torch.nn.functional.max_pool2d``; 2-core AVX-512 VM shared with other jobs).
-One thread each (CPU time = wall; load 2.6-2.8):
+Measured (benchmarks/max_pool2d.yaml, float32 NCHW; each library in its own
+process, the input converted from float64 before every call as the backend's
+program does: numba by ``harness.kernels.convert``, torch by
+``.to(torch.float32)``; the call alone timed, median of 40 after 5 warm-ups;
+torch 2.13 ``torch.nn.functional.max_pool2d``; 2-core AVX-512 VM shared with
+other jobs, a quiet stretch at load 0.7):
 
-=====================  =====================  ======
-shape                  numba, torch (ms)      ratio
-=====================  =====================  ======
-b1 (8,64,56,56) k2 s2  0.555, 8.62            0.06
-b2 k3 s2 valid         0.630, 11.65           0.05
-b3 (16,256,14,14) k7   0.242, 1.63            0.15
-=====================  =====================  ======
+=====================  ==================  ==================  =====
+shape                  1 thread: numba,    2 threads: numba,   ratio
+                       torch (ms)          torch (ms)          (2)
+=====================  ==================  ==================  =====
+b1 (8,64,56,56) k2 s2  0.534, 8.26         0.429, 4.00         0.11
+b2 k3 s2 valid         0.568, 11.04        0.398, 5.56         0.07
+b3 (16,256,14,14) k7   0.191, 1.51         0.143, 0.84         0.17
+=====================  ==================  ==================  =====
 
-Two threads each (wall, the quietest stretch, load 0.8): numba 0.41, 0.45, 0.22 ms
-against torch 4.44, 6.23, 0.95 (0.09, 0.07, 0.23); ``conform bench`` on a quiet
-machine had torch at 4.15-4.20, 5.9, 0.87-0.92 ms. b3 gains little from the second thread:
-the conversion between two calls outlasts the pool's spin (Note [Bounded
-OpenMP spin] in ``harness.kernels.threads``), so the call starts before the
-other thread wakes and the caller does most rows (back to back on one input,
-the pool awake: 0.14 ms, against 0.21 on one thread). Its floor is reading
-the 3.2 MB input just written: ``x.max()`` takes 0.145 ms there; the
-padded-row path alone 0.15 ms, the loop around it +0.03, allocating the
-output and the call +0.03 (avg_pool2d, one thread).
+``conform bench`` (two runs, load 0.9-1.0): numba 0.40, 0.38, 0.16 and
+0.36, 0.43, 0.15 ms against torch 4.30, 5.61, 0.79 and 4.08, 5.60, 0.89.
+On one thread ``x.max()`` reads b1's input (6.4 MB, just written) in
+0.25 ms, b3's (3.2 MB) in 0.145: b3 is near that floor, b1 and b2 (the
+stride-2 loops across the columns) at about twice it.
 """
 
 from __future__ import annotations
