@@ -2,9 +2,9 @@
 
 Two fresh processes share Numba's own cache (the one ``make setup`` warmed, so
 ``warm()`` here only loads, unless a kernel changed since): the first runs the
-numba backend's ``warm()``, the second calls both kernels on every path (rows,
+numba backend's ``warm()``, the second calls the convolution kernels on every path (rows,
 im2col blocks, pixel vectors, the transposed kernel, the exact fallbacks for
-non-finite weights), in every dtype and layout, on shapes, strides, paddings,
+non-finite weights) and both pooling kernels, in every dtype and layout, on shapes, strides, paddings,
 dilations, groups and biases other than ``warm()``'s own, and reads every
 dispatcher's cache counters. A kernel signature ``warm()`` misses shows up as
 a cache miss (a compilation) in the second process — the first time after the
@@ -61,8 +61,29 @@ PROBE = textwrap.dedent("""
                         bias = None if finite else rng.standard_normal(ws[1] * groups)
                         fn(x, w, bias, stride=s, dilation=d, groups=groups, crops=p, out_hw=out, layout=layout,
                            dtype=dtype)
+    from harness.kernels.convert import compute_operand
+    from harness.ops.avg_pool2d.numba_kernel import avg_pool2d
+    from harness.ops.max_pool2d.numba_kernel import max_pool2d
+    import numba
+    from harness.kernels import threads
+    threads._load = lambda: None                     # the team asked for, whatever the machine's load
+    threads._stalled = lambda wall, cpu: False
+    threads._STALLS["left"] = 0
+    x = rng.standard_normal((2, 3, 9, 20))
+    for dtype in ("float16", "bfloat16", "float32", "float64"):
+        for layout in ("NCHW", "NHWC"):
+            numba.set_num_threads(1 if layout == "NHWC" else numba.config.NUMBA_NUM_THREADS)   # the serial loop too
+            compute_operand(rng.standard_normal((3, 5, 7, 2)), np.float32)
+            # kernel, stride, pads, out_hw (undilated), dilation, out_hw (dilated)
+            for k, s, p, out, d, dilated in (((3, 2), (1, 2), (1, 1, 0, 1), (9, 10), (2, 1), (7, 10)),
+                                             ((7, 7), (7, 7), (0, 0, 0, 0), (1, 2), (1, 1), (1, 2))):
+                max_pool2d(x, kernel=k, stride=s, dilation=d, pads=p, out_hw=dilated, layout=layout, dtype=dtype)
+                avg_pool2d(x, kernel=k, stride=s, pads=p, out_hw=out, count_include_pad=dtype == "float32",
+                           layout=layout, dtype=dtype)
     counts = {}
-    for name in ("harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_gemm",
+    for name in ("harness.kernels.convert", "harness.ops.max_pool2d.numba_kernel",
+                 "harness.ops.avg_pool2d.numba_kernel",
+                 "harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_gemm",
                  "harness.ops.conv2d.numba_pixels", "harness.ops.conv2d.numba_weights",
                  "harness.ops.conv2d_transpose.numba_kernel", "harness.ops.conv2d_transpose.numba_pixels",
                  "harness.ops.conv2d_transpose.numba_weights",
@@ -94,7 +115,11 @@ def test_after_warm_a_new_process_loads_every_kernel_from_the_cache():
     entry = ["conv2d.numba_kernel._kernel", "conv2d.numba_kernel._direct_exact", "conv2d.numba_gemm.gemm",
              "conv2d.numba_pixels.pixel_tiles", "conv2d.numba_weights.pack_weights",
              "conv2d_transpose.numba_kernel._kernel", "conv2d_transpose.numba_weights.pack_transposed_weights",
-             "conv2d_transpose.numba_kernel._scatter_exact", "conv2d_transpose.numba_pixels.transposed_pixels"]
+             "conv2d_transpose.numba_kernel._scatter_exact", "conv2d_transpose.numba_pixels.transposed_pixels",
+             "max_pool2d.numba_kernel._kernel", "avg_pool2d.numba_kernel._kernel",
+             "max_pool2d.numba_kernel._serial",
+             "avg_pool2d.numba_kernel._serial"]
+    assert counts["harness.kernels.convert._convert"][0] >= 1, counts
     for name in entry:
         assert counts[f"harness.ops.{name}"][0] >= 2, (name, counts)   # both compute dtypes
 

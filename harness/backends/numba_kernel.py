@@ -18,6 +18,10 @@ from harness.backends.program import Call as Expr
 
 KERNEL = "harness.ops.conv2d_transpose.numba_kernel"
 CONV2D_KERNEL = "harness.ops.conv2d.numba_kernel"
+MAX_POOL_KERNEL = "harness.ops.max_pool2d.numba_kernel"
+AVG_POOL_KERNEL = "harness.ops.avg_pool2d.numba_kernel"
+CONVERT = "harness.kernels.convert"
+KERNELS = (KERNEL, CONV2D_KERNEL, MAX_POOL_KERNEL, AVG_POOL_KERNEL, CONVERT)
 
 
 class NumbaBackend(Backend):
@@ -38,7 +42,7 @@ class NumbaBackend(Backend):
 
     def setup(self) -> None:
         import importlib
-        for kernel in (KERNEL, CONV2D_KERNEL):   # compiled (or loaded) once per worker, before any call is timed
+        for kernel in KERNELS:   # compiled (or loaded) once per worker, before any call is timed
             importlib.import_module(kernel)
 
     def conv2d_transpose(self, call: Call) -> Program:
@@ -63,6 +67,27 @@ class NumbaBackend(Backend):
         return Program("numba", (Import("numpy"), Import(CONV2D_KERNEL, embed=True)), tuple(call.arrays),
                        (*_operand_steps(call), step), "y")
 
+    def max_pool2d(self, call: Call) -> Program:
+        r = call.resolved
+        if r is None:
+            return semantics_rejection(call, "numba")
+        kwargs = dict(kernel=tuple(r["kernel"]), stride=tuple(r["stride"]), dilation=tuple(r["dilation"]),
+                      pads=tuple(r["pads"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
+        step = Step("y", Expr(f"{MAX_POOL_KERNEL}.max_pool2d", (Ref("x"),), kwargs), timed=True)
+        return Program("numba", (Import("numpy"), Import(MAX_POOL_KERNEL, embed=True), Import(CONVERT, embed=True)),
+                       tuple(call.arrays), (_converted(call, "x"), step), "y")
+
+    def avg_pool2d(self, call: Call) -> Program:
+        r = call.resolved
+        if r is None:
+            return semantics_rejection(call, "numba")
+        kwargs = dict(kernel=tuple(r["kernel"]), stride=tuple(r["stride"]), pads=tuple(r["pads"]),
+                      out_hw=tuple(r["out_hw"]), count_include_pad=bool(r["count_include_pad"]), layout=call.layout,
+                      dtype=call.dtype)
+        step = Step("y", Expr(f"{AVG_POOL_KERNEL}.avg_pool2d", (Ref("x"),), kwargs), timed=True)
+        return Program("numba", (Import("numpy"), Import(AVG_POOL_KERNEL, embed=True), Import(CONVERT, embed=True)),
+                       tuple(call.arrays), (_converted(call, "x"), step), "y")
+
 
 def _operand_steps(call: Call) -> tuple[Step, ...]:
     """x and w in the kernel's compute dtype (float32; float64 for float64 cases) before the timed call,
@@ -71,6 +96,15 @@ def _operand_steps(call: Call) -> tuple[Step, ...]:
     return tuple(Step(name, Expr("numpy.ascontiguousarray", (Ref(name),), {"dtype": dtype}), "prepare",
                       comment="the compute dtype")
                  for name in ("x", "w"))
+
+
+def _converted(call: Call, name: str) -> Step:
+    """An operand in the kernel's compute dtype before the timed call, converted on Numba's threads
+    (``harness.kernels.convert``: as torch's adapter converts with torch, leaving its threads awake and the
+    data in both cores' caches; the pooling kernels' calls are short enough for that to show)."""
+    dtype = Attr("numpy.float64" if call.dtype == "float64" else "numpy.float32")
+    return Step(name, Expr(f"{CONVERT}.compute_operand", (Ref(name),), {"dtype": dtype}), "prepare",
+                comment="the compute dtype")
 
 
 # Tiny calls that between them reach every compiled function the backend can call, per compute dtype:
@@ -89,13 +123,16 @@ _WARM_CALLS = (
 def warm() -> None:
     """Compile (or load) every kernel signature the backend can call into Numba's on-disk cache.
 
-    Every call path of both kernels, in each dtype and layout the backend passes (float16/bfloat16
-    compute in float32), and the exact fallbacks (weights holding inf). Signatures depend on dtypes
-    only, never on sizes, so tiny calls suffice; ``tests/test_numba_warm.py`` checks that a new
-    process's calls then compile nothing.
+    Every call path of the convolution kernels, in each dtype and layout the backend passes
+    (float16/bfloat16 compute in float32), and the exact fallbacks (weights holding inf); the pooling
+    kernels in each dtype and layout, on one thread (a serial loop) and on several (a parallel one):
+    their paths are branches inside those loops; their operands' conversion (``harness.kernels.convert``).
+    Signatures depend on dtypes only, never on sizes, so tiny calls suffice; ``tests/test_numba_warm.py``
+    checks that a new process's calls then compile nothing.
     """
     import importlib
 
+    import numba
     import numpy as np
     kernels = {"conv2d": importlib.import_module(CONV2D_KERNEL).conv2d,
                "conv2d_transpose": importlib.import_module(KERNEL).conv2d_transpose}
@@ -114,3 +151,22 @@ def warm() -> None:
                 for weights in (w, bad):
                     kernels[op](x, weights, np.ones(cout), stride=(s, s), dilation=(1, 1), groups=groups, layout=layout,
                                 dtype=dtype, **where)
+    # The pooling kernels unwrapped from fit_threads, so that each team size is the one asked for, whatever
+    # the load: one thread runs a serial loop, several a parallel one, and both must be compiled.
+    convert = importlib.import_module(CONVERT).compute_operand.__wrapped__
+    max_pool2d = importlib.import_module(MAX_POOL_KERNEL).max_pool2d.__wrapped__
+    avg_pool2d = importlib.import_module(AVG_POOL_KERNEL).avg_pool2d.__wrapped__
+    x = np.ones((1, 2, 5, 5))
+    threads = numba.get_num_threads()
+    try:
+        for team in sorted({1, threads}):
+            numba.set_num_threads(team)
+            convert(x, np.float32)
+            for dtype in ("float16", "bfloat16", "float32", "float64"):
+                for layout in ("NCHW", "NHWC"):
+                    max_pool2d(x, kernel=(2, 2), stride=(2, 2), dilation=(1, 1), pads=(0, 1, 0, 1), out_hw=(3, 3),
+                               layout=layout, dtype=dtype)
+                    avg_pool2d(x, kernel=(2, 2), stride=(2, 2), pads=(0, 1, 0, 1), out_hw=(3, 3),
+                               count_include_pad=True, layout=layout, dtype=dtype)
+    finally:
+        numba.set_num_threads(threads)

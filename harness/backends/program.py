@@ -272,14 +272,19 @@ def _statements(steps, embedded: frozenset) -> list[str]:
 def prelude(program: Program) -> list[str]:
     """Imports and embedded sources of a reproducer (``CannotReproduce`` for a non-embeddable conform module)."""
     out: list[str] = [f"os.environ.setdefault({name!r}, {value!r})" for name, value in program.environment]
+    seen: set = set()    # kernel modules embedded whole so far: once per script, however many modules import them
     for imp in program.imports:
         if imp.embed or imp.names:
             module = importlib.import_module(imp.module)
             sources = ([inspect.getsource(module)] if imp.embed
                        else [inspect.getsource(getattr(module, name)) for name in imp.names])
+            if imp.embed and imp.module in seen:
+                continue
+            if imp.embed and _embedded_whole(imp.module):
+                seen.add(imp.module)
             out.append(f"# ---- begin: source of conform's {imp.module} (embedded: this script imports no conform)")
             for source in sources:
-                out += _without_conform_imports(source.replace("from __future__ import annotations\n", ""))
+                out += _without_conform_imports(source.replace("from __future__ import annotations\n", ""), seen)
             out.append("# ---- end of embedded source")
         elif imp.module.split(".")[0] == "harness":
             raise CannotReproduce(f"the call uses conform's own {imp.module}, which cannot be embedded")
@@ -300,6 +305,8 @@ def _without_conform_imports(source: str, seen: Optional[set] = None) -> list[st
     seen = set() if seen is None else seen
     out = []
     for line in source.splitlines():
+        if re.fullmatch(r"from harness(?:\.\w+)+ import [\w, ]+\s*# noqa: F401\b.*", line):
+            continue   # imported for its effect on conform (the kernels' cache keys), no name used: nothing to embed
         found = re.fullmatch(r"from (harness(?:\.\w+)+) import ([\w, ]+)", line.strip())
         if not found or line.startswith(" "):
             out.append(line)
