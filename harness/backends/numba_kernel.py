@@ -53,8 +53,8 @@ class NumbaBackend(Backend):
                       crops=tuple(r["crops"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
         bias = Ref("b") if "b" in call.arrays else None
         step = Step("y", Expr(f"{KERNEL}.conv2d_transpose", (Ref("x"), Ref("w"), bias), kwargs), timed=True)
-        return Program("numba", (Import("numpy"), Import(KERNEL, embed=True)), tuple(call.arrays),
-                       (*_operand_steps(call), step), "y")
+        return Program("numba", (Import("numpy"), Import(KERNEL, embed=True), Import(CONVERT, embed=True)),
+                       tuple(call.arrays), (_converted(call, "x"), _converted(call, "w"), step), "y")
 
     def conv2d(self, call: Call) -> Program:
         r = call.resolved
@@ -64,8 +64,8 @@ class NumbaBackend(Backend):
                       pads=tuple(r["pads"]), out_hw=tuple(r["out_hw"]), layout=call.layout, dtype=call.dtype)
         bias = Ref("b") if "b" in call.arrays else None
         step = Step("y", Expr(f"{CONV2D_KERNEL}.conv2d", (Ref("x"), Ref("w"), bias), kwargs), timed=True)
-        return Program("numba", (Import("numpy"), Import(CONV2D_KERNEL, embed=True)), tuple(call.arrays),
-                       (*_operand_steps(call), step), "y")
+        return Program("numba", (Import("numpy"), Import(CONV2D_KERNEL, embed=True), Import(CONVERT, embed=True)),
+                       tuple(call.arrays), (_converted(call, "x"), _converted(call, "w"), step), "y")
 
     def max_pool2d(self, call: Call) -> Program:
         r = call.resolved
@@ -89,19 +89,11 @@ class NumbaBackend(Backend):
                        tuple(call.arrays), (_converted(call, "x"), step), "y")
 
 
-def _operand_steps(call: Call) -> tuple[Step, ...]:
-    """x and w in the kernel's compute dtype (float32; float64 for float64 cases) before the timed call,
-    as every framework adapter converts its operands first: the timed call is the kernel alone."""
-    dtype = Attr("numpy.float64" if call.dtype == "float64" else "numpy.float32")
-    return tuple(Step(name, Expr("numpy.ascontiguousarray", (Ref(name),), {"dtype": dtype}), "prepare",
-                      comment="the compute dtype")
-                 for name in ("x", "w"))
-
-
 def _converted(call: Call, name: str) -> Step:
-    """An operand in the kernel's compute dtype before the timed call, converted on Numba's threads
+    """An operand in the kernel's compute dtype before the timed call (the timed call is the kernel alone, as
+    every framework adapter converts its operands first), converted on Numba's threads
     (``harness.kernels.convert``: as torch's adapter converts with torch, leaving its threads awake and the
-    data in both cores' caches; the pooling kernels' calls are short enough for that to show)."""
+    data in both cores' caches)."""
     dtype = Attr("numpy.float64" if call.dtype == "float64" else "numpy.float32")
     return Step(name, Expr(f"{CONVERT}.compute_operand", (Ref(name),), {"dtype": dtype}), "prepare",
                 comment="the compute dtype")
