@@ -130,6 +130,27 @@ def test_conv2d_paths_match_the_oracle(monkeypatch, case, pixels, dtype, layout)
     against_oracle("conv2d", params, dtype, case)
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("path, params", [
+    (conv_plan.PIXELS, dict(input=[0, 4, 6, 6], out_channels=4, kernel_size=3, groups=4)),
+    (conv_plan.GEMM, dict(input=[0, 64, 4, 4], out_channels=22, kernel_size=3, padding="same")),
+    (conv_plan.ROWS, dict(input=[0, 4, 6, 40], out_channels=32, kernel_size=3)),
+])
+def test_conv2d_of_an_empty_batch_is_empty_on_every_path(monkeypatch, path, params, layout):
+    """A batch of no images (the semantics allow it) gives the empty output of the oracle's shape, whichever
+    path its plan takes (the plan is made before the empty output is returned)."""
+    monkeypatch.setattr(conv_plan, "_PLANS", {})
+    n, c, h, w = params["input"]
+    p = conv_semantics.Params(**dict(params, layout=layout, input=[n, h, w, c] if layout == "NHWC" else [n, c, h, w]))
+    r = conv_semantics.resolve(p)
+    shapes = conv_semantics.input_shapes(p)
+    x, w = np.zeros(shapes["x"]), np.ones(shapes["w"])
+    got = conv_kernel.conv2d(x, w, None, stride=r.stride, dilation=r.dilation, groups=r.groups, pads=r.pads,
+                             out_hw=r.out_hw, layout=layout, dtype="float32")
+    assert [plan.path for plan in conv_plan._PLANS.values()] == [path]
+    assert got.shape == conv_oracle.reference(p.model_dump(), {"x": x, "w": w}).shape == r.output_shape
+
+
 def test_im2col_call_with_a_non_finite_weight_follows_the_definition():
     """im2col blocks read the weights in place: an inf among them still sends the call to the exact fallback."""
     params = dict(input=[1, 64, 7, 7], out_channels=48, kernel_size=3, stride=2, padding=[1, 0, 0, 1])

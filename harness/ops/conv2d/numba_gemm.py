@@ -74,7 +74,9 @@ def gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, k, itemsize):
     while nb > 1 and nbatch * groups * -(-nv // nb) < threads and nb * lanes > cog:
         nb //= 2
     blocks = nbatch * groups * -(-nv // nb)
-    chunks = max(1, min(-(-2 * threads // blocks), -(-cog // 4)))   # two tasks a thread, where channels allow
+    # two tasks a thread, where channels allow (no blocks: an empty batch, whose plan is made before the
+    # caller returns the empty output)
+    chunks = max(1, min(-(-2 * threads // max(blocks, 1)), -(-cog // 4)))
     return nb, chunks, blocks * chunks
 
 
