@@ -341,6 +341,38 @@ def test_cache_key_covers_the_shared_tile_code(tmp_path, monkeypatch):
         assert locator.get_source_stamp() == before
 
 
+def test_compiled_kernel_code_calls_only_its_own_file_and_the_shared_sources():
+    """Numba keys a cached function on its own file (and jitcache's shared sources): a compiled function
+    that calls a compiled function of another file keeps the old callee after that file is edited. So
+    the kernels' compiled code calls, besides its own file's, only harness/kernels/ files in the key
+    (calls between the operators' modules go through Python)."""
+    import ast
+    import importlib
+
+    from numba.core.dispatcher import Dispatcher
+
+    from harness.kernels import jitcache
+    shared = {path.resolve() for path in jitcache.SHARED_SOURCES}
+    checked = 0
+    for path in sorted((ROOT / "harness" / "ops").glob("*/numba_*.py")):
+        tree = ast.parse(path.read_text())
+        module = importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
+        imported = {alias.asname or alias.name: node.module for node in tree.body
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("harness.")
+                    for alias in node.names}
+        for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+            if not isinstance(getattr(module, fn.name, None), Dispatcher):
+                continue
+            checked += 1
+            for call in (n for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)):
+                source = imported.get(call.func.id)
+                if source is None or not isinstance(getattr(module, call.func.id), Dispatcher):
+                    continue
+                where = Path(importlib.import_module(source).__file__).resolve()
+                assert where in shared, f"{path.name}: {fn.name} calls {source}.{call.func.id} from compiled code"
+    assert checked > 20
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

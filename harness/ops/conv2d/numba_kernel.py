@@ -125,7 +125,7 @@ from harness.kernels.threads import fit_threads
 from harness.kernels.tiles import store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_gemm import gemm
 from harness.ops.conv2d.numba_pixels import pixel_tiles
-from harness.ops.conv2d.numba_plan import GEMM, PIXELS, band, plan
+from harness.ops.conv2d.numba_plan import GEMM, PIXELS, plan
 from harness.ops.conv2d.numba_weights import pack_weights
 
 __all__ = ["conv2d"]
@@ -188,9 +188,11 @@ def _tiles(buf, xci, tx, tw, nt, wflat, wgroup, nrow, biasp, oflat, tile, n, y, 
 
 
 @njit(cache=True)
-def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max):
+def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max, seg, reach, block):
     """Compute output rows ``lo <= n·H_out + y < hi`` (a chunk); ``buf`` is the thread's band, zero but
-    where earlier chunks of this call packed rows (every row packs the same positions)."""
+    where earlier chunks of this call packed rows (every row packs the same positions), laid out as the
+    plan's ``numba_plan.band`` says (``seg``, ``reach``, ``block``: passed in, not computed here, where
+    Numba's cache of this file would keep an old ``band`` after an edit of numba_plan.py)."""
     nbatch, cin, h, wd = x.shape
     cout, cig, kh, kw = w.shape
     groups = cin // cig
@@ -199,7 +201,6 @@ def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, la
         hout, wout = out.shape[1], out.shape[2]
     else:
         hout, wout = out.shape[2], out.shape[3]
-    seg, reach, block, _ = band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, out.itemsize)
     xci = sw * seg                                      # one channel of a packed row
     per_row = cin * xci
     wgroup = wp.shape[1]
@@ -245,7 +246,8 @@ def _rows(lo, hi, x, w, wp, biasp, out, buf, nhwc, sh, sw, dh, dw, top, left, la
 
 
 @njit(parallel=True, cache=True)
-def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks, nthreads):
+def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, nb_max, nchunks, nthreads, seg, reach,
+            block):
     total = out.shape[0] * (out.shape[1] if nhwc else out.shape[2])
     size = work.shape[0] // nthreads
     counter = np.zeros(1, dtype=np.int64)
@@ -255,7 +257,7 @@ def _kernel(x, w, wp, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes, 
         ch = claim(counter)
         while ch < nchunks:
             _rows(ch * total // nchunks, (ch + 1) * total // nchunks, x, w, wp, biasp, out, buf, nhwc, sh, sw,
-                  dh, dw, top, left, lanes, nb_max)
+                  dh, dw, top, left, lanes, nb_max, seg, reach, block)
             ch = claim(counter)
 
 
@@ -343,7 +345,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)
         else:
             _kernel(x, w, wp, biasp, out, scratch(p.nthreads * p.size, ct), nhwc, sh, sw, dh, dw, top, left, lanes,
-                    p.nb, p.nchunks, p.nthreads)
+                    p.nb, p.nchunks, p.nthreads, *p.band_layout)
     return _rounded(out, dtype)
 
 

@@ -49,6 +49,7 @@ class Plan(NamedTuple):
     nb: int             # gemm: pixel vectors per block; rows: channel vectors per tile
     ntasks: int         # gemm
     wp_shape: tuple     # rows: the repacked weights
+    band_layout: tuple  # rows: band()'s (seg, reach, block), which the kernel is given (not its own band() call)
 
 
 _PLANS: dict = {}
@@ -97,19 +98,19 @@ def _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout
         nthreads = max(1, min(nbatch * groups, threads))
         size = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]
         return Plan(PIXELS, **common, nthreads=nthreads, size=size, nchunks=chunk_count(nbatch * groups, nthreads),
-                    nb=0, ntasks=0, wp_shape=())
+                    nb=0, ntasks=0, wp_shape=(), band_layout=())
     if wout <= _GEMM_MAX_W and kh * kw * cig * lanes * itemsize > 32 << 10:
         # Narrow rows, and the weight panel of one channel vector over half of L1 (re-streamed for every
         # few pixels of a row by channel tiles): im2col blocks, the weights read in place (numba_gemm).
         nb, chunks, ntasks = gemm_layout(nbatch, groups, cog, hout, wout, lanes, threads, kh * kw * cig, itemsize)
         size = gemm_buffer_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, left, nb * lanes)
         return Plan(GEMM, **common, nthreads=min(ntasks, threads), size=size, nchunks=chunks, nb=nb, ntasks=ntasks,
-                    wp_shape=())
+                    wp_shape=(), band_layout=())
     nthreads = max(1, min(nbatch * hout, threads))
-    size = band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, itemsize)[3]
+    seg, reach, block, size = band(cin, h, wd, wout, kh, kw, sh, sw, dh, dw, left, itemsize)
     return Plan(ROWS, **common, nthreads=nthreads, size=size,
                 nchunks=chunk_count(nbatch * hout, nthreads), nb=nb_rows, ntasks=0,
-                wp_shape=(groups, kh * kw * cig * (-(-cog // lanes) * lanes)))
+                wp_shape=(groups, kh * kw * cig * (-(-cog // lanes) * lanes)), band_layout=(seg, reach, block))
 
 
 @njit(cache=True)
