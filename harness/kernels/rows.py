@@ -145,7 +145,7 @@ def _data(context, builder, aty, aval):
     return cgutils.create_struct_proxy(aty)(context, builder, value=aval).data
 
 
-def _rows(kind):
+def _rows_intrinsic(kind):
     def typer(typingctx, src, soff, stride, nrows, dst, doff, ncols):
         dt = getattr(src, "dtype", None)
         if not _typed(dt, (src, dst), (soff, stride, nrows, doff, ncols)):
@@ -177,7 +177,7 @@ def _rows(kind):
     return intrinsic(typer)
 
 
-def _windows(kind):
+def _windows_intrinsic(kind):
     def typer(typingctx, src, soff, step, width, dst, doff, count):
         dt = getattr(src, "dtype", None)
         if not _typed(dt, (src, dst), (soff, step, width, doff, count)):
@@ -201,7 +201,7 @@ def _windows(kind):
     return intrinsic(typer)
 
 
-def _narrow(kind):
+def _narrow_intrinsic(kind):
     def typer(typingctx, src, soff, stride, nrows, left, ncols, step, width, count, dst, doff, scale, scoff):
         dt = getattr(src, "dtype", None)
         if not _typed(dt, (src, dst, scale), (soff, stride, nrows, left, ncols, step, width, count, doff, scoff)):
@@ -235,18 +235,18 @@ def _narrow(kind):
     return intrinsic(typer)
 
 
-sum_rows = _rows("sum")
+sum_rows = _rows_intrinsic("sum")
 sum_rows.__doc__ = "dst[doff + c] = Σ_{r < nrows} src[soff + r·stride + c] for c < ncols."
-max_rows = _rows("max")
+max_rows = _rows_intrinsic("max")
 max_rows.__doc__ = "dst[doff + c] = max_{r < nrows} src[soff + r·stride + c] for c < ncols; NaN propagates."
-sum_windows = _windows("sum")
+sum_windows = _windows_intrinsic("sum")
 sum_windows.__doc__ = "dst[doff + j] = Σ_{b < width} src[soff + j·step + b] for j < count (width ≤ L)."
-max_windows = _windows("max")
+max_windows = _windows_intrinsic("max")
 max_windows.__doc__ = ("dst[doff + j] = max_{b < width} src[soff + j·step + b] for j < count (width ≤ L); NaN "
                        "propagates.")
-sum_narrow = _narrow("sum")
+sum_narrow = _narrow_intrinsic("sum")
 sum_narrow.__doc__ = """With ``P[p]`` = Σ_{r < nrows} src[soff + r·stride + p − left] for left ≤ p < left + ncols,
 else 0 (``left + ncols ≤ L``): dst[doff + j] = scale[scoff + j] · Σ_{j·step ≤ p < j·step + width} P[p] for
 j < count (every window inside the ``L`` lanes: ``(count − 1)·step + width ≤ L``)."""
-max_narrow = _narrow("max")
+max_narrow = _narrow_intrinsic("max")
 max_narrow.__doc__ = """``sum_narrow`` with max for Σ, −∞ for 0, and no scale (``scale`` is not read); NaN propagates."""
