@@ -1,4 +1,5 @@
-"""Operands converted to a kernel's compute dtype on Numba's threads (the numba backend's untimed step).
+"""Operands converted to a kernel's compute dtype on Numba's threads (the numba backend's untimed step), and
+the kernels' results rounded back to the case dtype (``case_result``).
 
 Every framework adapter converts its operands with the framework before the
 timed call: torch's ``torch.from_numpy(x).to(torch.float32)`` runs on torch's
@@ -21,10 +22,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from harness.data import round_to_dtype
 from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
 
-__all__ = ["compute_operand"]
+__all__ = ["case_result", "compute_operand"]
 
 
 @njit(parallel=True, cache=True)
@@ -53,4 +55,14 @@ def compute_operand(x, dtype) -> np.ndarray:
     if out.size:
         threads = numba.get_num_threads()
         _convert(x, out, chunk_count(out.size // 4096 + 1, threads), threads)
+    return out
+
+
+def case_result(out, dtype):
+    """A kernel's result in the case dtype's values: float16/bfloat16 computed in float32 are rounded once (to
+    nearest even) and kept in float32; float32 and float64 results are returned as they are."""
+    if dtype == "float16":
+        return out.astype(np.float16).astype(np.float32)
+    elif dtype == "bfloat16":
+        return round_to_dtype(out, "bfloat16").astype(np.float32)
     return out

@@ -75,7 +75,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from harness.data import round_to_dtype
+from harness.kernels.convert import case_result
 from harness.kernels.rows import sum_narrow, sum_rows, sum_windows
 from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
@@ -250,13 +250,4 @@ def avg_pool2d(x, *, kernel, stride, pads, out_hw, count_include_pad=False, layo
     else:
         _kernel(x, out, kh, kw, sh, sw, top, bottom, left, right, include, span, chunk_count(total, nthreads),
                 nthreads)
-    return _rounded(np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if layout == "NHWC" else out, dtype)
-
-
-def _rounded(out, dtype):
-    """float16/bfloat16 results: the float32 result rounded once to the case dtype."""
-    if dtype == "float16":
-        return out.astype(np.float16).astype(np.float32)
-    elif dtype == "bfloat16":
-        return round_to_dtype(out, "bfloat16").astype(np.float32)
-    return out
+    return case_result(np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if layout == "NHWC" else out, dtype)

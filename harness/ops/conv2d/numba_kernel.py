@@ -115,9 +115,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from harness.data import round_to_dtype
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
+from harness.kernels.convert import case_result
 from harness.kernels.packing import pack_row, scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.tasks import claim
@@ -346,13 +346,4 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         else:
             _kernel(x, w, wp, biasp, out, scratch(p.nthreads * p.size, ct), nhwc, sh, sw, dh, dw, top, left, lanes,
                     p.nb, p.nchunks, p.nthreads, *p.band_layout)
-    return _rounded(out, dtype)
-
-
-def _rounded(out, dtype):
-    """float16/bfloat16 results: the float32 result rounded once to the case dtype."""
-    if dtype == "float16":
-        return out.astype(np.float16).astype(np.float32)
-    elif dtype == "bfloat16":
-        return round_to_dtype(out, "bfloat16").astype(np.float32)
-    return out
+    return case_result(out, dtype)

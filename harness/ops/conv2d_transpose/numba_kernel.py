@@ -110,7 +110,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from harness.data import round_to_dtype
+from harness.kernels.convert import case_result
 from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.tasks import chunk_count, claim
@@ -391,7 +391,7 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
             pack_oc_weights(w, True, groups, wv)
             transposed_pixels(x, wv, groups, kh, kw, biasp, out, work, nhwc, sh, sw, dh, dw, top, left, lanes,
                               chunk_count(nbatch * groups, nthreads), nthreads)
-        return _rounded(out, dtype)
+        return case_result(out, dtype)
     wp = np.empty((groups, kh * kw * (cin // groups) * (-(-cog // lanes) * lanes)), ct)
     if not np.isfinite(pack_transposed_weights(w, wp, lanes, _NB_ROWS)):
         _scatter_exact(x, w, biasp, out, nhwc, groups, sh, sw, dh, dw, top, left)
@@ -399,13 +399,4 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
         nthreads = max(1, min(nbatch * hout, threads))
         _kernel(x, wp, biasp, out, nhwc, kh, kw, sh, sw, dh, dw, top, left, lanes, _NB_ROWS,
                 chunk_count(nbatch * hout, nthreads), nthreads)
-    return _rounded(out, dtype)
-
-
-def _rounded(out, dtype):
-    """float16/bfloat16 results: the float32 result rounded once to the case dtype."""
-    if dtype == "float16":
-        return out.astype(np.float16).astype(np.float32)
-    elif dtype == "bfloat16":
-        return round_to_dtype(out, "bfloat16").astype(np.float32)
-    return out
+    return case_result(out, dtype)
