@@ -57,3 +57,21 @@ def run_tensorflow(script: str) -> dict:
     if "skip" in result:
         pytest.skip(f"tensorflow unusable: {result['skip']}")
     return result
+
+
+def run_standalone_program(tmp_path: Path, program, arrays: dict):
+    """Run a backend's ``Program`` as a reproducer renders it (embedded sources, conform's imports dropped) in
+    an isolated interpreter where conform cannot be imported; returns its output array."""
+    import numpy as np
+    from harness.backends import program as programs
+    np.savez(tmp_path / "inputs.npz", **{name: arrays[name] for name in program.operands})
+    # conform's editable install puts it on even an isolated interpreter's path: take it off by hand.
+    script = ["import sys", "sys.modules['harness'] = None", "import numpy as np", "DATA = np.load('inputs.npz')"]
+    script += [f"{name} = DATA[{name!r}]" for name in program.operands]
+    script += programs.prelude(program) + programs.lines(program)
+    script += [f"np.save('y.npy', np.asarray({program.output}))"]
+    (tmp_path / "repro.py").write_text("\n".join(script) + "\n")
+    done = subprocess.run([sys.executable, "-I", "repro.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return np.load(tmp_path / "y.npy")

@@ -13,16 +13,14 @@ that fill 8-, 4-, 2- and 1-channel pixel tiles.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_standalone_program
 
 pytest.importorskip("numba")
 
-from harness.backends import program as programs  # noqa: E402
 from harness.backends.numba_kernel import NumbaBackend  # noqa: E402
 from harness.cases import load_file  # noqa: E402
 from harness.data import round_to_dtype  # noqa: E402
@@ -179,19 +177,10 @@ def test_the_backends_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path
     case = load_file(ROOT / "benchmarks" / f"{op}.yaml")[index]
     call, _ = prepare(case)
     program = getattr(NumbaBackend(), op)(call)
-    np.savez(tmp_path / "inputs.npz", **{name: call.arrays[name] for name in program.operands})
-    # conform's editable install puts it on even an isolated interpreter's path: take it off by hand.
-    script = ["import sys", "sys.modules['harness'] = None", "import numpy as np", "DATA = np.load('inputs.npz')"]
-    script += [f"{name} = DATA[{name!r}]" for name in program.operands]
-    script += programs.prelude(program) + programs.lines(program)
-    script += [f"np.save('y.npy', np.asarray({program.output}))"]
-    (tmp_path / "repro.py").write_text("\n".join(script) + "\n")
-    done = subprocess.run([sys.executable, "-I", "repro.py"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
+    got = run_standalone_program(tmp_path, program, call.arrays)
     r = call.resolved
     where = dict(crops=tuple(r["crops"])) if op == "conv2d_transpose" else dict(pads=tuple(r["pads"]))
     kernel = tconv_kernel.conv2d_transpose if op == "conv2d_transpose" else conv_kernel.conv2d
     want = kernel(call.arrays["x"], call.arrays["w"], None, stride=tuple(r["stride"]), dilation=tuple(r["dilation"]),
                   groups=r["groups"], out_hw=tuple(r["out_hw"]), dtype=call.dtype, **where)
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+    np.testing.assert_array_equal(got, want)

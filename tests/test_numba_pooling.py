@@ -16,19 +16,16 @@ Evidence, none of it borrowed from the kernels:
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from helpers import write
+from helpers import run_standalone_program, write
 
 pytest.importorskip("numba")
 
 from harness import ops  # noqa: E402
-from harness.backends import program as programs  # noqa: E402
 from harness.backends.numba_kernel import NumbaBackend  # noqa: E402
 from harness.cases import load_file  # noqa: E402
 from harness.data import UNIT_ROUNDOFF, round_to_dtype  # noqa: E402
@@ -197,17 +194,8 @@ def test_the_pooling_program_runs_standalone_as_a_reproducer_embeds_it(tmp_path,
     case = load_file(ROOT / "benchmarks" / f"{op}.yaml")[index]
     call, _ = prepare(case)
     program = getattr(NumbaBackend(), op)(call)
-    np.savez(tmp_path / "inputs.npz", **{name: call.arrays[name] for name in program.operands})
-    # conform's editable install puts it on even an isolated interpreter's path: take it off by hand.
-    script = ["import sys", "sys.modules['harness'] = None", "import numpy as np", "DATA = np.load('inputs.npz')"]
-    script += [f"{name} = DATA[{name!r}]" for name in program.operands]
-    script += programs.prelude(program) + programs.lines(program)
-    script += [f"np.save('y.npy', np.asarray({program.output}))"]
-    (tmp_path / "repro.py").write_text("\n".join(script) + "\n")
-    done = subprocess.run([sys.executable, "-I", "repro.py"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
+    got = run_standalone_program(tmp_path, program, call.arrays)
     params = call.params
     want = run_max(params, call.arrays["x"], call.dtype) if op == "max_pool2d" else \
         run_avg(params, call.arrays["x"], call.dtype)
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)
+    np.testing.assert_array_equal(got, want)
