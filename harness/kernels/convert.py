@@ -26,7 +26,9 @@ from harness.data import round_to_dtype
 from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
 
-__all__ = ["case_result", "compute_operand"]
+__all__ = ["DTYPES", "case_result", "compute_dtype", "compute_operand"]
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")   # the case dtypes the kernels take
 
 
 @njit(parallel=True, cache=True)
@@ -56,6 +58,16 @@ def compute_operand(x, dtype) -> np.ndarray:
         threads = numba.get_num_threads()
         _convert(x, out, chunk_count(out.size // 4096 + 1, threads), threads)
     return out
+
+
+def compute_dtype(dtype, layout):
+    """The NumPy dtype a kernel computes a case of ``dtype`` in (float32; float64 for float64), after checking
+    ``dtype`` and ``layout`` (ValueError)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
+    return np.float64 if dtype == "float64" else np.float32
 
 
 def case_result(out, dtype):

@@ -117,7 +117,7 @@ from numba import njit, prange
 
 # The register-tile micro-kernel, the NCHW tile store and their tile widths are shared with
 # the transposed convolution: same tile, different addressing of the packed input.
-from harness.kernels.convert import case_result
+from harness.kernels.convert import case_result, compute_dtype
 from harness.kernels.packing import pack_row, scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.tasks import claim
@@ -130,7 +130,6 @@ from harness.ops.conv2d.numba_weights import pack_weights
 
 __all__ = ["conv2d"]
 
-_DTYPES = ("float16", "bfloat16", "float32", "float64")
 # Channel vectors per register tile on the rows path: 2 (12 pixels) streams half the weight bytes
 # per multiply-add of 4 (6 pixels), which matters once a panel spills L1 (b1: 1.33-1.36x -> 1.17-1.24x).
 _NB_ROWS = 2
@@ -306,11 +305,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     C_out) for NHWC: float64 for ``dtype="float64"``, else float32 holding
     values rounded to ``dtype``.
     """
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-    if layout not in ("NCHW", "NHWC"):
-        raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
-    ct = np.float64 if dtype == "float64" else np.float32
+    ct = compute_dtype(dtype, layout)
     x = np.ascontiguousarray(x, dtype=ct)
     w = np.ascontiguousarray(w, dtype=ct)
     p = plan(x.shape, w.shape, None if b is None else np.shape(b), stride, dilation, groups, pads, out_hw, layout,

@@ -110,7 +110,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from harness.kernels.convert import case_result
+from harness.kernels.convert import case_result, compute_dtype
 from harness.kernels.packing import scratch
 from harness.kernels.pixel_tiles import pack_oc_weights
 from harness.kernels.tasks import chunk_count, claim
@@ -121,7 +121,6 @@ from harness.ops.conv2d_transpose.numba_weights import pack_transposed_weights
 
 __all__ = ["conv2d_transpose"]
 
-_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _NB_ROWS = 3     # channel vectors per register tile on the rows path (3: 8-pixel tiles, see Measured)
 
 
@@ -339,11 +338,7 @@ def conv2d_transpose(x, w, b, *, stride, dilation, groups, crops, out_hw, layout
     W_out) for NCHW or (N, H_out, W_out, C_out) for NHWC: float64 for
     ``dtype="float64"``, else float32 holding values rounded to ``dtype``.
     """
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-    if layout not in ("NCHW", "NHWC"):
-        raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
-    ct = np.float64 if dtype == "float64" else np.float32
+    ct = compute_dtype(dtype, layout)
     x = np.ascontiguousarray(x, dtype=ct)
     w = np.ascontiguousarray(w, dtype=ct)
     if x.ndim != 4 or w.ndim != 4:

@@ -67,13 +67,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from harness.kernels.convert import compute_dtype
 from harness.kernels.rows import max_narrow, max_rows, max_windows
 from harness.kernels.tasks import chunk_count, claim
 from harness.kernels.threads import fit_threads
 
 __all__ = ["max_pool2d"]
-
-_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 @njit(cache=True, inline="always")
@@ -189,11 +188,7 @@ def max_pool2d(x, *, kernel, stride, dilation, pads, out_hw, layout="NCHW", dtyp
     or (N, H_out, W_out, C) for NHWC: float64 for ``dtype="float64"``, else
     float32 (holding values of ``dtype``: a maximum rounds nothing).
     """
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-    if layout not in ("NCHW", "NHWC"):
-        raise ValueError(f"layout must be NCHW or NHWC, got {layout!r}")
-    ct = np.float64 if dtype == "float64" else np.float32
+    ct = compute_dtype(dtype, layout)
     x = np.ascontiguousarray(x, dtype=ct)
     if x.ndim != 4:
         raise ValueError(f"x must be 4-D, got shape {x.shape}")
