@@ -55,7 +55,7 @@ from typing import Optional
 
 from threadpoolctl import threadpool_limits
 
-from harness import envs, ops
+from harness import cpu, envs, ops
 from harness.backends import backend_class
 from harness.cases import Case
 from harness.report import atomic_write
@@ -67,19 +67,11 @@ WARMUP_S = 0.2   # the least warm-up per case and backend, besides the count: No
 
 
 def peak_gflops() -> dict:
-    flags, mhz = set(), None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            elif line.startswith("cpu MHz") and mhz is None:
-                mhz = float(line.split(":", 1)[1])
-    except OSError:
-        pass
+    flags, mhz = cpu.flags(), cpu.fields().get("cpu MHz")
     width = 512 if "avx512f" in flags else 256 if ("avx2" in flags or "avx" in flags) else 128
     fma_units = int(os.environ.get("CONFORM_FMA_UNITS", "2"))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    ghz = (mhz or 2000.0) / 1000
+    ghz = (float(mhz) if mhz else 2000.0) / 1000
     lanes = width // 32
     return {"gflops": cores * ghz * lanes * 2 * fma_units, "cores": cores, "ghz": ghz,
             "simd_bits": width, "fma_units": fma_units}

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from harness import cpu
+
 STAMP = "conform-env.json"
 BUILD_TIMEOUT_S = 1800
 
@@ -146,12 +148,9 @@ def prune_cache(folder: Path, max_bytes: int = COMPILE_CACHE_MAX_BYTES, keep: fl
 
 def _host() -> str:
     described = [platform.machine()]
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            key = line.split(":", 1)[0].strip()
-            if key in ("model name", "flags", "Features", "CPU part") and line not in described:
-                described.append(line)
-    except OSError:
+    info = cpu.fields()
+    described += [f"{key}\t: {info[key]}" for key in ("model name", "flags", "Features", "CPU part") if key in info]
+    if not info:
         described.append(platform.processor())
     return f"{platform.machine()}-{hashlib.sha256(chr(10).join(described).encode()).hexdigest()[:12]}"
 

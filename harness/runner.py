@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from threadpoolctl import threadpool_limits
 
-from harness import backward, envs, ops
+from harness import backward, cpu, envs, ops
 from harness.backends import backend_class, matches
 from harness.backends.base import Call, Outcome
 from harness.cases import Case
@@ -109,13 +109,7 @@ def environment(backend_ids: list[str], setup_errors: dict[str, str], launches: 
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu.fields().get("model name") or platform.processor() or platform.machine()
 
 
 def prepare(case: Case) -> tuple[Call, Reference]:
