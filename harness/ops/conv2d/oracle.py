@@ -209,11 +209,22 @@ def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
     for i, j, y0, y1, first, x0, x1, cols in taps:
         plan[i, j] = y0, y1, first, x0, x1, cols.start, cols.step or 1
     gather = (compiled(_gather_taps) if out.dtype == np.float64 else None) or _gather_taps_numpy
-    for a, b, r0, r1 in _blocks(a0, a1, y_lo, y_hi, groups * cig * kh * kw * out_w * out.itemsize):
+    blocks = _blocks(a0, a1, y_lo, y_hi, groups * cig * kh * kw * out_w * out.itemsize)
+    # The temporaries of the largest block, allocated once (as in ``_by_row_products``).
+    largest = max(((b - a) * (r1 - r0) for a, b, r0, r1 in blocks), default=0) * groups * out_w
+    terms_memory, sums_memory = np.empty(largest * cig * kh * kw, out.dtype), np.empty(largest * (o1 - o0), out.dtype)
+    for a, b, r0, r1 in blocks:
+        pixels = (b - a) * (r1 - r0) * out_w
         # (g, cig, kh, kw, images, rows, W_out): zero where the tap lies in the padding.
-        terms = np.empty((groups, cig, kh, kw, b - a, r1 - r0, out_w), dtype=out.dtype)
+        terms = terms_memory[:groups * cig * kh * kw * pixels].reshape(groups, cig, kh, kw, b - a, r1 - r0, out_w)
         gather(xg, terms, plan, a, r0, sh)
-        sums = np.matmul(weights, terms.reshape(groups, cig * kh * kw, -1))
+        if b - a == 1:      # one image: its (channel, pixels) rows are BLAS's output matrix as they are
+            target = out[a, :, o0:o1, r0:r1].view()
+            target.shape = (groups, o1 - o0, pixels)        # a view of ``out`` (whole rows), never a copy
+            np.matmul(weights, terms.reshape(groups, cig * kh * kw, pixels), out=target)
+            continue
+        sums = sums_memory[:groups * (o1 - o0) * pixels].reshape(groups, o1 - o0, pixels)
+        np.matmul(weights, terms.reshape(groups, cig * kh * kw, pixels), out=sums)
         out[a:b, :, o0:o1, r0:r1] = sums.reshape(groups, o1 - o0, b - a, r1 - r0, out_w).transpose(2, 0, 1, 3, 4)
 
 
