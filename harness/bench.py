@@ -28,6 +28,17 @@ thread (conv2d b3 of benchmarks/: 10.4-11.3 ms, its one-thread time, against
 5.4 once the parent was quiet; torch's calls waited too). So the parent
 computes with BLAS on one thread, as ``conform run``'s parent does.
 
+Note [The oracle's BLAS]
+------------------------
+The float64 oracle's products run on NumPy's OpenBLAS, which picks its
+kernels by CPU when it loads, unless ``OPENBLAS_CORETYPE`` names them. Some
+machines set that variable to an older kernel set (old OpenBLAS builds failed
+on new CPUs): on an AMD EPYC (Zen 5) with ``OPENBLAS_CORETYPE=Haswell`` the
+oracle's conv2d b1 took 6.40 ms against 5.38 with OpenBLAS's own choice
+(SkylakeX), b3 18.1 against 13.9 ms. conform leaves the variable alone (it is
+the user's); bench.json records the kernels (``blas``) and the table says
+when the variable chose them, so that oracle ratios are read with it.
+
 Note [Steady state]
 -------------------
 A backend's first calls on a new shape are slower than its later ones, for
@@ -77,6 +88,17 @@ def peak_gflops() -> dict:
             "simd_bits": width, "fma_units": fma_units}
 
 
+def blas_kernels() -> dict:
+    """The BLAS the float64 oracle's products run on (Note [The oracle's BLAS]): NumPy's, as the ``numpy``
+    worker loads it with this environment."""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+    np.ones((2, 2)) @ np.ones((2, 2))                   # loads the library (threadpoolctl sees loaded ones)
+    found = next((info for info in threadpool_info() if info.get("user_api") == "blas"), {})
+    return {"library": found.get("internal_api"), "version": found.get("version"),
+            "kernels": found.get("architecture"), "coretype_variable": os.environ.get("OPENBLAS_CORETYPE")}
+
+
 def flops(case: Case) -> float:
     """Floating-point operations of one call, as the case's operator counts them (``OpSpec.flops``)."""
     return ops.get(case.op).flops(case.resolved)
@@ -124,8 +146,8 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
         for r in same:
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
-    result = {"schema": "conform.bench/1", "peak": peak, "warmup": warmup, "warmup_s": warmup_s, "repeats": repeats,
-              "results": rows}
+    result = {"schema": "conform.bench/1", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
+              "warmup_s": warmup_s, "repeats": repeats, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
 
@@ -160,3 +182,10 @@ def print_table(result: dict, console) -> None:
                       fmt(r["ratio_to_fastest_framework"], ".2f"), fmt(r["ratio_to_torch"], ".2f"),
                       f"{100 * r['peak_fraction']:.1f}")
     console.print(table)
+    blas = result.get("blas") or {}
+    if blas.get("library"):
+        line = f"oracle BLAS: {blas['library']} {blas.get('version') or ''}, {blas.get('kernels')} kernels"
+        if blas.get("coretype_variable"):
+            line += (f" (OPENBLAS_CORETYPE={blas['coretype_variable']} is set in the environment: the oracle's"
+                     " times are those of these kernels, not necessarily of the CPU's widest)")
+        console.print(line)

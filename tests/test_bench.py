@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -74,3 +75,22 @@ def test_bench_json_records_the_warm_up(tmp_path):
     [row] = written["results"]
     assert (row["case"], row["backend"], row["dtype"], row["status"], row["repeats"]) == \
         (case.id, "numpy", "float64", "ok", 2)
+    # Note [The oracle's BLAS]: the kernels the oracle's products ran on, and whether the environment chose them.
+    loaded = next(pool for pool in threadpool_info() if pool["user_api"] == "blas")
+    assert written["blas"]["kernels"] == loaded["architecture"]
+    assert written["blas"]["coretype_variable"] == os.environ.get("OPENBLAS_CORETYPE")
+
+
+def test_the_table_says_when_the_environment_chose_the_blas_kernels():
+    from rich.console import Console
+    console = Console(record=True, width=300)
+    result = {"peak": bench.peak_gflops(), "repeats": 1, "results": [],
+              "blas": {"library": "openblas", "version": "0.3.31", "kernels": "Haswell",
+                       "coretype_variable": "Haswell"}}
+    bench.print_table(result, console)
+    assert "oracle BLAS: openblas 0.3.31, Haswell kernels (OPENBLAS_CORETYPE=Haswell is set" in console.export_text()
+    result["blas"]["coretype_variable"] = None
+    console = Console(record=True, width=300)
+    bench.print_table(result, console)
+    text = console.export_text()
+    assert "Haswell kernels" in text and "OPENBLAS_CORETYPE" not in text

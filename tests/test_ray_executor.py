@@ -20,7 +20,7 @@ import pytest
 from helpers import ROOT, conform, start_conform
 from test_reliability import FAULTY, case_file, env_with_faulty
 
-from harness import backends, envs
+from harness import backends, cpu, envs
 
 # Every test here starts Ray: under pytest-xdist they share one worker (``--dist loadgroup``), never two
 # local Ray instances at once.
@@ -69,7 +69,10 @@ def test_a_ray_run_gives_the_local_verdicts_and_a_crash_costs_one_result(tmp_pat
     # The frameworks really answered, forward and backward, the jax one from its own environment.
     single = "bfloat16-single-column-input-gradient"
     assert [by_ray[(single, "jax.lax", g)]["verdict"] for g in (None, "x", "w")] == ["pass"] * 3
-    assert by_ray[(single, "torch.functional", "x")]["verdict"] == "xfail"          # F11, as locally
+    # F11, as locally, where oneDNN emulates bfloat16; a CPU with AVX512-BF16 runs another oneDNN kernel,
+    # which got it right on an AMD Zen 5 (F11 is intermittent: a pass is no alarm).
+    f11 = by_ray[(single, "torch.functional", "x")]["verdict"]
+    assert f11 in (("xfail", "pass") if "avx512_bf16" in cpu.flags() else ("xfail",)), f11
     assert env_ray["backends"]["jax.lax"]["environment"] != "shared"
     # Each fault cost exactly its own result, with the local executor's reason; the calls after it passed.
     faulty = {case.removesuffix("-fault"): by_ray[(case, "faulty", None)] for case in FAULTS}
