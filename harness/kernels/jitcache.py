@@ -2,8 +2,8 @@
 
 Numba keys a cached function on the contents of its own source file only. A
 kernel's cached machine code also holds what it took from
-``harness/kernels/tiles.py``, ``pixel_tiles.py``, ``gemm_tiles.py``, ``packing.py``, ``tasks.py`` and
-``rows.py`` (``@intrinsic`` micro-kernels and inlined helpers are compiled into the caller), so an edit there would
+``harness/kernels/tiles.py``, ``pixel_tiles.py``, ``gemm_tiles.py``, ``packing.py``, ``tasks.py``,
+``rows.py`` and ``winograd_tiles.py`` (``@intrinsic`` micro-kernels and inlined helpers are compiled into the caller), so an edit there would
 leave every kernel's cache stale: old code, silently. Importing this module (``tiles``
 does, before any kernel is decorated) puts a cache locator in front of
 Numba's own: for functions of the ``harness`` package it delegates to the
@@ -25,7 +25,8 @@ from numba.core import caching
 __all__ = ["SHARED_SOURCES"]
 
 SHARED_SOURCES = tuple(Path(__file__).with_name(name)
-                       for name in ("tiles.py", "pixel_tiles.py", "gemm_tiles.py", "packing.py", "tasks.py", "rows.py"))
+                       for name in ("tiles.py", "pixel_tiles.py", "gemm_tiles.py", "packing.py", "tasks.py", "rows.py",
+                                    "winograd_tiles.py"))
 _PACKAGE = "harness."
 
 

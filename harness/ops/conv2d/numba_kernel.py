@@ -125,8 +125,9 @@ from harness.kernels.threads import fit_threads
 from harness.kernels.tiles import store_nchw, tile_sweep, tile_width
 from harness.ops.conv2d.numba_gemm import gemm
 from harness.ops.conv2d.numba_pixels import pixel_tiles
-from harness.ops.conv2d.numba_plan import GEMM, PIXELS, plan
+from harness.ops.conv2d.numba_plan import GEMM, PIXELS, WINOGRAD, plan
 from harness.ops.conv2d.numba_weights import pack_weights
+from harness.ops.conv2d.numba_winograd import safe, transform_weights, winograd
 
 __all__ = ["conv2d"]
 
@@ -319,6 +320,13 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         biasp[:cout] = np.asarray(b, dtype=np.float64)
     if out.size == 0:
         return out
+    if p.path == WINOGRAD:
+        u, whi, wlo = transform_weights(w)
+        xstats = winograd(x, u, biasp, out, scratch(p.nthreads * p.size, ct), nhwc, top, left, p.nb, p.ntasks,
+                          p.nthreads)
+        if safe(xstats, whi, wlo):
+            return case_result(out, dtype)
+        p = p.fallback                                  # data the transforms must not see (numba_winograd)
     if p.path == PIXELS:
         if not np.all(np.isfinite(w)):
             _direct_exact(x, w, biasp, out, nhwc, sh, sw, dh, dw, top, left)

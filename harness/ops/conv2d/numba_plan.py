@@ -24,10 +24,11 @@ from harness.kernels.tasks import chunk_count
 from harness.kernels.tiles import MAX_PIX
 from harness.ops.conv2d.numba_gemm import gemm_buffer_size, gemm_layout
 from harness.ops.conv2d.numba_pixels import pixel_planes_size
+from harness.ops.conv2d.numba_winograd import winograd_buffer_size, winograd_fits, winograd_layout
 
-__all__ = ["BAND_BYTES", "GEMM", "PIXELS", "ROWS", "Plan", "band", "plan"]
+__all__ = ["BAND_BYTES", "GEMM", "PIXELS", "ROWS", "WINOGRAD", "Plan", "band", "plan"]
 
-PIXELS, GEMM, ROWS = "pixels", "gemm", "rows"
+PIXELS, GEMM, ROWS, WINOGRAD = "pixels", "gemm", "rows", "winograd"
 BAND_BYTES = 1 << 20    # packed input band per thread (rows path): about half of a 2 MB L2
 _FEW_CHANNELS = 4       # Cog at or below this: vectorise over pixels instead of channels
 _GEMM_MAX_W = 16        # output rows at most this wide may use the im2col path
@@ -46,10 +47,11 @@ class Plan(NamedTuple):
     nthreads: int
     size: int           # work elements per thread
     nchunks: int        # pixels, rows: chunks of work; gemm: channel chunks per block
-    nb: int             # gemm: pixel vectors per block; rows: channel vectors per tile
-    ntasks: int         # gemm
+    nb: int             # gemm: pixel vectors per block; rows: channel vectors per tile; winograd: tile vectors
+    ntasks: int         # gemm, winograd
     wp_shape: tuple     # rows: the repacked weights
     band_layout: tuple  # rows: band()'s (seg, reach, block), which the kernel is given (not its own band() call)
+    fallback: "Plan | None" = None   # winograd: the plan of the direct path, for data it must not transform
 
 
 _PLANS: dict = {}
@@ -70,7 +72,8 @@ def plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout,
     return found
 
 
-def _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout, dtype, threads, nb_rows) -> Plan:
+def _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout, dtype, threads, nb_rows,
+          winograd=True) -> Plan:
     if len(xshape) != 4 or len(wshape) != 4:
         raise ValueError(f"x and w must be 4-D, got shapes {xshape} and {wshape}")
     sh, sw = _pair(stride, "stride")
@@ -94,6 +97,13 @@ def _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout
     common = dict(stride=(sh, sw), dilation=(dh, dw), top=top, left=left, out_shape=out_shape, cout=cout,
                   lanes=lanes)
     cog = cout // groups
+    if winograd and winograd_fits(cig, cog, groups, kh, kw, sh, sw, dh, dw, dtype):
+        nb, ntasks = winograd_layout(nbatch, cin, hout, wout, threads)
+        direct = _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout, dtype, threads,
+                       nb_rows, winograd=False)
+        return Plan(WINOGRAD, **common, nthreads=max(1, min(ntasks, threads)),
+                    size=winograd_buffer_size(cin, wd, hout, wout, left, nb), nchunks=0, nb=nb, ntasks=ntasks,
+                    wp_shape=(16, cout, cin), band_layout=(), fallback=direct)
     if _pixel_path(cog, wout, lanes, nbatch * groups, threads):
         nthreads = max(1, min(nbatch * groups, threads))
         size = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]

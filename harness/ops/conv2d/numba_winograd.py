@@ -1,0 +1,262 @@
+"""The ``numba`` conv2d kernel's Winograd path: 3×3, stride 1, undilated, float32 compute, one group.
+
+Called by ``harness.ops.conv2d.numba_kernel`` when ``numba_plan`` chose it
+(``winograd_fits``), with a fallback to the direct paths that the caller takes
+when ``winograd`` reports data it must not transform (Note [Winograd F(2x2,
+3x3)]). This module owns the weight transform, the blocking of the output's
+2×2 tiles into tasks, and the driver; the per-tile transforms are
+``harness.kernels.winograd_tiles``, the products ``harness.kernels.gemm_tiles``.
+
+Note [Winograd F(2x2, 3x3)]
+---------------------------
+*Algorithm* (Lavin & Gray 2016). Each 2×2 block of outputs (a tile) of one
+output channel is, with ``d`` the tile's 4×4 padded input patch per input
+channel and ``g`` the 3×3 weights::
+
+    Y = Aᵀ [ Σ_ci (G g G ᵀ) ⊙ (Bᵀ d B) ] A,   Bᵀ: rows (1,0,−1,0) (0,1,1,0) (0,−1,1,0) (0,1,0,−1),
+                                              G: rows (1,0,0) (½,½,½) (½,−½,½) (0,0,1),
+                                              Aᵀ: rows (1,1,1,0) (0,1,−1,−1)
+
+16 multiply-adds per input channel and tile against 36 direct: the ``Σ_ci``
+is 16 independent products ``U_ξ (C_out × C_in) @ V_ξ (C_in × tiles)``, swept
+by ``gemm_tiles.gemm_sweep`` (6 channels × 4 tile vectors, 24 accumulators).
+A task is one image's block of ``T = NB·L`` consecutive tiles (flattened
+``ty·tiles_w + tx``): its input channels are packed (rows phase-split by
+``pack_row`` with stride 2, so a tile vector's 4 patch columns are whole
+vectors) and transformed into ``V`` (16·C_in·T floats, in L2), then per
+block of 6 output channels the 16 products land in ``M`` (L1) and are
+transformed back and stored. Tiles past the output's edge are computed and
+not stored. ``U`` (16·C_out·C_in) is made per call, in float64 and rounded
+once (``_transform_weights``).
+
+*Numerics.* ``Bᵀ``, ``Aᵀ`` are 0, ±1 and ``G``'s ½ are exact, so every
+computed value is an ordinary sum with a few more roundings than the direct
+one: ``V`` 2 levels of ±, ``U`` one rounding, the products' sums over ``C_in``
+(as the direct sum's), ``Aᵀ M A`` 2 levels of 3-term ±. Each output uses only
+its own 3×3 window of ``d`` (``Bᵀ`` rows 0-2 read patch rows 0-2, rows 1-3 rows
+1-3), so the error is ``O(u)·Σ_ci Σ_ξ |U_ξ|·|V_ξ|`` ≤ ``O(u)·Σ_ci (Σ|g|)(Σ_window|d|)``:
+the magnitude of *all* window × weight pairs, ``9·B`` in expectation for
+independent data where the tolerance model allows ``(1 + 4·√K)·u·B``
+(compare.py Note [Tolerance model]; ``K = 9·C_in``), hence ``C_in`` at least
+``_MIN_CIN`` (also where the path pays). Measured (tests/test_numba_winograd.py,
+seeds × shapes, float32 error / model bound): normal data worst 0.03, a
+common offset (x = 1000 + noise) 0.06, mixed scales (each channel 2^±20) 0.02.
+Data whose large x and w systematically avoid each other's taps (``B`` far below
+``Σ|g|·Σ|d|``) could exceed it: no case file or fuzz fill makes such data.
+
+Underflow: the model allows one ``u·λ`` per product (``K`` of them per
+output). Each output here also has exactly ``9·C_in`` products; ``Bᵀ d B`` and
+``Aᵀ M A`` are additions (exact when subnormal); ``U``'s ¼ and ½ are exact for
+weights that are multiples of ``2^-123`` (every float32 ≥ ``2^-100``): their
+combinations are 0 or at least ``2^-125``, normal. So the call falls back
+when a nonzero ``|w|`` (or, to stay on the safe side, ``|x|``) is below
+``2^-100``. Overflow: ``|U| ≤ 2.25·max|w|``, ``|V| ≤ 4·max|x|``, every
+intermediate below ``81·C_in·max|x|·max|w|``, so with ``max|x|·max|w| ≤ 2^100``
+nothing overflows (and the direct sum cannot either); above it, fall back.
+Non-finite values: ``Bᵀ d B`` turns ``inf − inf`` into NaN where the definition
+has ``±inf``: any inf or NaN in ``x`` or ``w`` falls back. The statistics come
+from the passes the path makes anyway (``input_transform`` keeps them, the
+weight transform computes them); the direct path then recomputes the call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from harness.kernels.gemm_tiles import GEMM_R, gemm_block, gemm_sweep
+from harness.kernels.packing import pack_row
+from harness.kernels.tasks import claim
+from harness.kernels.winograd_tiles import input_transform, output_transform, store_pairs
+
+__all__ = ["MIN_CIN", "SAFE_PRODUCT", "SMALLEST", "winograd", "winograd_buffer_size", "winograd_fits",
+           "winograd_layout"]
+
+MIN_CIN = 32                # input channels at least this (Note: numerics and speed)
+_MIN_COUT = 16              # output channels at least this: a product sweep of fewer is mostly overhead
+SAFE_PRODUCT = 2.0 ** 100   # max|x|·max|w| at most this: nothing overflows (Note)
+SMALLEST = 2.0 ** -100      # nonzero |x| and |w| at least this: no underflow in U (Note)
+_V_BYTES = 512 << 10        # a task's transformed input V at most this (L2, with U's panels)
+_L = 16
+
+
+def winograd_fits(cig, cog, groups, kh, kw, sh, sw, dh, dw, dtype) -> bool:
+    """Whether a call's parameters suit the Winograd path (see the Note)."""
+    return (groups == 1 and kh == kw == 3 and sh == sw == 1 and dh == dw == 1 and dtype != "float64"
+            and cig >= MIN_CIN and cog >= _MIN_COUT)
+
+
+def winograd_layout(nbatch, cin, hout, wout, threads):
+    """``(NB, tasks)``: tile vectors per task (4, 2 or 1: ``V`` within ``_V_BYTES``, and at least two tasks per
+    thread where smaller blocks allow) and the number of tasks."""
+    tiles = -(-hout // 2) * -(-wout // 2)
+    nb = 4
+    while nb > 1 and 16 * cin * nb * _L * 4 > _V_BYTES:
+        nb //= 2
+    while nb > 1 and nbatch * -(-tiles // (nb * _L)) < 2 * threads:
+        nb //= 2
+    return nb, nbatch * -(-tiles // (nb * _L))
+
+
+def _seg(wd, wout, left):
+    """Positions of one phase of a packed row: the tiles' reads (``tx + 1 <= tiles_w``) and every input column."""
+    return max(-(-wout // 2) + 1, (left + wd - 1) // 2 + 1)
+
+
+def winograd_buffer_size(cin, wd, hout, wout, left, nb):
+    """Elements of a thread's buffer: packed rows of one channel, ``V``, the products ``M`` (with ``L`` of
+    slack), the output stage and 2·L statistics lanes (as float32)."""
+    t = nb * _L
+    tw = -(-wout // 2)
+    rows = 2 * (t // tw + 2) + 2
+    return rows * 2 * _seg(wd, wout, left) + 16 * cin * t + 16 * GEMM_R[nb] * t + _L + 4 * _L
+
+
+@njit(parallel=True, cache=True)
+def _transform_weights(w, u):
+    """``u[4i + j, co, ci] = (G w[co, ci] Gᵀ)[i, j]`` in float64, rounded once; returns
+    ``(largest |w|, smallest nonzero |w|)`` (the largest is inf if a weight is inf or NaN)."""
+    cout, cin = w.shape[0], w.shape[1]
+    big = np.zeros(cout)
+    small = np.full(cout, np.inf)
+    for co in prange(cout):
+        hi = 0.0
+        lo = np.inf
+        t = np.empty((4, 3))
+        for ci in range(cin):
+            g = w[co, ci]
+            for j in range(3):
+                a, b, c = np.float64(g[0, j]), np.float64(g[1, j]), np.float64(g[2, j])
+                t[0, j], t[1, j], t[2, j], t[3, j] = a, 0.5 * (a + b + c), 0.5 * (a - b + c), c
+                for v in (abs(a), abs(b), abs(c)):
+                    if not v < np.inf:                  # inf or NaN: reported as inf
+                        hi = np.inf
+                    elif v > hi:
+                        hi = v
+                    if v != 0.0 and v < lo:
+                        lo = v
+            for i in range(4):
+                a, b, c = t[i, 0], t[i, 1], t[i, 2]
+                u[4 * i, co, ci] = a
+                u[4 * i + 1, co, ci] = 0.5 * (a + b + c)
+                u[4 * i + 2, co, ci] = 0.5 * (a - b + c)
+                u[4 * i + 3, co, ci] = c
+        big[co] = hi
+        small[co] = lo
+    return big.max() if cout else 0.0, small.min() if cout else np.inf
+
+
+@njit(cache=True)
+def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats):
+    """One image's block ``task`` of ``NB·L`` tiles (see the Note): transform, products, back to the output."""
+    nbatch, cin, h, wd = x.shape
+    cout = u.shape[1]
+    if nhwc:
+        hout, wout = out.shape[1], out.shape[2]
+    else:
+        hout, wout = out.shape[2], out.shape[3]
+    th, tw = (hout + 1) // 2, (wout + 1) // 2
+    t_blk = nb * _L
+    nblk = (th * tw + t_blk - 1) // t_blk
+    n = task // nblk
+    m0 = (task - n * nblk) * t_blk
+    pe = min(t_blk, th * tw - m0)
+    seg = max(tw + 1, (left + wd - 1) // 2 + 1)
+    rstride = 2 * seg
+    ty_lo, ty_hi = m0 // tw, (m0 + pe - 1) // tw
+    nrows = 2 * (ty_hi - ty_lo) + 4
+    rmax = GEMM_R[nb]
+    rows = buf[:nrows * rstride]
+    vb = buf[nrows * rstride:nrows * rstride + 16 * cin * t_blk]
+    mb = buf[nrows * rstride + 16 * cin * t_blk:]
+    stage = mb[16 * rmax * t_blk + _L:]
+    # the block's runs: (offset in the block, tile row, first tile column, tiles), each within a tile row, <= L
+    runs = np.empty((pe // _L + 2 * (ty_hi - ty_lo + 1) + 1, 4), dtype=np.int64)
+    nruns = 0
+    m = m0
+    while m < m0 + pe:
+        ty = m // tw
+        tx = m - ty * tw
+        cnt = min(tw - tx, m0 + pe - m, _L)
+        runs[nruns, 0], runs[nruns, 1], runs[nruns, 2], runs[nruns, 3] = m - m0, ty, tx, cnt
+        nruns += 1
+        m += cnt
+    # V: channel by channel, its padded rows packed (zero outside the image), then each run transformed
+    rows[:] = 0
+    a0 = 2 * ty_lo - top                                # input row of the block's first padded row
+    for ci in range(cin):
+        for r in range(max(0, -a0), min(nrows, h - a0)):
+            pack_row(x[n, ci, a0 + r], rows, r * rstride, left, 2, seg)
+        for k in range(nruns):
+            input_transform(rows, 2 * (runs[k, 1] - ty_lo) * rstride + runs[k, 2], seg, rstride, vb,
+                            ci * t_blk + runs[k, 0], cin * t_blk, runs[k, 3], stats)
+    for q in range(16):                                 # tiles of a partial block: zero, not stale
+        vb[q * cin * t_blk:(q + 1) * cin * t_blk].reshape(cin, t_blk)[:, pe:] = 0
+    nbl = 1 if pe <= _L else (2 if pe <= 2 * _L else nb)
+    plane = hout * wout
+    oflat = out.reshape(out.size)
+    uflat = u.reshape(u.size)
+    co = 0
+    while co < cout:
+        r = gemm_block(nbl, cout - co)
+        for q in range(16):
+            gemm_sweep(mb[q * rmax * t_blk:], uflat, (q * cout + co) * cin, cin, vb, q * cin * t_blk, t_blk, cin, r, nbl)
+        for rr in range(r):
+            oc = co + rr
+            for k in range(nruns):
+                off, ty, tx, cnt = runs[k, 0], runs[k, 1], runs[k, 2], runs[k, 3]
+                output_transform(mb, rr * nbl * _L + off, rmax * t_blk, biasp[oc], stage)
+                y, xo = 2 * ty, 2 * tx
+                nr = min(2, hout - y)
+                nc = min(2 * cnt, wout - xo)
+                if nhwc:
+                    for i in range(nr):
+                        for c in range(nc):
+                            oflat[((n * hout + y + i) * wout + xo + c) * cout + oc] = stage[(2 * i + c % 2) * _L + c // 2]
+                else:
+                    store_pairs(stage, oflat, (n * cout + oc) * plane + y * wout + xo, wout, nc, nr)
+        co += r
+
+
+@njit(parallel=True, cache=True)
+def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads):
+    """``out`` = the convolution of ``x`` (float32, NCHW) with the weights ``u`` transformed by
+    ``_transform_weights`` (via ``transform_weights``), ``biasp`` the bias; ``ntasks`` tasks claimed by
+    ``nthreads`` threads with ``winograd_buffer_size`` elements of ``work`` each. Returns ``(largest |x|,
+    smallest nonzero |x|)`` over the values read (at least inf when one is inf or NaN): the caller's fallback
+    test (see the Note)."""
+    size = work.shape[0] // nthreads
+    counter = np.zeros(1, dtype=np.int64)
+    allstats = np.zeros((nthreads, 2 * _L), dtype=np.uint32)
+    for th in prange(nthreads):
+        buf = work[th * size:(th + 1) * size]
+        stats = allstats[th]
+        stats[_L:] = 0xFFFFFFFF
+        task = claim(counter)
+        while task < ntasks:
+            _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats)
+            task = claim(counter)
+    big = np.uint32(0)
+    small = np.uint32(0xFFFFFFFF)
+    for th in range(nthreads):
+        for l in range(_L):
+            big = max(big, allstats[th, l])
+            small = min(small, allstats[th, _L + l])
+    hi = np.array([big], dtype=np.uint32).view(np.float32)[0]
+    lo = np.array([small + np.uint32(1)], dtype=np.uint32).view(np.float32)[0]   # 0 + 1: none nonzero -> wraps
+    return np.float64(hi), (np.inf if small == np.uint32(0xFFFFFFFF) else np.float64(lo))
+
+
+def transform_weights(w):
+    """``(U, largest |w|, smallest nonzero |w|)`` for ``w`` (C_out, C_in, 3, 3) float32: U (16, C_out, C_in)."""
+    u = np.empty((16, w.shape[0], w.shape[1]), np.float32)
+    hi, lo = _transform_weights(w, u)
+    return u, hi, lo
+
+
+def safe(xstats, whi, wlo) -> bool:
+    """Whether the data allow the Winograd result (Note): all finite, no product above ``SAFE_PRODUCT``, no
+    nonzero magnitude below ``SMALLEST``."""
+    xhi, xlo = xstats
+    return (np.isfinite(xhi) and np.isfinite(whi) and xhi * whi <= SAFE_PRODUCT
+            and min(xlo, wlo) >= SMALLEST)
