@@ -3,7 +3,7 @@
 Two fresh processes share Numba's own cache (the one ``make setup`` warmed, so
 ``warm()`` here only loads, unless a kernel changed since): the first runs the
 numba backend's ``warm()``, the second calls the convolution kernels on every path (rows,
-im2col blocks, pixel vectors, the transposed kernel, the exact fallbacks for
+im2col blocks, pixel vectors, Winograd, the transposed kernel, the exact fallbacks for
 non-finite weights) and both pooling kernels, in every dtype and layout, on shapes, strides, paddings,
 dilations, groups and biases other than ``warm()``'s own, and reads every
 dispatcher's cache counters. A kernel signature ``warm()`` misses shows up as
@@ -38,6 +38,7 @@ PROBE = textwrap.dedent("""
         (conv2d, (2, 6, 5, 21), (40, 3, 3, 2), 2, (2, 1), (1, 2), (1, 0, 2, 1)),           # rows
         (conv2d, (1, 96, 7, 7), (48, 96, 3, 3), 1, (2, 2), (1, 1), (1, 1, 1, 1)),          # im2col blocks
         (conv2d, (2, 6, 9, 9), (12, 1, 3, 3), 6, (1, 1), (2, 2), (2, 2, 2, 2)),            # pixel vectors
+        (conv2d, (2, 40, 5, 9), (20, 40, 3, 3), 1, (1, 1), (1, 1), (0, 2, 1, 0)),          # Winograd
         (conv2d_transpose, (2, 6, 4, 5), (6, 5, 2, 3), 2, (2, 3), (1, 2), (1, 0, 0, 1)),    # pixel vectors
         (conv2d_transpose, (1, 3, 4, 3), (3, 20, 3, 2), 1, (2, 1), (1, 1), (1, 0, 0, 1)),   # channel tiles
     ]
@@ -85,9 +86,11 @@ PROBE = textwrap.dedent("""
                  "harness.ops.avg_pool2d.numba_kernel",
                  "harness.ops.conv2d.numba_kernel", "harness.ops.conv2d.numba_gemm",
                  "harness.ops.conv2d.numba_pixels", "harness.ops.conv2d.numba_weights",
+                 "harness.ops.conv2d.numba_winograd",
                  "harness.ops.conv2d_transpose.numba_kernel", "harness.ops.conv2d_transpose.numba_pixels",
                  "harness.ops.conv2d_transpose.numba_weights",
                  "harness.kernels.tiles", "harness.kernels.pixel_tiles", "harness.kernels.gemm_tiles",
+                 "harness.kernels.winograd_tiles",
                  "harness.kernels.packing"):
         for value in vars(importlib.import_module(name)).values():
             if hasattr(value, "py_func") and hasattr(value, "stats") and value.__module__ == name:
@@ -114,6 +117,7 @@ def test_after_warm_a_new_process_loads_every_kernel_from_the_cache():
     # Every entry point the kernels call from Python was loaded from the cache, not merely left unused.
     entry = ["conv2d.numba_kernel._kernel", "conv2d.numba_kernel._direct_exact", "conv2d.numba_gemm.gemm",
              "conv2d.numba_pixels.pixel_tiles", "conv2d.numba_weights.pack_weights",
+             "conv2d.numba_winograd.winograd", "conv2d.numba_winograd._transform_weights",
              "conv2d_transpose.numba_kernel._kernel", "conv2d_transpose.numba_weights.pack_transposed_weights",
              "conv2d_transpose.numba_kernel._scatter_exact", "conv2d_transpose.numba_pixels.transposed_pixels",
              "max_pool2d.numba_kernel._kernel", "avg_pool2d.numba_kernel._kernel",
@@ -121,7 +125,8 @@ def test_after_warm_a_new_process_loads_every_kernel_from_the_cache():
              "avg_pool2d.numba_kernel._serial"]
     assert counts["harness.kernels.convert._convert"][0] >= 1, counts
     for name in entry:
-        assert counts[f"harness.ops.{name}"][0] >= 2, (name, counts)   # both compute dtypes
+        # both compute dtypes (Winograd: float32 only)
+        assert counts[f"harness.ops.{name}"][0] >= (1 if "winograd" in name else 2), (name, counts)
 
 
 ORACLE_PROBE = textwrap.dedent("""

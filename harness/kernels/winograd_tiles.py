@@ -12,8 +12,9 @@ streams of each step and gives up):
   phases, whole vectors for consecutive tiles), the 16 results stored
   ``vstride`` apart; and the statistics the caller's fallback needs, kept in
   integer lanes (``stats``): the largest ``|d|`` as float32 bits (at or above
-  the bits of inf when a value is inf or NaN) and the smallest nonzero one
-  (bits less 1, unsigned: a zero wraps to the largest and never wins).
+  the bits of inf when a value is inf or NaN), the smallest nonzero one
+  (bits less 1, unsigned: a zero wraps to the largest and never wins), and
+  the sum of the ``|d|`` (float32 lanes).
 - ``output_transform``: ``Y = Aᵀ M A`` of the 16 products of ``L`` tiles, plus
   the bias, into a stage of 4 vectors (``y00, y01, y10, y11``);
   ``store_pairs`` writes a stage's two output rows into NCHW, the two columns
@@ -63,18 +64,18 @@ def _combine(builder, a, b, c, d, rows):
 
 
 @intrinsic
-def input_transform(typingctx, rows, roff, seg, rstride, v, voff, vstride, n, stats):
+def input_transform(typingctx, rows, roff, seg, rstride, v, voff, vstride, n, stats, sums):
     """``v[voff + (4i + j)·vstride + l] = (Bᵀ d B)[i, j]`` for tiles ``l < n <= L``, where
     ``d[a, b] = rows[roff + a·rstride + (b mod 2)·seg + b div 2 + l]`` (padded row ``a`` of the tile,
     phase ``b mod 2``); ``stats`` (2·L uint32) updated: lanes ``0..L-1`` the largest ``|d|`` bits,
-    ``L..2L-1`` the smallest nonzero ``|d|`` bits less 1."""
-    if not (all(_is_vec_array(a, types.float32) for a in (rows, v)) and _is_vec_array(stats, types.uint32)
+    ``L..2L-1`` the smallest nonzero ``|d|`` bits less 1; ``sums`` (L float32) += the ``|d|``."""
+    if not (all(_is_vec_array(a, types.float32) for a in (rows, v, sums)) and _is_vec_array(stats, types.uint32)
             and _is_index(roff, seg, rstride, voff, vstride, n)):
         return None
-    sig = types.void(rows, roff, seg, rstride, v, voff, vstride, n, stats)
+    sig = types.void(rows, roff, seg, rstride, v, voff, vstride, n, stats, sums)
 
     def codegen(context, builder, signature, args):
-        rows_v, roff_v, seg_v, rstride_v, v_v, voff_v, vstride_v, n_v, stats_v = _index_args(
+        rows_v, roff_v, seg_v, rstride_v, v_v, voff_v, vstride_v, n_v, stats_v, sums_v = _index_args(
             context, builder, signature, args)
         i64, i32 = ir.IntType(64), ir.IntType(32)
         vty, mask, mload, mstore = _vec_helpers(builder, n_v)
@@ -94,7 +95,9 @@ def input_transform(typingctx, rows, roff, seg, rstride, v, voff, vstride, n, st
         # statistics of the loaded values (masked lanes are 0: no effect on either)
         sptr = builder.bitcast(sp, ity.as_pointer())
         sptr2 = builder.bitcast(builder.gep(sp, [ir.Constant(i64, _L)]), ity.as_pointer())
+        sumptr = builder.bitcast(_data_ptr(context, builder, sums, sums_v), vty.as_pointer())
         big, small = builder.load(sptr, align=4), builder.load(sptr2, align=4)
+        total = builder.load(sumptr, align=4)
         absmask, ones = ir.Constant(ity, [0x7FFFFFFF] * _L), ir.Constant(ity, [1] * _L)
         for row in d:
             for val in row:
@@ -102,8 +105,10 @@ def input_transform(typingctx, rows, roff, seg, rstride, v, voff, vstride, n, st
                 big = builder.select(builder.icmp_unsigned(">", bits, big), bits, big)
                 less = builder.sub(bits, ones)
                 small = builder.select(builder.icmp_unsigned("<", less, small), less, small)
+                total = builder.fadd(total, builder.bitcast(bits, vty))
         builder.store(big, sptr, align=4)
         builder.store(small, sptr2, align=4)
+        builder.store(total, sumptr, align=4)
         # Bᵀ d: along the rows (a), then (Bᵀ d) B along the columns (b)
         t = [_combine(builder, d[0][b], d[1][b], d[2][b], d[3][b], 4) for b in range(4)]   # t[b][i]
         for i in range(4):

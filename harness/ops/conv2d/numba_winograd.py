@@ -69,13 +69,14 @@ from harness.kernels.packing import pack_row
 from harness.kernels.tasks import claim
 from harness.kernels.winograd_tiles import input_transform, output_transform, store_pairs
 
-__all__ = ["MIN_CIN", "SAFE_PRODUCT", "SMALLEST", "winograd", "winograd_buffer_size", "winograd_fits",
+__all__ = ["MIN_CIN", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "safe", "transform_weights", "winograd", "winograd_buffer_size", "winograd_fits",
            "winograd_layout"]
 
 MIN_CIN = 32                # input channels at least this (Note: numerics and speed)
 _MIN_COUT = 16              # output channels at least this: a product sweep of fewer is mostly overhead
 SAFE_PRODUCT = 2.0 ** 100   # max|x|·max|w| at most this: nothing overflows (Note)
 SMALLEST = 2.0 ** -100      # nonzero |x| and |w| at least this: no underflow in U (Note)
+SPREAD = 16                 # max|x|·max|w| / (mean|x|·mean|w|) at most this times C_in (Note)
 _V_BYTES = 512 << 10        # a task's transformed input V at most this (L2, with U's panels)
 _L = 16
 
@@ -122,16 +123,18 @@ def _g_row(a, b, c):
 def _transform_weights(w, u):
     """``u[(4i + j)·ust + co·C_in + ci] = (G w[co, ci] Gᵀ)[i, j]`` in float64, rounded once (``ust`` =
     ``u.size / 16``: ``C_out·C_in`` and a cache line, as ``V``'s planes); returns ``(largest |w|, smallest
-    nonzero |w|)``, the largest inf if a weight is inf or NaN. Branch-free over ``ci``: it vectorises."""
+    nonzero |w|, mean |w|)``, the largest inf if a weight is inf or NaN. Branch-free over ``ci``: it vectorises."""
     cout, cin = w.shape[0], w.shape[1]
     ust = u.size // 16
     wf = w.reshape(cout, cin * 9)
     big = np.zeros(cout)
     small = np.full(cout, np.inf)
+    sums = np.zeros(cout)
     for co in prange(cout):
         row = wf[co]
         hi = 0.0
         lo = np.inf
+        total = 0.0
         nonfinite = 0.0
         for ci in range(cin):
             g = row[9 * ci:9 * ci + 9]
@@ -141,6 +144,7 @@ def _transform_weights(w, u):
                 nonfinite += v * 0.0                     # NaN once a value is inf or NaN
                 hi = max(hi, m)
                 lo = min(lo, m if m > 0.0 else np.inf)
+                total += m
             # G g by columns, then (G g) Gᵀ by rows: row i of G g is (c0[i], c1[i], c2[i])
             c0 = _g_row(np.float64(g[0]), np.float64(g[3]), np.float64(g[6]))
             c1 = _g_row(np.float64(g[1]), np.float64(g[4]), np.float64(g[7]))
@@ -152,11 +156,12 @@ def _transform_weights(w, u):
                     u[(4 * i + j) * ust + base] = r[j]
         big[co] = hi if nonfinite == 0.0 else np.inf
         small[co] = lo
-    return big.max() if cout else 0.0, small.min() if cout else np.inf
+        sums[co] = total
+    return big.max() if cout else 0.0, small.min() if cout else np.inf, sums.sum() / max(1, w.size)
 
 
 @njit(cache=True)
-def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats):
+def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums):
     """One image's block ``task`` of ``NB·L`` tiles (see the Note): transform, products, back to the output."""
     nbatch, cin, h, wd = x.shape
     cout = out.shape[3] if nhwc else out.shape[1]
@@ -202,7 +207,7 @@ def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats):
             pack_row(x[n, ci, a0 + r], rows, r * rstride, left, 2, seg)
         for k in range(nruns):
             input_transform(rows, 2 * (runs[k, 1] - ty_lo) * rstride + runs[k, 2], seg, rstride, vb,
-                            ci * t_blk + runs[k, 0], vst, runs[k, 3], stats)
+                            ci * t_blk + runs[k, 0], vst, runs[k, 3], stats, sums)
     if pe < t_blk:                                      # tiles of a partial block: zero, not stale
         for q in range(16):
             vb[q * vst:q * vst + cin * t_blk].reshape(cin, t_blk)[:, pe:] = 0
@@ -236,18 +241,19 @@ def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads):
     """``out`` = the convolution of ``x`` (float32, NCHW) with the weights ``u`` transformed by
     ``_transform_weights`` (via ``transform_weights``), ``biasp`` the bias; ``ntasks`` tasks claimed by
     ``nthreads`` threads with ``winograd_buffer_size`` elements of ``work`` each. Returns ``(largest |x|,
-    smallest nonzero |x|)`` over the values read (at least inf when one is inf or NaN): the caller's fallback
-    test (see the Note)."""
+    smallest nonzero |x|)`` over the values read (the largest at least inf when one is inf or NaN): the caller's fallback
+    test (see the Note), and the mean ``|x|`` over the tiles' patches (padding zeros included)."""
     size = work.shape[0] // nthreads
     counter = np.zeros(1, dtype=np.int64)
     allstats = np.zeros((nthreads, 2 * _L), dtype=np.uint32)
+    allsums = np.zeros((nthreads, _L), dtype=np.float32)
     for th in prange(nthreads):
         buf = work[th * size:(th + 1) * size]
         stats = allstats[th]
         stats[_L:] = 0xFFFFFFFF
         task = claim(counter)
         while task < ntasks:
-            _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats)
+            _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, allsums[th])
             task = claim(counter)
     big = np.uint32(0)
     small = np.uint32(0xFFFFFFFF)
@@ -257,20 +263,23 @@ def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads):
             small = min(small, allstats[th, _L + l])
     hi = np.array([big], dtype=np.uint32).view(np.float32)[0]
     lo = np.array([small + np.uint32(1)], dtype=np.uint32).view(np.float32)[0]   # 0 + 1: none nonzero -> wraps
-    return np.float64(hi), (np.inf if small == np.uint32(0xFFFFFFFF) else np.float64(lo))
+    th, tw = (out.shape[1] + 1) // 2, (out.shape[2] + 1) // 2
+    if not nhwc:
+        th, tw = (out.shape[2] + 1) // 2, (out.shape[3] + 1) // 2
+    mean = np.float64(allsums.astype(np.float64).sum()) / max(1, 16 * x.shape[0] * x.shape[1] * th * tw)
+    return np.float64(hi), (np.inf if small == np.uint32(0xFFFFFFFF) else np.float64(lo)), mean
 
 
 def transform_weights(w):
-    """``(U, largest |w|, smallest nonzero |w|)`` for ``w`` (C_out, C_in, 3, 3) float32: U flat, 16 planes of
-    ``C_out × C_in`` a cache line apart (``_transform_weights``)."""
+    """``(U, (largest, smallest nonzero, mean) |w|)`` for ``w`` (C_out, C_in, 3, 3) float32: U flat, 16 planes
+    of ``C_out × C_in`` a cache line apart (``_transform_weights``)."""
     u = np.empty(16 * (w.shape[0] * w.shape[1] + _L), np.float32)
-    hi, lo = _transform_weights(w, u)
-    return u, hi, lo
+    return u, _transform_weights(w, u)
 
 
-def safe(xstats, whi, wlo) -> bool:
+def safe(xstats, wstats, cin) -> bool:
     """Whether the data allow the Winograd result (Note): all finite, no product above ``SAFE_PRODUCT``, no
-    nonzero magnitude below ``SMALLEST``."""
-    xhi, xlo = xstats
-    return (np.isfinite(xhi) and np.isfinite(whi) and xhi * whi <= SAFE_PRODUCT
-            and min(xlo, wlo) >= SMALLEST)
+    nonzero magnitude below ``SMALLEST``, and ``max|x|·max|w|`` at most ``SPREAD·C_in`` times ``mean|x|·mean|w|``."""
+    (xhi, xlo, xmean), (whi, wlo, wmean) = xstats, wstats
+    return bool(np.isfinite(xhi) and np.isfinite(whi) and np.isfinite(xmean) and xhi * whi <= SAFE_PRODUCT
+                and min(xlo, wlo) >= SMALLEST and xhi * whi <= SPREAD * cin * xmean * wmean)

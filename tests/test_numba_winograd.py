@@ -1,0 +1,246 @@
+"""The numba conv2d kernel's Winograd path (``numba_winograd``): when the plan takes it, its results against the
+float64 oracle under the tolerance model, its fallbacks to the direct path, and its reproducer.
+
+Every call runs with Numba's whole thread team (as in test_numba_paths). Results are judged with the
+tolerance model itself (``harness.compare.bound``), and each test also asserts the ratio of the worst error
+to that bound stays well below 1 (Note [Winograd F(2x2, 3x3)] quotes the ratios measured): ``LIMIT``, the
+float32 computation's error; float16/bfloat16 results are rounded once more, by up to ``u·|y|`` of a bound of
+at least ``u·(|y| + B)``, so up to half of it on any path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import run_standalone_program
+
+pytest.importorskip("numba")
+
+from harness import compare  # noqa: E402
+from harness.backends.numba_kernel import NumbaBackend  # noqa: E402
+from harness.cases import load_file  # noqa: E402
+from harness.data import round_to_dtype  # noqa: E402
+from harness.kernels import threads  # noqa: E402
+from harness.ops.conv2d import numba_kernel as conv_kernel  # noqa: E402
+from harness.ops.conv2d import numba_plan as conv_plan  # noqa: E402
+from harness.ops.conv2d import numba_winograd  # noqa: E402
+from harness.ops.conv2d import oracle as conv_oracle  # noqa: E402
+from harness.ops.conv2d import semantics as conv_semantics  # noqa: E402
+from harness.runner import prepare  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LIMIT = {"float32": 0.25, "float16": 0.6, "bfloat16": 0.6}
+
+
+@pytest.fixture(autouse=True)
+def whole_team(monkeypatch):
+    """Numba's own thread count for every call, whatever the machine's load; plans made afresh."""
+    monkeypatch.setattr(threads, "_load", lambda: None)
+    monkeypatch.setattr(threads, "_stalled", lambda wall, cpu: False)
+    monkeypatch.setattr(threads, "_STALLS", {"left": 0})
+    monkeypatch.setattr(conv_plan, "_PLANS", {})
+
+
+def resolved(params):
+    p = conv_semantics.Params(**params)
+    return p, conv_semantics.resolve(p)
+
+
+def call(params, arrays, dtype):
+    _, r = resolved(params)
+    return conv_kernel.conv2d(arrays["x"], arrays["w"], arrays.get("b"), stride=r.stride, dilation=r.dilation,
+                              groups=r.groups, pads=r.pads, out_hw=r.out_hw, layout=r.layout, dtype=dtype)
+
+
+def paths():
+    return [plan.path for plan in conv_plan._PLANS.values()]
+
+
+def direct(monkeypatch, params, arrays, dtype):
+    """The call on the path the plan takes without Winograd."""
+    with monkeypatch.context() as m:
+        m.setattr(conv_plan, "winograd_fits", lambda *args: False)
+        m.setattr(conv_plan, "_PLANS", {})
+        return call(params, arrays, dtype)
+
+
+def bound_ratio(got, params, arrays, dtype):
+    """Worst ``|got − y| / bound`` of the tolerance model (float32 accumulation for float16/bfloat16)."""
+    _, r = resolved(params)
+    want = conv_oracle.reference(params, arrays)
+    magnitude = conv_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    tol = compare.tolerance_for(dtype, r.accumulation_length,
+                                accumulation="float32" if dtype in ("float16", "bfloat16") else None)
+    limit = compare.bound(tol, compare.Reference(want, magnitude))
+    assert got.shape == want.shape
+    err = np.abs(got.astype(np.float64) - want)
+    return float(np.max(err / limit, initial=0.0))
+
+
+def make(params, dtype, seed, x_fill=None, w_fill=None):
+    p, _ = resolved(params)
+    rng = np.random.default_rng(seed)
+    arrays = {name: rng.standard_normal(shape) for name, shape in conv_semantics.input_shapes(p).items()}
+    if x_fill is not None:
+        arrays["x"] = x_fill(rng, arrays["x"].shape)
+    if w_fill is not None:
+        arrays["w"] = w_fill(rng, arrays["w"].shape)
+    return {k: round_to_dtype(v, dtype) for k, v in arrays.items()}
+
+
+def conv(input, out_channels, padding=1, **more):
+    return dict(input=input, out_channels=out_channels, kernel_size=3, padding=padding, **more)
+
+
+@pytest.mark.parametrize("params, taken", [
+    (conv([8, 64, 32, 32], 64), True),                                      # b1
+    (conv([1, 32, 5, 5], 16, padding="same"), True),                        # the smallest channels it takes
+    (conv([1, 16, 32, 32], 64), False),                                     # too few input channels
+    (conv([1, 64, 32, 32], 8), False),                                      # too few output channels
+    (conv([1, 64, 32, 32], 64, stride=2), False),
+    (conv([1, 64, 32, 32], 64, dilation=2), False),
+    (conv([1, 64, 32, 32], 64, groups=2), False),
+    (dict(input=[1, 64, 32, 32], out_channels=64, kernel_size=5, padding=2), False),
+    (dict(input=[1, 64, 32, 32], out_channels=64, kernel_size=[3, 1], padding=1), False),
+])
+def test_the_plan_takes_the_winograd_path_for_3x3_stride_1_layers_with_enough_channels(params, taken):
+    for dtype in ("float32", "float16", "bfloat16", "float64"):
+        conv_plan._PLANS.clear()
+        call(params, make(params, dtype, 0), dtype)
+        assert (paths() == [conv_plan.WINOGRAD]) == (taken and dtype != "float64"), (dtype, paths())
+
+
+SHAPES = [   # odd and even sizes, tile rows shorter and longer than a vector, partial blocks, 1x1 outputs
+    conv([1, 32, 5, 7], 17, padding=0),
+    conv([2, 40, 9, 11], 33, padding=1),
+    conv([1, 64, 8, 8], 20, padding=2),
+    conv([2, 35, 7, 6], 24, padding=[0, 2, 1, 0]),
+    conv([1, 48, 13, 70], 16, padding="same"),
+    conv([3, 32, 3, 3], 18, padding=0),
+    conv([1, 33, 4, 36], 50, padding=[2, 0, 0, 1]),
+    conv([2, 64, 17, 17], 64, padding="same"),
+]
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("case", range(len(SHAPES)))
+def test_winograd_results_are_within_the_tolerance_model(case, dtype, layout):
+    params = dict(SHAPES[case], bias=case % 2 == 1, layout=layout)
+    if layout == "NHWC":
+        n, c, h, w = params["input"]
+        params["input"] = [n, h, w, c]
+    arrays = make(params, dtype, case)
+    got = call(params, arrays, dtype)
+    assert paths() == [conv_plan.WINOGRAD]
+    assert bound_ratio(got, params, arrays, dtype) < LIMIT[dtype]
+
+
+HOSTILE = {   # fills of x and w (rng, shape) -> values that stay on the Winograd path
+    "offset": (lambda rng, s: 1000 + rng.standard_normal(s), None),
+    "mixed-signs-offset": (lambda rng, s: rng.choice([-1000.0, 1000.0], s) + rng.standard_normal(s), None),
+    "wide-8": (lambda rng, s: rng.standard_normal(s) * 2.0 ** rng.integers(-4, 5, s),
+               lambda rng, s: rng.standard_normal(s) * 2.0 ** rng.integers(-4, 5, s)),
+    "scaled-channels": (lambda rng, s: rng.standard_normal(s) * 2.0 ** rng.integers(-20, 21, (1, s[1], 1, 1)),
+                        None),
+    "positive": (lambda rng, s: rng.uniform(0, 1, s), lambda rng, s: rng.uniform(0, 1, s)),
+    "weights-offset": (None, lambda rng, s: 3 + 0.01 * rng.standard_normal(s)),
+    "wide-x": (lambda rng, s: rng.standard_normal(s) * 2.0 ** rng.integers(-20, 21, s), None),
+    "wide-w": (None, lambda rng, s: rng.standard_normal(s) * 2.0 ** rng.integers(-20, 21, s)),
+    "sparse-x": (lambda rng, s: rng.standard_normal(s) * (rng.uniform(size=s) < 0.05), None),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_winograd_on_hostile_data_stays_within_the_tolerance_model(kind, dtype):
+    params = dict(conv([2, 64, 12, 20], 32), bias=True)
+    arrays = make(params, dtype, 7, *HOSTILE[kind])
+    got = call(params, arrays, dtype)
+    assert paths() == [conv_plan.WINOGRAD]
+    assert bound_ratio(got, params, arrays, dtype) < LIMIT[dtype]
+
+
+def _set(*where):
+    """A normal fill with ``value`` at ``index`` for each ``(index, value)`` of ``where``."""
+    def fill(rng, shape):
+        values = rng.standard_normal(shape)
+        for index, value in where:
+            values[index] = value
+        return values
+    return fill
+
+
+FALLBACKS = {
+    "x-inf": (_set(((0, 3, 4, 4), np.inf)), None),
+    "x-nan": (_set(((1, 0, 0, 0), np.nan)), None),
+    # one patch holding inf and -inf: Bᵀ d B makes NaN where the definition has ±inf
+    "x-inf-and-minus-inf": (_set(((0, 1, 2, 2), np.inf), ((0, 1, 2, 4), -np.inf)), None),
+    "w-inf": (None, _set(((5, 7, 1, 1), -np.inf))),
+    "w-nan": (None, _set(((0, 0, 2, 2), np.nan))),
+    "huge": (lambda rng, s: rng.standard_normal(s) * 2.0 ** 60, lambda rng, s: rng.standard_normal(s) * 2.0 ** 45),
+    "x-tiny": (_set(((1, 5, 6, 7), 2.0 ** -110)), None),
+    # heavy tails in both (Note: large x and w off each other's taps): errors up to 40x the bound measured
+    "wide-range": (lambda rng, s: rng.standard_normal(s) * 2.0 ** rng.integers(-20, 21, s),
+                   lambda rng, s: rng.standard_normal(s) * 2.0 ** rng.integers(-20, 21, s)),
+    "cauchy": (lambda rng, s: rng.standard_cauchy(s), lambda rng, s: rng.standard_cauchy(s)),
+
+    "w-tiny": (None, _set(((3, 3, 0, 2), -(2.0 ** -120)))),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("kind", sorted(FALLBACKS))
+def test_data_the_transforms_must_not_see_falls_back_to_the_direct_path(monkeypatch, kind):
+    params = dict(conv([2, 32, 9, 10], 16), bias=True)
+    arrays = make(params, "float32", 3, *FALLBACKS[kind])
+    got = call(params, arrays, "float32")
+    assert paths() == [conv_plan.WINOGRAD]
+    np.testing.assert_array_equal(got, direct(monkeypatch, params, arrays, "float32"))
+
+
+def test_ordinary_data_gives_a_result_other_than_the_direct_paths(monkeypatch):
+    """The fallback test above can tell the paths apart: without a trigger the bits differ."""
+    params = dict(conv([2, 32, 9, 10], 16), bias=True)
+    arrays = make(params, "float32", 3)
+    assert not np.array_equal(call(params, arrays, "float32"), direct(monkeypatch, params, arrays, "float32"))
+
+
+def test_the_fallback_thresholds():
+    w = np.full((16, 32, 3, 3), 2.0 ** 50)
+    w[0, 0, 0, 0] = numba_winograd.SMALLEST
+    _, wstats = numba_winograd.transform_weights(w.astype(np.float32))
+    assert wstats[:2] == (2.0 ** 50, numba_winograd.SMALLEST) and wstats[2] == pytest.approx(2.0 ** 50, rel=1e-3)
+    safe = numba_winograd.safe
+    assert safe((2.0 ** 50, numba_winograd.SMALLEST, 2.0 ** 50), wstats, 32)
+    assert not safe((2.0 ** 51, 1.0, 2.0 ** 51), wstats, 32)                         # a product past 2^100
+    assert not safe((1.0, numba_winograd.SMALLEST / 2, 1.0), wstats, 32)            # tiny
+    assert not safe((np.inf, 1.0, 1.0), wstats, 32)
+    assert not safe((1.0, 1.0, np.inf), wstats, 32)                                  # the sum overflowed
+    spread = numba_winograd.SPREAD * 32
+    assert safe((spread, 1.0, 1.0), (1.0, 1.0, 1.0), 32) and not safe((spread * 1.01, 1.0, 1.0), (1.0, 1.0, 1.0), 32)
+    assert safe((0.0, np.inf, 0.0), (0.0, np.inf, 0.0), 32)                          # all zeros: exact
+
+
+def test_an_empty_batch_on_the_winograd_plan_is_empty():
+    params = conv([0, 32, 6, 6], 16)
+    got = call(params, make(params, "float32", 0), "float32")
+    assert paths() == [conv_plan.WINOGRAD]
+    assert got.shape == (0, 16, 6, 6)
+
+
+def test_the_reproducer_of_a_winograd_call_runs_standalone(tmp_path):
+    """conv2d b1 takes the Winograd path; its numba program, rendered as a reproducer (kernel sources embedded,
+    conform unimportable), runs in a bare interpreter and gives the kernel's result."""
+    case = load_file(ROOT / "benchmarks" / "conv2d.yaml")[0]
+    c, _ = prepare(case)
+    r = c.resolved
+    want = conv_kernel.conv2d(c.arrays["x"], c.arrays["w"], None, stride=tuple(r["stride"]),
+                              dilation=tuple(r["dilation"]), groups=r["groups"], pads=tuple(r["pads"]),
+                              out_hw=tuple(r["out_hw"]), dtype=c.dtype)
+    assert paths() == [conv_plan.WINOGRAD]
+    got = run_standalone_program(tmp_path, NumbaBackend().conv2d(c), c.arrays)
+    np.testing.assert_array_equal(got, want)
