@@ -102,13 +102,13 @@ def _converted(call: Call, name: str) -> Step:
 # Tiny calls that between them reach every compiled function the backend can call, per compute dtype:
 # (op, x shape, w shape, groups, stride). conv2d: rows (W_out > 16), im2col blocks (W_out <= 16, a
 # weight panel over half of L1), pixel vectors (depthwise; compiles their channel-row tiles too), Winograd
-# (3x3, 32 input channels: float32 compute; float64 takes the rows path); the transposed kernel: channel tiles
+# (3x3, 32 channels, 529 tiles: float32 compute; float64 takes the rows path); the transposed kernel: channel tiles
 # and pixel vectors (2 channels per group).
 _WARM_CALLS = (
     ("conv2d", (1, 4, 3, 20), (32, 4, 3, 3), 1, 1),
     ("conv2d", (1, 64, 4, 4), (32, 64, 3, 3), 1, 1),
     ("conv2d", (1, 4, 6, 6), (4, 1, 3, 3), 4, 1),
-    ("conv2d", (1, 32, 4, 4), (16, 32, 3, 3), 1, 1),
+    ("conv2d", (1, 32, 48, 48), (32, 32, 3, 3), 1, 1),
     ("conv2d_transpose", (1, 4, 3, 3), (4, 8, 3, 3), 1, 2),
     ("conv2d_transpose", (1, 4, 3, 3), (4, 2, 3, 3), 2, 2),
 )

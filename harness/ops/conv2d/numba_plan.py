@@ -97,7 +97,7 @@ def _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout
     common = dict(stride=(sh, sw), dilation=(dh, dw), top=top, left=left, out_shape=out_shape, cout=cout,
                   lanes=lanes)
     cog = cout // groups
-    if winograd and winograd_fits(cig, cog, groups, kh, kw, sh, sw, dh, dw, dtype):
+    if winograd and winograd_fits(cig, cog, groups, kh, kw, sh, sw, dh, dw, dtype, nbatch, hout, wout):
         nb, ntasks = winograd_layout(nbatch, cin, hout, wout, threads)
         direct = _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout, dtype, threads,
                        nb_rows, winograd=False)

@@ -69,11 +69,12 @@ from harness.kernels.packing import pack_row
 from harness.kernels.tasks import claim
 from harness.kernels.winograd_tiles import input_transform, output_transform, store_pairs
 
-__all__ = ["MIN_CIN", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "safe", "transform_weights", "winograd", "winograd_buffer_size", "winograd_fits",
+__all__ = ["MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "safe", "transform_weights", "winograd", "winograd_buffer_size", "winograd_fits",
            "winograd_layout"]
 
 MIN_CIN = 32                # input channels at least this (Note: numerics and speed)
-_MIN_COUT = 16              # output channels at least this: a product sweep of fewer is mostly overhead
+MIN_COUT = 32               # output channels at least this (speed: see numba_kernel's Measured)
+MIN_TILES = 512             # 2×2 output tiles in the call (all images) at least this: U is made per call
 SAFE_PRODUCT = 2.0 ** 100   # max|x|·max|w| at most this: nothing overflows (Note)
 SMALLEST = 2.0 ** -100      # nonzero |x| and |w| at least this: no underflow in U (Note)
 SPREAD = 16                 # max|x|·max|w| / (mean|x|·mean|w|) at most this times C_in (Note)
@@ -81,10 +82,10 @@ _V_BYTES = 512 << 10        # a task's transformed input V at most this (L2, wit
 _L = 16
 
 
-def winograd_fits(cig, cog, groups, kh, kw, sh, sw, dh, dw, dtype) -> bool:
-    """Whether a call's parameters suit the Winograd path (see the Note)."""
+def winograd_fits(cig, cog, groups, kh, kw, sh, sw, dh, dw, dtype, nbatch, hout, wout) -> bool:
+    """Whether a call's parameters suit the Winograd path (see the Note; the thresholds are read at each call)."""
     return (groups == 1 and kh == kw == 3 and sh == sw == 1 and dh == dw == 1 and dtype != "float64"
-            and cig >= MIN_CIN and cog >= _MIN_COUT)
+            and cig >= MIN_CIN and cog >= MIN_COUT and nbatch * -(-hout // 2) * -(-wout // 2) >= MIN_TILES)
 
 
 def winograd_layout(nbatch, cin, hout, wout, threads):
