@@ -223,7 +223,7 @@ def test_the_fallback_thresholds():
     w[0, 0, 0, 0] = numba_winograd.SMALLEST
     _, wstats = numba_winograd.transform_weights(w.astype(np.float32))
     assert wstats[:2] == (2.0 ** 50, numba_winograd.SMALLEST) and wstats[2] == pytest.approx(2.0 ** 50, rel=1e-3)
-    safe = numba_winograd.safe
+    safe = numba_winograd.winograd_safe
     assert safe((2.0 ** 50, numba_winograd.SMALLEST, 2.0 ** 50), wstats, 32)
     assert not safe((2.0 ** 51, 1.0, 2.0 ** 51), wstats, 32)                         # a product past 2^100
     assert not safe((1.0, numba_winograd.SMALLEST / 2, 1.0), wstats, 32)            # tiny

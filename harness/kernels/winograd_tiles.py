@@ -34,20 +34,20 @@ from numba.extending import intrinsic
 from harness.kernels import jitcache  # noqa: F401
 from harness.kernels.tiles import _data_ptr, _index_args, _is_index, _is_vec_array
 
-__all__ = ["input_transform", "output_transform", "store_pairs"]
+__all__ = ["WINO_LANES", "input_transform", "output_transform", "store_pairs"]
 
-_L = 16   # float32 lanes: the path computes in float32 only
+WINO_LANES = 16   # float32 lanes: the path computes in float32 only (a name unique among embedded kernel sources)
 
 
 def _vec_helpers(builder, n_v):
     """(vector type, i32 type, mask of lanes below ``n_v``, masked load, masked store) for float32 × 16."""
     f32, i64, i32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
-    vty = ir.VectorType(f32, _L)
-    mty = ir.VectorType(ir.IntType(1), _L)
-    i64vec = ir.VectorType(i64, _L)
+    vty = ir.VectorType(f32, WINO_LANES)
+    mty = ir.VectorType(ir.IntType(1), WINO_LANES)
+    i64vec = ir.VectorType(i64, WINO_LANES)
     ins = builder.insert_element(ir.Constant(i64vec, ir.Undefined), n_v, ir.Constant(i32, 0))
-    splat = builder.shuffle_vector(ins, ins, ir.Constant(ir.VectorType(i32, _L), [0] * _L))
-    mask = builder.icmp_signed("<", ir.Constant(i64vec, list(range(_L))), splat)
+    splat = builder.shuffle_vector(ins, ins, ir.Constant(ir.VectorType(i32, WINO_LANES), [0] * WINO_LANES))
+    mask = builder.icmp_signed("<", ir.Constant(i64vec, list(range(WINO_LANES))), splat)
     mload = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(vty, [vty.as_pointer(), i32, mty, vty]), "llvm.masked.load.v16f32.p0")
     mstore = cgutils.get_or_insert_function(
@@ -79,9 +79,9 @@ def input_transform(typingctx, rows, roff, seg, rstride, v, voff, vstride, n, st
             context, builder, signature, args)
         i64, i32 = ir.IntType(64), ir.IntType(32)
         vty, mask, mload, mstore = _vec_helpers(builder, n_v)
-        ity = ir.VectorType(i32, _L)
+        ity = ir.VectorType(i32, WINO_LANES)
         rp, vp, sp = (_data_ptr(context, builder, t, a) for t, a in ((rows, rows_v), (v, v_v), (stats, stats_v)))
-        zero = ir.Constant(vty, [0.0] * _L)
+        zero = ir.Constant(vty, [0.0] * WINO_LANES)
         one4 = ir.Constant(i32, 4)
         d = []
         for a in range(4):
@@ -94,11 +94,11 @@ def input_transform(typingctx, rows, roff, seg, rstride, v, voff, vstride, n, st
             d.append(row)
         # statistics of the loaded values (masked lanes are 0: no effect on either)
         sptr = builder.bitcast(sp, ity.as_pointer())
-        sptr2 = builder.bitcast(builder.gep(sp, [ir.Constant(i64, _L)]), ity.as_pointer())
+        sptr2 = builder.bitcast(builder.gep(sp, [ir.Constant(i64, WINO_LANES)]), ity.as_pointer())
         sumptr = builder.bitcast(_data_ptr(context, builder, sums, sums_v), vty.as_pointer())
         big, small = builder.load(sptr, align=4), builder.load(sptr2, align=4)
         total = builder.load(sumptr, align=4)
-        absmask, ones = ir.Constant(ity, [0x7FFFFFFF] * _L), ir.Constant(ity, [1] * _L)
+        absmask, ones = ir.Constant(ity, [0x7FFFFFFF] * WINO_LANES), ir.Constant(ity, [1] * WINO_LANES)
         for row in d:
             for val in row:
                 bits = builder.and_(builder.bitcast(val, ity), absmask)
@@ -134,18 +134,18 @@ def output_transform(typingctx, m, moff, mstride, bias, stage):
         m_v, moff_v, mstride_v, bias_v, stage_v = _index_args(context, builder, signature, args)
         bias_v = context.cast(builder, bias_v, signature.args[3], types.float32)
         i64, i32 = ir.IntType(64), ir.IntType(32)
-        vty = ir.VectorType(ir.FloatType(), _L)
+        vty = ir.VectorType(ir.FloatType(), WINO_LANES)
         mp, stp = (_data_ptr(context, builder, t, a) for t, a in ((m, m_v), (stage, stage_v)))
         vals = [[builder.load(builder.bitcast(builder.gep(mp, [builder.add(moff_v, builder.mul(
             mstride_v, ir.Constant(i64, 4 * a + b)))]), vty.as_pointer()), align=4) for b in range(4)]
             for a in range(4)]
         ins = builder.insert_element(ir.Constant(vty, ir.Undefined), bias_v, ir.Constant(i32, 0))
-        bvec = builder.shuffle_vector(ins, ins, ir.Constant(ir.VectorType(i32, _L), [0] * _L))
+        bvec = builder.shuffle_vector(ins, ins, ir.Constant(ir.VectorType(i32, WINO_LANES), [0] * WINO_LANES))
         t = [_combine(builder, vals[0][b], vals[1][b], vals[2][b], vals[3][b], 2) for b in range(4)]   # t[b][i]
         for i in range(2):
             out = _combine(builder, t[0][i], t[1][i], t[2][i], t[3][i], 2)
             for j in range(2):
-                ptr = builder.bitcast(builder.gep(stp, [ir.Constant(i64, (2 * i + j) * _L)]), vty.as_pointer())
+                ptr = builder.bitcast(builder.gep(stp, [ir.Constant(i64, (2 * i + j) * WINO_LANES)]), vty.as_pointer())
                 builder.store(builder.fadd(out[j], bvec), ptr, align=4)
         return context.get_dummy_value()
 
@@ -164,17 +164,17 @@ def store_pairs(typingctx, stage, out, obase, orow, ncols, nrows):
         stage_v, out_v, obase_v, orow_v, ncols_v, nrows_v = _index_args(context, builder, signature, args)
         i64, i32 = ir.IntType(64), ir.IntType(32)
         vty, mask_lo, _, mstore = _vec_helpers(builder, ncols_v)
-        _, mask_hi, _, _ = _vec_helpers(builder, builder.sub(ncols_v, ir.Constant(i64, _L)))
+        _, mask_hi, _, _ = _vec_helpers(builder, builder.sub(ncols_v, ir.Constant(i64, WINO_LANES)))
         stp, op = (_data_ptr(context, builder, t, a) for t, a in ((stage, stage_v), (out, out_v)))
-        ivec = ir.VectorType(i32, _L)
-        lo = ir.Constant(ivec, [k // 2 + (_L if k % 2 else 0) for k in range(_L)])
-        hi = ir.Constant(ivec, [_L // 2 + k // 2 + (_L if k % 2 else 0) for k in range(_L)])
+        ivec = ir.VectorType(i32, WINO_LANES)
+        lo = ir.Constant(ivec, [k // 2 + (WINO_LANES if k % 2 else 0) for k in range(WINO_LANES)])
+        hi = ir.Constant(ivec, [WINO_LANES // 2 + k // 2 + (WINO_LANES if k % 2 else 0) for k in range(WINO_LANES)])
         for i in range(2):
             with builder.if_then(builder.icmp_signed(">", nrows_v, ir.Constant(i64, i))):
-                y0, y1 = (builder.load(builder.bitcast(builder.gep(stp, [ir.Constant(i64, (2 * i + j) * _L)]),
+                y0, y1 = (builder.load(builder.bitcast(builder.gep(stp, [ir.Constant(i64, (2 * i + j) * WINO_LANES)]),
                                                        vty.as_pointer()), align=4) for j in range(2))
                 base = builder.add(obase_v, builder.mul(orow_v, ir.Constant(i64, i)))
-                for half, sel, mask in ((0, lo, mask_lo), (_L, hi, mask_hi)):
+                for half, sel, mask in ((0, lo, mask_lo), (WINO_LANES, hi, mask_hi)):
                     ptr = builder.bitcast(builder.gep(op, [builder.add(base, ir.Constant(i64, half))]), vty.as_pointer())
                     builder.call(mstore, [builder.shuffle_vector(y0, y1, sel), ptr, ir.Constant(i32, 4), mask])
         return context.get_dummy_value()

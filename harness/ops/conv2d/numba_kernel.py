@@ -127,7 +127,7 @@ from harness.ops.conv2d.numba_gemm import gemm
 from harness.ops.conv2d.numba_pixels import pixel_tiles
 from harness.ops.conv2d.numba_plan import GEMM, PIXELS, WINOGRAD, plan
 from harness.ops.conv2d.numba_weights import pack_weights
-from harness.ops.conv2d.numba_winograd import safe, transform_weights, winograd
+from harness.ops.conv2d.numba_winograd import transform_weights, winograd, winograd_safe
 
 __all__ = ["conv2d"]
 
@@ -324,7 +324,7 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         u, wstats = transform_weights(w)
         xstats = winograd(x, u, biasp, out, scratch(p.nthreads * p.size, ct), nhwc, top, left, p.nb, p.ntasks,
                           p.nthreads)
-        if safe(xstats, wstats, w.shape[1]):
+        if winograd_safe(xstats, wstats, w.shape[1]):
             return case_result(out, dtype)
         p = p.fallback                                  # data the transforms must not see (numba_winograd)
     if p.path == PIXELS:

@@ -67,10 +67,10 @@ from numba import njit, prange
 from harness.kernels.gemm_tiles import GEMM_R, gemm_block, gemm_sweep
 from harness.kernels.packing import pack_row
 from harness.kernels.tasks import claim
-from harness.kernels.winograd_tiles import input_transform, output_transform, store_pairs
+from harness.kernels.winograd_tiles import WINO_LANES, input_transform, output_transform, store_pairs
 
-__all__ = ["MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "safe", "transform_weights", "winograd", "winograd_buffer_size", "winograd_fits",
-           "winograd_layout"]
+__all__ = ["MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "transform_weights", "winograd",
+           "winograd_buffer_size", "winograd_fits", "winograd_layout", "winograd_safe"]
 
 MIN_CIN = 32                # input channels at least this (Note: numerics and speed)
 MIN_COUT = 32               # output channels at least this (speed: see numba_kernel's Measured)
@@ -79,7 +79,6 @@ SAFE_PRODUCT = 2.0 ** 100   # max|x|·max|w| at most this: nothing overflows (No
 SMALLEST = 2.0 ** -100      # nonzero |x| and |w| at least this: no underflow in U (Note)
 SPREAD = 16                 # max|x|·max|w| / (mean|x|·mean|w|) at most this times C_in (Note)
 _V_BYTES = 512 << 10        # a task's transformed input V at most this (L2, with U's panels)
-_L = 16
 
 
 def winograd_fits(cig, cog, groups, kh, kw, sh, sw, dh, dw, dtype, nbatch, hout, wout) -> bool:
@@ -93,14 +92,14 @@ def winograd_layout(nbatch, cin, hout, wout, threads):
     thread where smaller blocks allow) and the number of tasks."""
     tiles = -(-hout // 2) * -(-wout // 2)
     nb = 4
-    while nb > 1 and 16 * cin * nb * _L * 4 > _V_BYTES:
+    while nb > 1 and 16 * cin * nb * WINO_LANES * 4 > _V_BYTES:
         nb //= 2
-    while nb > 1 and nbatch * -(-tiles // (nb * _L)) < 2 * threads:
+    while nb > 1 and nbatch * -(-tiles // (nb * WINO_LANES)) < 2 * threads:
         nb //= 2
-    return nb, nbatch * -(-tiles // (nb * _L))
+    return nb, nbatch * -(-tiles // (nb * WINO_LANES))
 
 
-def _seg(wd, wout, left):
+def _winograd_seg(wd, wout, left):
     """Positions of one phase of a packed row: the tiles' reads (``tx + 1 <= tiles_w``) and every input column."""
     return max(-(-wout // 2) + 1, (left + wd - 1) // 2 + 1)
 
@@ -108,10 +107,11 @@ def _seg(wd, wout, left):
 def winograd_buffer_size(cin, wd, hout, wout, left, nb):
     """Elements of a thread's buffer: packed rows of one channel, ``V``, the products ``M`` (with ``L`` of
     slack), the output stage and 2·L statistics lanes (as float32)."""
-    t = nb * _L
+    t = nb * WINO_LANES
     tw = -(-wout // 2)
     rows = 2 * (t // tw + 2) + 2
-    return rows * 2 * _seg(wd, wout, left) + 16 * (cin * t + _L) + 16 * GEMM_R[nb] * t + _L + 4 * _L
+    return (rows * 2 * _winograd_seg(wd, wout, left) + 16 * (cin * t + WINO_LANES) + 16 * GEMM_R[nb] * t
+            + 5 * WINO_LANES)
 
 
 @njit(cache=True, inline="always")
@@ -162,7 +162,7 @@ def _transform_weights(w, u):
 
 
 @njit(cache=True)
-def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums):
+def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums):
     """One image's block ``task`` of ``NB·L`` tiles (see the Note): transform, products, back to the output."""
     nbatch, cin, h, wd = x.shape
     cout = out.shape[3] if nhwc else out.shape[1]
@@ -172,7 +172,7 @@ def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums):
     else:
         hout, wout = out.shape[2], out.shape[3]
     th, tw = (hout + 1) // 2, (wout + 1) // 2
-    t_blk = nb * _L
+    t_blk = nb * WINO_LANES
     nblk = (th * tw + t_blk - 1) // t_blk
     n = task // nblk
     m0 = (task - n * nblk) * t_blk
@@ -185,18 +185,18 @@ def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums):
     rows = buf[:nrows * rstride]
     # V[ξ, ci, tile] at ξ·vst + ci·T + tile: ξ planes a cache line more than C_in·T apart (b1: 16 KB), or the
     # 16 streams of each transform share one set of L1 (input side 0.43 -> 0.xx ms on one thread)
-    vst = cin * t_blk + _L
+    vst = cin * t_blk + WINO_LANES
     vb = buf[nrows * rstride:nrows * rstride + 16 * vst]
     mb = buf[nrows * rstride + 16 * vst:]
-    stage = mb[16 * rmax * t_blk + _L:]
+    stage = mb[16 * rmax * t_blk + WINO_LANES:]
     # the block's runs: (offset in the block, tile row, first tile column, tiles), each within a tile row, <= L
-    runs = np.empty((pe // _L + 2 * (ty_hi - ty_lo + 1) + 1, 4), dtype=np.int64)
+    runs = np.empty((pe // WINO_LANES + 2 * (ty_hi - ty_lo + 1) + 1, 4), dtype=np.int64)
     nruns = 0
     m = m0
     while m < m0 + pe:
         ty = m // tw
         tx = m - ty * tw
-        cnt = min(tw - tx, m0 + pe - m, _L)
+        cnt = min(tw - tx, m0 + pe - m, WINO_LANES)
         runs[nruns, 0], runs[nruns, 1], runs[nruns, 2], runs[nruns, 3] = m - m0, ty, tx, cnt
         nruns += 1
         m += cnt
@@ -212,7 +212,7 @@ def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums):
     if pe < t_blk:                                      # tiles of a partial block: zero, not stale
         for q in range(16):
             vb[q * vst:q * vst + cin * t_blk].reshape(cin, t_blk)[:, pe:] = 0
-    nbl = 1 if pe <= _L else (2 if pe <= 2 * _L else nb)
+    nbl = 1 if pe <= WINO_LANES else (2 if pe <= 2 * WINO_LANES else nb)
     plane = hout * wout
     oflat = out.reshape(out.size)
     co = 0
@@ -224,14 +224,14 @@ def _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums):
             oc = co + rr
             for k in range(nruns):
                 off, ty, tx, cnt = runs[k, 0], runs[k, 1], runs[k, 2], runs[k, 3]
-                output_transform(mb, rr * nbl * _L + off, rmax * t_blk, biasp[oc], stage)
+                output_transform(mb, rr * nbl * WINO_LANES + off, rmax * t_blk, biasp[oc], stage)
                 y, xo = 2 * ty, 2 * tx
                 nr = min(2, hout - y)
                 nc = min(2 * cnt, wout - xo)
                 if nhwc:
                     for i in range(nr):
                         for c in range(nc):
-                            oflat[((n * hout + y + i) * wout + xo + c) * cout + oc] = stage[(2 * i + c % 2) * _L + c // 2]
+                            oflat[((n * hout + y + i) * wout + xo + c) * cout + oc] = stage[(2 * i + c % 2) * WINO_LANES + c // 2]
                 else:
                     store_pairs(stage, oflat, (n * cout + oc) * plane + y * wout + xo, wout, nc, nr)
         co += r
@@ -246,22 +246,22 @@ def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads):
     test (see the Note), and the mean ``|x|`` over the tiles' patches (padding zeros included)."""
     size = work.shape[0] // nthreads
     counter = np.zeros(1, dtype=np.int64)
-    allstats = np.zeros((nthreads, 2 * _L), dtype=np.uint32)
-    allsums = np.zeros((nthreads, _L), dtype=np.float32)
+    allstats = np.zeros((nthreads, 2 * WINO_LANES), dtype=np.uint32)
+    allsums = np.zeros((nthreads, WINO_LANES), dtype=np.float32)
     for th in prange(nthreads):
         buf = work[th * size:(th + 1) * size]
         stats = allstats[th]
-        stats[_L:] = 0xFFFFFFFF
+        stats[WINO_LANES:] = 0xFFFFFFFF
         task = claim(counter)
         while task < ntasks:
-            _task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, allsums[th])
+            _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, allsums[th])
             task = claim(counter)
     big = np.uint32(0)
     small = np.uint32(0xFFFFFFFF)
     for th in range(nthreads):
-        for l in range(_L):
+        for l in range(WINO_LANES):
             big = max(big, allstats[th, l])
-            small = min(small, allstats[th, _L + l])
+            small = min(small, allstats[th, WINO_LANES + l])
     hi = np.array([big], dtype=np.uint32).view(np.float32)[0]
     lo = np.array([small + np.uint32(1)], dtype=np.uint32).view(np.float32)[0]   # 0 + 1: none nonzero -> wraps
     th, tw = (out.shape[1] + 1) // 2, (out.shape[2] + 1) // 2
@@ -274,11 +274,11 @@ def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads):
 def transform_weights(w):
     """``(U, (largest, smallest nonzero, mean) |w|)`` for ``w`` (C_out, C_in, 3, 3) float32: U flat, 16 planes
     of ``C_out × C_in`` a cache line apart (``_transform_weights``)."""
-    u = np.empty(16 * (w.shape[0] * w.shape[1] + _L), np.float32)
+    u = np.empty(16 * (w.shape[0] * w.shape[1] + WINO_LANES), np.float32)
     return u, _transform_weights(w, u)
 
 
-def safe(xstats, wstats, cin) -> bool:
+def winograd_safe(xstats, wstats, cin) -> bool:
     """Whether the data allow the Winograd result (Note): all finite, no product above ``SAFE_PRODUCT``, no
     nonzero magnitude below ``SMALLEST``, and ``max|x|·max|w|`` at most ``SPREAD·C_in`` times ``mean|x|·mean|w|``."""
     (xhi, xlo, xmean), (whi, wlo, wmean) = xstats, wstats
