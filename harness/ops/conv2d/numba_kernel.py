@@ -36,6 +36,12 @@ and the reused scratch memory.
   input planes are packed once with zero padding rows and swept by
   ``pixel_tiles``: 8 output channels × 3 vectors of pixels (one channel:
   2-8 rows × 1-4 vectors), the weights broadcast.
+- **Winograd F(2×2, 3×3)** (``numba_winograd``): 3×3, stride 1, undilated,
+  one group, float32 compute, at least 32 input and 32 output channels and
+  512 output tiles (b1). 16 products ``U_ξ @ V_ξ`` per block of 64 tiles,
+  swept by ``gemm_tiles`` (2.25x fewer multiply-adds); the data is checked in
+  the passes the path makes anyway, and non-finite, huge, tiny or heavy-tailed
+  operands fall back to the path the plan would take without it (its Note).
 - **Weights** are repacked per call into the micro-kernel's channel blocks
   (``numba_weights.pack_weights``) on the rows path.
 - **Plans** (``numba_plan``): the checks of a call's parameters, its path and
@@ -84,6 +90,20 @@ of the output, the input packed row by row, a tighter band, ``_NB_ROWS``
 1/3/4, the pixel path, input-channel chunks (3.67 → 4.02 ms). A call right
 after torch's runs 3-5% slower (its data evicted ours): rotate A/B orders.
 
+Winograd (b1 only; one process, numba's OpenMP pool started before torch
+loaded its own — the other order made torch's conv2d 7x slower here —,
+calls of Winograd, the rows path and torch rotated, medians of 40; load
+3.7-6.4 from other jobs, so two-thread figures were unusable (torch 16-20 ms,
+numba's team cut to one)): one thread b1 1.55-1.70 ms against rows 2.58-2.71
+and torch 2.58-2.76 (0.57-0.63x torch; 0.74-0.75x at load 6 with both slowed);
+of it the 16 products 1.06 ms (~250 GF/s of direct-equivalent work: at the
+tile's peak), input packing and transform 0.24, weight transform 0.05, output
+transform and stores 0.05. Not taken, by measurement (one thread, same way):
+one image of 16×16 × 32→32 channels (0.085 vs 0.057 ms), 8×8 × 64→64 (0.093
+vs 0.039), 16×16 × 256→256 (2.3 vs 1.3), 7×7 × 512→512 (6.0 vs 3.0: ``U`` is
+made per call, 16·C_out·C_in); taken ones gained 0.58-0.75x of the direct
+time (8×32×32×32→32 0.58 vs 0.77 ms, 8×16×16×128→128 1.8 vs 3.1).
+
 b1 is compute-bound against torch: its sweeps run at the micro-kernel's
 in-cache rate (12 × 2 tile: 24 FMAs, 12 broadcasts, 2 weight loads a step;
 155-185 GF/s by the clock of the hour; 8 × 2 7% less, 14 × 2 3% more), and
@@ -127,7 +147,7 @@ from harness.ops.conv2d.numba_gemm import gemm
 from harness.ops.conv2d.numba_pixels import pixel_tiles
 from harness.ops.conv2d.numba_plan import GEMM, PIXELS, WINOGRAD, plan
 from harness.ops.conv2d.numba_weights import pack_weights
-from harness.ops.conv2d.numba_winograd import transform_weights, winograd, winograd_safe
+from harness.ops.conv2d.numba_winograd import transform_weights, u_size, winograd, winograd_safe
 
 __all__ = ["conv2d"]
 
@@ -321,9 +341,11 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     if out.size == 0:
         return out
     if p.path == WINOGRAD:
-        u, wstats = transform_weights(w)
-        xstats = winograd(x, u, biasp, out, scratch(p.nthreads * p.size, ct), nhwc, top, left, p.nb, p.ntasks,
-                          p.nthreads)
+        # U in the reused work memory too: a fresh 260 KB array (b1) is mapped and faulted in every call
+        usize = u_size(cout, w.shape[1])
+        work = scratch(usize + p.nthreads * p.size, ct)
+        wstats = transform_weights(w, work[:usize])
+        xstats = winograd(x, work[:usize], biasp, out, work[usize:], nhwc, top, left, p.nb, p.ntasks, p.nthreads)
         if winograd_safe(xstats, wstats, w.shape[1]):
             return case_result(out, dtype)
         p = p.fallback                                  # data the transforms must not see (numba_winograd)

@@ -69,7 +69,8 @@ from harness.kernels.packing import pack_row
 from harness.kernels.tasks import claim
 from harness.kernels.winograd_tiles import WINO_LANES, input_transform, output_transform, store_pairs
 
-__all__ = ["MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "transform_weights", "winograd",
+__all__ = ["MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "transform_weights", "u_size",
+           "winograd",
            "winograd_buffer_size", "winograd_fits", "winograd_layout", "winograd_safe"]
 
 MIN_CIN = 32                # input channels at least this (Note: numerics and speed)
@@ -271,11 +272,15 @@ def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads):
     return np.float64(hi), (np.inf if small == np.uint32(0xFFFFFFFF) else np.float64(lo)), mean
 
 
-def transform_weights(w):
-    """``(U, (largest, smallest nonzero, mean) |w|)`` for ``w`` (C_out, C_in, 3, 3) float32: U flat, 16 planes
-    of ``C_out × C_in`` a cache line apart (``_transform_weights``)."""
-    u = np.empty(16 * (w.shape[0] * w.shape[1] + WINO_LANES), np.float32)
-    return u, _transform_weights(w, u)
+def transform_weights(w, u):
+    """``(largest, smallest nonzero, mean) |w|`` for ``w`` (C_out, C_in, 3, 3) float32, its transform in ``u``
+    (``u_size`` float32: 16 planes of ``C_out × C_in`` a cache line apart, see ``_transform_weights``)."""
+    return _transform_weights(w, u)
+
+
+def u_size(cout, cin):
+    """Elements of the transformed weights (a multiple of 16: work memory after it stays aligned)."""
+    return 16 * (cout * cin + WINO_LANES)
 
 
 def winograd_safe(xstats, wstats, cin) -> bool:
