@@ -7,10 +7,11 @@ the other tiles (Numba's vectoriser would need alias checks between the 16
 streams of each step and gives up):
 
 - ``input_transform``: ``V = Bᵀ d B`` of the 4×4 input patches of ``n <= L``
-  tiles of one channel, read from phase-packed padded rows (``packing.pack_row``
-  with stride 2: tile ``tx`` reads positions ``tx`` and ``tx + 1`` of both
-  phases, whole vectors for consecutive tiles), the 16 results stored
-  ``vstride`` apart; and the statistics the caller's fallback needs, kept in
+  tiles of one channel, read from the input plane itself (per patch row two
+  pairs of masked loads, zero outside the plane, split into the patch's even
+  and odd columns by shuffles: packing the rows first, as the other paths do,
+  cost as much as the transform), the 16 results stored ``vstride`` apart;
+  and the statistics the caller's fallback needs, kept in
   integer lanes (``stats``): the largest ``|d|`` as float32 bits (at or above
   the bits of inf when a value is inf or NaN), the smallest nonzero one
   (bits less 1, unsigned: a zero wraps to the largest and never wins), and
@@ -64,34 +65,58 @@ def _combine(builder, a, b, c, d, rows):
 
 
 @intrinsic
-def input_transform(typingctx, rows, roff, seg, rstride, v, voff, vstride, n, stats, sums):
-    """``v[voff + (4i + j)·vstride + l] = (Bᵀ d B)[i, j]`` for tiles ``l < n <= L``, where
-    ``d[a, b] = rows[roff + a·rstride + (b mod 2)·seg + b div 2 + l]`` (padded row ``a`` of the tile,
-    phase ``b mod 2``); ``stats`` (2·L uint32) updated: lanes ``0..L-1`` the largest ``|d|`` bits,
-    ``L..2L-1`` the smallest nonzero ``|d|`` bits less 1; ``sums`` (L float32) += the ``|d|``."""
-    if not (all(_is_vec_array(a, types.float32) for a in (rows, v, sums)) and _is_vec_array(stats, types.uint32)
-            and _is_index(roff, seg, rstride, voff, vstride, n)):
+def input_transform(typingctx, xf, plane, a0, h, wd, c0, v, voff, vstride, n, stats, sums):
+    """``v[voff + (4i + j)·vstride + l] = (Bᵀ d B)[i, j]`` for tiles ``l < n <= L``, where ``d[a, b] =
+    xf[plane + (a0 + a)·wd + c0 + 2l + b]`` (0 outside the ``h × wd`` plane: padding); ``stats`` (2·L
+    uint32) updated: lanes ``0..L-1`` the largest ``|d|`` bits, ``L..2L-1`` the smallest nonzero ``|d|``
+    bits less 1; ``sums`` (L float32) += the ``|d|`` (16 per tile ``l < n``, padding as 0)."""
+    if not (all(_is_vec_array(a, types.float32) for a in (xf, v, sums)) and _is_vec_array(stats, types.uint32)
+            and _is_index(plane, a0, h, wd, c0, voff, vstride, n)):
         return None
-    sig = types.void(rows, roff, seg, rstride, v, voff, vstride, n, stats, sums)
+    sig = types.void(xf, plane, a0, h, wd, c0, v, voff, vstride, n, stats, sums)
 
     def codegen(context, builder, signature, args):
-        rows_v, roff_v, seg_v, rstride_v, v_v, voff_v, vstride_v, n_v, stats_v, sums_v = _index_args(
+        xf_v, plane_v, a0_v, h_v, wd_v, c0_v, v_v, voff_v, vstride_v, n_v, stats_v, sums_v = _index_args(
             context, builder, signature, args)
         i64, i32 = ir.IntType(64), ir.IntType(32)
-        vty, mask, mload, mstore = _vec_helpers(builder, n_v)
+        vty, nmask, mload, mstore = _vec_helpers(builder, n_v)
         ity = ir.VectorType(i32, WINO_LANES)
-        rp, vp, sp = (_data_ptr(context, builder, t, a) for t, a in ((rows, rows_v), (v, v_v), (stats, stats_v)))
+        i64vec = ir.VectorType(i64, WINO_LANES)
+        xp, vp, sp = (_data_ptr(context, builder, t, a) for t, a in ((xf, xf_v), (v, v_v), (stats, stats_v)))
         zero = ir.Constant(vty, [0.0] * WINO_LANES)
-        one4 = ir.Constant(i32, 4)
+        four = ir.Constant(i32, 4)
+
+        def splat(value):
+            ins = builder.insert_element(ir.Constant(i64vec, ir.Undefined), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(ins, ins, ir.Constant(ity, [0] * WINO_LANES))
+
+        # Columns c0 + o + k for the loads at o = 0, 16 (patch columns 0, 1 of 16 tiles, interleaved) and
+        # o = 2, 18 (columns 2, 3): lane k of a load belongs to tile (o div 16)·8 + k div 2.
+        lane = ir.Constant(i64vec, list(range(WINO_LANES)))
+        n_s, wd_s, c0_s = splat(n_v), splat(wd_v), splat(c0_v)
+        masks = {}
+        for o in (0, WINO_LANES, 2, WINO_LANES + 2):
+            col = builder.add(builder.add(c0_s, lane), ir.Constant(i64vec, [o] * WINO_LANES))
+            tile = ir.Constant(i64vec, [(o // WINO_LANES) * (WINO_LANES // 2) + k // 2 for k in range(WINO_LANES)])
+            inside = builder.and_(builder.icmp_signed(">=", col, ir.Constant(i64vec, [0] * WINO_LANES)),
+                                  builder.icmp_signed("<", col, wd_s))
+            masks[o] = builder.and_(inside, builder.icmp_signed("<", tile, n_s))
+        evens = ir.Constant(ity, [2 * k for k in range(WINO_LANES)])
+        odds = ir.Constant(ity, [2 * k + 1 for k in range(WINO_LANES)])
         d = []
         for a in range(4):
-            base = builder.add(roff_v, builder.mul(rstride_v, ir.Constant(i64, a)))
-            row = []
-            for b in range(4):
-                off = builder.add(builder.add(base, builder.mul(seg_v, ir.Constant(i64, b % 2))), ir.Constant(i64, b // 2))
-                ptr = builder.bitcast(builder.gep(rp, [off]), vty.as_pointer())
-                row.append(builder.call(mload, [ptr, one4, mask, zero]))
-            d.append(row)
+            row = builder.add(a0_v, ir.Constant(i64, a))
+            valid = builder.and_(builder.icmp_signed(">=", row, ir.Constant(i64, 0)), builder.icmp_signed("<", row, h_v))
+            vsplat = builder.icmp_signed("!=", splat(builder.zext(valid, i64)), ir.Constant(i64vec, [0] * WINO_LANES))
+            base = builder.add(builder.add(plane_v, builder.mul(row, wd_v)), c0_v)
+            loaded = {}
+            for o in masks:
+                ptr = builder.bitcast(builder.gep(xp, [builder.add(base, ir.Constant(i64, o))]), vty.as_pointer())
+                loaded[o] = builder.call(mload, [ptr, four, builder.and_(masks[o], vsplat), zero])
+            lo, hi = loaded[0], loaded[WINO_LANES]
+            lo2, hi2 = loaded[2], loaded[WINO_LANES + 2]
+            d.append([builder.shuffle_vector(lo, hi, evens), builder.shuffle_vector(lo, hi, odds),
+                      builder.shuffle_vector(lo2, hi2, evens), builder.shuffle_vector(lo2, hi2, odds)])
         # statistics of the loaded values (masked lanes are 0: no effect on either)
         sptr = builder.bitcast(sp, ity.as_pointer())
         sptr2 = builder.bitcast(builder.gep(sp, [ir.Constant(i64, WINO_LANES)]), ity.as_pointer())
@@ -115,7 +140,7 @@ def input_transform(typingctx, rows, roff, seg, rstride, v, voff, vstride, n, st
             out = _combine(builder, t[0][i], t[1][i], t[2][i], t[3][i], 4)
             for j in range(4):
                 off = builder.add(voff_v, builder.mul(vstride_v, ir.Constant(i64, 4 * i + j)))
-                builder.call(mstore, [out[j], builder.bitcast(builder.gep(vp, [off]), vty.as_pointer()), one4, mask])
+                builder.call(mstore, [out[j], builder.bitcast(builder.gep(vp, [off]), vty.as_pointer()), four, nmask])
         return context.get_dummy_value()
 
     return sig, codegen

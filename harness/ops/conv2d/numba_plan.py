@@ -102,7 +102,7 @@ def _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout
         direct = _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout, dtype, threads,
                        nb_rows, winograd=False)
         return Plan(WINOGRAD, **common, nthreads=max(1, min(ntasks, threads)),
-                    size=winograd_buffer_size(cin, wd, hout, wout, left, nb), nchunks=0, nb=nb, ntasks=ntasks,
+                    size=winograd_buffer_size(cin, nb), nchunks=0, nb=nb, ntasks=ntasks,
                     wp_shape=(16, cout, cin), band_layout=(), fallback=direct)
     if _pixel_path(cog, wout, lanes, nbatch * groups, threads):
         nthreads = max(1, min(nbatch * groups, threads))

@@ -65,7 +65,6 @@ import numpy as np
 from numba import njit, prange
 
 from harness.kernels.gemm_tiles import GEMM_R, gemm_block, gemm_sweep
-from harness.kernels.packing import pack_row
 from harness.kernels.tasks import claim
 from harness.kernels.winograd_tiles import WINO_LANES, input_transform, output_transform, store_pairs
 
@@ -78,7 +77,7 @@ MIN_COUT = 32               # output channels at least this (speed: see numba_ke
 MIN_TILES = 512             # 2×2 output tiles in the call (all images) at least this: U is made per call
 SAFE_PRODUCT = 2.0 ** 100   # max|x|·max|w| at most this: nothing overflows (Note)
 SMALLEST = 2.0 ** -100      # nonzero |x| and |w| at least this: no underflow in U (Note)
-SPREAD = 16                 # max|x|·max|w| / (mean|x|·mean|w|) at most this times C_in (Note)
+SPREAD = 4                  # max|x|·max|w| / (mean|x|·mean|w|) at most this times C_in (Note)
 _V_BYTES = 512 << 10        # a task's transformed input V at most this (L2, with U's panels)
 
 
@@ -100,19 +99,10 @@ def winograd_layout(nbatch, cin, hout, wout, threads):
     return nb, nbatch * -(-tiles // (nb * WINO_LANES))
 
 
-def _winograd_seg(wd, wout, left):
-    """Positions of one phase of a packed row: the tiles' reads (``tx + 1 <= tiles_w``) and every input column."""
-    return max(-(-wout // 2) + 1, (left + wd - 1) // 2 + 1)
-
-
-def winograd_buffer_size(cin, wd, hout, wout, left, nb):
-    """Elements of a thread's buffer: packed rows of one channel, ``V``, the products ``M`` (with ``L`` of
-    slack), the output stage and 2·L statistics lanes (as float32)."""
+def winograd_buffer_size(cin, nb):
+    """Elements of a thread's buffer: ``V``, the products ``M`` (with ``L`` of slack) and the output stage."""
     t = nb * WINO_LANES
-    tw = -(-wout // 2)
-    rows = 2 * (t // tw + 2) + 2
-    return (rows * 2 * _winograd_seg(wd, wout, left) + 16 * (cin * t + WINO_LANES) + 16 * GEMM_R[nb] * t
-            + 5 * WINO_LANES)
+    return 16 * (cin * t + WINO_LANES) + 16 * GEMM_R[nb] * t + 5 * WINO_LANES
 
 
 @njit(cache=True, inline="always")
@@ -178,17 +168,13 @@ def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums
     n = task // nblk
     m0 = (task - n * nblk) * t_blk
     pe = min(t_blk, th * tw - m0)
-    seg = max(tw + 1, (left + wd - 1) // 2 + 1)
-    rstride = 2 * seg
     ty_lo, ty_hi = m0 // tw, (m0 + pe - 1) // tw
-    nrows = 2 * (ty_hi - ty_lo) + 4
     rmax = GEMM_R[nb]
-    rows = buf[:nrows * rstride]
     # V[ξ, ci, tile] at ξ·vst + ci·T + tile: ξ planes a cache line more than C_in·T apart (b1: 16 KB), or the
-    # 16 streams of each transform share one set of L1 (input side 0.43 -> 0.xx ms on one thread)
+    # 16 streams of each transform share one set of L1 (input side 0.43 -> 0.12 ms on one thread)
     vst = cin * t_blk + WINO_LANES
-    vb = buf[nrows * rstride:nrows * rstride + 16 * vst]
-    mb = buf[nrows * rstride + 16 * vst:]
+    vb = buf[:16 * vst]
+    mb = buf[16 * vst:]
     stage = mb[16 * rmax * t_blk + WINO_LANES:]
     # the block's runs: (offset in the block, tile row, first tile column, tiles), each within a tile row, <= L
     runs = np.empty((pe // WINO_LANES + 2 * (ty_hi - ty_lo + 1) + 1, 4), dtype=np.int64)
@@ -201,14 +187,12 @@ def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums
         runs[nruns, 0], runs[nruns, 1], runs[nruns, 2], runs[nruns, 3] = m - m0, ty, tx, cnt
         nruns += 1
         m += cnt
-    # V: channel by channel, its padded rows packed (zero outside the image), then each run transformed
-    rows[:] = 0
-    a0 = 2 * ty_lo - top                                # input row of the block's first padded row
+    # V: channel by channel, each run's patches read from the input plane (zero outside it)
+    xf = x.reshape(x.size)
     for ci in range(cin):
-        for r in range(max(0, -a0), min(nrows, h - a0)):
-            pack_row(x[n, ci, a0 + r], rows, r * rstride, left, 2, seg)
+        plane = (n * cin + ci) * h * wd
         for k in range(nruns):
-            input_transform(rows, 2 * (runs[k, 1] - ty_lo) * rstride + runs[k, 2], seg, rstride, vb,
+            input_transform(xf, plane, 2 * runs[k, 1] - top, h, wd, 2 * runs[k, 2] - left, vb,
                             ci * t_blk + runs[k, 0], vst, runs[k, 3], stats, sums)
     if pe < t_blk:                                      # tiles of a partial block: zero, not stale
         for q in range(16):
