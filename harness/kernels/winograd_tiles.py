@@ -58,7 +58,8 @@ def _vec_helpers(builder, n_v):
 
 
 def _combine(builder, a, b, c, d, rows):
-    """One axis of a transform on 4 values: ``Bᵀ`` (rows=4: a−c, b+c, c−b, b−d) or ``Aᵀ`` (rows=2: a+b+c, b−c−d)."""
+    """One axis of a transform on 4 values: ``Bᵀ`` (rows=4: a−c, b+c, c−b, b−d) or ``Aᵀ`` (rows=2: a+b+c,
+    b−c−d)."""
     if rows == 4:
         return [builder.fsub(a, c), builder.fadd(b, c), builder.fsub(c, b), builder.fsub(b, d)]
     return [builder.fadd(builder.fadd(a, b), c), builder.fsub(builder.fsub(b, c), d)]
@@ -106,7 +107,8 @@ def input_transform(typingctx, xf, plane, a0, h, wd, c0, v, voff, vstride, n, st
         d = []
         for a in range(4):
             row = builder.add(a0_v, ir.Constant(i64, a))
-            valid = builder.and_(builder.icmp_signed(">=", row, ir.Constant(i64, 0)), builder.icmp_signed("<", row, h_v))
+            valid = builder.and_(builder.icmp_signed(">=", row, ir.Constant(i64, 0)),
+                                 builder.icmp_signed("<", row, h_v))
             vsplat = builder.icmp_signed("!=", splat(builder.zext(valid, i64)), ir.Constant(i64vec, [0] * WINO_LANES))
             base = builder.add(builder.add(plane_v, builder.mul(row, wd_v)), c0_v)
             loaded = {}
@@ -200,7 +202,8 @@ def store_pairs(typingctx, stage, out, obase, orow, ncols, nrows):
                                                        vty.as_pointer()), align=4) for j in range(2))
                 base = builder.add(obase_v, builder.mul(orow_v, ir.Constant(i64, i)))
                 for half, sel, mask in ((0, lo, mask_lo), (WINO_LANES, hi, mask_hi)):
-                    ptr = builder.bitcast(builder.gep(op, [builder.add(base, ir.Constant(i64, half))]), vty.as_pointer())
+                    ptr = builder.bitcast(builder.gep(op, [builder.add(base, ir.Constant(i64, half))]),
+                                          vty.as_pointer())
                     builder.call(mstore, [builder.shuffle_vector(y0, y1, sel), ptr, ir.Constant(i32, 4), mask])
         return context.get_dummy_value()
 

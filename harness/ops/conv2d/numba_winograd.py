@@ -21,13 +21,17 @@ channel and ``g`` the 3×3 weights::
 is 16 independent products ``U_ξ (C_out × C_in) @ V_ξ (C_in × tiles)``, swept
 by ``gemm_tiles.gemm_sweep`` (6 channels × 4 tile vectors, 24 accumulators).
 A task is one image's block of ``T = NB·L`` consecutive tiles (flattened
-``ty·tiles_w + tx``): its input channels are packed (rows phase-split by
-``pack_row`` with stride 2, so a tile vector's 4 patch columns are whole
-vectors) and transformed into ``V`` (16·C_in·T floats, in L2), then per
-block of 6 output channels the 16 products land in ``M`` (L1) and are
-transformed back and stored. Tiles past the output's edge are computed and
-not stored. ``U`` (16·C_out·C_in) is made per call, in float64 and rounded
-once (``_transform_weights``).
+``ty·tiles_w + tx``; ``NB`` = 4 unless ``V`` would pass 512 KB or the
+threads would get fewer than two tasks each): its input channels' patches are
+read from the input planes and transformed into ``V`` (16·C_in·T floats, in
+L2), then per block of 6 output channels the 16 products land in ``M`` (L1)
+and are transformed back and stored. Tiles past the output's edge are
+computed and not stored. ``U`` (16·C_out·C_in) is made per call, in float64
+and rounded once (``_transform_weights``). Chosen (``winograd_fits``) for at
+least ``MIN_CIN`` = 32 input channels (numerics, below), ``MIN_COUT`` = 32
+output channels and ``MIN_TILES`` = 512 tiles per call: below those the
+per-call ``U`` and the transforms cost more than the products save
+(``numba_kernel``'s Measured).
 
 *Numerics.* ``Bᵀ``, ``Aᵀ`` are 0, ±1 and ``G``'s ½ are exact, so every
 computed value is an ordinary sum with a few more roundings than the direct
@@ -35,14 +39,26 @@ one: ``V`` 2 levels of ±, ``U`` one rounding, the products' sums over ``C_in``
 (as the direct sum's), ``Aᵀ M A`` 2 levels of 3-term ±. Each output uses only
 its own 3×3 window of ``d`` (``Bᵀ`` rows 0-2 read patch rows 0-2, rows 1-3 rows
 1-3), so the error is ``O(u)·Σ_ci Σ_ξ |U_ξ|·|V_ξ|`` ≤ ``O(u)·Σ_ci (Σ|g|)(Σ_window|d|)``:
-the magnitude of *all* window × weight pairs, ``9·B`` in expectation for
-independent data where the tolerance model allows ``(1 + 4·√K)·u·B``
-(compare.py Note [Tolerance model]; ``K = 9·C_in``), hence ``C_in`` at least
-``_MIN_CIN`` (also where the path pays). Measured (tests/test_numba_winograd.py,
-seeds × shapes, float32 error / model bound): normal data worst 0.03, a
-common offset (x = 1000 + noise) 0.06, mixed scales (each channel 2^±20) 0.02.
-Data whose large x and w systematically avoid each other's taps (``B`` far below
-``Σ|g|·Σ|d|``) could exceed it: no case file or fuzz fill makes such data.
+the magnitude of *all* window × weight pairs, not of the aligned ones that make
+``B``. For independent data it is ``~9·B`` where the tolerance model allows
+``(1 + 4·√K)·u·B`` (compare.py Note [Tolerance model]; ``K = 9·C_in``), and
+errors add like a random walk over ``C_in``, hence ``C_in`` at least 32. It
+fails when large ``x`` and large ``w`` meet off each other's taps while the
+aligned products are small: heavy tails in both (each element scaled by
+``2^±20``: up to 40x the bound; Cauchy data: 120x). The guard, from the
+statistics the path collects anyway: ``max|x|·max|w| ≤ SPREAD·C_in·mean|x|·
+mean|w|`` (``SPREAD`` = 4; the error grows like that ratio over ``C_in``;
+normal data is ~40, b1's threshold 256). Measured (random sweeps of 800 calls
+each, seeds 4 and 5 (/tmp scripts, not kept): ``C_in`` 32-128, ``C_out`` 16-64, 2-40 pixel sides, padding 0/1/2/
+asymmetric/SAME, both layouts, bias or not; error / bound of the model in
+float32): normal 0.06, uniform 0.06, x = 1000 + noise 0.06, x = ±1000 + noise
+0.08, weights 3 + 0.01·noise 0.08, channels scaled 2^±20 0.05, all positive
+0.25 (the direct path: 0.29), heavy tails in x or w alone or 95% zeros
+0.03-0.04 (the guard sent the rest to the direct path); with ``SPREAD`` 16 (1,400
+calls) the worst were 0.52-0.64. float16/bfloat16 are dominated by the final rounding
+(up to 0.5 on any path). Data that is heavy-tailed only in a small region,
+the rest inflating the means, could still pass the guard: no case file or
+fuzz fill makes such data (the fuzz never reaches 32 channels).
 
 Underflow: the model allows one ``u·λ`` per product (``K`` of them per
 output). Each output here also has exactly ``9·C_in`` products; ``Bᵀ d B`` and
@@ -50,13 +66,16 @@ output). Each output here also has exactly ``9·C_in`` products; ``Bᵀ d B`` an
 weights that are multiples of ``2^-123`` (every float32 ≥ ``2^-100``): their
 combinations are 0 or at least ``2^-125``, normal. So the call falls back
 when a nonzero ``|w|`` (or, to stay on the safe side, ``|x|``) is below
-``2^-100``. Overflow: ``|U| ≤ 2.25·max|w|``, ``|V| ≤ 4·max|x|``, every
+``SMALLEST`` = ``2^-100``. Overflow: ``|U| ≤ 2.25·max|w|``, ``|V| ≤ 4·max|x|``, every
 intermediate below ``81·C_in·max|x|·max|w|``, so with ``max|x|·max|w| ≤ 2^100``
-nothing overflows (and the direct sum cannot either); above it, fall back.
-Non-finite values: ``Bᵀ d B`` turns ``inf − inf`` into NaN where the definition
-has ``±inf``: any inf or NaN in ``x`` or ``w`` falls back. The statistics come
-from the passes the path makes anyway (``input_transform`` keeps them, the
-weight transform computes them); the direct path then recomputes the call.
+(``SAFE_PRODUCT``) nothing overflows (and the direct sum cannot either);
+above it, fall back. Non-finite values: ``Bᵀ d B`` turns ``inf − inf`` into
+NaN where the definition has ``±inf``: any inf or NaN in ``x`` or ``w`` falls
+back. The statistics come from the passes the path makes anyway
+(``input_transform`` keeps them over the patches it reads, the weight
+transform computes them); on a fallback the direct path recomputes the call
+(input values no output reads are not checked: the definition has no term
+with them either).
 """
 
 from __future__ import annotations
@@ -216,7 +235,8 @@ def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums
                 if nhwc:
                     for i in range(nr):
                         for c in range(nc):
-                            oflat[((n * hout + y + i) * wout + xo + c) * cout + oc] = stage[(2 * i + c % 2) * WINO_LANES + c // 2]
+                            oflat[((n * hout + y + i) * wout + xo + c) * cout + oc] = stage[
+                                (2 * i + c % 2) * WINO_LANES + c // 2]
                 else:
                     store_pairs(stage, oflat, (n * cout + oc) * plane + y * wout + xo, wout, nc, nr)
         co += r
@@ -224,11 +244,11 @@ def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, sums
 
 @njit(parallel=True, cache=True)
 def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads):
-    """``out`` = the convolution of ``x`` (float32, NCHW) with the weights ``u`` transformed by
-    ``_transform_weights`` (via ``transform_weights``), ``biasp`` the bias; ``ntasks`` tasks claimed by
-    ``nthreads`` threads with ``winograd_buffer_size`` elements of ``work`` each. Returns ``(largest |x|,
-    smallest nonzero |x|)`` over the values read (the largest at least inf when one is inf or NaN): the caller's fallback
-    test (see the Note), and the mean ``|x|`` over the tiles' patches (padding zeros included)."""
+    """``out`` = the convolution of ``x`` (float32, NCHW) with the weights ``u`` that ``transform_weights``
+    made, ``biasp`` the bias; ``ntasks`` tasks claimed by ``nthreads`` threads with ``winograd_buffer_size``
+    elements of ``work`` each. Returns the statistics of the caller's fallback test (see the Note) over the
+    values the patches read: ``(largest |x|`` (inf if one is inf or NaN), ``smallest nonzero |x|, mean |x|)``,
+    the mean over the tiles' patches, padding zeros included."""
     size = work.shape[0] // nthreads
     counter = np.zeros(1, dtype=np.int64)
     allstats = np.zeros((nthreads, 2 * WINO_LANES), dtype=np.uint32)
