@@ -48,15 +48,16 @@ aligned products are small: heavy tails in both (each element scaled by
 ``2^±20``: up to 40x the bound; Cauchy data: 120x). The guard, from the
 statistics the path collects anyway: ``max|x|·max|w| ≤ SPREAD·C_in·mean|x|·
 mean|w|`` (``SPREAD`` = 4; the error grows like that ratio over ``C_in``;
-normal data is ~40, b1's threshold 256). Measured (random sweeps of 800 calls
-each, seeds 4 and 5 (/tmp scripts, not kept): ``C_in`` 32-128, ``C_out`` 16-64, 2-40 pixel sides, padding 0/1/2/
-asymmetric/SAME, both layouts, bias or not; error / bound of the model in
-float32): normal 0.06-0.07, uniform 0.06-0.08, x = 1000 + noise 0.05-0.06,
-x = ±1000 + noise 0.05-0.08, weights 3 + 0.01·noise 0.08-0.10, channels
-scaled 2^±20 0.05-0.12, all positive 0.25-0.26 (the direct path: 0.29),
-heavy tails in x or w alone, or 95% zeros, 0.02-0.09 (the guard sent most of
-those calls to the direct path); with ``SPREAD`` 16 (1,400
-calls) the worst were 0.52-0.64. float16/bfloat16 are dominated by the final rounding
+normal data is ~40, b1's threshold 256). Measured (two random sweeps of 800
+calls, an ad-hoc script on tests/test_numba_winograd.py's helpers: ``C_in`` 32-128,
+``C_out`` 16-64, 2-40 pixel sides, padding 0/1/2/asymmetric/SAME, both
+layouts, bias or not; worst error / bound of the model, float32): normal
+0.06-0.07, uniform 0.06-0.08, x = 1000 + noise 0.05-0.06, x = ±1000 + noise
+0.05-0.08, weights 3 + 0.01·noise 0.08-0.10, channels scaled 2^±20
+0.05-0.12, all positive 0.25-0.26 (the direct path: 0.29), heavy tails in x
+or w alone, or 95% zeros, 0.02-0.09 (the guard sent most of those calls to
+the direct path); with ``SPREAD`` 16 (1,400 calls) the worst were 0.52-0.64.
+float16/bfloat16 are dominated by the final rounding
 (up to 0.5 on any path). Data that is heavy-tailed only in a small region,
 the rest inflating the means, could still pass the guard: no case file or
 fuzz fill makes such data (the fuzz never reaches 32 channels).
