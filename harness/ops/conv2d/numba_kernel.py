@@ -74,7 +74,10 @@ b2 (1,256,16,16)→128 k3 s2 same     0.59 ms  64 GF/s,  0.50 ms  1.13-1.23    1
 b3 (16,32,64,64)→16 k5 d2 same     12.59 ms 133 GF/s, 10.63 ms  1.05-1.19    0.98-1.20
 b4 (8,64,32,32)→64 k3 s2 g8 same    0.75 ms  25 GF/s,  0.77 ms  0.90-1.05    0.89-1.04
 b5 (8,64,56,56) depthwise k3 same   1.28 ms  23 GF/s,  1.51 ms  0.83-1.04    0.85-1.04
+b1 Winograd (below; load 0.0-0.3)   1.51 ms 400 GF/s*, 2.75 ms  0.55         0.58-0.59
 =================================  ===========================  ===========  ===========
+
+(* direct-equivalent work: 2·K·outputs flops over the time, 2.25x the multiply-adds done.)
 
 Two threads: most rounds had 10-40 ms stalls for both libraries; the ranges
 are from the clean ones. Peak: 166 GFLOP/s a core (2.6 GHz × 16 lanes × 2 FMA
@@ -90,19 +93,28 @@ of the output, the input packed row by row, a tighter band, ``_NB_ROWS``
 1/3/4, the pixel path, input-channel chunks (3.67 → 4.02 ms). A call right
 after torch's runs 3-5% slower (its data evicted ours): rotate A/B orders.
 
-Winograd (b1 only; one process, numba's OpenMP pool started before torch
-loaded its own — the other order made torch's conv2d 7x slower here —,
-calls of Winograd, the rows path and torch rotated, medians of 40; load
-3.7-6.4 from other jobs, so two-thread figures were unusable (torch 16-20 ms,
-numba's team cut to one)): one thread b1 1.55-1.70 ms against rows 2.58-2.71
-and torch 2.58-2.76 (0.57-0.63x torch; 0.74-0.75x at load 6 with both slowed);
-of it the 16 products 1.06 ms (~250 GF/s of direct-equivalent work: at the
-tile's peak), input packing and transform 0.24, weight transform 0.05, output
-transform and stores 0.05. Not taken, by measurement (one thread, same way):
-one image of 16×16 × 32→32 channels (0.085 vs 0.057 ms), 8×8 × 64→64 (0.093
-vs 0.039), 16×16 × 256→256 (2.3 vs 1.3), 7×7 × 512→512 (6.0 vs 3.0: ``U`` is
-made per call, 16·C_out·C_in); taken ones gained 0.58-0.75x of the direct
-time (8×32×32×32→32 0.58 vs 0.77 ms, 8×16×16×128→128 1.8 vs 3.1).
+Winograd (b1 is the only benchmark shape that takes it). One process; numba's
+OpenMP pool started before torch loaded its own (the other order made
+torch's conv2d 7x slower here); Winograd, rows and torch calls rotated,
+medians of 40 after 10 warm-ups, wall time (``process_time`` of a sub-ms
+two-thread call misses the pool thread's share). Quiet machine (load
+0.0-0.3): two threads 0.83-0.85 ms against rows 1.40-1.43 and torch 1.40-1.45
+(0.58-0.59x torch); one thread 1.51-1.54 against 2.70-2.72 and 2.75-2.79
+(0.55x). b2-b5 keep their paths (same times within 5%). Of a one-thread
+call (parts timed alone, load ~5, whole 1.46-1.49 ms): the 16 products
+1.06 ms (~250 GF/s of direct-equivalent work: the gemm tile's in-cache
+rate), ``winograd()`` 1.36-1.40 (so ~0.32 for the input and output transforms
+and the set-up; reading the patches from the planes instead of packing the
+rows first saved 0.10, and ``V``'s planes a cache line more than 16 KB apart
+0.3: 16 streams in one L1 set), the weight transform 0.055, Python ~0.04.
+At load 4-6 from other jobs: one thread 0.63-0.75x torch, two threads
+unmeasurable (torch 16-20 ms, numba's team cut to one). Not taken, by measurement (one thread, same
+way, load ~5): one image of 16×16 × 32→32 channels (0.085 vs 0.057 ms), 8×8
+× 64→64 (0.093 vs 0.039), 16×16 × 256→256 (2.3 vs 1.3), 7×7 × 512→512 (6.0
+vs 3.0: ``U`` is made per call, 16·C_out·C_in); taken ones gained 0.58-0.75x
+of the direct time (8×32×32×32→32 0.58 vs 0.77 ms, 8×16×16×128→128 1.8 vs
+3.1). The 6 × 4-vector gemm tile (6 broadcasts, 4 loads per 24 FMAs) ran the
+products in 1.06 ms, the 12 × 2 one (12 broadcasts) in 2.7-2.9.
 
 b1 is compute-bound against torch: its sweeps run at the micro-kernel's
 in-cache rate (12 × 2 tile: 24 FMAs, 12 broadcasts, 2 weight loads a step;
