@@ -103,7 +103,7 @@ def _plan(xshape, wshape, bshape, stride, dilation, groups, pads, out_hw, layout
                        nb_rows, winograd=False)
         return Plan(WINOGRAD, **common, nthreads=max(1, min(ntasks, threads)),
                     size=winograd_buffer_size(cin, nb), nchunks=0, nb=nb, ntasks=ntasks,
-                    wp_shape=(16, cout, cin), band_layout=(), fallback=direct)
+                    wp_shape=(), band_layout=(), fallback=direct)
     if _pixel_path(cog, wout, lanes, nbatch * groups, threads):
         nthreads = max(1, min(nbatch * groups, threads))
         size = pixel_planes_size(cig, h, wd, hout, wout, kh, kw, sh, sw, dh, dw, top, left, lanes)[2]

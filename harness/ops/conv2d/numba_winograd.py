@@ -90,8 +90,7 @@ from harness.kernels.tasks import claim
 from harness.kernels.winograd_tiles import WINO_LANES, input_transform, output_transform, store_pairs
 
 __all__ = ["MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "transform_weights", "u_size",
-           "winograd",
-           "winograd_buffer_size", "winograd_fits", "winograd_layout", "winograd_safe"]
+           "winograd", "winograd_buffer_size", "winograd_fits", "winograd_layout", "winograd_safe"]
 
 MIN_CIN = 32                # input channels at least this (Note: numerics and speed)
 MIN_COUT = 32               # output channels at least this (speed: see numba_kernel's Measured)
@@ -136,7 +135,8 @@ def _g_row(a, b, c):
 def _transform_weights(w, u):
     """``u[(4i + j)·ust + co·C_in + ci] = (G w[co, ci] Gᵀ)[i, j]`` in float64, rounded once (``ust`` =
     ``u.size / 16``: ``C_out·C_in`` and a cache line, as ``V``'s planes); returns ``(largest |w|, smallest
-    nonzero |w|, mean |w|)``, the largest inf if a weight is inf or NaN. Branch-free over ``ci``: it vectorises."""
+    nonzero |w|, mean |w|)``, the largest inf if a weight is inf or NaN. Scalars and no branches in the ``ci``
+    loop (a scratch array and branches for the statistics: b1 0.13 ms on one thread, this 0.055)."""
     cout, cin = w.shape[0], w.shape[1]
     ust = u.size // 16
     wf = w.reshape(cout, cin * 9)
