@@ -225,15 +225,29 @@ def test_the_fallback_thresholds():
     wstats = numba_winograd.transform_weights(w.astype(np.float32), u)
     assert wstats[:2] == (2.0 ** 50, numba_winograd.SMALLEST) and wstats[2] == pytest.approx(2.0 ** 50, rel=1e-3)
     safe = numba_winograd.winograd_safe
-    assert safe((2.0 ** 50, numba_winograd.SMALLEST, 2.0 ** 50), wstats, 32)
-    assert not safe((2.0 ** 51, 1.0, 2.0 ** 51), wstats, 32)                         # a product past 2^100
-    assert not safe((1.0, numba_winograd.SMALLEST / 2, 1.0), wstats, 32)            # tiny
-    assert not safe((np.inf, 1.0, 1.0), wstats, 32)
-    assert not safe((1.0, 1.0, np.inf), wstats, 32)                                  # the sum overflowed
-    spread = numba_winograd.SPREAD * 32
-    ones = (1.0, 1.0, 1.0)
-    assert safe((spread, 1.0, 1.0), ones, 32) and not safe((spread * 1.01, 1.0, 1.0), ones, 32)
-    assert safe((0.0, np.inf, 0.0), (0.0, np.inf, 0.0), 32)                          # all zeros: exact
+    assert safe((2.0 ** 50, numba_winograd.SMALLEST, True), wstats)
+    assert not safe((2.0 ** 50, numba_winograd.SMALLEST, False), wstats)             # a block past the spread
+    assert not safe((2.0 ** 51, 1.0, True), wstats)                                  # a product past 2^100
+    assert not safe((1.0, numba_winograd.SMALLEST / 2, True), wstats)                # tiny
+    assert not safe((np.inf, 1.0, True), wstats)
+    assert not safe((np.nan, 1.0, True), wstats)
+    assert numba_winograd.x_limit((4.0, 1.0, 2.0), 32) == numba_winograd.SPREAD * 32 / 2
+    assert numba_winograd.x_limit((0.0, np.inf, 0.0), 32) == np.inf                  # zero weights: any x
+
+
+def test_the_spread_guard_is_per_block(small_calls, monkeypatch):
+    """A corner of heavy-tailed data in one image falls back, though the other image's large values make the
+    whole tensor's ``max/mean`` pass the guard."""
+    params = conv([2, 32, 40, 40], 32)
+    arrays = make(params, "float32", 5)
+    x, w = arrays["x"], arrays["w"]
+    x[0] *= 2.0 ** 20
+    x[1, :, 30:, 30:] *= 2.0 ** np.random.default_rng(1).integers(-20, 21, x[1, :, 30:, 30:].shape)
+    whole = np.abs(x).max() * np.abs(w).max() / (np.abs(x).mean() * np.abs(w).mean())
+    assert whole <= numba_winograd.SPREAD * 32
+    got = call(params, arrays, "float32")
+    assert paths() == [conv_plan.WINOGRAD]
+    np.testing.assert_array_equal(got, direct(monkeypatch, params, arrays, "float32"))
 
 
 def test_an_empty_batch_is_empty(small_calls):

@@ -159,7 +159,7 @@ from harness.ops.conv2d.numba_gemm import gemm
 from harness.ops.conv2d.numba_pixels import pixel_tiles
 from harness.ops.conv2d.numba_plan import GEMM, PIXELS, WINOGRAD, plan
 from harness.ops.conv2d.numba_weights import pack_weights
-from harness.ops.conv2d.numba_winograd import transform_weights, u_size, winograd, winograd_safe
+from harness.ops.conv2d.numba_winograd import transform_weights, u_size, winograd, winograd_safe, x_limit
 
 __all__ = ["conv2d"]
 
@@ -357,8 +357,9 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
         usize = u_size(cout, w.shape[1])
         work = scratch(usize + p.nthreads * p.size, ct)
         wstats = transform_weights(w, work[:usize])
-        xstats = winograd(x, work[:usize], biasp, out, work[usize:], nhwc, top, left, p.nb, p.ntasks, p.nthreads)
-        if winograd_safe(xstats, wstats, w.shape[1]):
+        xstats = winograd(x, work[:usize], biasp, out, work[usize:], nhwc, top, left, p.nb, p.ntasks, p.nthreads,
+                          x_limit(wstats, w.shape[1]))
+        if winograd_safe(xstats, wstats):
             return case_result(out, dtype)
         p = p.fallback                                  # data the transforms must not see (numba_winograd)
     if p.path == PIXELS:
