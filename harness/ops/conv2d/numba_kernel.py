@@ -74,7 +74,7 @@ b2 (1,256,16,16)→128 k3 s2 same     0.59 ms  64 GF/s,  0.50 ms  1.13-1.23    1
 b3 (16,32,64,64)→16 k5 d2 same     12.59 ms 133 GF/s, 10.63 ms  1.05-1.19    0.98-1.20
 b4 (8,64,32,32)→64 k3 s2 g8 same    0.75 ms  25 GF/s,  0.77 ms  0.90-1.05    0.89-1.04
 b5 (8,64,56,56) depthwise k3 same   1.28 ms  23 GF/s,  1.51 ms  0.83-1.04    0.85-1.04
-b1 Winograd (below; load 0.0-0.3)   1.51 ms 400 GF/s*, 2.75 ms  0.55         0.58-0.59
+b1 Winograd (below; load 0.0-0.3)   1.40 ms 431 GF/s*, 2.59 ms  0.54-0.55    0.57-0.65
 =================================  ===========================  ===========  ===========
 
 (* direct-equivalent work: 2·K·outputs flops over the time, 2.25x the multiply-adds done.)
@@ -98,9 +98,9 @@ OpenMP pool started before torch loaded its own (the other order made
 torch's conv2d 7x slower here); Winograd, rows and torch calls rotated,
 medians of 40 after 10 warm-ups, wall time (``process_time`` of a sub-ms
 two-thread call misses the pool thread's share). Quiet machine (load
-0.0-0.3): two threads 0.83-0.85 ms against rows 1.40-1.43 and torch 1.40-1.45
-(0.58-0.59x torch); one thread 1.51-1.54 against 2.70-2.72 and 2.75-2.79
-(0.55x). b2-b5 keep their paths (same times within 5%). Of a one-thread
+0.0-0.3, 8 rounds): two threads 0.77-0.96 ms against rows 1.30-1.56 and
+torch 1.30-1.66 (0.57-0.65x torch); one thread 1.40-1.54 against 2.53-2.72
+and 2.59-2.79 (0.54-0.55x). b2-b5 keep their paths (same times within 5%). Of a one-thread
 call (parts timed alone, load ~5, whole 1.46-1.49 ms): the 16 products
 1.06 ms (~250 GF/s of direct-equivalent work: the gemm tile's in-cache
 rate), ``winograd()`` 1.36-1.40 (so ~0.32 for the input and output transforms
