@@ -153,13 +153,14 @@ ORACLE_PROBE = textwrap.dedent("""
                            {"x": x, "w": rng.standard_normal((2, 6, 3, 3))}, threads=threads)
             transpose.reference({"dilation": 2, "padding": "same", "layout": layout},
                                 {"x": x, "w": rng.standard_normal((6, 4, 3, 3))}, threads=threads)
-            conv.reference({"stride": 2, "padding": 1, "layout": layout},
-                           {"x": x, "w": rng.standard_normal((3, 6, 2, 2))}, threads=threads)     # every tap gathered
+            for x_dtype in (np.float64, np.float32):    # every tap gathered, from x's column phases
+                conv.reference({"stride": 2, "padding": 1, "layout": layout},
+                               {"x": x.astype(x_dtype), "w": rng.standard_normal((3, 6, 2, 2))}, threads=threads)
             transpose.reference({"stride": [1, 2], "padding": 1, "layout": layout},
                                 {"x": x, "w": rng.standard_normal((6, 4, 2, 3)), "b": np.ones(4)}, threads=threads)
     counts = {}
     for module, loops in ((conv, conv._sum_loops), (conv, conv._gather_columns), (conv, conv._add_rows),
-                          (conv, conv._gather_taps),
+                          (conv, conv._gather_taps), (conv, conv._split_columns),
                           (transpose, transpose._scatter_loops), (transpose, transpose._place_rows),
                           (transpose, transpose._gather_columns),
                           (transpose, transpose._add_rows),
@@ -180,6 +181,7 @@ def test_after_warm_a_new_process_loads_the_oracles_loops_from_the_cache(tmp_pat
     probe = _run(ORACLE_PROBE, **cache)
     assert probe.returncode == 0, probe.stderr
     counts = json.loads(probe.stdout.strip().splitlines()[-1])
-    assert len(counts) == 9
+    assert len(counts) == 10
+    assert counts["harness.ops.conv2d.oracle._split_columns"][0] >= 2, counts       # float32 and float64 x
     for name, (hits, misses) in counts.items():
         assert hits >= 1 and misses == 0, (name, counts)

@@ -313,6 +313,39 @@ def test_one_image_is_split_across_threads(module, semantics, fields, form, monk
     assert_within_ulps(two, want, magnitude, r.accumulation_length + 1)
 
 
+@pytest.mark.parametrize("sw, width", [(2, 8), (2, 9), (3, 10), (3, 11)])
+@pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
+def test_column_phases_hold_every_column_once(sw, width, x_dtype):
+    x = np.random.default_rng(sw * width).standard_normal((2, 3, 4, width)).astype(x_dtype)
+    phases = conv_oracle.column_phases(x, sw, np.float64)
+    count = -(-width // sw)
+    assert phases.shape == (2, 3, 4, sw, count) and phases.dtype == np.float64
+    for p in range(sw):
+        inside = len(range(p, width, sw))
+        np.testing.assert_array_equal(phases[..., p, :inside], x[..., p::sw])    # exactly: float64 holds x
+        assert not phases[..., p, inside:].any()
+
+
+@pytest.mark.parametrize("sw, width", [(2, 8), (2, 9), (3, 11)])
+@pytest.mark.parametrize("loops", ["compiled", "numpy"])
+def test_strided_taps_gathered_from_column_phases(sw, width, loops, monkeypatch):
+    # Every tap of a strided call gathered from x's column phases, in blocks of a few rows, from a float32 x
+    # read as it is (the same sums as from x converted first) and a float64 one.
+    if loops == "numpy":
+        numpy_only(conv_oracle, monkeypatch)
+    fields = dict(input=[3, 4, 7, width], out_channels=4, groups=2, kernel_size=[2, 3], stride=[2, sw],
+                  dilation=[1, 2], padding=[1, 0, 2, 1], bias=True)
+    params, r = conv.Params(**fields).model_dump(), conv.resolve(conv.Params(**fields))
+    arrays = operands(conv, params, 8, True)
+    arrays["x"] = arrays["x"].astype(np.float32)
+    monkeypatch.setattr(conv_oracle, "BLOCK_BYTES", 2_000)
+    got = conv_oracle.reference(params, arrays)
+    np.testing.assert_array_equal(got, conv_oracle.reference(params, {**arrays, "x": arrays["x"].astype(np.float64)}))
+    magnitude = conv_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    assert_within_ulps(got, conv2d_loops(arrays["x"].astype(np.float64), arrays["w"], arrays["b"], r), magnitude,
+                       r.accumulation_length + 1)
+
+
 # An input row's products, a group at a time: kh·kw·Cog·W·8 = 3·2·3·3·8 = 432 bytes; an image's 6 rows 2592.
 @pytest.mark.parametrize("block_bytes, rows, images", [(100, 1, 1), (1_500, 3, 1), (6_000, 6, 2)],
                          ids=["one-row", "rows", "two-images"])
@@ -402,7 +435,7 @@ def test_threads_only_where_cores_are_free(load, runnable, ours, threads, free, 
     loadavg.write_text(f"{load} 3.02 2.50 {runnable}/312 4242\n")
     monkeypatch.setattr(oracle_threads.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(oracle_threads, "_own_runnable", lambda: ours)
-    monkeypatch.setattr(oracle_threads, "open", lambda path: open(loadavg), raising=False)
+    monkeypatch.setattr(oracle_threads, "LOADAVG", str(loadavg))
     assert oracle_threads.free_cores(threads) == free
 
 

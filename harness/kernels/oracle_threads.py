@@ -54,14 +54,26 @@ def free_cores(threads):
     if threads <= 1:
         return 1
     try:
-        with open("/proc/loadavg") as f:
-            fields = f.read().split()
-        load, running = float(fields[0]), int(fields[3].split("/")[0])   # ``running``: this thread included
+        fields = _read(LOADAVG).split()
+        load, running = float(fields[0]), int(fields[3].split(b"/")[0])   # ``running``: this thread included
     except (OSError, IndexError, ValueError):
         return threads
     busy = int(load + 0.1) - 1
     others = min(busy, max(0, running - _own_runnable())) if busy > 0 and running > 1 else 0
     return max(1, min(threads, (os.cpu_count() or threads) - others))
+
+
+LOADAVG = "/proc/loadavg"
+
+
+def _read(path):
+    """The start of a small file's bytes, without ``open``'s buffered text file: a call's 10 µs instead of 35
+    (first thing in an oracle call, caches cold; b4 of benchmarks/ takes 0.6 ms)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 256)
+    finally:
+        os.close(fd)
 
 
 def _own_runnable():

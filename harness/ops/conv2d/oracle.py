@@ -58,6 +58,26 @@ products; in float64 its gather (``_gather_columns``) and its additions
 Threads: Note [Oracle threads] (``harness/kernels/oracle_threads.py``), each
 on its own output planes, images or (a single image) output rows. Without
 Numba (a reproducer run elsewhere) NumPy computes every call.
+
+Note [Column phases]
+--------------------
+With column stride ``sw``, the columns a tap reads step by ``sw``: copying
+every other element was the larger part of ``_by_matrix_product`` on b2 and
+b4 of benchmarks/ (stride 2). ``column_phases`` first splits x's columns by
+their remainder modulo ``sw`` (``phases[..., y, p, q] = x[..., y, q·sw + p]``);
+a tap's columns ``x·sw + j·dw − left`` are then side by side in phase
+``(j·dw − left) mod sw`` from column ``(j·dw − left) div sw``, and every
+gather is a plain copy. The split reads x in its own dtype (float32 or
+float64: exact in float64), so it replaces the conversion to float64 rather
+than adding a pass. b4 on one thread: the gather 0.71 → 0.44 ms.
+
+Note [Zeros first]
+------------------
+The gathers zero the whole block of terms in one pass and then copy the terms
+that lie inside the image. Zeroing each row's few padding elements on their
+own was slower than all the copies: LLVM makes each such loop a ``memset``
+call (b3 of benchmarks/, 164,000 rows a call: the gather 5.5 → 2.8 ms on one
+thread).
 """
 
 from __future__ import annotations
@@ -66,7 +86,7 @@ import numpy as np
 
 from harness.kernels.oracle_threads import compiled, free_cores, on_threads, one_blas_thread
 
-BLOCK_BYTES = 1 << 20           # temporaries per block: large enough for BLAS, small enough to stay in L2 cache
+BLOCK_BYTES = 1 << 21           # temporaries per block: large enough for BLAS, small enough to stay in L2 cache
 ROW_PRODUCT_TERMS = 16          # row stride 1 with at least Cig·kw terms per kernel row: ``_by_row_products``
 
 
@@ -109,7 +129,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     optional ``b``. Returns the output in the case's layout. ``threads``: how
     many threads it may use, where cores are free (Note [Oracle threads]).
     """
-    x = np.asarray(arrays["x"], dtype=dtype)
+    x = np.asarray(arrays["x"])                 # converted to ``dtype`` as each form copies it
     w = np.asarray(arrays["w"], dtype=dtype)
     wanted, threads = threads, free_cores(threads)
     n, c_in, h, wd = x.shape
@@ -125,7 +145,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     loops = compiled(_sum_loops) if np.dtype(dtype) == np.float64 else None
     if loops is not None and cig == 1:
         out = np.zeros((n, c_out, out_h, out_w))
-        on_threads(loops, n * c_out, threads, np.ascontiguousarray(x), np.ascontiguousarray(w), groups,
+        on_threads(loops, n * c_out, threads, np.ascontiguousarray(x, dtype), np.ascontiguousarray(w), groups,
                     sh, sw, dh, dw, top, left, out)
         return _finish(out, params, arrays, dtype)
     taps = []                     # (i, j, its output rows [y0, y1), the input row at y0, output and input columns)
@@ -136,9 +156,8 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
             if y1 > y0 and x1 > x0:                                   # the tap reaches some pixel
                 taps.append((i, j, y0, y1, first, x0, x1, cols))
 
-    # Image-major, as the case's arrays are (no copy in or out): x as (n, g, cig, H, W), w as (g, cog, cig, kh,
-    # kw), the output as (n, g, cog, H_out, W_out).
-    xg = np.ascontiguousarray(x).reshape(n, groups, cig, h, wd)
+    # Image-major, as the case's arrays are (no copy out): x as (n, g, cig, H, W), w as (g, cog, cig, kh, kw),
+    # the output as (n, g, cog, H_out, W_out).
     wg = w.reshape(groups, cog, cig, kh, kw)
     out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
     finite = np.isfinite(w).all()
@@ -149,6 +168,10 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
         form = _by_terms
     else:
         form = _by_matrix_product
+    if form is _by_matrix_product:      # x as it is: each part converts its own images (Note [Column phases])
+        xg = x.reshape(n, groups, cig, h, wd)
+    else:
+        xg = np.ascontiguousarray(x, dtype).reshape(n, groups, cig, h, wd)
     # Threads on images, or on output rows for fewer images than threads, BLAS on one: its threads would
     # meet at every block's product (the parent runs on one already), and under load wait a time slice each
     # time (b4 of benchmarks/, one product per group: 3 ms on one thread, 13-170 ms on two).
@@ -199,15 +222,65 @@ def _by_terms(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
                 block[:, :, :, y0:y1, x0:x1] += term
 
 
+def column_phases(x, sw, dtype):
+    """``phases[..., y, p, q] = x[..., y, q·sw + p]``, in ``dtype``: x's columns split by their remainder modulo
+    the column stride, 0 past the image's last column (never read). The columns that a tap reads at stride
+    ``sw`` lie side by side in one phase, so gathering them is a plain copy (Note [Column phases])."""
+    *outer, wd = x.shape
+    if sw == 1:                                 # one phase: x itself
+        return np.asarray(x, dtype).reshape(*outer, 1, wd)
+    count = -(-wd // sw)
+    phases = np.empty((*outer, sw, count), dtype)
+    rows, split = x.reshape(-1, wd), phases.reshape(-1, sw, count)
+    loops = compiled(_split_columns) if phases.dtype == np.float64 and x.dtype in _WIDENED else None
+    if loops is not None:
+        loops(np.ascontiguousarray(rows), split)
+        return phases
+    for p in range(sw):
+        inside = len(range(p, wd, sw))
+        split[:, p, :inside] = rows[:, p::sw]
+        split[:, p, inside:] = 0
+    return phases
+
+
+_WIDENED = (np.dtype(np.float32), np.dtype(np.float64))     # read by the compiled loops as they are: exact in float64
+
+
+def _split_columns(rows, phases):
+    """``phases[r, p, q] = rows[r, q·sw + p]``, 0 past the row's end."""
+    count, sw, q = phases.shape
+    wd = rows.shape[1]
+    for r in range(count):
+        source = rows[r]
+        # Both phases of stride 2 in one loop: vectorised as loads and shuffles, 3× faster than a phase at a time.
+        # (A third branch here, a plain copy for stride 1, left LLVM vectorising neither: 6× slower; stride 1
+        # needs no split.)
+        if sw == 2 and wd % 2 == 0:
+            even, odd = phases[r, 0], phases[r, 1]
+            for k in range(wd // 2):
+                even[k] = source[2 * k]
+                odd[k] = source[2 * k + 1]
+        else:
+            for p in range(sw):
+                target, inside = phases[r, p], (wd - p + sw - 1) // sw
+                for k in range(inside):
+                    target[k] = source[k * sw + p]
+                for k in range(inside, q):
+                    target[k] = 0.0
+
+
 def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
-    """The same sum as ``_by_terms``: (g, cog, cig·kh·kw) @ (g, cig·kh·kw, pixels) on the gathered terms."""
+    """The same sum as ``_by_terms``: (g, cog, cig·kh·kw) @ (g, cig·kh·kw, pixels) on the gathered terms, read
+    from the column phases of images [a0, a1) (``column_phases``; ``xg`` in x's own dtype)."""
     _, groups, cig, _, _ = xg.shape
+    sw = taps[0][7].step if taps else 1
+    phases = column_phases(xg[a0:a1], sw, out.dtype)          # (images, g, cig, H, sw, ⌈W/sw⌉)
     _, _, _, kh, kw = wg.shape
     _, _, _, out_h, out_w = out.shape
     weights = wg[:, o0:o1].reshape(groups, o1 - o0, cig * kh * kw)
-    plan = np.zeros((kh, kw, 7), np.int64)      # (y0, y1, first, x0, x1, start, step); y0 = y1: reaches nothing
+    plan = np.zeros((kh, kw, 7), np.int64)      # (y0, y1, first, x0, x1, phase, column); y0 = y1: reaches nothing
     for i, j, y0, y1, first, x0, x1, cols in taps:
-        plan[i, j] = y0, y1, first, x0, x1, cols.start, cols.step or 1
+        plan[i, j] = y0, y1, first, x0, x1, cols.start % sw, cols.start // sw
     gather = (compiled(_gather_taps) if out.dtype == np.float64 else None) or _gather_taps_numpy
     blocks = _blocks(a0, a1, y_lo, y_hi, groups * cig * kh * kw * out_w * out.itemsize)
     # The temporaries of the largest block, allocated once (as in ``_by_row_products``).
@@ -217,7 +290,7 @@ def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
         pixels = (b - a) * (r1 - r0) * out_w
         # (g, cig, kh, kw, images, rows, W_out): zero where the tap lies in the padding.
         terms = terms_memory[:groups * cig * kh * kw * pixels].reshape(groups, cig, kh, kw, b - a, r1 - r0, out_w)
-        gather(xg, terms, plan, a, r0, sh)
+        gather(phases, terms, plan, a - a0, r0, sh)
         if b - a == 1:      # one image: its (channel, pixels) rows are BLAS's output matrix as they are
             target = out[a, :, o0:o1, r0:r1].view()
             target.shape = (groups, o1 - o0, pixels)        # a view of ``out`` (whole rows), never a copy
@@ -229,35 +302,23 @@ def _by_matrix_product(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
 
 
 def _gather_taps(xg, terms, plan, a0, r0, sh):
-    """``terms[g, c, i, j, m, r, x] = x[a0 + m, g, c, first + (r0 + r − y0)·sh, start + (x − x0)·step]`` for output
+    """``terms[g, c, i, j, m, r, x] = phases[a0 + m, g, c, first + (r0 + r − y0)·sh, p, q + x − x0]`` for output
     rows r0 + r in [y0, y1) and columns x in [x0, x1), 0 elsewhere (the padding), with tap (i, j)'s
-    (y0, y1, first, x0, x1, start, step) = ``plan[i, j]``."""
+    (y0, y1, first, x0, x1, p, q) = ``plan[i, j]`` and ``xg`` x's column phases."""
     groups, cig, kh, kw, images, rows, out_w = terms.shape
+    terms.fill(0.0)         # the padding's zeros, then the terms inside the image (Note [Zeros first])
     for g in range(groups):
         for c in range(cig):
             for i in range(kh):
                 for j in range(kw):
-                    y0, y1, first, x0, x1, start, step = plan[i, j, 0], plan[i, j, 1], plan[i, j, 2], \
+                    y0, y1, first, x0, x1, p, q = plan[i, j, 0], plan[i, j, 1], plan[i, j, 2], \
                         plan[i, j, 3], plan[i, j, 4], plan[i, j, 5], plan[i, j, 6]
                     for m in range(images):
-                        for r in range(rows):
-                            y = r0 + r
-                            if y < y0 or y >= y1:
-                                for x in range(out_w):
-                                    terms[g, c, i, j, m, r, x] = 0.0
-                                continue
-                            row = first + (y - y0) * sh
-                            for x in range(x0):
-                                terms[g, c, i, j, m, r, x] = 0.0
-                            if step == 2:               # the same copy with a constant step: vectorised, 1.3× faster
-                                inside, source = terms[g, c, i, j, m, r, x0:x1], xg[a0 + m, g, c, row, start:]
-                                for x in range(x1 - x0):
-                                    inside[x] = source[2 * x]
-                            else:
-                                for x in range(x0, x1):
-                                    terms[g, c, i, j, m, r, x] = xg[a0 + m, g, c, row, start + (x - x0) * step]
-                            for x in range(max(x0, x1), out_w):
-                                terms[g, c, i, j, m, r, x] = 0.0
+                        for r in range(max(y0 - r0, 0), min(y1 - r0, rows)):
+                            source = xg[a0 + m, g, c, first + (r0 + r - y0) * sh, p]
+                            inside, run = terms[g, c, i, j, m, r, x0:x1], source[q:q + x1 - x0]  # slices: vectorised
+                            for x in range(x1 - x0):
+                                inside[x] = run[x]
 
 
 def _gather_taps_numpy(xg, terms, plan, a0, r0, sh):
@@ -266,12 +327,11 @@ def _gather_taps_numpy(xg, terms, plan, a0, r0, sh):
     terms[:] = 0
     for i in range(kh):
         for j in range(kw):
-            y0, y1, first, x0, x1, start, step = plan[i, j].tolist()
+            y0, y1, first, x0, x1, p, q = plan[i, j].tolist()
             y0, y1, source_rows = _within(y0, y1, first, sh, r0, r0 + rows)
             if y1 > y0 and x1 > x0:
-                last = start + (x1 - x0 - 1) * step
                 terms[:, :, i, j, :, y0:y1, x0:x1] = \
-                    xg[a0:a0 + images, :, :, source_rows, start:last + 1:step].transpose(1, 2, 0, 3, 4)
+                    xg[a0:a0 + images, :, :, source_rows, p, q:q + x1 - x0].transpose(1, 2, 0, 3, 4)
 
 
 def _by_row_products(xg, wg, taps, sh, out, a0, a1, o0, o1, y_lo, y_hi):
@@ -315,6 +375,7 @@ def _gather_columns(xg, terms, columns, a0, r0):
     """``terms[m, g, c, j, r, x] = x[a0 + m, g, c, r0 + r, start + (x − x0)·step]`` for x in [x0, x1), 0 for the
     other x (the padding), with kernel column j's (x0, x1, start, step) = ``columns[j]``."""
     images, groups, cig, kw, rows, out_w = terms.shape
+    terms.fill(0.0)         # the padding's zeros, then the terms inside the image (Note [Zeros first])
     for m in range(images):
         for g in range(groups):
             for c in range(cig):
@@ -322,8 +383,6 @@ def _gather_columns(xg, terms, columns, a0, r0):
                     x0, x1, start, step = columns[j, 0], columns[j, 1], columns[j, 2], columns[j, 3]
                     for r in range(rows):
                         target, source = terms[m, g, c, j, r], xg[a0 + m, g, c, r0 + r]
-                        for x in range(x0):
-                            target[x] = 0.0
                         if step == 1:                   # the same copy on a contiguous slice: vectorised
                             inside, run = target[x0:x1], source[start:start + x1 - x0]
                             for x in range(x1 - x0):
@@ -331,8 +390,6 @@ def _gather_columns(xg, terms, columns, a0, r0):
                         else:
                             for x in range(x0, x1):
                                 target[x] = source[start + (x - x0) * step]
-                        for x in range(max(x0, x1), out_w):
-                            target[x] = 0.0
 
 
 def _gather_columns_numpy(xg, terms, columns, a0, r0):
@@ -375,7 +432,8 @@ def _on_parts(form, images, channels, rows, threads, *args):
     """``form(*args, a0, a1, o0, o1, y0, y1)`` on images [a0, a1), output channels [o0, o1) of each group and
     output rows [y0, y1): a range of images per thread, or of output rows (every image) when there are fewer
     images than threads, so that a single image uses every free core too. Rows, not channels: each thread
-    gathers the terms of its own rows only (split by channels, each would gather every term). Each part writes
+    gathers the terms of its own rows only (split by channels, each would gather every term: b2 of
+    benchmarks/, 128 channels against 64 pixels, took 0.42 ms a thread against 0.34 by rows). Each part writes
     only its own output."""
     if images >= threads or rows < 2:
         on_threads(lambda *a: form(*a, 0, channels, 0, rows), images, threads, *args)
@@ -424,8 +482,10 @@ def _sum_loops(x, w, groups, sh, sw, dh, dw, top, left, out, lo, hi):
 
 def warm() -> None:
     """Compile (or load from Numba's on-disk cache) the compiled loops: a tiny depthwise call, a tiny dense one
-    gathering kernel columns and adding rows, a tiny strided one gathering every tap."""
+    gathering kernel columns and adding rows, tiny strided ones gathering every tap from a float32 and a float64
+    x (the column phases read either as it is)."""
     if compiled(_sum_loops) is not None:
         reference({"groups": 2, "padding": 1}, {"x": np.ones((1, 2, 2, 2)), "w": np.ones((2, 1, 2, 2))})
         reference({"padding": 1}, {"x": np.ones((1, 8, 2, 2)), "w": np.ones((1, 8, 2, 2))})
-        reference({"stride": 2, "padding": 1}, {"x": np.ones((1, 2, 3, 3)), "w": np.ones((1, 2, 2, 2))})
+        for dtype in _WIDENED:
+            reference({"stride": 2, "padding": 1}, {"x": np.ones((1, 2, 3, 3), dtype), "w": np.ones((1, 2, 2, 2))})
