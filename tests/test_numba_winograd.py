@@ -85,7 +85,8 @@ def bound_ratio(got, params, arrays, dtype):
     limit = compare.bound(tol, compare.Reference(want, magnitude))
     assert got.shape == want.shape
     err = np.abs(got.astype(np.float64) - want)
-    return float(np.max(err / limit, initial=0.0))
+    # an exact output where the bound is 0 (B = 0) is within it; an inexact one is infinitely past it
+    return float(np.max(np.divide(err, limit, out=np.where(err > 0, np.inf, 0.0), where=limit > 0), initial=0.0))
 
 
 def make(params, dtype, seed, x_fill=None, w_fill=None):
@@ -198,6 +199,15 @@ FALLBACKS = {
     "cauchy": (lambda rng, s: rng.standard_cauchy(s), lambda rng, s: rng.standard_cauchy(s)),
 
     "w-tiny": (None, _set(((3, 3, 0, 2), -(2.0 ** -120)))),
+    # |x| or |w| near float32's largest: V (4·|x|) or U (2.25·|w|) overflows though every product is small
+    "x-near-max": (lambda rng, s: rng.choice([-3e38, 3e38], s), lambda rng, s: rng.standard_normal(s) * 2.0 ** -40),
+    "w-near-max": (lambda rng, s: rng.standard_normal(s) * 2.0 ** -80, lambda rng, s: rng.choice([-2e38, 2e38], s)),
+    # heavy tails in both, scaled so that the float32 sums of |x| behind the spread guard's means overflow
+    "wide-range-scaled": (lambda rng, s: rng.standard_normal(s) * 2.0 ** (104 + rng.integers(-20, 21, s)),
+                          lambda rng, s: rng.standard_normal(s) * 2.0 ** (-55 + rng.integers(-20, 21, s))),
+    # a tap zero in every input channel (PixelCNN's mask A): outputs whose real taps are all zero (B = 0, the
+    # top-left corner with padding 1) take rounding errors from their window's other pixels
+    "w-masked-taps": (None, lambda rng, s: rng.standard_normal(s) * np.array([[1, 1, 1], [1, 0, 0], [0, 0, 0]])),
 }
 
 
@@ -209,6 +219,29 @@ def test_data_the_transforms_must_not_see_falls_back_to_the_direct_path(small_ca
     got = call(params, arrays, "float32")
     assert paths() == [conv_plan.WINOGRAD]
     np.testing.assert_array_equal(got, direct(monkeypatch, params, arrays, "float32"))
+    assert bound_ratio(got, params, arrays, "float32") < LIMIT["float32"] or not np.all(np.isfinite(got))
+
+
+@pytest.mark.parametrize("taps, cin, small", [
+    ([[1, 1, 1], [1, 0, 0], [0, 0, 0]], 32, np.s_[:, :, 5]),      # PixelCNN's mask A: B = 0 at the corner
+    ([[0, 0, 0], [1, 1, 1], [0, 0, 0]], 32, np.s_[:, :, 5]),      # a 1x3 kernel as 3x3, a row of 1e-4 x
+    ([[1, 0, 1], [2, 0, 2], [1, 0, 1]], 64, np.s_[:, :, :, 1::2]),  # Sobel's pattern, every other column
+])
+def test_weights_with_taps_zero_in_every_channel_fall_back(small_calls, monkeypatch, taps, cin, small):
+    """Where an output's taps that are nonzero meet small (or padding) pixels and its zero taps large ones, the
+    transforms' roundings carry the large ones in: measured without the balance guard, a nonzero result where the
+    bound is 0 (mask A, the top-left corner), 180-190x the bound (the others); the spread guard passed them."""
+    params = conv([2, cin, 12, 12], 16)
+
+    def x_fill(rng, shape):
+        values = rng.standard_normal(shape)
+        values[small] *= 1e-4
+        return values
+    arrays = make(params, "float32", 4, x_fill, lambda rng, s: rng.standard_normal(s) * np.array(taps, float))
+    got = call(params, arrays, "float32")
+    assert paths() == [conv_plan.WINOGRAD]
+    np.testing.assert_array_equal(got, direct(monkeypatch, params, arrays, "float32"))
+    assert bound_ratio(got, params, arrays, "float32") < LIMIT["float32"]
 
 
 def test_ordinary_data_gives_a_result_other_than_the_direct_paths(small_calls, monkeypatch):
@@ -224,15 +257,19 @@ def test_the_fallback_thresholds():
     u = np.empty(numba_winograd.u_size(16, 32), np.float32)
     wstats = numba_winograd.transform_weights(w.astype(np.float32), u)
     assert wstats[:2] == (2.0 ** 50, numba_winograd.SMALLEST) and wstats[2] == pytest.approx(2.0 ** 50, rel=1e-3)
+    assert wstats[3] == pytest.approx(31 / 32, rel=1e-6)                             # channel 0's tap (0, 0)
     safe = numba_winograd.winograd_safe
     assert safe((2.0 ** 50, numba_winograd.SMALLEST, True), wstats)
+    assert not safe((2.0 ** 50, numba_winograd.SMALLEST, True), wstats[:3] + (numba_winograd.BALANCE / 2,))
+    assert not safe((2.0 ** 125, 1.0, True), (2.0 ** -40, 2.0 ** -40, 2.0 ** -40, 1.0))  # V would overflow
+    assert not safe((1.0, 1.0, True), (2.0 ** 126, 1.0, 2.0 ** 126, 1.0))            # U would overflow
     assert not safe((2.0 ** 50, numba_winograd.SMALLEST, False), wstats)             # a block past the spread
     assert not safe((2.0 ** 51, 1.0, True), wstats)                                  # a product past 2^100
     assert not safe((1.0, numba_winograd.SMALLEST / 2, True), wstats)                # tiny
     assert not safe((np.inf, 1.0, True), wstats)
     assert not safe((np.nan, 1.0, True), wstats)
-    assert numba_winograd.x_limit((4.0, 1.0, 2.0), 32) == numba_winograd.SPREAD * 32 / 2
-    assert numba_winograd.x_limit((0.0, np.inf, 0.0), 32) == np.inf                  # zero weights: any x
+    assert numba_winograd.x_limit((4.0, 1.0, 2.0, 1.0), 32) == numba_winograd.SPREAD * 32 / 2
+    assert numba_winograd.x_limit((0.0, np.inf, 0.0, 1.0), 32) == np.inf             # zero weights: any x
 
 
 def test_the_spread_guard_is_per_block(small_calls, monkeypatch):

@@ -66,6 +66,20 @@ heavy-tailed patch among large ordinary values could still pass the guard:
 no case file or fuzz fill makes such data (the fuzz never reaches 32
 channels).
 
+*Tap balance.* The spread guard sees magnitudes, not where they meet: an
+output whose nonzero taps meet small (or padding) pixels while its zero taps
+meet large ones has a small ``B`` and the large ones' roundings all the same.
+Weights with a tap zero in every input channel did that on ordinary data:
+PixelCNN's mask A with padding 1 gives ``B = 0`` at each image's top-left
+output (a bound of 0) and ~2e-6 there; a 1x3 kernel as 3x3 with a row of
+pixels scaled 1e-4, or Sobel's pattern with every other column scaled 1e-4,
+180-190x the bound. The guard: per output channel, the taps' sums
+``s_t = Σ_ci |w[co, ci, t]|``, ``min_t s_t ≥ BALANCE·max_t s_t`` (``BALANCE`` =
+1/8; mask A with its zeros replaced by ``ε·w`` measured ~0.011/ε of the bound
+at 32 channels; normal or uniform weights of 32-64 channels are above 0.43;
++5 µs of b1's 1.4 ms). Data that confine themselves to the few input
+channels whose taps are small could still get past it.
+
 Underflow: the model allows one ``u·λ`` per product (``K`` of them per
 output). Each output here also has exactly ``9·C_in`` products; ``Bᵀ d B`` and
 ``Aᵀ M A`` are additions (exact when subnormal); ``U``'s ¼ and ½ are exact for
@@ -74,10 +88,13 @@ combinations are 0 or at least ``2^-125``, normal. So the call falls back
 when a nonzero ``|w|`` (or, to stay on the safe side, ``|x|``) is below
 ``SMALLEST`` = ``2^-100``. Overflow: ``|U| ≤ 2.25·max|w|``, ``|V| ≤ 4·max|x|``, every
 intermediate below ``81·C_in·max|x|·max|w|``, so with ``max|x|·max|w| ≤ 2^100``
-(``SAFE_PRODUCT``) nothing overflows (and the direct sum cannot either);
-above it, fall back. Non-finite values: ``Bᵀ d B`` turns ``inf − inf`` into
-NaN where the definition has ``±inf``: any inf or NaN in ``x`` or ``w`` falls
-back. The statistics come from the passes the path makes anyway
+(``SAFE_PRODUCT``) and ``max|x|``, ``max|w| ≤ 2^124`` (``LARGEST``: ``V`` and
+``U`` themselves; ``x`` = ±3e38 with ``w`` ~ 2^-40 made NaN) nothing overflows
+(and the direct sum cannot either); above it, fall back. The spread guard's
+float32 sums of ``|d|`` can overflow before that (``|x|`` ~ 2^104 and more):
+an infinite mean fails the guard. Non-finite values: ``Bᵀ d B`` turns
+``inf − inf`` into NaN where the definition has ``±inf``: any inf or NaN in
+``x`` or ``w`` falls back. The statistics come from the passes the path makes anyway
 (``input_transform`` keeps them over the patches it reads, the weight
 transform computes them); on a fallback the direct path recomputes the call
 (input values no output reads are not checked: the definition has no term
@@ -93,8 +110,9 @@ from harness.kernels.gemm_tiles import GEMM_R, gemm_block, gemm_sweep
 from harness.kernels.tasks import claim
 from harness.kernels.winograd_tiles import WINO_LANES, input_transform, output_transform, store_pairs
 
-__all__ = ["MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD", "transform_weights", "u_size",
-           "winograd", "winograd_buffer_size", "winograd_fits", "winograd_layout", "winograd_safe", "x_limit"]
+__all__ = ["BALANCE", "LARGEST", "MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD",
+           "transform_weights", "u_size", "winograd", "winograd_buffer_size", "winograd_fits", "winograd_layout",
+           "winograd_safe", "x_limit"]
 
 MIN_CIN = 32                # input channels at least this (Note: numerics and speed)
 MIN_COUT = 32               # output channels at least this (speed: see numba_kernel's Measured)
@@ -102,6 +120,8 @@ MIN_TILES = 512             # 2×2 output tiles in the call (all images) at leas
 SAFE_PRODUCT = 2.0 ** 100   # max|x|·max|w| at most this: nothing overflows (Note)
 SMALLEST = 2.0 ** -100      # nonzero |x| and |w| at least this: no underflow in U (Note)
 SPREAD = 4                  # max|x|·max|w| / (mean|x|·mean|w|) at most this times C_in, per block (Note)
+LARGEST = 2.0 ** 124        # |x| and |w| at most this: 4·|x| (V) and 2.25·|w| (U) stay finite in float32 (Note)
+BALANCE = 0.125             # every output channel's least tap sum Σ_ci|w| at least this times its largest (Note)
 _V_BYTES = 512 << 10        # a task's transformed input V at most this (L2, with U's panels)
 
 
@@ -147,12 +167,14 @@ def _transform_weights(w, u):
     big = np.zeros(cout)
     small = np.full(cout, np.inf)
     sums = np.zeros(cout)
+    balance = np.ones(cout)
     for co in prange(cout):
         row = wf[co]
         hi = 0.0
         lo = np.inf
         total = 0.0
         nonfinite = 0.0
+        taps = np.zeros(9)
         for ci in range(cin):
             g = row[9 * ci:9 * ci + 9]
             for k in range(9):
@@ -162,6 +184,7 @@ def _transform_weights(w, u):
                 hi = max(hi, m)
                 lo = min(lo, m if m > 0.0 else np.inf)
                 total += m
+                taps[k] += m
             # G g by columns, then (G g) Gᵀ by rows: row i of G g is (c0[i], c1[i], c2[i])
             c0 = _g_row(np.float64(g[0]), np.float64(g[3]), np.float64(g[6]))
             c1 = _g_row(np.float64(g[1]), np.float64(g[4]), np.float64(g[7]))
@@ -174,7 +197,10 @@ def _transform_weights(w, u):
         big[co] = hi if nonfinite == 0.0 else np.inf
         small[co] = lo
         sums[co] = total
-    return big.max() if cout else 0.0, small.min() if cout else np.inf, sums.sum() / max(1, w.size)
+        top = taps.max()
+        balance[co] = taps.min() / top if top > 0.0 else 1.0
+    return (big.max() if cout else 0.0, small.min() if cout else np.inf, sums.sum() / max(1, w.size),
+            balance.min() if cout else 1.0)
 
 
 @njit(cache=True)
@@ -231,7 +257,8 @@ def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, lane
     bits = np.empty(1, dtype=np.uint32)
     bits[0] = big
     mean = np.float64(sums.astype(np.float64).sum()) / (16 * cin * pe)
-    spread_ok = big == 0 or bits.view(np.float32)[0] <= xlimit * mean
+    # the lanes' float32 sums overflow for |x| near float32's largest: inf would pass any limit
+    spread_ok = big == 0 or (mean < np.inf and bits.view(np.float32)[0] <= xlimit * mean)
     if pe < t_blk:                                      # tiles of a partial block: zero, not stale
         for q in range(16):
             vb[q * vst:q * vst + cin * t_blk].reshape(cin, t_blk)[:, pe:] = 0
@@ -294,8 +321,9 @@ def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads, xlim
 
 
 def transform_weights(w, u):
-    """``(largest, smallest nonzero, mean) |w|`` for ``w`` (C_out, C_in, 3, 3) float32, its transform in ``u``
-    (``u_size`` float32: 16 planes of ``C_out × C_in`` a cache line apart, see ``_transform_weights``)."""
+    """``(largest, smallest nonzero, mean) |w|`` and the tap balance (``_transform_weights``) for ``w`` (C_out,
+    C_in, 3, 3) float32, its transform in ``u`` (``u_size`` float32: 16 planes of ``C_out × C_in`` a cache line
+    apart, see ``_transform_weights``)."""
     return _transform_weights(w, u)
 
 
@@ -306,13 +334,14 @@ def u_size(cout, cin):
 
 def x_limit(wstats, cin) -> float:
     """The spread guard's bound on ``max|x| / mean|x|`` of a block (Note): ``SPREAD·C_in·mean|w| / max|w|``."""
-    whi, _, wmean = wstats
+    whi, _, wmean, _ = wstats
     return SPREAD * cin * wmean / whi if 0 < whi < np.inf else np.inf
 
 
 def winograd_safe(xstats, wstats) -> bool:
-    """Whether the data allow the Winograd result (Note): all finite, no product above ``SAFE_PRODUCT``, no
-    nonzero magnitude below ``SMALLEST``, and every block within the spread guard (``winograd``'s third)."""
-    (xhi, xlo, spread_ok), (whi, wlo, _) = xstats, wstats
-    return bool(np.isfinite(xhi) and np.isfinite(whi) and xhi * whi <= SAFE_PRODUCT and min(xlo, wlo) >= SMALLEST
-                and spread_ok)
+    """Whether the data allow the Winograd result (Note): all finite, no magnitude above ``LARGEST``, no
+    product above ``SAFE_PRODUCT``, no nonzero magnitude below ``SMALLEST``, every output channel's taps within
+    ``BALANCE``, and every block within the spread guard (``winograd``'s third)."""
+    (xhi, xlo, spread_ok), (whi, wlo, _, wbal) = xstats, wstats
+    return bool(np.isfinite(xhi) and np.isfinite(whi) and max(xhi, whi) <= LARGEST and xhi * whi <= SAFE_PRODUCT
+                and min(xlo, wlo) >= SMALLEST and wbal >= BALANCE and spread_ok)
