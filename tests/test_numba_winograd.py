@@ -202,7 +202,7 @@ FALLBACKS = {
     # |x| or |w| near float32's largest: V (4·|x|) or U (2.25·|w|) overflows though every product is small
     "x-near-max": (lambda rng, s: rng.choice([-3e38, 3e38], s), lambda rng, s: rng.standard_normal(s) * 2.0 ** -40),
     "w-near-max": (lambda rng, s: rng.standard_normal(s) * 2.0 ** -80, lambda rng, s: rng.choice([-2e38, 2e38], s)),
-    # heavy tails in both, scaled so that the float32 sums of |x| behind the spread guard's means overflow
+    # heavy tails in both, scaled near float32's largest (the guards' float32 sums of |x| could overflow)
     "wide-range-scaled": (lambda rng, s: rng.standard_normal(s) * 2.0 ** (104 + rng.integers(-20, 21, s)),
                           lambda rng, s: rng.standard_normal(s) * 2.0 ** (-55 + rng.integers(-20, 21, s))),
     # a tap zero in every input channel (PixelCNN's mask A): outputs whose real taps are all zero (B = 0, the
@@ -244,6 +244,92 @@ def test_weights_with_taps_zero_in_every_channel_fall_back(small_calls, monkeypa
     assert bound_ratio(got, params, arrays, "float32") < LIMIT["float32"]
 
 
+MASK_A = np.array([[1, 1, 1], [1, 0, 0], [0, 0, 0]])
+
+
+def _confined(images):
+    """x uniform in channels 0-7 and zero in the others for ``images`` (normal in all channels for the rest),
+    w normal with channels 0-7 under PixelCNN's mask A: the taps' sums over all channels are balanced, but where
+    x lives only the mask's taps are nonzero."""
+    def x_fill(rng, shape):
+        values = rng.standard_normal(shape)
+        values[images] = 0
+        values[images, :8] = rng.uniform(-1, 1, values[images, :8].shape)
+        return values
+
+    def w_fill(rng, shape):
+        values = rng.standard_normal(shape)
+        values[:, :8] *= MASK_A
+        return values
+    return x_fill, w_fill
+
+
+@pytest.mark.parametrize("images", [np.s_[:], np.s_[:1]], ids=["every-image", "one-image"])
+def test_data_confined_to_channels_with_zero_taps_falls_back(small_calls, monkeypatch, images):
+    """The weights' tap balance passes (channels 8-63 fill every tap), but x lives in channels 0-7, whose mask A
+    meets only zeros and padding at each image's top-left output: ``B`` = 0 there, and Winograd's result was
+    ~2e-7 (infinitely past the bound) before the taps were weighted by the channels' mean ``|x|``. With x confined
+    in one image only, the whole call's channel means pass the weighted balance too: the check is per block."""
+    params = conv([2, 64, 24, 24], 32)
+    arrays = make(params, "float32", 15, *_confined(images))
+    x, w = arrays["x"], arrays["w"]
+    taps = np.abs(w).sum(axis=1).reshape(32, 9)
+    assert (taps.min(axis=1) / taps.max(axis=1)).min() >= numba_winograd.BALANCE
+    if images == np.s_[:1]:
+        weighted = np.einsum("oct,c->ot", np.abs(w).reshape(32, 64, 9), np.abs(x).mean(axis=(0, 2, 3)))
+        assert (weighted.min(axis=1) / weighted.max(axis=1)).min() >= numba_winograd.BALANCE
+    got = call(params, arrays, "float32")
+    assert paths() == [conv_plan.WINOGRAD]
+    np.testing.assert_array_equal(got, direct(monkeypatch, params, arrays, "float32"))
+    assert bound_ratio(got, params, arrays, "float32") < LIMIT["float32"]
+
+
+ORDINARY = {
+    "normal": lambda rng, s: rng.standard_normal(s),
+    "uniform": lambda rng, s: rng.uniform(-1, 1, s),
+    "relu": lambda rng, s: np.maximum(rng.standard_normal(s), 0),
+    # channels' magnitudes spread by e^N(0, 1) (1/7 to 7): the weighted taps' balance measured >= 0.15
+    "scaled-channels": lambda rng, s: rng.standard_normal(s) * np.exp(rng.standard_normal((1, s[1], 1, 1))),
+    "half-the-channels-zero": lambda rng, s: rng.standard_normal(s) * (np.arange(s[1]) % 2).reshape(1, -1, 1, 1),
+}
+
+
+@pytest.mark.parametrize("cin", [32, 64])
+@pytest.mark.parametrize("kind", sorted(ORDINARY))
+def test_ordinary_data_keeps_the_winograd_result(small_calls, monkeypatch, kind, cin):
+    """None of the guards (the weighted tap balance included) sends ordinary data to the direct path: the result
+    is Winograd's (other bits than the direct path's), within the bound."""
+    params = conv([2, cin, 24, 24], 32)
+    weights = ORDINARY["uniform" if kind == "normal" else "normal"]
+    arrays = make(params, "float32", 16, ORDINARY[kind], weights)
+    got = call(params, arrays, "float32")
+    assert paths() == [conv_plan.WINOGRAD]
+    assert not np.array_equal(got, direct(monkeypatch, params, arrays, "float32"))
+    assert bound_ratio(got, params, arrays, "float32") < LIMIT["float32"]
+
+
+def test_the_weighted_tap_balance_skips_only_blocks_it_bounds():
+    """``_channels_balanced`` computes a block's weighted balance only where the bound from the channels'
+    largest means leaves it open: its answer is that of computing every block's."""
+    rng = np.random.default_rng(17)
+    cout, cin, floor = 16, 32, numba_winograd.BALANCE
+    answers, settled = set(), 0
+    for trial in range(40):
+        w = (rng.standard_normal((cout, cin, 3, 3)) * rng.choice([MASK_A, np.ones((3, 3))], cin)).astype(np.float32)
+        u = np.empty(numba_winograd.u_size(cout, cin), np.float32)
+        aw = np.empty(numba_winograd.aw_size(cout, cin), np.float32)
+        numba_winograd.transform_weights(w, u, aw)
+        cm = rng.uniform(rng.uniform(0, 1), 1, (6, cin)) * (rng.uniform(size=(6, cin)) < rng.choice([0.1, 0.9, 1]))
+        cm = cm.astype(np.float32)
+        every = all(numba_winograd._tap_balance(aw, row, cout, cin, 0.0) >= floor for row in cm)
+        assert numba_winograd._channels_balanced(cm, aw, cout, cin, floor) == every, trial
+        answers.add(every)
+        top = cm.max(axis=0)
+        gamma = np.min(cm / np.where(top > 0, top, 1) + (top == 0), axis=1)
+        settled += np.sum(gamma * numba_winograd._tap_balance(aw, top, cout, cin, floor) >= floor)
+    assert answers == {True, False} and 0 < settled < 40 * 6
+
+
 def test_ordinary_data_gives_a_result_other_than_the_direct_paths(small_calls, monkeypatch):
     """The fallback test above can tell the paths apart: without a trigger the bits differ."""
     params = dict(conv([2, 32, 9, 10], 16), bias=True)
@@ -255,19 +341,23 @@ def test_the_fallback_thresholds():
     w = np.full((16, 32, 3, 3), 2.0 ** 50)
     w[0, 0, 0, 0] = numba_winograd.SMALLEST
     u = np.empty(numba_winograd.u_size(16, 32), np.float32)
-    wstats = numba_winograd.transform_weights(w.astype(np.float32), u)
+    aw = np.empty(numba_winograd.aw_size(16, 32), np.float32)
+    wstats = numba_winograd.transform_weights(w.astype(np.float32), u, aw)
+    assert np.array_equal(aw[:16 * 32 * 9].reshape(16, 9, 32), np.abs(w).astype(np.float32).reshape(16, 32, 9)
+                          .transpose(0, 2, 1))
     assert wstats[:2] == (2.0 ** 50, numba_winograd.SMALLEST) and wstats[2] == pytest.approx(2.0 ** 50, rel=1e-3)
     assert wstats[3] == pytest.approx(31 / 32, rel=1e-6)                             # channel 0's tap (0, 0)
     safe = numba_winograd.winograd_safe
-    assert safe((2.0 ** 50, numba_winograd.SMALLEST, True), wstats)
-    assert not safe((2.0 ** 50, numba_winograd.SMALLEST, True), wstats[:3] + (numba_winograd.BALANCE / 2,))
-    assert not safe((2.0 ** 125, 1.0, True), (2.0 ** -40, 2.0 ** -40, 2.0 ** -40, 1.0))  # V would overflow
-    assert not safe((1.0, 1.0, True), (2.0 ** 126, 1.0, 2.0 ** 126, 1.0))            # U would overflow
-    assert not safe((2.0 ** 50, numba_winograd.SMALLEST, False), wstats)             # a block past the spread
-    assert not safe((2.0 ** 51, 1.0, True), wstats)                                  # a product past 2^100
-    assert not safe((1.0, numba_winograd.SMALLEST / 2, True), wstats)                # tiny
-    assert not safe((np.inf, 1.0, True), wstats)
-    assert not safe((np.nan, 1.0, True), wstats)
+    assert safe((2.0 ** 50, numba_winograd.SMALLEST, True, True), wstats)
+    assert not safe((2.0 ** 50, numba_winograd.SMALLEST, True, True), wstats[:3] + (numba_winograd.BALANCE / 2,))
+    assert not safe((2.0 ** 125, 1.0, True, True), (2.0 ** -40, 2.0 ** -40, 2.0 ** -40, 1.0))  # V would overflow
+    assert not safe((1.0, 1.0, True, True), (2.0 ** 126, 1.0, 2.0 ** 126, 1.0))            # U would overflow
+    assert not safe((2.0 ** 50, numba_winograd.SMALLEST, False, True), wstats)             # a block past the spread
+    assert not safe((2.0 ** 50, numba_winograd.SMALLEST, True, False), wstats)             # a block's taps by x
+    assert not safe((2.0 ** 51, 1.0, True, True), wstats)                                  # a product past 2^100
+    assert not safe((1.0, numba_winograd.SMALLEST / 2, True, True), wstats)                # tiny
+    assert not safe((np.inf, 1.0, True, True), wstats)
+    assert not safe((np.nan, 1.0, True, True), wstats)
     assert numba_winograd.x_limit((4.0, 1.0, 2.0, 1.0), 32) == numba_winograd.SPREAD * 32 / 2
     assert numba_winograd.x_limit((0.0, np.inf, 0.0, 1.0), 32) == np.inf             # zero weights: any x
 

@@ -159,7 +159,8 @@ from harness.ops.conv2d.numba_gemm import gemm
 from harness.ops.conv2d.numba_pixels import pixel_tiles
 from harness.ops.conv2d.numba_plan import GEMM, PIXELS, WINOGRAD, plan
 from harness.ops.conv2d.numba_weights import pack_weights
-from harness.ops.conv2d.numba_winograd import transform_weights, u_size, winograd, winograd_safe, x_limit
+from harness.ops.conv2d.numba_winograd import BALANCE, aw_size, transform_weights, u_size, winograd
+from harness.ops.conv2d.numba_winograd import winograd_safe, x_limit
 
 __all__ = ["conv2d"]
 
@@ -355,10 +356,12 @@ def conv2d(x, w, b, *, stride, dilation, groups, pads, out_hw, layout="NCHW", dt
     if p.path == WINOGRAD:
         # U in the reused work memory too: a fresh 260 KB array (b1) is mapped and faulted in every call
         usize = u_size(cout, w.shape[1])
-        work = scratch(usize + p.nthreads * p.size, ct)
-        wstats = transform_weights(w, work[:usize])
-        xstats = winograd(x, work[:usize], biasp, out, work[usize:], nhwc, top, left, p.nb, p.ntasks, p.nthreads,
-                          x_limit(wstats, w.shape[1]))
+        wsize = usize + aw_size(cout, w.shape[1])         # then |w| by tap (the weighted balance)
+        work = scratch(wsize + p.nthreads * p.size, ct)
+        u, aw = work[:usize], work[usize:wsize]
+        wstats = transform_weights(w, u, aw)
+        xstats = winograd(x, u, aw, biasp, out, work[wsize:], nhwc, top, left, p.nb, p.ntasks, p.nthreads,
+                          x_limit(wstats, w.shape[1]), BALANCE)
         if winograd_safe(xstats, wstats):
             return case_result(out, dtype)
         p = p.fallback                                  # data the transforms must not see (numba_winograd)

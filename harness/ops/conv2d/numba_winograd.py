@@ -77,8 +77,34 @@ pixels scaled 1e-4, or Sobel's pattern with every other column scaled 1e-4,
 ``s_t = Σ_ci |w[co, ci, t]|``, ``min_t s_t ≥ BALANCE·max_t s_t`` (``BALANCE`` =
 1/8; mask A with its zeros replaced by ``ε·w`` measured ~0.011/ε of the bound
 at 32 channels; normal or uniform weights of 32-64 channels are above 0.43;
-+5 µs of b1's 1.4 ms). Data that confine themselves to the few input
-channels whose taps are small could still get past it.
++5 µs of b1's 1.4 ms).
+
+*Weighted by the data.* x confined to the channels whose taps are zero does
+the same past that test (mask A on channels 0-7, x zero in channels 8-63:
+``B = 0`` at the corner, ~2e-7 there). So the test also runs in every block
+of tiles with ``s_t = Σ_ci m_ci·|w[co, ci, t]|``, ``m_ci`` the block's mean
+``|d|`` in channel ``ci`` (``_channels_balanced``): for data that are a
+spatial profile times per-channel scales it bounds the error's scale,
+``B ≥ (β/9)·Σ_ci Σ_window|d|·Σ_t|w|`` for a balance ``β``. Per block, not per
+call: the call's means pass when one image has all channels. The means are
+``input_transform``'s sums, kept per channel (16 lanes each) and added after
+the block's transforms; after the tasks, the balance weighted by ``M``, each
+channel's largest block mean, bounds every block whose means are all at
+least ``γ·M`` (balance ≥ ``γ`` times ``M``'s), and only the others are
+computed (b1: γ 0.72-0.86, ``M``'s balance 0.62, none computed; 2.7 µs in
+all, 1.7 per block computed). Cost on b1, this and the code before
+alternated call by call in one process (medians of 1,200-3,000 pairs, load
+2.7-8 from other jobs): one thread +0.4-1.3% of its CPU time (7-20 µs of
+1.6 ms: the ``|w|`` rows +2 µs, the check 2.7, the per-channel sums the
+rest; a float64 loop adding them had cost ~20 µs more); two threads' wall
+time -2% to +1% (noise). Ordinary data keep the path (tests): normal, uniform,
+ReLU, half the channels zero, channels scaled by ``e^N(0,1)`` (the weighted
+balance of normal weights at 32-128 channels measured ≥ 0.15; scales
+``e^N(0,2)`` or 10% of the channels alive often fall back). Open: confinement
+finer than a block (64 tiles, b1's 8 output rows), e.g. channels 8-63 zero
+only in an image's first 11 of 24 rows, passes (the block's means see them)
+and the corner's ``B = 0`` is missed; so can data not of that product form
+within a block.
 
 Underflow: the model allows one ``u·λ`` per product (``K`` of them per
 output). Each output here also has exactly ``9·C_in`` products; ``Bᵀ d B`` and
@@ -90,9 +116,9 @@ when a nonzero ``|w|`` (or, to stay on the safe side, ``|x|``) is below
 intermediate below ``81·C_in·max|x|·max|w|``, so with ``max|x|·max|w| ≤ 2^100``
 (``SAFE_PRODUCT``) and ``max|x|``, ``max|w| ≤ 2^124`` (``LARGEST``: ``V`` and
 ``U`` themselves; ``x`` = ±3e38 with ``w`` ~ 2^-40 made NaN) nothing overflows
-(and the direct sum cannot either); above it, fall back. The spread guard's
-float32 sums of ``|d|`` can overflow before that (``|x|`` ~ 2^104 and more):
-an infinite mean fails the guard. Non-finite values: ``Bᵀ d B`` turns
+(and the direct sum cannot either); above it, fall back. The float32 lane
+sums of ``|d|`` (per channel and block, then added in float64) can overflow
+near ``LARGEST``: an infinite mean fails the guards. Non-finite values: ``Bᵀ d B`` turns
 ``inf − inf`` into NaN where the definition has ``±inf``: any inf or NaN in
 ``x`` or ``w`` falls back. The statistics come from the passes the path makes anyway
 (``input_transform`` keeps them over the patches it reads, the weight
@@ -111,8 +137,8 @@ from harness.kernels.tasks import claim
 from harness.kernels.winograd_tiles import WINO_LANES, input_transform, output_transform, store_pairs
 
 __all__ = ["BALANCE", "LARGEST", "MIN_CIN", "MIN_COUT", "MIN_TILES", "SAFE_PRODUCT", "SMALLEST", "SPREAD",
-           "transform_weights", "u_size", "winograd", "winograd_buffer_size", "winograd_fits", "winograd_layout",
-           "winograd_safe", "x_limit"]
+           "aw_size", "transform_weights", "u_size", "winograd", "winograd_buffer_size", "winograd_fits",
+           "winograd_layout", "winograd_safe", "x_limit"]
 
 MIN_CIN = 32                # input channels at least this (Note: numerics and speed)
 MIN_COUT = 32               # output channels at least this (speed: see numba_kernel's Measured)
@@ -156,11 +182,13 @@ def _g_row(a, b, c):
 
 
 @njit(parallel=True, cache=True)
-def _transform_weights(w, u):
+def _transform_weights(w, u, aw):
     """``u[(4i + j)·ust + co·C_in + ci] = (G w[co, ci] Gᵀ)[i, j]`` in float64, rounded once (``ust`` =
-    ``u.size / 16``: ``C_out·C_in`` and a cache line, as ``V``'s planes); returns ``(largest |w|, smallest
-    nonzero |w|, mean |w|)``, the largest inf if a weight is inf or NaN. Scalars and no branches in the ``ci``
-    loop (a scratch array and branches for the statistics: b1 0.13 ms on one thread, this 0.055)."""
+    ``u.size / 16``: ``C_out·C_in`` and a cache line, as ``V``'s planes), and ``aw[(9·co + t)·C_in + ci] =
+    |w[co, ci, t]|`` (the tap balance's rows, ``_tap_balance``); returns ``(largest |w|, smallest nonzero |w|,
+    mean |w|, least balance of the taps' sums Σ_ci |w|)``, the largest inf if a weight is inf or NaN. Scalars
+    and no branches in the ``ci`` loop (a scratch array and branches for the statistics: b1 0.13 ms on one
+    thread, this 0.055)."""
     cout, cin = w.shape[0], w.shape[1]
     ust = u.size // 16
     wf = w.reshape(cout, cin * 9)
@@ -185,6 +213,7 @@ def _transform_weights(w, u):
                 lo = min(lo, m if m > 0.0 else np.inf)
                 total += m
                 taps[k] += m
+                aw[(9 * co + k) * cin + ci] = abs(g[k])
             # G g by columns, then (G g) Gᵀ by rows: row i of G g is (c0[i], c1[i], c2[i])
             c0 = _g_row(np.float64(g[0]), np.float64(g[3]), np.float64(g[6]))
             c1 = _g_row(np.float64(g[1]), np.float64(g[4]), np.float64(g[7]))
@@ -203,12 +232,71 @@ def _transform_weights(w, u):
             balance.min() if cout else 1.0)
 
 
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _tap_balance(aw, m, cout, cin, floor):
+    """The least over output channels ``co`` of ``min_t s_t / max_t s_t``, ``s_t = Σ_ci m[ci]·aw[(9·co + t)·C_in
+    + ci]`` (1 where every ``s_t`` is 0); below ``floor`` it returns the first such channel's (not the least)."""
+    least = 1.0
+    for co in range(cout):
+        lo = np.inf
+        hi = 0.0
+        for t in range(9):
+            base = (9 * co + t) * cin
+            s = np.float32(0.0)
+            for ci in range(cin):
+                s += m[ci] * aw[base + ci]
+            lo = min(lo, np.float64(s))
+            hi = max(hi, np.float64(s))
+        if hi > 0.0:
+            least = min(least, lo / hi)
+            if not least >= floor:                       # NaN fails too
+                return least
+    return least
+
+
 @njit(cache=True)
-def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, lanes, sums, xlimit):
+def _channels_balanced(cm, aw, cout, cin, floor):
+    """Whether every block's (row of ``cm``: its per-channel mean ``|d|``) tap balance ``_tap_balance`` is at
+    least ``floor``. With ``M`` the channels' largest means over the blocks, a block whose means are all at
+    least ``γ·M`` has a balance of at least ``γ`` times ``M``'s (its ``s_t`` lie between ``γ·S_t`` and ``S_t``):
+    only the blocks that bound leaves unsettled are computed."""
+    nblk = cm.shape[0]
+    top = np.zeros(cin, dtype=np.float32)
+    for b in range(nblk):
+        for ci in range(cin):
+            top[ci] = max(top[ci], cm[b, ci])
+    whole = _tap_balance(aw, top, cout, cin, floor)
+    inv = np.zeros(cin, dtype=np.float32)
+    for ci in range(cin):
+        if top[ci] > 0.0:
+            inv[ci] = 1.0 / top[ci]
+    for b in range(nblk):
+        gamma = np.float32(1.0)
+        for ci in range(cin):
+            gamma = min(gamma, cm[b, ci] * inv[ci] if top[ci] > 0.0 else np.float32(1.0))
+        if not gamma * whole >= floor and not _tap_balance(aw, cm[b], cout, cin, floor) >= floor:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _lane_sum(sums):
+    """``Σ sums[:16]`` (float32) as a float64, added as a tree (a float64 loop, even with reassociation
+    allowed, cost b1 ~20 µs on one thread, this ~0)."""
+    a0 = (sums[0] + sums[8]) + (sums[4] + sums[12])
+    a1 = (sums[1] + sums[9]) + (sums[5] + sums[13])
+    a2 = (sums[2] + sums[10]) + (sums[6] + sums[14])
+    a3 = (sums[3] + sums[11]) + (sums[7] + sums[15])
+    return np.float64((a0 + a2) + (a1 + a3))
+
+
+@njit(cache=True)
+def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, lanes, sums, xlimit, cm):
     """One image's block ``task`` of ``NB·L`` tiles (see the Note): transform, products, back to the output.
     ``stats`` (2 uint32): the thread's largest ``|x|`` bits and smallest nonzero bits less 1, updated; ``lanes``,
-    ``sums``: ``input_transform``'s statistics, reset here. Returns whether the block's largest ``|x|`` is at
-    most ``xlimit`` times its mean (the spread guard, per block)."""
+    ``sums`` (``L`` per channel): ``input_transform``'s statistics, reset here; ``cm`` (C_in) set to the block's
+    mean ``|d|`` per channel (per tile's patch). Returns whether the block's largest ``|x|`` is at most ``xlimit``
+    times its mean (the spread guard, per block)."""
     nbatch, cin, h, wd = x.shape
     cout = out.shape[3] if nhwc else out.shape[1]
     ust = u.size // 16
@@ -248,16 +336,22 @@ def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, lane
     sums[:] = 0
     for ci in range(cin):
         plane = (n * cin + ci) * h * wd
+        csums = sums[ci * WINO_LANES:(ci + 1) * WINO_LANES]
         for k in range(nruns):
             input_transform(xf, plane, 2 * runs[k, 1] - top, h, wd, 2 * runs[k, 2] - left, vb,
-                            ci * t_blk + runs[k, 0], vst, runs[k, 3], lanes, sums)
+                            ci * t_blk + runs[k, 0], vst, runs[k, 3], lanes, csums)
+    total = 0.0
+    for ci in range(cin):                               # after the channels: off the transforms' path
+        c = _lane_sum(sums[ci * WINO_LANES:(ci + 1) * WINO_LANES])
+        cm[ci] = c / pe
+        total += c
     big = lanes[:WINO_LANES].max()
     stats[0] = max(stats[0], big)
     stats[1] = min(stats[1], lanes[WINO_LANES:].min())
     bits = np.empty(1, dtype=np.uint32)
     bits[0] = big
-    mean = np.float64(sums.astype(np.float64).sum()) / (16 * cin * pe)
-    # the lanes' float32 sums overflow for |x| near float32's largest: inf would pass any limit
+    mean = total / (16 * cin * pe)
+    # a channel's float32 lane sums overflow for |x| near float32's largest: inf would pass any limit
     spread_ok = big == 0 or (mean < np.inf and bits.view(np.float32)[0] <= xlimit * mean)
     if pe < t_blk:                                      # tiles of a partial block: zero, not stale
         for q in range(16):
@@ -290,19 +384,22 @@ def _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, lane
 
 
 @njit(parallel=True, cache=True)
-def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads, xlimit):
+def winograd(x, u, aw, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads, xlimit, balance):
     """``out`` = the convolution of ``x`` (float32, NCHW) with the weights ``u`` that ``transform_weights``
-    made, ``biasp`` the bias; ``ntasks`` tasks claimed by ``nthreads`` threads with ``winograd_buffer_size``
-    elements of ``work`` each. Returns the statistics of the caller's fallback test (see the Note) over the
-    values the patches read: ``(largest |x|`` (inf or NaN if one is inf or NaN), ``smallest nonzero |x|,
-    whether every block's largest |x| is at most xlimit times its mean)``, the means over the blocks' patches,
+    made (``aw`` its ``|w|`` rows), ``biasp`` the bias; ``ntasks`` tasks claimed by ``nthreads`` threads with
+    ``winograd_buffer_size`` elements of ``work`` each. Returns the statistics of the caller's fallback test
+    (see the Note) over the values the patches read: ``(largest |x|`` (inf or NaN if one is inf or NaN),
+    ``smallest nonzero |x|, whether every block's largest |x| is at most xlimit times its mean, whether every
+    block's taps weighted by its channels' mean |x| are within balance)``, the means over the blocks' patches,
     padding zeros included."""
     size = work.shape[0] // nthreads
     counter = np.zeros(1, dtype=np.int64)
     allstats = np.zeros((nthreads, 2), dtype=np.uint32)
     lanes = np.zeros((nthreads, 2 * WINO_LANES), dtype=np.uint32)
-    sums = np.zeros((nthreads, WINO_LANES), dtype=np.float32)
+    cin = x.shape[1]
+    sums = np.zeros((nthreads, cin * WINO_LANES), dtype=np.float32)
     spread = np.ones(nthreads, dtype=np.bool_)
+    cm = np.zeros((ntasks, cin), dtype=np.float32)
     for th in prange(nthreads):
         buf = work[th * size:(th + 1) * size]
         stats = allstats[th]
@@ -310,26 +407,37 @@ def winograd(x, u, biasp, out, work, nhwc, top, left, nb, ntasks, nthreads, xlim
         task = claim(counter)
         while task < ntasks:
             if not _winograd_task(task, x, u, biasp, out, buf, nhwc, top, left, nb, stats, lanes[th], sums[th],
-                                  xlimit):
+                                  xlimit, cm[task]):
                 spread[th] = False
             task = claim(counter)
     big = allstats[:, 0].max()
     small = allstats[:, 1].min()
-    hi = np.array([big], dtype=np.uint32).view(np.float32)[0]
-    lo = np.array([small + np.uint32(1)], dtype=np.uint32).view(np.float32)[0]   # 0 + 1: none nonzero -> wraps
-    return np.float64(hi), (np.inf if small == np.uint32(0xFFFFFFFF) else np.float64(lo)), spread.all()
+    # (not np.array([big]): Numba's rewrite of constant array literals failed, "key already in dictionary:
+    # '$np_g_var.1'", when this compiled after some other functions in a process)
+    bits = np.empty(2, dtype=np.uint32)
+    bits[0], bits[1] = big, small + np.uint32(1)                    # 0 + 1: none nonzero -> wraps
+    hi, lo = bits.view(np.float32)[0], bits.view(np.float32)[1]
+    cout = out.shape[3] if nhwc else out.shape[1]
+    return (np.float64(hi), (np.inf if small == np.uint32(0xFFFFFFFF) else np.float64(lo)), spread.all(),
+            _channels_balanced(cm, aw, cout, cin, balance))
 
 
-def transform_weights(w, u):
+def transform_weights(w, u, aw):
     """``(largest, smallest nonzero, mean) |w|`` and the tap balance (``_transform_weights``) for ``w`` (C_out,
     C_in, 3, 3) float32, its transform in ``u`` (``u_size`` float32: 16 planes of ``C_out × C_in`` a cache line
-    apart, see ``_transform_weights``)."""
-    return _transform_weights(w, u)
+    apart, see ``_transform_weights``) and its ``|w|`` by output channel, tap and input channel in ``aw``
+    (``aw_size`` float32)."""
+    return _transform_weights(w, u, aw)
 
 
 def u_size(cout, cin):
     """Elements of the transformed weights (a multiple of 16: work memory after it stays aligned)."""
     return 16 * (cout * cin + WINO_LANES)
+
+
+def aw_size(cout, cin):
+    """Elements of ``transform_weights``' ``|w|`` rows (a multiple of 16, as ``u_size``)."""
+    return -(-9 * cout * cin // WINO_LANES) * WINO_LANES
 
 
 def x_limit(wstats, cin) -> float:
@@ -341,7 +449,8 @@ def x_limit(wstats, cin) -> float:
 def winograd_safe(xstats, wstats) -> bool:
     """Whether the data allow the Winograd result (Note): all finite, no magnitude above ``LARGEST``, no
     product above ``SAFE_PRODUCT``, no nonzero magnitude below ``SMALLEST``, every output channel's taps within
-    ``BALANCE``, and every block within the spread guard (``winograd``'s third)."""
-    (xhi, xlo, spread_ok), (whi, wlo, _, wbal) = xstats, wstats
+    ``BALANCE``, every block within the spread guard and its taps weighted by its channels within ``BALANCE``
+    (``winograd``'s third and fourth)."""
+    (xhi, xlo, spread_ok, xbal_ok), (whi, wlo, _, wbal) = xstats, wstats
     return bool(np.isfinite(xhi) and np.isfinite(whi) and max(xhi, whi) <= LARGEST and xhi * whi <= SAFE_PRODUCT
-                and min(xlo, wlo) >= SMALLEST and wbal >= BALANCE and spread_ok)
+                and min(xlo, wlo) >= SMALLEST and wbal >= BALANCE and spread_ok and xbal_ok)
