@@ -4,9 +4,8 @@ Each backend process warms up, then times its own native call (the same
 ``duration_ms`` as in report.json: no import, no data conversion) ``repeats``
 times; we report the median, GFLOP/s, the ratio to the fastest *framework*
 (TensorFlow, PyTorch, MindSpore) on that shape, and the fraction of this
-machine's peak fp32 throughput. One backend computes at a time, so that none
-competes for the cores, and the backends take turns on each case (Note
-[Backends in turns]).
+machine's peak fp32 throughput. Backends run one after another so they do not
+compete for the two cores.
 
 Note [Peak throughput]
 ----------------------
@@ -40,21 +39,21 @@ oracle's conv2d b1 took 6.40 ms against 5.38 with OpenBLAS's own choice
 the user's); bench.json records the kernels (``blas``) and the table says
 when the variable chose them, so that oracle ratios are read with it.
 
-Note [Backends in turns]
-------------------------
+Note [Backends one after another]
+---------------------------------
 This VM's speed drifts by tens of percent over seconds (other tenants of the
-host; nothing on the VM shows it): one backend after another, torch's calls
-and the oracle's were timed a minute apart, and the oracle's ratio on conv2d
-b4 of benchmarks/ was 2.4 in one run and 4.1 in the next, torch's own median
-moving 0.18-0.28 ms. So every backend's worker is started first, and on each
-case, after each backend's warm-up, the backends take turns: ``repeats``
-rounds, each backend timing one call per turn, the order rotated every round
-(none always follows the same one). A turn begins with untimed calls for
-``SWITCH_S`` seconds, at least one: the caches the previous backend filled,
-and threads it left spinning (libgomp's spin for 3.4 ms, Numba's pool for
-1.1 ms: Note [Bounded OpenMP spin] in ``harness/kernels/threads.py``), cost
-the first call after a switch, not the timed one. Each backend's median is
-then over the same stretch of time as the others'.
+host), so a backend timed a minute after torch can see another machine: the
+oracle's ratio on conv2d b4 of benchmarks/ was 2.4 in one run and 4.1 in the
+next. Taking turns on each case (every worker started first, one timed call
+per backend per round, 10 ms of untimed calls after each switch) evened that
+out with three backends, and was dropped with all ten: the frameworks'
+runtimes keep their threads spinning after a call (TensorFlow's OpenMP, for
+up to 200 ms), the turns kept the 1-minute load at 3.5, and numba's and the
+oracle's calls, which size their teams to the cores other processes leave
+free (``harness/kernels/threads.py``, Note [Oracle threads]), ran on one
+thread (numba conv2d b1 1.79 against 0.9 ms, the oracle 8.6 against 4.5).
+So each backend still runs all its cases alone, and ratios are read over
+two runs (``make bench`` twice).
 
 Note [Steady state]
 -------------------
@@ -92,8 +91,6 @@ from harness.worker import worker_for
 
 ORACLE_DTYPE = {"numpy": "float64"}
 WARMUP_S = 0.2   # the least warm-up per case and backend, besides the count: Note [Steady state]
-SWITCH_S = 0.01  # a backend's untimed calls before each timed one, at least one: Note [Backends in turns]
-
 
 
 def peak_gflops() -> dict:
@@ -126,13 +123,36 @@ def flops(case: Case) -> float:
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
               timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S) -> dict:
     peak = peak_gflops()
-    workers, skipped = _start_workers(backend_ids, log)
     rows: list[dict] = []
-    try:
+    for bid in backend_ids:
+        available, reason = envs.availability(bid)
+        worker = None
+        if available:
+            try:
+                worker = worker_for(bid, say=log)
+            except envs.BuildError as exc:
+                available, reason = False, f"its environment could not be built: {exc}"
+        if worker is not None and not worker.start():
+            available, reason = False, worker.setup_error
         for case in cases:
-            rows += _bench_case(case, backend_ids, workers, skipped, peak, warmup, repeats, timeout_s, warmup_s, log)
-    finally:
-        for worker in workers.values():
+            dtype = ORACLE_DTYPE.get(bid, case.dtype)
+            row = {"case": case.id, "backend": bid, "dtype": dtype, "gflop": flops(case) / 1e9}
+            if not available:
+                rows.append({**row, "status": "skipped", "reason": reason})
+                continue
+            answer = worker.bench(_call(case, dtype), warmup, repeats, timeout_s, warmup_s)
+            if isinstance(answer, list):
+                median = statistics.median(answer)
+                row.update(status="ok", median_ms=median, min_ms=min(answer), repeats=len(answer),
+                           gflops=row["gflop"] / (median / 1e3))
+                row["peak_fraction"] = row["gflops"] / peak["gflops"]
+            else:
+                row.update(status=getattr(answer, "status", "failed"),
+                           reason=getattr(answer, "detail", None) or getattr(answer, "reason", str(answer)))
+            rows.append(row)
+            log(f"{bid:18} {case.id:34} " + (f"{row['median_ms']:9.2f} ms {row['gflops']:7.1f} GFLOP/s"
+                                             if row["status"] == "ok" else f"{row['status']}: {row.get('reason')}"))
+        if worker is not None:
             worker.stop()
     for case in cases:
         same = [r for r in rows if r["case"] == case.id and r["status"] == "ok"]
@@ -143,72 +163,9 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
     result = {"schema": "conform.bench/1", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
-              "warmup_s": warmup_s, "repeats": repeats, "switch_s": SWITCH_S, "results": rows}
+              "warmup_s": warmup_s, "repeats": repeats, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
-
-
-def _start_workers(backend_ids: list[str], log) -> tuple[dict, dict]:
-    """A started worker for each available backend, and the reason for each other one."""
-    workers, skipped = {}, {}
-    for bid in backend_ids:
-        available, reason = envs.availability(bid)
-        if not available:
-            skipped[bid] = reason
-            continue
-        try:
-            worker = worker_for(bid, say=log)
-        except envs.BuildError as exc:
-            skipped[bid] = f"its environment could not be built: {exc}"
-            continue
-        if worker.start():
-            workers[bid] = worker
-        else:
-            skipped[bid] = worker.setup_error
-    return workers, skipped
-
-
-def _bench_case(case: Case, backend_ids: list[str], workers: dict, skipped: dict, peak: dict, warmup: int,
-                repeats: int, timeout_s: float, warmup_s: float, log) -> list[dict]:
-    """One case's rows: each backend warmed up, then the backends in turns (Note [Backends in turns]): ``repeats``
-    rounds, in each a timed call of every backend after its untimed ones (one, and ``SWITCH_S`` seconds), the
-    order rotated every round."""
-    calls = {bid: _call(case, ORACLE_DTYPE.get(bid, case.dtype)) for bid in workers}
-    times: dict = {bid: [] for bid in workers}
-    failed: dict = {}
-    for bid, worker in workers.items():
-        answer = worker.bench(calls[bid], warmup, 0, timeout_s, warmup_s)
-        if not isinstance(answer, list):
-            failed[bid] = answer
-    turns = [bid for bid in backend_ids if bid in workers]
-    for k in range(repeats):
-        for bid in turns[k % len(turns):] + turns[:k % len(turns)]:
-            if bid in failed:
-                continue
-            answer = workers[bid].bench(calls[bid], 1, 1, timeout_s, SWITCH_S)
-            if isinstance(answer, list):
-                times[bid] += answer
-            else:
-                failed[bid] = answer
-    rows = []
-    for bid in backend_ids:
-        dtype = ORACLE_DTYPE.get(bid, case.dtype)
-        row = {"case": case.id, "backend": bid, "dtype": dtype, "gflop": flops(case) / 1e9}
-        if bid in skipped:
-            row.update(status="skipped", reason=skipped[bid])
-        elif bid in failed:
-            answer = failed[bid]
-            row.update(status=getattr(answer, "status", "failed"),
-                       reason=getattr(answer, "detail", None) or getattr(answer, "reason", str(answer)))
-        else:
-            median = statistics.median(times[bid])
-            row.update(status="ok", median_ms=median, min_ms=min(times[bid]), repeats=len(times[bid]),
-                       gflops=row["gflop"] / (median / 1e3))
-            row["peak_fraction"] = row["gflops"] / peak["gflops"]
-        rows.append(row)
-        log(f"{bid:18} {case.id:34} " + (f"{row['median_ms']:9.2f} ms {row['gflops']:7.1f} GFLOP/s"
-                                         if row["status"] == "ok" else f"{row['status']}: {row.get('reason')}"))
-    return rows
 
 
 def _call(case: Case, dtype: str):
