@@ -94,3 +94,20 @@ def test_the_table_says_when_the_environment_chose_the_blas_kernels():
     bench.print_table(result, console)
     text = console.export_text()
     assert "Haswell kernels" in text and "OPENBLAS_CORETYPE" not in text
+
+
+def test_two_passes_in_opposite_orders_share_the_timed_calls(tmp_path, monkeypatch):
+    """Note [Both orders]: backends run one after another, then again in the opposite order, each pass timing
+    half the calls; a row's median is over both passes' calls."""
+    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
+    started, real = [], bench.worker_for
+    monkeypatch.setattr(bench, "worker_for", lambda bid, **kw: started.append(bid) or real(bid, **kw))
+    result = bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
+                             warmup_s=0.0)
+    assert started == ["numpy", "numba", "numba", "numpy"]
+    assert [(row["backend"], row["status"], row["repeats"]) for row in result["results"]] == \
+        [("numpy", "ok", 3), ("numba", "ok", 3)]
+    started.clear()
+    bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=1, log=lambda line: None,
+                    warmup_s=0.0)
+    assert started == ["numpy", "numba"]                  # one timed call: one pass

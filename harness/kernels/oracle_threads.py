@@ -9,8 +9,10 @@ One thread in the parent, where the oracle runs beside the framework workers
 worker's cores, as many as are free of other processes (``free_cores``).
 Each thread runs a compiled loop (no GIL) on its own output planes, or a BLAS
 path on its own images (or, for a single image, output rows or channels)
-with BLAS on one thread (``one_blas_thread``), so no Numba thread pool is
-ever started and no two pools compete (``on_threads``).
+with BLAS on one thread (``blas_threads``), so no Numba thread pool is
+ever started and no two pools compete (``on_threads``). The exception is a
+call that is one matrix product at a time (conv2d, one image of one group):
+BLAS's own threads share each product, on the free cores.
 
 Both oracles import this module, and it imports nothing from conform (only
 the standard library; Numba and threadpoolctl on first use, where they are
@@ -28,7 +30,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-__all__ = ["compiled", "free_cores", "on_threads", "one_blas_thread"]
+__all__ = ["blas_threads", "compiled", "free_cores", "on_threads"]
 
 
 @functools.cache
@@ -168,7 +170,7 @@ _ALL_CORES = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else se
 
 
 @functools.cache
-def _blas_threads():
+def _blas_controller():
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -176,7 +178,7 @@ def _blas_threads():
     return ThreadpoolController()
 
 
-def one_blas_thread(when=True):
-    """Within, if ``when``: BLAS computes on one thread (without threadpoolctl: as BLAS is set)."""
-    controller = _blas_threads() if when else None
-    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+def blas_threads(count):
+    """Within: BLAS computes on at most ``count`` threads (None, or without threadpoolctl: as BLAS is set)."""
+    controller = _blas_controller() if count else None
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=count, user_api="blas")

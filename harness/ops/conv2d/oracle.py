@@ -84,7 +84,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.kernels.oracle_threads import compiled, free_cores, on_threads, one_blas_thread
+from harness.kernels.oracle_threads import blas_threads, compiled, free_cores, on_threads
 
 # Temporaries per block: large enough for BLAS and few blocks (each has Python around its products and gathers,
 # which two threads take turns at under the GIL), small enough to stay near L2. 2 MiB against 1, two threads,
@@ -176,11 +176,13 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     else:
         xg = np.ascontiguousarray(x, dtype).reshape(n, groups, cig, h, wd)
     # Threads on images, or on output rows for fewer images than threads, BLAS on one: its threads would
-    # meet at every block's product (the parent runs on one already), and under load wait a time slice each
-    # time (b4 of benchmarks/, one product per group: 3 ms on one thread, 13-170 ms on two).
-    one = groups > 1 or threads > 1 or wanted > threads
-    with one_blas_thread(one):
-        _on_parts(form, n, cog, out_h, threads, xg, wg, taps, sh, out)
+    # meet at every group's product, and under load wait a time slice each time (b4 of benchmarks/, one product
+    # per group: 3 ms on one thread, 13-170 ms on two). One image of one group is one product per block, which
+    # BLAS shares between its threads better than we do by rows (each of ours packs all the weights): b2 of
+    # benchmarks/ 0.48-0.6 against 0.64-0.87 ms, a 16-channel 16×16 image 0.13 against 0.2-0.3.
+    single = n == 1 and groups == 1
+    with blas_threads(threads if single else 1):
+        _on_parts(form, n, cog, out_h, 1 if single else threads, xg, wg, taps, sh, out)
     return _finish(out.reshape(n, c_out, out_h, out_w), params, arrays, dtype)
 
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.kernels.oracle_threads import compiled, free_cores, on_threads, one_blas_thread
+from harness.kernels.oracle_threads import blas_threads, compiled, free_cores, on_threads
 
 BLOCK_BYTES = 1 << 20           # products per block: large enough for BLAS, small enough to stay in L2 for the adds
 ROW_PRODUCT_TERMS = 16          # stride 1 with at least Cig·kw terms per kernel row: ``_by_row_products``
@@ -111,7 +111,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     full_w = max((wd - 1) * sw + dw * (kw - 1) + 1, left + out_w)
     if (sh, sw) == (1, 1) and cig * kw >= ROW_PRODUCT_TERMS and np.isfinite(w).all():
         out = np.empty((n, groups, cog, out_h, out_w), dtype=dtype)
-        with one_blas_thread(threads > 1 or wanted > threads or groups > 1):
+        with blas_threads(1 if threads > 1 or wanted > threads or groups > 1 else None):
             # w as (g, kh, cog, cig, kw), once for all threads.
             wr = np.ascontiguousarray(w.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 2, 1, 4))
             _on_parts(_by_row_products, n, cog, threads, np.ascontiguousarray(x).reshape(n, groups, cig, h, wd),
@@ -132,7 +132,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     # Threads on images, or on output channels for fewer images than threads, BLAS on one: a product per block
     # is too small to share, and its threads would wait a time slice at every product when no second core is
     # free.
-    with one_blas_thread(threads > 1 or wanted > threads):
+    with blas_threads(1 if threads > 1 or wanted > threads else None):
         _on_parts(_scatter_products, n, cog, threads, xg, wg, (kh, kw, sh, sw, dh, dw, top, left, full_h, full_w),
                   out)
     return _finish(out.reshape(n, groups * cog, out_h, out_w), params, arrays, dtype)
