@@ -313,6 +313,26 @@ def test_one_image_is_split_across_threads(module, semantics, fields, form, monk
     assert_within_ulps(two, want, magnitude, r.accumulation_length + 1)
 
 
+@pytest.mark.parametrize("fields", [ROW_PRODUCT_CASES[1][2], {**MATRIX_CASES[0][2], "groups": 1}])
+def test_one_image_of_one_group_shares_its_products_between_blas_threads(fields, monkeypatch):
+    # One product per block: BLAS's own threads share it (on the free cores), and we run a single part.
+    fields = {**fields, "input": [1, *fields["input"][1:]]}
+    params, r = conv.Params(**fields).model_dump(), conv.resolve(conv.Params(**fields))
+    arrays = operands(conv, params, 3, fields.get("bias", False))
+    monkeypatch.setattr(conv_oracle, "free_cores", lambda threads: threads)
+    limits, real = [], conv_oracle.blas_threads
+    monkeypatch.setattr(conv_oracle, "blas_threads", lambda count: limits.append(count) or real(count))
+    parts = []
+    for form in ("_by_row_products", "_by_matrix_product"):
+        real_form = getattr(conv_oracle, form)
+        monkeypatch.setattr(conv_oracle, form, lambda *args, f=real_form: parts.append(args[-6:]) or f(*args))
+    got = conv_oracle.reference(params, arrays, threads=2)
+    assert limits == [2] and parts == [(0, 1, 0, fields["out_channels"], 0, r.out_hw[0])]
+    magnitude = conv_oracle.reference(params, {k: np.abs(v) for k, v in arrays.items()})
+    assert_within_ulps(got, conv2d_loops(arrays["x"], arrays["w"], arrays.get("b"), r), magnitude,
+                       r.accumulation_length + 1)
+
+
 @pytest.mark.parametrize("sw, width", [(2, 8), (2, 9), (3, 10), (3, 11)])
 @pytest.mark.parametrize("x_dtype", [np.float32, np.float64])
 def test_column_phases_hold_every_column_once(sw, width, x_dtype):
