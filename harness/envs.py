@@ -283,12 +283,15 @@ def _installed_versions(python: Path, distributions: tuple[str, ...]) -> dict[st
 
 def launch(backend_id: str, say=lambda text: None) -> Launch:
     """How to start ``backend_id``'s worker, building its environment if needed (``BuildError``)."""
+    from harness.backends import backend_class
     target = target_of(backend_id)
+    declared = backend_class(backend_id).worker_variables
+    own = {name: value for name, value in declared.items() if name not in os.environ}   # the user's value wins
     if target is None or target.shared:
         # Our own interpreter: the child sees our import path (as ``spawn`` would hand it over).
-        return Launch(sys.executable, {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}, "shared")
+        return Launch(sys.executable, {**own, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}, "shared")
     python = ensure(target, say)
-    return Launch(str(python), {"PYTHONPATH": str(_harness_link()), "PYTHONNOUSERSITE": "1"},
+    return Launch(str(python), {**own, "PYTHONPATH": str(_harness_link()), "PYTHONNOUSERSITE": "1"},
                   target.folder.name)
 
 

@@ -142,6 +142,9 @@ class Backend:
     #: The operator methods only build a ``Program`` and touch no framework, so the parent may call them
     #: (``describe``) to reproduce a call whose worker crashed or timed out.
     plans_calls: ClassVar[bool] = False
+    #: Variables the worker process starts with, unless the user's environment sets them: for libraries that
+    #: read their settings once, as they load (``harness.envs.launch``).
+    worker_variables: ClassVar[dict[str, str]] = {}
     #: The environment the worker runs in, a key of ``harness.envs.ENVIRONMENTS`` (Note [Environments]);
     #: None: conform's own interpreter, and no ``ID@VERSION``.
     environment: ClassVar[Optional[str]] = None

@@ -23,6 +23,18 @@ oracle's blocks alone, 0.87 ms of b2's 2.0 in converting its 2.4 MB weights.
 The worker therefore fixes both thresholds (``mallopt``, glibc only): blocks
 up to 32 MiB come from the heap, and freed memory stays with the process for
 the next call. The worker's footprint is its peak, which it had anyway.
+
+Note [BLAS threads that sleep]
+------------------------------
+The conv2d oracle lets OpenBLAS's own threads share the product of a single
+image of one group (Note [Oracle threads]). After a product, OpenBLAS's
+threads spin for 2^28 cycles (its ``THREAD_TIMEOUT``) before they sleep:
+0.1 s of a core after each such call, measured, taken from the other
+workers of a run. The worker starts with ``OPENBLAS_THREAD_TIMEOUT=4``, the
+least OpenBLAS accepts (16 cycles: they sleep at once); b2 of benchmarks/ is
+no slower for it (0.59 against 0.58 ms). OpenBLAS reads the variable once,
+as it loads, so it is set in the worker's environment
+(``Backend.worker_variables``); a value the user set is kept.
 """
 
 from __future__ import annotations
@@ -80,6 +92,7 @@ class NumpyBackend(Backend):
     gradient_gap = ("no gradient: NumPy has no autodiff; the float64 gradient oracle (harness/ops/<op>/gradient.py) "
                     "is the reference these results are judged against")
     plans_calls = True
+    worker_variables = {"OPENBLAS_THREAD_TIMEOUT": "4"}      # Note [BLAS threads that sleep]
     # bfloat16: computed in float32, rounded. float16 is computed in float16: sums of taps and of
     # window elements are float16 additions (a conv2d whose terms go through one matrix product is
     # summed in float32 by NumPy's float16 matmul and rounded once, which the float16 bound covers),

@@ -12,7 +12,9 @@ path on its own images (or, for a single image, output rows or channels)
 with BLAS on one thread (``blas_threads``), so no Numba thread pool is
 ever started and no two pools compete (``on_threads``). The exception is a
 call that is one matrix product at a time (conv2d, one image of one group):
-BLAS's own threads share each product, on the free cores.
+BLAS's own threads share each product, on the free cores (in the ``numpy``
+worker they sleep as soon as it ends: Note [BLAS threads that sleep] in
+``harness/backends/numpy_ref.py``).
 
 Both oracles import this module, and it imports nothing from conform (only
 the standard library; Numba and threadpoolctl on first use, where they are

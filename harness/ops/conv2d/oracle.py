@@ -135,7 +135,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     """
     x = np.asarray(arrays["x"])                 # converted to ``dtype`` as each form copies it
     w = np.asarray(arrays["w"], dtype=dtype)
-    wanted, threads = threads, free_cores(threads)
+    threads = free_cores(threads)
     n, c_in, h, wd = x.shape
     c_out, cig, kh, kw = w.shape
     groups = params.get("groups", 1)
