@@ -58,30 +58,18 @@ two runs (``make bench`` twice).
 Note [Both orders]
 ------------------
 One backend after another still leaves each backend's calls at their own
-minutes of the run: in one conform bench, the oracle's conv2d b4 took 2.75
-ms while torch's, two minutes later, took 0.39 (0.63-0.8 and 0.24 on a quiet
-host). So the bench makes two passes, the second in the opposite order,
-each with half the timed calls (each after its own warm-up), and a median
-is over both: every backend's calls are then centred on the same moment of
-the run (as an ABBA design cancels a linear drift), and a slow minute falls
-on half of a backend's calls rather than all of them. Workers start twice;
-the calls timed stay ``repeats``.
-
-Note [Steady state]
--------------------
-A backend's first calls on a new shape are slower than its later ones, for
-a while after the first-call costs (compiling, page faults) are paid: on
-this VM a Numba loop that doubles a 6.4 MB array into a new one took
-0.69 ms on its third call in a fresh process and 0.47 ms from its tenth on,
-with no page faults after the second. conv2d b5 (depthwise, 6.4 MB in and
-out) went 2.2 → 0.8 ms over the 12 calls after 3 warm-ups, on numba, the
-same whether or not both cores had spun for 0.2 s just before (so not the
-clock); 3 warm-up calls left that ramp in the median of 15 (numba
-1.26-1.30× torch in two runs, 0.69-0.88× after 15 warm-ups). So each case and backend warms up for
-at least ``warmup`` calls *and* ``WARMUP_S`` seconds (``--warmup``,
-``--warmup-time``), as timeit's autorange and pytest-benchmark's warm-up
-do: the timings are of the steady state a model's layer runs in, the same
-rule for every backend.
+minutes of the run, and this VM's speed moves by 20-80% between minutes
+for every backend (torch's medians too): in one conform bench the oracle's
+conv2d b4 took 2.75 ms while torch's, two minutes later, took 0.39 (0.63-0.8
+and 0.24 on a quiet host). So the bench makes several passes (``--passes``,
+4 by default), each in the opposite order to the one before, and shares the
+timed calls between them (15: 4, 4, 4, 3), each pass after its own warm-up;
+a median is over every pass's calls. Every backend's calls are then spread
+over the whole run and centred on the same moment (as an ABBA design cancels
+a linear drift), and a slow minute falls on a quarter of a backend's calls
+rather than on all of them. Workers start once a pass; the calls timed stay
+``repeats``. Measured with two passes: 2 of 4 full runs still had a pass
+slow enough to move a median by 20-80%.
 """
 
 from __future__ import annotations
@@ -133,13 +121,13 @@ def flops(case: Case) -> float:
 
 
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
-              timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S) -> dict:
+              timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S, passes: int = 4) -> dict:
     peak = peak_gflops()
-    # Two passes, the second in the opposite order, half the timed calls each (Note [Both orders]).
+    # Passes over the backends in alternating orders, sharing the timed calls (Note [Both orders]).
     answers: dict = {}               # (backend, case id) -> ms of every timed call, or why there are none
-    first, second = -(-repeats // 2), repeats // 2
-    for order, count in ((backend_ids, first), (backend_ids[::-1], second)):
-        for bid in order if count else ():
+    for k in range(min(passes, repeats)):
+        count = repeats // passes + (k < repeats % passes)          # 15 in 4 passes: 4, 4, 4, 3
+        for bid in backend_ids[::-1] if k % 2 else backend_ids:
             _time_backend(bid, cases, count, answers, warmup, timeout_s, warmup_s, log)
     rows: list[dict] = []
     for bid in backend_ids:
@@ -164,7 +152,7 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
     result = {"schema": "conform.bench/1", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
-              "warmup_s": warmup_s, "repeats": repeats, "results": rows}
+              "warmup_s": warmup_s, "repeats": repeats, "passes": min(passes, repeats), "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
 

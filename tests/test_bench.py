@@ -96,18 +96,19 @@ def test_the_table_says_when_the_environment_chose_the_blas_kernels():
     assert "Haswell kernels" in text and "OPENBLAS_CORETYPE" not in text
 
 
-def test_two_passes_in_opposite_orders_share_the_timed_calls(tmp_path, monkeypatch):
-    """Note [Both orders]: backends run one after another, then again in the opposite order, each pass timing
-    half the calls; a row's median is over both passes' calls."""
+def test_passes_in_alternating_orders_share_the_timed_calls(tmp_path, monkeypatch):
+    """Note [Both orders]: passes over the backends, one after another, each pass in the opposite order to the
+    one before and timing its share of the calls; a row's median is over every pass's calls."""
     case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
     started, real = [], bench.worker_for
     monkeypatch.setattr(bench, "worker_for", lambda bid, **kw: started.append(bid) or real(bid, **kw))
-    result = bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
-                             warmup_s=0.0)
-    assert started == ["numpy", "numba", "numba", "numpy"]
+    result = bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=5, log=lambda line: None,
+                             warmup_s=0.0, passes=3)
+    assert started == ["numpy", "numba", "numba", "numpy", "numpy", "numba"]
     assert [(row["backend"], row["status"], row["repeats"]) for row in result["results"]] == \
-        [("numpy", "ok", 3), ("numba", "ok", 3)]
+        [("numpy", "ok", 5), ("numba", "ok", 5)]                       # 2 + 2 + 1 calls each
+    assert result["passes"] == 3
     started.clear()
     bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=1, log=lambda line: None,
                     warmup_s=0.0)
-    assert started == ["numpy", "numba"]                  # one timed call: one pass
+    assert started == ["numpy", "numba"]                  # one timed call: one pass, whatever --passes says
