@@ -55,21 +55,23 @@ thread (numba conv2d b1 1.79 against 0.9 ms, the oracle 8.6 against 4.5).
 So each backend still runs all its cases alone, and ratios are read over
 two runs (``make bench`` twice).
 
-Note [Both orders]
-------------------
+Note [Passes]
+-------------
 One backend after another still leaves each backend's calls at their own
 minutes of the run, and this VM's speed moves by 20-80% between minutes
 for every backend (torch's medians too): in one conform bench the oracle's
 conv2d b4 took 2.75 ms while torch's, two minutes later, took 0.39 (0.63-0.8
-and 0.24 on a quiet host). So the bench makes several passes (``--passes``,
-4 by default), each in the opposite order to the one before, and shares the
-timed calls between them (15: 4, 4, 4, 3), each pass after its own warm-up;
-a median is over every pass's calls. Every backend's calls are then spread
-over the whole run and centred on the same moment (as an ABBA design cancels
-a linear drift), and a slow minute falls on a quarter of a backend's calls
-rather than on all of them. Workers start once a pass; the calls timed stay
-``repeats``. Measured with two passes: 2 of 4 full runs still had a pass
-slow enough to move a median by 20-80%.
+and 0.24 on a quiet host). So the bench makes several passes over the
+backends (``--passes``, 4 by default) and shares the timed calls between
+them (15: 4, 4, 4, 3), each pass after its own warm-up; a median is over
+every pass's calls. A backend's calls are then a pass apart (2.5 minutes
+for the whole benchmarks/ folder), and a slow minute falls on a quarter of
+them rather than all. Every pass takes the same order: with every other pass
+reversed (an ABBA design, which cancels a linear drift), the first and last
+backends had two passes back to back, and a slow stretch then took half
+their calls (measured: the oracle's conv2d b4 0.68, 1.00, 1.41, 0.59 ms in
+four passes, the middle two adjacent, against torch's 0.20-0.30). Workers
+start once a pass; the calls timed stay ``repeats``.
 """
 
 from __future__ import annotations
@@ -123,11 +125,11 @@ def flops(case: Case) -> float:
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
               timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S, passes: int = 4) -> dict:
     peak = peak_gflops()
-    # Passes over the backends in alternating orders, sharing the timed calls (Note [Both orders]).
+    # Passes over the backends, sharing the timed calls (Note [Passes]).
     answers: dict = {}               # (backend, case id) -> ms of every timed call, or why there are none
     for k in range(min(passes, repeats)):
         count = repeats // passes + (k < repeats % passes)          # 15 in 4 passes: 4, 4, 4, 3
-        for bid in backend_ids[::-1] if k % 2 else backend_ids:
+        for bid in backend_ids:
             _time_backend(bid, cases, count, answers, warmup, timeout_s, warmup_s, log)
     rows: list[dict] = []
     for bid in backend_ids:
