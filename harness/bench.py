@@ -72,6 +72,22 @@ backends had two passes back to back, and a slow stretch then took half
 their calls (measured: the oracle's conv2d b4 0.68, 1.00, 1.41, 0.59 ms in
 four passes, the middle two adjacent, against torch's 0.20-0.30). Workers
 start once a pass; the calls timed stay ``repeats``.
+
+Note [Steady state]
+-------------------
+A backend's first calls on a new shape are slower than its later ones, for
+a while after the first-call costs (compiling, page faults) are paid: on
+this VM a Numba loop that doubles a 6.4 MB array into a new one took
+0.69 ms on its third call in a fresh process and 0.47 ms from its tenth on,
+with no page faults after the second. conv2d b5 (depthwise, 6.4 MB in and
+out) went 2.2 → 0.8 ms over the 12 calls after 3 warm-ups, on numba, the
+same whether or not both cores had spun for 0.2 s just before (so not the
+clock); 3 warm-up calls left that ramp in the median of 15 (numba
+1.26-1.30× torch in two runs, 0.69-0.88× after 15 warm-ups). So each case and backend warms up for
+at least ``warmup`` calls *and* ``WARMUP_S`` seconds (``--warmup``,
+``--warmup-time``), as timeit's autorange and pytest-benchmark's warm-up
+do: the timings are of the steady state a model's layer runs in, the same
+rule for every backend.
 """
 
 from __future__ import annotations
@@ -127,16 +143,17 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
     peak = peak_gflops()
     # Passes over the backends, sharing the timed calls (Note [Passes]).
     answers: dict = {}               # (backend, case id) -> ms of every timed call, or why there are none
-    for k in range(min(passes, repeats)):
+    total = min(passes, repeats)
+    for k in range(total):
         count = repeats // passes + (k < repeats % passes)          # 15 in 4 passes: 4, 4, 4, 3
         for bid in backend_ids:
-            _time_backend(bid, cases, count, answers, warmup, timeout_s, warmup_s, log)
+            _time_backend(bid, cases, count, answers, warmup, timeout_s, warmup_s, log, f"pass {k + 1}/{total}")
     rows: list[dict] = []
     for bid in backend_ids:
         for case in cases:
             dtype = ORACLE_DTYPE.get(bid, case.dtype)
             row = {"case": case.id, "backend": bid, "dtype": dtype, "gflop": flops(case) / 1e9}
-            answer = answers[bid, case.id]
+            answer = answers.get((bid, case.id), {"status": "skipped", "reason": "no timed calls asked for"})
             if isinstance(answer, list):
                 median = statistics.median(answer)
                 row.update(status="ok", median_ms=median, min_ms=min(answer), repeats=len(answer),
@@ -154,16 +171,17 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
     result = {"schema": "conform.bench/1", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
-              "warmup_s": warmup_s, "repeats": repeats, "passes": min(passes, repeats), "results": rows}
+              "warmup_s": warmup_s, "repeats": repeats, "passes": total, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
 
 
 def _time_backend(bid: str, cases: list[Case], repeats: int, answers: dict, warmup: int, timeout_s: float,
-                  warmup_s: float, log) -> None:
-    """One pass of backend ``bid`` over ``cases`` in its own worker: ``repeats`` more timed calls each into
-    ``answers``, or why there are none (a case that failed or was skipped in the first pass is not tried
-    again)."""
+                  warmup_s: float, log, label: str) -> None:
+    """One pass (``label``) of backend ``bid`` over ``cases`` in its own worker: ``repeats`` more timed calls
+    each into ``answers``. A case with no timed call yet that fails (or whose backend is unavailable) records
+    why and is not tried again; a failure after some timed calls keeps them (the row's ``repeats`` says how
+    many) and is logged."""
     cases = [case for case in cases if isinstance(answers.get((bid, case.id), []), list)]
     if not cases:
         return
@@ -178,19 +196,21 @@ def _time_backend(bid: str, cases: list[Case], repeats: int, answers: dict, warm
         available, reason = False, worker.setup_error
     try:
         for case in cases:
-            if not available:
-                answers[bid, case.id] = {"status": "skipped", "reason": reason}
-                continue
-            answer = worker.bench(_call(case, ORACLE_DTYPE.get(bid, case.dtype)), warmup, repeats, timeout_s,
-                                  warmup_s)
-            if isinstance(answer, list):
-                answers[bid, case.id] = answers.get((bid, case.id), []) + answer
-                log(f"{bid:18} {case.id:34} {statistics.median(answer):9.2f} ms")
+            key = (bid, case.id)
+            if available:
+                answer = worker.bench(_call(case, ORACLE_DTYPE.get(bid, case.dtype)), warmup, repeats, timeout_s,
+                                      warmup_s)
+                if isinstance(answer, list):
+                    answers[key] = answers.get(key, []) + answer
+                    log(f"{bid:18} {case.id:34} {statistics.median(answer):9.2f} ms  ({label})")
+                    continue
+                failure = {"status": getattr(answer, "status", "failed"),
+                           "reason": getattr(answer, "detail", None) or getattr(answer, "reason", str(answer))}
             else:
-                answers[bid, case.id] = {"status": getattr(answer, "status", "failed"),
-                                         "reason": getattr(answer, "detail", None) or getattr(answer, "reason",
-                                                                                               str(answer))}
-                log(f"{bid:18} {case.id:34} {answers[bid, case.id]['status']}: {answers[bid, case.id]['reason']}")
+                failure = {"status": "skipped", "reason": reason}
+            log(f"{bid:18} {case.id:34} {failure['status']}: {failure['reason']}  ({label})")
+            if not answers.get(key):
+                answers[key] = failure
     finally:
         if worker is not None:
             worker.stop()

@@ -201,7 +201,10 @@ class RayWorker:
         if not _offered(self.resources):
             self.setup_error = f"no node of the Ray cluster offers the resources it declares, {self.resources}"
             return False
-        variables = {name: os.environ.get(name) for name in DRIVER_VARIABLES}
+        # And the driver's value of a variable the backend's worker would otherwise start with (a user's setting
+        # is kept: ``envs.launch``).
+        names = DRIVER_VARIABLES + tuple(backend_class(self.backend_id).worker_variables)
+        variables = {name: os.environ.get(name) for name in names}
         self.actor = _Host.options(**ray_options(self.resources)).remote(
             self.backend_id, str(self.log_path) if self.log_path else None, self.memory_limit, variables)
         try:

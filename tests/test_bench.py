@@ -100,15 +100,46 @@ def test_passes_over_the_backends_share_the_timed_calls(tmp_path, monkeypatch):
     """Note [Passes]: passes over the backends, one after another, each timing its share of the calls; a row's
     median is over every pass's calls."""
     case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
-    started, real = [], bench.worker_for
-    monkeypatch.setattr(bench, "worker_for", lambda bid, **kw: started.append(bid) or real(bid, **kw))
+    asked, real = [], bench.worker_for
+
+    def spied(bid, **kw):
+        worker = real(bid, **kw)
+        timed = worker.bench
+        worker.bench = lambda call, warmup, repeats, *rest: asked.append((bid, repeats)) or timed(call, warmup,
+                                                                                                   repeats, *rest)
+        return worker
+    monkeypatch.setattr(bench, "worker_for", spied)
     result = bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=5, log=lambda line: None,
                              warmup_s=0.0, passes=3)
-    assert started == ["numpy", "numba"] * 3
+    assert asked == [("numpy", 2), ("numba", 2), ("numpy", 2), ("numba", 2), ("numpy", 1), ("numba", 1)]
     assert [(row["backend"], row["status"], row["repeats"]) for row in result["results"]] == \
-        [("numpy", "ok", 5), ("numba", "ok", 5)]                       # 2 + 2 + 1 calls each
+        [("numpy", "ok", 5), ("numba", "ok", 5)]
     assert result["passes"] == 3
-    started.clear()
+    asked.clear()
     bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=1, log=lambda line: None,
                     warmup_s=0.0)
-    assert started == ["numpy", "numba"]                  # one timed call: one pass, whatever --passes says
+    assert asked == [("numpy", 1), ("numba", 1)]          # one timed call: one pass, whatever --passes says
+
+
+def test_a_backend_that_fails_is_not_tried_again_and_later_failures_keep_the_timings(tmp_path, monkeypatch):
+    from harness.worker import Crash
+    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
+    starts, real = [], bench.worker_for
+
+    def failing_from(first_failing_pass):
+        def spied(bid, **kw):
+            starts.append(bid)
+            worker = real(bid, **kw)
+            if len(starts) >= first_failing_pass:
+                worker.bench = lambda *args: Crash("killed by signal 9")
+            return worker
+        return spied
+    monkeypatch.setattr(bench, "worker_for", failing_from(1))
+    [row] = bench.run_bench([case], ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
+                            warmup_s=0.0, passes=3)["results"]
+    assert starts == ["numpy"] and row["status"] == "failed" and "signal 9" in row["reason"]
+    starts.clear()
+    monkeypatch.setattr(bench, "worker_for", failing_from(2))
+    [row] = bench.run_bench([case], ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
+                            warmup_s=0.0, passes=3)["results"]
+    assert starts == ["numpy"] * 3 and (row["status"], row["repeats"]) == ("ok", 1)

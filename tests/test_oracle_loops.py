@@ -195,6 +195,26 @@ def numpy_only(module, monkeypatch):
     monkeypatch.setattr(module, "compiled", lambda loops: None)
 
 
+class _NanNumPy:
+    """NumPy whose ``empty`` float arrays hold NaN: temporaries reused from block to block (the forms allocate
+    them once a call) must have every element written before it is read, or the NaN shows."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float, **kw):
+        out = np.empty(shape, dtype, **kw)
+        if np.issubdtype(out.dtype, np.floating):
+            out.fill(np.nan)
+        return out
+
+
+def with_temporaries(kind, module, monkeypatch):
+    if kind == "nan":
+        monkeypatch.setattr(module, "np", _NanNumPy())
+
+
 
 
 @pytest.mark.parametrize("groups, cig", [(1, 3), (2, 2), (4, 1)])
@@ -216,9 +236,11 @@ def test_conv2d_padding_adds_no_term_even_with_infinite_weights(groups, cig):
 
 @pytest.mark.parametrize("block_bytes", [1000, 15_000])     # one output row a block; two images a block
 @pytest.mark.parametrize("gather", ["compiled", "numpy"])     # the terms gathered by either
-def test_conv2d_both_paths_agree(block_bytes, gather, monkeypatch):
+@pytest.mark.parametrize("temporaries", ["empty", "nan"])
+def test_conv2d_both_paths_agree(block_bytes, gather, temporaries, monkeypatch):
     if gather == "numpy":
         numpy_only(conv_oracle, monkeypatch)
+    with_temporaries(temporaries, conv_oracle, monkeypatch)
     rng = np.random.default_rng(1)
     params = conv.Params(input=[5, 4, 9, 7], out_channels=6, groups=2, kernel_size=[3, 2], stride=[2, 1],
                          dilation=[1, 2], padding=[2, 0, 1, 3], bias=True).model_dump()
@@ -262,10 +284,12 @@ MATRIX_CASES = [(conv_oracle, conv, dict(input=[2, 6, 9, 8], out_channels=4, gro
 @pytest.mark.parametrize("block_bytes", [1, 6_000, 10**9])     # one input row a block; a few rows; all images
 @pytest.mark.parametrize("module, semantics, fields, form", ROW_PRODUCT_CASES)
 @pytest.mark.parametrize("loops", ["compiled", "numpy"])
-def test_row_products_in_any_block(block_bytes, module, semantics, fields, form, loops, monkeypatch):
+@pytest.mark.parametrize("temporaries", ["empty", "nan"])
+def test_row_products_in_any_block(block_bytes, module, semantics, fields, form, loops, temporaries, monkeypatch):
     # The gather and the row additions by the compiled loops or by NumPy, the blocks splitting images and rows.
     if loops == "numpy":
         numpy_only(module, monkeypatch)
+    with_temporaries(temporaries, module, monkeypatch)
     params, r = semantics.Params(**fields).model_dump(), semantics.resolve(semantics.Params(**fields))
     arrays = operands(semantics, params, 7, fields.get("bias", False))
     used, real = [], getattr(module, form)

@@ -1,6 +1,6 @@
 """How the float64 oracles (conv2d's, conv2d_transpose's) run on threads: their compiled loops (Numba, without
 the GIL), how many threads a call gets (the cores free of other processes), the pool those threads live in,
-which core they wake on, and BLAS held to one thread meanwhile.
+which core they wake on, and how many threads BLAS takes meanwhile.
 
 Note [Oracle threads]
 ---------------------
@@ -181,6 +181,7 @@ def _blas_controller():
 
 
 def blas_threads(count):
-    """Within: BLAS computes on at most ``count`` threads (None, or without threadpoolctl: as BLAS is set)."""
+    """Within: BLAS computes on ``count`` threads, whatever it was set to (None, or without threadpoolctl: as BLAS
+    is set)."""
     controller = _blas_controller() if count else None
     return contextlib.nullcontext() if controller is None else controller.limit(limits=count, user_api="blas")

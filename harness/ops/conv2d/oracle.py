@@ -33,7 +33,9 @@ temporaries stay small:
 
 Every form works on the case's NCHW arrays as they are (image-major, no
 copy of the input or the output), on images or, for a single image, on
-output rows split between threads (``_on_parts``).
+output rows split between threads (``_on_parts``); a single image of one
+group whose products BLAS computes is one part, and BLAS's own threads share
+each product.
 
 Deliberately independent: the padding arithmetic (TensorFlow's SAME/VALID
 rule, DESIGN.md §8) is re-derived here from the case parameters and nothing
@@ -181,7 +183,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     # per group: 3 ms on one thread, 13-170 ms on two). One image of one group is one product per block, which
     # BLAS shares between its threads better than we do by rows (each of ours packs all the weights): b2 of
     # benchmarks/ 0.48-0.6 against 0.64-0.87 ms, a 16-channel 16×16 image 0.13 against 0.2-0.3.
-    single = n == 1 and groups == 1
+    single = n == 1 and groups == 1 and form is not _by_terms and out.dtype in _WIDENED   # float16: not BLAS
     with blas_threads(threads if single else 1):
         _on_parts(form, n, cog, out_h, 1 if single else threads, xg, wg, taps, sh, out)
     return _finish(out.reshape(n, c_out, out_h, out_w), params, arrays, dtype)
@@ -441,7 +443,8 @@ def _add_rows_numpy(sums, out, rows, a0, o0, r0, y_lo, y_hi):
 def _on_parts(form, images, channels, rows, threads, *args):
     """``form(*args, a0, a1, o0, o1, y0, y1)`` on images [a0, a1), output channels [o0, o1) of each group and
     output rows [y0, y1): a range of images per thread, or of output rows (every image) when there are fewer
-    images than threads, so that a single image uses every free core too. Rows, not channels: each thread
+    images than threads, so that a single image uses every free core too (with ``threads`` 1, one part: a single
+    image of one group leaves its products to BLAS's threads, in ``reference``). Rows, not channels: each thread
     gathers the terms of its own rows only (split by channels, each would gather every term: b2 of
     benchmarks/, 128 channels against 64 pixels, took 0.42 ms a thread against 0.34 by rows). Each part writes
     only its own output."""
