@@ -183,7 +183,7 @@ def reference(params: dict, arrays: dict, dtype=np.float64, threads: int = 1) ->
     # per group: 3 ms on one thread, 13-170 ms on two). One image of one group is one product per block, which
     # BLAS shares between its threads better than we do by rows (each of ours packs all the weights): b2 of
     # benchmarks/ 0.48-0.6 against 0.64-0.87 ms, a 16-channel 16×16 image 0.13 against 0.2-0.3.
-    single = n == 1 and groups == 1 and form is not _by_terms and out.dtype in _WIDENED   # float16: not BLAS
+    single = n == 1 and groups == 1 and form is not _by_terms and out.dtype in _BLAS_DTYPES
     with blas_threads(threads if single else 1):
         _on_parts(form, n, cog, out_h, 1 if single else threads, xg, wg, taps, sh, out)
     return _finish(out.reshape(n, c_out, out_h, out_w), params, arrays, dtype)
@@ -252,6 +252,7 @@ def column_phases(x, sw, dtype):
 
 
 _WIDENED = (np.dtype(np.float32), np.dtype(np.float64))     # read by the compiled loops as they are: exact in float64
+_BLAS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # NumPy's matmul hands these to BLAS (float16: its own)
 
 
 def _split_columns(rows, phases):
