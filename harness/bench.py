@@ -4,8 +4,8 @@ Each backend process warms up, then times its own native call (the same
 ``duration_ms`` as in report.json: no import, no data conversion) ``repeats``
 times; we report the median, GFLOP/s, the ratio to the fastest *framework*
 (TensorFlow, PyTorch, MindSpore) on that shape, and the fraction of this
-machine's peak fp32 throughput. Backends run one after another so they do not
-compete for the two cores.
+machine's peak fp32 throughput. Backends take turns on each case, never two
+at once, so they do not compete for the cores (Note [Turns]).
 
 Note [Peak throughput]
 ----------------------
@@ -39,39 +39,31 @@ oracle's conv2d b1 took 6.40 ms against 5.38 with OpenBLAS's own choice
 the user's); bench.json records the kernels (``blas``) and the table says
 when the variable chose them, so that oracle ratios are read with it.
 
-Note [Backends one after another]
----------------------------------
-This VM's speed drifts by tens of percent over seconds (other tenants of the
-host), so a backend timed a minute after torch can see another machine: the
-oracle's ratio on conv2d b4 of benchmarks/ was 2.4 in one run and 4.1 in the
-next. Taking turns on each case (every worker started first, one timed call
-per backend per round, 10 ms of untimed calls after each switch) evened that
-out with three backends, and was dropped with all ten: the frameworks'
-runtimes keep their threads spinning after a call (TensorFlow's OpenMP, for
-up to 200 ms), the turns kept the 1-minute load at 3.5, and numba's and the
-oracle's calls, which size their teams to the cores other processes leave
-free (``harness/kernels/threads.py``, Note [Oracle threads]), ran on one
-thread (numba conv2d b1 1.79 against 0.9 ms, the oracle 8.6 against 4.5).
-So each backend still runs all its cases alone, and ratios are read over
-two runs (``make bench`` twice).
+Note [Turns]
+------------
+This VM's speed moves by 20-80% between minutes for every backend, torch's
+calls too. Backends timed one after another, each on all its cases, saw
+different machines: the oracle's conv2d b4 of benchmarks/ took 2.75 ms in one
+run while torch's, two minutes later, took 0.39 (0.63-0.8 and 0.24 on a quiet
+host); passes over the backends (each pass one after another, sharing the
+timed calls) only spread that over four minutes, and in 8 full runs the
+in-house backends' worst ratio to torch moved between 3.3 and 5.3 (oracle)
+and 0.92 and 1.49 (numba) on shapes whose typical ratios are 2.5-3.5 and
+0.5-0.95. So every worker is started first and the backends take turns on
+each case: ``--rounds`` rounds (4 by default) share the timed calls (15: 4,
+4, 4, 3), each backend's turn is its own warm-up (Note [Steady state]) and
+its share of calls, and each round starts one backend further down the list
+so that no backend always follows the same one. A case's calls, every
+backend's, then fall within the same few seconds.
 
-Note [Passes]
--------------
-One backend after another still leaves each backend's calls at their own
-minutes of the run, and this VM's speed moves by 20-80% between minutes
-for every backend (torch's medians too): in one conform bench the oracle's
-conv2d b4 took 2.75 ms while torch's, two minutes later, took 0.39 (0.63-0.8
-and 0.24 on a quiet host). So the bench makes several passes over the
-backends (``--passes``, 4 by default) and shares the timed calls between
-them (15: 4, 4, 4, 3), each pass after its own warm-up; a median is over
-every pass's calls. A backend's calls are then a pass apart (2.5 minutes
-for the whole benchmarks/ folder), and a slow minute falls on a quarter of
-them rather than all. Every pass takes the same order: with every other pass
-reversed (an ABBA design, which cancels a linear drift), the first and last
-backends had two passes back to back, and a slow stretch then took half
-their calls (measured: the oracle's conv2d b4 0.68, 1.00, 1.41, 0.59 ms in
-four passes, the middle two adjacent, against torch's 0.20-0.30). Workers
-start once a pass; the calls timed stay ``repeats``.
+Turns were tried once before and dropped, for what the backends leave behind:
+the frameworks' runtimes keep their threads spinning after a call
+(TensorFlow's OpenMP, for up to 200 ms; OpenBLAS's threads for ~0.1 s), so the next backend shared the cores with them, and numba's and the
+oracle's calls, which size their teams to the cores other processes leave
+free (``harness/kernels/threads.py``), ran on one thread. Before each turn
+the bench now waits until no other worker has used CPU for ``QUIET_S``
+(capped at ``QUIET_MAX_S``; ``_Workers.wait_until_quiet``): the turn starts on a
+machine the previous backend has left.
 
 Note [Steady state]
 -------------------
@@ -95,6 +87,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -109,6 +102,9 @@ from harness.worker import worker_for
 
 ORACLE_DTYPE = {"numpy": "float64"}
 WARMUP_S = 0.2   # the least warm-up per case and backend, besides the count: Note [Steady state]
+QUIET_S = 0.03   # how long the other workers must have used no CPU before a turn (Note [Turns])
+QUIET_MAX_S = 1.0
+QUIET_POLL_S = 0.01
 
 
 def peak_gflops() -> dict:
@@ -139,15 +135,19 @@ def flops(case: Case) -> float:
 
 
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
-              timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S, passes: int = 4) -> dict:
+              timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S, rounds: int = 4) -> dict:
     peak = peak_gflops()
-    # Passes over the backends, sharing the timed calls (Note [Passes]).
     answers: dict = {}               # (backend, case id) -> ms of every timed call, or why there are none
-    total = min(passes, repeats)
-    for k in range(total):
-        count = repeats // passes + (k < repeats % passes)          # 15 in 4 passes: 4, 4, 4, 3
-        for bid in backend_ids:
-            _time_backend(bid, cases, count, answers, warmup, timeout_s, warmup_s, log, f"pass {k + 1}/{total}")
+    total = min(rounds, repeats)
+    with _Workers(log) as workers:
+        for case in cases:
+            calls: dict = {}         # dtype -> the case's call, prepared once for every round
+            for k in range(total):  # backends take turns on the case (Note [Turns])
+                count = repeats // total + (k < repeats % total)          # 15 in 4 rounds: 4, 4, 4, 3
+                start = k % len(backend_ids)
+                for bid in backend_ids[start:] + backend_ids[:start]:
+                    _take_turn(workers, bid, case, calls, count, answers, warmup, timeout_s, warmup_s, log,
+                               f"round {k + 1}/{total}")
     rows: list[dict] = []
     for bid in backend_ids:
         for case in cases:
@@ -171,49 +171,90 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
     result = {"schema": "conform.bench/1", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
-              "warmup_s": warmup_s, "repeats": repeats, "passes": total, "results": rows}
+              "warmup_s": warmup_s, "repeats": repeats, "rounds": total, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
 
 
-def _time_backend(bid: str, cases: list[Case], repeats: int, answers: dict, warmup: int, timeout_s: float,
-                  warmup_s: float, log, label: str) -> None:
-    """One pass (``label``) of backend ``bid`` over ``cases`` in its own worker: ``repeats`` more timed calls
-    each into ``answers``. A case with no timed call yet that fails (or whose backend is unavailable) records
+def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: int, answers: dict, warmup: int,
+               timeout_s: float, warmup_s: float, log, label: str) -> None:
+    """Backend ``bid``'s turn (``label``) on ``case``: once the other workers are quiet, ``repeats`` more timed
+    calls into ``answers``. A case with no timed call yet that fails (or whose backend is unavailable) records
     why and is not tried again; a failure after some timed calls keeps them (the row's ``repeats`` says how
     many) and is logged."""
-    cases = [case for case in cases if isinstance(answers.get((bid, case.id), []), list)]
-    if not cases:
+    key = (bid, case.id)
+    if not isinstance(answers.get(key, []), list):
         return
-    available, reason = envs.availability(bid)
-    worker = None
-    if available:
+    worker, reason = workers.get(bid)
+    if worker is not None:
+        dtype = ORACLE_DTYPE.get(bid, case.dtype)
+        if dtype not in calls:
+            calls[dtype] = _call(case, dtype)
+        workers.wait_until_quiet(bid)
+        answer = worker.bench(calls[dtype], warmup, repeats, timeout_s, warmup_s)
+        if isinstance(answer, list):
+            answers[key] = answers.get(key, []) + answer
+            log(f"{bid:18} {case.id:34} {statistics.median(answer):9.2f} ms  ({label})")
+            return
+        failure = {"status": getattr(answer, "status", "failed"),
+                   "reason": getattr(answer, "detail", None) or getattr(answer, "reason", str(answer))}
+    else:
+        failure = {"status": "skipped", "reason": reason}
+    log(f"{bid:18} {case.id:34} {failure['status']}: {failure['reason']}  ({label})")
+    if not answers.get(key):
+        answers[key] = failure
+
+
+class _Workers:
+    """Every backend's worker for the whole bench, started on its first turn, stopped at the end."""
+
+    def __init__(self, log):
+        self.log = log
+        self.started: dict = {}      # backend id -> (Worker or None, why there is none)
+
+    def __enter__(self) -> "_Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for worker, _ in self.started.values():
+            if worker is not None:
+                worker.stop()
+
+    def get(self, bid: str):
+        """The backend's started worker and None, or None and why it cannot run."""
+        if bid not in self.started:
+            self.started[bid] = self._start(bid)
+        return self.started[bid]
+
+    def _start(self, bid: str):
+        available, reason = envs.availability(bid)
+        if not available:
+            return None, reason
         try:
-            worker = worker_for(bid, say=log)
+            worker = worker_for(bid, say=self.log)
         except envs.BuildError as exc:
-            available, reason = False, f"its environment could not be built: {exc}"
-    if worker is not None and not worker.start():
-        available, reason = False, worker.setup_error
-    try:
-        for case in cases:
-            key = (bid, case.id)
-            if available:
-                answer = worker.bench(_call(case, ORACLE_DTYPE.get(bid, case.dtype)), warmup, repeats, timeout_s,
-                                      warmup_s)
-                if isinstance(answer, list):
-                    answers[key] = answers.get(key, []) + answer
-                    log(f"{bid:18} {case.id:34} {statistics.median(answer):9.2f} ms  ({label})")
-                    continue
-                failure = {"status": getattr(answer, "status", "failed"),
-                           "reason": getattr(answer, "detail", None) or getattr(answer, "reason", str(answer))}
-            else:
-                failure = {"status": "skipped", "reason": reason}
-            log(f"{bid:18} {case.id:34} {failure['status']}: {failure['reason']}  ({label})")
-            if not answers.get(key):
-                answers[key] = failure
-    finally:
-        if worker is not None:
-            worker.stop()
+            return None, f"its environment could not be built: {exc}"
+        if not worker.start():
+            return None, worker.setup_error
+        return worker, None
+
+    def wait_until_quiet(self, bid: str) -> float:
+        """Wait until no worker but ``bid``'s has used CPU for ``QUIET_S`` (at most ``QUIET_MAX_S``): threads a
+        runtime leaves spinning after its turn would share the cores with this one (Note [Turns]). The seconds
+        waited."""
+        others = [worker for other, (worker, _) in self.started.items() if other != bid and worker is not None]
+        began = time.monotonic()
+        ticks = [worker.cpu_ticks() for worker in others]
+        since = began
+        while time.monotonic() - since < QUIET_S:
+            if time.monotonic() - began > QUIET_MAX_S:
+                self.log(f"{bid:18} other workers still busy after {QUIET_MAX_S:g} s; timing anyway")
+                break
+            time.sleep(QUIET_POLL_S)
+            now = [worker.cpu_ticks() for worker in others]
+            if now != ticks:
+                ticks, since = now, time.monotonic()
+        return time.monotonic() - began
 
 
 def _call(case: Case, dtype: str):

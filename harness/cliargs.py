@@ -125,8 +125,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_bounded(int, 1, 10_000, "a count"), default=15)
     bench.add_argument("--warmup", type=_bounded(int, 0, 10_000, "a count"), default=3,
                        help="warm-up calls per case and backend, at least (default: 3)")
-    bench.add_argument("--passes", type=_bounded(int, 1, 100, "a count"), default=4,
-                       help="passes over the backends, sharing the timed calls (default: 4; Note [Passes])")
+    bench.add_argument("--rounds", type=_bounded(int, 1, 100, "a count"), default=4,
+                       help="rounds of turns on each case, sharing the timed calls (default: 4; Note [Turns])")
     bench.add_argument("--warmup-time", type=_bounded(float, 0, 60, "seconds"), default=0.2, metavar="SECONDS",
                        help="warm-up time per case and backend, at least (default: 0.2; Note [Steady state])")
     _op_option(bench, "only benchmark cases of this operator")

@@ -96,50 +96,102 @@ def test_the_table_says_when_the_environment_chose_the_blas_kernels():
     assert "Haswell kernels" in text and "OPENBLAS_CORETYPE" not in text
 
 
-def test_passes_over_the_backends_share_the_timed_calls(tmp_path, monkeypatch):
-    """Note [Passes]: passes over the backends, one after another, each timing its share of the calls; a row's
-    median is over every pass's calls."""
-    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
-    asked, real = [], bench.worker_for
+def test_backends_take_turns_on_each_case_and_rounds_share_the_timed_calls(tmp_path, monkeypatch):
+    """Note [Turns]: every worker starts once; on each case every backend takes a turn per round, each round
+    one backend further down the list, timing its share of the calls; a row's median is over every round's."""
+    cases = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1:4:2]       # b2, and b4 (grouped)
+    asked, starts, real = [], [], bench.worker_for
 
     def spied(bid, **kw):
+        starts.append(bid)
         worker = real(bid, **kw)
         timed = worker.bench
-        worker.bench = lambda call, warmup, repeats, *rest: asked.append((bid, repeats)) or timed(call, warmup,
-                                                                                                   repeats, *rest)
+        worker.bench = lambda call, warmup, repeats, *rest: asked.append((call.case_id, bid, repeats)) or \
+            timed(call, warmup, repeats, *rest)
         return worker
     monkeypatch.setattr(bench, "worker_for", spied)
-    result = bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=5, log=lambda line: None,
-                             warmup_s=0.0, passes=3)
-    assert asked == [("numpy", 2), ("numba", 2), ("numpy", 2), ("numba", 2), ("numpy", 1), ("numba", 1)]
+    result = bench.run_bench(cases, ["numpy", "numba"], tmp_path, warmup=1, repeats=5, log=lambda line: None,
+                             warmup_s=0.0, rounds=3)
+    assert starts == ["numpy", "numba"]
+    b2, b4 = (case.id for case in cases)
+    assert asked == [(b2, "numpy", 2), (b2, "numba", 2), (b2, "numba", 2), (b2, "numpy", 2), (b2, "numpy", 1),
+                     (b2, "numba", 1),
+                     (b4, "numpy", 2), (b4, "numba", 2), (b4, "numba", 2), (b4, "numpy", 2), (b4, "numpy", 1),
+                     (b4, "numba", 1)]
     assert [(row["backend"], row["status"], row["repeats"]) for row in result["results"]] == \
-        [("numpy", "ok", 5), ("numba", "ok", 5)]
-    assert result["passes"] == 3
+        [("numpy", "ok", 5)] * 2 + [("numba", "ok", 5)] * 2
+    assert result["rounds"] == 3
     asked.clear()
-    bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=1, log=lambda line: None,
+    bench.run_bench(cases[:1], ["numpy", "numba"], tmp_path, warmup=1, repeats=1, log=lambda line: None,
                     warmup_s=0.0)
-    assert asked == [("numpy", 1), ("numba", 1)]          # one timed call: one pass, whatever --passes says
+    assert asked == [(b2, "numpy", 1), (b2, "numba", 1)]   # one timed call: one round, whatever --rounds says
 
 
 def test_a_backend_that_fails_is_not_tried_again_and_later_failures_keep_the_timings(tmp_path, monkeypatch):
     from harness.worker import Crash
     case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
-    starts, real = [], bench.worker_for
+    turns, real = [], bench.worker_for
 
-    def failing_from(first_failing_pass):
+    def failing_from(first_failing_turn):
         def spied(bid, **kw):
-            starts.append(bid)
             worker = real(bid, **kw)
-            if len(starts) >= first_failing_pass:
-                worker.bench = lambda *args: Crash("killed by signal 9")
+            timed = worker.bench
+
+            def turn(*args):
+                turns.append(bid)
+                return Crash("killed by signal 9") if len(turns) >= first_failing_turn else timed(*args)
+            worker.bench = turn
             return worker
         return spied
     monkeypatch.setattr(bench, "worker_for", failing_from(1))
     [row] = bench.run_bench([case], ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
-                            warmup_s=0.0, passes=3)["results"]
-    assert starts == ["numpy"] and row["status"] == "failed" and "signal 9" in row["reason"]
-    starts.clear()
+                            warmup_s=0.0, rounds=3)["results"]
+    assert turns == ["numpy"] and row["status"] == "failed" and "signal 9" in row["reason"]
+    turns.clear()
     monkeypatch.setattr(bench, "worker_for", failing_from(2))
     [row] = bench.run_bench([case], ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
-                            warmup_s=0.0, passes=3)["results"]
-    assert starts == ["numpy"] * 3 and (row["status"], row["repeats"]) == ("ok", 1)
+                            warmup_s=0.0, rounds=3)["results"]
+    assert turns == ["numpy"] * 3 and (row["status"], row["repeats"]) == ("ok", 1)
+
+
+def _process_that_spins(seconds: float):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-c", f"import time\nend = time.time() + {seconds}\n"
+                             "while time.time() < end: pass\ntime.sleep(30)"])
+
+
+def test_a_turn_waits_until_the_other_workers_are_quiet(monkeypatch):
+    """Note [Turns]: a runtime's threads spin after its calls; the next turn waits until the other workers
+    have used no CPU for ``QUIET_S``, at most ``QUIET_MAX_S``, and not for its own worker."""
+    from types import SimpleNamespace
+
+    from harness.worker import Worker
+    spinning = _process_that_spins(0.6)
+    try:
+        workers = bench._Workers(log=lambda line: None)
+        other = Worker("numba", "unused")
+        other.process = SimpleNamespace(pid=spinning.pid)
+        workers.started = {"numba": (other, None), "numpy": (None, "not started")}
+        time.sleep(0.1)                       # the interpreter has started and spins
+        assert other.cpu_ticks() >= 0
+        assert workers.wait_until_quiet("numba") < 0.05            # its own worker is not waited for
+        waited = workers.wait_until_quiet("numpy")
+        assert 0.4 <= waited < 0.9, waited                          # until the spin ends, then QUIET_S
+        assert workers.wait_until_quiet("numpy") < 0.1              # quiet now
+    finally:
+        spinning.kill()
+        spinning.wait()
+    spinning = _process_that_spins(5)
+    try:
+        said = []
+        workers = bench._Workers(log=said.append)
+        other.process = SimpleNamespace(pid=spinning.pid)
+        workers.started = {"numba": (other, None)}
+        monkeypatch.setattr(bench, "QUIET_MAX_S", 0.3)
+        time.sleep(0.1)
+        assert 0.3 <= workers.wait_until_quiet("numpy") < 0.5
+        assert said and "still busy after 0.3 s" in said[0]
+    finally:
+        spinning.kill()
+        spinning.wait()
