@@ -5,41 +5,7 @@ Each backend process warms up, then times its own native call (the same
 times; we report the median, GFLOP/s, the ratio to the fastest *framework*
 (TensorFlow, PyTorch, MindSpore) on that shape, and the fraction of this
 machine's peak fp32 throughput. Backends take turns on each case, never two
-at once, so they do not compete for the cores (Note [Turns]).
-
-Note [Peak throughput]
-----------------------
-peak = cores × clock × (SIMD width / 32 bits) × 2 (an FMA is two flops) ×
-FMA units per core. Width comes from the CPU flags (avx512f: 512 bits,
-avx2/fma: 256, else 128), the clock from ``/proc/cpuinfo`` (the nominal
-frequency a VM reports; turbo makes real peaks somewhat higher), cores from
-``os.sched_getaffinity``. The number of FMA units is not visible from user
-space: we assume 2 for AVX-512 server parts (Skylake-SP Gold/Platinum and
-later) and 2 for AVX2 cores; ``CONFORM_FMA_UNITS`` overrides it.
-
-Note [A quiet parent]
----------------------
-The parent prepares each call (operands, and the oracle, which ``prepare``
-computes) just before a worker times it. OpenBLAS's threads *spin* for up
-to ~0.1 s after a product, so a parent that ran its oracle on them held a
-core while the worker's first calls ran: numba's two-thread calls waited
-whole 4 ms ticks for it, and its stall backoff then put most of a case on one
-thread (conv2d b3 of benchmarks/: 10.4-11.3 ms, its one-thread time, against
-5.4 once the parent was quiet; torch's calls waited too). So the parent
-computes with BLAS on one thread, as ``conform run``'s parent does.
-
-Note [The oracle's BLAS]
-------------------------
-The float64 oracle's products run on NumPy's OpenBLAS, which picks its
-kernels by CPU when it loads, unless ``OPENBLAS_CORETYPE`` names them. Some
-machines set that variable to an older kernel set (old OpenBLAS builds failed
-on new CPUs): on an AMD EPYC (Zen 5) with ``OPENBLAS_CORETYPE=Haswell`` the
-oracle's conv2d b1 took 6.40 ms against 5.38 with OpenBLAS's own choice
-(SkylakeX), b3 18.1 against 13.9 ms. conform leaves the variable alone (it is
-the user's); bench.json records the kernels (``blas``) and the table says
-when the variable chose them, so that oracle ratios are read with it.
-
-Note [Turns]
+at once, so they do not compete for the cores (Note [Turns]
 ------------
 This VM's speed moves by 20-80% between minutes for every backend, torch's
 calls too. Backends timed one after another, each on all its cases, saw
@@ -49,9 +15,32 @@ host); passes over the backends (each pass one after another, sharing the
 timed calls) only spread that over four minutes, and in 8 full runs the
 in-house backends' worst ratio to torch moved between 3.3 and 5.3 (oracle)
 and 0.92 and 1.49 (numba) on shapes whose typical ratios are 2.5-3.5 and
-0.5-0.95. So every worker is started first and the backends take turns on
-each case: ``--rounds`` rounds (4 by default) share the timed calls (15: 4,
-4, 4, 3), each backend's turn is its own warm-up (Note [Steady state]) and
+0.5-0.95. So the backends take turns on each case: ``--rounds`` rounds (4 by
+default) share the timed calls (15: 4, 4, 4, 3), each backend's turn is its
+own warm-up (Note [Steady state]) and its share of calls, and each round
+starts one backend further down the list, so that no backend is always first
+or last. Each worker starts on its first turn and serves the whole bench. A
+case's calls, every backend's, then fall within the same few seconds. The
+first two full runs (9 minutes each): numba's worst ratio on benchmarks/
+0.91 and 0.89, the oracle's 4.33 (conv2d b4: 1.05-1.59 ms by round against
+torch's 0.21-0.37) and 3.43.
+
+Turns were tried once before and dropped, for what the backends leave behind:
+the frameworks' runtimes keep their threads spinning after a call
+(TensorFlow's OpenMP, for up to 200 ms; OpenBLAS's threads for ~0.1 s), so
+the next backend shared the cores with them, and numba's and the oracle's
+calls, which size their teams to the cores other processes leave free
+(``harness/kernels/threads.py``, ``harness/kernels/oracle_threads.py``), ran
+on one thread (numba conv2d b1 1.79 against 0.9 ms, the oracle 8.6 against
+4.5). Before each turn the bench now waits until every other worker's CPU
+time (``/proc/PID/stat``, in clock ticks of 10 ms) has stood still for
+``QUIET_S`` (at most ``QUIET_MAX_S``; ``_Workers.wait_until_quiet``): the turn
+starts once the threads the previous backends left spinning have gone to
+sleep. In a full run no wait reached the cap, and the oracle's calls ran on
+two threads throughout (all 2,271 calls of a conv2d bench with four backends).
+Without ``/proc`` (not Linux) the wait is ``QUIET_S``.
+
+Note [Steady state]) and
 its share of calls, and each round starts one backend further down the list
 so that no backend always follows the same one. A case's calls, every
 backend's, then fall within the same few seconds.
@@ -140,7 +129,7 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
     answers: dict = {}               # (backend, case id) -> ms of every timed call, or why there are none
     total = min(rounds, repeats)
     with _Workers(log) as workers:
-        for case in cases:
+        for case in cases if backend_ids else ():
             calls: dict = {}         # dtype -> the case's call, prepared once for every round
             for k in range(total):  # backends take turns on the case (Note [Turns])
                 count = repeats // total + (k < repeats % total)          # 15 in 4 rounds: 4, 4, 4, 3
@@ -206,7 +195,8 @@ def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: 
 
 
 class _Workers:
-    """Every backend's worker for the whole bench, started on its first turn, stopped at the end."""
+    """Every backend's worker for the whole bench, started on its first turn, stopped at the end (killed if the
+    bench is interrupted)."""
 
     def __init__(self, log):
         self.log = log
@@ -215,10 +205,13 @@ class _Workers:
     def __enter__(self) -> "_Workers":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
         for worker, _ in self.started.values():
             if worker is not None:
-                worker.stop()
+                try:
+                    worker.stop(kill=kind is not None)
+                except Exception:       # noqa: BLE001  every other worker is still stopped
+                    pass
 
     def get(self, bid: str):
         """The backend's started worker and None, or None and why it cannot run."""
@@ -234,26 +227,32 @@ class _Workers:
             worker = worker_for(bid, say=self.log)
         except envs.BuildError as exc:
             return None, f"its environment could not be built: {exc}"
-        if not worker.start():
-            return None, worker.setup_error
-        return worker, None
+        try:
+            started = worker.start()
+        except BaseException:           # interrupted while it started: it is not in ``started`` yet
+            worker.stop(kill=True)
+            raise
+        return (worker, None) if started else (None, worker.setup_error)
 
     def wait_until_quiet(self, bid: str) -> float:
-        """Wait until no worker but ``bid``'s has used CPU for ``QUIET_S`` (at most ``QUIET_MAX_S``): threads a
-        runtime leaves spinning after its turn would share the cores with this one (Note [Turns]). The seconds
-        waited."""
-        others = [worker for other, (worker, _) in self.started.items() if other != bid and worker is not None]
-        began = time.monotonic()
-        ticks = [worker.cpu_ticks() for worker in others]
-        since = began
+        """Wait until the CPU time of every worker but ``bid``'s has stood still for ``QUIET_S`` (at most
+        ``QUIET_MAX_S``): threads a runtime leaves spinning after its turn would share the cores with this one
+        (Note [Turns]). The seconds waited."""
+        others = {other: worker for other, (worker, _) in self.started.items() if other != bid and worker is not None}
+        if not others:
+            return 0.0
+        began = since = time.monotonic()
+        ticks, moving = {other: worker.cpu_ticks() for other, worker in others.items()}, set()
         while time.monotonic() - since < QUIET_S:
             if time.monotonic() - began > QUIET_MAX_S:
-                self.log(f"{bid:18} other workers still busy after {QUIET_MAX_S:g} s; timing anyway")
+                self.log(f"{bid:18} {', '.join(sorted(moving))} still busy after {QUIET_MAX_S:g} s; timing anyway")
                 break
             time.sleep(QUIET_POLL_S)
-            now = [worker.cpu_ticks() for worker in others]
-            if now != ticks:
-                ticks, since = now, time.monotonic()
+            now = {other: worker.cpu_ticks() for other, worker in others.items()}
+            changed = {other for other in now if now[other] != ticks[other]}
+            if changed:
+                moving, since = changed, time.monotonic()
+            ticks = now
         return time.monotonic() - began
 
 

@@ -96,62 +96,95 @@ def test_the_table_says_when_the_environment_chose_the_blas_kernels():
     assert "Haswell kernels" in text and "OPENBLAS_CORETYPE" not in text
 
 
-def test_backends_take_turns_on_each_case_and_rounds_share_the_timed_calls(tmp_path, monkeypatch):
-    """Note [Turns]: every worker starts once; on each case every backend takes a turn per round, each round
-    one backend further down the list, timing its share of the calls; a row's median is over every round's."""
-    cases = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1:4:2]       # b2, and b4 (grouped)
-    asked, starts, real = [], [], bench.worker_for
+def _spy_workers(monkeypatch, events, bench_call=None):
+    """``bench.worker_for`` returning real workers whose turns, quiet waits and stops land in ``events``."""
+    real, real_wait = bench.worker_for, bench._Workers.wait_until_quiet
 
     def spied(bid, **kw):
-        starts.append(bid)
         worker = real(bid, **kw)
-        timed = worker.bench
-        worker.bench = lambda call, warmup, repeats, *rest: asked.append((call.case_id, bid, repeats)) or \
-            timed(call, warmup, repeats, *rest)
+        timed, stop = worker.bench, worker.stop
+
+        def turn(call, warmup, repeats, *rest):
+            events.append(("bench", call.case_id, bid, repeats))
+            return (bench_call or timed)(call, warmup, repeats, *rest)
+        worker.bench = turn
+        worker.stop = lambda kill=False: events.append(("stop", bid, kill)) or stop(kill)
         return worker
+
     monkeypatch.setattr(bench, "worker_for", spied)
-    result = bench.run_bench(cases, ["numpy", "numba"], tmp_path, warmup=1, repeats=5, log=lambda line: None,
+    monkeypatch.setattr(bench._Workers, "wait_until_quiet",
+                        lambda self, bid: events.append(("quiet", bid)) or real_wait(self, bid))
+
+
+def test_backends_take_turns_on_each_case_and_rounds_share_the_timed_calls(tmp_path, monkeypatch):
+    """Note [Turns]: every worker starts once; on each case every backend takes a turn per round, each round
+    starting one backend further down the list, after the other workers are quiet, timing its share of the
+    calls; a row's median is over every round's; every worker is stopped at the end."""
+    from harness import envs
+    if not envs.availability("torch.functional")[0]:
+        pytest.skip("torch.functional is not installed here: the turns need three backends")
+    backends = ["numpy", "numba", "torch.functional"]
+    cases = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1:4:2]       # b2, and b4 (grouped)
+    events = []
+    _spy_workers(monkeypatch, events)
+    result = bench.run_bench(cases, backends, tmp_path, warmup=1, repeats=5, log=lambda line: None,
                              warmup_s=0.0, rounds=3)
-    assert starts == ["numpy", "numba"]
     b2, b4 = (case.id for case in cases)
-    assert asked == [(b2, "numpy", 2), (b2, "numba", 2), (b2, "numba", 2), (b2, "numpy", 2), (b2, "numpy", 1),
-                     (b2, "numba", 1),
-                     (b4, "numpy", 2), (b4, "numba", 2), (b4, "numba", 2), (b4, "numpy", 2), (b4, "numpy", 1),
-                     (b4, "numba", 1)]
+    turns = [event[1:] for event in events if event[0] == "bench"]
+    order = ["numpy", "numba", "torch.functional", "numba", "torch.functional", "numpy",
+             "torch.functional", "numpy", "numba"]
+    counts = [2, 2, 2, 2, 2, 2, 1, 1, 1]
+    assert turns == [(case, bid, count) for case in (b2, b4) for bid, count in zip(order, counts)]
+    waits = [events[k - 1] for k, event in enumerate(events) if event[0] == "bench"]
+    assert waits == [("quiet", bid) for _, bid, _ in turns]       # each turn right after its wait
+    assert sorted(event[1:] for event in events if event[0] == "stop") == [(bid, False) for bid in sorted(backends)]
     assert [(row["backend"], row["status"], row["repeats"]) for row in result["results"]] == \
-        [("numpy", "ok", 5)] * 2 + [("numba", "ok", 5)] * 2
+        [(bid, "ok", 5) for bid in backends for _ in cases]
     assert result["rounds"] == 3
-    asked.clear()
-    bench.run_bench(cases[:1], ["numpy", "numba"], tmp_path, warmup=1, repeats=1, log=lambda line: None,
-                    warmup_s=0.0)
-    assert asked == [(b2, "numpy", 1), (b2, "numba", 1)]   # one timed call: one round, whatever --rounds says
+    events.clear()
+    bench.run_bench(cases[:1], backends[:2], tmp_path, warmup=1, repeats=1, log=lambda line: None, warmup_s=0.0)
+    assert [event[1:] for event in events if event[0] == "bench"] == [(b2, "numpy", 1), (b2, "numba", 1)]
+    assert bench.run_bench(cases, [], tmp_path, log=lambda line: None)["results"] == []   # no backend chosen
 
 
-def test_a_backend_that_fails_is_not_tried_again_and_later_failures_keep_the_timings(tmp_path, monkeypatch):
+def test_a_backend_that_fails_is_not_tried_again_on_that_case_and_later_failures_keep_the_timings(tmp_path,
+                                                                                                     monkeypatch):
     from harness.worker import Crash
-    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
-    turns, real = [], bench.worker_for
+    cases = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1:3]
+    events = []
 
     def failing_from(first_failing_turn):
-        def spied(bid, **kw):
-            worker = real(bid, **kw)
-            timed = worker.bench
+        def turn(call, warmup, repeats, *rest):
+            turns = sum(event[0] == "bench" for event in events)
+            return Crash("killed by signal 9") if turns >= first_failing_turn else [1.0] * repeats
+        return turn
+    _spy_workers(monkeypatch, events, failing_from(1))
+    rows = bench.run_bench(cases, ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
+                           warmup_s=0.0, rounds=3)["results"]
+    # The first case's first turn fails: not tried again on it, tried on the next case (and failing there too).
+    assert [event[1] for event in events if event[0] == "bench"] == [case.id for case in cases]
+    assert [(row["status"], "signal 9" in row["reason"]) for row in rows] == [("failed", True)] * 2
+    events.clear()
+    _spy_workers(monkeypatch, events, failing_from(2))
+    [row, _] = bench.run_bench(cases, ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
+                               warmup_s=0.0, rounds=3)["results"]
+    assert [event[1] for event in events if event[0] == "bench"][:3] == [cases[0].id] * 3
+    assert (row["status"], row["repeats"]) == ("ok", 1)
 
-            def turn(*args):
-                turns.append(bid)
-                return Crash("killed by signal 9") if len(turns) >= first_failing_turn else timed(*args)
-            worker.bench = turn
-            return worker
-        return spied
-    monkeypatch.setattr(bench, "worker_for", failing_from(1))
-    [row] = bench.run_bench([case], ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
-                            warmup_s=0.0, rounds=3)["results"]
-    assert turns == ["numpy"] and row["status"] == "failed" and "signal 9" in row["reason"]
-    turns.clear()
-    monkeypatch.setattr(bench, "worker_for", failing_from(2))
-    [row] = bench.run_bench([case], ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
-                            warmup_s=0.0, rounds=3)["results"]
-    assert turns == ["numpy"] * 3 and (row["status"], row["repeats"]) == ("ok", 1)
+
+def test_an_interrupted_bench_kills_its_workers(tmp_path, monkeypatch):
+    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
+    events = []
+
+    def interrupted(*args):
+        if sum(event[0] == "bench" for event in events) >= 2:
+            raise KeyboardInterrupt
+        return [1.0]
+    _spy_workers(monkeypatch, events, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_bench([case], ["numpy", "numba"], tmp_path, warmup=1, repeats=2, log=lambda line: None,
+                        warmup_s=0.0, rounds=2)
+    assert sorted(event[1:] for event in events if event[0] == "stop") == [("numba", True), ("numpy", True)]
 
 
 def _process_that_spins(seconds: float):
@@ -172,10 +205,13 @@ def test_a_turn_waits_until_the_other_workers_are_quiet(monkeypatch):
         workers = bench._Workers(log=lambda line: None)
         other = Worker("numba", "unused")
         other.process = SimpleNamespace(pid=spinning.pid)
-        workers.started = {"numba": (other, None), "numpy": (None, "not started")}
+        gone = Worker("torch.functional", "unused")                 # a worker not running: cpu_ticks -1
+        workers.started = {"numba": (other, None), "numpy": (None, "not started"), "torch.functional": (gone, None)}
         time.sleep(0.1)                       # the interpreter has started and spins
-        assert other.cpu_ticks() >= 0
-        assert workers.wait_until_quiet("numba") < 0.05            # its own worker is not waited for
+        assert other.cpu_ticks() >= 0 and gone.cpu_ticks() == -1
+        assert bench._Workers(log=None).wait_until_quiet("numpy") == 0.0      # no other worker: no wait
+        started = time.monotonic()
+        assert workers.wait_until_quiet("numba") < 0.2 and time.monotonic() - started < 0.2   # not its own
         waited = workers.wait_until_quiet("numpy")
         assert 0.4 <= waited < 0.9, waited                          # until the spin ends, then QUIET_S
         assert workers.wait_until_quiet("numpy") < 0.1              # quiet now
@@ -191,7 +227,7 @@ def test_a_turn_waits_until_the_other_workers_are_quiet(monkeypatch):
         monkeypatch.setattr(bench, "QUIET_MAX_S", 0.3)
         time.sleep(0.1)
         assert 0.3 <= workers.wait_until_quiet("numpy") < 0.5
-        assert said and "still busy after 0.3 s" in said[0]
+        assert said and "numba still busy after 0.3 s" in said[0]
     finally:
         spinning.kill()
         spinning.wait()
