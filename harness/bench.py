@@ -5,7 +5,42 @@ Each backend process warms up, then times its own native call (the same
 times; we report the median, GFLOP/s, the ratio to the fastest *framework*
 (TensorFlow, PyTorch, MindSpore) on that shape, and the fraction of this
 machine's peak fp32 throughput. Backends take turns on each case, never two
-at once, so they do not compete for the cores (Note [Turns]
+at once, so they do not compete for the cores (Note [Turns]).
+
+Note [Peak throughput]
+----------------------
+peak = cores × clock × (SIMD width / 32 bits) × 2 (an FMA is two flops) ×
+FMA units per core. Width comes from the CPU flags (avx512f: 512 bits,
+avx2/fma: 256, else 128), the clock from ``/proc/cpuinfo`` (the nominal
+frequency a VM reports; turbo makes real peaks somewhat higher), cores from
+``os.sched_getaffinity``. The number of FMA units is not visible from user
+space: we assume 2 for AVX-512 server parts (Skylake-SP Gold/Platinum and
+later) and 2 for AVX2 cores; ``CONFORM_FMA_UNITS`` overrides it.
+
+Note [A quiet parent]
+---------------------
+The parent prepares each case's call (operands, and the oracle, which
+``prepare`` computes) once a dtype, before the case's first turn (Note
+[Turns]), while every worker waits. OpenBLAS's threads *spin* for up
+to ~0.1 s after a product, so a parent that ran its oracle on them held a
+core while the worker's first calls ran: numba's two-thread calls waited
+whole 4 ms ticks for it, and its stall backoff then put most of a case on one
+thread (conv2d b3 of benchmarks/: 10.4-11.3 ms, its one-thread time, against
+5.4 once the parent was quiet; torch's calls waited too). So the parent
+computes with BLAS on one thread, as ``conform run``'s parent does.
+
+Note [The oracle's BLAS]
+------------------------
+The float64 oracle's products run on NumPy's OpenBLAS, which picks its
+kernels by CPU when it loads, unless ``OPENBLAS_CORETYPE`` names them. Some
+machines set that variable to an older kernel set (old OpenBLAS builds failed
+on new CPUs): on an AMD EPYC (Zen 5) with ``OPENBLAS_CORETYPE=Haswell`` the
+oracle's conv2d b1 took 6.40 ms against 5.38 with OpenBLAS's own choice
+(SkylakeX), b3 18.1 against 13.9 ms. conform leaves the variable alone (it is
+the user's); bench.json records the kernels (``blas``) and the table says
+when the variable chose them, so that oracle ratios are read with it.
+
+Note [Turns]
 ------------
 This VM's speed moves by 20-80% between minutes for every backend, torch's
 calls too. Backends timed one after another, each on all its cases, saw
@@ -20,10 +55,11 @@ default) share the timed calls (15: 4, 4, 4, 3), each backend's turn is its
 own warm-up (Note [Steady state]) and its share of calls, and each round
 starts one backend further down the list, so that no backend is always first
 or last. Each worker starts on its first turn and serves the whole bench. A
-case's calls, every backend's, then fall within the same few seconds. The
-first two full runs (9 minutes each): numba's worst ratio on benchmarks/
-0.91 and 0.89, the oracle's 4.33 (conv2d b4: 1.05-1.59 ms by round against
-torch's 0.21-0.37) and 3.43.
+case's calls, every backend's, then fall within the same few seconds. In
+five full runs (9 minutes each) numba's worst ratio on benchmarks/ was
+0.89-1.11 and the oracle's 3.43-4.33 (conv2d b4: 1.05-1.59 ms by round
+against torch's 0.21-0.37); one backend's medians still move by up to ±50%
+from round to round.
 
 Turns were tried once before and dropped, for what the backends leave behind:
 the frameworks' runtimes keep their threads spinning after a call
@@ -39,20 +75,6 @@ starts once the threads the previous backends left spinning have gone to
 sleep. In a full run no wait reached the cap, and the oracle's calls ran on
 two threads throughout (all 2,271 calls of a conv2d bench with four backends).
 Without ``/proc`` (not Linux) the wait is ``QUIET_S``.
-
-Note [Steady state]) and
-its share of calls, and each round starts one backend further down the list
-so that no backend always follows the same one. A case's calls, every
-backend's, then fall within the same few seconds.
-
-Turns were tried once before and dropped, for what the backends leave behind:
-the frameworks' runtimes keep their threads spinning after a call
-(TensorFlow's OpenMP, for up to 200 ms; OpenBLAS's threads for ~0.1 s), so the next backend shared the cores with them, and numba's and the
-oracle's calls, which size their teams to the cores other processes leave
-free (``harness/kernels/threads.py``), ran on one thread. Before each turn
-the bench now waits until no other worker has used CPU for ``QUIET_S``
-(capped at ``QUIET_MAX_S``; ``_Workers.wait_until_quiet``): the turn starts on a
-machine the previous backend has left.
 
 Note [Steady state]
 -------------------
@@ -126,7 +148,8 @@ def flops(case: Case) -> float:
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
               timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S, rounds: int = 4) -> dict:
     peak = peak_gflops()
-    answers: dict = {}               # (backend, case id) -> ms of every timed call, or why there are none
+    # (backend, case id) -> ms of every timed call, why there are none, or both (timed calls, then a failure)
+    answers: dict = {}
     total = min(rounds, repeats)
     with _Workers(log) as workers:
         for case in cases if backend_ids else ():
@@ -143,6 +166,8 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             dtype = ORACLE_DTYPE.get(bid, case.dtype)
             row = {"case": case.id, "backend": bid, "dtype": dtype, "gflop": flops(case) / 1e9}
             answer = answers.get((bid, case.id), {"status": "skipped", "reason": "no timed calls asked for"})
+            if isinstance(answer, tuple):           # timed calls, then a failure that ended its turns
+                answer, row["stopped"] = answer
             if isinstance(answer, list):
                 median = statistics.median(answer)
                 row.update(status="ok", median_ms=median, min_ms=min(answer), repeats=len(answer),
@@ -168,9 +193,9 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
 def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: int, answers: dict, warmup: int,
                timeout_s: float, warmup_s: float, log, label: str) -> None:
     """Backend ``bid``'s turn (``label``) on ``case``: once the other workers are quiet, ``repeats`` more timed
-    calls into ``answers``. A case with no timed call yet that fails (or whose backend is unavailable) records
-    why and is not tried again; a failure after some timed calls keeps them (the row's ``repeats`` says how
-    many) and is logged."""
+    calls into ``answers``. A backend that fails on the case (or is unavailable) takes no more turns on it: a
+    hung framework costs its timeout once, not once a round. Its timed calls so far are kept (the row's
+    ``repeats`` says how many, ``stopped`` why there are no more), else the row says why it has none."""
     key = (bid, case.id)
     if not isinstance(answers.get(key, []), list):
         return
@@ -190,8 +215,7 @@ def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: 
     else:
         failure = {"status": "skipped", "reason": reason}
     log(f"{bid:18} {case.id:34} {failure['status']}: {failure['reason']}  ({label})")
-    if not answers.get(key):
-        answers[key] = failure
+    answers[key] = (answers[key], failure) if answers.get(key) else failure
 
 
 class _Workers:
