@@ -20,8 +20,8 @@ later) and 2 for AVX2 cores; ``CONFORM_FMA_UNITS`` overrides it.
 Note [A quiet parent]
 ---------------------
 The parent prepares each case's call (operands, and the oracle, which
-``prepare`` computes) once a dtype, before the case's first turn (Note
-[Turns]), while every worker waits. OpenBLAS's threads *spin* for up
+``prepare`` computes) once a dtype, just before the first turn that needs
+it (Note [Turns]), while no worker is timing. OpenBLAS's threads *spin* for up
 to ~0.1 s after a product, so a parent that ran its oracle on them held a
 core while the worker's first calls ran: numba's two-thread calls waited
 whole 4 ms ticks for it, and its stall backoff then put most of a case on one
@@ -54,27 +54,31 @@ and 0.92 and 1.49 (numba) on shapes whose typical ratios are 2.5-3.5 and
 default) share the timed calls (15: 4, 4, 4, 3), each backend's turn is its
 own warm-up (Note [Steady state]) and its share of calls, and each round
 starts one backend further down the list, so that no backend is always first
-or last. Each worker starts on its first turn and serves the whole bench. A
-case's calls, every backend's, then fall within the same few seconds. In
+or last. Each worker starts on its first turn and serves the whole bench
+(restarted on its next turn if a timeout, crash or the memory limit ended
+it). A round's turns then fall within a few seconds, and a case's calls on
+every backend within about half a minute, instead of minutes apart. In
 five full runs (9 minutes each) numba's worst ratio on benchmarks/ was
 0.89-1.11 and the oracle's 3.43-4.33 (conv2d b4: 1.05-1.59 ms by round
 against torch's 0.21-0.37); one backend's medians still move by up to ±50%
 from round to round.
 
-Turns were tried once before and dropped, for what the backends leave behind:
-the frameworks' runtimes keep their threads spinning after a call
-(TensorFlow's OpenMP, for up to 200 ms; OpenBLAS's threads for ~0.1 s), so
-the next backend shared the cores with them, and numba's and the oracle's
-calls, which size their teams to the cores other processes leave free
-(``harness/kernels/threads.py``, ``harness/kernels/oracle_threads.py``), ran
-on one thread (numba conv2d b1 1.79 against 0.9 ms, the oracle 8.6 against
-4.5). Before each turn the bench now waits until every other worker's CPU
-time (``/proc/PID/stat``, in clock ticks of 10 ms) has stood still for
-``QUIET_S`` (at most ``QUIET_MAX_S``; ``_Workers.wait_until_quiet``): the turn
-starts once the threads the previous backends left spinning have gone to
-sleep. In a full run no wait reached the cap, and the oracle's calls ran on
-two threads throughout (all 2,271 calls of a conv2d bench with four backends).
-Without ``/proc`` (not Linux) the wait is ``QUIET_S``.
+Turns were tried once before and dropped, for what the backends leave
+behind: the frameworks' runtimes keep their threads spinning after a call
+(TensorFlow's OpenMP, for up to 200 ms; OpenBLAS's for ~0.1 s then, before
+the numpy worker made them sleep at once: Note [BLAS threads that sleep] in
+``harness/backends/numpy_ref.py``), so the next backend shared the cores
+with them, and numba's and the oracle's calls, which size their teams to the
+cores other processes leave free (``harness/kernels/threads.py``,
+``harness/kernels/oracle_threads.py``), ran on one thread (numba conv2d b1
+1.79 against 0.9 ms, the oracle 8.6 against 4.5). Before each turn the bench
+now waits until every other worker's CPU time (``/proc/PID/stat``, in clock
+ticks of 10 ms) has stood still for ``QUIET_S`` (at most ``QUIET_MAX_S``;
+``_Workers.wait_until_quiet``): the turn starts once the threads the
+previous backends left spinning have gone to sleep. In a full run no wait
+reached the cap, and the oracle's calls ran on two threads throughout (all
+2,271 calls of a conv2d bench with four backends). Without ``/proc`` (not
+Linux) the wait is ``QUIET_S``.
 
 Note [Steady state]
 -------------------
@@ -86,7 +90,7 @@ with no page faults after the second. conv2d b5 (depthwise, 6.4 MB in and
 out) went 2.2 → 0.8 ms over the 12 calls after 3 warm-ups, on numba, the
 same whether or not both cores had spun for 0.2 s just before (so not the
 clock); 3 warm-up calls left that ramp in the median of 15 (numba
-1.26-1.30× torch in two runs, 0.69-0.88× after 15 warm-ups). So each case and backend warms up for
+1.26-1.30× torch in two runs, 0.69-0.88× after 15 warm-ups). So each turn (a case, a backend, a round) warms up for
 at least ``warmup`` calls *and* ``WARMUP_S`` seconds (``--warmup``,
 ``--warmup-time``), as timeit's autorange and pytest-benchmark's warm-up
 do: the timings are of the steady state a model's layer runs in, the same
@@ -112,7 +116,7 @@ from harness.runner import prepare
 from harness.worker import worker_for
 
 ORACLE_DTYPE = {"numpy": "float64"}
-WARMUP_S = 0.2   # the least warm-up per case and backend, besides the count: Note [Steady state]
+WARMUP_S = 0.2   # the least warm-up of a turn, besides the count: Note [Steady state]
 QUIET_S = 0.03   # how long the other workers must have used no CPU before a turn (Note [Turns])
 QUIET_MAX_S = 1.0
 QUIET_POLL_S = 0.01
@@ -184,7 +188,7 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
         for r in same:
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
-    result = {"schema": "conform.bench/1", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
+    result = {"schema": "conform.bench/2", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
               "warmup_s": warmup_s, "repeats": repeats, "rounds": total, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
@@ -306,7 +310,10 @@ def print_table(result: dict, console) -> None:
 
         def fmt(v: Optional[float], spec: str) -> str:
             return "-" if v is None else format(v, spec)
-        table.add_row(r["case"], r["backend"], r["dtype"], f"{r['median_ms']:.2f}", f"{r['gflops']:.1f}",
+        median = f"{r['median_ms']:.2f}"
+        if r.get("stopped"):            # fewer timed calls than asked: a failure ended its turns on the case
+            median += f" ({r['repeats']} calls, then {r['stopped']['status']})"
+        table.add_row(r["case"], r["backend"], r["dtype"], median, f"{r['gflops']:.1f}",
                       fmt(r["ratio_to_fastest_framework"], ".2f"), fmt(r["ratio_to_torch"], ".2f"),
                       f"{100 * r['peak_fraction']:.1f}")
     console.print(table)

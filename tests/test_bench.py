@@ -164,6 +164,7 @@ def test_a_backend_that_fails_takes_no_more_turns_on_that_case_and_keeps_its_tim
     assert [event[1] for event in events if event[0] == "bench"] == [case.id for case in cases]
     assert [(row["status"], "signal 9" in row["reason"]) for row in rows] == [("failed", True)] * 2
     events.clear()
+    monkeypatch.undo()                      # the spies of the first run
     _spy_workers(monkeypatch, events, failing_from(2))
     [row, _] = bench.run_bench(cases, ["numpy"], tmp_path, warmup=1, repeats=3, log=lambda line: None,
                                warmup_s=0.0, rounds=3)["results"]
@@ -171,6 +172,10 @@ def test_a_backend_that_fails_takes_no_more_turns_on_that_case_and_keeps_its_tim
     assert [event[1] for event in events if event[0] == "bench"] == [cases[0].id] * 2 + [cases[1].id]
     assert (row["status"], row["repeats"], row["stopped"]["status"]) == ("ok", 1, "failed")
     assert "signal 9" in row["stopped"]["reason"]
+    from rich.console import Console
+    console = Console(record=True, width=300)
+    bench.print_table(json.loads((tmp_path / "bench.json").read_text()), console)
+    assert "(1 calls, then failed)" in console.export_text()
 
 
 def test_an_interrupted_bench_kills_its_workers(tmp_path, monkeypatch):
@@ -214,7 +219,7 @@ def test_a_turn_waits_until_the_other_workers_are_quiet(monkeypatch):
         started = time.monotonic()
         assert workers.wait_until_quiet("numba") < 0.2 and time.monotonic() - started < 0.2   # not its own
         waited = workers.wait_until_quiet("numpy")
-        assert 0.4 <= waited < 0.9, waited                          # until the spin ends, then QUIET_S
+        assert 0.2 <= waited < 0.95, waited     # until the spin ends, then QUIET_S (loose: a loaded machine)
         assert workers.wait_until_quiet("numpy") < 0.1              # quiet now
     finally:
         spinning.kill()
