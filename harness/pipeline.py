@@ -26,6 +26,12 @@ caller's thread as soon as its last lane answers, whatever the order cases
 complete in; the runner sorts the results at the end, so the report's order
 never depends on the schedule. Nothing here knows about frameworks: the
 runner passes the work in as functions.
+
+While the threads run, Ctrl-C and SIGTERM are held and turned into
+``KeyboardInterrupt`` at the top of the caller's loop, where it holds no lock
+(Note [Interrupts]): raised inside ``done.get`` it could leave the queue's
+lock taken, and the lanes would wait for ever to put their answers. A case
+being finished is finished (and written whole) before the interrupt.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
+
+from harness import interrupts
 
 #: How many prepared cases may wait for their calls when no memory budget bounds the window sooner.
 DEFAULT_WINDOW = 16
@@ -184,33 +192,41 @@ def run_pipeline(items: Iterable[Any], *, prepare: Callable[[Any], Optional[Any]
                 for lane in lanes]
     pending: dict[int, tuple[Any, set[str], dict[str, Any], int]] = {}
     produced = False
+
+    def take(message: tuple) -> None:
+        nonlocal produced
+        kind = message[0]
+        if kind == "failed":
+            raise message[1]
+        if kind == "produced":
+            produced = True
+            return
+        if kind == "prepared":
+            _, sequence, prepared, needed, size = message
+            pending[sequence] = (prepared, set(needed), {}, size)   # queued before any lane has the case
+        else:
+            _, sequence, lane, answer = message
+            pending[sequence][2][lane] = answer
+        prepared, needed, answers, size = pending[sequence]
+        if set(answers) >= needed:
+            del pending[sequence]
+            try:
+                finish(prepared, answers)
+            finally:
+                bound.release(size)
+
     for thread in threads:
         thread.start()
     try:
         while not produced or pending:
-            try:
-                message = done.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-            kind = message[0]
-            if kind == "failed":
-                raise message[1]
-            if kind == "produced":
-                produced = True
-                continue
-            if kind == "prepared":
-                _, sequence, prepared, needed, size = message
-                pending[sequence] = (prepared, set(needed), {}, size)   # queued before any lane has the case
-            else:
-                _, sequence, lane, answer = message
-                pending[sequence][2][lane] = answer
-            prepared, needed, answers, size = pending[sequence]
-            if set(answers) >= needed:
-                del pending[sequence]
-                try:
-                    finish(prepared, answers)
-                finally:
-                    bound.release(size)
+            # A signal held here reaches the handler in force as the block ends, where no lock is held; the
+            # run's handler raises KeyboardInterrupt (one that does not raise lets the loop go on).
+            with interrupts.deferred() as signalled:
+                while (not produced or pending) and not signalled:
+                    try:
+                        take(done.get(timeout=_POLL_S))
+                    except queue.Empty:
+                        pass
     except BaseException:
         stopping.set()
         cancel()

@@ -6,11 +6,13 @@ calls ran at once, in what order lanes took cases, how many prepared cases were 
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
 import pytest
 
+from harness import interrupts
 from harness.pipeline import Slots, Stopped, run_pipeline
 
 
@@ -289,3 +291,45 @@ def test_a_permit_freed_with_another_goes_to_the_next_waiter_at_once():
             release_oldest.set()
             oldest.join()
             younger.join()
+
+
+def test_a_signal_is_raised_at_the_top_of_the_loop_not_inside_a_case_being_finished():
+    # Note [Interrupts]: raised anywhere in the caller's thread, KeyboardInterrupt could leave a lock taken
+    # (queue.Queue.get's) and the lanes waiting for ever; and a case half finished is half written.
+    finished = []
+    cancelled = threading.Event()
+
+    def finish(i, answers):
+        if i == 3:
+            signal.raise_signal(signal.SIGINT)   # Ctrl-C while the case is being finished
+            time.sleep(0.05)                     # a handler that raises would have raised by now
+        finished.append(i)
+
+    interrupts.install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_pipeline(range(10**6), prepare=lambda i: i, lanes_of=lambda i: ["a"],
+                         work=lambda lane, i, slot: i, finish=finish, lanes=["a"], cancel=cancelled.set)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert finished == [0, 1, 2, 3]   # case 3 finished whole, then the interrupt, before case 4
+    assert cancelled.is_set() and interrupts.received() == 1
+
+
+def test_a_signal_whose_handler_does_not_raise_lets_the_run_go_on():
+    counted = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: counted.append(signum))
+    finished = []
+
+    def finish(i, answers):
+        if i == 2:
+            signal.raise_signal(signal.SIGINT)
+        finished.append(i)
+
+    try:
+        run_pipeline(range(50), prepare=lambda i: i, lanes_of=lambda i: ["a"], work=lambda lane, i, slot: i,
+                     finish=finish, lanes=["a"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert counted == [signal.SIGINT] and sorted(finished) == list(range(50))
