@@ -50,18 +50,27 @@ host); passes over the backends (each pass one after another, sharing the
 timed calls) only spread that over four minutes, and in 8 full runs the
 in-house backends' worst ratio to torch moved between 3.3 and 5.3 (oracle)
 and 0.92 and 1.49 (numba) on shapes whose typical ratios are 2.5-3.5 and
-0.5-0.95. So the backends take turns on each case: ``--rounds`` rounds (4 by
-default) share the timed calls (15: 4, 4, 4, 3), each backend's turn is its
-own warm-up (Note [Steady state]) and its share of calls, and each round
-starts one backend further down the list, so that no backend is always first
-or last. Each worker starts on its first turn and serves the whole bench
-(restarted on its next turn if a timeout, crash or the memory limit ended
-it). A round's turns then fall within a few seconds, and a case's calls on
-every backend within about half a minute, instead of minutes apart. In
-five full runs (9 minutes each) numba's worst ratio on benchmarks/ was
-0.89-1.11 and the oracle's 3.43-4.33 (conv2d b4: 1.05-1.59 ms by round
-against torch's 0.21-0.37); one backend's medians still move by up to ±50%
-from round to round.
+0.5-0.95. So the backends take turns on each case: ``--rounds`` rounds share
+the timed calls (15 by default, one call a turn; 4 rounds would be 4, 4, 4,
+3), each backend's turn is its own warm-up (Note [Steady state]) and its
+share of calls, and each round starts one backend further down the list, so
+that no backend is always first or last. Each worker starts on its first
+turn and serves the whole bench (restarted on its next turn if a timeout,
+crash or the memory limit ended it). A case's calls on every backend then
+fall within the same stretch of time, and with one call a turn each
+backend's calls are spread over all of it, one in every fifteenth: every
+backend's median samples the same states of the host, as Google Benchmark's
+random interleaving of repetitions does to cut run-to-run variance. With 4
+rounds (four calls a turn), five full runs gave numba's worst ratio on
+benchmarks/ as 0.89-1.11 and the oracle's as 3.43-4.33 (conv2d b4: 1.05-1.59
+ms by round against torch's 0.21-0.37), one backend's medians moving by up
+to ±50% from round to round; the calls of a turn shared whatever the host
+did in those seconds. A stretch where the host is slow for a whole case
+still shows: in one full run with 15 rounds every call of conv2d b4 was
+slow, the oracle's 1.9-4.7 ms, numba's 0.34-1.77 and torch's 0.32-0.69
+(against 0.65-1.9, 0.14-0.42 and 0.22-0.65 in a bench of that case and b2
+minutes later): the in-house backends, the memory-bound ones, suffer most.
+bench.json keeps every timed call in round order (``times_ms``) to read that.
 
 Turns were tried once before and dropped, for what the backends leave
 behind: the frameworks' runtimes keep their threads spinning after a call
@@ -90,10 +99,16 @@ with no page faults after the second. conv2d b5 (depthwise, 6.4 MB in and
 out) went 2.2 → 0.8 ms over the 12 calls after 3 warm-ups, on numba, the
 same whether or not both cores had spun for 0.2 s just before (so not the
 clock); 3 warm-up calls left that ramp in the median of 15 (numba
-1.26-1.30× torch in two runs, 0.69-0.88× after 15 warm-ups). So each turn (a case, a backend, a round) warms up for
-at least ``warmup`` calls *and* ``WARMUP_S`` seconds (``--warmup``,
-``--warmup-time``), as timeit's autorange and pytest-benchmark's warm-up
-do: the timings are of the steady state a model's layer runs in, the same
+1.26-1.30× torch in two runs, 0.69-0.88× after 15 warm-ups). So a backend's
+first turn on a case warms up for at least ``warmup`` calls *and*
+``WARMUP_S`` seconds (``--warmup``, ``--warmup-time``), as timeit's
+autorange and pytest-benchmark's warm-up do: the timings are of the steady
+state a model's layer runs in, the same rule for every backend. Its later
+turns only have to wake it up after the other backends' turns: at least one
+call and ``REWARM_S`` (``--rewarm-time``). After 0.4 s idle, numba's conv2d
+b4 took 0.62 ms on its first call, 0.34 on its fourth and 0.27 from its
+eighth on, torch's 0.68, 0.40 and 0.35: a few milliseconds of calls; 50 ms
+is many of them on the small shapes and at least a call on the large ones.
 rule for every backend.
 """
 
@@ -116,7 +131,8 @@ from harness.runner import prepare
 from harness.worker import worker_for
 
 ORACLE_DTYPE = {"numpy": "float64"}
-WARMUP_S = 0.2   # the least warm-up of a turn, besides the count: Note [Steady state]
+WARMUP_S = 0.2   # the least warm-up of a backend's first turn on a case, besides the count: Note [Steady state]
+REWARM_CALLS, REWARM_S = 1, 0.05   # ... and of its later turns (`--rewarm-time`)
 QUIET_S = 0.03   # how long the other workers must have used no CPU before a turn (Note [Turns])
 QUIET_MAX_S = 1.0
 QUIET_POLL_S = 0.01
@@ -150,7 +166,8 @@ def flops(case: Case) -> float:
 
 
 def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int = 3, repeats: int = 15,
-              timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S, rounds: int = 4) -> dict:
+              timeout_s: float = 600.0, log=print, warmup_s: float = WARMUP_S, rounds: int = 15,
+              rewarm_s: float = REWARM_S) -> dict:
     peak = peak_gflops()
     # (backend, case id) -> ms of every timed call, why there are none, or both (timed calls, then a failure)
     answers: dict = {}
@@ -160,10 +177,16 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             calls: dict = {}         # dtype -> the case's call, prepared once for every round
             for k in range(total):  # backends take turns on the case (Note [Turns])
                 count = repeats // total + (k < repeats % total)          # 15 in 4 rounds: 4, 4, 4, 3
+                # The first turn reaches the steady state, later ones only wake the backend up (Note [Steady state]).
+                warm = (warmup, warmup_s) if k == 0 else (REWARM_CALLS, rewarm_s)
                 start = k % len(backend_ids)
                 for bid in backend_ids[start:] + backend_ids[:start]:
-                    _take_turn(workers, bid, case, calls, count, answers, warmup, timeout_s, warmup_s, log,
+                    _take_turn(workers, bid, case, calls, count, answers, warm, timeout_s, log,
                                f"round {k + 1}/{total}")
+            for bid in backend_ids:
+                times = answers.get((bid, case.id))
+                if isinstance(times, list) and times:
+                    log(f"{bid:18} {case.id:34} {statistics.median(times):9.2f} ms  (median of {len(times)})")
     rows: list[dict] = []
     for bid in backend_ids:
         for case in cases:
@@ -175,7 +198,7 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             if isinstance(answer, list):
                 median = statistics.median(answer)
                 row.update(status="ok", median_ms=median, min_ms=min(answer), repeats=len(answer),
-                           gflops=row["gflop"] / (median / 1e3))
+                           gflops=row["gflop"] / (median / 1e3), times_ms=answer)
                 row["peak_fraction"] = row["gflops"] / peak["gflops"]
             else:
                 row.update(answer)
@@ -188,18 +211,19 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
         for r in same:
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
-    result = {"schema": "conform.bench/2", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
-              "warmup_s": warmup_s, "repeats": repeats, "rounds": total, "results": rows}
+    result = {"schema": "conform.bench/3", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
+              "warmup_s": warmup_s, "rewarm_s": rewarm_s, "repeats": repeats, "rounds": total, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
 
 
-def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: int, answers: dict, warmup: int,
-               timeout_s: float, warmup_s: float, log, label: str) -> None:
-    """Backend ``bid``'s turn (``label``) on ``case``: once the other workers are quiet, ``repeats`` more timed
-    calls into ``answers``. A backend that fails on the case (or is unavailable) takes no more turns on it: a
-    hung framework costs its timeout once, not once a round. Its timed calls so far are kept (the row's
-    ``repeats`` says how many, ``stopped`` why there are no more), else the row says why it has none."""
+def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: int, answers: dict,
+               warm: tuple[int, float], timeout_s: float, log, label: str) -> None:
+    """Backend ``bid``'s turn (``label``) on ``case``: once the other workers are quiet, a warm-up of at least
+    ``warm`` (calls, seconds), then ``repeats`` more timed calls into ``answers``. A backend that fails on the
+    case (or is unavailable) takes no more turns on it: a hung framework costs its timeout once, not once a
+    round. Its timed calls so far are kept (the row's ``repeats`` says how many, ``stopped`` why there are no
+    more), else the row says why it has none."""
     key = (bid, case.id)
     if not isinstance(answers.get(key, []), list):
         return
@@ -209,10 +233,9 @@ def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: 
         if dtype not in calls:
             calls[dtype] = _call(case, dtype)
         workers.wait_until_quiet(bid)
-        answer = worker.bench(calls[dtype], warmup, repeats, timeout_s, warmup_s)
+        answer = worker.bench(calls[dtype], warm[0], repeats, timeout_s, warm[1])
         if isinstance(answer, list):
             answers[key] = answers.get(key, []) + answer
-            log(f"{bid:18} {case.id:34} {statistics.median(answer):9.2f} ms  ({label})")
             return
         failure = {"status": getattr(answer, "status", "failed"),
                    "reason": getattr(answer, "detail", None) or getattr(answer, "reason", str(answer))}

@@ -377,7 +377,8 @@ def cmd_bench(args) -> int:
     say = lambda line: print(line, file=sys.stderr)   # noqa: E731
     with claim(args.out, ("bench.json", "throughput") if args.throughput else ("bench.json",), args.paths):
         result = run_bench(_of_op(load_suite(args.paths), args.op), chosen, args.out, args.warmup, args.repeats,
-                           log=say, warmup_s=args.warmup_time, rounds=args.rounds)
+                           log=say, warmup_s=args.warmup_time, rounds=args.rounds,
+                           rewarm_s=args.rewarm_time)
         if args.throughput:
             from harness.throughput import default_runs, lines, record
             result = record(args.out, result, default_runs(), say)

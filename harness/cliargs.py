@@ -124,11 +124,15 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("reports"))
     bench.add_argument("--repeats", type=_bounded(int, 1, 10_000, "a count"), default=15)
     bench.add_argument("--warmup", type=_bounded(int, 0, 10_000, "a count"), default=3,
-                       help="warm-up calls per turn (case, backend, round), at least (default: 3)")
-    bench.add_argument("--rounds", type=_bounded(int, 1, 100, "a count"), default=4,
-                       help="rounds of turns on each case, sharing the timed calls (default: 4; Note [Turns])")
+                       help="warm-up calls of a backend's first turn on a case, at least (default: 3)")
+    bench.add_argument("--rounds", type=_bounded(int, 1, 100, "a count"), default=15,
+                       help="rounds of turns on each case, sharing the timed calls (default: 15, one call a turn;"
+                            " Note [Turns])")
     bench.add_argument("--warmup-time", type=_bounded(float, 0, 60, "seconds"), default=0.2, metavar="SECONDS",
-                       help="warm-up time per turn, at least (default: 0.2; Note [Steady state])")
+                       help="warm-up time of a backend's first turn on a case, at least (default: 0.2; Note "
+                            "[Steady state])")
+    bench.add_argument("--rewarm-time", type=_bounded(float, 0, 60, "seconds"), default=0.05, metavar="SECONDS",
+                       help="warm-up time of its later turns, at least, besides one call (default: 0.05)")
     _op_option(bench, "only benchmark cases of this operator")
     bench.add_argument("--throughput", action="store_true",
                        help="also time whole runs: the default suite (every backend, forward and backward) and "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 
 import numpy as np
@@ -96,8 +97,9 @@ def test_the_table_says_when_the_environment_chose_the_blas_kernels():
     assert "Haswell kernels" in text and "OPENBLAS_CORETYPE" not in text
 
 
-def _spy_workers(monkeypatch, events, bench_call=None):
-    """``bench.worker_for`` returning real workers whose turns, quiet waits and stops land in ``events``."""
+def _spy_workers(monkeypatch, events, bench_call=None, warms=None):
+    """``bench.worker_for`` returning real workers whose turns, quiet waits and stops land in ``events`` (and
+    each turn's warm-up, (calls, seconds), in ``warms``)."""
     real, real_wait = bench.worker_for, bench._Workers.wait_until_quiet
 
     def spied(bid, **kw):
@@ -106,6 +108,8 @@ def _spy_workers(monkeypatch, events, bench_call=None):
 
         def turn(call, warmup, repeats, *rest):
             events.append(("bench", call.case_id, bid, repeats))
+            if warms is not None:
+                warms.append((warmup, *rest[1:]))
             return (bench_call or timed)(call, warmup, repeats, *rest)
         worker.bench = turn
         worker.stop = lambda kill=False: events.append(("stop", bid, kill)) or stop(kill)
@@ -119,27 +123,31 @@ def _spy_workers(monkeypatch, events, bench_call=None):
 def test_backends_take_turns_on_each_case_and_rounds_share_the_timed_calls(tmp_path, monkeypatch):
     """Note [Turns]: every worker starts once; on each case every backend takes a turn per round, each round
     starting one backend further down the list, after the other workers are quiet, timing its share of the
-    calls; a row's median is over every round's; every worker is stopped at the end."""
+    calls; a row's median is over every round's; every worker is stopped at the end. A backend's first turn on
+    a case warms up as asked, its later ones for one call and ``rewarm_s`` (Note [Steady state])."""
     from harness import envs
     if not envs.availability("torch.functional")[0]:
         pytest.skip("torch.functional is not installed here: the turns need three backends")
     backends = ["numpy", "numba", "torch.functional"]
     cases = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1:4:2]       # b2, and b4 (grouped)
-    events = []
-    _spy_workers(monkeypatch, events)
-    result = bench.run_bench(cases, backends, tmp_path, warmup=1, repeats=5, log=lambda line: None,
-                             warmup_s=0.0, rounds=3)
+    events, warms = [], []
+    _spy_workers(monkeypatch, events, warms=warms)
+    result = bench.run_bench(cases, backends, tmp_path, warmup=2, repeats=5, log=lambda line: None,
+                             warmup_s=0.01, rounds=3, rewarm_s=0.0)
     b2, b4 = (case.id for case in cases)
     turns = [event[1:] for event in events if event[0] == "bench"]
     order = ["numpy", "numba", "torch.functional", "numba", "torch.functional", "numpy",
              "torch.functional", "numpy", "numba"]
     counts = [2, 2, 2, 2, 2, 2, 1, 1, 1]
     assert turns == [(case, bid, count) for case in (b2, b4) for bid, count in zip(order, counts)]
+    assert warms == ([(2, 0.01)] * 3 + [(1, 0.0)] * 6) * 2
     waits = [events[k - 1] for k, event in enumerate(events) if event[0] == "bench"]
     assert waits == [("quiet", bid) for _, bid, _ in turns]       # each turn right after its wait
     assert sorted(event[1:] for event in events if event[0] == "stop") == [(bid, False) for bid in sorted(backends)]
     assert [(row["backend"], row["status"], row["repeats"]) for row in result["results"]] == \
         [(bid, "ok", 5) for bid in backends for _ in cases]
+    assert all(len(row["times_ms"]) == 5 and row["median_ms"] == statistics.median(row["times_ms"])
+               for row in result["results"])
     assert result["rounds"] == 3
     events.clear()
     bench.run_bench(cases[:1], backends[:2], tmp_path, warmup=1, repeats=1, log=lambda line: None, warmup_s=0.0)
