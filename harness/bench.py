@@ -89,6 +89,20 @@ reached the cap, and the oracle's calls ran on two threads throughout (all
 2,271 calls of a conv2d bench with four backends). Without ``/proc`` (not
 Linux) the wait is ``QUIET_S``.
 
+Those teams are also why the in-house backends' calls ran slower in full
+runs than alone. A team is sized from the 1-minute load average and the tasks
+runnable at the instant of the call; through a bench the load average stays
+at 2-3.6 (MindSpore's worker runs four threads on the two cores through its
+turns) after every other worker has gone quiet, so any task runnable at that
+instant halved a call: 11% of numba's calls in a conv2d bench with every
+backend went to one thread, and with one call a turn numba's conv2d b2 and b4
+took 0.45 and 0.39 ms (1.32 and 1.24× torch), the oracle's 1.54 and 1.32 (4.5
+and 4.2×). Turns make sure that nothing else computes, so the bench starts its
+workers with ``CONFORM_ALL_THREADS=1`` and the in-house calls take every
+thread, as torch's do: 0.28 and 0.21 ms (0.95 and 0.76×), the oracle's 0.93
+and 0.80 (3.2 and 2.9×) in the next run. ``conform run`` keeps the adaptive
+teams: there the other workers do compute.
+
 Note [Steady state]
 -------------------
 A backend's first calls on a new shape are slower than its later ones, for
@@ -114,6 +128,7 @@ rule for every backend.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -126,9 +141,10 @@ from threadpoolctl import threadpool_limits
 from harness import cpu, envs, ops
 from harness.backends import backend_class
 from harness.cases import Case
+from harness.kernels.oracle_threads import ALL_THREADS
 from harness.report import atomic_write
 from harness.runner import prepare
-from harness.worker import worker_for
+from harness.worker import CpuProgress, stop_all, worker_for
 
 ORACLE_DTYPE = {"numpy": "float64"}
 WARMUP_S = 0.2   # the least warm-up of a backend's first turn on a case, besides the count: Note [Steady state]
@@ -257,12 +273,7 @@ class _Workers:
         return self
 
     def __exit__(self, kind, *exc) -> None:
-        for worker, _ in self.started.values():
-            if worker is not None:
-                try:
-                    worker.stop(kill=kind is not None)
-                except Exception:       # noqa: BLE001  every other worker is still stopped
-                    pass
+        stop_all((worker for worker, _ in self.started.values() if worker is not None), kill=kind is not None)
 
     def get(self, bid: str):
         """The backend's started worker and None, or None and why it cannot run."""
@@ -278,6 +289,8 @@ class _Workers:
             worker = worker_for(bid, say=self.log)
         except envs.BuildError as exc:
             return None, f"its environment could not be built: {exc}"
+        # Nothing else computes during a turn: the in-house kernels take every thread (Note [Turns]).
+        worker.launch = dataclasses.replace(worker.launch, variables={**worker.launch.variables, ALL_THREADS: "1"})
         try:
             started = worker.start()
         except BaseException:           # interrupted while it started: it is not in ``started`` yet
@@ -289,22 +302,27 @@ class _Workers:
         """Wait until the CPU time of every worker but ``bid``'s has stood still for ``QUIET_S`` (at most
         ``QUIET_MAX_S``): threads a runtime leaves spinning after its turn would share the cores with this one
         (Note [Turns]). The seconds waited."""
-        others = {other: worker for other, (worker, _) in self.started.items() if other != bid and worker is not None}
+        others = {other: CpuProgress(worker) for other, (worker, _) in self.started.items()
+                  if other != bid and worker is not None}
         if not others:
             return 0.0
-        began = since = time.monotonic()
-        ticks, moving = {other: worker.cpu_ticks() for other, worker in others.items()}, set()
-        while time.monotonic() - since < QUIET_S:
+        began = time.monotonic()
+        while True:
+            time.sleep(QUIET_POLL_S)
+            moving = {other for other, progress in others.items() if _still(progress, began) < QUIET_S}
+            if not moving:
+                break
             if time.monotonic() - began > QUIET_MAX_S:
                 self.log(f"{bid:18} {', '.join(sorted(moving))} still busy after {QUIET_MAX_S:g} s; timing anyway")
                 break
-            time.sleep(QUIET_POLL_S)
-            now = {other: worker.cpu_ticks() for other, worker in others.items()}
-            changed = {other for other in now if now[other] != ticks[other]}
-            if changed:
-                moving, since = changed, time.monotonic()
-            ticks = now
         return time.monotonic() - began
+
+
+def _still(progress: CpuProgress, began: float) -> float:
+    """How long the worker's CPU time has stood still; without ``/proc`` (not Linux), since the wait began: then
+    the wait is ``QUIET_S``."""
+    still = progress.still_for()
+    return time.monotonic() - began if still is None else still
 
 
 def _call(case: Case, dtype: str):

@@ -26,7 +26,7 @@ from harness.divergences import Registry
 from harness.report.repro import ReproWriter
 from harness.records import make_record, run_backend
 from harness.runner import DEFAULT_TIMEOUT_S, prepare
-from harness.worker import Worker, worker_for
+from harness.worker import Worker, stop_all, worker_for
 
 
 @dataclasses.dataclass
@@ -133,8 +133,5 @@ class ProcessRunner:
         return self.workers.get(backend)
 
     def close(self, interrupted: bool = False) -> None:
-        for worker in self.workers.values():
-            if interrupted:
-                worker.cancel()
-            worker.stop(kill=interrupted)
+        stop_all(self.workers.values(), kill=interrupted)
         self.workers.clear()

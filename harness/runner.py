@@ -42,7 +42,7 @@ from harness.results import ResultIndex
 from harness.suite import CaseRef, materialise
 from harness.timing import CallClock, parent_cpu_s, timing
 from harness.records import annotate_agreement, make_record, run_backend, tolerance_override, unclassify
-from harness.worker import Worker
+from harness.worker import Worker, stop_all
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -319,9 +319,10 @@ def run(cases: list[Union[Case, CaseRef]], options: RunOptions) -> RunResult:
         # The calls in flight are cancelled, not judged: they are not results.
         interrupted = True
     finally:
-        for worker in workers.values():
-            worker.stop(kill=interrupted)
-        journal.close()
+        try:
+            stop_all(workers.values(), kill=interrupted)
+        finally:
+            journal.close()
     results = index.results()
     incomplete = interrupted or bool(changed)
     stale = options.registry.stale(options.backends) if options.check_stale and not incomplete else []

@@ -58,7 +58,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from harness import envs, ipc
 from harness.backends.base import Call, Outcome
@@ -249,14 +249,12 @@ class Worker:
 
     def _startup_check(self):
         """The tick while starting: stop for a cancelled run, or a worker whose CPU time stands still."""
-        progress = {"cpu": self.cpu_ticks(), "since": time.monotonic()}
+        progress = CpuProgress(self)
 
         def check() -> None:
             self._check_cancel()
-            cpu, now = self.cpu_ticks(), time.monotonic()
-            if cpu < 0 or cpu != progress["cpu"]:    # unknown (no /proc): only STARTUP_TIMEOUT_S applies
-                progress.update(cpu=cpu, since=now)
-            elif now - progress["since"] > STARTUP_STALL_S:
+            still = progress.still_for()        # None (no /proc): only STARTUP_TIMEOUT_S applies
+            if still is not None and still > STARTUP_STALL_S:
                 raise _Stalled
         return check
 
@@ -391,6 +389,38 @@ class Worker:
         if self.process.is_alive():
             self.process.kill()
         self._reap()
+
+
+class CpuProgress:
+    """How long a worker's CPU time (``Worker.cpu_ticks``: clock ticks of 10 ms) has stood still, from the
+    polls of ``still_for``: a worker starting makes progress (``Worker.start``), one whose runtime left threads
+    spinning is not quiet yet (``conform bench``, Note [Turns])."""
+
+    def __init__(self, worker: "Worker"):
+        self.worker = worker
+        self.ticks, self.since = worker.cpu_ticks(), time.monotonic()
+
+    def still_for(self) -> Optional[float]:
+        """Seconds since the CPU time last moved (as of this poll); None when it cannot be read."""
+        ticks, now = self.worker.cpu_ticks(), time.monotonic()
+        if ticks != self.ticks:
+            self.ticks, self.since = ticks, now
+        return None if ticks < 0 else now - self.since
+
+
+def stop_all(workers: Iterable[Union[Worker, Any]], kill: bool = False) -> None:
+    """Stop every worker; with ``kill`` (an interrupted run) cancel its call in flight and kill it at once. One
+    that fails to stop does not keep the others running: the first error is raised after."""
+    failed: Optional[BaseException] = None
+    for worker in workers:
+        try:
+            if kill:
+                worker.cancel()
+            worker.stop(kill=kill)
+        except Exception as exc:        # noqa: BLE001 - raised once every worker is stopped
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 if __name__ == "__main__":      # python -m harness.worker MODULE:CLASS FD (started by Worker.start)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +83,32 @@ def test_bench_json_records_the_warm_up(tmp_path):
     loaded = next(pool for pool in threadpool_info() if pool["user_api"] == "blas")
     assert written["blas"]["kernels"] == loaded["architecture"]
     assert written["blas"]["coretype_variable"] == os.environ.get("OPENBLAS_CORETYPE")
+
+
+def test_the_in_house_kernels_take_every_thread_in_the_bench_workers(tmp_path, monkeypatch):
+    """Note [Turns]: nothing else computes during a turn, so the bench's workers run with
+    ``CONFORM_ALL_THREADS=1`` (the in-house teams do not shrink for the load the other backends left)."""
+    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
+    seen = []
+
+    def environment(worker):
+        return dict(line.split(b"=", 1) for line in (Path(f"/proc/{worker.process.pid}/environ").read_bytes()
+                                                      .split(b"\0")) if b"=" in line)
+    real = bench.worker_for
+
+    def spied(bid, **kw):
+        worker = real(bid, **kw)
+        timed = worker.bench
+        worker.bench = lambda *args: seen.append(environment(worker).get(b"CONFORM_ALL_THREADS")) or timed(*args)
+        return worker
+    monkeypatch.setattr(bench, "worker_for", spied)
+    bench.run_bench([case], ["numpy"], tmp_path, warmup=1, repeats=1, log=lambda line: None, warmup_s=0.0)
+    assert seen == [b"1"]
+    assert "CONFORM_ALL_THREADS" not in os.environ             # the parent's own environment is left alone
+    probe = "from harness.kernels import oracle_threads, threads; print(oracle_threads._EVERY_THREAD, threads._EVERY_THREAD)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "CONFORM_ALL_THREADS": "1"})
+    assert done.stdout.split() == ["True", "True"], done.stderr
 
 
 def test_the_table_says_when_the_environment_chose_the_blas_kernels():

@@ -213,3 +213,29 @@ def test_a_worker_stopped_while_starting_is_given_up_once_it_stops_making_progre
     assert stopped and "made no progress" in worker.setup_error, worker.setup_error
     assert elapsed < 30
     assert not stopped[0].is_running() or stopped[0].status() == psutil.STATUS_ZOMBIE
+
+
+def test_stopping_every_worker_goes_on_past_one_that_fails_and_kills_when_interrupted():
+    """``stop_all`` (the runner's, the bench's and the pytest plugin's end): a worker whose stop raises does not
+    keep the next one running, and the error is raised once both are stopped; interrupted, every worker's call
+    in flight is cancelled and the process killed, not asked to finish."""
+    from harness.worker import Worker, stop_all
+
+    first, second = (Worker("numpy", "harness.backends.numpy_ref:NumpyBackend") for _ in range(2))
+    assert first.start() and second.start()
+    processes = [first.process, second.process]
+    real_stop = first.stop
+
+    def failing_stop(kill=False):
+        real_stop(kill)
+        raise OSError("the pipe broke while stopping")
+    first.stop = failing_stop
+    with pytest.raises(OSError, match="pipe broke"):
+        stop_all([first, second])
+    assert [p.is_alive() for p in processes] == [False, False]
+    assert [p.popen.returncode for p in processes] == [0, 0]        # asked to stop, and they did
+
+    assert second.start()
+    restarted = second.process
+    stop_all([second], kill=True)
+    assert second._cancelled.is_set() and restarted.popen.returncode == -signal.SIGKILL

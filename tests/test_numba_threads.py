@@ -169,3 +169,15 @@ def test_a_stalled_call_sends_the_next_calls_to_one_thread(monkeypatch, two_thre
 def test_what_counts_as_a_stall(fresh_stalls, wall, cpu, stalled):
     assert threads._stalled(wall, cpu) is stalled
     assert threads._STALLS["left"] == (threads._BACKOFF if stalled else 0)
+
+
+@pytest.mark.parametrize("every, expected", [(False, 1), (True, 2)])
+def test_every_thread_where_nothing_else_computes(monkeypatch, two_threads, every, expected):
+    """``CONFORM_ALL_THREADS=1`` (``conform bench``'s workers, Note [Turns]): a busy load average and another
+    task runnable at the call do not halve the team."""
+    monkeypatch.setattr(threads, "_EVERY_THREAD", every)
+    monkeypatch.setattr(threads, "_load", lambda: (3, 2.0))
+    monkeypatch.setattr(threads, "_own_running", lambda upto=1 << 30: 1)
+    monkeypatch.setattr(threads, "_CORES", 2)
+    with threads.fitting_threads():
+        assert numba.get_num_threads() == expected

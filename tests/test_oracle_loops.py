@@ -563,3 +563,15 @@ def test_pool_threads_stay_off_the_callers_core(monkeypatch):
     core, waking = pinned[-1]
     assert core is not None and waking and all(cores == os.sched_getaffinity(0) - {core} for cores in waking)
     assert running == os.sched_getaffinity(0)
+
+
+def test_every_thread_where_nothing_else_computes(monkeypatch, tmp_path):
+    """``CONFORM_ALL_THREADS=1`` (``conform bench``'s workers, Note [Turns]): the cores count as free."""
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("1.95 3.02 2.50 3/312 4242\n")        # busy on average and now
+    monkeypatch.setattr(oracle_threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(oracle_threads, "_own_runnable", lambda: 1)
+    monkeypatch.setattr(oracle_threads, "LOADAVG", str(loadavg))
+    assert oracle_threads.free_cores(2) == 1
+    monkeypatch.setattr(oracle_threads, "_EVERY_THREAD", True)
+    assert oracle_threads.free_cores(2) == 2 and oracle_threads.free_cores(1) == 1

@@ -32,7 +32,12 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-__all__ = ["blas_threads", "compiled", "free_cores", "on_threads"]
+__all__ = ["ALL_THREADS", "blas_threads", "compiled", "free_cores", "on_threads"]
+
+#: Set to "1" where nothing else computes while the in-house kernels run (``conform bench``'s workers, Note
+#: [Turns] in harness/bench.py): every call then takes every thread it may, whatever the load says.
+ALL_THREADS = "CONFORM_ALL_THREADS"
+_EVERY_THREAD = os.environ.get(ALL_THREADS) == "1"
 
 
 @functools.cache
@@ -54,9 +59,10 @@ def free_cores(threads):
     of ``/proc/loadavg`` (Linux) must say so, as there: the 1-minute load average (rounded as libgomp's
     ``OMP_DYNAMIC`` rounds it, one of it this thread) and the tasks runnable now less this process's own. Either
     alone halved calls on an idle machine: a task runnable at the instant of the call (a shell, a kernel worker)
-    or our own pool thread, runnable when the load was read and asleep when our threads were counted."""
-    if threads <= 1:
-        return 1
+    or our own pool thread, runnable when the load was read and asleep when our threads were counted.
+    ``ALL_THREADS`` in the environment: ``threads``."""
+    if threads <= 1 or _EVERY_THREAD:
+        return max(1, threads)
     try:
         fields = _read(LOADAVG).split()
         load, running = float(fields[0]), int(fields[3].split(b"/")[0])   # ``running``: this thread included

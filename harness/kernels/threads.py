@@ -33,7 +33,25 @@ of the calls while torch ran cleanly on two threads (conv2d b1 4.9 against
 2.3 ms).
 
 Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
-setting.
+setting, as it does where ``CONFORM_ALL_THREADS=1`` says that nothing else
+computes meanwhile (``conform bench``'s workers: Note [Turns] in
+``harness/bench.py``).
+
+Note [Stalled calls]
+--------------------
+A call on several threads whose caller lost more than _STALL_S and
+_STALL_SHARE of its time (wall time less the calling thread's CPU time:
+preempted, or asleep waiting for a pool thread that no core ran) sends the
+next _BACKOFF calls to one thread. The load average, ``_team``'s other signal,
+takes tens of seconds to see a process that just started: meanwhile most
+two-thread calls of conv2d b2 took 5-10 ms (``conform bench`` as another job
+started: load 0.7 -> 2.6 during the run; measured with a passive pool, before
+the bounded spin), against 0.35 ms on one thread. On a quiet machine the
+caller computes or spins through the whole call (lost time ~0). A backoff that
+doubled while stalls recurred (up to 64 calls) kept whole benchmark cases (18
+calls) on one thread after a few passing stalls at load 1.3-1.5 (conv2d b3
+10.2 ms against 5.1 on two threads): a fixed run of calls costs at most those,
+and under lasting contention one call in _BACKOFF + 1 stalls.
 
 Note [Bounded OpenMP spin]
 --------------------------
@@ -80,10 +98,14 @@ from typing import Optional
 
 import numba
 
+from harness.kernels.oracle_threads import ALL_THREADS
+
 __all__ = ["SPIN", "fit_threads", "fitting_threads", "launch_pool", "pool_spin"]
 
 _ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
 _CORES = os.cpu_count() or 1    # read once: os.cpu_count() takes ~2 µs
+
+_EVERY_THREAD = os.environ.get(ALL_THREADS) == "1"      # read once, as Numba reads its own settings
 
 try:
     _LOADAVG: Optional[int] = os.open("/proc/loadavg", os.O_RDONLY)
@@ -142,7 +164,7 @@ def _own_running(upto: int = 1 << 30) -> int:
 
 def _team(wanted: int) -> int:
     """Threads for a call: ``wanted`` (Numba's setting, above 1) less the cores others keep busy, at least 1."""
-    load = _load()
+    load = None if _EVERY_THREAD else _load()
     if load is None:
         return wanted
     running, load1 = load
@@ -182,16 +204,7 @@ def fit_threads(kernel):
     return call
 
 
-# Note [Stalled calls]: a call on several threads whose caller lost more than _STALL_S and _STALL_SHARE of
-# its time (wall time less the calling thread's CPU time: preempted, or asleep waiting for a pool thread
-# that no core ran) sends the next _BACKOFF calls to one thread. The load average, ``_team``'s other signal,
-# takes tens of seconds to see a process that just started: meanwhile most two-thread calls of conv2d b2
-# took 5-10 ms (``conform bench`` as another job started: load 0.7 -> 2.6 during the run; measured with a
-# passive pool, before the bounded spin), against 0.35 ms on one thread. On a quiet machine the caller
-# computes or spins through the whole call (lost time ~0). A
-# backoff that doubled while stalls recurred (up to 64 calls) kept whole benchmark cases (18 calls) on one
-# thread after a few passing stalls at load 1.3-1.5 (conv2d b3 10.2 ms against 5.1 on two threads): a fixed
-# run of calls costs at most those, and under lasting contention one call in _BACKOFF + 1 stalls.
+# Note [Stalled calls] (in the module docstring): the thresholds.
 _STALL_S = 1e-3
 _STALL_SHARE = 0.25
 _BACKOFF = 4
