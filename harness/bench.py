@@ -58,9 +58,10 @@ that no backend is always first or last. Each worker starts on its first
 turn and serves the whole bench (restarted on its next turn if a timeout,
 crash or the memory limit ended it). A case's calls on every backend then
 fall within the same stretch of time, and with one call a turn each
-backend's calls are spread over all of it, one in every fifteenth: every
-backend's median samples the same states of the host, as Google Benchmark's
-random interleaving of repetitions does to cut run-to-run variance. With 4
+backend's calls are spread over all of it (with the defaults, one in every
+fifteenth): every backend's median samples the same states of the host, as
+Google Benchmark interleaves the repetitions of its benchmarks (there in a
+random order) to cut run-to-run variance. With 4
 rounds (four calls a turn), five full runs gave numba's worst ratio on
 benchmarks/ as 0.89-1.11 and the oracle's as 3.43-4.33 (conv2d b4: 1.05-1.59
 ms by round against torch's 0.21-0.37), one backend's medians moving by up
@@ -123,7 +124,8 @@ call and ``REWARM_S`` (``--rewarm-time``). After 0.4 s idle, numba's conv2d
 b4 took 0.62 ms on its first call, 0.34 on its fourth and 0.27 from its
 eighth on, torch's 0.68, 0.40 and 0.35: a few milliseconds of calls; 50 ms
 is many of them on the small shapes and at least a call on the large ones.
-rule for every backend.
+A worker that a failure ended restarts fresh on its next turn, which then
+warms up as a first turn.
 """
 
 from __future__ import annotations
@@ -194,11 +196,11 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             for k in range(total):  # backends take turns on the case (Note [Turns])
                 count = repeats // total + (k < repeats % total)          # 15 in 4 rounds: 4, 4, 4, 3
                 # The first turn reaches the steady state, later ones only wake the backend up (Note [Steady state]).
-                warm = (warmup, warmup_s) if k == 0 else (REWARM_CALLS, rewarm_s)
+                warm = (warmup, warmup_s) if k == 0 else (min(warmup, REWARM_CALLS), rewarm_s)
                 start = k % len(backend_ids)
                 for bid in backend_ids[start:] + backend_ids[:start]:
-                    _take_turn(workers, bid, case, calls, count, answers, warm, timeout_s, log,
-                               f"round {k + 1}/{total}")
+                    _take_turn(workers, bid, case, calls, count, answers, warm, (warmup, warmup_s), timeout_s,
+                               log, f"round {k + 1}/{total}")
             for bid in backend_ids:
                 times = answers.get((bid, case.id))
                 if isinstance(times, list) and times:
@@ -228,15 +230,17 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
     result = {"schema": "conform.bench/3", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
-              "warmup_s": warmup_s, "rewarm_s": rewarm_s, "repeats": repeats, "rounds": total, "results": rows}
+              "warmup_s": warmup_s, "rewarm": min(warmup, REWARM_CALLS),
+              "rewarm_s": rewarm_s, "repeats": repeats, "rounds": total, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
 
 
 def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: int, answers: dict,
-               warm: tuple[int, float], timeout_s: float, log, label: str) -> None:
+               warm: tuple[int, float], first_warm: tuple[int, float], timeout_s: float, log, label: str) -> None:
     """Backend ``bid``'s turn (``label``) on ``case``: once the other workers are quiet, a warm-up of at least
-    ``warm`` (calls, seconds), then ``repeats`` more timed calls into ``answers``. A backend that fails on the
+    ``warm`` (calls, seconds; ``first_warm`` for a worker that restarts), then ``repeats`` more timed calls into
+    ``answers``. A backend that fails on the
     case (or is unavailable) takes no more turns on it: a hung framework costs its timeout once, not once a
     round. Its timed calls so far are kept (the row's ``repeats`` says how many, ``stopped`` why there are no
     more), else the row says why it has none."""
@@ -248,6 +252,8 @@ def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: 
         dtype = ORACLE_DTYPE.get(bid, case.dtype)
         if dtype not in calls:
             calls[dtype] = _call(case, dtype)
+        if not worker.alive():              # restarts for this turn: a fresh process, warmed as on a first turn
+            warm = first_warm
         workers.wait_until_quiet(bid)
         answer = worker.bench(calls[dtype], warm[0], repeats, timeout_s, warm[1])
         if isinstance(answer, list):
@@ -273,7 +279,10 @@ class _Workers:
         return self
 
     def __exit__(self, kind, *exc) -> None:
-        stop_all((worker for worker, _ in self.started.values() if worker is not None), kill=kind is not None)
+        try:
+            stop_all((worker for worker, _ in self.started.values() if worker is not None), kill=kind is not None)
+        except Exception as error:      # noqa: BLE001 - the timings are whole: bench.json is still written
+            self.log(f"stopping the workers: {error}")
 
     def get(self, bid: str):
         """The backend's started worker and None, or None and why it cannot run."""

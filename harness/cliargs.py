@@ -132,7 +132,8 @@ def parser() -> argparse.ArgumentParser:
                        help="warm-up time of a backend's first turn on a case, at least (default: 0.2; Note "
                             "[Steady state])")
     bench.add_argument("--rewarm-time", type=_bounded(float, 0, 60, "seconds"), default=0.05, metavar="SECONDS",
-                       help="warm-up time of its later turns, at least, besides one call (default: 0.05)")
+                       help="warm-up time of a backend's later turns on a case, at least, besides one call "
+                            "(default: 0.05; Note [Steady state])")
     _op_option(bench, "only benchmark cases of this operator")
     bench.add_argument("--throughput", action="store_true",
                        help="also time whole runs: the default suite (every backend, forward and backward) and "

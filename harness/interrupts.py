@@ -67,17 +67,41 @@ def deferred():
 
     Whatever the block writes is written whole; the held signal then reaches the handler in force
     (``_handler``: the first one ends the command as interrupted, later ones are only counted). The block
-    gets the list of signals held so far, to leave early when it is not empty.
+    gets the list of signals held so far, to leave early when it is not empty. When the block raises, its own
+    error goes on, not the KeyboardInterrupt a held signal would raise.
     """
     if threading.current_thread() is not threading.main_thread():   # signal handlers are the main thread's
         yield []
         return
     caught: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in _SIGNALS}
+    with _blocked():    # a signal between two swaps would leave one handler swapped for good
+        previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in _SIGNALS}
+    failed = False
     try:
         yield caught
+    except BaseException:
+        failed = True
+        raise
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        with _blocked():
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         for signum in dict.fromkeys(caught):
-            signal.raise_signal(signum)
+            try:
+                signal.raise_signal(signum)
+            except KeyboardInterrupt:
+                if not failed:      # else the block's own error goes on: the handler has counted the signal
+                    raise
+
+
+@contextlib.contextmanager
+def _blocked():
+    """SIGINT and SIGTERM held by the OS inside (delivered, to the handlers then in force, as it ends)."""
+    if not hasattr(signal, "pthread_sigmask"):      # not POSIX
+        yield
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

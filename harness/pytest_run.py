@@ -133,5 +133,7 @@ class ProcessRunner:
         return self.workers.get(backend)
 
     def close(self, interrupted: bool = False) -> None:
-        stop_all(self.workers.values(), kill=interrupted)
-        self.workers.clear()
+        try:
+            stop_all(self.workers.values(), kill=interrupted)
+        finally:
+            self.workers.clear()

@@ -365,6 +365,10 @@ class Worker:
                                 if name.startswith("grad_")}
         return answer
 
+    def alive(self) -> bool:
+        """Whether the worker's process is running (else the next call starts a fresh one)."""
+        return self.process is not None and self.process.is_alive()
+
     def cancel(self) -> None:
         """Make the call in flight (from another thread) return at its next poll; the caller then stops us."""
         self._cancelled.set()

@@ -88,6 +88,7 @@ def test_bench_json_records_the_warm_up(tmp_path):
 def test_the_in_house_kernels_take_every_thread_in_the_bench_workers(tmp_path, monkeypatch):
     """Note [Turns]: nothing else computes during a turn, so the bench's workers run with
     ``CONFORM_ALL_THREADS=1`` (the in-house teams do not shrink for the load the other backends left)."""
+    monkeypatch.delenv("CONFORM_ALL_THREADS", raising=False)
     case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
     seen = []
 
@@ -213,6 +214,34 @@ def test_a_backend_that_fails_takes_no_more_turns_on_that_case_and_keeps_its_tim
     console = Console(record=True, width=300)
     bench.print_table(json.loads((tmp_path / "bench.json").read_text()), console)
     assert "(1 calls, then failed)" in console.export_text()
+
+
+def test_a_worker_that_died_between_turns_warms_up_as_on_a_first_turn(tmp_path, monkeypatch):
+    """Note [Steady state]: a later turn only wakes a warm worker up; a worker killed while idle restarts fresh
+    for its turn and gets the first turn's warm-up."""
+    case = load_suite([ROOT / "benchmarks" / "conv2d.yaml"])[1]
+    warms, killed = [], []
+    real = bench.worker_for
+
+    def spied(bid, **kw):
+        worker = real(bid, **kw)
+        timed = worker.bench
+
+        def turn(call, warmup, repeats, timeout_s, warmup_s):
+            warms.append((warmup, warmup_s))
+            times = timed(call, warmup, repeats, timeout_s, warmup_s)
+            if len(warms) == 2:                     # killed from outside after its second turn
+                killed.append(worker.process.pid)
+                worker.process.kill()
+                worker.process.join(5)
+            return times
+        worker.bench = turn
+        return worker
+    monkeypatch.setattr(bench, "worker_for", spied)
+    [row] = bench.run_bench([case], ["numpy"], tmp_path, warmup=2, repeats=4, log=lambda line: None,
+                            warmup_s=0.01, rounds=4, rewarm_s=0.0)["results"]
+    assert warms == [(2, 0.01), (1, 0.0), (2, 0.01), (1, 0.0)] and killed
+    assert (row["status"], row["repeats"]) == ("ok", 4)
 
 
 def test_an_interrupted_bench_kills_its_workers(tmp_path, monkeypatch):

@@ -174,10 +174,17 @@ def test_what_counts_as_a_stall(fresh_stalls, wall, cpu, stalled):
 @pytest.mark.parametrize("every, expected", [(False, 1), (True, 2)])
 def test_every_thread_where_nothing_else_computes(monkeypatch, two_threads, every, expected):
     """``CONFORM_ALL_THREADS=1`` (``conform bench``'s workers, Note [Turns]): a busy load average and another
-    task runnable at the call do not halve the team."""
+    task runnable at the call do not halve the team, nor does a stalled call the next ones."""
+    from harness.kernels import oracle_threads
+    assert threads.ALL_THREADS == oracle_threads.ALL_THREADS     # one variable for both (not imported)
     monkeypatch.setattr(threads, "_EVERY_THREAD", every)
     monkeypatch.setattr(threads, "_load", lambda: (3, 2.0))
     monkeypatch.setattr(threads, "_own_running", lambda upto=1 << 30: 1)
     monkeypatch.setattr(threads, "_CORES", 2)
     with threads.fitting_threads():
         assert numba.get_num_threads() == expected
+    monkeypatch.setattr(threads, "_load", lambda: (1, 0.0))            # an idle machine
+    monkeypatch.setattr(threads, "_STALLS", {"left": 2})               # after a stalled call
+    monkeypatch.setattr(threads, "_stalled", lambda wall, cpu: False)
+    team = threads.fit_threads(lambda: numba.get_num_threads())
+    assert team() == expected

@@ -293,7 +293,18 @@ def test_a_permit_freed_with_another_goes_to_the_next_waiter_at_once():
             younger.join()
 
 
-def test_a_signal_is_raised_at_the_top_of_the_loop_not_inside_a_case_being_finished():
+@pytest.fixture
+def handlers():
+    """The test's SIGINT/SIGTERM handlers and ``interrupts``' state, put back afterwards."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    state = dict(interrupts._state)
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+    interrupts._state.update(state)
+
+
+def test_a_signal_is_raised_at_the_top_of_the_loop_not_inside_a_case_being_finished(handlers):
     # Note [Interrupts]: raised anywhere in the caller's thread, KeyboardInterrupt could leave a lock taken
     # (queue.Queue.get's) and the lanes waiting for ever; and a case half finished is half written.
     finished = []
@@ -306,30 +317,39 @@ def test_a_signal_is_raised_at_the_top_of_the_loop_not_inside_a_case_being_finis
         finished.append(i)
 
     interrupts.install()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_pipeline(range(10**6), prepare=lambda i: i, lanes_of=lambda i: ["a"],
-                         work=lambda lane, i, slot: i, finish=finish, lanes=["a"], cancel=cancelled.set)
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(range(10**6), prepare=lambda i: i, lanes_of=lambda i: ["a"],
+                     work=lambda lane, i, slot: i, finish=finish, lanes=["a"], cancel=cancelled.set)
     assert finished == [0, 1, 2, 3]   # case 3 finished whole, then the interrupt, before case 4
     assert cancelled.is_set() and interrupts.received() == 1
 
 
-def test_a_signal_whose_handler_does_not_raise_lets_the_run_go_on():
+def test_a_signal_whose_handler_does_not_raise_lets_the_run_go_on(handlers):
     counted = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: counted.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: counted.append(signum))
     finished = []
 
     def finish(i, answers):
         if i == 2:
             signal.raise_signal(signal.SIGINT)
+            assert counted == []                 # held: the handler runs at the top of the loop
         finished.append(i)
 
-    try:
-        run_pipeline(range(50), prepare=lambda i: i, lanes_of=lambda i: ["a"], work=lambda lane, i, slot: i,
-                     finish=finish, lanes=["a"])
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    run_pipeline(range(50), prepare=lambda i: i, lanes_of=lambda i: ["a"], work=lambda lane, i, slot: i,
+                 finish=finish, lanes=["a"])
     assert counted == [signal.SIGINT] and sorted(finished) == list(range(50))
+
+
+def test_an_error_while_a_signal_is_held_is_the_error_raised(handlers):
+    """A case whose finishing fails after Ctrl-C: the failure is what the caller sees (the interrupt is
+    counted), not a KeyboardInterrupt that would report it as an interruption."""
+    def finish(i, answers):
+        if i == 1:
+            signal.raise_signal(signal.SIGINT)
+            raise RuntimeError("the reporter broke")
+
+    interrupts.install()
+    with pytest.raises(RuntimeError, match="reporter broke"):
+        run_pipeline(range(5), prepare=lambda i: i, lanes_of=lambda i: ["a"], work=lambda lane, i, slot: i,
+                     finish=finish, lanes=["a"])
+    assert interrupts.received() == 1

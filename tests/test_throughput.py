@@ -10,7 +10,7 @@ from harness.throughput import ThroughputRun, lines, record
 def test_throughput_runs_report_their_timing_and_the_memory_ratio(tmp_path):
     runs = [ThroughputRun("fuzz-20", (), "numpy", fuzz_cases=20), ThroughputRun("fuzz-40", (), "numpy",
                                                                                 fuzz_cases=40)]
-    bench = record(tmp_path, {"schema": "conform.bench/2", "results": []}, runs, log=lambda line: None)
+    bench = record(tmp_path, {"schema": "conform.bench/3", "results": []}, runs, log=lambda line: None)
     written = json.loads((tmp_path / "bench.json").read_text())
     assert written == json.loads(json.dumps(bench))
     small, large = written["throughput"]["runs"]

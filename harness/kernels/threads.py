@@ -35,7 +35,8 @@ of the calls while torch ran cleanly on two threads (conv2d b1 4.9 against
 Both come from ``/proc/loadavg`` (Linux); elsewhere the call keeps Numba's
 setting, as it does where ``CONFORM_ALL_THREADS=1`` says that nothing else
 computes meanwhile (``conform bench``'s workers: Note [Turns] in
-``harness/bench.py``).
+``harness/bench.py``); there no stalled call sends the next ones to one
+thread either (Note [Stalled calls]).
 
 Note [Stalled calls]
 --------------------
@@ -98,13 +99,13 @@ from typing import Optional
 
 import numba
 
-from harness.kernels.oracle_threads import ALL_THREADS
-
 __all__ = ["SPIN", "fit_threads", "fitting_threads", "launch_pool", "pool_spin"]
 
 _ROUND_UP = 0.1    # libgomp's "biased rounding" of the load average (gomp_dynamic_max_threads)
 _CORES = os.cpu_count() or 1    # read once: os.cpu_count() takes ~2 µs
 
+#: As ``harness.kernels.oracle_threads.ALL_THREADS`` (not imported: a numba reproducer embeds this module whole).
+ALL_THREADS = "CONFORM_ALL_THREADS"
 _EVERY_THREAD = os.environ.get(ALL_THREADS) == "1"      # read once, as Numba reads its own settings
 
 try:
@@ -187,7 +188,7 @@ def fit_threads(kernel):
     def call(*args, **kwargs):
         wanted = numba.get_num_threads()
         use = _team(wanted) if wanted > 1 else 1
-        if use > 1 and _STALLS["left"] > 0:
+        if use > 1 and _STALLS["left"] > 0 and not _EVERY_THREAD:
             _STALLS["left"] -= 1
             use = 1
         if use > 1:
