@@ -61,17 +61,11 @@ fall within the same stretch of time, and with one call a turn each
 backend's calls are spread over all of it (with the defaults, one in every
 fifteenth): every backend's median samples the same states of the host, as
 Google Benchmark interleaves the repetitions of its benchmarks (there in a
-random order) to cut run-to-run variance. With 4
-rounds (four calls a turn), five full runs gave numba's worst ratio on
-benchmarks/ as 0.89-1.11 and the oracle's as 3.43-4.33 (conv2d b4: 1.05-1.59
-ms by round against torch's 0.21-0.37), one backend's medians moving by up
-to ±50% from round to round; the calls of a turn shared whatever the host
-did in those seconds. A stretch where the host is slow for a whole case
-still shows: in one full run with 15 rounds every call of conv2d b4 was
-slow, the oracle's 1.9-4.7 ms, numba's 0.34-1.77 and torch's 0.32-0.69
-(against 0.65-1.9, 0.14-0.42 and 0.22-0.65 in a bench of that case and b2
-minutes later): the in-house backends, the memory-bound ones, suffer most.
-bench.json keeps every timed call in round order (``times_ms``) to read that.
+random order) to cut run-to-run variance. With 4 rounds (four calls a turn),
+five full runs gave numba's worst ratio on benchmarks/ as 0.89-1.11 and the
+oracle's as 3.43-4.33 (conv2d b4: 1.05-1.59 ms by round against torch's
+0.21-0.37), one backend's medians moving by up to ±50% from round to round.
+bench.json keeps every timed call in round order (``times_ms``).
 
 Turns were tried once before and dropped, for what the backends leave
 behind: the frameworks' runtimes keep their threads spinning after a call
@@ -90,19 +84,22 @@ reached the cap, and the oracle's calls ran on two threads throughout (all
 2,271 calls of a conv2d bench with four backends). Without ``/proc`` (not
 Linux) the wait is ``QUIET_S``.
 
-Those teams are also why the in-house backends' calls ran slower in full
-runs than alone. A team is sized from the 1-minute load average and the tasks
-runnable at the instant of the call; through a bench the load average stays
-at 2-3.6 (MindSpore's worker runs four threads on the two cores through its
-turns) after every other worker has gone quiet, so any task runnable at that
-instant halved a call: 11% of numba's calls in a conv2d bench with every
-backend went to one thread, and with one call a turn numba's conv2d b2 and b4
-took 0.45 and 0.39 ms (1.32 and 1.24× torch), the oracle's 1.54 and 1.32 (4.5
-and 4.2×). Turns make sure that nothing else computes, so the bench starts its
-workers with ``CONFORM_ALL_THREADS=1`` and the in-house calls take every
-thread, as torch's do: 0.28 and 0.21 ms (0.95 and 0.76×), the oracle's 0.93
-and 0.80 (3.2 and 2.9×) in the next run. ``conform run`` keeps the adaptive
-teams: there the other workers do compute.
+Those teams were also why the in-house backends' calls ran slower in full
+runs than alone, and much of their spread. A team is sized from the 1-minute
+load average and the tasks runnable at the instant of the call; through a
+bench the load average stays at 2-3.6 (MindSpore's worker runs four threads
+on the two cores through its turns) after every other worker has gone quiet,
+so any task runnable at that instant halved a call: 11% of numba's calls in
+a conv2d bench with every backend went to one thread, and with one call a
+turn numba's conv2d b2 and b4 took 0.45 and 0.39 ms (1.32 and 1.24× torch),
+the oracle's 1.54 and 1.32 (4.5 and 4.2×). Turns make sure that nothing else
+computes, so the bench starts its workers with ``CONFORM_ALL_THREADS=1`` and
+the in-house calls take every thread, as torch's do: 0.28 and 0.21 ms (0.95
+and 0.76×), the oracle's 0.93 and 0.80 (3.2 and 2.9×) in the next run.
+``conform run`` keeps the adaptive teams: there the other workers do
+compute. Full runs with one call a turn, numba's and the oracle's worst
+ratio to torch: 1.57 and 7.28, 1.31 and 5.49 with adaptive teams; 0.89 and
+3.18, 0.88 and 3.61 with every thread.
 
 Note [Steady state]
 -------------------
