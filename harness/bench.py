@@ -187,17 +187,16 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
     # (backend, case id) -> ms of every timed call, why there are none, or both (timed calls, then a failure)
     answers: dict = {}
     total = min(rounds, repeats)
+    warm_ups = (warmup, warmup_s), (min(warmup, REWARM_CALLS), rewarm_s)      # (calls, s): first turn, later ones
     with _Workers(log) as workers:
         for case in cases if backend_ids else ():
             calls: dict = {}         # dtype -> the case's call, prepared once for every round
             for k in range(total):  # backends take turns on the case (Note [Turns])
                 count = repeats // total + (k < repeats % total)          # 15 in 4 rounds: 4, 4, 4, 3
-                # The first turn reaches the steady state, later ones only wake the backend up (Note [Steady state]).
-                warm = (warmup, warmup_s) if k == 0 else (min(warmup, REWARM_CALLS), rewarm_s)
                 start = k % len(backend_ids)
                 for bid in backend_ids[start:] + backend_ids[:start]:
-                    _take_turn(workers, bid, case, calls, count, answers, warm, (warmup, warmup_s), timeout_s,
-                               log, f"round {k + 1}/{total}")
+                    _take_turn(workers, bid, case, calls, count, answers, warm_ups, k == 0, timeout_s, log,
+                               f"round {k + 1}/{total}")
             for bid in backend_ids:
                 times = answers.get((bid, case.id))
                 if isinstance(times, list) and times:
@@ -227,20 +226,20 @@ def run_bench(cases: list[Case], backend_ids: list[str], out: Path, warmup: int 
             r["ratio_to_fastest_framework"] = r["median_ms"] / fastest if fastest else None
             r["ratio_to_torch"] = r["median_ms"] / torch if torch else None
     result = {"schema": "conform.bench/3", "peak": peak, "blas": blas_kernels(), "warmup": warmup,
-              "warmup_s": warmup_s, "rewarm": min(warmup, REWARM_CALLS),
-              "rewarm_s": rewarm_s, "repeats": repeats, "rounds": total, "results": rows}
+              "warmup_s": warmup_s, "rewarm": warm_ups[1][0], "rewarm_s": rewarm_s, "repeats": repeats,
+              "rounds": total, "results": rows}
     atomic_write(out / "bench.json", json.dumps(result, indent=1) + "\n")
     return result
 
 
 def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: int, answers: dict,
-               warm: tuple[int, float], first_warm: tuple[int, float], timeout_s: float, log, label: str) -> None:
+               warm_ups: tuple[tuple[int, float], tuple[int, float]], first_turn: bool, timeout_s: float, log,
+               label: str) -> None:
     """Backend ``bid``'s turn (``label``) on ``case``: once the other workers are quiet, a warm-up of at least
-    ``warm`` (calls, seconds; ``first_warm`` for a worker that restarts), then ``repeats`` more timed calls into
-    ``answers``. A backend that fails on the
-    case (or is unavailable) takes no more turns on it: a hung framework costs its timeout once, not once a
-    round. Its timed calls so far are kept (the row's ``repeats`` says how many, ``stopped`` why there are no
-    more), else the row says why it has none."""
+    (calls, seconds) ``warm_ups[0]`` on its first turn, ``warm_ups[1]`` on a later one, then ``repeats`` more
+    timed calls into ``answers``. A backend that fails on the case (or is unavailable) takes no more turns on
+    it: a hung framework costs its timeout once, not once a round. Its timed calls so far are kept (the row's
+    ``repeats`` says how many, ``stopped`` why there are no more), else the row says why it has none."""
     key = (bid, case.id)
     if not isinstance(answers.get(key, []), list):
         return
@@ -249,8 +248,9 @@ def _take_turn(workers: "_Workers", bid: str, case: Case, calls: dict, repeats: 
         dtype = ORACLE_DTYPE.get(bid, case.dtype)
         if dtype not in calls:
             calls[dtype] = _call(case, dtype)
-        if not worker.alive():              # restarts for this turn: a fresh process, warmed as on a first turn
-            warm = first_warm
+        # A first turn reaches the steady state, a later one only wakes the backend up (Note [Steady state]),
+        # unless its worker restarts for this turn: a fresh process.
+        warm = warm_ups[0] if first_turn or not worker.alive() else warm_ups[1]
         workers.wait_until_quiet(bid)
         answer = worker.bench(calls[dtype], warm[0], repeats, timeout_s, warm[1])
         if isinstance(answer, list):
